@@ -1,0 +1,40 @@
+/* Entity schemas and validation, Kong's rules and messages. The CP runs this on
+ * every write and the DP on every snapshot it receives, so the DP never applies
+ * what the CP would reject.
+ *
+ * Entities are jansson objects in Kong's admin API shape, with one difference kept
+ * inside Strait: created_at and updated_at are in milliseconds (the admin API shows
+ * seconds; cp_admin converts at the boundary). */
+#ifndef STRAIT_ST_SCHEMA_H
+#define STRAIT_ST_SCHEMA_H
+
+#include <jansson.h>
+
+#include "st_entity.h"
+
+/* Normalises obj in place for storing: expands the `url` shorthand of services into
+ * protocol/host/port/path (and removes `url`), fills defaults for missing fields
+ * (Kong's: services protocol tcp... port 80, timeouts 60000, retries 5, enabled true;
+ * routes preserve_host false), sets every other known field that is absent to null,
+ * and checks types, ranges and Kong's cross-field rules. Unknown fields are errors
+ * (`unknown field`). Does not check uniqueness or foreign keys (the store does), nor
+ * set id/created_at/updated_at (the caller does before calling; they are validated).
+ *
+ * Returns 0, or -ST_ESCHEMA with *fields set to a new object in Kong's `fields` shape
+ * ({"@entity": ["..."], "port": "...", "protocols": ["..."], "sources": [{"ip": "..."}]}),
+ * owned by the caller. Features not built yet (udp, tls) are refused the same way. */
+int st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields);
+
+/* Formats Kong's message for a `fields` object into buf:
+ * "schema violation (port: value should be between 0 and 65535)" or
+ * "2 schema violations (@entity-msg; host: required field missing)"
+ * (@entity errors first, then fields sorted by path, nested as "sources.1.ip"). */
+void st_schema_message(const json_t *fields, char *buf, size_t size);
+
+/* The fields of an entity kind in Kong's output order (NULL-terminated). */
+const char *const *st_schema_field_names(enum st_entity_kind k);
+
+/* True when s is a UUID in canonical 8-4-4-4-12 hex form. */
+bool st_schema_is_uuid(const char *s);
+
+#endif

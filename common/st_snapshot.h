@@ -1,0 +1,45 @@
+/* Entities <-> the protobuf Snapshot, with the canonical SHA-256 hash.
+ * Only this module and st_syncmsg see the protobuf-c headers. */
+#ifndef STRAIT_ST_SNAPSHOT_H
+#define STRAIT_ST_SNAPSHOT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_entity.h"
+
+struct st_err;
+
+/* Builds and encodes a Snapshot from validated entities (jansson arrays of objects
+ * as st_schema leaves them, created_at in ms). Sorts every list by id and every
+ * set-like string list, so the same configuration always gives the same bytes and hash.
+ * On success *out is a malloc'd buffer the caller frees, and hash holds 64 hex digits.
+ * Returns 0 or a negative code with err filled. */
+int st_snapshot_build(uint64_t version, json_t *services, json_t *routes, uint8_t **out,
+                      size_t *outlen, char hash[65], struct st_err *err);
+
+/* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
+struct st_snapshot {
+    uint64_t version;
+    char hash[65];
+    struct st_service *services;
+    size_t n_services;
+    struct st_route *routes; /* route->service resolved */
+    size_t n_routes;
+    void *priv; /* decoder state owning the strings */
+};
+
+/* Decodes an encoded Snapshot, hashes the config bytes it carries (never a
+ * re-encoding) and refuses a mismatch (-ST_EHASH), then validates every entity
+ * with st_schema (-ST_ESCHEMA) and resolves route->service. Returns 0 and a new
+ * snapshot the caller frees with st_snapshot_free(), or a negative code with err filled. */
+int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out,
+                      struct st_err *err);
+
+void st_snapshot_free(struct st_snapshot *s);
+
+/* Reads only version and hash without verifying (for logs). Returns 0 or -ST_EPARSE. */
+int st_snapshot_peek(const uint8_t *p, size_t len, uint64_t *version, char hash[65]);
+
+#endif

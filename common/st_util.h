@@ -1,0 +1,37 @@
+/* Allocation that aborts on failure (boot, config and CP code only; the DP
+ * hot path checks its allocations), and small string helpers. */
+#ifndef STRAIT_ST_UTIL_H
+#define STRAIT_ST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Always-on cheap invariant check; never use on external input. */
+#define ST_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            st_assert_fail(#cond, __FILE__, __LINE__);                                             \
+        }                                                                                          \
+    } while (0)
+
+void st_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+
+/* Abort with the size on failure. Results are freed with free(). */
+void *st_xmalloc(size_t n);
+void *st_xcalloc(size_t n, size_t size);
+void *st_xrealloc(void *p, size_t n);
+char *st_xstrdup(const char *s);
+
+/* snprintf that reports truncation: returns 0, or -ENOSPC if the output was cut. */
+int st_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Milliseconds: wall clock (for created_at) and monotonic (for timeouts). */
+int64_t st_time_ms(void);
+int64_t st_mono_ms(void);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void st_hex(const uint8_t *p, size_t n, char *out);
+
+#endif
