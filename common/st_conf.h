@@ -26,7 +26,7 @@ enum st_mtls {
 
 /* The loaded configuration. Strings are owned by the struct (NULL: unset). */
 struct st_conf {
-    char *prefix; /* -p, default /usr/local/strait */
+    char *prefix;    /* -p, default /usr/local/strait */
     char *conf_path; /* -c, or NULL */
 
     /* control plane */
@@ -73,8 +73,8 @@ struct st_conf {
  * other plane are parsed but not required. Nothing is left in *c on failure.
  * Returns 0, or -ST_ECONF with err->msg like "strait.conf:12: stream_listen: unknown
  * flag 'sssl'" and err->field the key. Release with st_conf_fini(). */
-int st_conf_load(struct st_conf *c, const char *conf_path, const char *prefix,
-                 enum st_plane plane, struct st_err *err);
+int st_conf_load(struct st_conf *c, const char *conf_path, const char *prefix, enum st_plane plane,
+                 struct st_err *err);
 
 void st_conf_fini(struct st_conf *c);
 

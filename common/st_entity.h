@@ -29,14 +29,14 @@ unsigned st_proto_parse(const char *name);
 
 struct st_service {
     const char *id;
-    const char *name;          /* NULL: none */
+    const char *name; /* NULL: none */
     int64_t created_at_ms;
-    unsigned protocol;         /* one ST_PROTO_* */
+    unsigned protocol; /* one ST_PROTO_* */
     const char *host;
     uint16_t port;
-    uint32_t connect_timeout;  /* ms */
-    uint32_t read_timeout;     /* ms */
-    uint32_t write_timeout;    /* ms */
+    uint32_t connect_timeout; /* ms */
+    uint32_t read_timeout;    /* ms */
+    uint32_t write_timeout;   /* ms */
     uint32_t retries;
     bool enabled;
 };
@@ -50,9 +50,9 @@ struct st_endpoint {
 
 struct st_route {
     const char *id;
-    const char *name;          /* NULL: none */
+    const char *name; /* NULL: none */
     int64_t created_at_ms;
-    unsigned protocols;        /* ST_PROTO_* flags */
+    unsigned protocols; /* ST_PROTO_* flags */
     struct st_endpoint *sources;
     size_t n_sources;
     struct st_endpoint *destinations;
@@ -60,7 +60,7 @@ struct st_route {
     const char **snis;
     size_t n_snis;
     bool preserve_host;
-    const char *service_id;    /* NULL: none */
+    const char *service_id;           /* NULL: none */
     const struct st_service *service; /* resolved by id, NULL if none */
 };
 

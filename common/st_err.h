@@ -5,17 +5,17 @@
 /* Strait's own error codes, negated like -errno, clear of errno values. */
 enum st_errc {
     ST_E_BASE = 1000,
-    ST_ECONF,     /* bad configuration key or value */
-    ST_EPARSE,    /* malformed input (text, bytes) */
-    ST_ESCHEMA,   /* entity failed validation */
-    ST_ENOTFOUND, /* no such entity */
-    ST_EUNIQUE,   /* unique constraint violated */
-    ST_EFOREIGN,  /* foreign key points nowhere */
-    ST_EREFERENCED, /* still referenced by another entity */
-    ST_EPKEY,     /* primary key already exists */
-    ST_EDB,       /* database error */
-    ST_EHASH,     /* snapshot bytes do not match their hash */
-    ST_ETOOBIG,   /* payload over a configured limit */
+    ST_ECONF,        /* bad configuration key or value */
+    ST_EPARSE,       /* malformed input (text, bytes) */
+    ST_ESCHEMA,      /* entity failed validation */
+    ST_ENOTFOUND,    /* no such entity */
+    ST_EUNIQUE,      /* unique constraint violated */
+    ST_EFOREIGN,     /* foreign key points nowhere */
+    ST_EREFERENCED,  /* still referenced by another entity */
+    ST_EPKEY,        /* primary key already exists */
+    ST_EDB,          /* database error */
+    ST_EHASH,        /* snapshot bytes do not match their hash */
+    ST_ETOOBIG,      /* payload over a configured limit */
     ST_EUNSUPPORTED, /* asks for a feature Strait does not have yet */
     ST_E_LAST,
 };

@@ -34,8 +34,7 @@ struct st_snapshot {
  * re-encoding) and refuses a mismatch (-ST_EHASH), then validates every entity
  * with st_schema (-ST_ESCHEMA) and resolves route->service. Returns 0 and a new
  * snapshot the caller frees with st_snapshot_free(), or a negative code with err filled. */
-int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out,
-                      struct st_err *err);
+int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct st_err *err);
 
 void st_snapshot_free(struct st_snapshot *s);
 

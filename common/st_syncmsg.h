@@ -17,8 +17,8 @@ struct st_sync_req {
     char *dp_version;
     struct st_label *labels;
     size_t n_labels;
-    char *have_hash;  /* "" or NULL: none */
-    char *last_error; /* NULL: none */
+    char *have_hash;     /* "" or NULL: none */
+    char *last_error;    /* NULL: none */
     int64_t cert_expiry; /* 0: unknown */
     bool goodbye;
 };
@@ -31,8 +31,8 @@ enum st_sync_status {
 
 struct st_sync_resp {
     enum st_sync_status status;
-    char *reason;       /* NULL: none */
-    uint8_t *snapshot;  /* encoded Snapshot with ST_SYNC_OK */
+    char *reason;      /* NULL: none */
+    uint8_t *snapshot; /* encoded Snapshot with ST_SYNC_OK */
     size_t snapshot_len;
 };
 

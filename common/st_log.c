@@ -1,0 +1,93 @@
+/* Logging: one line per call, formatted into a stack buffer and written to stderr
+ * with one write(2), so lines from threads never interleave. */
+#include "st_log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "st_err.h"
+
+static const char *const level_names[] = {
+    [ST_LOG_EMERG] = "emerg", [ST_LOG_ALERT] = "alert", [ST_LOG_CRIT] = "crit",
+    [ST_LOG_ERR] = "error",   [ST_LOG_WARN] = "warn",   [ST_LOG_NOTICE] = "notice",
+    [ST_LOG_INFO] = "info",   [ST_LOG_DEBUG] = "debug",
+};
+
+/* The one process-wide setting; written at start-up, read everywhere. */
+static _Atomic int log_threshold = ST_LOG_NOTICE;
+
+void
+st_log_set_level(enum st_log_level level)
+{
+    atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
+}
+
+int
+st_log_level_parse(const char *name, enum st_log_level *out)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            *out = (enum st_log_level)i;
+            return 0;
+        }
+    }
+    return -ST_EPARSE;
+}
+
+bool
+st_log_enabled(enum st_log_level level)
+{
+    return (int)level <= atomic_load_explicit(&log_threshold, memory_order_relaxed);
+}
+
+void
+st_log(enum st_log_level level, int err, const char *fmt, ...)
+{
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    va_list ap;
+    size_t n;
+    int rc;
+
+    if (!st_log_enabled(level)) {
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    n = strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S", &tm);
+    rc = snprintf(line + n, sizeof(line) - n, " [%s] %d#%ld: ", level_names[level], (int)getpid(),
+                  (long)syscall(SYS_gettid));
+    if (rc > 0) {
+        n += (size_t)rc;
+    }
+    va_start(ap, fmt);
+    rc = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    va_end(ap);
+    if (rc > 0) {
+        n += (size_t)rc;
+    }
+    if (n >= sizeof(line) - 1) {
+        n = sizeof(line) - 2; /* truncated: keep the newline */
+    }
+    if (err != 0) {
+        rc = snprintf(line + n, sizeof(line) - n, ": %s", st_strerror(err));
+        if (rc > 0) {
+            n += (size_t)rc;
+        }
+        if (n >= sizeof(line) - 1) {
+            n = sizeof(line) - 2;
+        }
+    }
+    line[n++] = '\n';
+    /* Best effort: a log line that cannot be written has nowhere else to go. */
+    if (write(STDERR_FILENO, line, n) == -1) {
+        return;
+    }
+}
