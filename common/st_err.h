@@ -24,7 +24,7 @@ enum st_errc {
 struct st_err {
     int code;       /* negative, as returned */
     char field[64]; /* the config key or entity field, or "" */
-    char msg[256];
+    char msg[512];
 };
 
 /* Names an error returned by a Strait function: -errno or -ST_E*. Static string. */

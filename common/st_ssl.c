@@ -1,0 +1,280 @@
+/* OpenSSL helpers for boot and CP code: SHA-256, random bytes, v4 UUIDs, the
+ * cluster certificate pair (`strait-cp cluster gen_cert`) and certificate expiry.
+ * Nothing here touches the DP's TLS data path (dp_xprt_tls). */
+#include "st_ssl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "st_err.h"
+#include "st_util.h"
+
+#define CLUSTER_CN       "strait_clustering"
+#define CLUSTER_DAYS_MAX 36500
+
+void
+st_ssl_sha256_hex(const void *p, size_t n, char out[65])
+{
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+
+    int ok = EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL);
+
+    /* EVP_Digest only fails on allocation failure or a broken provider setup. */
+    ST_ASSERT(ok == 1 && mdlen == sizeof(md));
+    st_hex(md, sizeof(md), out);
+}
+
+int
+st_ssl_random(void *p, size_t n)
+{
+    while (n > 0) {
+        int chunk = n > (1u << 20) ? (1 << 20) : (int)n;
+
+        if (RAND_bytes(p, chunk) != 1) {
+            return -EIO;
+        }
+        p = (uint8_t *)p + chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+int
+st_ssl_uuid(char out[37])
+{
+    uint8_t b[16];
+    char hex[33];
+    int rc = st_ssl_random(b, sizeof(b));
+
+    if (rc != 0) {
+        return rc;
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4, RFC 9562 §5.4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
+    st_hex(b, sizeof(b), hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    return 0;
+}
+
+/* The last OpenSSL error as text, for messages. */
+static const char *
+ossl_reason(char *buf, size_t size)
+{
+    unsigned long e = ERR_get_error();
+
+    if (e == 0) {
+        snprintf(buf, size, "unknown OpenSSL error");
+    } else {
+        ERR_error_string_n(e, buf, size);
+    }
+    ERR_clear_error();
+    return buf;
+}
+
+static int
+add_ext(X509 *x, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    int ok;
+
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) {
+        return -1;
+    }
+    ok = X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok == 1 ? 0 : -1;
+}
+
+/* Builds the self-signed certificate for pkey. Returns NULL on failure. */
+static X509 *
+make_cluster_cert(EVP_PKEY *pkey, int days)
+{
+    X509 *x = X509_new();
+    BIGNUM *serial = BN_new();
+    X509_NAME *name;
+    int ok = 0;
+
+    if (x == NULL || serial == NULL) {
+        goto out;
+    }
+    /* 127 random bits keep the serial positive and within RFC 5280's 20 octets. */
+    if (X509_set_version(x, X509_VERSION_3) != 1 ||
+        BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+        BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
+        X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+        X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400) == NULL) {
+        goto out;
+    }
+    name = X509_get_subject_name(x);
+    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)CLUSTER_CN, -1,
+                                   -1, 0) != 1 ||
+        X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, pkey) != 1) {
+        goto out;
+    }
+    /* The same certificate is both the peer's and the only trust anchor (shared
+     * mode), so it is marked as a CA and carries no key-usage restrictions. */
+    if (add_ext(x, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
+        add_ext(x, NID_subject_alt_name, "DNS:" CLUSTER_CN) != 0 ||
+        add_ext(x, NID_subject_key_identifier, "hash") != 0 ||
+        add_ext(x, NID_authority_key_identifier, "keyid:always") != 0) {
+        goto out;
+    }
+    if (X509_sign(x, pkey, EVP_sha256()) == 0) {
+        goto out;
+    }
+    ok = 1;
+out:
+    BN_free(serial);
+    if (!ok) {
+        X509_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
+/* Opens path for writing into *out, refusing an existing file. Returns 0 or fills err. */
+static int
+open_new(const char *path, mode_t mode, FILE **out, struct st_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+    if (fd == -1) {
+        int e = errno;
+
+        if (e == EEXIST) {
+            return st_err_set(err, -EEXIST, path, "%s already exists; not overwriting it", path);
+        }
+        return st_err_set(err, -e, path, "cannot create %s: %s", path, strerror(e));
+    }
+    /* The umask may have cleared bits of mode; set exactly what we mean. */
+    if (fchmod(fd, mode) == -1 || (*out = fdopen(fd, "w")) == NULL) {
+        int e = errno;
+
+        close(fd);
+        unlink(path);
+        return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* Writes the PEM of x (pkey NULL) or pkey to a new file. Removes it on failure. */
+static int
+write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *pkey, struct st_err *err)
+{
+    char why[256];
+    FILE *f = NULL;
+    int ok = open_new(path, mode, &f, err);
+
+    if (ok != 0) {
+        return ok;
+    }
+    if (x != NULL) {
+        ok = PEM_write_X509(f, x);
+    } else {
+        ok = PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
+    }
+    if (ok != 1 || fflush(f) != 0 || fsync(fileno(f)) == -1) {
+        int e = errno;
+
+        fclose(f);
+        unlink(path);
+        if (ok != 1) {
+            return st_err_set(err, -EIO, path, "cannot write %s: %s", path,
+                              ossl_reason(why, sizeof(why)));
+        }
+        return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
+    }
+    if (fclose(f) != 0) {
+        int e = errno;
+
+        unlink(path);
+        return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int
+st_ssl_gen_cluster_cert(const char *cert_path, const char *key_path, int days, struct st_err *err)
+{
+    char why[256];
+    EVP_PKEY *pkey = NULL;
+    X509 *x = NULL;
+    int rc;
+
+    if (days < 1 || days > CLUSTER_DAYS_MAX) {
+        return st_err_set(err, -EINVAL, "days", "days must be between 1 and %d", CLUSTER_DAYS_MAX);
+    }
+    /* Check both first, so that a refusal leaves no half-written pair behind. */
+    if (access(cert_path, F_OK) == 0) {
+        return st_err_set(err, -EEXIST, cert_path, "%s already exists; not overwriting it",
+                          cert_path);
+    }
+    if (access(key_path, F_OK) == 0) {
+        return st_err_set(err, -EEXIST, key_path, "%s already exists; not overwriting it",
+                          key_path);
+    }
+    pkey = EVP_EC_gen("secp384r1");
+    if (pkey == NULL || (x = make_cluster_cert(pkey, days)) == NULL) {
+        rc = st_err_set(err, -EIO, NULL, "cannot generate the cluster certificate: %s",
+                        ossl_reason(why, sizeof(why)));
+        goto out;
+    }
+    rc = write_pem(key_path, 0600, NULL, pkey, err);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = write_pem(cert_path, 0644, x, NULL, err);
+    if (rc != 0) {
+        unlink(key_path);
+    }
+out:
+    X509_free(x);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+int
+st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
+{
+    char why[256];
+    struct tm tm;
+    X509 *x;
+    FILE *f = fopen(cert_path, "re");
+
+    if (f == NULL) {
+        int e = errno;
+
+        return st_err_set(err, -e, cert_path, "cannot open %s: %s", cert_path, strerror(e));
+    }
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (x == NULL) {
+        return st_err_set(err, -ST_EPARSE, cert_path, "%s: no PEM certificate: %s", cert_path,
+                          ossl_reason(why, sizeof(why)));
+    }
+    memset(&tm, 0, sizeof(tm));
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
+        X509_free(x);
+        return st_err_set(err, -ST_EPARSE, cert_path, "%s: bad notAfter time", cert_path);
+    }
+    X509_free(x);
+    *expiry = (int64_t)timegm(&tm);
+    return 0;
+}

@@ -1,0 +1,183 @@
+/* Unit tests for st_ssl: SHA-256 known vectors, random bytes, v4 UUID format, the
+ * cluster certificate pair (CN, key type, validity, file modes, no overwrite) and
+ * certificate expiry. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "st_err.h"
+#include "st_ssl.h"
+
+static void
+test_sha256_vectors(void **state)
+{
+    char hex[65];
+
+    (void)state;
+    /* FIPS 180-2 appendix B.1 and the empty string */
+    st_ssl_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    st_ssl_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void
+test_random(void **state)
+{
+    uint8_t a[32], b[32];
+
+    (void)state;
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    assert_int_equal(st_ssl_random(a, sizeof(a)), 0);
+    assert_int_equal(st_ssl_random(b, sizeof(b)), 0);
+    assert_memory_not_equal(a, b, sizeof(a));
+    assert_int_equal(st_ssl_random(a, 0), 0);
+}
+
+static bool
+is_v4_uuid(const char *u)
+{
+    if (strlen(u) != 36) {
+        return false;
+    }
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (u[i] != '-') {
+                return false;
+            }
+        } else if (strchr("0123456789abcdef", u[i]) == NULL) {
+            return false;
+        }
+    }
+    return u[14] == '4' && strchr("89ab", u[19]) != NULL;
+}
+
+static void
+test_uuid(void **state)
+{
+    char a[37], b[37];
+
+    (void)state;
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(st_ssl_uuid(a), 0);
+        if (!is_v4_uuid(a)) {
+            fail_msg("not a v4 uuid: %s", a);
+        }
+    }
+    assert_int_equal(st_ssl_uuid(b), 0);
+    assert_string_not_equal(a, b);
+    assert_false(is_v4_uuid("0d1f7c2a-94e4-3b5c-8a11-2c7f0e6e9a01")); /* the checker checks */
+}
+
+static void
+test_gen_cluster_cert(void **state)
+{
+    char dir[] = "/tmp/st_ssl_test.XXXXXX";
+    char cert[128], key[128];
+    struct st_err err;
+    struct stat st;
+    int64_t expiry = 0;
+    int64_t now = (int64_t)time(NULL);
+    FILE *f;
+    X509 *x;
+    EVP_PKEY *pk;
+    char cn[64];
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, sizeof(cert), "%s/cluster.crt", dir);
+    snprintf(key, sizeof(key), "%s/cluster.key", dir);
+
+    assert_int_equal(st_ssl_gen_cluster_cert(cert, key, 10, &err), 0);
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(cert, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+
+    f = fopen(cert, "r");
+    assert_non_null(f);
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    assert_true(
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn)) > 0);
+    assert_string_equal(cn, "strait_clustering");
+    pk = X509_get0_pubkey(x);
+    assert_int_equal(EVP_PKEY_get_base_id(pk), EVP_PKEY_EC);
+    assert_int_equal(EVP_PKEY_get_bits(pk), 384);
+    assert_int_equal(X509_verify(x, pk), 1); /* self-signed */
+    assert_true(X509_check_ca(x) >= 1);
+    X509_free(x);
+
+    f = fopen(key, "r");
+    assert_non_null(f);
+    pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(pk);
+    EVP_PKEY_free(pk);
+
+    assert_int_equal(st_ssl_cert_expiry(cert, &expiry, &err), 0);
+    assert_true(expiry >= now + 10 * 86400 - 5 && expiry <= now + 10 * 86400 + 5);
+
+    /* existing files are never overwritten, and a refusal leaves no new file */
+    assert_int_equal(st_ssl_gen_cluster_cert(cert, key, 10, &err), -EEXIST);
+    assert_non_null(strstr(err.msg, "already exists"));
+    unlink(key);
+    assert_int_equal(st_ssl_gen_cluster_cert(cert, key, 10, &err), -EEXIST);
+    assert_int_equal(access(key, F_OK), -1);
+    assert_int_equal(st_ssl_gen_cluster_cert(cert, key, 0, &err), -EINVAL);
+
+    unlink(cert);
+    rmdir(dir);
+}
+
+static void
+test_cert_expiry_errors(void **state)
+{
+    char path[] = "/tmp/st_ssl_bad.XXXXXX";
+    struct st_err err;
+    int64_t expiry;
+    int fd;
+
+    (void)state;
+    assert_true(st_ssl_cert_expiry("/nonexistent/cert.pem", &expiry, &err) < 0);
+    assert_non_null(strstr(err.msg, "/nonexistent/cert.pem"));
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "garbage\n", 8), 8);
+    close(fd);
+    assert_int_equal(st_ssl_cert_expiry(path, &expiry, &err), -ST_EPARSE);
+    unlink(path);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_gen_cluster_cert),
+        cmocka_unit_test(test_cert_expiry_errors),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
