@@ -1,0 +1,163 @@
+/* PREFIX/strait.id and PREFIX/config.cache. */
+#include "dp_cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "st_err.h"
+#include "st_schema.h"
+#include "st_ssl.h"
+#include "st_util.h"
+
+#define DP_CACHE_MAX (256u * 1024 * 1024)
+
+static int
+write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Writes PREFIX/name through PREFIX/name.tmp, fsync and rename. */
+static int
+file_replace(const char *prefix, const char *name, const uint8_t *p, size_t len, int mode,
+             struct st_err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    int fd, rc;
+
+    if (st_snprintf(path, sizeof(path), "%s/%s", prefix, name) < 0 ||
+        st_snprintf(tmp, sizeof(tmp), "%s/%s.tmp", prefix, name) < 0) {
+        return st_err_set(err, -ENAMETOOLONG, NULL, "%s/%s: path too long", prefix, name);
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd == -1) {
+        rc = -errno;
+        return st_err_set(err, rc, NULL, "%s: %s", tmp, strerror(-rc));
+    }
+    rc = write_all(fd, p, len);
+    if (rc == 0 && fsync(fd) == -1) {
+        rc = -errno;
+    }
+    if (close(fd) == -1 && rc == 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && rename(tmp, path) == -1) {
+        rc = -errno;
+    }
+    if (rc < 0) {
+        (void)unlink(tmp);
+        return st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
+    }
+    fd = open(prefix, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd != -1) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
+static int
+file_read(const char *prefix, const char *name, uint8_t **out, size_t *len, struct st_err *err)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    uint8_t *buf;
+    size_t got = 0;
+    int fd, rc = 0;
+
+    if (st_snprintf(path, sizeof(path), "%s/%s", prefix, name) < 0) {
+        return st_err_set(err, -ENAMETOOLONG, NULL, "%s/%s: path too long", prefix, name);
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        rc = -errno;
+        return rc == -ENOENT ? rc : st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
+    }
+    if (fstat(fd, &st) == -1 || st.st_size < 0 || (uint64_t)st.st_size > DP_CACHE_MAX) {
+        close(fd);
+        return st_err_set(err, -EFBIG, NULL, "%s: unreadable or too large", path);
+    }
+    buf = st_xmalloc((size_t)st.st_size + 1);
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            rc = n == 0 ? -EIO : -errno;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    if (rc < 0) {
+        free(buf);
+        return st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int
+dp_cache_write(const char *prefix, const uint8_t *p, size_t len, struct st_err *err)
+{
+    return file_replace(prefix, "config.cache", p, len, 0600, err);
+}
+
+int
+dp_cache_read(const char *prefix, uint8_t **out, size_t *len, struct st_err *err)
+{
+    return file_read(prefix, "config.cache", out, len, err);
+}
+
+int
+dp_cache_id(const char *prefix, char id[37], struct st_err *err)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = file_read(prefix, "strait.id", &buf, &len, err);
+
+    if (rc == 0) {
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) {
+            buf[--len] = '\0';
+        }
+        if (!st_schema_is_uuid((const char *)buf)) {
+            free(buf);
+            return st_err_set(err, -ST_EPARSE, NULL, "%s/strait.id: not a UUID", prefix);
+        }
+        memcpy(id, buf, 37);
+        free(buf);
+        return 0;
+    }
+    if (rc != -ENOENT) {
+        return rc;
+    }
+    rc = st_ssl_uuid(id);
+    if (rc < 0) {
+        return st_err_set(err, rc, NULL, "cannot make an id: %s", st_strerror(rc));
+    }
+    id[36] = '\n';
+    rc = file_replace(prefix, "strait.id", (const uint8_t *)id, 37, 0644, err);
+    id[36] = '\0';
+    return rc;
+}

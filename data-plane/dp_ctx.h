@@ -1,0 +1,57 @@
+/* The data plane process: what main builds at start and every thread reads.
+ * Types only (and the counters), shared by dp_main, dp_worker, dp_sync, dp_status. */
+#ifndef STRAIT_DP_CTX_H
+#define STRAIT_DP_CTX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct st_conf;
+struct dp_runtime;
+struct dp_worker;
+struct dp_sync;
+struct dp_status;
+
+/* Per-worker counters: written by their worker with relaxed atomics, summed on read. */
+struct dp_counters {
+    atomic_uint_fast64_t accepted;
+    atomic_uint_fast64_t handled;
+    atomic_int_fast64_t active;
+    atomic_uint_fast64_t bytes_splice;
+    atomic_uint_fast64_t bytes_copy;
+    atomic_uint_fast64_t no_route;
+};
+
+struct dp_counters_sum {
+    uint64_t accepted, handled, bytes_splice, bytes_copy, no_route;
+    int64_t active;
+};
+
+struct dp_ctx {
+    const struct st_conf *conf;
+    char id[37];
+    char hostname[256];
+
+    size_t n_workers;
+    struct dp_worker **workers;
+
+    /* Guards the fields below: written by the sync thread (and main at start), read
+     * by the status thread. Workers never take it. */
+    pthread_mutex_t lock;
+    struct dp_runtime *rt; /* the current runtime; one reference held here */
+    char hash[65];         /* of rt, or 64 zeros */
+    uint64_t version;
+    int64_t last_sync; /* unix s of the last answer from the CP, 0: never */
+};
+
+/* Sums the workers' counters (relaxed reads). */
+void dp_ctx_counters(struct dp_ctx *ctx, struct dp_counters_sum *out);
+
+/* Publishes rt as the current runtime: every worker gets its own reference (picked
+ * up on its next loop turn), ctx->rt and the status fields are updated, and the
+ * previous runtime loses ctx's reference. Takes ownership of one reference of rt. */
+void dp_ctx_publish(struct dp_ctx *ctx, struct dp_runtime *rt);
+
+#endif

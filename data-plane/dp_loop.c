@@ -1,0 +1,138 @@
+/* The per-worker epoll loop: register fds, run turns. It knows nothing about
+ * sessions; owners embed struct dp_io and get called back. */
+#include "dp_loop.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "st_util.h"
+
+#define DP_LOOP_MAX_EVENTS 256
+
+int
+dp_loop_init(struct dp_loop *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd == -1) {
+        return -errno;
+    }
+    l->now = st_mono_ms();
+    return 0;
+}
+
+void
+dp_loop_fini(struct dp_loop *l)
+{
+    dp_timer_fini(l);
+    if (l->epfd != -1) {
+        close(l->epfd);
+        l->epfd = -1;
+    }
+}
+
+static int
+io_ctl(struct dp_loop *l, int op, struct dp_io *io, uint32_t events)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = io;
+    if (epoll_ctl(l->epfd, op, io->fd, &ev) == -1) {
+        return -errno;
+    }
+    return 0;
+}
+
+int
+dp_loop_io_add(struct dp_loop *l, struct dp_io *io, uint32_t events)
+{
+    return io_ctl(l, EPOLL_CTL_ADD, io, events);
+}
+
+int
+dp_loop_io_mod(struct dp_loop *l, struct dp_io *io, uint32_t events)
+{
+    return io_ctl(l, EPOLL_CTL_MOD, io, events);
+}
+
+void
+dp_loop_io_del(struct dp_loop *l, struct dp_io *io)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, &ev);
+}
+
+void
+dp_loop_defer(struct dp_loop *l, struct dp_deferred *d)
+{
+    if (d->queued) {
+        return;
+    }
+    d->queued = 1;
+    d->next = l->deferred;
+    l->deferred = d;
+}
+
+static int
+loop_poll(struct dp_loop *l, struct epoll_event *evs, int max_wait_ms)
+{
+    int timeout = dp_timer_next(l);
+    int n;
+
+    if (timeout == -1 || (max_wait_ms >= 0 && max_wait_ms < timeout)) {
+        timeout = max_wait_ms;
+    }
+    if (l->deferred != NULL) {
+        timeout = 0;
+    }
+    n = epoll_wait(l->epfd, evs, DP_LOOP_MAX_EVENTS, timeout);
+    if (n == -1) {
+        return errno == EINTR ? 0 : -errno;
+    }
+    return n;
+}
+
+static void
+loop_dispatch(struct dp_loop *l, struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct dp_io *io = evs[i].data.ptr;
+
+        io->cb(l, io->fd, io->arg, evs[i].events);
+    }
+}
+
+static void
+loop_run_deferred(struct dp_loop *l)
+{
+    while (l->deferred != NULL) {
+        struct dp_deferred *d = l->deferred;
+
+        l->deferred = d->next;
+        d->next = NULL;
+        d->queued = 0;
+        d->cb(l, d->arg);
+    }
+}
+
+int
+dp_loop_run_once(struct dp_loop *l, int max_wait_ms)
+{
+    struct epoll_event evs[DP_LOOP_MAX_EVENTS];
+    int n = loop_poll(l, evs, max_wait_ms);
+
+    if (n < 0) {
+        return n;
+    }
+    l->now = st_mono_ms();
+    loop_dispatch(l, evs, n);
+    dp_timer_run(l);
+    loop_run_deferred(l);
+    return 0;
+}

@@ -1,0 +1,646 @@
+/* Sessions: the one path from accept to the log line.
+ *
+ *   PREREAD (nothing on plain listeners) -> ROUTE -> CONNECT (retries, connect_timeout
+ *   per attempt) -> PROXY (dp_splice forwarders, read/write timeouts) -> LOG -> free
+ *
+ * Both sockets are registered edge-triggered once; events only set readiness flags and
+ * call dp_session_step(). A session is never freed inside its own callback: closing
+ * marks it and defers the free to the end of the loop turn. */
+#include "dp_session.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "dp_loop.h"
+#include "dp_runtime.h"
+#include "st_addr.h"
+#include "st_entity.h"
+#include "st_err.h"
+#include "st_log.h"
+#include "st_util.h"
+
+enum dp_sess_state {
+    DP_SESS_PREREAD = 0,
+    DP_SESS_ROUTE,
+    DP_SESS_CONNECT,
+    DP_SESS_PROXY,
+    DP_SESS_LOG,
+};
+
+enum dp_verdict {
+    DP_NEXT = 0,
+    DP_AGAIN,
+    DP_DECLINED,
+    DP_DONE,
+    DP_REJECT,
+    DP_ERROR,
+};
+
+#define DP_SESS_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
+struct dp_session {
+    struct dp_worker *w;
+    struct dp_listener *li;
+    enum dp_sess_state state;
+    const char *action; /* for logs: "... while <action>" */
+    struct dp_runtime *rt;
+    const struct st_route *route;
+    const struct dp_upstream *up;
+    struct sockaddr_storage client, local, peer;
+    bool has_peer;
+
+    struct dp_io cio, uio;
+    struct dp_sock c, u;
+    struct dp_fwd fwd[2]; /* [0] client -> upstream, [1] upstream -> client */
+
+    unsigned attempts;
+    int64_t start_ms, last_io, connect_deadline;
+    struct dp_timer timer;
+    struct dp_deferred defer;
+
+    int status;
+    const char *reason;
+    bool closing;
+    bool quiet; /* no session line (the no-route line says it all) */
+    struct dp_session *prev, *next;
+};
+
+static void dp_session_step(struct dp_session *s);
+
+size_t
+dp_session_size(void)
+{
+    return sizeof(struct dp_session);
+}
+
+/* ---------------------------------------------------------------- logging */
+
+static const char *
+route_name(const struct dp_session *s)
+{
+    if (s->route == NULL) {
+        return "-";
+    }
+    return s->route->name ? s->route->name : s->route->id;
+}
+
+static void dp_sess_log(struct dp_session *s, enum st_log_level level, int err, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
+
+/* Logs fmt with "while <action>, client: A, listener: B, route: R, upstream: U". */
+static void
+dp_sess_log(struct dp_session *s, enum st_log_level level, int err, const char *fmt, ...)
+{
+    char msg[256], client[64], upstream[64] = "-";
+    va_list ap;
+
+    if (!st_log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
+    if (s->has_peer) {
+        st_addr_format((const struct sockaddr *)&s->peer, upstream, sizeof(upstream));
+    }
+    st_log(level, 0, "%s%s%s while %s, client: %s, listener: %s, route: %s, upstream: %s", msg,
+           err ? ": " : "", err ? strerror(err < 0 ? -err : err) : "", s->action, client,
+           s->li->conf->text, route_name(s), upstream);
+}
+
+static void
+session_log_end(struct dp_session *s)
+{
+    char client[64], upstream[64] = "-";
+    int64_t ms = st_mono_ms() - s->start_ms;
+
+    if (!st_log_enabled(ST_LOG_INFO)) {
+        return;
+    }
+    st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
+    if (s->has_peer) {
+        st_addr_format((const struct sockaddr *)&s->peer, upstream, sizeof(upstream));
+    }
+    st_log(ST_LOG_INFO, 0,
+           "session: client %s, listener %s, route %s (%s), upstream %s, status %d, "
+           "bytes_received %llu, bytes_sent %llu, duration %lld.%03llds, end %s",
+           client, s->li->conf->text, s->route ? s->route->id : "-",
+           s->route && s->route->name ? s->route->name : "-", upstream, s->status,
+           (unsigned long long)s->fwd[0].bytes, (unsigned long long)s->fwd[1].bytes,
+           (long long)(ms / 1000), (long long)(ms % 1000), s->reason);
+}
+
+static void
+log_no_route(struct dp_session *s)
+{
+    char client[64], dest[64];
+
+    if (!st_log_enabled(ST_LOG_INFO)) {
+        return;
+    }
+    st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
+    st_addr_format((const struct sockaddr *)&s->local, dest, sizeof(dest));
+    st_log(ST_LOG_INFO, 0, "no route matched: listener %s, client %s, destination %s, sni -",
+           s->li->conf->text, client, dest);
+}
+
+/* ---------------------------------------------------------------- close and free */
+
+static void
+sock_close(struct dp_sock *k)
+{
+    if (k->fd != -1) {
+        close(k->fd); /* also removes it from epoll */
+        k->fd = -1;
+    }
+}
+
+/* A client closed before proxying (no route, no upstream) may have sent bytes already;
+ * closing over unread bytes makes the kernel send a reset, so read what is there
+ * first and let the client see a plain FIN. */
+static void
+client_discard_input(struct dp_sock *k)
+{
+    uint8_t junk[4096];
+
+    for (int i = 0; i < 16; i++) {
+        if (recv(k->fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0) {
+            return;
+        }
+    }
+}
+
+static struct dp_fwd_env
+session_env(struct dp_session *s)
+{
+    struct dp_fwd_env env = {
+        .pipes = &s->w->pipes,
+        .bufs = &s->w->buf_pool,
+        .cnt = &s->w->cnt,
+        .now = s->w->loop.now,
+    };
+
+    return env;
+}
+
+static void
+session_free(struct dp_loop *l, void *arg)
+{
+    struct dp_session *s = arg;
+    struct dp_worker *w = s->w;
+    struct dp_fwd_env env = session_env(s);
+
+    (void)l;
+    if (!s->quiet) {
+        session_log_end(s);
+    }
+    dp_fwd_fini(&s->fwd[0], &env);
+    dp_fwd_fini(&s->fwd[1], &env);
+    if (s->fwd[0].src == NULL && s->c.fd != -1) {
+        client_discard_input(&s->c);
+    }
+    sock_close(&s->c);
+    sock_close(&s->u);
+    dp_timer_del(&w->loop, &s->timer);
+    dp_runtime_unref(s->rt);
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        w->sessions = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    atomic_fetch_sub_explicit(&w->cnt.active, 1, memory_order_relaxed);
+    dp_pool_put(&w->sess_pool, s);
+}
+
+static void
+session_close(struct dp_session *s, int status, const char *reason)
+{
+    if (s->closing) {
+        return;
+    }
+    s->closing = true;
+    s->status = status;
+    s->reason = reason;
+    s->state = DP_SESS_LOG;
+    dp_timer_del(&s->w->loop, &s->timer);
+    dp_loop_defer(&s->w->loop, &s->defer);
+}
+
+void
+dp_session_abort_all(struct dp_worker *w)
+{
+    for (struct dp_session *s = w->sessions; s != NULL; s = s->next) {
+        s->action = "shutting down";
+        session_close(s, 200, "shutdown");
+    }
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static int64_t
+min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Arms the timer for the earliest proxy deadline. Lazy: a later deadline than the one
+ * armed is left for the callback to find, so a read does not touch the heap. */
+static void
+session_arm_proxy_timer(struct dp_session *s)
+{
+    const struct st_service *svc = s->up->svc;
+    int64_t next = INT64_MAX;
+
+    if (svc->read_timeout > 0) {
+        next = s->last_io + svc->read_timeout;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (svc->write_timeout > 0 && s->fwd[i].blocked_since != 0) {
+            next = min64(next, s->fwd[i].blocked_since + svc->write_timeout);
+        }
+    }
+    if (next == INT64_MAX) {
+        dp_timer_del(&s->w->loop, &s->timer);
+        return;
+    }
+    if (s->timer.idx == 0 || next < s->timer.expire) {
+        if (dp_timer_set(&s->w->loop, &s->timer, next) < 0) {
+            session_close(s, 500, "out of memory");
+        }
+    }
+}
+
+static void
+session_proxy_timeouts(struct dp_session *s)
+{
+    const struct st_service *svc = s->up->svc;
+    int64_t now = s->w->loop.now;
+
+    if (svc->read_timeout > 0 && now - s->last_io >= svc->read_timeout) {
+        dp_sess_log(s, ST_LOG_INFO, 0, "read timed out (%u ms)", svc->read_timeout);
+        session_close(s, 200, "read timeout");
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (svc->write_timeout > 0 && s->fwd[i].blocked_since != 0 &&
+            now - s->fwd[i].blocked_since >= svc->write_timeout) {
+            dp_sess_log(s, ST_LOG_INFO, 0, "write to %s timed out (%u ms)",
+                        i == 0 ? "upstream" : "client", svc->write_timeout);
+            session_close(s, 200, "write timeout");
+            return;
+        }
+    }
+    session_arm_proxy_timer(s);
+}
+
+static enum dp_verdict session_connect_start(struct dp_session *s);
+
+static void
+upstream_drop(struct dp_session *s)
+{
+    sock_close(&s->u);
+    s->u.rd_ready = s->u.wr_ready = false;
+}
+
+static void
+session_on_timer(struct dp_loop *l, void *arg)
+{
+    struct dp_session *s = arg;
+
+    if (s->closing) {
+        return;
+    }
+    if (s->state == DP_SESS_CONNECT) {
+        if (l->now < s->connect_deadline) {
+            (void)dp_timer_set(l, &s->timer, s->connect_deadline);
+            return;
+        }
+        dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->up->svc->connect_timeout);
+        upstream_drop(s);
+        if (session_connect_start(s) == DP_NEXT) {
+            dp_session_step(s);
+        }
+        return;
+    }
+    if (s->state == DP_SESS_PROXY) {
+        session_proxy_timeouts(s);
+    }
+}
+
+/* ---------------------------------------------------------------- I/O callbacks */
+
+static void
+sock_events(struct dp_sock *k, uint32_t events)
+{
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        k->rd_ready = true;
+    }
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+        k->wr_ready = true;
+    }
+}
+
+static void
+session_on_client(struct dp_loop *l, int fd, void *arg, uint32_t events)
+{
+    struct dp_session *s = arg;
+
+    (void)l;
+    (void)fd;
+    if (s->closing) {
+        return;
+    }
+    sock_events(&s->c, events);
+    dp_session_step(s);
+}
+
+static void
+session_on_upstream(struct dp_loop *l, int fd, void *arg, uint32_t events)
+{
+    struct dp_session *s = arg;
+
+    (void)l;
+    if (s->closing || fd != s->u.fd) {
+        return; /* a stale event for a socket of a failed connect attempt */
+    }
+    sock_events(&s->u, events);
+    dp_session_step(s);
+}
+
+/* ---------------------------------------------------------------- phases */
+
+static enum dp_verdict
+session_route(struct dp_session *s)
+{
+    s->action = "routing";
+    if (s->rt == NULL ||
+        dp_runtime_match(s->rt, (const struct sockaddr *)&s->client,
+                         (const struct sockaddr *)&s->local, &s->route, &s->up) != 0) {
+        log_no_route(s);
+        atomic_fetch_add_explicit(&s->w->cnt.no_route, 1, memory_order_relaxed);
+        s->quiet = true;
+        session_close(s, 500, "no route");
+        return DP_DECLINED;
+    }
+    if (s->up->n_addrs == 0) {
+        dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->up->svc->host);
+        session_close(s, 503, "no upstream address");
+        return DP_ERROR;
+    }
+    s->state = DP_SESS_CONNECT;
+    return session_connect_start(s);
+}
+
+/* Opens and connects one upstream socket. Returns 0, 1 when connected at once, or a
+ * negative errno (the attempt failed; a retry may follow). */
+static int
+upstream_open(struct dp_session *s, const struct sockaddr_storage *addr)
+{
+    int one = 1;
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc;
+
+    if (fd == -1) {
+        return -errno;
+    }
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    s->u.fd = fd;
+    s->uio.fd = fd;
+    rc = dp_loop_io_add(&s->w->loop, &s->uio, DP_SESS_EVENTS);
+    if (rc < 0) {
+        return rc;
+    }
+    if (connect(fd, (const struct sockaddr *)addr, len) == 0) {
+        return 1;
+    }
+    return errno == EINPROGRESS ? 0 : -errno;
+}
+
+static void
+session_proxy_begin(struct dp_session *s)
+{
+    dp_timer_del(&s->w->loop, &s->timer);
+    dp_fwd_init(&s->fwd[0], &s->c, &s->u);
+    dp_fwd_init(&s->fwd[1], &s->u, &s->c);
+    /* Edges may have passed while connecting: try both sides once. */
+    s->c.rd_ready = s->c.wr_ready = true;
+    s->u.rd_ready = s->u.wr_ready = true;
+    s->last_io = s->w->loop.now;
+    s->state = DP_SESS_PROXY;
+}
+
+static enum dp_verdict
+session_connect_start(struct dp_session *s)
+{
+    const struct st_service *svc = s->up->svc;
+
+    s->action = "connecting to upstream";
+    while (s->attempts <= svc->retries) {
+        int rc;
+
+        s->peer = s->up->addrs[s->attempts % s->up->n_addrs];
+        s->has_peer = true;
+        s->attempts++;
+        rc = upstream_open(s, &s->peer);
+        if (rc == 1) {
+            session_proxy_begin(s);
+            return DP_NEXT;
+        }
+        if (rc == 0) {
+            s->connect_deadline =
+                s->w->loop.now + (svc->connect_timeout ? svc->connect_timeout : 60000);
+            if (dp_timer_set(&s->w->loop, &s->timer, s->connect_deadline) < 0) {
+                break;
+            }
+            return DP_AGAIN;
+        }
+        dp_sess_log(s, ST_LOG_INFO, rc, "connect() failed (attempt %u)", s->attempts);
+        upstream_drop(s);
+        if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
+            break;
+        }
+    }
+    dp_sess_log(s, ST_LOG_ERR, 0, "upstream unreachable after %u attempts", s->attempts);
+    session_close(s, 502, "connect failed");
+    return DP_ERROR;
+}
+
+static enum dp_verdict
+session_connect_check(struct dp_session *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(int);
+    int err = 0;
+
+    if (!s->u.wr_ready) {
+        return DP_AGAIN;
+    }
+    if (getsockopt(s->u.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        err = errno;
+    }
+    if (err == 0) {
+        len = sizeof(ss);
+        if (getpeername(s->u.fd, (struct sockaddr *)&ss, &len) == 0) {
+            session_proxy_begin(s);
+            return DP_NEXT;
+        }
+        if (errno == ENOTCONN) {
+            s->u.wr_ready = false; /* not yet: a stale edge */
+            return DP_AGAIN;
+        }
+        err = errno;
+    }
+    dp_sess_log(s, ST_LOG_INFO, err, "connect() failed (attempt %u)", s->attempts);
+    upstream_drop(s);
+    dp_timer_del(&s->w->loop, &s->timer);
+    return session_connect_start(s);
+}
+
+static const char *
+proxy_error_reason(int rc)
+{
+    if (rc == -ECONNRESET || rc == -EPIPE) {
+        return "reset";
+    }
+    if (rc == -ENOMEM) {
+        return "out of memory";
+    }
+    return "error";
+}
+
+static enum dp_verdict
+session_proxy(struct dp_session *s)
+{
+    struct dp_fwd_env env = session_env(s);
+    bool progress = false;
+
+    s->action = "proxying";
+    for (int i = 0; i < 2; i++) {
+        int rc = dp_fwd_run(&s->fwd[i], &env, &progress);
+
+        if (rc < 0) {
+            dp_sess_log(s, ST_LOG_INFO, rc, "%s %s failed", i == 0 ? "client" : "upstream",
+                        s->fwd[i].eof ? "write" : "read or write");
+            session_close(s, 200, proxy_error_reason(rc));
+            return DP_ERROR;
+        }
+    }
+    if (progress) {
+        s->last_io = env.now;
+    }
+    if (s->fwd[0].done && s->fwd[1].done) {
+        session_close(s, 200, "closed");
+        return DP_DONE;
+    }
+    session_arm_proxy_timer(s);
+    return DP_AGAIN;
+}
+
+/* Advances the session as far as it can go without blocking. */
+static void
+dp_session_step(struct dp_session *s)
+{
+    for (;;) {
+        enum dp_verdict v = DP_AGAIN;
+
+        if (s->closing) {
+            return;
+        }
+        switch (s->state) {
+        case DP_SESS_PREREAD:
+            /* Plain listeners read nothing before routing (no PROXY header, no TLS). */
+            s->state = DP_SESS_ROUTE;
+            v = DP_NEXT;
+            break;
+        case DP_SESS_ROUTE:
+            v = session_route(s);
+            break;
+        case DP_SESS_CONNECT:
+            v = session_connect_check(s);
+            break;
+        case DP_SESS_PROXY:
+            v = session_proxy(s);
+            break;
+        case DP_SESS_LOG:
+            return;
+        }
+        if (v != DP_NEXT) {
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- accept */
+
+static void
+session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, int fd,
+             const struct sockaddr *client)
+{
+    socklen_t len = sizeof(s->local);
+
+    memset(s, 0, sizeof(*s));
+    s->w = w;
+    s->li = li;
+    s->state = DP_SESS_PREREAD;
+    s->action = "accepting";
+    s->start_ms = w->loop.now;
+    memcpy(&s->client, client,
+           client->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                         : sizeof(struct sockaddr_in));
+    if (getsockname(fd, (struct sockaddr *)&s->local, &len) == -1) {
+        s->local = li->conf->addr;
+    }
+    s->c.fd = fd;
+    s->u.fd = -1;
+    s->cio.fd = fd;
+    s->cio.cb = session_on_client;
+    s->cio.arg = s;
+    s->uio.fd = -1;
+    s->uio.cb = session_on_upstream;
+    s->uio.arg = s;
+    dp_timer_init(&s->timer, session_on_timer, s);
+    s->defer.cb = session_free;
+    s->defer.arg = s;
+    s->reason = "-";
+    s->rt = w->rt != NULL ? dp_runtime_ref(w->rt) : NULL;
+    s->next = w->sessions;
+    if (w->sessions != NULL) {
+        w->sessions->prev = s;
+    }
+    w->sessions = s;
+}
+
+void
+dp_session_accept(struct dp_worker *w, struct dp_listener *li, int fd,
+                  const struct sockaddr *client)
+{
+    struct dp_session *s;
+
+    atomic_fetch_add_explicit(&w->cnt.accepted, 1, memory_order_relaxed);
+    s = dp_pool_get(&w->sess_pool);
+    if (s == NULL) {
+        st_log(ST_LOG_WARN, ENOMEM, "%s: cannot allocate a session", li->conf->text);
+        close(fd);
+        return;
+    }
+    atomic_fetch_add_explicit(&w->cnt.handled, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->cnt.active, 1, memory_order_relaxed);
+    session_init(s, w, li, fd, client);
+    if (dp_loop_io_add(&w->loop, &s->cio, DP_SESS_EVENTS) < 0) {
+        session_close(s, 500, "epoll");
+        return;
+    }
+    dp_session_step(s);
+}

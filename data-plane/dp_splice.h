@@ -1,0 +1,82 @@
+/* Moving bytes between two plain sockets: zero-copy splice(2) through pooled pipes,
+ * with a copy fallback when the kernel refuses to splice these fds. One forwarder
+ * (struct dp_fwd) serves one direction; a session runs two with src/dst swapped. */
+#ifndef STRAIT_DP_SPLICE_H
+#define STRAIT_DP_SPLICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct dp_pool;
+struct dp_counters;
+
+#define DP_PIPE_SIZE     65536
+#define DP_COPY_BUF_SIZE 16384
+
+struct dp_pipe {
+    int rfd, wfd;
+    size_t data; /* bytes inside */
+    struct dp_pipe *next;
+};
+
+/* A worker's spare pipes. */
+struct dp_pipe_pool {
+    struct dp_pipe *free_list;
+    size_t n_free;
+    size_t max_free;
+};
+
+void dp_pipe_pool_init(struct dp_pipe_pool *pp, size_t max_free);
+
+/* Closes the spare pipes. */
+void dp_pipe_pool_fini(struct dp_pipe_pool *pp);
+
+/* Returns an empty pipe (from the pool or new), or NULL (fd or memory exhaustion). */
+struct dp_pipe *dp_pipe_get(struct dp_pipe_pool *pp);
+
+/* Gives a pipe back; one that still holds data is closed, never reused. NULL: no-op. */
+void dp_pipe_put(struct dp_pipe_pool *pp, struct dp_pipe *p);
+
+/* One socket of a session with its edge-triggered readiness. */
+struct dp_sock {
+    int fd;
+    bool rd_ready; /* set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN */
+    bool wr_ready; /* set by EPOLLOUT/ERR, cleared by EAGAIN */
+    bool shut_wr;  /* we sent FIN */
+};
+
+/* One direction, src -> dst. */
+struct dp_fwd {
+    struct dp_sock *src, *dst;
+    struct dp_pipe *pipe;  /* splice mode, taken at first use */
+    uint8_t *buf;          /* copy mode, DP_COPY_BUF_SIZE from env->bufs */
+    size_t off, len;       /* pending bytes in buf */
+    bool copy;             /* splice refused by the kernel: copy through buf */
+    bool eof;              /* src sent FIN */
+    bool done;             /* eof seen, everything written, FIN passed to dst */
+    int64_t blocked_since; /* when dst stopped taking bytes, 0: not blocked */
+    uint64_t bytes;        /* written to dst */
+};
+
+/* What a forwarder borrows from its worker. */
+struct dp_fwd_env {
+    struct dp_pipe_pool *pipes;
+    struct dp_pool *bufs;
+    struct dp_counters *cnt;
+    int64_t now;
+};
+
+void dp_fwd_init(struct dp_fwd *f, struct dp_sock *src, struct dp_sock *dst);
+
+/* Moves what it can without blocking: drains what it holds into dst, then reads more
+ * from src only once the pipe or buffer is empty (backpressure: a side is not read
+ * while the other cannot take more). Passes the FIN on after EOF and a drained pipe.
+ * Sets *progress when bytes were read from src. Returns 0 or a negative errno. */
+int dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, bool *progress);
+
+/* Returns the pipe and buffer to the worker. */
+void dp_fwd_fini(struct dp_fwd *f, struct dp_fwd_env *env);
+
+#endif

@@ -1,0 +1,231 @@
+/* A worker: a thread running one dp_loop. Besides sessions, its loop watches an
+ * eventfd through which other threads hand over runtimes and commands. */
+#include "dp_worker.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "dp_listener.h"
+#include "dp_loop.h"
+#include "dp_runtime.h"
+#include "dp_session.h"
+#include "st_conf.h"
+#include "st_err.h"
+#include "st_log.h"
+#include "st_util.h"
+
+#define DP_SESS_POOL_KEEP 1024
+#define DP_BUF_POOL_KEEP  256
+#define DP_PIPE_POOL_KEEP 256
+
+static void
+worker_wake(struct dp_worker *w)
+{
+    uint64_t one = 1;
+
+    (void)!write(w->evfd, &one, sizeof(one));
+}
+
+static void
+worker_on_event(struct dp_loop *l, int fd, void *arg, uint32_t events)
+{
+    uint64_t v;
+
+    (void)l;
+    (void)arg;
+    (void)events;
+    (void)!read(fd, &v, sizeof(v));
+}
+
+struct dp_worker *
+dp_worker_new(struct dp_ctx *ctx, size_t index, struct st_err *err)
+{
+    const struct st_listen_set *set = &ctx->conf->stream_listen;
+    struct dp_worker *w = st_xcalloc(1, sizeof(*w));
+    int rc;
+
+    w->ctx = ctx;
+    w->index = index;
+    w->evfd = -1;
+    w->loop.epfd = -1;
+    atomic_init(&w->cmd, DP_WORKER_RUN);
+    atomic_init(&w->finished, false);
+    atomic_init(&w->pending_rt, NULL);
+    dp_pool_init(&w->sess_pool, "session", dp_session_size(), DP_SESS_POOL_KEEP);
+    dp_pool_init(&w->buf_pool, "buffer", DP_COPY_BUF_SIZE, DP_BUF_POOL_KEEP);
+    dp_pipe_pool_init(&w->pipes, DP_PIPE_POOL_KEEP);
+    w->listeners = st_xcalloc(set->n ? set->n : 1, sizeof(*w->listeners));
+    for (size_t i = 0; i < set->n; i++) {
+        w->listeners[i].io.fd = -1;
+    }
+    rc = dp_loop_init(&w->loop);
+    if (rc < 0) {
+        st_err_set(err, rc, NULL, "epoll_create: %s", strerror(-rc));
+        goto fail;
+    }
+    w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->evfd == -1) {
+        st_err_set(err, -errno, NULL, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    w->ev_io.fd = w->evfd;
+    w->ev_io.cb = worker_on_event;
+    w->ev_io.arg = w;
+    rc = dp_loop_io_add(&w->loop, &w->ev_io, EPOLLIN);
+    if (rc < 0) {
+        st_err_set(err, rc, NULL, "epoll: %s", strerror(-rc));
+        goto fail;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        if (dp_listener_open(&w->listeners[i], w, &set->v[i], err) < 0) {
+            goto fail;
+        }
+        w->n_listeners++;
+    }
+    w->listening = true;
+    return w;
+
+fail:
+    dp_worker_free(w);
+    return NULL;
+}
+
+static void
+worker_unlisten(struct dp_worker *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        dp_listener_close(&w->listeners[i]);
+    }
+    w->listening = false;
+}
+
+static void
+worker_take_runtime(struct dp_worker *w)
+{
+    struct dp_runtime *rt = atomic_exchange(&w->pending_rt, NULL);
+
+    if (rt != NULL) {
+        dp_runtime_unref(w->rt);
+        w->rt = rt;
+    }
+}
+
+/* Returns false when the loop must end. */
+static bool
+worker_check_cmd(struct dp_worker *w)
+{
+    int cmd = atomic_load(&w->cmd);
+
+    if (cmd == DP_WORKER_STOP) {
+        return false;
+    }
+    if (cmd == DP_WORKER_DRAIN) {
+        if (w->listening) {
+            worker_unlisten(w);
+            w->drain_deadline = st_mono_ms() + (int64_t)w->ctx->conf->drain_timeout * 1000;
+        }
+        if (w->sessions == NULL || w->loop.now >= w->drain_deadline) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct dp_worker *w = arg;
+
+    while (worker_check_cmd(w)) {
+        int rc;
+
+        worker_take_runtime(w);
+        rc = dp_loop_run_once(&w->loop, 1000);
+        if (rc < 0) {
+            st_log(ST_LOG_CRIT, -rc, "worker %zu: epoll_wait", w->index);
+            break;
+        }
+    }
+    worker_unlisten(w);
+    if (w->sessions != NULL) {
+        dp_session_abort_all(w);
+        (void)dp_loop_run_once(&w->loop, 0);
+    }
+    atomic_store(&w->finished, true);
+    return NULL;
+}
+
+int
+dp_worker_start(struct dp_worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+
+    if (rc != 0) {
+        return -rc;
+    }
+    w->started = true;
+    return 0;
+}
+
+void
+dp_worker_set_runtime(struct dp_worker *w, struct dp_runtime *rt)
+{
+    struct dp_runtime *old = atomic_exchange(&w->pending_rt, rt);
+
+    /* The worker never saw `old`: whoever exchanges it out owns its reference. */
+    dp_runtime_unref(old);
+    worker_wake(w);
+}
+
+void
+dp_worker_drain(struct dp_worker *w)
+{
+    int expected = DP_WORKER_RUN;
+
+    (void)atomic_compare_exchange_strong(&w->cmd, &expected, DP_WORKER_DRAIN);
+    worker_wake(w);
+}
+
+void
+dp_worker_stop(struct dp_worker *w)
+{
+    atomic_store(&w->cmd, DP_WORKER_STOP);
+    worker_wake(w);
+}
+
+bool
+dp_worker_is_finished(struct dp_worker *w)
+{
+    return !w->started || atomic_load(&w->finished);
+}
+
+void
+dp_worker_free(struct dp_worker *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    if (w->started) {
+        dp_worker_stop(w);
+        pthread_join(w->thread, NULL);
+    }
+    worker_unlisten(w);
+    dp_runtime_unref(atomic_exchange(&w->pending_rt, NULL));
+    dp_runtime_unref(w->rt);
+    if (w->evfd != -1) {
+        close(w->evfd);
+    }
+    if (w->loop.epfd != -1) {
+        dp_loop_fini(&w->loop);
+    }
+    dp_pipe_pool_fini(&w->pipes);
+    dp_pool_fini(&w->buf_pool);
+    dp_pool_fini(&w->sess_pool);
+    free(w->listeners);
+    free(w);
+}

@@ -1,0 +1,270 @@
+/* dp_router: Kong's traditional_compatible stream priority (reference 3.3), the
+ * deterministic ties Strait adds (created_at, then id), IP vs CIDR vs port matching,
+ * IPv6, and misses. Issue 2, point 5. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "dp_router.h"
+#include "st_cidr.h"
+#include "st_entity.h"
+
+static struct st_service svc_on = {
+    .id = "00000000-0000-4000-8000-0000000000aa", .enabled = true, .protocol = ST_PROTO_TCP};
+static struct st_service svc_off = {
+    .id = "00000000-0000-4000-8000-0000000000bb", .enabled = false, .protocol = ST_PROTO_TCP};
+
+/* Endpoint from "ip" (may be NULL) and port (0: none). */
+static struct st_endpoint
+ep(const char *ip, uint16_t port)
+{
+    struct st_endpoint e;
+
+    memset(&e, 0, sizeof(e));
+    if (ip != NULL) {
+        assert_int_equal(st_cidr_parse(ip, &e.ip), 0);
+        e.has_ip = true;
+    }
+    if (port != 0) {
+        e.has_port = true;
+        e.port = port;
+    }
+    return e;
+}
+
+static struct st_route
+route(const char *id, int64_t created, struct st_endpoint *src, size_t nsrc,
+      struct st_endpoint *dst, size_t ndst)
+{
+    struct st_route r;
+
+    memset(&r, 0, sizeof(r));
+    r.id = id;
+    r.created_at_ms = created;
+    r.protocols = ST_PROTO_TCP;
+    r.sources = src;
+    r.n_sources = nsrc;
+    r.destinations = dst;
+    r.n_destinations = ndst;
+    r.service_id = svc_on.id;
+    r.service = &svc_on;
+    return r;
+}
+
+static struct sockaddr_storage
+sa(const char *ip, uint16_t port)
+{
+    struct sockaddr_storage ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+    }
+    return ss;
+}
+
+static ssize_t
+match(const struct dp_router *r, const char *cip, uint16_t cport, const char *dip, uint16_t dport)
+{
+    struct sockaddr_storage c = sa(cip, cport), d = sa(dip, dport);
+
+    return dp_router_match(r, (struct sockaddr *)&c, (struct sockaddr *)&d);
+}
+
+static void
+test_priority_bits(void **state)
+{
+    struct st_endpoint d_port = ep(NULL, 80);
+    struct st_endpoint d_ip = ep("10.0.0.1", 0);
+    struct st_endpoint d_cidr = ep("10.0.0.0/8", 0);
+    struct st_endpoint d_ipport = ep("10.0.0.1", 80);
+    struct st_endpoint d_mix[2] = {ep("10.0.0.0/8", 0), ep("10.0.0.1", 0)};
+    struct st_endpoint s_ip = ep("192.168.1.1", 0);
+    struct st_endpoint s_h32 = ep("192.168.1.1/32", 0);
+    struct st_route r;
+
+    (void)state;
+    r = route("a", 0, NULL, 0, &d_port, 1);
+    assert_int_equal(dp_router_priority(&r), DP_ROUTER_BIT_PORT);
+    r = route("a", 0, NULL, 0, &d_ip, 1);
+    assert_int_equal(dp_router_priority(&r), DP_ROUTER_BIT_IP);
+    r = route("a", 0, NULL, 0, &d_cidr, 1);
+    assert_int_equal(dp_router_priority(&r), DP_ROUTER_BIT_CIDR);
+    r = route("a", 0, NULL, 0, &d_ipport, 1);
+    assert_int_equal(dp_router_priority(&r), DP_ROUTER_BIT_IP | DP_ROUTER_BIT_PORT);
+    r = route("a", 0, NULL, 0, d_mix, 2); /* OR-ed over entries */
+    assert_int_equal(dp_router_priority(&r), DP_ROUTER_BIT_IP | DP_ROUTER_BIT_CIDR);
+    r = route("a", 0, &s_ip, 1, NULL, 0);
+    assert_int_equal(dp_router_priority(&r), DP_ROUTER_BIT_IP << 4);
+    /* "/32" is written as a CIDR, and Kong weighs it as one. */
+    r = route("a", 0, &s_h32, 1, NULL, 0);
+    assert_int_equal(dp_router_priority(&r), DP_ROUTER_BIT_CIDR << 4);
+    r = route("a", 0, &s_ip, 1, &d_port, 1);
+    assert_int_equal(dp_router_priority(&r),
+                     DP_ROUTER_PRIO_TOP | (DP_ROUTER_BIT_IP << 4) | DP_ROUTER_BIT_PORT);
+}
+
+/* IP beats PORT beats CIDR on the same field, sources outrank destinations. */
+static void
+test_ip_port_cidr_order(void **state)
+{
+    struct st_endpoint d_cidr = ep("127.0.0.0/8", 0);
+    struct st_endpoint d_port = ep(NULL, 5555);
+    struct st_endpoint d_ip = ep("127.0.0.1", 0);
+    struct st_endpoint s_cidr = ep("127.0.0.0/8", 0);
+    struct st_route routes[4];
+    struct dp_router *r;
+
+    (void)state;
+    /* created in the reverse of their rank, so ties cannot explain the result */
+    routes[0] = route("00000000-0000-4000-8000-000000000001", 1, NULL, 0, &d_cidr, 1);
+    routes[1] = route("00000000-0000-4000-8000-000000000002", 2, NULL, 0, &d_port, 1);
+    routes[2] = route("00000000-0000-4000-8000-000000000003", 3, NULL, 0, &d_ip, 1);
+    routes[3] = route("00000000-0000-4000-8000-000000000004", 4, &s_cidr, 1, NULL, 0);
+    r = dp_router_new(routes, 4);
+    assert_non_null(r);
+    assert_int_equal(dp_router_size(r), 4);
+    /* source CIDR (1 << 4 = 16) outranks any destination-only route (at most 13) */
+    assert_int_equal(match(r, "127.0.0.5", 40000, "127.0.0.1", 5555), 3);
+    dp_router_free(r);
+
+    r = dp_router_new(routes, 3);
+    assert_int_equal(match(r, "10.1.1.1", 40000, "127.0.0.1", 5555), 2); /* IP */
+    assert_int_equal(match(r, "10.1.1.1", 40000, "127.0.0.2", 5555), 1); /* PORT */
+    assert_int_equal(match(r, "10.1.1.1", 40000, "127.0.0.2", 6000), 0); /* CIDR */
+    assert_int_equal(match(r, "10.1.1.1", 40000, "10.0.0.1", 6000), -1);
+    dp_router_free(r);
+}
+
+static void
+test_sources_and_destinations_on_top(void **state)
+{
+    struct st_endpoint s_cidr = ep("10.0.0.0/8", 0);
+    struct st_endpoint d_cidr = ep("0.0.0.0/0", 0);
+    struct st_endpoint s_full = ep("10.0.0.1", 1234);
+    struct st_endpoint d_full = ep("127.0.0.1", 5555);
+    struct st_route routes[3];
+    struct dp_router *r;
+
+    (void)state;
+    /* weakest possible both-fields route (CIDR + CIDR = 0x11 | top bit) ... */
+    routes[0] = route("00000000-0000-4000-8000-000000000001", 9, &s_cidr, 1, &d_cidr, 1);
+    /* ... still beats the strongest single-field routes (IP|PORT = 0xC0, 0x0C) */
+    routes[1] = route("00000000-0000-4000-8000-000000000002", 1, &s_full, 1, NULL, 0);
+    routes[2] = route("00000000-0000-4000-8000-000000000003", 1, NULL, 0, &d_full, 1);
+    r = dp_router_new(routes, 3);
+    assert_int_equal(match(r, "10.0.0.1", 1234, "127.0.0.1", 5555), 0);
+    assert_int_equal(match(r, "11.0.0.1", 1234, "127.0.0.1", 5555), 2);
+    assert_int_equal(match(r, "10.0.0.1", 1234, "::1", 5555), 1);
+    dp_router_free(r);
+}
+
+static void
+test_ties(void **state)
+{
+    struct st_endpoint d = ep(NULL, 5555);
+    struct st_route routes[3];
+    struct dp_router *r;
+
+    (void)state;
+    routes[0] = route("00000000-0000-4000-8000-00000000000c", 200, NULL, 0, &d, 1);
+    routes[1] = route("00000000-0000-4000-8000-00000000000b", 100, NULL, 0, &d, 1);
+    routes[2] = route("00000000-0000-4000-8000-00000000000a", 200, NULL, 0, &d, 1);
+    r = dp_router_new(routes, 3);
+    /* oldest first */
+    assert_int_equal(match(r, "127.0.0.1", 1, "127.0.0.1", 5555), 1);
+    dp_router_free(r);
+    /* same created_at: smallest id */
+    r = dp_router_new(routes, 1);
+    assert_int_equal(match(r, "127.0.0.1", 1, "127.0.0.1", 5555), 0);
+    dp_router_free(r);
+    routes[1].created_at_ms = 300;
+    r = dp_router_new(routes, 3);
+    assert_int_equal(match(r, "127.0.0.1", 1, "127.0.0.1", 5555), 2);
+    dp_router_free(r);
+}
+
+static void
+test_v6(void **state)
+{
+    struct st_endpoint d6 = ep("::1", 0);
+    struct st_endpoint s6 = ep("2001:db8::/32", 0);
+    struct st_endpoint d4 = ep("127.0.0.1", 0);
+    struct st_route routes[3];
+    struct dp_router *r;
+
+    (void)state;
+    routes[0] = route("00000000-0000-4000-8000-000000000001", 1, NULL, 0, &d6, 1);
+    routes[1] = route("00000000-0000-4000-8000-000000000002", 1, &s6, 1, NULL, 0);
+    routes[2] = route("00000000-0000-4000-8000-000000000003", 1, NULL, 0, &d4, 1);
+    r = dp_router_new(routes, 3);
+    assert_int_equal(match(r, "::1", 40000, "::1", 5555), 0);
+    assert_int_equal(match(r, "2001:db8::5", 40000, "::1", 5555), 1);
+    assert_int_equal(match(r, "2001:db9::5", 40000, "::2", 5555), -1);
+    /* an IPv4 client never matches an IPv6 block, and the reverse */
+    assert_int_equal(match(r, "127.0.0.1", 40000, "127.0.0.1", 5555), 2);
+    assert_int_equal(match(r, "127.0.0.1", 40000, "127.0.0.2", 5555), -1);
+    dp_router_free(r);
+}
+
+static void
+test_no_match_and_excluded(void **state)
+{
+    struct st_endpoint d = ep(NULL, 5555);
+    struct st_endpoint s = ep("10.0.0.0/8", 7);
+    struct st_route routes[4];
+    struct dp_router *r;
+
+    (void)state;
+    routes[0] = route("00000000-0000-4000-8000-000000000001", 1, NULL, 0, &d, 1);
+    routes[0].service = &svc_off; /* disabled service: not routed */
+    routes[1] = route("00000000-0000-4000-8000-000000000002", 1, NULL, 0, &d, 1);
+    routes[1].service = NULL; /* no service: not routed */
+    routes[1].service_id = NULL;
+    routes[2] = route("00000000-0000-4000-8000-000000000003", 1, NULL, 0, &d, 1);
+    routes[2].protocols = ST_PROTO_TLS; /* not for plain listeners */
+    routes[3] = route("00000000-0000-4000-8000-000000000004", 1, &s, 1, NULL, 0);
+    r = dp_router_new(routes, 4);
+    assert_int_equal(dp_router_size(r), 1);
+    assert_int_equal(match(r, "127.0.0.1", 1, "127.0.0.1", 5555), -1);
+    assert_int_equal(match(r, "10.2.3.4", 8, "127.0.0.1", 5555), -1); /* port differs */
+    assert_int_equal(match(r, "10.2.3.4", 7, "127.0.0.1", 5555), 3);
+    dp_router_free(r);
+
+    r = dp_router_new(NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(match(r, "127.0.0.1", 1, "127.0.0.1", 5555), -1);
+    dp_router_free(r);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_priority_bits),
+        cmocka_unit_test(test_ip_port_cidr_order),
+        cmocka_unit_test(test_sources_and_destinations_on_top),
+        cmocka_unit_test(test_ties),
+        cmocka_unit_test(test_v6),
+        cmocka_unit_test(test_no_match_and_excluded),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
