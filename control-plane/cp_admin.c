@@ -1,0 +1,416 @@
+/* Admin API: path routing, the node endpoints (/, /status, /clustering/...), request
+ * bodies and Kong's error bodies. Services and routes live in cp_admin_entity.c.
+ * Kong's sources: kong/api/api_helpers.lua, kong/api/endpoints.lua, kong/db/errors.lua,
+ * kong/api/routes/{kong,health,clustering}.lua. */
+#include "cp_admin.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cp_admin_int.h"
+#include "cp_ctx.h"
+#include "cp_form.h"
+#include "cp_registry.h"
+#include "cp_snapshot.h"
+#include "cp_store.h"
+#include "st_conf.h"
+#include "st_err.h"
+#include "st_schema.h"
+#include "st_util.h"
+
+#define ADMIN_MAX_SEGS 6
+
+#define HASH_NONE "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* ------------------------------------------------------------------------ */
+/* replies */
+
+void
+cp_admin__reply(struct cp_response *rs, int status, json_t *body)
+{
+    rs->status = status;
+    free(rs->body);
+    rs->body = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+}
+
+void
+cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg)
+{
+    cp_admin__reply(rs, status, json_pack("{s:s}", "message", msg));
+}
+
+void
+cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *name,
+                     const char *msg, json_t *fields)
+{
+    json_t *o = json_pack("{s:i,s:s,s:s}", "code", code, "name", name, "message", msg);
+
+    if (fields != NULL) {
+        json_object_set_new(o, "fields", fields);
+    }
+    cp_admin__reply(rs, status, o);
+}
+
+static void
+reply_schema(struct cp_response *rs, json_t *fields)
+{
+    char msg[1024];
+
+    if (fields == NULL) {
+        fields = json_object();
+    }
+    st_schema_message(fields, msg, sizeof(msg));
+    cp_admin__reply_code(rs, 400, 2, "schema violation", msg, fields);
+}
+
+/* Kong's foreign_key_violation_invalid_reference: the key is {id=...} or {name=...}. */
+static void
+reply_foreign(struct cp_response *rs, const struct st_err *e)
+{
+    const char *key = strcmp(e->field, "name") == 0 ? "name" : "id";
+    char msg[512];
+
+    st_snprintf(msg, sizeof(msg),
+                "the foreign key '{%s=\"%s\"}' does not reference an existing 'services' entity.",
+                key, e->msg);
+    cp_admin__reply_code(rs, 400, 4, "foreign key violation", msg,
+                         json_pack("{s:{s:s}}", "service", key, e->msg));
+}
+
+void
+cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const struct st_err *e,
+                    json_t *fields)
+{
+    char msg[512];
+
+    if (rc == -ST_ESCHEMA) {
+        reply_schema(rs, fields);
+        return;
+    }
+    json_decref(fields);
+    switch (rc) {
+    case -ST_EPKEY:
+        st_snprintf(msg, sizeof(msg), "primary key violation on key '{id=\"%s\"}'", e->msg);
+        cp_admin__reply_code(rs, 400, 3, "primary key violation", msg,
+                             json_pack("{s:s}", "id", e->msg));
+        break;
+    case -ST_EFOREIGN:
+        reply_foreign(rs, e);
+        break;
+    case -ST_EREFERENCED:
+        st_snprintf(msg, sizeof(msg), "an existing '%s' entity references this '%s' entity",
+                    st_entity_name(ST_ENT_ROUTE), st_entity_name(k));
+        cp_admin__reply_code(rs, 400, 4, "foreign key violation", msg,
+                             json_pack("{s:s}", "@referenced_by", st_entity_name(ST_ENT_ROUTE)));
+        break;
+    case -ST_EUNIQUE:
+        st_snprintf(msg, sizeof(msg), "UNIQUE violation detected on '{name=\"%s\"}'", e->msg);
+        cp_admin__reply_code(rs, 409, 5, "unique constraint violation", msg,
+                             json_pack("{s:s}", "name", e->msg));
+        break;
+    case -ST_ENOTFOUND:
+        cp_admin__reply_msg(rs, 404, "Not found");
+        break;
+    default:
+        cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* bodies */
+
+static bool
+ct_is(const char *ct, const char *type)
+{
+    size_t n = strlen(type);
+
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    return strncasecmp(ct, type, n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+static json_t *
+body_json(const struct cp_request *rq, struct cp_response *rs)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(rq->body != NULL ? rq->body : "", rq->body_len, 0, &jerr);
+
+    if (!json_is_object(o)) {
+        json_decref(o);
+        cp_admin__reply_msg(rs, 400, "Cannot parse JSON body");
+        return NULL;
+    }
+    return o;
+}
+
+json_t *
+cp_admin__body(const struct cp_request *rq, struct cp_response *rs)
+{
+    struct st_err err = {0};
+    json_t *o = NULL;
+
+    if (rq->n_content_types > 1) {
+        cp_admin__reply_msg(rs, 400, "Multiple Content-Type headers not allowed");
+        return NULL;
+    }
+    if (rq->content_type == NULL) {
+        if (rq->body_len == 0) {
+            return json_object();
+        }
+        cp_admin__reply_msg(rs, 415, "Unsupported Content-Type");
+        return NULL;
+    }
+    if (ct_is(rq->content_type, "application/json")) {
+        return body_json(rq, rs);
+    }
+    if (ct_is(rq->content_type, "application/x-www-form-urlencoded")) {
+        if (cp_form_decode(rq->body != NULL ? rq->body : "", rq->body_len, &o, &err) < 0) {
+            cp_admin__reply_msg(rs, 400, err.msg);
+            return NULL;
+        }
+        return o;
+    }
+    /* multipart/form-data is Kong's too, but not built yet */
+    cp_admin__reply_msg(rs, 415, "Unsupported Content-Type");
+    return NULL;
+}
+
+json_t *
+cp_admin__render(const json_t *obj)
+{
+    static const char *const ts[] = {"created_at", "updated_at"};
+    json_t *o = json_deep_copy(obj);
+
+    for (size_t i = 0; i < ST_ARRAY_SIZE(ts); i++) {
+        json_t *v = json_object_get(o, ts[i]);
+
+        if (json_is_integer(v)) {
+            json_object_set_new(o, ts[i], json_integer(json_integer_value(v) / 1000));
+        }
+    }
+    return o;
+}
+
+bool
+cp_admin__is(const struct cp_request *rq, const char *method)
+{
+    if (strcmp(method, "GET") == 0 && strcmp(rq->method, "HEAD") == 0) {
+        return true;
+    }
+    return strcmp(rq->method, method) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* node endpoints */
+
+static json_t *
+configuration(const struct cp_ctx *cx)
+{
+    json_t *o = json_object();
+    const char *key;
+    const char *value;
+    bool secret;
+
+    json_object_set_new(o, "prefix", json_string(cx->conf.prefix));
+    for (size_t i = 0; (key = st_conf_key_at(&cx->conf, i, &value, &secret)) != NULL; i++) {
+        if (secret) {
+            continue;
+        }
+        json_object_set_new(o, key, value != NULL ? json_string(value) : json_null());
+    }
+    json_object_set_new(o, "role", json_string("control_plane"));
+    return o;
+}
+
+static void
+get_root(struct cp_ctx *cx, struct cp_response *rs)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "tagline", json_string("Welcome to Strait"));
+    json_object_set_new(o, "version", json_string(STRAIT_VERSION));
+    json_object_set_new(o, "edition", json_string("community"));
+    json_object_set_new(o, "hostname", json_string(cx->hostname));
+    json_object_set_new(o, "node_id", json_string(cx->node_id));
+    json_object_set_new(o, "configuration", configuration(cx));
+    json_object_set_new(o, "plugins",
+                        json_pack("{s:{},s:[]}", "available_on_server", "enabled_in_cluster"));
+    json_object_set_new(o, "pids", json_pack("{s:i,s:[]}", "master", (int)getpid(), "workers"));
+    cp_admin__reply(rs, 200, o);
+}
+
+static void
+get_status(struct cp_ctx *cx, struct cp_response *rs)
+{
+    const struct cp_server_stats *st = &cx->stats;
+    struct cp_snapshot_blob *b = NULL;
+    uint64_t version = 0;
+    bool reachable;
+    json_t *o;
+
+    pthread_mutex_lock(&cx->store_mu);
+    reachable = cp_store_version(cx->store, &version) == 0;
+    pthread_mutex_unlock(&cx->store_mu);
+    if (cx->snap != NULL) {
+        b = cp_snapshot_acquire(cx->snap);
+        if (reachable && b->version != version) {
+            /* read your writes: a write that returned is in the hash shown here */
+            cp_snapshot_blob_unref(b);
+            cp_snapshot_refresh(cx->snap);
+            b = cp_snapshot_acquire(cx->snap);
+        }
+    }
+    o = json_object();
+    json_object_set_new(o, "database", json_pack("{s:b}", "reachable", reachable));
+    json_object_set_new(o, "configuration_hash", json_string(b != NULL ? b->hash : HASH_NONE));
+    json_object_set_new(o, "config_version", json_integer(b != NULL ? (json_int_t)b->version : 0));
+    json_object_set_new(
+        o, "server",
+        json_pack("{s:I,s:I,s:I,s:I}", "connections_accepted",
+                  (json_int_t)__atomic_load_n(&st->accepted, __ATOMIC_RELAXED),
+                  "connections_active", (json_int_t)__atomic_load_n(&st->active, __ATOMIC_RELAXED),
+                  "connections_handled",
+                  (json_int_t)__atomic_load_n(&st->handled, __ATOMIC_RELAXED), "total_requests",
+                  (json_int_t)__atomic_load_n(&st->requests, __ATOMIC_RELAXED)));
+    cp_snapshot_blob_unref(b);
+    cp_admin__reply(rs, 200, o);
+}
+
+static void
+clustering(struct cp_ctx *cx, const char *what, struct cp_response *rs)
+{
+    if (strcmp(what, "data-planes") == 0) {
+        cp_admin__reply(rs, 200, json_pack("{s:o,s:n}", "data", cp_registry_list(cx->reg), "next"));
+        return;
+    }
+    if (strcmp(what, "status") == 0) {
+        cp_admin__reply(rs, 200, cp_registry_status(cx->reg));
+        rs->header_name = "Deprecation";
+        rs->header_value = "true";
+        return;
+    }
+    cp_admin__reply_msg(rs, 404, "Not found");
+}
+
+/* ------------------------------------------------------------------------ */
+/* routing */
+
+/* Splits the path into at most max segments (pointers into buf). Returns the count or
+ * -1 when there are too many or one is empty (a double slash). */
+static int
+split_path(char *buf, char **segs, int max)
+{
+    char *p = buf;
+    int n = 0;
+    size_t len = strlen(buf);
+
+    while (len > 1 && buf[len - 1] == '/') {
+        buf[--len] = '\0'; /* a trailing slash is ignored */
+    }
+    if (*p == '/') {
+        p++;
+    }
+    while (*p != '\0') {
+        char *slash = strchr(p, '/');
+
+        if (n == max || slash == p) {
+            return -1;
+        }
+        segs[n++] = p;
+        if (slash == NULL) {
+            break;
+        }
+        *slash = '\0';
+        p = slash + 1;
+    }
+    return n;
+}
+
+/* Which methods a path allows (for 405 and OPTIONS), or NULL if the path is unknown. */
+static const char *
+allowed(char **s, int n)
+{
+    bool svc = n > 0 && strcmp(s[0], "services") == 0;
+    bool rte = n > 0 && strcmp(s[0], "routes") == 0;
+
+    if (n == 0 || (n == 1 && strcmp(s[0], "status") == 0)) {
+        return "GET, HEAD, OPTIONS";
+    }
+    if (n == 2 && strcmp(s[0], "clustering") == 0) {
+        return "GET, HEAD, OPTIONS";
+    }
+    if ((n == 1 && (svc || rte)) || (n == 3 && svc && strcmp(s[2], "routes") == 0)) {
+        return "GET, HEAD, OPTIONS, POST";
+    }
+    if ((n == 2 && (svc || rte)) || (n == 4 && svc && strcmp(s[2], "routes") == 0)) {
+        return "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";
+    }
+    if (n == 3 && rte && strcmp(s[2], "service") == 0) {
+        return "GET, HEAD, OPTIONS, PATCH, PUT";
+    }
+    return NULL;
+}
+
+static bool
+method_in(const char *method, const char *list)
+{
+    size_t n = strlen(method);
+
+    for (const char *p = list; (p = strstr(p, method)) != NULL; p += n) {
+        if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, char **s, int n)
+{
+    if (n == 0) {
+        get_root(cx, rs);
+    } else if (strcmp(s[0], "status") == 0) {
+        get_status(cx, rs);
+    } else if (strcmp(s[0], "clustering") == 0) {
+        clustering(cx, s[1], rs);
+    } else if (n == 1) {
+        cp_admin__collection(cx, rq, rs, s[0][0] == 's' ? ST_ENT_SERVICE : ST_ENT_ROUTE, NULL);
+    } else if (n == 2) {
+        cp_admin__entity(cx, rq, rs, s[0][0] == 's' ? ST_ENT_SERVICE : ST_ENT_ROUTE, s[1], NULL);
+    } else if (n == 3 && s[0][0] == 's') {
+        cp_admin__collection(cx, rq, rs, ST_ENT_ROUTE, s[1]);
+    } else if (n == 3) {
+        cp_admin__route_service(cx, rq, rs, s[1]);
+    } else {
+        cp_admin__entity(cx, rq, rs, ST_ENT_ROUTE, s[3], s[1]);
+    }
+}
+
+void
+cp_admin_handle(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs)
+{
+    char *segs[ADMIN_MAX_SEGS];
+    char *buf = st_xstrdup(rq->path != NULL ? rq->path : "/");
+    int n = split_path(buf, segs, ADMIN_MAX_SEGS);
+    const char *allow = n >= 0 ? allowed(segs, n) : NULL;
+
+    memset(rs, 0, sizeof(*rs));
+    if (allow == NULL) {
+        cp_admin__reply_msg(rs, 404, "Not found");
+    } else if (strcmp(rq->method, "OPTIONS") == 0) {
+        cp_admin__reply(rs, 204, NULL);
+        rs->header_name = "Allow";
+        rs->header_value = allow;
+    } else if (!method_in(rq->method, allow)) {
+        cp_admin__reply_msg(rs, 405, "Method not allowed");
+    } else {
+        dispatch(cx, rq, rs, segs, n);
+    }
+    free(buf);
+}

@@ -1,0 +1,31 @@
+/* The admin API, Kong's conventions, without HTTP: cp_http hands over the method,
+ * path, query, content type and body, and sends back the status and JSON it gets. */
+#ifndef STRAIT_CP_ADMIN_H
+#define STRAIT_CP_ADMIN_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct cp_ctx;
+
+struct cp_request {
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* decoded path, without the query */
+    const json_t *query;      /* object of decoded query arguments (strings) */
+    const char *content_type; /* NULL: none */
+    int n_content_types;      /* how many Content-Type headers came */
+    const char *body;
+    size_t body_len;
+};
+
+struct cp_response {
+    int status;
+    char *body;              /* malloc'd JSON text, or NULL for no body */
+    const char *header_name; /* one extra header (static strings), or NULL */
+    const char *header_value;
+};
+
+/* Serves one request. Fills *rs; the caller frees rs->body. Thread-safe. */
+void cp_admin_handle(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs);
+
+#endif

@@ -1,0 +1,535 @@
+/* Admin API for services and routes, Kong's generated endpoints (kong/api/endpoints.lua):
+ * collections with paging, entities by id or name, PUT as upsert, PATCH as merge,
+ * nested /services/{s}/routes and /routes/{r}/service. Every write is one store
+ * transaction: it commits whole or changes nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp_admin_int.h"
+#include "cp_ctx.h"
+#include "cp_snapshot.h"
+#include "cp_store.h"
+#include "st_err.h"
+#include "st_schema.h"
+#include "st_ssl.h"
+#include "st_util.h"
+
+/* What a write does with the body. */
+enum write_op {
+    OP_CREATE = 0, /* POST */
+    OP_UPSERT,     /* PUT */
+    OP_PATCH,      /* PATCH */
+};
+
+struct write_req {
+    enum st_entity_kind k;
+    enum write_op op;
+    const char *key;    /* PUT/PATCH: the id or name in the path */
+    const char *parent; /* nested under /services/{parent}, or NULL */
+    json_t *body;       /* taken */
+};
+
+/* ------------------------------------------------------------------------ */
+/* helpers */
+
+static const char *
+obj_str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static const char *
+route_service_id(const json_t *route)
+{
+    return obj_str(json_object_get(route, "service"), "id");
+}
+
+/* created_at/updated_at come in seconds through the API and are kept in ms. */
+static void
+input_timestamps(json_t *o)
+{
+    static const char *const ts[] = {"created_at", "updated_at"};
+
+    for (size_t i = 0; i < ST_ARRAY_SIZE(ts); i++) {
+        json_t *v = json_object_get(o, ts[i]);
+
+        if (json_is_integer(v)) {
+            json_object_set_new(o, ts[i], json_integer(json_integer_value(v) * 1000));
+        }
+    }
+}
+
+/* Resolves `service: {"name": ...}` to `{"id": ...}`; leaves other shapes to the schema. */
+static int
+resolve_service(struct cp_store *st, json_t *route, struct st_err *err)
+{
+    json_t *ref = json_object_get(route, "service");
+    const char *name = obj_str(ref, "name");
+    json_t *svc = NULL;
+    int rc;
+
+    if (!json_is_object(ref) || json_object_get(ref, "id") != NULL || name == NULL) {
+        return 0;
+    }
+    rc = cp_store_get(st, ST_ENT_SERVICE, name, &svc);
+    if (rc == -ST_ENOTFOUND) {
+        return st_err_set(err, -ST_EFOREIGN, "name", "%s", name);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    json_object_set_new(route, "service", json_pack("{s:s}", "id", obj_str(svc, "id")));
+    json_decref(svc);
+    return 0;
+}
+
+static void
+kick(struct cp_ctx *cx)
+{
+    if (cx->snap != NULL) {
+        cp_snapshot_kick(cx->snap);
+    }
+}
+
+static void
+new_id(json_t *o)
+{
+    char id[37];
+
+    if (json_object_get(o, "id") == NULL || json_is_null(json_object_get(o, "id"))) {
+        if (st_ssl_uuid(id) == 0) {
+            json_object_set_new(o, "id", json_string(id));
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* writes */
+
+/* Builds the entity to store from the body and the existing one (NULL: none), with
+ * id, created_at, updated_at and a nested route's service set. Returns a new object. */
+static json_t *
+prepare(const struct write_req *w, const json_t *existing, const char *parent_id)
+{
+    int64_t now = st_time_ms();
+    json_t *o;
+
+    if (w->op == OP_PATCH) {
+        o = json_deep_copy(existing);
+        if (json_object_get(w->body, "url") != NULL) {
+            static const char *const parts[] = {"protocol", "host", "port", "path"};
+
+            for (size_t i = 0; i < ST_ARRAY_SIZE(parts); i++) {
+                json_object_del(o, parts[i]);
+            }
+        }
+        json_object_update(o, w->body);
+    } else {
+        o = json_deep_copy(w->body);
+    }
+    if (existing != NULL) {
+        json_object_set(o, "id", json_object_get(existing, "id"));
+        json_object_set(o, "created_at", json_object_get(existing, "created_at"));
+    } else if (w->op == OP_UPSERT && st_schema_is_uuid(w->key)) {
+        json_object_set_new(o, "id", json_string(w->key));
+    }
+    if (w->op == OP_UPSERT && !st_schema_is_uuid(w->key)) {
+        json_object_set_new(o, "name", json_string(w->key));
+    }
+    new_id(o);
+    if (json_object_get(o, "created_at") == NULL) {
+        json_object_set_new(o, "created_at", json_integer(now));
+    }
+    json_object_set_new(o, "updated_at", json_integer(now));
+    if (w->k == ST_ENT_ROUTE && parent_id != NULL) {
+        json_object_set_new(o, "service", json_pack("{s:s}", "id", parent_id));
+    }
+    return o;
+}
+
+/* Inside the transaction: finds the parent service and the existing entity. */
+static int
+load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **existing)
+{
+    int rc;
+
+    *parent = NULL;
+    *existing = NULL;
+    if (w->parent != NULL) {
+        rc = cp_store_get(st, ST_ENT_SERVICE, w->parent, parent);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (w->op == OP_CREATE) {
+        return 0;
+    }
+    rc = cp_store_get(st, w->k, w->key, existing);
+    if (rc == -ST_ENOTFOUND && w->op == OP_UPSERT) {
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (*parent != NULL) {
+        const char *sid = route_service_id(*existing);
+
+        if (sid == NULL || strcmp(sid, obj_str(*parent, "id")) != 0) {
+            json_decref(*existing);
+            *existing = NULL;
+            return -ST_ENOTFOUND; /* not this service's route */
+        }
+    }
+    return 0;
+}
+
+/* Validates and stores; on success *out is the stored entity. */
+static int
+store_one(struct cp_store *st, const struct write_req *w, json_t **out, json_t **fields,
+          struct st_err *err)
+{
+    json_t *parent = NULL;
+    json_t *existing = NULL;
+    json_t *o = NULL;
+    int rc;
+
+    rc = load(st, w, &parent, &existing);
+    if (rc < 0) {
+        goto out;
+    }
+    o = prepare(w, existing, parent != NULL ? obj_str(parent, "id") : NULL);
+    if (w->k == ST_ENT_ROUTE) {
+        rc = resolve_service(st, o, err);
+        if (rc < 0) {
+            goto out;
+        }
+    }
+    rc = st_schema_validate(w->k, o, fields);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = existing != NULL ? cp_store_update(st, w->k, o, err) : cp_store_insert(st, w->k, o, err);
+out:
+    json_decref(parent);
+    json_decref(existing);
+    if (rc < 0) {
+        json_decref(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+static void
+write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
+{
+    struct st_err err = {0};
+    json_t *fields = NULL;
+    json_t *o = NULL;
+    int rc;
+
+    input_timestamps(w->body);
+    pthread_mutex_lock(&cx->store_mu);
+    rc = cp_store_begin(cx->store, true);
+    if (rc == 0) {
+        rc = store_one(cx->store, w, &o, &fields, &err);
+        if (rc == 0) {
+            rc = cp_store_commit(cx->store);
+        } else {
+            cp_store_rollback(cx->store);
+        }
+    }
+    pthread_mutex_unlock(&cx->store_mu);
+    json_decref(w->body);
+    w->body = NULL;
+    if (rc < 0) {
+        json_decref(o);
+        cp_admin__reply_err(rs, w->k, rc, &err, fields);
+        return;
+    }
+    kick(cx);
+    cp_admin__reply(rs, w->op == OP_CREATE ? 201 : 200, cp_admin__render(o));
+    json_decref(o);
+}
+
+static void
+delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char *parent,
+              struct cp_response *rs)
+{
+    struct write_req w = {.k = k, .op = OP_PATCH, .key = key, .parent = parent};
+    struct st_err err = {0};
+    json_t *par = NULL;
+    json_t *existing = NULL;
+    int rc;
+
+    pthread_mutex_lock(&cx->store_mu);
+    rc = cp_store_begin(cx->store, true);
+    if (rc == 0) {
+        rc = load(cx->store, &w, &par, &existing);
+        if (rc == -ST_ENOTFOUND && parent == NULL) {
+            rc = 1; /* Kong: 204 for an absent top-level entity */
+        } else if (rc == 0) {
+            rc = cp_store_remove(cx->store, k, obj_str(existing, "id"), &err);
+        }
+        if (rc >= 0) {
+            rc = cp_store_commit(cx->store);
+        } else {
+            cp_store_rollback(cx->store);
+        }
+    }
+    pthread_mutex_unlock(&cx->store_mu);
+    json_decref(par);
+    json_decref(existing);
+    if (rc < 0) {
+        cp_admin__reply_err(rs, k, rc, &err, NULL);
+        return;
+    }
+    kick(cx);
+    cp_admin__reply(rs, 204, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* reads */
+
+static void
+get_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char *parent,
+           struct cp_response *rs)
+{
+    struct write_req w = {.k = k, .op = OP_PATCH, .key = key, .parent = parent};
+    json_t *par = NULL;
+    json_t *o = NULL;
+    int rc;
+
+    pthread_mutex_lock(&cx->store_mu);
+    rc = load(cx->store, &w, &par, &o);
+    pthread_mutex_unlock(&cx->store_mu);
+    json_decref(par);
+    if (rc < 0) {
+        cp_admin__reply_err(rs, k, rc, NULL, NULL);
+        return;
+    }
+    cp_admin__reply(rs, 200, cp_admin__render(o));
+    json_decref(o);
+}
+
+/* Parses ?size=; replies and returns -1 when it is bad. */
+static int
+page_size(const struct cp_request *rq, struct cp_response *rs, size_t *size)
+{
+    const char *v = json_string_value(json_object_get(rq->query, "size"));
+    char *end = NULL;
+    double d;
+
+    *size = CP_PAGE_SIZE_DEFAULT;
+    if (v == NULL) {
+        return 0;
+    }
+    d = strtod(v, &end);
+    if (end == v || *end != '\0') {
+        cp_admin__reply_code(rs, 400, 9, "invalid size", "size must be a number", NULL);
+        return -1;
+    }
+    if (d < 1 || d > CP_PAGE_SIZE_MAX || d != (double)(long)d) {
+        cp_admin__reply_code(rs, 400, 9, "invalid size",
+                             "size must be an integer between 1 and 1000", NULL);
+        return -1;
+    }
+    *size = (size_t)d;
+    return 0;
+}
+
+/* Parses ?tags= (a,b = all of them; a/b = any). Replies and returns -1 when bad. */
+static int
+page_tags(const struct cp_request *rq, struct cp_response *rs, json_t **tags, bool *any)
+{
+    const char *v = json_string_value(json_object_get(rq->query, "tags"));
+    bool comma;
+    bool slash;
+    const char *p;
+
+    *tags = NULL;
+    *any = false;
+    if (v == NULL) {
+        return 0;
+    }
+    comma = strchr(v, ',') != NULL;
+    slash = strchr(v, '/') != NULL;
+    if (v[0] == '\0' || (comma && slash)) {
+        const char *why = v[0] == '\0' ? "cannot be null" : "invalid filter syntax";
+        char msg[128];
+
+        st_snprintf(msg, sizeof(msg), "invalid option (tags: %s)", why);
+        cp_admin__reply_code(rs, 400, 11, "invalid options", msg, NULL);
+        return -1;
+    }
+    *any = slash;
+    *tags = json_array();
+    for (p = v; *p != '\0';) {
+        size_t n = strcspn(p, ",/");
+
+        json_array_append_new(*tags, json_stringn(p, n));
+        p += n;
+        if (*p != '\0') {
+            p++;
+        }
+    }
+    return 0;
+}
+
+/* Percent-encodes s for a query string into a new string. */
+static char *
+escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = st_xmalloc(strlen(s) * 3 + 1);
+    char *o = out;
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~", c) != NULL) {
+            *o++ = (char)c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *
+next_link(const struct cp_request *rq, const char *offset, size_t size)
+{
+    const char *tags = json_string_value(json_object_get(rq->query, "tags"));
+    char *path = st_xstrdup(rq->path);
+    char *etags = tags != NULL ? escape(tags) : NULL;
+    size_t len = strlen(path);
+    char buf[1024];
+    json_t *v;
+
+    while (len > 1 && path[len - 1] == '/') {
+        path[--len] = '\0';
+    }
+    st_snprintf(buf, sizeof(buf), "%s?offset=%s&size=%zu%s%s", path, offset, size,
+                etags != NULL ? "&tags=" : "", etags != NULL ? etags : "");
+    v = json_string(buf);
+    free(path);
+    free(etags);
+    return v;
+}
+
+static void
+list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enum st_entity_kind k,
+     const char *parent)
+{
+    struct cp_page_opts o = {0};
+    struct st_err err = {0};
+    json_t *tags = NULL;
+    json_t *par = NULL;
+    json_t *data = NULL;
+    char *next = NULL;
+    int rc = 0;
+
+    if (page_size(rq, rs, &o.size) < 0 || page_tags(rq, rs, &tags, &o.tags_any) < 0) {
+        return;
+    }
+    o.tags = parent == NULL ? tags : NULL; /* Kong: nested collections ignore tags */
+    o.offset = json_string_value(json_object_get(rq->query, "offset"));
+    pthread_mutex_lock(&cx->store_mu);
+    if (parent != NULL) {
+        rc = cp_store_get(cx->store, ST_ENT_SERVICE, parent, &par);
+        o.service_id = rc == 0 ? obj_str(par, "id") : NULL;
+    }
+    if (rc == 0) {
+        rc = cp_store_page(cx->store, k, &o, &data, &next, &err);
+    }
+    pthread_mutex_unlock(&cx->store_mu);
+    json_decref(par);
+    json_decref(tags);
+    if (rc == -ST_EPARSE) {
+        cp_admin__reply_code(rs, 400, 7, "invalid offset", err.msg, NULL);
+    } else if (rc < 0) {
+        cp_admin__reply_err(rs, k, rc, &err, NULL);
+    } else {
+        json_t *out = json_array();
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(data, i, v)
+        {
+            json_array_append_new(out, cp_admin__render(v));
+        }
+        v = json_pack("{s:o}", "data", out);
+        json_object_set_new(v, "next", next != NULL ? next_link(rq, next, o.size) : json_null());
+        if (next != NULL) {
+            json_object_set_new(v, "offset", json_string(next));
+        }
+        cp_admin__reply(rs, 200, v);
+    }
+    json_decref(data);
+    free(next);
+}
+
+/* ------------------------------------------------------------------------ */
+/* endpoints */
+
+void
+cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                     enum st_entity_kind k, const char *parent)
+{
+    struct write_req w = {.k = k, .op = OP_CREATE, .parent = parent};
+
+    if (cp_admin__is(rq, "GET")) {
+        list(cx, rq, rs, k, parent);
+        return;
+    }
+    w.body = cp_admin__body(rq, rs);
+    if (w.body != NULL) {
+        write_entity(cx, &w, rs);
+    }
+}
+
+void
+cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                 enum st_entity_kind k, const char *key, const char *parent)
+{
+    struct write_req w = {.k = k, .key = key, .parent = parent};
+
+    if (cp_admin__is(rq, "GET")) {
+        get_entity(cx, k, key, parent, rs);
+        return;
+    }
+    if (cp_admin__is(rq, "DELETE")) {
+        delete_entity(cx, k, key, parent, rs);
+        return;
+    }
+    w.op = cp_admin__is(rq, "PUT") ? OP_UPSERT : OP_PATCH;
+    w.body = cp_admin__body(rq, rs);
+    if (w.body != NULL) {
+        write_entity(cx, &w, rs);
+    }
+}
+
+void
+cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                        const char *route)
+{
+    json_t *r = NULL;
+    char sid[64];
+    int rc;
+
+    pthread_mutex_lock(&cx->store_mu);
+    rc = cp_store_get(cx->store, ST_ENT_ROUTE, route, &r);
+    pthread_mutex_unlock(&cx->store_mu);
+    if (rc < 0 || route_service_id(r) == NULL) {
+        json_decref(r);
+        cp_admin__reply_err(rs, ST_ENT_SERVICE, rc < 0 ? rc : -ST_ENOTFOUND, NULL, NULL);
+        return;
+    }
+    st_snprintf(sid, sizeof(sid), "%s", route_service_id(r));
+    json_decref(r);
+    cp_admin__entity(cx, rq, rs, ST_ENT_SERVICE, sid, NULL);
+}

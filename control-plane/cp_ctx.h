@@ -1,0 +1,38 @@
+/* The control plane's one context: what strait-cp start builds and every part reads.
+ * The only mutable process state of the CP lives here (CONVENTIONS.md §13). */
+#ifndef STRAIT_CP_CTX_H
+#define STRAIT_CP_CTX_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "st_conf.h"
+
+struct cp_store;
+struct cp_snapshot;
+struct cp_registry;
+struct cp_sync;
+struct cp_http;
+
+/* Admin API connection counters (GET /status), updated with __atomic builtins. */
+struct cp_server_stats {
+    uint64_t accepted;
+    uint64_t active;
+    uint64_t handled;
+    uint64_t requests;
+};
+
+struct cp_ctx {
+    struct st_conf conf;
+    struct cp_store *store;   /* the admin API's handle; use under store_mu */
+    pthread_mutex_t store_mu; /* one admin transaction at a time */
+    struct cp_snapshot *snap; /* may be NULL in unit tests */
+    struct cp_registry *reg;
+    struct cp_sync *sync;
+    struct cp_http *http;
+    char node_id[37];
+    char hostname[256];
+    struct cp_server_stats stats;
+};
+
+#endif

@@ -1,0 +1,241 @@
+/* Snapshot builder (see cp_snapshot.h): one thread waits for kicks (or a slow poll),
+ * compares the store's config version with the published one and rebuilds on a change.
+ * Publishing swaps a refcounted blob under the mutex, then runs the change callback so
+ * cp_sync answers the requests it holds. */
+#include "cp_snapshot.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp_store.h"
+#include "st_err.h"
+#include "st_log.h"
+#include "st_snapshot.h"
+#include "st_util.h"
+
+#define CP_SNAPSHOT_POLL_MS 5000
+
+struct cp_snapshot {
+    struct cp_store *store;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_mutex_t build_mu; /* one build at a time */
+    pthread_t thread;
+    bool started;
+    bool stop;
+    bool kicked;
+    struct cp_snapshot_blob *cur;
+    cp_snapshot_changed_fn *on_change;
+    void *on_change_arg;
+};
+
+void
+cp_snapshot_blob_unref(struct cp_snapshot_blob *b)
+{
+    if (b != NULL && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(b->bytes);
+        free(b);
+    }
+}
+
+struct cp_snapshot_blob *
+cp_snapshot_acquire(struct cp_snapshot *sn)
+{
+    struct cp_snapshot_blob *b;
+
+    pthread_mutex_lock(&sn->mu);
+    b = sn->cur;
+    __atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_unlock(&sn->mu);
+    return b;
+}
+
+/* Reads the store and builds; *out is NULL when the version did not change. */
+static int
+build(struct cp_snapshot *sn, uint64_t have, bool force, struct cp_snapshot_blob **out,
+      struct st_err *err)
+{
+    struct cp_snapshot_blob *b;
+    json_t *services = NULL;
+    json_t *routes = NULL;
+    uint64_t version = 0;
+    int rc;
+
+    *out = NULL;
+    rc = cp_store_version(sn->store, &version);
+    if (rc < 0) {
+        return st_err_set(err, rc, NULL, "cannot read the config version");
+    }
+    if (!force && version == have) {
+        return 0;
+    }
+    rc = cp_store_read_all(sn->store, &version, &services, &routes);
+    if (rc < 0) {
+        return st_err_set(err, rc, NULL, "cannot read the configuration");
+    }
+    b = st_xcalloc(1, sizeof(*b));
+    b->refs = 1;
+    rc = st_snapshot_build(version, services, routes, &b->bytes, &b->len, b->hash, err);
+    json_decref(services);
+    json_decref(routes);
+    if (rc < 0) {
+        free(b->bytes);
+        free(b);
+        return rc;
+    }
+    b->version = version;
+    *out = b;
+    return 0;
+}
+
+static void
+publish(struct cp_snapshot *sn, struct cp_snapshot_blob *b)
+{
+    struct cp_snapshot_blob *old;
+
+    pthread_mutex_lock(&sn->mu);
+    old = sn->cur;
+    sn->cur = b;
+    pthread_mutex_unlock(&sn->mu);
+    st_log(ST_LOG_NOTICE, 0, "configuration version %llu, hash %s (%zu bytes)",
+           (unsigned long long)b->version, b->hash, b->len);
+    cp_snapshot_blob_unref(old);
+    if (sn->on_change != NULL) {
+        sn->on_change(sn->on_change_arg);
+    }
+}
+
+int
+cp_snapshot_refresh(struct cp_snapshot *sn)
+{
+    struct cp_snapshot_blob *b = NULL;
+    struct st_err err = {0};
+    uint64_t have;
+    int rc;
+
+    pthread_mutex_lock(&sn->build_mu);
+    pthread_mutex_lock(&sn->mu);
+    have = sn->cur->version;
+    pthread_mutex_unlock(&sn->mu);
+    rc = build(sn, have, false, &b, &err);
+    if (rc < 0) {
+        st_log(ST_LOG_ERR, 0, "snapshot not rebuilt: %s", err.msg);
+    } else if (b != NULL) {
+        publish(sn, b);
+    }
+    pthread_mutex_unlock(&sn->build_mu);
+    return rc;
+}
+
+static void *
+run(void *arg)
+{
+    struct cp_snapshot *sn = arg;
+
+    pthread_mutex_lock(&sn->mu);
+    while (!sn->stop) {
+        if (!sn->kicked) {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += CP_SNAPSHOT_POLL_MS / 1000;
+            pthread_cond_timedwait(&sn->cv, &sn->mu, &ts);
+        }
+        if (sn->stop) {
+            break;
+        }
+        sn->kicked = false;
+        pthread_mutex_unlock(&sn->mu);
+        cp_snapshot_refresh(sn);
+        pthread_mutex_lock(&sn->mu);
+    }
+    pthread_mutex_unlock(&sn->mu);
+    return NULL;
+}
+
+int
+cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err *err)
+{
+    struct cp_snapshot *sn = st_xcalloc(1, sizeof(*sn));
+    pthread_condattr_t ca;
+    int rc;
+
+    *out = NULL;
+    sn->store = store;
+    pthread_mutex_init(&sn->mu, NULL);
+    pthread_mutex_init(&sn->build_mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sn->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    rc = build(sn, 0, true, &sn->cur, err);
+    if (rc < 0) {
+        cp_snapshot_free(sn);
+        return rc;
+    }
+    st_log(ST_LOG_NOTICE, 0, "configuration version %llu, hash %s (%zu bytes)",
+           (unsigned long long)sn->cur->version, sn->cur->hash, sn->cur->len);
+    *out = sn;
+    return 0;
+}
+
+void
+cp_snapshot_on_change(struct cp_snapshot *sn, cp_snapshot_changed_fn *fn, void *arg)
+{
+    sn->on_change = fn;
+    sn->on_change_arg = arg;
+}
+
+int
+cp_snapshot_start(struct cp_snapshot *sn)
+{
+    int rc = pthread_create(&sn->thread, NULL, run, sn);
+
+    if (rc != 0) {
+        return -rc;
+    }
+    sn->started = true;
+    return 0;
+}
+
+void
+cp_snapshot_kick(struct cp_snapshot *sn)
+{
+    pthread_mutex_lock(&sn->mu);
+    sn->kicked = true;
+    pthread_cond_signal(&sn->cv);
+    pthread_mutex_unlock(&sn->mu);
+}
+
+void
+cp_snapshot_stop(struct cp_snapshot *sn)
+{
+    if (sn == NULL || !sn->started) {
+        return;
+    }
+    pthread_mutex_lock(&sn->mu);
+    sn->stop = true;
+    pthread_cond_signal(&sn->cv);
+    pthread_mutex_unlock(&sn->mu);
+    pthread_join(sn->thread, NULL);
+    sn->started = false;
+}
+
+void
+cp_snapshot_free(struct cp_snapshot *sn)
+{
+    if (sn == NULL) {
+        return;
+    }
+    cp_snapshot_stop(sn);
+    cp_snapshot_blob_unref(sn->cur);
+    cp_store_close(sn->store);
+    pthread_cond_destroy(&sn->cv);
+    pthread_mutex_destroy(&sn->build_mu);
+    pthread_mutex_destroy(&sn->mu);
+    free(sn);
+}

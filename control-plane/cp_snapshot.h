@@ -1,0 +1,53 @@
+/* The CP's current snapshot: built with st_snapshot_build from one consistent read of
+ * the store whenever the store's config version changes, kept encoded in memory (so DPs
+ * are served while the database is away), and shared with the sync server. */
+#ifndef STRAIT_CP_SNAPSHOT_H
+#define STRAIT_CP_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cp_store;
+struct st_err;
+struct cp_snapshot;
+
+/* One built snapshot, immutable and refcounted. */
+struct cp_snapshot_blob {
+    uint64_t version;
+    char hash[65];
+    uint8_t *bytes; /* the encoded Snapshot */
+    size_t len;
+    int refs; /* atomic */
+};
+
+typedef void cp_snapshot_changed_fn(void *arg);
+
+/* Takes ownership of `store` (a handle only the builder uses) and builds the first
+ * snapshot before returning. Returns 0 and a new builder, or a negative code with err
+ * filled. Free with cp_snapshot_free() (which stops the thread). */
+int cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err *err);
+
+/* Sets the callback run (on the builder thread) after a new snapshot is published. */
+void cp_snapshot_on_change(struct cp_snapshot *sn, cp_snapshot_changed_fn *fn, void *arg);
+
+/* Starts the builder thread. Returns 0 or -errno. */
+int cp_snapshot_start(struct cp_snapshot *sn);
+
+/* Tells the builder that something committed; bursts of kicks coalesce into one
+ * rebuild. The builder also checks the store's version every few seconds. */
+void cp_snapshot_kick(struct cp_snapshot *sn);
+
+/* Rebuilds now on the calling thread if the version changed (tests, start-up). */
+int cp_snapshot_refresh(struct cp_snapshot *sn);
+
+/* The current snapshot with a reference the caller drops with cp_snapshot_blob_unref(). */
+struct cp_snapshot_blob *cp_snapshot_acquire(struct cp_snapshot *sn);
+void cp_snapshot_blob_unref(struct cp_snapshot_blob *b);
+
+/* Stops and joins the builder thread (no more change callbacks). Idempotent. */
+void cp_snapshot_stop(struct cp_snapshot *sn);
+
+/* Stops the thread if needed, then frees the builder and its store. NULL is a no-op. */
+void cp_snapshot_free(struct cp_snapshot *sn);
+
+#endif

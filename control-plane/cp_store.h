@@ -1,0 +1,103 @@
+/* The control plane's store: one interface (an ops table) over the database
+ * backends. SQLite (cp_store_sqlite.c) is the embedded default; Postgres comes in a
+ * later issue. Entities go in and come out as jansson objects in Kong's admin-API
+ * shape with created_at/updated_at in milliseconds.
+ *
+ * A handle is used by one thread at a time. Writes happen inside an explicit
+ * transaction (begin/commit/rollback); the config version in the database is bumped
+ * by the commit of every transaction that wrote, so every CP sees one sequence. */
+#ifndef STRAIT_CP_STORE_H
+#define STRAIT_CP_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_entity.h"
+
+struct st_conf;
+struct st_err;
+struct cp_store;
+
+#define CP_PAGE_SIZE_DEFAULT 100
+#define CP_PAGE_SIZE_MAX     1000
+
+/* One page of a collection, ordered by id. */
+struct cp_page_opts {
+    size_t size;            /* 1..CP_PAGE_SIZE_MAX */
+    const char *offset;     /* opaque offset from the previous page, NULL: first page */
+    const char *service_id; /* routes only: only the routes of that service, NULL: all */
+    const json_t *tags;     /* array of strings to filter on, NULL: none */
+    bool tags_any;          /* true: an entity with any of the tags; false: all of them */
+};
+
+struct cp_store_ops {
+    const char *name;
+    /* Starts a transaction; write transactions take the write lock at once. */
+    int (*begin)(struct cp_store *s, bool write);
+    /* Bumps the config version if the transaction wrote, then commits. */
+    int (*commit)(struct cp_store *s);
+    void (*rollback)(struct cp_store *s);
+    int (*get)(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
+    int (*insert)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err);
+    int (*update)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err);
+    int (*remove)(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
+    int (*page)(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
+                json_t **data, char **next_offset, struct st_err *err);
+    int (*read_all)(struct cp_store *s, uint64_t *version, json_t **services, json_t **routes);
+    int (*version)(struct cp_store *s, uint64_t *version);
+    void (*close)(struct cp_store *s);
+};
+
+/* Every backend's handle starts with this. */
+struct cp_store {
+    const struct cp_store_ops *ops;
+};
+
+/* Opens the backend `conf->database` names, creating and migrating the schema where the
+ * backend migrates itself (SQLite). Returns 0 and a handle closed with cp_store_close(),
+ * or a negative code with err filled ("database = postgres is not supported yet"). */
+int cp_store_open(const struct st_conf *conf, struct cp_store **out, struct st_err *err);
+
+/* Opens the SQLite store at path (created and migrated if needed). */
+int cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err);
+
+void cp_store_close(struct cp_store *s);
+
+int cp_store_begin(struct cp_store *s, bool write);
+int cp_store_commit(struct cp_store *s);
+void cp_store_rollback(struct cp_store *s);
+
+/* Finds an entity by id (when id_or_name is a UUID) or else by name. Returns 0 and a
+ * new object the caller releases (json_decref), or -ST_ENOTFOUND, or -ST_EDB. */
+int cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
+
+/* Inserts a validated entity (id, created_at set). Inside a write transaction.
+ * Returns 0, -ST_EPKEY (id exists, err->field "id"), -ST_EUNIQUE (err->field "name"),
+ * -ST_EFOREIGN (route's service does not exist, err->field "service") or -ST_EDB. */
+int cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj,
+                    struct st_err *err);
+
+/* Replaces the entity with obj's id. Same errors as insert, plus -ST_ENOTFOUND. */
+int cp_store_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj,
+                    struct st_err *err);
+
+/* Deletes by id. Returns 0 (also when absent), -ST_EREFERENCED (a service that routes
+ * still use; err->field "routes"), or -ST_EDB. */
+int cp_store_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
+
+/* One page: *data is a new array, *next_offset a malloc'd offset for the next page or
+ * NULL on the last one. Returns 0, -ST_EPARSE for a bad offset (err->msg says why), or
+ * -ST_EDB. */
+int cp_store_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
+                  json_t **data, char **next_offset, struct st_err *err);
+
+/* One consistent read (its own transaction) of the config version and every entity,
+ * each list ordered by id. New arrays owned by the caller. Returns 0 or -ST_EDB. */
+int cp_store_read_all(struct cp_store *s, uint64_t *version, json_t **services, json_t **routes);
+
+/* The committed config version. Returns 0 or -ST_EDB. */
+int cp_store_version(struct cp_store *s, uint64_t *version);
+
+#endif

@@ -1,0 +1,776 @@
+/* The SQLite store: the embedded default backend of cp_store. The only file that
+ * includes sqlite3.h.
+ *
+ * One table per entity with columns for what the database must enforce or search
+ * (id, name unique, created_at in ms, updated_at, routes.service_id with ON DELETE
+ * RESTRICT, tags) and the whole entity as JSON text in `doc`. The config version lives
+ * in `meta` and is bumped by the commit of every transaction that wrote. WAL mode, so
+ * the snapshot builder's handle reads while the admin API writes. The schema is
+ * versioned in `schema_migrations` and migrated at open. */
+#include "cp_store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_err.h"
+#include "st_log.h"
+#include "st_schema.h"
+#include "st_util.h"
+
+struct sq_store {
+    struct cp_store base; /* first: cp_store_sqlite casts */
+    sqlite3 *db;
+    bool in_tx;
+    bool dirty; /* the open transaction wrote */
+};
+
+struct sq_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+
+static const struct sq_migration migrations[] = {
+    {1, "000_base",
+     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+     "INSERT INTO meta (key, value) VALUES ('config_version', 0);"
+     "CREATE TABLE services ("
+     " id TEXT PRIMARY KEY, name TEXT UNIQUE, created_at INTEGER NOT NULL,"
+     " updated_at INTEGER NOT NULL, tags TEXT, doc TEXT NOT NULL);"
+     "CREATE TABLE routes ("
+     " id TEXT PRIMARY KEY, name TEXT UNIQUE, created_at INTEGER NOT NULL,"
+     " updated_at INTEGER NOT NULL,"
+     " service_id TEXT REFERENCES services (id) ON DELETE RESTRICT,"
+     " tags TEXT, doc TEXT NOT NULL);"
+     "CREATE INDEX routes_service_id_idx ON routes (service_id);"},
+};
+
+static struct sq_store *
+sq(struct cp_store *s)
+{
+    return (struct sq_store *)s;
+}
+
+static int
+sq_db_err(sqlite3 *db, const char *what)
+{
+    st_log(ST_LOG_ERR, 0, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+    return -ST_EDB;
+}
+
+static int
+sq_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        st_log(ST_LOG_ERR, 0, "sqlite: %s: %s", sql, msg != NULL ? msg : "error");
+        sqlite3_free(msg);
+        return -ST_EDB;
+    }
+    return 0;
+}
+
+static int
+sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+        return sq_db_err(db, sql);
+    }
+    return 0;
+}
+
+static void
+sq_bind_str(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v == NULL) {
+        sqlite3_bind_null(st, i);
+    } else {
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* migrations */
+
+static int
+sq_schema_version(sqlite3 *db, int *version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     " applied_at INTEGER NOT NULL)");
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sq_prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &st);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return sq_db_err(db, "schema_migrations");
+    }
+    *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int
+sq_apply_migration(sqlite3 *db, const struct sq_migration *m)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_exec(db, m->sql);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sq_prepare(db,
+                    "INSERT INTO schema_migrations (version, name, applied_at)"
+                    " VALUES (?, ?, ?)",
+                    &st);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_bind_int(st, 1, m->version);
+    sq_bind_str(st, 2, m->name);
+    sqlite3_bind_int64(st, 3, st_time_ms());
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sq_db_err(db, "schema_migrations");
+    sqlite3_finalize(st);
+    if (rc == 0) {
+        st_log(ST_LOG_NOTICE, 0, "sqlite: applied migration %d (%s)", m->version, m->name);
+    }
+    return rc;
+}
+
+/* Applies every migration above the recorded version, all in one transaction. */
+static int
+sq_migrate(sqlite3 *db, struct st_err *err)
+{
+    int cur = 0;
+    int rc;
+
+    rc = sq_exec(db, "BEGIN IMMEDIATE");
+    if (rc < 0) {
+        return st_err_set(err, rc, "sqlite_path", "sqlite: cannot start the migration");
+    }
+    rc = sq_schema_version(db, &cur);
+    for (size_t i = 0; rc == 0 && i < ST_ARRAY_SIZE(migrations); i++) {
+        if (migrations[i].version > cur) {
+            rc = sq_apply_migration(db, &migrations[i]);
+        }
+    }
+    if (rc == 0 && cur > migrations[ST_ARRAY_SIZE(migrations) - 1].version) {
+        rc = st_err_set(err, -ST_EDB, "sqlite_path",
+                        "sqlite: the database schema (version %d) is newer than this "
+                        "strait-cp knows",
+                        cur);
+    }
+    if (rc < 0) {
+        sq_exec(db, "ROLLBACK");
+        if (err != NULL && err->msg[0] == '\0') {
+            st_err_set(err, rc, "sqlite_path", "sqlite: migration failed: %s", sqlite3_errmsg(db));
+        }
+        return rc;
+    }
+    rc = sq_exec(db, "COMMIT");
+    if (rc < 0) {
+        return st_err_set(err, rc, "sqlite_path", "sqlite: migration commit failed");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* transactions */
+
+static int
+sq_begin(struct cp_store *s, bool write)
+{
+    struct sq_store *q = sq(s);
+    int rc;
+
+    ST_ASSERT(!q->in_tx);
+    rc = sq_exec(q->db, write ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (rc == 0) {
+        q->in_tx = true;
+        q->dirty = false;
+    }
+    return rc;
+}
+
+static void
+sq_rollback(struct cp_store *s)
+{
+    struct sq_store *q = sq(s);
+
+    if (q->in_tx) {
+        sq_exec(q->db, "ROLLBACK");
+    }
+    q->in_tx = false;
+    q->dirty = false;
+}
+
+static int
+sq_commit(struct cp_store *s)
+{
+    struct sq_store *q = sq(s);
+    int rc = 0;
+
+    ST_ASSERT(q->in_tx);
+    if (q->dirty) {
+        rc = sq_exec(q->db, "UPDATE meta SET value = value + 1 WHERE key = 'config_version'");
+    }
+    if (rc == 0) {
+        rc = sq_exec(q->db, "COMMIT");
+    }
+    if (rc < 0) {
+        sq_rollback(s);
+        return rc;
+    }
+    q->in_tx = false;
+    q->dirty = false;
+    return 0;
+}
+
+static int
+sq_version(struct cp_store *s, uint64_t *version)
+{
+    struct sq_store *q = sq(s);
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prepare(q->db, "SELECT value FROM meta WHERE key = 'config_version'", &st);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *version = (uint64_t)sqlite3_column_int64(st, 0);
+    } else {
+        rc = sq_db_err(q->db, "config_version");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* reads */
+
+static json_t *
+sq_row_doc(sqlite3_stmt *st, int col)
+{
+    const unsigned char *text = sqlite3_column_text(st, col);
+    json_error_t jerr;
+
+    if (text == NULL) {
+        return NULL;
+    }
+    return json_loads((const char *)text, 0, &jerr);
+}
+
+static int
+sq_get_by(struct sq_store *q, const char *table, const char *col, const char *key, json_t **out)
+{
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    st_snprintf(sql, sizeof(sql), "SELECT doc FROM %s WHERE %s = ?", table, col);
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    sq_bind_str(st, 1, key);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sq_row_doc(st, 0);
+        rc = *out != NULL ? 0 : sq_db_err(q->db, "corrupt doc");
+    } else if (rc == SQLITE_DONE) {
+        rc = -ST_ENOTFOUND;
+    } else {
+        rc = sq_db_err(q->db, sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int
+sq_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out)
+{
+    struct sq_store *q = sq(s);
+    const char *table = st_entity_name(k);
+    int rc = -ST_ENOTFOUND;
+
+    *out = NULL;
+    if (st_schema_is_uuid(id_or_name)) {
+        rc = sq_get_by(q, table, "id", id_or_name, out);
+    }
+    if (rc == -ST_ENOTFOUND) {
+        rc = sq_get_by(q, table, "name", id_or_name, out);
+    }
+    return rc;
+}
+
+/* Whether a row matches `col = val` (and id != not_id when given). */
+static int
+sq_exists(struct sq_store *q, const char *table, const char *col, const char *val,
+          const char *not_id)
+{
+    char sql[160];
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    st_snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE %s = ? AND id IS NOT ?", table, col);
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    sq_bind_str(st, 1, val);
+    sq_bind_str(st, 2, not_id);
+    rc = sqlite3_step(st);
+    rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sq_db_err(q->db, sql);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* writes */
+
+struct sq_cols {
+    const char *id;
+    const char *name;
+    int64_t created_at;
+    int64_t updated_at;
+    const char *service_id;
+    char *tags; /* malloc'd JSON text or NULL */
+    char *doc;  /* malloc'd JSON text */
+};
+
+static void
+sq_cols_from(enum st_entity_kind k, const json_t *obj, struct sq_cols *c)
+{
+    const json_t *tags = json_object_get(obj, "tags");
+    const json_t *svc = json_object_get(obj, "service");
+
+    memset(c, 0, sizeof(*c));
+    c->id = json_string_value(json_object_get(obj, "id"));
+    c->name = json_string_value(json_object_get(obj, "name"));
+    c->created_at = json_integer_value(json_object_get(obj, "created_at"));
+    c->updated_at = json_integer_value(json_object_get(obj, "updated_at"));
+    if (k == ST_ENT_ROUTE && json_is_object(svc)) {
+        c->service_id = json_string_value(json_object_get(svc, "id"));
+    }
+    if (json_is_array(tags)) {
+        c->tags = json_dumps(tags, JSON_COMPACT);
+    }
+    c->doc = json_dumps(obj, JSON_COMPACT);
+}
+
+static void
+sq_cols_fini(struct sq_cols *c)
+{
+    free(c->tags);
+    free(c->doc);
+}
+
+/* The unique and foreign-key checks, before SQLite would refuse, so that the error
+ * names the field and the value as Kong does. */
+static int
+sq_check(struct sq_store *q, enum st_entity_kind k, const struct sq_cols *c, bool insert,
+         struct st_err *err)
+{
+    const char *table = st_entity_name(k);
+    int rc;
+
+    if (insert) {
+        rc = sq_exists(q, table, "id", c->id, NULL);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EPKEY, "id", "%s", c->id);
+        }
+    }
+    if (c->name != NULL) {
+        rc = sq_exists(q, table, "name", c->name, c->id);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, "name", "%s", c->name);
+        }
+    }
+    if (c->service_id != NULL) {
+        rc = sq_exists(q, "services", "id", c->service_id, NULL);
+        if (rc == 0) {
+            return st_err_set(err, -ST_EFOREIGN, "service", "%s", c->service_id);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+sq_constraint(struct sq_store *q, int ext, struct st_err *err)
+{
+    switch (ext) {
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return st_err_set(err, -ST_EPKEY, "id", "%s", sqlite3_errmsg(q->db));
+    case SQLITE_CONSTRAINT_UNIQUE:
+        return st_err_set(err, -ST_EUNIQUE, "name", "%s", sqlite3_errmsg(q->db));
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return st_err_set(err, -ST_EFOREIGN, "service", "%s", sqlite3_errmsg(q->db));
+    default:
+        return st_err_set(err, sq_db_err(q->db, "write"), NULL, "database error");
+    }
+}
+
+static int
+sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
+         struct st_err *err)
+{
+    static const char *const ins[] = {
+        "INSERT INTO services (name, created_at, updated_at, tags, doc, id)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO routes (name, created_at, updated_at, tags, doc, service_id, id)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6)",
+    };
+    static const char *const upd[] = {
+        "UPDATE services SET name = ?1, created_at = ?2, updated_at = ?3, tags = ?4,"
+        " doc = ?5 WHERE id = ?6",
+        "UPDATE routes SET name = ?1, created_at = ?2, updated_at = ?3, tags = ?4,"
+        " doc = ?5, service_id = ?7 WHERE id = ?6",
+    };
+    struct sq_store *q = sq(s);
+    struct sq_cols c;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    ST_ASSERT(q->in_tx && k < ST_ENT__COUNT);
+    sq_cols_from(k, obj, &c);
+    if (c.id == NULL || c.doc == NULL) {
+        rc = st_err_set(err, -ST_ESCHEMA, "id", "missing id");
+        goto out;
+    }
+    rc = sq_check(q, k, &c, insert, err);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = sq_prepare(q->db, insert ? ins[k] : upd[k], &st);
+    if (rc < 0) {
+        goto out;
+    }
+    sq_bind_str(st, 1, c.name);
+    sqlite3_bind_int64(st, 2, c.created_at);
+    sqlite3_bind_int64(st, 3, c.updated_at);
+    sq_bind_str(st, 4, c.tags);
+    sq_bind_str(st, 5, c.doc);
+    sq_bind_str(st, 6, c.id);
+    if (k == ST_ENT_ROUTE) {
+        sq_bind_str(st, 7, c.service_id);
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = 0;
+        if (!insert && sqlite3_changes(q->db) == 0) {
+            rc = -ST_ENOTFOUND;
+        }
+    } else {
+        rc = sq_constraint(q, sqlite3_extended_errcode(q->db), err);
+    }
+    if (rc == 0) {
+        q->dirty = true;
+    }
+out:
+    sqlite3_finalize(st);
+    sq_cols_fini(&c);
+    return rc;
+}
+
+static int
+sq_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
+{
+    return sq_write(s, k, obj, true, err);
+}
+
+static int
+sq_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
+{
+    return sq_write(s, k, obj, false, err);
+}
+
+static int
+sq_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
+{
+    struct sq_store *q = sq(s);
+    char sql[96];
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    ST_ASSERT(q->in_tx);
+    if (k == ST_ENT_SERVICE) {
+        rc = sq_exists(q, "routes", "service_id", id, NULL);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EREFERENCED, "routes", "routes");
+        }
+    }
+    st_snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", st_entity_name(k));
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    sq_bind_str(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = 0;
+        if (sqlite3_changes(q->db) > 0) {
+            q->dirty = true;
+        }
+    } else if (sqlite3_extended_errcode(q->db) == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        rc = st_err_set(err, -ST_EREFERENCED, "routes", "routes");
+    } else {
+        rc = sq_db_err(q->db, sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* paging */
+
+/* Builds the SELECT of one page; binds follow the order of the clauses. */
+static int
+sq_page_sql(enum st_entity_kind k, const struct cp_page_opts *o, char *sql, size_t size)
+{
+    size_t n = 0;
+    size_t ntags = o->tags != NULL ? json_array_size(o->tags) : 0;
+    int rc;
+
+    rc = st_snprintf(sql, size, "SELECT id, doc FROM %s WHERE 1", st_entity_name(k));
+    for (int step = 0; rc == 0 && step < 3; step++) {
+        const char *clause = NULL;
+
+        n = strlen(sql);
+        if (step == 0 && o->offset != NULL) {
+            clause = " AND id > ?";
+        } else if (step == 1 && o->service_id != NULL && k == ST_ENT_ROUTE) {
+            clause = " AND service_id = ?";
+        } else if (step == 2 && ntags > 0 && o->tags_any) {
+            clause = " AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value IN"
+                     " (SELECT value FROM json_each(?)))";
+        } else if (step == 2 && ntags > 0) {
+            clause = " AND NOT EXISTS (SELECT 1 FROM json_each(?) AS w WHERE w.value NOT IN"
+                     " (SELECT value FROM json_each(tags)))";
+        }
+        if (clause != NULL) {
+            rc = st_snprintf(sql + n, size - n, "%s", clause);
+        }
+    }
+    n = strlen(sql);
+    if (rc == 0) {
+        rc = st_snprintf(sql + n, size - n, " ORDER BY id LIMIT ?");
+    }
+    return rc;
+}
+
+static int
+sq_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o, json_t **data,
+        char **next_offset, struct st_err *err)
+{
+    struct sq_store *q = sq(s);
+    char sql[512];
+    char *tags_text = NULL;
+    sqlite3_stmt *st = NULL;
+    json_t *arr = NULL;
+    int i = 1;
+    int rc;
+
+    *data = NULL;
+    *next_offset = NULL;
+    if (o->offset != NULL && !st_schema_is_uuid(o->offset)) {
+        return st_err_set(err, -ST_EPARSE, "offset", "'%s' is not a valid offset: bad offset",
+                          o->offset);
+    }
+    if (sq_page_sql(k, o, sql, sizeof(sql)) < 0) {
+        return -ST_EDB;
+    }
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    if (o->offset != NULL) {
+        sq_bind_str(st, i++, o->offset);
+    }
+    if (o->service_id != NULL && k == ST_ENT_ROUTE) {
+        sq_bind_str(st, i++, o->service_id);
+    }
+    if (o->tags != NULL && json_array_size(o->tags) > 0) {
+        tags_text = json_dumps(o->tags, JSON_COMPACT);
+        sq_bind_str(st, i++, tags_text);
+    }
+    sqlite3_bind_int64(st, i, (sqlite3_int64)o->size + 1);
+    arr = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *doc;
+
+        if (json_array_size(arr) == o->size) {
+            /* one more row than asked: there is a next page after the last one kept */
+            json_t *last = json_array_get(arr, o->size - 1);
+            *next_offset = st_xstrdup(json_string_value(json_object_get(last, "id")));
+            break;
+        }
+        doc = sq_row_doc(st, 1);
+        if (doc != NULL) {
+            json_array_append_new(arr, doc);
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = sq_db_err(q->db, sql);
+        json_decref(arr);
+        free(*next_offset);
+        *next_offset = NULL;
+    } else {
+        rc = 0;
+        *data = arr;
+    }
+    sqlite3_finalize(st);
+    free(tags_text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the consistent read for the snapshot */
+
+static int
+sq_read_table(struct sq_store *q, const char *table, json_t **out)
+{
+    char sql[96];
+    sqlite3_stmt *st = NULL;
+    json_t *arr;
+    int rc;
+
+    st_snprintf(sql, sizeof(sql), "SELECT doc FROM %s ORDER BY id", table);
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    arr = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *doc = sq_row_doc(st, 0);
+
+        if (doc == NULL) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        json_array_append_new(arr, doc);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(arr);
+        return sq_db_err(q->db, sql);
+    }
+    *out = arr;
+    return 0;
+}
+
+static int
+sq_read_all(struct cp_store *s, uint64_t *version, json_t **services, json_t **routes)
+{
+    struct sq_store *q = sq(s);
+    int rc;
+
+    *services = NULL;
+    *routes = NULL;
+    rc = sq_begin(s, false);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sq_version(s, version);
+    if (rc == 0) {
+        rc = sq_read_table(q, "services", services);
+    }
+    if (rc == 0) {
+        rc = sq_read_table(q, "routes", routes);
+    }
+    sq_rollback(s); /* read-only: nothing to commit */
+    if (rc < 0) {
+        json_decref(*services);
+        json_decref(*routes);
+        *services = NULL;
+        *routes = NULL;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* open and close */
+
+static void
+sq_close(struct cp_store *s)
+{
+    struct sq_store *q = sq(s);
+
+    if (q->in_tx) {
+        sq_rollback(s);
+    }
+    sqlite3_close(q->db);
+    free(q);
+}
+
+static const struct cp_store_ops sq_ops = {
+    .name = "sqlite",
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .get = sq_get,
+    .insert = sq_insert,
+    .update = sq_update,
+    .remove = sq_remove,
+    .page = sq_page,
+    .read_all = sq_read_all,
+    .version = sq_version,
+    .close = sq_close,
+};
+
+int
+cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err)
+{
+    struct sq_store *q;
+    int rc;
+
+    *out = NULL;
+    if (path == NULL) {
+        return st_err_set(err, -ST_ECONF, "sqlite_path", "sqlite_path is not set");
+    }
+    q = st_xcalloc(1, sizeof(*q));
+    q->base.ops = &sq_ops;
+    rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        st_err_set(err, -ST_EDB, "sqlite_path", "sqlite: cannot open %s: %s", path,
+                   q->db != NULL ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        rc = -ST_EDB;
+        goto out;
+    }
+    sqlite3_busy_timeout(q->db, 5000);
+    rc = sq_exec(q->db, "PRAGMA journal_mode = WAL");
+    if (rc == 0) {
+        rc = sq_exec(q->db, "PRAGMA foreign_keys = ON");
+    }
+    if (rc == 0) {
+        rc = sq_exec(q->db, "PRAGMA synchronous = NORMAL");
+    }
+    if (rc < 0) {
+        st_err_set(err, rc, "sqlite_path", "sqlite: cannot set up %s: %s", path,
+                   sqlite3_errmsg(q->db));
+        goto out;
+    }
+    rc = sq_migrate(q->db, err);
+out:
+    if (rc < 0) {
+        sqlite3_close(q->db);
+        free(q);
+        return rc;
+    }
+    *out = &q->base;
+    return 0;
+}

@@ -1,0 +1,386 @@
+/* cp_store against a temporary SQLite file (issue 2: store with versioned migrations,
+ * constraint errors, paging, one config version bump per commit, one consistent read). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cp_store.h"
+#include "st_err.h"
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct cp_store *s;
+};
+
+static const char *const SVC1 = "10000000-0000-4000-8000-000000000001";
+static const char *const SVC2 = "20000000-0000-4000-8000-000000000002";
+static const char *const RT1 = "30000000-0000-4000-8000-000000000003";
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct st_err err = {0};
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_cp_store.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/strait.db", f->dir);
+    assert_int_equal(cp_store_sqlite_open(f->path, &f->s, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[192];
+
+    cp_store_close(f->s);
+    static const char *const files[] = {"strait.db", "strait.db-wal", "strait.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static json_t *
+service(const char *id, const char *name)
+{
+    json_t *o = json_pack("{s:s,s:i,s:i,s:s,s:s,s:i}", "id", id, "created_at", 1000, "updated_at",
+                          1000, "protocol", "tcp", "host", "127.0.0.1", "port", 80);
+
+    json_object_set_new(o, "name", name != NULL ? json_string(name) : json_null());
+    return o;
+}
+
+static json_t *
+route(const char *id, const char *service_id)
+{
+    return json_pack("{s:s,s:i,s:i,s:[s],s:[{s:i}],s:{s:s}}", "id", id, "created_at", 1000,
+                     "updated_at", 1000, "protocols", "tcp", "destinations", "port", 5555,
+                     "service", "id", service_id);
+}
+
+/* Inserts in its own transaction; returns the insert's code (committed only on 0). */
+static int
+insert1(struct cp_store *s, enum st_entity_kind k, json_t *o, struct st_err *err)
+{
+    int rc;
+
+    assert_int_equal(cp_store_begin(s, true), 0);
+    rc = cp_store_insert(s, k, o, err);
+    if (rc == 0) {
+        assert_int_equal(cp_store_commit(s), 0);
+    } else {
+        cp_store_rollback(s);
+    }
+    json_decref(o);
+    return rc;
+}
+
+static uint64_t
+version(struct cp_store *s)
+{
+    uint64_t v = 99;
+
+    assert_int_equal(cp_store_version(s, &v), 0);
+    return v;
+}
+
+static void
+test_crud(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    json_t *o = NULL;
+
+    assert_int_equal(version(f->s), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "echo"), &err), 0);
+    assert_int_equal(version(f->s), 1);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, SVC1, &o), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "name")), "echo");
+    json_decref(o);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "echo", &o), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), SVC1);
+    json_object_set_new(o, "name", json_string("echo2"));
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_update(f->s, ST_ENT_SERVICE, o, &err), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    json_decref(o);
+    assert_int_equal(version(f->s), 2);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "echo", &o), -ST_ENOTFOUND);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "echo2", &o), 0);
+    json_decref(o);
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_remove(f->s, ST_ENT_SERVICE, SVC1, &err), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(version(f->s), 3);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, SVC1, &o), -ST_ENOTFOUND);
+    /* deleting what is absent succeeds and, writing nothing, bumps nothing */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_remove(f->s, ST_ENT_SERVICE, SVC1, &err), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(version(f->s), 3);
+    /* updating what is absent */
+    o = service(SVC2, NULL);
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_update(f->s, ST_ENT_SERVICE, o, &err), -ST_ENOTFOUND);
+    cp_store_rollback(f->s);
+    json_decref(o);
+}
+
+static void
+test_unique_and_pkey(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    json_t *o = NULL;
+
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "dup"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, "dup"), &err), -ST_EUNIQUE);
+    assert_string_equal(err.field, "name");
+    assert_string_equal(err.msg, "dup");
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "other"), &err), -ST_EPKEY);
+    assert_string_equal(err.field, "id");
+    assert_string_equal(err.msg, SVC1);
+    /* unnamed entities never collide */
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, NULL), &err), 0);
+    /* renaming onto a taken name */
+    o = service(SVC2, "dup");
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_update(f->s, ST_ENT_SERVICE, o, &err), -ST_EUNIQUE);
+    cp_store_rollback(f->s);
+    json_decref(o);
+    /* the failures changed nothing */
+    assert_int_equal(version(f->s), 2);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "other", &o), -ST_ENOTFOUND);
+}
+
+static void
+test_foreign_keys(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, route(RT1, SVC1), &err), -ST_EFOREIGN);
+    assert_string_equal(err.field, "service");
+    assert_string_equal(err.msg, SVC1);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "s"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, route(RT1, SVC1), &err), 0);
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_remove(f->s, ST_ENT_SERVICE, SVC1, &err), -ST_EREFERENCED);
+    cp_store_rollback(f->s);
+    assert_int_equal(version(f->s), 2);
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_remove(f->s, ST_ENT_ROUTE, RT1, &err), 0);
+    assert_int_equal(cp_store_remove(f->s, ST_ENT_SERVICE, SVC1, &err), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    /* two writes, one commit: one bump */
+    assert_int_equal(version(f->s), 3);
+}
+
+static void
+test_rollback_changes_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    json_t *o = service(SVC1, "a");
+    json_t *o2 = service(SVC2, "b");
+
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_insert(f->s, ST_ENT_SERVICE, o, &err), 0);
+    assert_int_equal(cp_store_insert(f->s, ST_ENT_SERVICE, o2, &err), 0);
+    cp_store_rollback(f->s);
+    json_decref(o);
+    json_decref(o2);
+    assert_int_equal(version(f->s), 0);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "a", &o), -ST_ENOTFOUND);
+}
+
+static void
+make_ids(char ids[][37], int n)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], 37, "%08x-0000-4000-8000-000000000000", (unsigned)(n - i) * 0x1000u);
+    }
+}
+
+static void
+test_paging(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    struct cp_page_opts o = {.size = 2};
+    char ids[5][37];
+    char *next = NULL;
+    char *prev = NULL;
+    json_t *data = NULL;
+    size_t seen = 0;
+
+    make_ids(ids, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(ids[i], NULL), &err), 0);
+    }
+    do {
+        o.offset = prev;
+        assert_int_equal(cp_store_page(f->s, ST_ENT_SERVICE, &o, &data, &next, &err), 0);
+        assert_true(json_array_size(data) >= 1 && json_array_size(data) <= 2);
+        for (size_t i = 0; i < json_array_size(data); i++) {
+            const char *id = json_string_value(json_object_get(json_array_get(data, i), "id"));
+
+            /* ordered by id: ids[4] is the smallest */
+            assert_string_equal(id, ids[4 - seen]);
+            seen++;
+        }
+        json_decref(data);
+        free(prev);
+        prev = next;
+    } while (next != NULL);
+    assert_int_equal(seen, 5);
+    o.offset = "not-an-offset";
+    assert_int_equal(cp_store_page(f->s, ST_ENT_SERVICE, &o, &data, &next, &err), -ST_EPARSE);
+    assert_non_null(strstr(err.msg, "'not-an-offset' is not a valid offset"));
+    /* an exact last page has no next */
+    o.offset = NULL;
+    o.size = 5;
+    assert_int_equal(cp_store_page(f->s, ST_ENT_SERVICE, &o, &data, &next, &err), 0);
+    assert_int_equal(json_array_size(data), 5);
+    assert_null(next);
+    json_decref(data);
+}
+
+static void
+test_page_filters(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    struct cp_page_opts o = {.size = 100};
+    json_t *s1 = service(SVC1, "s1");
+    json_t *data = NULL;
+    char *next = NULL;
+
+    json_object_set_new(s1, "tags", json_pack("[s,s]", "a", "b"));
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, s1, &err), 0);
+    s1 = service(SVC2, "s2");
+    json_object_set_new(s1, "tags", json_pack("[s]", "a"));
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, s1, &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, route(RT1, SVC1), &err), 0);
+
+    o.tags = json_pack("[s,s]", "a", "b");
+    assert_int_equal(cp_store_page(f->s, ST_ENT_SERVICE, &o, &data, &next, &err), 0);
+    assert_int_equal(json_array_size(data), 1); /* AND */
+    json_decref(data);
+    o.tags_any = true;
+    assert_int_equal(cp_store_page(f->s, ST_ENT_SERVICE, &o, &data, &next, &err), 0);
+    assert_int_equal(json_array_size(data), 2); /* OR */
+    json_decref(data);
+    json_decref((json_t *)o.tags);
+    o.tags = NULL;
+
+    o.service_id = SVC2;
+    assert_int_equal(cp_store_page(f->s, ST_ENT_ROUTE, &o, &data, &next, &err), 0);
+    assert_int_equal(json_array_size(data), 0);
+    json_decref(data);
+    o.service_id = SVC1;
+    assert_int_equal(cp_store_page(f->s, ST_ENT_ROUTE, &o, &data, &next, &err), 0);
+    assert_int_equal(json_array_size(data), 1);
+    json_decref(data);
+}
+
+static void
+test_read_all_and_second_handle(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    struct cp_store *b = NULL;
+    json_t *svcs = NULL;
+    json_t *rts = NULL;
+    uint64_t v = 0;
+
+    /* a second handle (the snapshot builder's) on the same file */
+    assert_int_equal(cp_store_sqlite_open(f->path, &b, &err), 0);
+    assert_int_equal(cp_store_read_all(b, &v, &svcs, &rts), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(json_array_size(svcs), 0);
+    json_decref(svcs);
+    json_decref(rts);
+
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, "b"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "a"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, route(RT1, SVC1), &err), 0);
+
+    /* an open write transaction on one handle is invisible to the other's read */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_remove(f->s, ST_ENT_ROUTE, RT1, &err), 0);
+    assert_int_equal(cp_store_read_all(b, &v, &svcs, &rts), 0);
+    cp_store_rollback(f->s);
+    assert_int_equal(v, 3);
+    assert_int_equal(json_array_size(svcs), 2);
+    assert_int_equal(json_array_size(rts), 1);
+    /* ordered by id */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(svcs, 0), "id")), SVC1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(svcs, 0), "created_at")),
+                     1000);
+    json_decref(svcs);
+    json_decref(rts);
+    cp_store_close(b);
+}
+
+static void
+test_reopen_keeps_data(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    json_t *o = NULL;
+
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "kept"), &err), 0);
+    cp_store_close(f->s);
+    f->s = NULL;
+    /* migrations already applied: opening again applies nothing and keeps the rows */
+    assert_int_equal(cp_store_sqlite_open(f->path, &f->s, &err), 0);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "kept", &o), 0);
+    json_decref(o);
+    assert_int_equal(version(f->s), 1);
+}
+
+static void
+test_open_fails_cleanly(void **state)
+{
+    struct cp_store *s = NULL;
+    struct st_err err = {0};
+
+    (void)state;
+    assert_true(cp_store_sqlite_open("/nonexistent-dir/x/strait.db", &s, &err) < 0);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "sqlite"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_and_pkey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_all_and_second_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test(test_open_fails_cleanly),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
