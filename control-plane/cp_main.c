@@ -46,7 +46,7 @@ load_conf(struct st_conf *conf, const struct cp_args *a, struct st_err *err)
     int rc = st_conf_load(conf, a->conf_path, a->prefix, ST_PLANE_CP, err);
 
     if (rc < 0) {
-        return rc < 0 && rc != -ST_ECONF ? rc : -ST_ECONF;
+        return -ST_ECONF; /* whatever went wrong, it is the configuration: exit 2 */
     }
     if (conf->database != NULL && strcmp(conf->database, "postgres") == 0) {
         st_conf_fini(conf);
