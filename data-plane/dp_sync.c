@@ -31,6 +31,7 @@
 
 #define DP_SYNC_BACKOFF_MS 2000
 #define DP_SYNC_BYE_MS     300
+#define DP_SYNC_CLOSE_MS   3000
 
 struct dp_sync {
     struct dp_ctx *ctx;
@@ -213,8 +214,8 @@ sync_open(struct dp_sync *s, struct st_err *err)
     }
     if ((rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, (size_t)c->cluster_max_payload)) !=
             0 ||
-        (rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 100)) != 0 ||
-        (rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 2000)) != 0 ||
+        (rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 1000)) != 0 ||
+        (rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 30000)) != 0 ||
         (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, sync_on_pipe, s)) != 0 ||
         (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, sync_on_pipe, s)) != 0) {
         return nng_fail(err, "socket options", rv);
@@ -478,6 +479,48 @@ dp_sync_stop(struct dp_sync *s, bool goodbye)
     s->started = false;
 }
 
+/* Set when nng could not close the cluster socket: nng_fini() would wait forever too.
+ * Process-wide because nng's own state is. */
+static atomic_bool sync_nng_stuck;
+
+static void *
+sync_close_main(void *arg)
+{
+    nng_socket *sock = arg;
+
+    nng_close(*sock);
+    free(sock);
+    return NULL;
+}
+
+/* Closes the socket, waiting at most DP_SYNC_CLOSE_MS. nng 1.5.2 can wait forever in
+ * nng_close() after the CP refused a TLS pipe during negotiation (seen with a foreign
+ * cluster certificate); a DP that is stopping must not hang on it. Returns false when
+ * the close is still stuck and the thread was left behind. */
+static bool
+sync_close_socket(struct dp_sync *s)
+{
+    nng_socket *sock = st_xmalloc(sizeof(*sock));
+    struct timespec ts;
+    pthread_t t;
+
+    *sock = s->sock;
+    if (pthread_create(&t, NULL, sync_close_main, sock) != 0) {
+        sync_close_main(sock);
+        return true;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += DP_SYNC_CLOSE_MS / 1000;
+    if (pthread_timedjoin_np(t, NULL, &ts) == 0) {
+        return true;
+    }
+    pthread_detach(t);
+    atomic_store(&sync_nng_stuck, true);
+    st_log(ST_LOG_WARN, 0, "sync: the cluster socket did not close within %d ms; not waiting",
+           DP_SYNC_CLOSE_MS);
+    return false;
+}
+
 void
 dp_sync_free(struct dp_sync *s)
 {
@@ -488,7 +531,11 @@ dp_sync_free(struct dp_sync *s)
     if (s->aio != NULL) {
         nng_aio_stop(s->aio);
     }
-    nng_close(s->sock);
+    nng_dialer_close(s->dialer);
+    if (!sync_close_socket(s)) {
+        /* nng may still touch the aio: leave it (still reachable from nng's lists). */
+        s->aio = NULL;
+    }
     nng_aio_free(s->aio);
     free(s->last_error);
     for (size_t i = 0; i < s->n_labels; i++) {
@@ -502,5 +549,8 @@ dp_sync_free(struct dp_sync *s)
 void
 dp_sync_lib_fini(void)
 {
+    if (atomic_load(&sync_nng_stuck)) {
+        return;
+    }
     nng_fini();
 }
