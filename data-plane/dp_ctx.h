@@ -13,6 +13,7 @@ struct dp_runtime;
 struct dp_worker;
 struct dp_sync;
 struct dp_status;
+struct dp_logger;
 
 /* Per-worker counters: written by their worker with relaxed atomics, summed on read. */
 struct dp_counters {
@@ -33,9 +34,11 @@ struct dp_ctx {
     const struct st_conf *conf;
     char id[37];
     char hostname[256];
+    bool no_splice; /* STRAIT_TEST_NO_SPLICE=1 (read once at start): proxy by copy */
 
     size_t n_workers;
     struct dp_worker **workers;
+    struct dp_logger *logger; /* drains the workers' log rings; NULL: they log directly */
 
     /* Guards the fields below: written by the sync thread (and main at start), read
      * by the status thread. Workers never take it. */

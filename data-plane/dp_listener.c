@@ -9,14 +9,52 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dp_log.h"
 #include "dp_loop.h"
 #include "dp_session.h"
 #include "st_addr.h"
 #include "st_err.h"
 #include "st_log.h"
 
-#define DP_ACCEPT_BATCH 64
-#define DP_BACKLOG      511
+#define DP_ACCEPT_BATCH    64
+#define DP_BACKLOG         511
+#define DP_ACCEPT_PAUSE_MS 100
+#define DP_ACCEPT_WARN_MS  10000
+
+static void
+listener_on_resume(struct dp_loop *l, void *arg)
+{
+    struct dp_listener *li = arg;
+    int rc;
+
+    if (li->io.fd == -1) {
+        return;
+    }
+    rc = dp_loop_io_add(l, &li->io, EPOLLIN);
+    if (rc < 0) {
+        dp_log(li->w->log, ST_LOG_CRIT, rc, "%s: cannot watch the listening socket again",
+               li->conf->text);
+    }
+}
+
+/* Out of fds or memory: the pending connection stays queued and the level-triggered
+ * listener would wake us at once, spinning and logging on every turn. Stop watching
+ * it for a moment instead (nginx does the same), and warn now and then. */
+static void
+listener_pause(struct dp_listener *li, int e)
+{
+    struct dp_loop *l = &li->w->loop;
+
+    if (li->warned_at == 0 || l->now - li->warned_at >= DP_ACCEPT_WARN_MS) {
+        dp_log(li->w->log, ST_LOG_WARN, e, "accept on %s: pausing accepts for %d ms",
+               li->conf->text, DP_ACCEPT_PAUSE_MS);
+        li->warned_at = l->now;
+    }
+    dp_loop_io_del(l, &li->io);
+    if (dp_timer_set(l, &li->resume, l->now + DP_ACCEPT_PAUSE_MS) < 0) {
+        listener_on_resume(l, li); /* no timer: keep accepting rather than go deaf */
+    }
+}
 
 static void
 listener_on_accept(struct dp_loop *l, int fd, void *arg, uint32_t events)
@@ -29,19 +67,22 @@ listener_on_accept(struct dp_loop *l, int fd, void *arg, uint32_t events)
         struct sockaddr_storage client;
         socklen_t len = sizeof(client);
         int c = accept4(fd, (struct sockaddr *)&client, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int e;
 
-        if (c == -1) {
-            int e = errno;
-
-            if (e == EINTR || e == ECONNABORTED) {
-                continue;
-            }
-            if (e != EAGAIN && e != EWOULDBLOCK) {
-                st_log(ST_LOG_WARN, e, "accept on %s", li->conf->text);
-            }
-            return;
+        if (c != -1) {
+            dp_session_accept(li->w, li, c, (struct sockaddr *)&client);
+            continue;
         }
-        dp_session_accept(li->w, li, c, (struct sockaddr *)&client);
+        e = errno;
+        if (e == EINTR || e == ECONNABORTED) {
+            continue;
+        }
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            listener_pause(li, e);
+        } else if (e != EAGAIN && e != EWOULDBLOCK) {
+            dp_log(li->w->log, ST_LOG_WARN, e, "accept on %s", li->conf->text);
+        }
+        return;
     }
 }
 
@@ -85,6 +126,8 @@ dp_listener_open(struct dp_listener *li, struct dp_worker *w, const struct st_li
     int rc;
 
     li->io.fd = -1;
+    li->warned_at = 0;
+    dp_timer_init(&li->resume, listener_on_resume, li);
     if (fd < 0) {
         return fd;
     }
@@ -108,6 +151,7 @@ dp_listener_close(struct dp_listener *li)
     if (li->io.fd == -1) {
         return;
     }
+    dp_timer_del(&li->w->loop, &li->resume);
     dp_loop_io_del(&li->w->loop, &li->io);
     close(li->io.fd);
     li->io.fd = -1;

@@ -13,7 +13,8 @@ typedef void dp_io_fn(struct dp_loop *l, int fd, void *arg, uint32_t events);
 /* Called when a timer expires; the timer is already removed. */
 typedef void dp_timer_fn(struct dp_loop *l, void *arg);
 
-/* Called after I/O dispatch and timers, once per loop turn, to free what was closed. */
+/* Deferred work: at the end of the current turn (after I/O and timers: frees), or in
+ * the next turn right after its I/O dispatch (work cut short by a budget). */
 typedef void dp_defer_fn(struct dp_loop *l, void *arg);
 
 /* One epoll registration, embedded in its owner (epoll data points here). */
@@ -30,11 +31,17 @@ struct dp_timer {
     void *arg;
 };
 
+enum dp_defer_queue {
+    DP_DEFER_NONE = 0,
+    DP_DEFER_END,  /* l->deferred: end of this turn */
+    DP_DEFER_NEXT, /* l->next_turn or l->this_turn: next turn, after I/O dispatch */
+};
+
 struct dp_deferred {
     struct dp_deferred *next;
     dp_defer_fn *cb;
     void *arg;
-    int queued;
+    enum dp_defer_queue queued;
 };
 
 struct dp_loop {
@@ -43,7 +50,9 @@ struct dp_loop {
     struct dp_timer **heap;
     size_t n_timers;
     size_t cap_timers;
-    struct dp_deferred *deferred;
+    struct dp_deferred *deferred;  /* end of this turn (LIFO) */
+    struct dp_deferred *next_turn; /* queued during this turn for the next (LIFO) */
+    struct dp_deferred *this_turn; /* being run this turn, oldest first */
 };
 
 #endif

@@ -1,8 +1,14 @@
 /* The per-worker epoll loop: register fds, run turns. It knows nothing about
- * sessions; owners embed struct dp_io and get called back. */
+ * sessions; owners embed struct dp_io and get called back.
+ *
+ * A turn: epoll_wait -> I/O dispatch -> work queued for this turn by the previous one
+ * -> timers -> deferred closes. Deferred structs are embedded in their owners and
+ * linked in place, so queueing never allocates; an owner cancels its queued structs
+ * before it is freed. */
 #include "dp_loop.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -68,15 +74,54 @@ dp_loop_io_del(struct dp_loop *l, struct dp_io *io)
     (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, &ev);
 }
 
+/* Unlinks d from the list at *head. Returns false when it is not there. */
+static bool
+list_remove(struct dp_deferred **head, struct dp_deferred *d)
+{
+    for (struct dp_deferred **pp = head; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            d->next = NULL;
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+dp_loop_cancel(struct dp_loop *l, struct dp_deferred *d)
+{
+    if (d->queued == DP_DEFER_END) {
+        (void)list_remove(&l->deferred, d);
+    } else if (d->queued == DP_DEFER_NEXT) {
+        if (!list_remove(&l->next_turn, d)) {
+            (void)list_remove(&l->this_turn, d);
+        }
+    }
+    d->queued = DP_DEFER_NONE;
+}
+
 void
 dp_loop_defer(struct dp_loop *l, struct dp_deferred *d)
 {
-    if (d->queued) {
+    if (d->queued == DP_DEFER_END) {
         return;
     }
-    d->queued = 1;
+    dp_loop_cancel(l, d);
+    d->queued = DP_DEFER_END;
     d->next = l->deferred;
     l->deferred = d;
+}
+
+void
+dp_loop_defer_next(struct dp_loop *l, struct dp_deferred *d)
+{
+    if (d->queued != DP_DEFER_NONE) {
+        return;
+    }
+    d->queued = DP_DEFER_NEXT;
+    d->next = l->next_turn;
+    l->next_turn = d;
 }
 
 static int
@@ -88,7 +133,7 @@ loop_poll(struct dp_loop *l, struct epoll_event *evs, int max_wait_ms)
     if (timeout == -1 || (max_wait_ms >= 0 && max_wait_ms < timeout)) {
         timeout = max_wait_ms;
     }
-    if (l->deferred != NULL) {
+    if (l->deferred != NULL || l->next_turn != NULL) {
         timeout = 0;
     }
     n = epoll_wait(l->epfd, evs, DP_LOOP_MAX_EVENTS, timeout);
@@ -116,7 +161,37 @@ loop_run_deferred(struct dp_loop *l)
 
         l->deferred = d->next;
         d->next = NULL;
-        d->queued = 0;
+        d->queued = DP_DEFER_NONE;
+        d->cb(l, d->arg);
+    }
+}
+
+/* Moves what the previous turn queued for this one to l->this_turn, oldest first, so
+ * that what this turn queues waits for the next. */
+static void
+loop_take_next_turn(struct dp_loop *l)
+{
+    struct dp_deferred *rev = NULL;
+
+    while (l->next_turn != NULL) {
+        struct dp_deferred *d = l->next_turn;
+
+        l->next_turn = d->next;
+        d->next = rev;
+        rev = d;
+    }
+    l->this_turn = rev;
+}
+
+static void
+loop_run_this_turn(struct dp_loop *l)
+{
+    while (l->this_turn != NULL) {
+        struct dp_deferred *d = l->this_turn;
+
+        l->this_turn = d->next;
+        d->next = NULL;
+        d->queued = DP_DEFER_NONE;
         d->cb(l, d->arg);
     }
 }
@@ -131,7 +206,9 @@ dp_loop_run_once(struct dp_loop *l, int max_wait_ms)
         return n;
     }
     l->now = st_mono_ms();
+    loop_take_next_turn(l);
     loop_dispatch(l, evs, n);
+    loop_run_this_turn(l);
     dp_timer_run(l);
     loop_run_deferred(l);
     return 0;

@@ -13,6 +13,7 @@
 
 #include "dp_cache.h"
 #include "dp_ctx.h"
+#include "dp_log.h"
 #include "dp_runtime.h"
 #include "dp_status.h"
 #include "dp_sync.h"
@@ -133,6 +134,18 @@ load_cache(struct dp_ctx *ctx)
     free(buf);
 }
 
+/* Test knobs are environment variables, never conf keys (DESIGN.md), read once here. */
+static void
+read_test_knobs(struct dp_ctx *ctx)
+{
+    const char *v = getenv("STRAIT_TEST_NO_SPLICE");
+
+    ctx->no_splice = v != NULL && strcmp(v, "1") == 0;
+    if (ctx->no_splice) {
+        st_log(ST_LOG_NOTICE, 0, "STRAIT_TEST_NO_SPLICE=1: proxying by copy, never splice");
+    }
+}
+
 struct dp_proc {
     struct dp_ctx ctx;
     struct dp_sync *sync;
@@ -147,6 +160,7 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
     int rc;
 
     ctx->conf = conf;
+    read_test_knobs(ctx);
     pthread_mutex_init(&ctx->lock, NULL);
     memset(ctx->hash, '0', 64);
     if (gethostname(ctx->hostname, sizeof(ctx->hostname) - 1) == -1) {
@@ -162,6 +176,10 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
     p->sync = dp_sync_new(ctx, err);
     if (p->sync == NULL) {
         return -ST_ECONF;
+    }
+    ctx->logger = dp_logger_new(n, err);
+    if (ctx->logger == NULL) {
+        return -ENOMEM;
     }
     ctx->workers = st_xcalloc(n, sizeof(*ctx->workers));
     for (size_t i = 0; i < n; i++) {
@@ -214,6 +232,8 @@ proc_free(struct dp_proc *p)
     for (size_t i = 0; i < ctx->n_workers; i++) {
         dp_worker_free(ctx->workers[i]);
     }
+    dp_logger_free(ctx->logger); /* after the workers: their last lines get out */
+    ctx->logger = NULL;
     st_log(ST_LOG_DEBUG, 0, "stopped");
     free(ctx->workers);
     ctx->workers = NULL;

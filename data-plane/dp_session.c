@@ -4,8 +4,10 @@
  *   per attempt) -> PROXY (dp_splice forwarders, read/write timeouts) -> LOG -> free
  *
  * Both sockets are registered edge-triggered once; events only set readiness flags and
- * call dp_session_step(). A session is never freed inside its own callback: closing
- * marks it and defers the free to the end of the loop turn. */
+ * call dp_session_step(). A forwarder that used its per-turn byte budget leaves its
+ * readiness set and the session steps again next turn (s->resume), after the other
+ * sessions of the worker. A session is never freed inside its own callback: closing
+ * marks it and defers the free to the end of the loop turn, which also unqueues it. */
 #include "dp_session.h"
 
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "dp_log.h"
 #include "dp_loop.h"
 #include "dp_runtime.h"
 #include "st_addr.h"
@@ -62,7 +65,8 @@ struct dp_session {
     unsigned attempts;
     int64_t start_ms, last_io, connect_deadline;
     struct dp_timer timer;
-    struct dp_deferred defer;
+    struct dp_deferred defer;  /* session_free at the end of the turn it closed in */
+    struct dp_deferred resume; /* session_resume next turn, after a forwarder's budget */
 
     int status;
     const char *reason;
@@ -110,7 +114,8 @@ dp_sess_log(struct dp_session *s, enum st_log_level level, int err, const char *
     if (s->has_peer) {
         st_addr_format((const struct sockaddr *)&s->peer, upstream, sizeof(upstream));
     }
-    st_log(level, 0, "%s%s%s while %s, client: %s, listener: %s, route: %s, upstream: %s", msg,
+    dp_log(s->w->log, level, 0,
+           "%s%s%s while %s, client: %s, listener: %s, route: %s, upstream: %s", msg,
            err ? ": " : "", err ? strerror(err < 0 ? -err : err) : "", s->action, client,
            s->li->conf->text, route_name(s), upstream);
 }
@@ -128,7 +133,7 @@ session_log_end(struct dp_session *s)
     if (s->has_peer) {
         st_addr_format((const struct sockaddr *)&s->peer, upstream, sizeof(upstream));
     }
-    st_log(ST_LOG_INFO, 0,
+    dp_log(s->w->log, ST_LOG_INFO, 0,
            "session: client %s, listener %s, route %s (%s), upstream %s, status %d, "
            "bytes_received %llu, bytes_sent %llu, duration %lld.%03llds, end %s",
            client, s->li->conf->text, s->route ? s->route->id : "-",
@@ -147,8 +152,9 @@ log_no_route(struct dp_session *s)
     }
     st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
     st_addr_format((const struct sockaddr *)&s->local, dest, sizeof(dest));
-    st_log(ST_LOG_INFO, 0, "no route matched: listener %s, client %s, destination %s, sni -",
-           s->li->conf->text, client, dest);
+    dp_log(s->w->log, ST_LOG_INFO, 0,
+           "no route matched: listener %s, client %s, destination %s, sni -", s->li->conf->text,
+           client, dest);
 }
 
 /* ---------------------------------------------------------------- close and free */
@@ -185,6 +191,8 @@ session_env(struct dp_session *s)
         .bufs = &s->w->buf_pool,
         .cnt = &s->w->cnt,
         .now = s->w->loop.now,
+        .budget = DP_FWD_BUDGET,
+        .no_splice = s->w->ctx->no_splice,
     };
 
     return env;
@@ -209,6 +217,7 @@ session_free(struct dp_loop *l, void *arg)
     sock_close(&s->c);
     sock_close(&s->u);
     dp_timer_del(&w->loop, &s->timer);
+    dp_loop_cancel(&w->loop, &s->resume);
     dp_runtime_unref(s->rt);
     if (s->prev != NULL) {
         s->prev->next = s->next;
@@ -377,6 +386,19 @@ session_on_upstream(struct dp_loop *l, int fd, void *arg, uint32_t events)
     dp_session_step(s);
 }
 
+/* A forwarder stopped on its budget last turn: carry on where it left off. */
+static void
+session_resume(struct dp_loop *l, void *arg)
+{
+    struct dp_session *s = arg;
+
+    (void)l;
+    if (s->closing) {
+        return;
+    }
+    dp_session_step(s);
+}
+
 /* ---------------------------------------------------------------- phases */
 
 static enum dp_verdict
@@ -524,25 +546,30 @@ static enum dp_verdict
 session_proxy(struct dp_session *s)
 {
     struct dp_fwd_env env = session_env(s);
-    bool progress = false;
+    unsigned flags = 0;
 
     s->action = "proxying";
     for (int i = 0; i < 2; i++) {
-        int rc = dp_fwd_run(&s->fwd[i], &env, &progress);
+        int rc = dp_fwd_run(&s->fwd[i], &env, &flags);
 
         if (rc < 0) {
-            dp_sess_log(s, ST_LOG_INFO, rc, "%s %s failed", i == 0 ? "client" : "upstream",
-                        s->fwd[i].eof ? "write" : "read or write");
+            dp_sess_log(s, ST_LOG_INFO, rc, "forwarding %s failed",
+                        i == 0 ? "client -> upstream" : "upstream -> client");
+            /* e.g. an upstream that answered and reset: its answer may still go out */
+            dp_fwd_flush(&s->fwd[1 - i], &env);
             session_close(s, 200, proxy_error_reason(rc));
             return DP_ERROR;
         }
     }
-    if (progress) {
+    if (flags & DP_FWD_F_PROGRESS) {
         s->last_io = env.now;
     }
     if (s->fwd[0].done && s->fwd[1].done) {
         session_close(s, 200, "closed");
         return DP_DONE;
+    }
+    if (flags & DP_FWD_F_MORE) {
+        dp_loop_defer_next(&s->w->loop, &s->resume);
     }
     session_arm_proxy_timer(s);
     return DP_AGAIN;
@@ -613,6 +640,8 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     dp_timer_init(&s->timer, session_on_timer, s);
     s->defer.cb = session_free;
     s->defer.arg = s;
+    s->resume.cb = session_resume;
+    s->resume.arg = s;
     s->reason = "-";
     s->rt = w->rt != NULL ? dp_runtime_ref(w->rt) : NULL;
     s->next = w->sessions;
@@ -631,7 +660,7 @@ dp_session_accept(struct dp_worker *w, struct dp_listener *li, int fd,
     atomic_fetch_add_explicit(&w->cnt.accepted, 1, memory_order_relaxed);
     s = dp_pool_get(&w->sess_pool);
     if (s == NULL) {
-        st_log(ST_LOG_WARN, ENOMEM, "%s: cannot allocate a session", li->conf->text);
+        dp_log(w->log, ST_LOG_WARN, ENOMEM, "%s: cannot allocate a session", li->conf->text);
         close(fd);
         return;
     }

@@ -3,9 +3,15 @@
  * splice(2) from a socket into a pipe returns EAGAIN both when the socket has nothing
  * and when the pipe is full; the two are indistinguishable. We only splice into an
  * empty pipe, so here EAGAIN always means "the socket has nothing": it clears the
- * socket's read readiness and edge-triggered epoll tells us when more arrives. EINVAL
- * or ENOSYS mean these fds cannot be spliced: the direction falls back to read/write
- * through a pooled buffer. */
+ * socket's read readiness and edge-triggered epoll tells us when more arrives. In the
+ * other direction we only splice out of a pipe that holds data, so EAGAIN means "the
+ * socket is full". EINVAL or ENOSYS mean these fds cannot be spliced: the direction
+ * falls back to recv/send through a pooled buffer (as does every direction when
+ * STRAIT_TEST_NO_SPLICE=1).
+ *
+ * Fairness: a forwarder reads at most env->budget bytes per call and then reports
+ * DP_FWD_F_MORE, leaving the source's readiness set; the session resumes it in the
+ * next loop turn, so one busy session cannot keep its worker from the others. */
 #include "dp_splice.h"
 
 #include <errno.h>
@@ -119,16 +125,64 @@ fwd_pending(const struct dp_fwd *f)
     return f->copy ? f->len - f->off : (f->pipe ? f->pipe->data : 0);
 }
 
-/* Writes held bytes to dst. Returns bytes written, or a negative errno (-EAGAIN). */
+/* The syscalls, retried on EINTR (which would otherwise lose an edge-triggered
+ * readiness), with errors as -errno. */
+static ssize_t
+sys_splice(int in, int out, size_t len)
+{
+    for (;;) {
+        ssize_t n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+        if (n != -1) {
+            return n;
+        }
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
+static ssize_t
+sys_recv(int fd, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = recv(fd, buf, len, 0);
+
+        if (n != -1) {
+            return n;
+        }
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
+static ssize_t
+sys_send(int fd, const void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+        if (n != -1) {
+            return n;
+        }
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
+/* Writes held bytes to dst. Returns bytes written (> 0), or a negative errno
+ * (-EAGAIN: dst is full). */
 static ssize_t
 fwd_write(struct dp_fwd *f, struct dp_fwd_env *env)
 {
     ssize_t n;
 
     if (f->copy) {
-        n = send(f->dst->fd, f->buf + f->off, f->len - f->off, MSG_NOSIGNAL);
-        if (n == -1) {
-            return errno == EINTR ? 0 : -errno;
+        n = sys_send(f->dst->fd, f->buf + f->off, f->len - f->off);
+        if (n <= 0) {
+            return n == 0 ? -EIO : n;
         }
         f->off += (size_t)n;
         if (f->off == f->len) {
@@ -137,10 +191,10 @@ fwd_write(struct dp_fwd *f, struct dp_fwd_env *env)
         atomic_fetch_add_explicit(&env->cnt->bytes_copy, (uint64_t)n, memory_order_relaxed);
         return n;
     }
-    n = splice(f->pipe->rfd, NULL, f->dst->fd, NULL, f->pipe->data,
-               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n == -1) {
-        return errno == EINTR ? 0 : -errno;
+    n = sys_splice(f->pipe->rfd, f->dst->fd, f->pipe->data);
+    if (n <= 0) {
+        /* 0 from a pipe we believe holds data: our count is wrong; never spin on it. */
+        return n == 0 ? -EIO : n;
     }
     f->pipe->data -= (size_t)n;
     atomic_fetch_add_explicit(&env->cnt->bytes_splice, (uint64_t)n, memory_order_relaxed);
@@ -158,9 +212,9 @@ fwd_read_copy(struct dp_fwd *f, struct dp_fwd_env *env)
             return -ENOMEM;
         }
     }
-    n = recv(f->src->fd, f->buf, DP_COPY_BUF_SIZE, 0);
-    if (n == -1) {
-        return errno == EINTR ? -EAGAIN : -errno;
+    n = sys_recv(f->src->fd, f->buf, DP_COPY_BUF_SIZE);
+    if (n < 0) {
+        return n;
     }
     f->off = 0;
     f->len = (size_t)n;
@@ -175,28 +229,24 @@ fwd_read(struct dp_fwd *f, struct dp_fwd_env *env)
     ssize_t n;
 
     if (!f->copy && f->pipe == NULL) {
-        f->pipe = dp_pipe_get(env->pipes);
+        f->pipe = env->no_splice ? NULL : dp_pipe_get(env->pipes);
         if (f->pipe == NULL) {
-            f->copy = true; /* out of fds for pipes: this session copies */
+            f->copy = true; /* out of fds for pipes, or told to: this direction copies */
         }
     }
     if (f->copy) {
         return fwd_read_copy(f, env);
     }
-    n = splice(f->src->fd, NULL, f->pipe->wfd, NULL, DP_PIPE_SIZE,
-               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n == -1) {
-        int e = errno;
-
-        if (e == EINVAL || e == ENOSYS) {
-            dp_pipe_put(env->pipes, f->pipe);
-            f->pipe = NULL;
-            f->copy = true;
-            return fwd_read_copy(f, env);
-        }
-        return e == EINTR ? -EAGAIN : -e;
+    n = sys_splice(f->src->fd, f->pipe->wfd, DP_PIPE_SIZE);
+    if (n == -EINVAL || n == -ENOSYS) {
+        dp_pipe_put(env->pipes, f->pipe); /* still empty: reusable */
+        f->pipe = NULL;
+        f->copy = true;
+        return fwd_read_copy(f, env);
     }
-    f->pipe->data += (size_t)n;
+    if (n > 0) {
+        f->pipe->data += (size_t)n;
+    }
     return n;
 }
 
@@ -212,34 +262,61 @@ fwd_finish(struct dp_fwd *f)
     f->done = true;
 }
 
-int
-dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, bool *progress)
+/* Writes what f holds while dst takes it. Returns 0 when f is empty, -EAGAIN when dst
+ * is full (f->blocked_since set), or another negative errno. */
+static int
+fwd_drain(struct dp_fwd *f, struct dp_fwd_env *env)
 {
+    while (fwd_pending(f) > 0) {
+        ssize_t n = f->dst->wr_ready ? fwd_write(f, env) : -EAGAIN;
+
+        if (n == -EAGAIN) {
+            f->dst->wr_ready = false;
+            if (f->blocked_since == 0) {
+                f->blocked_since = env->now;
+            }
+            return -EAGAIN;
+        }
+        if (n < 0) {
+            return (int)n;
+        }
+        f->bytes += (uint64_t)n;
+        f->blocked_since = 0; /* progress: the write timeout counts from here */
+    }
+    f->blocked_since = 0;
+    return 0;
+}
+
+void
+dp_fwd_flush(struct dp_fwd *f, struct dp_fwd_env *env)
+{
+    if (f->dst != NULL && f->dst->fd != -1 && !f->dst->shut_wr) {
+        f->dst->wr_ready = true; /* a stale "full" is cheap to retry once */
+        (void)fwd_drain(f, env);
+    }
+}
+
+int
+dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
+{
+    size_t got = 0;
+
     while (!f->done) {
+        int rc = fwd_drain(f, env);
         ssize_t n;
 
-        if (fwd_pending(f) > 0) {
-            if (!f->dst->wr_ready) {
-                goto blocked;
-            }
-            n = fwd_write(f, env);
-            if (n == -EAGAIN) {
-                f->dst->wr_ready = false;
-                goto blocked;
-            }
-            if (n < 0) {
-                return (int)n;
-            }
-            f->bytes += (uint64_t)n;
-            f->blocked_since = 0; /* progress: the write timeout counts from here */
-            continue;
+        if (rc != 0) {
+            return rc == -EAGAIN ? 0 : rc;
         }
-        f->blocked_since = 0;
         if (f->eof) {
             fwd_finish(f);
             break;
         }
         if (!f->src->rd_ready) {
+            break;
+        }
+        if (env->budget != 0 && got >= env->budget) {
+            *flags |= DP_FWD_F_MORE; /* rd_ready stays set for the next turn */
             break;
         }
         n = fwd_read(f, env);
@@ -254,13 +331,8 @@ dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, bool *progress)
             f->eof = true;
             continue;
         }
-        *progress = true;
-    }
-    return 0;
-
-blocked:
-    if (f->blocked_since == 0) {
-        f->blocked_since = env->now;
+        got += (size_t)n;
+        *flags |= DP_FWD_F_PROGRESS;
     }
     return 0;
 }

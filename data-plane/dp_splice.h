@@ -15,6 +15,10 @@ struct dp_counters;
 #define DP_PIPE_SIZE     65536
 #define DP_COPY_BUF_SIZE 16384
 
+/* Bytes one forwarder may read per loop turn before it yields to the other sessions
+ * of its worker (four pipes' worth: large enough that splice stays efficient). */
+#define DP_FWD_BUDGET (4 * DP_PIPE_SIZE)
+
 struct dp_pipe {
     int rfd, wfd;
     size_t data; /* bytes inside */
@@ -66,15 +70,29 @@ struct dp_fwd_env {
     struct dp_pool *bufs;
     struct dp_counters *cnt;
     int64_t now;
+    size_t budget;  /* bytes one dp_fwd_run() may read from src; 0: no limit */
+    bool no_splice; /* copy even where splice would work (STRAIT_TEST_NO_SPLICE) */
+};
+
+/* What dp_fwd_run() reports besides errors. */
+enum dp_fwd_flags {
+    DP_FWD_F_PROGRESS = 1u << 0, /* bytes were read from src */
+    DP_FWD_F_MORE = 1u << 1,     /* stopped on the budget: src may hold more; run again
+                                  * next turn (edge-triggered epoll will not say so) */
 };
 
 void dp_fwd_init(struct dp_fwd *f, struct dp_sock *src, struct dp_sock *dst);
 
 /* Moves what it can without blocking: drains what it holds into dst, then reads more
  * from src only once the pipe or buffer is empty (backpressure: a side is not read
- * while the other cannot take more). Passes the FIN on after EOF and a drained pipe.
- * Sets *progress when bytes were read from src. Returns 0 or a negative errno. */
-int dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, bool *progress);
+ * while the other cannot take more), up to env->budget bytes read. Passes the FIN on
+ * after EOF and a drained pipe. ORs enum dp_fwd_flags into *flags. Returns 0 or a
+ * negative errno. */
+int dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags);
+
+/* Best effort before a close: writes what f holds while dst takes it, reading nothing
+ * and ignoring errors (the other direction failed; these bytes may still arrive). */
+void dp_fwd_flush(struct dp_fwd *f, struct dp_fwd_env *env);
 
 /* Returns the pipe and buffer to the worker. */
 void dp_fwd_fini(struct dp_fwd *f, struct dp_fwd_env *env);

@@ -14,6 +14,10 @@
 #include "st_err.h"
 #include "st_util.h"
 
+/* A scraper needs one or two; the cap keeps a flood of idle clients from taking fds
+ * the proxy needs. */
+#define DP_STATUS_MAX_CONNS 128
+
 struct dp_status {
     struct dp_ctx *ctx;
     struct MHD_Daemon *d;
@@ -188,7 +192,8 @@ dp_status_start(struct dp_ctx *ctx, struct dp_status **out, struct st_err *err)
     st->ctx = ctx;
     st->d = MHD_start_daemon(flags, 0, NULL, NULL, status_handler, st, MHD_OPTION_SOCK_ADDR,
                              (const struct sockaddr *)&li->addr, MHD_OPTION_CONNECTION_TIMEOUT,
-                             (unsigned)30, MHD_OPTION_END);
+                             (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
+                             (unsigned)DP_STATUS_MAX_CONNS, MHD_OPTION_END);
     if (st->d == NULL) {
         free(st);
         return st_err_set(err, -EADDRINUSE, "status_listen", "status_listen: cannot listen on %s",

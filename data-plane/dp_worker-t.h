@@ -14,6 +14,7 @@
 #include "dp_splice.h"
 
 struct st_listen;
+struct dp_log_ring;
 struct dp_runtime;
 struct dp_session;
 struct dp_worker;
@@ -23,6 +24,8 @@ struct dp_listener {
     struct dp_io io;
     const struct st_listen *conf;
     struct dp_worker *w;
+    struct dp_timer resume; /* armed while accepts are paused (out of fds or memory) */
+    int64_t warned_at;      /* st_mono_ms() of the last "pausing" warning, 0: never */
 };
 
 enum dp_worker_cmd {
@@ -54,6 +57,7 @@ struct dp_worker {
     _Atomic(struct dp_runtime *) pending_rt;
     struct dp_runtime *rt;
 
+    struct dp_log_ring *log; /* this worker's lines for ctx->logger (NULL: st_log) */
     struct dp_counters cnt;
     struct dp_pool sess_pool;
     struct dp_pool buf_pool;

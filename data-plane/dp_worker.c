@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dp_listener.h"
+#include "dp_log.h"
 #include "dp_loop.h"
 #include "dp_runtime.h"
 #include "dp_session.h"
@@ -51,6 +52,7 @@ dp_worker_new(struct dp_ctx *ctx, size_t index, struct st_err *err)
 
     w->ctx = ctx;
     w->index = index;
+    w->log = ctx->logger != NULL ? dp_logger_ring(ctx->logger, index) : NULL;
     w->evfd = -1;
     w->loop.epfd = -1;
     atomic_init(&w->cmd, DP_WORKER_RUN);
@@ -147,7 +149,7 @@ worker_main(void *arg)
         worker_take_runtime(w);
         rc = dp_loop_run_once(&w->loop, 1000);
         if (rc < 0) {
-            st_log(ST_LOG_CRIT, -rc, "worker %zu: epoll_wait", w->index);
+            dp_log(w->log, ST_LOG_CRIT, -rc, "worker %zu: epoll_wait", w->index);
             break;
         }
     }

@@ -113,12 +113,80 @@ test_io_and_deferred(void **state)
     dp_loop_fini(&l);
 }
 
+struct resumer {
+    struct dp_deferred d;
+    int runs;
+    int again; /* re-queue itself this many more times */
+};
+
+static struct resumer *resumers;
+static int resume_order[8];
+static int n_resumed;
+
+static void
+on_resume(struct dp_loop *l, void *arg)
+{
+    struct resumer *r = arg;
+
+    r->runs++;
+    resume_order[n_resumed++ % 8] = (int)(r - resumers);
+    if (r->again > 0) {
+        r->again--;
+        dp_loop_defer_next(l, &r->d);
+    }
+}
+
+/* Work queued for the next turn runs there (not in the turn that queued it), oldest
+ * first, without waiting in epoll; a re-queue waits one more turn; a cancelled one never
+ * runs; queueing twice runs once. */
+static void
+test_defer_next_turn(void **state)
+{
+    struct dp_loop l;
+    struct resumer r[3];
+
+    (void)state;
+    assert_int_equal(dp_loop_init(&l), 0);
+    memset(r, 0, sizeof(r));
+    resumers = r;
+    n_resumed = 0;
+    for (int i = 0; i < 3; i++) {
+        r[i].d.cb = on_resume;
+        r[i].d.arg = &r[i];
+    }
+    r[0].again = 1;
+    dp_loop_defer_next(&l, &r[0].d);
+    dp_loop_defer_next(&l, &r[1].d);
+    dp_loop_defer_next(&l, &r[2].d);
+    dp_loop_defer_next(&l, &r[1].d); /* once */
+    dp_loop_cancel(&l, &r[2].d);
+    assert_int_equal(r[2].d.queued, DP_DEFER_NONE);
+    assert_int_equal(dp_loop_run_once(&l, 5000), 0); /* must not wait 5 s */
+    assert_int_equal(r[0].runs, 1);
+    assert_int_equal(r[1].runs, 1);
+    assert_int_equal(r[2].runs, 0);
+    assert_int_equal(n_resumed, 2);
+    assert_int_equal(resume_order[0], 0); /* oldest first */
+    assert_int_equal(resume_order[1], 1);
+    assert_int_equal(dp_loop_run_once(&l, 5000), 0); /* r[0] re-queued itself */
+    assert_int_equal(r[0].runs, 2);
+    assert_int_equal(r[1].runs, 1);
+    assert_null(l.next_turn);
+    assert_null(l.this_turn);
+    /* cancel also finds a struct queued for the end of the turn */
+    dp_loop_defer(&l, &r[2].d);
+    dp_loop_cancel(&l, &r[2].d);
+    assert_null(l.deferred);
+    dp_loop_fini(&l);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_order),
         cmocka_unit_test(test_io_and_deferred),
+        cmocka_unit_test(test_defer_next_turn),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,685 @@
+# System-test harness (issue 2): fixtures that own the real strait-cp and strait-dp
+# processes, their configuration files, prefixes, ports and logs, plus an echo upstream.
+#
+# Every process a test starts is stopped by the fixture's teardown with SIGTERM; it must
+# exit 0 within a deadline, and its log must hold no AddressSanitizer, LeakSanitizer or
+# UBSan ("runtime error") report. Waits poll with a deadline scaled by
+# STRAIT_TEST_TIMEOUT_MULT (default 1, or 3 under a sanitizer build); nothing sleeps to
+# synchronise.
+#
+# Environment: STRAIT_BIN_DIR (the CMake build folder; default <repo>/build),
+# STRAIT_SANITIZE (set by CTest for sanitizer builds), STRAIT_TEST_TIMEOUT_MULT.
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN_DIR = os.environ.get("STRAIT_BIN_DIR") or os.path.join(REPO, "build")
+CP_BIN = os.path.join(BIN_DIR, "control-plane", "strait-cp")
+DP_BIN = os.path.join(BIN_DIR, "data-plane", "strait-dp")
+SANITIZED = bool(os.environ.get("STRAIT_SANITIZE"))
+MULT = float(os.environ.get("STRAIT_TEST_TIMEOUT_MULT") or (3 if SANITIZED else 1))
+
+SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error")
+ZERO_HASH = "0" * 64
+
+
+def scaled(seconds):
+    return seconds * MULT
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Polls pred() until it returns a true value (returned) or the scaled deadline passes."""
+    deadline = time.monotonic() + scaled(timeout)
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except (OSError, ValueError, AssertionError) as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            extra = f" (last error: {last_exc!r})" if last_exc else ""
+            raise AssertionError(f"timed out after {scaled(timeout):.1f}s waiting for {what}{extra}")
+        time.sleep(interval)
+
+
+def holds_for(pred, duration, what, interval=0.05):
+    """Asserts pred() stays true for `duration` seconds (unscaled: a minimum, not a limit)."""
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        assert pred(), f"{what} stopped holding"
+        time.sleep(interval)
+
+
+# ----------------------------------------------------------------------------- session
+
+
+def pytest_configure(config):
+    # A private base folder: pytest prunes old numbered folders of other sessions (of
+    # other users of this machine), which would pull the prefixes from under running
+    # processes. Kept after the run for the logs; pass --basetemp to choose it.
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="strait-system-")
+        config._strait_own_basetemp = config.option.basetemp
+
+
+def pytest_sessionfinish(session, exitstatus):
+    own = getattr(session.config, "_strait_own_basetemp", None)
+    if own and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- ports
+
+
+class PortAllocator:
+    """Hands out free loopback ports, never the same one twice in a session."""
+
+    def __init__(self):
+        self.used = set()
+
+    def get(self):
+        for _ in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            finally:
+                s.close()
+            if port not in self.used:
+                self.used.add(port)
+                return port
+        raise RuntimeError("no free port")
+
+    def claim(self, port):
+        self.used.add(port)
+
+
+@pytest.fixture(scope="session")
+def ports():
+    return PortAllocator()
+
+
+# ----------------------------------------------------------------------------- HTTP
+
+
+class Resp:
+    def __init__(self, status, body, headers):
+        self.status = status
+        self.raw = body
+        self.headers = headers
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return f"<Resp {self.status} {self.raw[:300]!r}>"
+
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with _opener.open(req, timeout=scaled(timeout)) as r:
+            return Resp(r.status, r.read(), dict(r.headers))
+    except urllib.error.HTTPError as e:
+        return Resp(e.code, e.read(), dict(e.headers))
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _child_env(extra):
+    # The binaries read STRAIT_<KEY> for their keys: drop whatever the caller's shell had
+    # (and the harness's own STRAIT_* knobs), then add what this process is given.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAIT_")}
+    env.update(extra or {})
+    return env
+
+
+def write_conf(path, conf):
+    with open(path, "w") as f:
+        f.write("# written by tests/system/conftest.py\n")
+        for k, v in conf.items():
+            if v is None:
+                continue
+            if isinstance(v, bool):
+                v = "on" if v else "off"
+            f.write(f"{k} = {v}\n")
+
+
+class Proc:
+    """One strait-cp or strait-dp process with its conf file, prefix and log."""
+
+    binary = None
+    kind = None
+
+    def __init__(self, harness, name, conf, env=None):
+        self.h = harness
+        self.name = name
+        self.dir = os.path.join(harness.tmp, name)
+        self.prefix = os.path.join(self.dir, "prefix")
+        os.makedirs(self.prefix, exist_ok=True)
+        self.conf_path = os.path.join(self.dir, "strait.conf")
+        self.log_path = os.path.join(self.dir, f"{self.kind}.log")
+        self.conf = conf
+        self.env = env or {}
+        self.p = None
+        self.starts = 0
+        self.expect_dead = False
+
+    # -- life cycle
+
+    def start(self, wait=True, env=None):
+        assert self.p is None or self.p.poll() is not None, f"{self.name} already running"
+        if env is not None:
+            self.env = env
+        write_conf(self.conf_path, self.conf)
+        self.starts += 1
+        self.log_mark = self.log_size()
+        with open(self.log_path, "ab") as log:
+            log.write(f"---- start #{self.starts} of {self.name} ----\n".encode())
+            log.flush()
+            self.p = subprocess.Popen(
+                [self.binary, "start", "-c", self.conf_path, "-p", self.prefix],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=_child_env(self.env),
+            )
+        self.expect_dead = False
+        if wait:
+            self.wait_ready()
+        return self
+
+    def alive(self):
+        return self.p is not None and self.p.poll() is None
+
+    def check_alive(self):
+        if self.p is not None and self.p.poll() is not None:
+            raise AssertionError(
+                f"{self.name} exited with {self.p.returncode}; log tail:\n{self.log_tail()}"
+            )
+        return True
+
+    def stop(self, timeout=10):
+        """SIGTERM; requires exit 0 within the deadline. Returns the exit code."""
+        if self.p is None:
+            return None
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=scaled(timeout))
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+                raise AssertionError(
+                    f"{self.name} did not exit within {scaled(timeout):.0f}s of SIGTERM; "
+                    f"log tail:\n{self.log_tail()}"
+                )
+        rc = self.p.returncode
+        self.check_sanitizers()
+        assert rc == 0, f"{self.name} exited {rc} after SIGTERM; log tail:\n{self.log_tail()}"
+        return rc
+
+    def kill(self):
+        """SIGKILL (a crash, as far as the others can tell)."""
+        if self.alive():
+            self.p.kill()
+            self.p.wait()
+        self.expect_dead = True
+
+    def restart(self, wait=True, env=None):
+        self.stop()
+        return self.start(wait=wait, env=env)
+
+    # -- logs
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_text(self, since_start=False):
+        try:
+            with open(self.log_path, "rb") as f:
+                if since_start:
+                    f.seek(self.log_mark)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def wait_log(self, pattern, timeout=10, since=0):
+        rx = re.compile(pattern)
+
+        def found():
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                for line in f.read().decode(errors="replace").splitlines():
+                    if rx.search(line):
+                        return line
+            return None
+
+        try:
+            return wait_for(found, timeout, f"{self.name} log line /{pattern}/")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; log tail:\n{self.log_tail()}") from None
+
+    def check_sanitizers(self):
+        bad = [ln for ln in self.log_text().splitlines() if SANITIZER_RE.search(ln)]
+        assert not bad, f"sanitizer report in {self.log_path}:\n" + "\n".join(bad[:20])
+
+
+class Cp(Proc):
+    binary = CP_BIN
+    kind = "cp"
+
+    def __init__(self, harness, name, conf=None, env=None, certs=None, mtls="shared"):
+        self.admin_port = harness.ports.get()
+        self.cluster_port = harness.ports.get()
+        certs = certs if certs is not None else harness.certs
+        base = {
+            "admin_listen": f"127.0.0.1:{self.admin_port}",
+            "cluster_listen": f"127.0.0.1:{self.cluster_port}",
+            "log_level": "info",
+        }
+        if mtls != "off":
+            base["cluster_cert"] = certs[0]
+            base["cluster_cert_key"] = certs[1]
+        if mtls != "shared":
+            base["cluster_mtls"] = mtls
+        base.update(conf or {})
+        super().__init__(harness, name, base, env)
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def wait_ready(self, timeout=20):
+        def ready():
+            self.check_alive()
+            return self.get("/status").status == 200
+
+        wait_for(ready, timeout, f"{self.name} admin API /status")
+
+    # -- admin API
+
+    def api(self, method, path, json_body=None, form=None, body=None, ctype=None):
+        headers = {}
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        elif form is not None:
+            body = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif isinstance(body, str):
+            body = body.encode()
+        if ctype is not None:
+            headers["Content-Type"] = ctype
+        return http(method, self.base + path, body, headers)
+
+    def get(self, path):
+        return self.api("GET", path)
+
+    def ok(self, method, path, json_body=None, form=None, expect=(200, 201), settle=True):
+        """A request that must succeed. A write also waits until the CP publishes the
+        new configuration (its /status hash changes): the snapshot is rebuilt
+        asynchronously after the commit. Pass settle=False for a write that changes
+        nothing."""
+        h0 = self.status_hash() if method != "GET" and settle else None
+        r = self.api(method, path, json_body=json_body, form=form)
+        assert r.status in (expect if isinstance(expect, tuple) else (expect,)), (
+            f"{method} {path} -> {r.status} {r.raw[:500]!r}"
+        )
+        if h0 is not None:
+            wait_for(lambda: self.status_hash() != h0, 10,
+                     f"{self.name} to publish the configuration after {method} {path}")
+        return r.json
+
+    def status_hash(self):
+        return self.get("/status").json["configuration_hash"]
+
+    def service(self, name, port, host="127.0.0.1", **fields):
+        body = {"name": name, "protocol": "tcp", "host": host, "port": port}
+        body.update(fields)
+        return self.ok("POST", "/services", json_body=body)
+
+    def route(self, service, name=None, sources=None, destinations=None, **fields):
+        body = {"protocols": ["tcp"], "service": {"id": service["id"]}}
+        if name:
+            body["name"] = name
+        if sources is not None:
+            body["sources"] = sources
+        if destinations is not None:
+            body["destinations"] = destinations
+        body.update(fields)
+        return self.ok("POST", "/routes", json_body=body)
+
+    def data_planes(self):
+        r = self.get("/clustering/data-planes")
+        assert r.status == 200, r
+        return r.json["data"]
+
+
+class Dp(Proc):
+    binary = DP_BIN
+    kind = "dp"
+
+    def __init__(self, harness, name, cp, listeners=1, conf=None, env=None, certs=None,
+                 mtls="shared"):
+        self.status_port = harness.ports.get()
+        self.listen_ports = [harness.ports.get() for _ in range(listeners)]
+        certs = certs if certs is not None else harness.certs
+        base = {
+            "cluster_control_plane": f"127.0.0.1:{cp.cluster_port}",
+            "stream_listen": ", ".join(f"127.0.0.1:{p}" for p in self.listen_ports),
+            "status_listen": f"127.0.0.1:{self.status_port}",
+            "log_level": "info",
+        }
+        if mtls != "off":
+            base["cluster_cert"] = certs[0]
+            base["cluster_cert_key"] = certs[1]
+        if mtls != "shared":
+            base["cluster_mtls"] = mtls
+        base.update(conf or {})
+        super().__init__(harness, name, base, env)
+        self.cp = cp
+
+    @property
+    def port(self):
+        return self.listen_ports[0]
+
+    def status_get(self, path):
+        return http("GET", f"http://127.0.0.1:{self.status_port}{path}", timeout=5)
+
+    def status(self):
+        r = self.status_get("/status")
+        assert r.status == 200, r
+        return r.json
+
+    def is_ready(self):
+        return self.status_get("/status/ready").status == 200
+
+    def wait_ready(self, timeout=20):
+        def ready():
+            self.check_alive()
+            return self.is_ready()
+
+        wait_for(ready, timeout, f"{self.name} /status/ready = 200")
+
+    def wait_status_up(self, timeout=20):
+        """Waits until the status listener answers (ready or not)."""
+
+        def up():
+            self.check_alive()
+            return self.status_get("/status").status == 200
+
+        wait_for(up, timeout, f"{self.name} /status answering")
+
+    def status_hash(self):
+        return self.status()["configuration_hash"]
+
+    def wait_hash(self, h, timeout=20):
+        wait_for(lambda: self.status_hash() == h, timeout, f"{self.name} configuration_hash {h}")
+
+    def wait_synced(self, timeout=20):
+        """Waits until this DP's hash equals its CP's current hash; returns it."""
+        h = self.cp.status_hash()
+        self.wait_hash(h, timeout)
+        return h
+
+    def dp_id(self):
+        with open(os.path.join(self.prefix, "strait.id")) as f:
+            return f.read().strip()
+
+
+# ----------------------------------------------------------------------------- echo
+
+
+class EchoServer:
+    """A threaded TCP echo upstream on 127.0.0.1 that remembers what it received.
+
+    Each connection gets back exactly its bytes; when the client half-closes, the
+    server finishes and shuts its own write side. `conns` holds one record per
+    connection: {"peer", "data" (bytes received), "eof" (saw the client's FIN)}."""
+
+    def __init__(self, name="echo", port=0):
+        self.name = name
+        self.conns = []
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                rec = {"peer": self.client_address, "data": bytearray(), "eof": False}
+                with owner.lock:
+                    owner.conns.append(rec)
+                sock = self.request
+                while True:
+                    try:
+                        d = sock.recv(65536)
+                    except OSError:
+                        return
+                    if not d:
+                        rec["eof"] = True
+                        break
+                    with owner.lock:
+                        rec["data"] += d
+                    try:
+                        sock.sendall(d)
+                    except OSError:
+                        return
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+            request_queue_size = 1024
+
+        self.srv = Server(("127.0.0.1", port), Handler)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self):
+        with self.lock:
+            return b"".join(bytes(c["data"]) for c in self.conns)
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+# ----------------------------------------------------------------------------- clients
+
+
+def recv_exact(sock, n, timeout=10):
+    sock.settimeout(scaled(timeout))
+    buf = bytearray()
+    while len(buf) < n:
+        d = sock.recv(min(65536, n - len(buf)))
+        if not d:
+            raise AssertionError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += d
+    return bytes(buf)
+
+
+def echo_once(port, payload=b"ping\n", timeout=10):
+    """Connects to port, sends payload, returns what comes back (len(payload) bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=scaled(timeout)) as s:
+        s.sendall(payload)
+        return recv_exact(s, len(payload), timeout)
+
+
+def echoes(port, payload=b"ping\n"):
+    try:
+        return echo_once(port, payload, timeout=3) == payload
+    except (OSError, AssertionError):
+        return False
+
+
+def closed_without_data(sock, timeout=10):
+    """True when the peer closes (EOF or reset) without sending anything."""
+    sock.settimeout(scaled(timeout))
+    try:
+        d = sock.recv(4096)
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        raise AssertionError(f"connection still open after {scaled(timeout):.1f}s")
+    assert d == b"", f"unexpected bytes from the proxy: {d!r}"
+    return True
+
+
+def is_refused_connection(port, payload=b"x"):
+    """Connects and sends; True when the DP closes the connection without echoing."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
+    except OSError:
+        return True
+    with s:
+        try:
+            s.sendall(payload)
+        except OSError:
+            return True
+        return closed_without_data(s, timeout=5)
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def binaries():
+    for b in (CP_BIN, DP_BIN):
+        if not os.access(b, os.X_OK):
+            pytest.fail(f"{b} is missing: build first (STRAIT_BIN_DIR={BIN_DIR})")
+    return CP_BIN, DP_BIN
+
+
+def gen_cert(tmpdir, stem):
+    cert = os.path.join(tmpdir, f"{stem}.crt")
+    key = os.path.join(tmpdir, f"{stem}.key")
+    r = subprocess.run(
+        [CP_BIN, "cluster", "gen_cert", cert, key],
+        capture_output=True,
+        text=True,
+        env=_child_env({}),
+        timeout=scaled(30),
+    )
+    assert r.returncode == 0, f"gen_cert failed: {r.returncode} {r.stdout} {r.stderr}"
+    assert os.path.exists(cert) and os.path.exists(key)
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def cluster_certs(binaries, tmp_path_factory):
+    """The cluster certificate pair, made once per session with `strait-cp cluster gen_cert`."""
+    return gen_cert(str(tmp_path_factory.mktemp("certs")), "cluster")
+
+
+@pytest.fixture(scope="session")
+def foreign_certs(binaries, tmp_path_factory):
+    """A second, unrelated pair: a data plane from another cluster."""
+    return gen_cert(str(tmp_path_factory.mktemp("foreign")), "foreign")
+
+
+class Harness:
+    def __init__(self, tmp, ports, certs):
+        self.tmp = tmp
+        self.ports = ports
+        self.certs = certs
+        self.procs = []
+        self.echos = []
+        self.n = 0
+
+    def _name(self, kind):
+        self.n += 1
+        return f"{kind}{self.n}"
+
+    def cp(self, conf=None, env=None, start=True, **kw):
+        c = Cp(self, self._name("cp"), conf, env, **kw)
+        self.procs.append(c)
+        if start:
+            c.start()
+        return c
+
+    def dp(self, cp, conf=None, env=None, start=True, wait=True, **kw):
+        d = Dp(self, self._name("dp"), cp, conf=conf, env=env, **kw)
+        self.procs.append(d)
+        if start:
+            d.start(wait=wait)
+        return d
+
+    def echo(self, name="echo"):
+        e = EchoServer(name)
+        self.ports.claim(e.port)
+        self.echos.append(e)
+        return e
+
+    def teardown(self):
+        errors = []
+        # data planes first: they say goodbye to their control plane
+        for p in sorted(self.procs, key=lambda p: 0 if isinstance(p, Dp) else 1):
+            try:
+                if p.expect_dead and not p.alive():
+                    p.check_sanitizers()
+                else:
+                    p.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        for e in self.echos:
+            e.close()
+        if errors:
+            pytest.fail("teardown:\n" + "\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def st(tmp_path, ports, cluster_certs):
+    """The harness: st.cp(), st.dp(cp), st.echo(); stops and checks everything at the end."""
+    h = Harness(str(tmp_path), ports, cluster_certs)
+    yield h
+    h.teardown()
+
+
+@pytest.fixture
+def echo(st):
+    return st.echo()
+
+
+@pytest.fixture
+def cluster(st, echo):
+    """A CP, a service to the echo upstream with a tcp route on the DP's first listener,
+    and a DP (two listeners) that is ready and in sync."""
+    cp = st.cp()
+    dp = st.dp(cp, listeners=2, start=False)
+    svc = cp.service("echo", echo.port)
+    route = cp.route(svc, name="r-echo", destinations=[{"port": dp.port}])
+    dp.start()
+    dp.wait_synced()
+    return cp, dp, svc, route
