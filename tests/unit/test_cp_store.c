@@ -13,6 +13,8 @@
 
 #include "cp_store.h"
 #include "st_err.h"
+#include "st_schema.h"
+#include "st_snapshot.h"
 
 struct fx {
     char dir[64];
@@ -355,6 +357,95 @@ test_reopen_keeps_data(void **state)
     assert_int_equal(version(f->s), 1);
 }
 
+/* Validated like an admin write, so the store holds what the CP would store. */
+static json_t *
+valid(enum st_entity_kind k, json_t *o)
+{
+    json_t *fields = NULL;
+
+    assert_int_equal(st_schema_validate(k, o, &fields), 0);
+    assert_null(fields);
+    return o;
+}
+
+static void
+hash_of(struct cp_store *s, char hash[65])
+{
+    json_t *services = NULL, *routes = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    uint64_t v = 0;
+    struct st_err err = {0};
+
+    assert_int_equal(cp_store_read_all(s, &v, &services, &routes), 0);
+    assert_int_equal(st_snapshot_build(1, services, routes, &buf, &len, hash, &err), 0);
+    free(buf);
+    json_decref(services);
+    json_decref(routes);
+}
+
+/* Issue 2: the same configuration gives one hash whatever the insertion order, and a
+ * store round trip gives the hash of the entities as written. */
+static void
+test_snapshot_hash_through_store(void **state)
+{
+    struct fx *f = *state;
+    struct cp_store *s2 = NULL;
+    struct st_err err = {0};
+    char p2[192], h1[65], h2[65], direct[65];
+    json_t *services = json_array(), *routes = json_array();
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    snprintf(p2, sizeof(p2), "%s/second.db", f->dir);
+    assert_int_equal(cp_store_sqlite_open(p2, &s2, &err), 0);
+
+    json_array_append_new(services, valid(ST_ENT_SERVICE, service(SVC1, "one")));
+    json_array_append_new(services, valid(ST_ENT_SERVICE, service(SVC2, "two")));
+    json_array_append_new(routes, valid(ST_ENT_ROUTE, route(RT1, SVC2)));
+
+    /* store 1: in order; store 2: reversed, with a write and delete in between */
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(
+            insert1(f->s, ST_ENT_SERVICE, json_deep_copy(json_array_get(services, i)), &err), 0);
+    }
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, json_deep_copy(json_array_get(routes, 0)), &err),
+                     0);
+    assert_int_equal(insert1(s2, ST_ENT_SERVICE, json_deep_copy(json_array_get(services, 1)), &err),
+                     0);
+    assert_int_equal(insert1(s2, ST_ENT_ROUTE, json_deep_copy(json_array_get(routes, 0)), &err), 0);
+    assert_int_equal(
+        insert1(s2, ST_ENT_SERVICE, valid(ST_ENT_SERVICE, service(SVC1, "temporary")), &err), 0);
+    assert_int_equal(cp_store_begin(s2, true), 0);
+    assert_int_equal(cp_store_remove(s2, ST_ENT_SERVICE, SVC1, &err), 0);
+    assert_int_equal(cp_store_commit(s2), 0);
+    assert_int_equal(insert1(s2, ST_ENT_SERVICE, json_deep_copy(json_array_get(services, 0)), &err),
+                     0);
+
+    hash_of(f->s, h1);
+    hash_of(s2, h2);
+    assert_string_equal(h1, h2);
+    assert_int_equal(st_snapshot_build(1, services, routes, &buf, &len, direct, &err), 0);
+    assert_string_equal(h1, direct);
+
+    /* and a real change moves it */
+    assert_int_equal(cp_store_begin(s2, true), 0);
+    assert_int_equal(cp_store_remove(s2, ST_ENT_ROUTE, RT1, &err), 0);
+    assert_int_equal(cp_store_commit(s2), 0);
+    hash_of(s2, h2);
+    assert_string_not_equal(h1, h2);
+
+    free(buf);
+    json_decref(services);
+    json_decref(routes);
+    cp_store_close(s2);
+    static const char *const files[] = {"second.db", "second.db-wal", "second.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p2, sizeof(p2), "%s/%s", f->dir, files[i]);
+        unlink(p2);
+    }
+}
+
 static void
 test_open_fails_cleanly(void **state)
 {
@@ -379,6 +470,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_page_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_all_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_hash_through_store, setup, teardown),
         cmocka_unit_test(test_open_fails_cleanly),
     };
 
