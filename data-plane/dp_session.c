@@ -116,8 +116,8 @@ dp_sess_log(struct dp_session *s, enum st_log_level level, int err, const char *
     }
     dp_log(s->w->log, level, 0,
            "%s%s%s while %s, client: %s, listener: %s, route: %s, upstream: %s", msg,
-           err ? ": " : "", err ? strerror(err < 0 ? -err : err) : "", s->action, client,
-           s->li->conf->text, route_name(s), upstream);
+           err ? ": " : "", err ? st_strerror(err) : "", s->action, client, s->li->conf->text,
+           route_name(s), upstream);
 }
 
 static void
