@@ -7,6 +7,9 @@
 static const char *const entity_names[ST_ENT__COUNT] = {
     [ST_ENT_SERVICE] = "services",
     [ST_ENT_ROUTE] = "routes",
+    [ST_ENT_CERTIFICATE] = "certificates",
+    [ST_ENT_SNI] = "snis",
+    [ST_ENT_CA_CERTIFICATE] = "ca_certificates",
 };
 
 const char *

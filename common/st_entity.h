@@ -12,10 +12,14 @@
 enum st_entity_kind {
     ST_ENT_SERVICE = 0,
     ST_ENT_ROUTE,
+    ST_ENT_CERTIFICATE,
+    ST_ENT_SNI,
+    ST_ENT_CA_CERTIFICATE,
     ST_ENT__COUNT,
 };
 
-/* "services", "routes": the admin API collection and the table name. */
+/* "services", "routes", "certificates", "snis", "ca_certificates": the admin API
+ * collection and the table name. */
 const char *st_entity_name(enum st_entity_kind k);
 
 /* Route and service protocols as flags. */
@@ -26,6 +30,28 @@ const char *st_entity_name(enum st_entity_kind k);
 
 /* Parses "tcp", "tls", "tls_passthrough", "udp" to a flag; 0 if unknown. */
 unsigned st_proto_parse(const char *name);
+
+struct st_certificate {
+    const char *id;
+    int64_t created_at_ms;
+    const char *cert;     /* PEM, leaf first then chain */
+    const char *key;      /* PEM */
+    const char *cert_alt; /* NULL: none */
+    const char *key_alt;  /* NULL: none */
+};
+
+struct st_sni {
+    const char *id;
+    const char *name; /* exact, "*.x", "x.*", or "*" */
+    const char *certificate_id;
+    const struct st_certificate *certificate; /* resolved */
+};
+
+struct st_ca_certificate {
+    const char *id;
+    const char *cert; /* PEM, one certificate */
+    const char *cert_digest;
+};
 
 struct st_service {
     const char *id;
@@ -39,6 +65,11 @@ struct st_service {
     uint32_t write_timeout;   /* ms */
     uint32_t retries;
     bool enabled;
+    int tls_verify;                                   /* -1: unset, 0: off, 1: on */
+    int tls_verify_depth;                             /* -1: unset */
+    const struct st_ca_certificate **ca_certificates; /* resolved, in the user's order */
+    size_t n_ca_certificates;
+    const struct st_certificate *client_certificate; /* NULL: none */
 };
 
 struct st_endpoint {

@@ -7,9 +7,14 @@
  *   layer-4 gateway, Kong's "http" defaults would make every default entity invalid.
  * - Protocols Kong knows but Strait does not proxy are refused with their own message:
  *   http, https, grpc, grpcs ("'http' is not supported: Strait proxies tcp") and
- *   tls, tls_passthrough, udp ("'udp' is not supported yet") until they are built.
+ *   udp, service tls_passthrough ("'udp' is not supported yet") until they are built;
+ *   service tls and route tls, tls_passthrough likewise while tls_data_path is false.
  * - services' TLS fields (client_certificate, tls_verify, tls_verify_depth,
- *   ca_certificates) must be null, as Kong requires for tcp services.
+ *   ca_certificates) must be null unless the protocol is tls (or https), as in Kong.
+ * - certificates, snis, ca_certificates: Kong's typedefs.certificate/key and entity
+ *   checks with OpenSSL through st_ssl; the admin API's certificate `snis` shorthand
+ *   is cp_admin's, not a schema field. ca_certificates.cert_digest is (re)computed
+ *   from cert on every validation.
  * - route.service is kept as {"id": "<uuid>"}; other keys of it are dropped.
  * - `fields` nests element errors of sets as arrays with nulls at valid positions, and
  *   st_schema_message flattens them fully ("sources.1.ip: ...").
@@ -23,9 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "st_cidr.h"
 #include "st_err.h"
+#include "st_ssl.h"
 #include "st_util.h"
 
 #define KONG_PROTOCOLS           "grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp"
@@ -37,7 +44,11 @@
 #define MSG_MUST_SET_SNIS "must set snis when 'protocols' is 'tls_passthrough'"
 #define MSG_SNIS_ONLY                                                                              \
     "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'"
-#define MSG_AT_LEAST_IP_PORT "at least one of these fields must be non-empty: 'ip', 'port'"
+#define MSG_AT_LEAST_IP_PORT      "at least one of these fields must be non-empty: 'ip', 'port'"
+#define MSG_ALT_MUTUALLY_REQUIRED "all or none of these fields must be set: 'cert_alt', 'key_alt'"
+#define MSG_ALT_SAME_TYPE                                                                          \
+    "certificate and alternative certificate need to have different type (e.g. RSA and "           \
+    "ECDSA), the provided certificates were both of the same type"
 
 /* A field checker validates a non-null value stored at obj[key]. It may normalise the
  * value in place (integral reals to integers, duplicate set elements removed); v is
@@ -574,16 +585,21 @@ static const char *const kong_protocols[] = {
     "grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp", NULL,
 };
 static const char *const http_protocols[] = {"grpc", "grpcs", "http", "https", NULL};
-static const char *const l4_later[] = {"tls", "tls_passthrough", "udp", NULL};
+/* Refused until later issues build them, whatever tls_data_path says. */
+static const char *const service_later[] = {"tls_passthrough", "udp", NULL};
+static const char *const route_later[] = {"udp", NULL};
+/* Refused while tls_data_path is false (tls_refusal). */
+static const char *const tls_protocols[] = {"tls", "tls_passthrough", NULL};
 
-/* Strait's refusal of a protocol Kong knows, or NULL when Strait proxies it. */
+/* Strait's refusal of a protocol Kong knows, or NULL when Strait proxies it (or
+ * when tls_refusal decides). */
 static json_t *
-protocol_unsupported(const char *p)
+protocol_unsupported(const char *p, const char *const *later)
 {
     if (str_in(p, http_protocols)) {
         return errf("'%s' is not supported: Strait proxies tcp", p);
     }
-    if (str_in(p, l4_later)) {
+    if (str_in(p, later)) {
         return errf("'%s' is not supported yet", p);
     }
     return NULL;
@@ -601,7 +617,7 @@ check_protocol(json_t *obj, const char *key, json_t *v)
     if (!str_in(json_string_value(v), kong_protocols)) {
         return json_string("expected one of: " KONG_PROTOCOLS);
     }
-    return protocol_unsupported(json_string_value(v));
+    return protocol_unsupported(json_string_value(v), service_later);
 }
 
 /* Kong's make_set: drops repeated strings, keeping the first of each. */
@@ -712,7 +728,7 @@ check_protocols(json_t *obj, const char *key, json_t *v)
     }
     json_array_foreach(v, i, el)
     {
-        e = protocol_unsupported(json_string_value(el));
+        e = protocol_unsupported(json_string_value(el), route_later);
         if (e != NULL) {
             return e;
         }
@@ -863,9 +879,10 @@ check_endpoints(json_t *obj, const char *key, json_t *v)
     return errs;
 }
 
-/* routes.service: a foreign key, {"id": uuid}; kept as exactly that. */
+/* A foreign key (routes.service, snis.certificate, services.client_certificate):
+ * {"id": uuid}, kept as exactly that. */
 static json_t *
-check_service_ref(json_t *obj, const char *key, json_t *v)
+check_foreign(json_t *obj, const char *key, json_t *v)
 {
     json_t *id;
     json_t *e;
@@ -888,6 +905,91 @@ check_service_ref(json_t *obj, const char *key, json_t *v)
     }
     json_object_set_new(obj, key, json_pack("{s:O}", "id", id));
     return NULL;
+}
+
+/* services.ca_certificates: an array (duplicates kept, order kept) of uuids. */
+static json_t *
+check_uuid_array(json_t *obj, const char *key, json_t *v)
+{
+    json_t *errs = NULL;
+    size_t i;
+    json_t *el;
+
+    (void)obj;
+    (void)key;
+    if (!json_is_array(v)) {
+        return json_string("expected an array");
+    }
+    json_array_foreach(v, i, el)
+    {
+        json_t *e = check_uuid(v, NULL, el);
+        if (e != NULL) {
+            arr_put(&errs, i, e);
+        }
+    }
+    return errs;
+}
+
+/* services.tls_verify_depth */
+static json_t *
+check_verify_depth(json_t *obj, const char *key, json_t *v)
+{
+    return check_int_range(obj, key, v, 0, 64);
+}
+
+/* typedefs.certificate: PEM that parses (a chain is allowed). */
+static json_t *
+check_certificate(json_t *obj, const char *key, json_t *v)
+{
+    struct st_ssl_cert_info info;
+    char msg[384];
+    json_t *e = check_str(v);
+
+    (void)obj;
+    (void)key;
+    if (e != NULL) {
+        return e;
+    }
+    if (st_ssl_cert_parse(json_string_value(v), &info, msg, sizeof(msg)) != 0) {
+        return json_string(msg);
+    }
+    return NULL;
+}
+
+/* typedefs.key: a PEM private key that parses. */
+static json_t *
+check_key(json_t *obj, const char *key, json_t *v)
+{
+    char msg[384];
+    json_t *e = check_str(v);
+
+    (void)obj;
+    (void)key;
+    if (e != NULL) {
+        return e;
+    }
+    if (st_ssl_key_parse(json_string_value(v), msg, sizeof(msg)) != 0) {
+        return json_string(msg);
+    }
+    return NULL;
+}
+
+/* snis.name: typedefs.wildcard_host ("*" alone names the default certificate). */
+static json_t *
+check_sni_name(json_t *obj, const char *key, json_t *v)
+{
+    (void)obj;
+    (void)key;
+    return check_sni(v);
+}
+
+/* ca_certificates.cert_digest: a string; validation recomputes it from cert. */
+static json_t *
+check_string(json_t *obj, const char *key, json_t *v)
+{
+    (void)obj;
+    (void)key;
+    return check_str(v);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -953,10 +1055,10 @@ static const struct field service_fields[] = {
     {"read_timeout", check_timeout, dflt_60000, false},
     {"tags", check_tags, NULL, false},
     {"enabled", check_bool, dflt_true, true},
-    {"client_certificate", check_any, NULL, false},
-    {"tls_verify", check_any, NULL, false},
-    {"tls_verify_depth", check_any, NULL, false},
-    {"ca_certificates", check_any, NULL, false},
+    {"client_certificate", check_foreign, NULL, false},
+    {"tls_verify", check_bool, NULL, false},
+    {"tls_verify_depth", check_verify_depth, NULL, false},
+    {"ca_certificates", check_uuid_array, NULL, false},
     {NULL, NULL, NULL, false},
 };
 
@@ -970,12 +1072,44 @@ static const struct field route_fields[] = {
     {"destinations", check_endpoints, NULL, false},
     {"snis", check_snis, NULL, false},
     {"preserve_host", check_bool, dflt_false, true},
-    {"service", check_service_ref, NULL, false},
+    {"service", check_foreign, NULL, false},
     {"tags", check_tags, NULL, false},
     {"methods", check_any, NULL, false},
     {"hosts", check_any, NULL, false},
     {"paths", check_any, NULL, false},
     {"headers", check_any, NULL, false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct field certificate_fields[] = {
+    {"id", check_uuid, NULL, false},
+    {"created_at", check_timestamp, NULL, false},
+    {"updated_at", check_timestamp, NULL, false},
+    {"cert", check_certificate, NULL, true},
+    {"key", check_key, NULL, true},
+    {"cert_alt", check_certificate, NULL, false},
+    {"key_alt", check_key, NULL, false},
+    {"tags", check_tags, NULL, false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct field sni_fields[] = {
+    {"id", check_uuid, NULL, false},
+    {"name", check_sni_name, NULL, true},
+    {"created_at", check_timestamp, NULL, false},
+    {"updated_at", check_timestamp, NULL, false},
+    {"tags", check_tags, NULL, false},
+    {"certificate", check_foreign, NULL, true},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct field ca_certificate_fields[] = {
+    {"id", check_uuid, NULL, false},
+    {"created_at", check_timestamp, NULL, false},
+    {"updated_at", check_timestamp, NULL, false},
+    {"cert", check_certificate, NULL, true},
+    {"cert_digest", check_string, NULL, false},
+    {"tags", check_tags, NULL, false},
     {NULL, NULL, NULL, false},
 };
 
@@ -1007,16 +1141,50 @@ static const char *const route_names[] = {
     "hosts",        "paths", "headers",       NULL,
 };
 
+static const char *const certificate_names[] = {
+    "id", "created_at", "updated_at", "cert", "key", "cert_alt", "key_alt", "tags", NULL,
+};
+
+static const char *const sni_names[] = {
+    "id", "name", "created_at", "updated_at", "tags", "certificate", NULL,
+};
+
+static const char *const ca_certificate_names[] = {
+    "id", "created_at", "updated_at", "cert", "cert_digest", "tags", NULL,
+};
+
 const char *const *
 st_schema_field_names(enum st_entity_kind k)
 {
-    return k == ST_ENT_ROUTE ? route_names : service_names;
+    switch (k) {
+    case ST_ENT_ROUTE:
+        return route_names;
+    case ST_ENT_CERTIFICATE:
+        return certificate_names;
+    case ST_ENT_SNI:
+        return sni_names;
+    case ST_ENT_CA_CERTIFICATE:
+        return ca_certificate_names;
+    default:
+        return service_names;
+    }
 }
 
 static const struct field *
 schema_of(enum st_entity_kind k)
 {
-    return k == ST_ENT_ROUTE ? route_fields : service_fields;
+    switch (k) {
+    case ST_ENT_ROUTE:
+        return route_fields;
+    case ST_ENT_CERTIFICATE:
+        return certificate_fields;
+    case ST_ENT_SNI:
+        return sni_fields;
+    case ST_ENT_CA_CERTIFICATE:
+        return ca_certificate_fields;
+    default:
+        return service_fields;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1117,6 +1285,7 @@ service_checks(json_t *obj, json_t *fields)
     static const char *const tls_fields[] = {
         "client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates", NULL,
     };
+    static const char *const tls_upstream[] = {"https", "tls", NULL};
     const char *p = json_string_value(json_object_get(obj, "protocol"));
 
     if (p == NULL) {
@@ -1127,7 +1296,7 @@ service_checks(json_t *obj, json_t *fields)
         entity_err(fields, MSG_CONDITIONAL_PROTOCOL);
     }
     for (int i = 0; tls_fields[i] != NULL; i++) {
-        if (!json_is_null(json_object_get(obj, tls_fields[i])) && strcmp(p, "https") != 0) {
+        if (!json_is_null(json_object_get(obj, tls_fields[i])) && !str_in(p, tls_upstream)) {
             json_object_set_new(fields, tls_fields[i], json_string("value must be null"));
             entity_err(fields, MSG_CONDITIONAL_PROTOCOL);
         }
@@ -1204,6 +1373,121 @@ route_checks(json_t *obj, json_t *fields)
     }
 }
 
+/* True when obj[key] is a string that its field check accepted. */
+static bool
+field_ok(const json_t *obj, const json_t *fields, const char *key)
+{
+    return json_is_string(json_object_get(obj, key)) && json_object_get(fields, key) == NULL;
+}
+
+/* certificates.lua entity_checks, each run only when its fields are valid. */
+static void
+certificate_checks(json_t *obj, json_t *fields)
+{
+    const char *cert = json_string_value(json_object_get(obj, "cert"));
+    const char *cert_alt = json_string_value(json_object_get(obj, "cert_alt"));
+    bool has_cert_alt = !json_is_null(json_object_get(obj, "cert_alt"));
+    bool has_key_alt = !json_is_null(json_object_get(obj, "key_alt"));
+    struct st_ssl_cert_info a;
+    struct st_ssl_cert_info b;
+    char msg[384];
+
+    if (has_cert_alt != has_key_alt) {
+        entity_err(fields, MSG_ALT_MUTUALLY_REQUIRED);
+    }
+    if (field_ok(obj, fields, "cert") && field_ok(obj, fields, "key") &&
+        !st_ssl_key_matches(cert, json_string_value(json_object_get(obj, "key")))) {
+        entity_err(fields, "certificate does not match key");
+    }
+    if (field_ok(obj, fields, "cert_alt") && field_ok(obj, fields, "key_alt") &&
+        !st_ssl_key_matches(cert_alt, json_string_value(json_object_get(obj, "key_alt")))) {
+        entity_err(fields, "alternative certificate does not match key");
+    }
+    if (field_ok(obj, fields, "cert") && field_ok(obj, fields, "cert_alt") &&
+        st_ssl_cert_parse(cert, &a, msg, sizeof(msg)) == 0 &&
+        st_ssl_cert_parse(cert_alt, &b, msg, sizeof(msg)) == 0 && a.key_type == b.key_type) {
+        entity_err(fields, MSG_ALT_SAME_TYPE);
+    }
+}
+
+/* ca_certificates.lua: cert_digest computed on write, then one CA certificate, not
+ * expired (skipped for stored entities: the time of writing decided). */
+static void
+ca_certificate_checks(json_t *obj, json_t *fields, unsigned flags)
+{
+    struct st_ssl_cert_info info;
+    char msg[384];
+
+    if (!field_ok(obj, fields, "cert") ||
+        st_ssl_cert_parse(json_string_value(json_object_get(obj, "cert")), &info, msg,
+                          sizeof(msg)) != 0) {
+        return;
+    }
+    json_object_del(fields, "cert_digest");
+    json_object_set_new(obj, "cert_digest", json_string(info.digest));
+    if (info.n_certs > 1) {
+        entity_err(fields, "please submit only one certificate at a time");
+    } else if (!(flags & ST_SCHEMA_F_STORED) && info.not_after < (int64_t)time(NULL)) {
+        entity_err(fields, "certificate expired, \"Not After\" time is in the past");
+    } else if (!info.is_ca) {
+        entity_err(fields, "certificate does not appear to be a CA because it is missing the "
+                           "\"CA\" basic constraint");
+    }
+}
+
+/* The one switch for TLS proxying: false until the data plane terminates and passes
+ * TLS through. While false, service protocol tls and route protocols tls and
+ * tls_passthrough are refused ("'tls' is not supported yet"); everything else about
+ * TLS (certificates, snis, the rules of tls routes) is validated as Kong does. */
+static const bool tls_data_path = false;
+
+/* st_schema_tls_test_override(): tests only. */
+static bool tls_test_override;
+
+bool
+st_schema_tls_ready(void)
+{
+    return tls_data_path || tls_test_override;
+}
+
+void
+st_schema_tls_test_override(bool on)
+{
+    tls_test_override = on;
+}
+
+/* Refuses the tls protocols while tls_data_path is off, when the field is otherwise
+ * valid. */
+static void
+tls_refusal(enum st_entity_kind k, const json_t *obj, json_t *fields, unsigned flags)
+{
+    const json_t *v;
+    size_t i;
+    json_t *el;
+
+    if (st_schema_tls_ready() || (flags & ST_SCHEMA_F_TLS) != 0) {
+        return;
+    }
+    if (k == ST_ENT_SERVICE && json_object_get(fields, "protocol") == NULL) {
+        v = json_object_get(obj, "protocol");
+        if (json_is_string(v) && str_in(json_string_value(v), tls_protocols)) {
+            json_object_set_new(fields, "protocol",
+                                errf("'%s' is not supported yet", json_string_value(v)));
+        }
+    }
+    if (k == ST_ENT_ROUTE && json_object_get(fields, "protocols") == NULL) {
+        v = json_object_get(obj, "protocols");
+        json_array_foreach(v, i, el)
+        {
+            if (json_is_string(el) && str_in(json_string_value(el), tls_protocols)) {
+                json_object_set_new(fields, "protocols",
+                                    errf("'%s' is not supported yet", json_string_value(el)));
+                break;
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* validate                                                                   */
 
@@ -1260,6 +1544,12 @@ service_shorthand(json_t *obj, json_t *fields)
 int
 st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields_out)
 {
+    return st_schema_validate_ex(k, obj, 0, fields_out);
+}
+
+int
+st_schema_validate_ex(enum st_entity_kind k, json_t *obj, unsigned flags, json_t **fields_out)
+{
     const struct field *schema = schema_of(k);
     json_t *fields = json_object();
     bool url_failed = false;
@@ -1300,11 +1590,23 @@ st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields_out)
             json_object_set_new(fields, f->name, e);
         }
     }
-    if (k == ST_ENT_SERVICE) {
+    switch (k) {
+    case ST_ENT_SERVICE:
         service_checks(obj, fields);
-    } else {
+        break;
+    case ST_ENT_ROUTE:
         route_checks(obj, fields);
+        break;
+    case ST_ENT_CERTIFICATE:
+        certificate_checks(obj, fields);
+        break;
+    case ST_ENT_CA_CERTIFICATE:
+        ca_certificate_checks(obj, fields, flags);
+        break;
+    default:
+        break;
     }
+    tls_refusal(k, obj, fields, flags);
     if (json_object_size(fields) > 0) {
         goto fail;
     }

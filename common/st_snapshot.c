@@ -1,15 +1,18 @@
 /* Entities <-> the protobuf Snapshot (proto/strait/v1/snapshot.proto) with the
  * canonical SHA-256 hash.
  *
- * Canonical form: services and routes sorted by id, tags/protocols/snis sorted
- * (sources and destinations keep the user's order: they are records, and their order
- * is what the user wrote). Config holds neither version nor updated_at, so the hash
- * changes only when the configuration does. The hash covers the exact Config bytes
- * carried in the Snapshot; the parser hashes those bytes, never a re-encoding.
+ * Canonical form: every entity list sorted by id, tags/protocols/snis sorted
+ * (sources, destinations and a service's ca_certificates keep the user's order: the
+ * first are records, the last an ordered list). Config holds neither version nor updated_at, so the
+ * hash changes only when the configuration does. The hash covers the exact Config bytes carried in
+ * the Snapshot; the parser hashes those bytes, never a re-encoding.
  *
  * The parser trusts nothing: it checks the hash, then turns every entity back into
- * its JSON shape and runs st_schema_validate on it, so the DP refuses what the CP
- * would. Decoded strings live in JSON objects kept in s->priv. */
+ * its JSON shape and runs st_schema_validate_ex on it (as a stored entity: a CA
+ * certificate that expired after it was written is still accepted), so the DP refuses
+ * what the CP would, then resolves every reference (sni->certificate,
+ * service->client_certificate and ->ca_certificates, route->service); one that points
+ * nowhere refuses the snapshot. Decoded strings live in JSON objects kept in s->priv. */
 #include "st_snapshot.h"
 
 #include <stdbool.h>
@@ -26,14 +29,21 @@
 /* ------------------------------------------------------------------------ */
 /* build                                                                      */
 
-/* Heap parts of the Config being built, freed in one place. */
+/* Heap parts of the Config being built, freed in one place. ents[k] are the sorted
+ * objects of kind k (n[k] of them). */
 struct build {
+    json_t **ents[ST_ENT__COUNT];
+    size_t n[ST_ENT__COUNT];
     Strait__V1__Service *svc;
     Strait__V1__Service **svc_ptr;
-    size_t n_svc;
     Strait__V1__Route *rt;
     Strait__V1__Route **rt_ptr;
-    size_t n_rt;
+    Strait__V1__Certificate *crt;
+    Strait__V1__Certificate **crt_ptr;
+    Strait__V1__Sni *sni;
+    Strait__V1__Sni **sni_ptr;
+    Strait__V1__CaCertificate *ca;
+    Strait__V1__CaCertificate **ca_ptr;
 };
 
 static int
@@ -167,6 +177,47 @@ build_service(Strait__V1__Service *m, const json_t *o)
     m->has_retries = opt_u32(o, "retries", &m->retries);
     m->has_enabled = opt_bool(o, "enabled", &m->enabled);
     m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+    m->has_tls_verify = opt_bool(o, "tls_verify", &m->tls_verify);
+    m->has_tls_verify_depth = opt_u32(o, "tls_verify_depth", &m->tls_verify_depth);
+    /* an ordered list: the user's order is the verification store's order */
+    m->ca_certificate_ids =
+        string_list(json_object_get(o, "ca_certificates"), false, &m->n_ca_certificate_ids);
+    m->client_certificate_id = opt_str(json_object_get(o, "client_certificate"), "id");
+}
+
+static void
+build_certificate(Strait__V1__Certificate *m, const json_t *o)
+{
+    strait__v1__certificate__init(m);
+    m->id = (char *)obj_id(o);
+    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
+    m->cert = opt_str(o, "cert");
+    m->key = opt_str(o, "key");
+    m->cert_alt = opt_str(o, "cert_alt");
+    m->key_alt = opt_str(o, "key_alt");
+    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+}
+
+static void
+build_sni(Strait__V1__Sni *m, const json_t *o)
+{
+    strait__v1__sni__init(m);
+    m->id = (char *)obj_id(o);
+    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
+    m->name = opt_str(o, "name");
+    m->certificate_id = opt_str(json_object_get(o, "certificate"), "id");
+    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+}
+
+static void
+build_ca_certificate(Strait__V1__CaCertificate *m, const json_t *o)
+{
+    strait__v1__ca_certificate__init(m);
+    m->id = (char *)obj_id(o);
+    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
+    m->cert = opt_str(o, "cert");
+    m->cert_digest = opt_str(o, "cert_digest");
+    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
 }
 
 /* sources/destinations, in the given order. The Endpoint structs follow the pointer
@@ -210,45 +261,88 @@ build_route(Strait__V1__Route *m, const json_t *o)
 static void
 build_fini(struct build *b)
 {
-    for (size_t i = 0; i < b->n_svc; i++) {
+    for (size_t i = 0; b->svc != NULL && i < b->n[ST_ENT_SERVICE]; i++) {
         free(b->svc[i].tags);
+        free(b->svc[i].ca_certificate_ids);
     }
-    for (size_t i = 0; i < b->n_rt; i++) {
+    for (size_t i = 0; b->rt != NULL && i < b->n[ST_ENT_ROUTE]; i++) {
         free(b->rt[i].protocols);
         free(b->rt[i].sources);
         free(b->rt[i].destinations);
         free(b->rt[i].snis);
         free(b->rt[i].tags);
     }
+    for (size_t i = 0; b->crt != NULL && i < b->n[ST_ENT_CERTIFICATE]; i++) {
+        free(b->crt[i].tags);
+    }
+    for (size_t i = 0; b->sni != NULL && i < b->n[ST_ENT_SNI]; i++) {
+        free(b->sni[i].tags);
+    }
+    for (size_t i = 0; b->ca != NULL && i < b->n[ST_ENT_CA_CERTIFICATE]; i++) {
+        free(b->ca[i].tags);
+    }
     free(b->svc);
     free(b->svc_ptr);
     free(b->rt);
     free(b->rt_ptr);
+    free(b->crt);
+    free(b->crt_ptr);
+    free(b->sni);
+    free(b->sni_ptr);
+    free(b->ca);
+    free(b->ca_ptr);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        free(b->ents[k]);
+    }
 }
+
+/* Allocates n messages into msgs and the n + 1 pointers to them into ptrs. */
+#define ALLOC_MSGS(n, msgs, ptrs)                                                                  \
+    do {                                                                                           \
+        (msgs) = st_xcalloc((n) + 1, sizeof(*(msgs)));                                             \
+        (ptrs) = st_xcalloc((n) + 1, sizeof(*(ptrs)));                                             \
+        for (size_t i_ = 0; i_ < (n); i_++) {                                                      \
+            (ptrs)[i_] = &(msgs)[i_];                                                              \
+        }                                                                                          \
+    } while (0)
 
 /* Encodes the Config of the sorted entities into a malloc'd buffer. */
 static uint8_t *
-encode_config(struct build *b, json_t **svcs, json_t **rts, size_t *len)
+encode_config(struct build *b, size_t *len)
 {
     Strait__V1__Config cfg = STRAIT__V1__CONFIG__INIT;
     uint8_t *buf;
 
-    b->svc = st_xcalloc(b->n_svc + 1, sizeof(*b->svc));
-    b->svc_ptr = st_xcalloc(b->n_svc + 1, sizeof(*b->svc_ptr));
-    for (size_t i = 0; i < b->n_svc; i++) {
-        build_service(&b->svc[i], svcs[i]);
-        b->svc_ptr[i] = &b->svc[i];
+    ALLOC_MSGS(b->n[ST_ENT_SERVICE], b->svc, b->svc_ptr);
+    for (size_t i = 0; i < b->n[ST_ENT_SERVICE]; i++) {
+        build_service(&b->svc[i], b->ents[ST_ENT_SERVICE][i]);
     }
-    b->rt = st_xcalloc(b->n_rt + 1, sizeof(*b->rt));
-    b->rt_ptr = st_xcalloc(b->n_rt + 1, sizeof(*b->rt_ptr));
-    for (size_t i = 0; i < b->n_rt; i++) {
-        build_route(&b->rt[i], rts[i]);
-        b->rt_ptr[i] = &b->rt[i];
+    ALLOC_MSGS(b->n[ST_ENT_ROUTE], b->rt, b->rt_ptr);
+    for (size_t i = 0; i < b->n[ST_ENT_ROUTE]; i++) {
+        build_route(&b->rt[i], b->ents[ST_ENT_ROUTE][i]);
     }
-    cfg.n_services = b->n_svc;
+    ALLOC_MSGS(b->n[ST_ENT_CERTIFICATE], b->crt, b->crt_ptr);
+    for (size_t i = 0; i < b->n[ST_ENT_CERTIFICATE]; i++) {
+        build_certificate(&b->crt[i], b->ents[ST_ENT_CERTIFICATE][i]);
+    }
+    ALLOC_MSGS(b->n[ST_ENT_SNI], b->sni, b->sni_ptr);
+    for (size_t i = 0; i < b->n[ST_ENT_SNI]; i++) {
+        build_sni(&b->sni[i], b->ents[ST_ENT_SNI][i]);
+    }
+    ALLOC_MSGS(b->n[ST_ENT_CA_CERTIFICATE], b->ca, b->ca_ptr);
+    for (size_t i = 0; i < b->n[ST_ENT_CA_CERTIFICATE]; i++) {
+        build_ca_certificate(&b->ca[i], b->ents[ST_ENT_CA_CERTIFICATE][i]);
+    }
+    cfg.n_services = b->n[ST_ENT_SERVICE];
     cfg.services = b->svc_ptr;
-    cfg.n_routes = b->n_rt;
+    cfg.n_routes = b->n[ST_ENT_ROUTE];
     cfg.routes = b->rt_ptr;
+    cfg.n_certificates = b->n[ST_ENT_CERTIFICATE];
+    cfg.certificates = b->crt_ptr;
+    cfg.n_snis = b->n[ST_ENT_SNI];
+    cfg.snis = b->sni_ptr;
+    cfg.n_ca_certificates = b->n[ST_ENT_CA_CERTIFICATE];
+    cfg.ca_certificates = b->ca_ptr;
     *len = strait__v1__config__get_packed_size(&cfg);
     buf = st_xmalloc(*len + 1);
     strait__v1__config__pack(&cfg, buf);
@@ -256,26 +350,24 @@ encode_config(struct build *b, json_t **svcs, json_t **rts, size_t *len)
 }
 
 int
-st_snapshot_build(uint64_t version, json_t *services, json_t *routes, uint8_t **out, size_t *outlen,
-                  char hash[65], struct st_err *err)
+st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint8_t **out,
+                  size_t *outlen, char hash[65], struct st_err *err)
 {
     struct build b = {0};
-    json_t **svcs = NULL;
-    json_t **rts = NULL;
     Strait__V1__Snapshot snap = STRAIT__V1__SNAPSHOT__INIT;
     uint8_t *cbuf = NULL;
     size_t clen = 0;
-    int rc;
+    int rc = 0;
 
-    rc = sorted_entities(services, "services", &svcs, &b.n_svc, err);
+    *out = NULL;
+    for (int k = 0; k < ST_ENT__COUNT && rc == 0; k++) {
+        rc = sorted_entities(lists != NULL ? lists[k] : NULL, st_entity_name(k), &b.ents[k],
+                             &b.n[k], err);
+    }
     if (rc != 0) {
         goto out;
     }
-    rc = sorted_entities(routes, "routes", &rts, &b.n_rt, err);
-    if (rc != 0) {
-        goto out;
-    }
-    cbuf = encode_config(&b, svcs, rts, &clen);
+    cbuf = encode_config(&b, &clen);
     st_ssl_sha256_hex(cbuf, clen, hash);
 
     snap.version = version;
@@ -291,8 +383,6 @@ st_snapshot_build(uint64_t version, json_t *services, json_t *routes, uint8_t **
 out:
     free(cbuf);
     build_fini(&b);
-    free(svcs);
-    free(rts);
     return rc;
 }
 
@@ -360,6 +450,28 @@ set_endpoints(json_t *obj, const char *key, Strait__V1__Endpoint **v, size_t n)
     return true;
 }
 
+/* Sets obj[key] to the foreign key {"id": id} (when id is not NULL). */
+static bool
+set_ref(json_t *obj, const char *key, const char *id)
+{
+    json_t *ref;
+
+    if (id == NULL) {
+        return true;
+    }
+    ref = json_object();
+    json_object_set_new(obj, key, ref);
+    return set_str(ref, "id", id);
+}
+
+static void
+set_created(json_t *obj, protobuf_c_boolean has, int64_t ms)
+{
+    if (has) {
+        json_object_set_new(obj, "created_at", json_integer(ms));
+    }
+}
+
 /* Returns a new object, or NULL when a string is not UTF-8. */
 static json_t *
 service_json(const Strait__V1__Service *m)
@@ -390,6 +502,14 @@ service_json(const Strait__V1__Service *m)
     if (m->has_enabled) {
         json_object_set_new(o, "enabled", json_boolean(m->enabled));
     }
+    if (m->has_tls_verify) {
+        json_object_set_new(o, "tls_verify", json_boolean(m->tls_verify));
+    }
+    if (m->has_tls_verify_depth) {
+        json_object_set_new(o, "tls_verify_depth", json_integer(m->tls_verify_depth));
+    }
+    ok = ok && set_strings(o, "ca_certificates", m->ca_certificate_ids, m->n_ca_certificate_ids);
+    ok = ok && set_ref(o, "client_certificate", m->client_certificate_id);
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -408,11 +528,7 @@ route_json(const Strait__V1__Route *m)
               set_strings(o, "snis", m->snis, m->n_snis) &&
               set_strings(o, "tags", m->tags, m->n_tags);
 
-    if (ok && m->service_id != NULL) {
-        json_t *ref = json_object();
-        json_object_set_new(o, "service", ref);
-        ok = set_str(ref, "id", m->service_id);
-    }
+    ok = ok && set_ref(o, "service", m->service_id);
     if (m->has_created_at_ms) {
         json_object_set_new(o, "created_at", json_integer(m->created_at_ms));
     }
@@ -426,20 +542,79 @@ route_json(const Strait__V1__Route *m)
     return o;
 }
 
-/* Validates a decoded entity; takes ownership of obj and appends it to keep. */
+static json_t *
+certificate_json(const Strait__V1__Certificate *m)
+{
+    json_t *o = json_object();
+    bool ok = set_str(o, "id", m->id) && set_str(o, "cert", m->cert) && set_str(o, "key", m->key) &&
+              set_str(o, "cert_alt", m->cert_alt) && set_str(o, "key_alt", m->key_alt) &&
+              set_strings(o, "tags", m->tags, m->n_tags);
+
+    set_created(o, m->has_created_at_ms, m->created_at_ms);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
+sni_json(const Strait__V1__Sni *m)
+{
+    json_t *o = json_object();
+    bool ok = set_str(o, "id", m->id) && set_str(o, "name", m->name) &&
+              set_ref(o, "certificate", m->certificate_id) &&
+              set_strings(o, "tags", m->tags, m->n_tags);
+
+    set_created(o, m->has_created_at_ms, m->created_at_ms);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
+ca_certificate_json(const Strait__V1__CaCertificate *m)
+{
+    json_t *o = json_object();
+    bool ok = set_str(o, "id", m->id) && set_str(o, "cert", m->cert) &&
+              set_str(o, "cert_digest", m->cert_digest) &&
+              set_strings(o, "tags", m->tags, m->n_tags);
+
+    set_created(o, m->has_created_at_ms, m->created_at_ms);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The singular of each kind, for messages. */
+static const char *const kind_what[ST_ENT__COUNT] = {
+    [ST_ENT_SERVICE] = "service",
+    [ST_ENT_ROUTE] = "route",
+    [ST_ENT_CERTIFICATE] = "certificate",
+    [ST_ENT_SNI] = "sni",
+    [ST_ENT_CA_CERTIFICATE] = "ca_certificate",
+};
+
+/* Validates a decoded entity as a stored one (ST_SCHEMA_F_STORED: what was valid
+ * when written stays valid, e.g. a CA certificate that has expired since); takes
+ * ownership of obj and appends it to keep. */
 static int
 check_entity(enum st_entity_kind k, json_t *obj, const char *id, json_t *keep, struct st_err *err)
 {
     json_t *fields = NULL;
     char msg[512];
-    const char *what = k == ST_ENT_SERVICE ? "service" : "route";
+    const char *what = kind_what[k];
 
     if (obj == NULL) {
         return st_err_set(err, -ST_EPARSE, st_entity_name(k), "%s %.40s: a string is not UTF-8",
                           what, id);
     }
     json_array_append_new(keep, obj);
-    if (st_schema_validate(k, obj, &fields) != 0) {
+    if (st_schema_validate_ex(k, obj, ST_SCHEMA_F_STORED, &fields) != 0) {
         st_schema_message(fields, msg, sizeof(msg));
         json_decref(fields);
         return st_err_set(err, -ST_ESCHEMA, st_entity_name(k), "%s %.40s: %s", what, id, msg);
@@ -467,6 +642,12 @@ fill_service(struct st_service *s, const json_t *o)
     s->write_timeout = (uint32_t)int_of(o, "write_timeout");
     s->retries = (uint32_t)int_of(o, "retries");
     s->enabled = json_is_true(json_object_get(o, "enabled"));
+    s->tls_verify = json_is_boolean(json_object_get(o, "tls_verify"))
+                        ? json_is_true(json_object_get(o, "tls_verify"))
+                        : -1;
+    s->tls_verify_depth = json_is_integer(json_object_get(o, "tls_verify_depth"))
+                              ? (int)int_of(o, "tls_verify_depth")
+                              : -1;
 }
 
 /* Returns 0, or -ST_EPARSE for an ip the schema accepted but st_cidr refuses. */
@@ -526,55 +707,208 @@ fill_route(struct st_route *r, const json_t *o, struct st_err *err)
     return 0;
 }
 
+/* Every entity struct starts with its id. */
 static int
-cmp_service(const void *a, const void *b)
+cmp_id(const void *a, const void *b)
 {
-    return strcmp(((const struct st_service *)a)->id, ((const struct st_service *)b)->id);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts n structs of size bytes at base by id and refuses a repeated id. */
+static int
+sort_unique(void *base, size_t n, size_t size, enum st_entity_kind k, struct st_err *err)
+{
+    const char *prev = NULL;
+
+    qsort(base, n, size, cmp_id);
+    for (size_t i = 0; i < n; i++) {
+        const char *id = *(const char *const *)((const char *)base + i * size);
+        if (prev != NULL && strcmp(prev, id) == 0) {
+            return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s appears twice",
+                              kind_what[k], id);
+        }
+        prev = id;
+    }
+    return 0;
+}
+
+static const struct st_certificate *
+find_certificate(const struct st_snapshot *s, const char *id)
+{
+    struct st_certificate key = {.id = id};
+
+    return bsearch(&key, s->certificates, s->n_certificates, sizeof(key), cmp_id);
 }
 
 static int
-parse_services(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
+parse_certificates(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
 {
-    json_t *keep = s->priv;
     int rc;
 
-    s->services = st_xcalloc(cfg->n_services + 1, sizeof(*s->services));
-    for (size_t i = 0; i < cfg->n_services; i++) {
-        json_t *obj = service_json(cfg->services[i]);
-        rc = check_entity(ST_ENT_SERVICE, obj, cfg->services[i]->id, keep, err);
+    s->certificates = st_xcalloc(cfg->n_certificates + 1, sizeof(*s->certificates));
+    for (size_t i = 0; i < cfg->n_certificates; i++) {
+        struct st_certificate *c = &s->certificates[i];
+        json_t *obj = certificate_json(cfg->certificates[i]);
+        rc = check_entity(ST_ENT_CERTIFICATE, obj, cfg->certificates[i]->id, s->priv, err);
         if (rc != 0) {
             return rc;
         }
-        fill_service(&s->services[i], obj);
-        s->n_services++;
+        c->id = json_string_value(json_object_get(obj, "id"));
+        c->created_at_ms = int_of(obj, "created_at");
+        c->cert = json_string_value(json_object_get(obj, "cert"));
+        c->key = json_string_value(json_object_get(obj, "key"));
+        c->cert_alt = json_string_value(json_object_get(obj, "cert_alt"));
+        c->key_alt = json_string_value(json_object_get(obj, "key_alt"));
+        s->n_certificates++;
     }
-    qsort(s->services, s->n_services, sizeof(*s->services), cmp_service);
-    for (size_t i = 1; i < s->n_services; i++) {
-        if (strcmp(s->services[i - 1].id, s->services[i].id) == 0) {
-            return st_err_set(err, -ST_EUNIQUE, "services", "service %s appears twice",
-                              s->services[i].id);
+    return sort_unique(s->certificates, s->n_certificates, sizeof(*s->certificates),
+                       ST_ENT_CERTIFICATE, err);
+}
+
+static int
+cmp_sni_name(const void *a, const void *b)
+{
+    return strcmp((*(const struct st_sni *const *)a)->name,
+                  (*(const struct st_sni *const *)b)->name);
+}
+
+/* SNI names are unique (the store's constraint; certificate choice relies on it). */
+static int
+sni_names_unique(const struct st_snapshot *s, struct st_err *err)
+{
+    const struct st_sni **v = st_xcalloc(s->n_snis + 1, sizeof(*v));
+    int rc = 0;
+
+    for (size_t i = 0; i < s->n_snis; i++) {
+        v[i] = &s->snis[i];
+    }
+    qsort(v, s->n_snis, sizeof(*v), cmp_sni_name);
+    for (size_t i = 1; i < s->n_snis && rc == 0; i++) {
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0) {
+            rc = st_err_set(err, -ST_EUNIQUE, "snis", "sni name %s appears twice", v[i]->name);
         }
+    }
+    free(v);
+    return rc;
+}
+
+static int
+parse_snis(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
+{
+    int rc;
+
+    s->snis = st_xcalloc(cfg->n_snis + 1, sizeof(*s->snis));
+    for (size_t i = 0; i < cfg->n_snis; i++) {
+        struct st_sni *n = &s->snis[i];
+        json_t *obj = sni_json(cfg->snis[i]);
+        rc = check_entity(ST_ENT_SNI, obj, cfg->snis[i]->id, s->priv, err);
+        if (rc != 0) {
+            return rc;
+        }
+        s->n_snis++;
+        n->id = json_string_value(json_object_get(obj, "id"));
+        n->name = json_string_value(json_object_get(obj, "name"));
+        n->certificate_id =
+            json_string_value(json_object_get(json_object_get(obj, "certificate"), "id"));
+        n->certificate = find_certificate(s, n->certificate_id);
+        if (n->certificate == NULL) {
+            return st_err_set(err, -ST_EFOREIGN, "snis",
+                              "sni %s: its certificate %s is not in the snapshot", n->id,
+                              n->certificate_id);
+        }
+    }
+    rc = sort_unique(s->snis, s->n_snis, sizeof(*s->snis), ST_ENT_SNI, err);
+    return rc != 0 ? rc : sni_names_unique(s, err);
+}
+
+static int
+parse_ca_certificates(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
+{
+    int rc;
+
+    s->ca_certificates = st_xcalloc(cfg->n_ca_certificates + 1, sizeof(*s->ca_certificates));
+    for (size_t i = 0; i < cfg->n_ca_certificates; i++) {
+        struct st_ca_certificate *c = &s->ca_certificates[i];
+        json_t *obj = ca_certificate_json(cfg->ca_certificates[i]);
+        rc = check_entity(ST_ENT_CA_CERTIFICATE, obj, cfg->ca_certificates[i]->id, s->priv, err);
+        if (rc != 0) {
+            return rc;
+        }
+        c->id = json_string_value(json_object_get(obj, "id"));
+        c->cert = json_string_value(json_object_get(obj, "cert"));
+        c->cert_digest = json_string_value(json_object_get(obj, "cert_digest"));
+        s->n_ca_certificates++;
+    }
+    return sort_unique(s->ca_certificates, s->n_ca_certificates, sizeof(*s->ca_certificates),
+                       ST_ENT_CA_CERTIFICATE, err);
+}
+
+/* service->client_certificate and service->ca_certificates (in the user's order). */
+static int
+resolve_service(struct st_snapshot *s, struct st_service *svc, const json_t *o, struct st_err *err)
+{
+    const json_t *cas = json_object_get(o, "ca_certificates");
+    const char *cc =
+        json_string_value(json_object_get(json_object_get(o, "client_certificate"), "id"));
+    size_t i;
+    json_t *el;
+
+    if (cc != NULL) {
+        svc->client_certificate = find_certificate(s, cc);
+        if (svc->client_certificate == NULL) {
+            return st_err_set(err, -ST_EFOREIGN, "services",
+                              "service %s: its client certificate %s is not in the snapshot",
+                              svc->id, cc);
+        }
+    }
+    svc->ca_certificates = st_xcalloc(json_array_size(cas) + 1, sizeof(*svc->ca_certificates));
+    json_array_foreach(cas, i, el)
+    {
+        struct st_ca_certificate key = {.id = json_string_value(el)};
+        const struct st_ca_certificate *ca =
+            bsearch(&key, s->ca_certificates, s->n_ca_certificates, sizeof(key), cmp_id);
+        if (ca == NULL) {
+            return st_err_set(err, -ST_EFOREIGN, "services",
+                              "service %s: its CA certificate %s is not in the snapshot", svc->id,
+                              key.id);
+        }
+        svc->ca_certificates[svc->n_ca_certificates++] = ca;
     }
     return 0;
 }
 
 static int
-cmp_route(const void *a, const void *b)
+parse_services(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
 {
-    return strcmp(((const struct st_route *)a)->id, ((const struct st_route *)b)->id);
+    int rc;
+
+    s->services = st_xcalloc(cfg->n_services + 1, sizeof(*s->services));
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        json_t *obj = service_json(cfg->services[i]);
+        rc = check_entity(ST_ENT_SERVICE, obj, cfg->services[i]->id, s->priv, err);
+        if (rc != 0) {
+            return rc;
+        }
+        fill_service(&s->services[i], obj);
+        s->n_services++;
+        rc = resolve_service(s, &s->services[i], obj, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return sort_unique(s->services, s->n_services, sizeof(*s->services), ST_ENT_SERVICE, err);
 }
 
 static int
 parse_routes(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
 {
-    json_t *keep = s->priv;
     int rc;
 
     s->routes = st_xcalloc(cfg->n_routes + 1, sizeof(*s->routes));
     for (size_t i = 0; i < cfg->n_routes; i++) {
         struct st_route *r = &s->routes[i];
         json_t *obj = route_json(cfg->routes[i]);
-        rc = check_entity(ST_ENT_ROUTE, obj, cfg->routes[i]->id, keep, err);
+        rc = check_entity(ST_ENT_ROUTE, obj, cfg->routes[i]->id, s->priv, err);
         if (rc != 0) {
             return rc;
         }
@@ -585,8 +919,7 @@ parse_routes(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err
         }
         if (r->service_id != NULL) {
             struct st_service key = {.id = r->service_id};
-            r->service =
-                bsearch(&key, s->services, s->n_services, sizeof(*s->services), cmp_service);
+            r->service = bsearch(&key, s->services, s->n_services, sizeof(key), cmp_id);
             if (r->service == NULL) {
                 return st_err_set(err, -ST_EFOREIGN, "routes",
                                   "route %s: its service %s is not in the snapshot", r->id,
@@ -594,14 +927,7 @@ parse_routes(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err
             }
         }
     }
-    qsort(s->routes, s->n_routes, sizeof(*s->routes), cmp_route);
-    for (size_t i = 1; i < s->n_routes; i++) {
-        if (strcmp(s->routes[i - 1].id, s->routes[i].id) == 0) {
-            return st_err_set(err, -ST_EUNIQUE, "routes", "route %s appears twice",
-                              s->routes[i].id);
-        }
-    }
-    return 0;
+    return sort_unique(s->routes, s->n_routes, sizeof(*s->routes), ST_ENT_ROUTE, err);
 }
 
 int
@@ -636,7 +962,17 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct
     s->version = snap->version;
     memcpy(s->hash, got, sizeof(s->hash));
     s->priv = json_array();
-    rc = parse_services(s, cfg, err);
+    /* referenced kinds first, so each reference resolves against a sorted array */
+    rc = parse_certificates(s, cfg, err);
+    if (rc == 0) {
+        rc = parse_snis(s, cfg, err);
+    }
+    if (rc == 0) {
+        rc = parse_ca_certificates(s, cfg, err);
+    }
+    if (rc == 0) {
+        rc = parse_services(s, cfg, err);
+    }
     if (rc == 0) {
         rc = parse_routes(s, cfg, err);
     }
@@ -665,8 +1001,14 @@ st_snapshot_free(struct st_snapshot *s)
         free(s->routes[i].destinations);
         free((void *)s->routes[i].snis);
     }
+    for (size_t i = 0; i < s->n_services; i++) {
+        free((void *)s->services[i].ca_certificates);
+    }
     free(s->routes);
     free(s->services);
+    free(s->certificates);
+    free(s->snis);
+    free(s->ca_certificates);
     json_decref(s->priv);
     free(s);
 }

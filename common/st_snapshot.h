@@ -11,12 +11,12 @@
 
 struct st_err;
 
-/* Builds and encodes a Snapshot from validated entities (jansson arrays of objects
- * as st_schema leaves them, created_at in ms). Sorts every list by id and every
- * set-like string list, so the same configuration always gives the same bytes and hash.
- * On success *out is a malloc'd buffer the caller frees, and hash holds 64 hex digits.
- * Returns 0 or a negative code with err filled. */
-int st_snapshot_build(uint64_t version, json_t *services, json_t *routes, uint8_t **out,
+/* Builds and encodes a Snapshot from validated entities: lists[k] is a jansson array of
+ * objects of kind k as st_schema leaves them (created_at in ms), or NULL for none.
+ * Sorts every list by id and every set-like string list, so the same configuration
+ * always gives the same bytes and hash. On success *out is a malloc'd buffer the caller
+ * frees, and hash holds 64 hex digits. Returns 0 or a negative code with err filled. */
+int st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint8_t **out,
                       size_t *outlen, char hash[65], struct st_err *err);
 
 /* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
@@ -27,12 +27,20 @@ struct st_snapshot {
     size_t n_services;
     struct st_route *routes; /* route->service resolved */
     size_t n_routes;
+    struct st_certificate *certificates;
+    size_t n_certificates;
+    struct st_sni *snis; /* sni->certificate resolved */
+    size_t n_snis;
+    struct st_ca_certificate *ca_certificates;
+    size_t n_ca_certificates;
     void *priv; /* decoder state owning the strings */
 };
 
 /* Decodes an encoded Snapshot, hashes the config bytes it carries (never a
  * re-encoding) and refuses a mismatch (-ST_EHASH), then validates every entity
- * with st_schema (-ST_ESCHEMA) and resolves route->service. Returns 0 and a new
+ * with st_schema (-ST_ESCHEMA; as stored entities, ST_SCHEMA_F_STORED) and resolves
+ * sni->certificate, service->client_certificate, service->ca_certificates and
+ * route->service (-ST_EFOREIGN when one is missing). Returns 0 and a new
  * snapshot the caller frees with st_snapshot_free(), or a negative code with err filled. */
 int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct st_err *err);
 

@@ -1,6 +1,8 @@
 /* OpenSSL helpers for boot and CP code: SHA-256, random bytes, v4 UUIDs, the
- * cluster certificate pair (`strait-cp cluster gen_cert`) and certificate expiry.
- * Nothing here touches the DP's TLS data path (dp_xprt_tls). */
+ * cluster certificate pair (`strait-cp cluster gen_cert`), certificate expiry, and
+ * the PEM checks behind the certificates, snis and ca_certificates schemas (parse,
+ * key match, key type, CA constraint, notAfter, DER digest). Nothing here touches the
+ * DP's TLS data path (dp_xprt_tls). */
 #include "st_ssl.h"
 
 #include <errno.h>
@@ -277,4 +279,152 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
     X509_free(x);
     *expiry = (int64_t)timegm(&tm);
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PEM checks for the certificate entities (st_schema)                        */
+
+/* A passphrase callback that refuses: an encrypted key fails instead of prompting. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* The most specific OpenSSL reason queued (the last one), then clears the queue. */
+static const char *
+ossl_last_reason(char *buf, size_t size)
+{
+    unsigned long e = ERR_peek_last_error();
+
+    if (e == 0) {
+        snprintf(buf, size, "unknown OpenSSL error");
+    } else {
+        ERR_error_string_n(e, buf, size);
+    }
+    ERR_clear_error();
+    return buf;
+}
+
+static BIO *
+mem_bio(const char *pem)
+{
+    size_t n = strlen(pem);
+
+    return BIO_new_mem_buf(pem, n > INT32_MAX ? INT32_MAX : (int)n);
+}
+
+/* Fills the leaf's facts into info. Returns 0 or -ST_EPARSE. */
+static int
+leaf_info(X509 *x, struct st_ssl_cert_info *info)
+{
+    struct tm tm;
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+    BASIC_CONSTRAINTS *bc;
+
+    memset(&tm, 0, sizeof(tm));
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1 ||
+        X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != sizeof(md)) {
+        return -ST_EPARSE;
+    }
+    info->not_after = (int64_t)timegm(&tm);
+    st_hex(md, sizeof(md), info->digest);
+    info->key_type = X509_get0_pubkey(x) != NULL ? EVP_PKEY_get_base_id(X509_get0_pubkey(x)) : 0;
+    bc = X509_get_ext_d2i(x, NID_basic_constraints, NULL, NULL);
+    info->is_ca = bc != NULL && bc->ca != 0;
+    BASIC_CONSTRAINTS_free(bc);
+    return 0;
+}
+
+int
+st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, size_t size)
+{
+    char why[256];
+    BIO *b = mem_bio(pem);
+    X509 *x;
+    int rc = 0;
+
+    memset(info, 0, sizeof(*info));
+    ERR_clear_error();
+    if (b == NULL) {
+        snprintf(msg, size, "invalid certificate: x509.new: %s",
+                 ossl_last_reason(why, sizeof(why)));
+        return -ST_EPARSE;
+    }
+    while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+        if (info->n_certs == 0 && leaf_info(x, info) != 0) {
+            X509_free(x);
+            rc = -ST_EPARSE;
+            break;
+        }
+        info->n_certs++;
+        X509_free(x);
+    }
+    /* The loop ends at the end of the text (no further BEGIN line) or at a bad block. */
+    if (rc == 0 && info->n_certs > 0 &&
+        ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE) {
+        ERR_clear_error();
+    } else {
+        rc = -ST_EPARSE;
+    }
+    BIO_free(b);
+    if (rc != 0) {
+        snprintf(msg, size, "invalid certificate: x509.new: %s",
+                 ossl_last_reason(why, sizeof(why)));
+    }
+    return rc;
+}
+
+static EVP_PKEY *
+read_key(const char *pem)
+{
+    BIO *b = mem_bio(pem);
+    EVP_PKEY *k;
+
+    if (b == NULL) {
+        return NULL;
+    }
+    k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+    BIO_free(b);
+    return k;
+}
+
+int
+st_ssl_key_parse(const char *pem, char *msg, size_t size)
+{
+    char why[256];
+    EVP_PKEY *k;
+
+    ERR_clear_error();
+    k = read_key(pem);
+    if (k == NULL) {
+        snprintf(msg, size, "invalid key: pkey.new:load_key: %s",
+                 ossl_last_reason(why, sizeof(why)));
+        return -ST_EPARSE;
+    }
+    EVP_PKEY_free(k);
+    return 0;
+}
+
+bool
+st_ssl_key_matches(const char *cert_pem, const char *key_pem)
+{
+    BIO *b = mem_bio(cert_pem);
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, no_passphrase, NULL) : NULL;
+    EVP_PKEY *k = read_key(key_pem);
+    bool ok = false;
+
+    if (x != NULL && k != NULL) {
+        ok = EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1;
+    }
+    EVP_PKEY_free(k);
+    X509_free(x);
+    BIO_free(b);
+    ERR_clear_error();
+    return ok;
 }

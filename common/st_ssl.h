@@ -1,8 +1,10 @@
 /* OpenSSL helpers for boot and CP code: hashes, randomness, UUIDs, the cluster
- * certificate pair. The DP's TLS data path lives in dp_xprt_tls. */
+ * certificate pair, and the PEM checks of the certificate entities (st_schema). The
+ * DP's TLS data path lives in dp_xprt_tls. */
 #ifndef STRAIT_ST_SSL_H
 #define STRAIT_ST_SSL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,5 +28,28 @@ int st_ssl_gen_cluster_cert(const char *cert_path, const char *key_path, int day
 /* Reads the notAfter of the first certificate in a PEM file as unix seconds.
  * Returns 0 or negative with err filled. */
 int st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err);
+
+/* What st_schema needs to know about PEM certificate text. */
+struct st_ssl_cert_info {
+    size_t n_certs;    /* certificates in the text (leaf first) */
+    int key_type;      /* the leaf's public key type: compare only (an OpenSSL id) */
+    bool is_ca;        /* the leaf has the "CA" basic constraint */
+    int64_t not_after; /* the leaf's "Not After" time, unix seconds */
+    char digest[65];   /* SHA-256 of the leaf's DER, lower-case hex */
+};
+
+/* Parses PEM text holding one or more certificates; every one must parse. Returns 0
+ * and fills info, or -ST_EPARSE with msg set to Kong's text
+ * "invalid certificate: x509.new: <OpenSSL reason>". */
+int st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, size_t size);
+
+/* Parses a PEM private key (never prompts for a passphrase: an encrypted key fails).
+ * Returns 0, or -ST_EPARSE with msg set to Kong's text
+ * "invalid key: pkey.new:load_key: <OpenSSL reason>". */
+int st_ssl_key_parse(const char *pem, char *msg, size_t size);
+
+/* True when key_pem is the private key of the first certificate of cert_pem. False
+ * when they differ or either does not parse. */
+bool st_ssl_key_matches(const char *cert_pem, const char *key_pem);
 
 #endif

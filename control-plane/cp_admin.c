@@ -1,5 +1,6 @@
 /* Admin API: path routing, the node endpoints (/, /status, /clustering/...), request
- * bodies and Kong's error bodies. Services and routes live in cp_admin_entity.c.
+ * bodies and Kong's error bodies. The entities live in cp_admin_entity.c and
+ * cp_admin_cert.c.
  * Kong's sources: kong/api/api_helpers.lua, kong/api/endpoints.lua, kong/db/errors.lua,
  * kong/api/routes/{kong,health,clustering}.lua. */
 #include "cp_admin.h"
@@ -66,53 +67,93 @@ reply_schema(struct cp_response *rs, json_t *fields)
     cp_admin__reply_code(rs, 400, 2, "schema violation", msg, fields);
 }
 
-/* Kong's foreign_key_violation_invalid_reference: the key is {id=...} or {name=...}. */
+/* The collection a foreign-key field points at. */
+static const char *
+foreign_entity(const char *field)
+{
+    if (strcmp(field, "certificate") == 0 || strcmp(field, "client_certificate") == 0) {
+        return st_entity_name(ST_ENT_CERTIFICATE);
+    }
+    if (strcmp(field, "ca_certificates") == 0) {
+        return st_entity_name(ST_ENT_CA_CERTIFICATE);
+    }
+    return st_entity_name(ST_ENT_SERVICE);
+}
+
+/* Kong's foreign_key_violation_invalid_reference: the key is {id=...} or {name=...};
+ * e->field is the referencing field, "service.name" when the key is a name. */
 static void
 reply_foreign(struct cp_response *rs, const struct st_err *e)
 {
-    const char *key = strcmp(e->field, "name") == 0 ? "name" : "id";
-    char msg[512];
+    char field[64];
+    const char *key = "id";
+    char *dot;
+    char msg[768];
 
+    st_snprintf(field, sizeof(field), "%s", e->field[0] != '\0' ? e->field : "service");
+    dot = strchr(field, '.');
+    if (dot != NULL) {
+        *dot = '\0';
+        key = "name";
+    }
     st_snprintf(msg, sizeof(msg),
-                "the foreign key '{%s=\"%s\"}' does not reference an existing 'services' entity.",
-                key, e->msg);
+                "the foreign key '{%s=\"%s\"}' does not reference an existing '%s' entity.", key,
+                e->msg, foreign_entity(field));
     cp_admin__reply_code(rs, 400, 4, "foreign key violation", msg,
-                         json_pack("{s:{s:s}}", "service", key, e->msg));
+                         json_pack("{s:{s:s}}", field, key, e->msg));
 }
 
 void
 cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const struct st_err *e,
                     json_t *fields)
 {
-    char msg[512];
+    static const struct st_err none = {0};
+    char msg[768];
 
     if (rc == -ST_ESCHEMA) {
         reply_schema(rs, fields);
         return;
     }
     json_decref(fields);
+    if (e == NULL) {
+        e = &none;
+    }
     switch (rc) {
     case -ST_EPKEY:
         st_snprintf(msg, sizeof(msg), "primary key violation on key '{id=\"%s\"}'", e->msg);
         cp_admin__reply_code(rs, 400, 3, "primary key violation", msg,
                              json_pack("{s:s}", "id", e->msg));
         break;
+    case -ST_EPARSE:
+        st_snprintf(msg, sizeof(msg), "invalid primary key: '{id=\"%s\"}'", e->msg);
+        cp_admin__reply_code(rs, 400, 1, "invalid primary key", msg,
+                             json_pack("{s:s}", "id", e->msg));
+        break;
     case -ST_EFOREIGN:
         reply_foreign(rs, e);
         break;
     case -ST_EREFERENCED:
+        if (k == ST_ENT_CA_CERTIFICATE) {
+            /* Kong's ca_certificates DAO: REFERENCED_BY_OTHERS */
+            cp_admin__reply_code(rs, 400, 19, "referenced by others", e->msg, NULL);
+            break;
+        }
         st_snprintf(msg, sizeof(msg), "an existing '%s' entity references this '%s' entity",
-                    st_entity_name(ST_ENT_ROUTE), st_entity_name(k));
-        cp_admin__reply_code(rs, 400, 4, "foreign key violation", msg,
-                             json_pack("{s:s}", "@referenced_by", st_entity_name(ST_ENT_ROUTE)));
+                    e->field[0] != '\0' ? e->field : "routes", st_entity_name(k));
+        cp_admin__reply_code(
+            rs, 400, 4, "foreign key violation", msg,
+            json_pack("{s:s}", "@referenced_by", e->field[0] != '\0' ? e->field : "routes"));
         break;
-    case -ST_EUNIQUE:
-        st_snprintf(msg, sizeof(msg), "UNIQUE violation detected on '{name=\"%s\"}'", e->msg);
+    case -ST_EUNIQUE: {
+        const char *field = e->field[0] != '\0' ? e->field : "name";
+
+        st_snprintf(msg, sizeof(msg), "UNIQUE violation detected on '{%s=\"%s\"}'", field, e->msg);
         cp_admin__reply_code(rs, 409, 5, "unique constraint violation", msg,
-                             json_pack("{s:s}", "name", e->msg));
+                             json_pack("{s:s}", field, e->msg));
         break;
+    }
     case -ST_ENOTFOUND:
-        cp_admin__reply_msg(rs, 404, "Not found");
+        cp_admin__reply_msg(rs, 404, strcmp(e->field, "sni") == 0 ? "SNI not found" : "Not found");
         break;
     default:
         cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
@@ -176,7 +217,20 @@ cp_admin__body(const struct cp_request *rq, struct cp_response *rs)
         }
         return o;
     }
-    /* multipart/form-data is Kong's too, but not built yet */
+    if (ct_is(rq->content_type, "multipart/form-data")) {
+        if (rq->parts_err != NULL) {
+            cp_admin__reply_msg(rs, 400, rq->parts_err);
+            return NULL;
+        }
+        if (rq->parts != NULL) {
+            return json_deep_copy(rq->parts);
+        }
+        if (rq->body_len == 0) {
+            return json_object();
+        }
+        cp_admin__reply_msg(rs, 400, "Cannot parse multipart/form-data body");
+        return NULL;
+    }
     cp_admin__reply_msg(rs, 415, "Unsupported Content-Type");
     return NULL;
 }
@@ -332,12 +386,33 @@ split_path(char *buf, char **segs, int max)
     return n;
 }
 
+/* The kind a top-level collection name stands for; false when it is none. */
+static bool
+collection_kind(const char *name, enum st_entity_kind *k)
+{
+    for (int i = 0; i < ST_ENT__COUNT; i++) {
+        if (strcmp(name, st_entity_name((enum st_entity_kind)i)) == 0) {
+            *k = (enum st_entity_kind)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The nested collections: /services/{s}/routes and /certificates/{c}/snis. */
+static bool
+nested(char **s, int n)
+{
+    return n >= 3 && ((strcmp(s[0], "services") == 0 && strcmp(s[2], "routes") == 0) ||
+                      (strcmp(s[0], "certificates") == 0 && strcmp(s[2], "snis") == 0));
+}
+
 /* Which methods a path allows (for 405 and OPTIONS), or NULL if the path is unknown. */
 static const char *
 allowed(char **s, int n)
 {
-    bool svc = n > 0 && strcmp(s[0], "services") == 0;
-    bool rte = n > 0 && strcmp(s[0], "routes") == 0;
+    enum st_entity_kind k = ST_ENT_SERVICE;
+    bool ent = n > 0 && collection_kind(s[0], &k);
 
     if (n == 0 || (n == 1 && strcmp(s[0], "status") == 0)) {
         return "GET, HEAD, OPTIONS";
@@ -345,13 +420,13 @@ allowed(char **s, int n)
     if (n == 2 && strcmp(s[0], "clustering") == 0) {
         return "GET, HEAD, OPTIONS";
     }
-    if ((n == 1 && (svc || rte)) || (n == 3 && svc && strcmp(s[2], "routes") == 0)) {
+    if ((n == 1 && ent) || (n == 3 && nested(s, n))) {
         return "GET, HEAD, OPTIONS, POST";
     }
-    if ((n == 2 && (svc || rte)) || (n == 4 && svc && strcmp(s[2], "routes") == 0)) {
+    if ((n == 2 && ent) || (n == 4 && nested(s, n))) {
         return "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";
     }
-    if (n == 3 && rte && strcmp(s[2], "service") == 0) {
+    if (n == 3 && strcmp(s[0], "routes") == 0 && strcmp(s[2], "service") == 0) {
         return "GET, HEAD, OPTIONS, PATCH, PUT";
     }
     return NULL;
@@ -373,22 +448,35 @@ method_in(const char *method, const char *list)
 static void
 dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, char **s, int n)
 {
+    enum st_entity_kind k = ST_ENT_SERVICE;
+    enum st_entity_kind child = ST_ENT_ROUTE;
+
     if (n == 0) {
         get_root(cx, rs);
-    } else if (strcmp(s[0], "status") == 0) {
+        return;
+    }
+    if (strcmp(s[0], "status") == 0) {
         get_status(cx, rs);
-    } else if (strcmp(s[0], "clustering") == 0) {
+        return;
+    }
+    if (strcmp(s[0], "clustering") == 0) {
         clustering(cx, s[1], rs);
-    } else if (n == 1) {
-        cp_admin__collection(cx, rq, rs, s[0][0] == 's' ? ST_ENT_SERVICE : ST_ENT_ROUTE, NULL);
+        return;
+    }
+    collection_kind(s[0], &k);
+    if (n >= 3 && nested(s, n)) {
+        collection_kind(s[2], &child);
+    }
+    if (n == 1) {
+        cp_admin__collection(cx, rq, rs, k, NULL);
     } else if (n == 2) {
-        cp_admin__entity(cx, rq, rs, s[0][0] == 's' ? ST_ENT_SERVICE : ST_ENT_ROUTE, s[1], NULL);
-    } else if (n == 3 && s[0][0] == 's') {
-        cp_admin__collection(cx, rq, rs, ST_ENT_ROUTE, s[1]);
+        cp_admin__entity(cx, rq, rs, k, s[1], NULL);
+    } else if (n == 3 && nested(s, n)) {
+        cp_admin__collection(cx, rq, rs, child, s[1]);
     } else if (n == 3) {
         cp_admin__route_service(cx, rq, rs, s[1]);
     } else {
-        cp_admin__entity(cx, rq, rs, ST_ENT_ROUTE, s[3], s[1]);
+        cp_admin__entity(cx, rq, rs, child, s[3], s[1]);
     }
 }
 

@@ -16,6 +16,9 @@ struct cp_request {
     int n_content_types;      /* how many Content-Type headers came */
     const char *body;
     size_t body_len;
+    const json_t *parts;   /* a multipart/form-data body decoded by cp_http (an object
+                            * as cp_form_decode makes), or NULL */
+    const char *parts_err; /* why a multipart body could not be decoded, or NULL */
 };
 
 struct cp_response {

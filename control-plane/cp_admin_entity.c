@@ -1,7 +1,8 @@
-/* Admin API for services and routes, Kong's generated endpoints (kong/api/endpoints.lua):
- * collections with paging, entities by id or name, PUT as upsert, PATCH as merge,
- * nested /services/{s}/routes and /routes/{r}/service. Every write is one store
- * transaction: it commits whole or changes nothing. */
+/* Admin API for every entity, Kong's generated endpoints (kong/api/endpoints.lua):
+ * collections with paging, entities by id or endpoint key (name; certificates by SNI
+ * name, kong/api/routes/certificates.lua), PUT as upsert, PATCH as merge, nested
+ * /services/{s}/routes, /certificates/{c}/snis and /routes/{r}/service. Every write is
+ * one store transaction: it commits whole or changes nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +25,8 @@ enum write_op {
 struct write_req {
     enum st_entity_kind k;
     enum write_op op;
-    const char *key;    /* PUT/PATCH: the id or name in the path */
-    const char *parent; /* nested under /services/{parent}, or NULL */
+    const char *key;    /* PUT/PATCH: the id or endpoint key in the path */
+    const char *parent; /* nested under /services/{parent} or /certificates/{parent} */
     json_t *body;       /* taken */
 };
 
@@ -39,9 +40,66 @@ obj_str(const json_t *o, const char *key)
 }
 
 static const char *
+ref_id(const json_t *o, const char *field)
+{
+    return obj_str(json_object_get(o, field), "id");
+}
+
+static const char *
 route_service_id(const json_t *route)
 {
-    return obj_str(json_object_get(route, "service"), "id");
+    return ref_id(route, "service");
+}
+
+/* The kinds found by name when the key is not a UUID (Kong's endpoint_key). */
+static bool
+has_name(enum st_entity_kind k)
+{
+    return k == ST_ENT_SERVICE || k == ST_ENT_ROUTE || k == ST_ENT_SNI;
+}
+
+/* The kind a nested collection hangs under, and the field that points at it. */
+static enum st_entity_kind
+parent_kind(enum st_entity_kind k)
+{
+    return k == ST_ENT_SNI ? ST_ENT_CERTIFICATE : ST_ENT_SERVICE;
+}
+
+static const char *
+parent_field(enum st_entity_kind k)
+{
+    return k == ST_ENT_SNI ? "certificate" : "service";
+}
+
+/* Finds an entity by its key in a path: id or name; a certificate by id or by the name
+ * of one of its snis (-ST_ENOTFOUND with err->field "sni" when no sni has it); a CA
+ * certificate by id only (-ST_EPARSE, Kong's invalid primary key, for anything else). */
+static int
+get_keyed(struct cp_store *st, enum st_entity_kind k, const char *key, json_t **out,
+          struct st_err *err)
+{
+    json_t *sni = NULL;
+    char id[64];
+    int rc;
+
+    *out = NULL;
+    if (k == ST_ENT_CA_CERTIFICATE && !st_schema_is_uuid(key)) {
+        return st_err_set(err, -ST_EPARSE, "id", "%s", key);
+    }
+    if (k != ST_ENT_CERTIFICATE || st_schema_is_uuid(key)) {
+        return cp_store_get(st, k, key, out);
+    }
+    rc = cp_store_get(st, ST_ENT_SNI, key, &sni);
+    if (rc == -ST_ENOTFOUND) {
+        return st_err_set(err, -ST_ENOTFOUND, "sni", "SNI not found");
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    st_snprintf(id, sizeof(id), "%s",
+                ref_id(sni, "certificate") != NULL ? ref_id(sni, "certificate") : "");
+    json_decref(sni);
+    return cp_store_get(st, ST_ENT_CERTIFICATE, id, out);
 }
 
 /* created_at/updated_at come in seconds through the API and are kept in ms. */
@@ -73,7 +131,7 @@ resolve_service(struct cp_store *st, json_t *route, struct st_err *err)
     }
     rc = cp_store_get(st, ST_ENT_SERVICE, name, &svc);
     if (rc == -ST_ENOTFOUND) {
-        return st_err_set(err, -ST_EFOREIGN, "name", "%s", name);
+        return st_err_set(err, -ST_EFOREIGN, "service.name", "%s", name);
     }
     if (rc < 0) {
         return rc;
@@ -133,7 +191,7 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
     } else if (w->op == OP_UPSERT && st_schema_is_uuid(w->key)) {
         json_object_set_new(o, "id", json_string(w->key));
     }
-    if (w->op == OP_UPSERT && !st_schema_is_uuid(w->key)) {
+    if (w->op == OP_UPSERT && !st_schema_is_uuid(w->key) && has_name(w->k)) {
         json_object_set_new(o, "name", json_string(w->key));
     }
     new_id(o);
@@ -141,22 +199,23 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
         json_object_set_new(o, "created_at", json_integer(now));
     }
     json_object_set_new(o, "updated_at", json_integer(now));
-    if (w->k == ST_ENT_ROUTE && parent_id != NULL) {
-        json_object_set_new(o, "service", json_pack("{s:s}", "id", parent_id));
+    if ((w->k == ST_ENT_ROUTE || w->k == ST_ENT_SNI) && parent_id != NULL) {
+        json_object_set_new(o, parent_field(w->k), json_pack("{s:s}", "id", parent_id));
     }
     return o;
 }
 
-/* Inside the transaction: finds the parent service and the existing entity. */
+/* Inside the transaction: finds the parent and the existing entity. */
 static int
-load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **existing)
+load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **existing,
+     struct st_err *err)
 {
     int rc;
 
     *parent = NULL;
     *existing = NULL;
     if (w->parent != NULL) {
-        rc = cp_store_get(st, ST_ENT_SERVICE, w->parent, parent);
+        rc = get_keyed(st, parent_kind(w->k), w->parent, parent, err);
         if (rc < 0) {
             return rc;
         }
@@ -164,42 +223,61 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     if (w->op == OP_CREATE) {
         return 0;
     }
-    rc = cp_store_get(st, w->k, w->key, existing);
+    rc = get_keyed(st, w->k, w->key, existing, err);
     if (rc == -ST_ENOTFOUND && w->op == OP_UPSERT) {
+        memset(err, 0, sizeof(*err)); /* PUT creates: not an error */
         return 0;
     }
     if (rc < 0) {
         return rc;
     }
     if (*parent != NULL) {
-        const char *sid = route_service_id(*existing);
+        const char *pid = ref_id(*existing, parent_field(w->k));
 
-        if (sid == NULL || strcmp(sid, obj_str(*parent, "id")) != 0) {
+        if (pid == NULL || strcmp(pid, obj_str(*parent, "id")) != 0) {
             json_decref(*existing);
             *existing = NULL;
-            return -ST_ENOTFOUND; /* not this service's route */
+            return -ST_ENOTFOUND; /* not this parent's child */
         }
     }
     return 0;
 }
 
-/* Validates and stores; on success *out is the stored entity. */
+/* Validates and stores; on success *out is the stored entity (a certificate with its
+ * `snis` names added). */
 static int
 store_one(struct cp_store *st, const struct write_req *w, json_t **out, json_t **fields,
           struct st_err *err)
 {
+    bool by_sni = w->k == ST_ENT_CERTIFICATE && w->op == OP_UPSERT && !st_schema_is_uuid(w->key);
     json_t *parent = NULL;
     json_t *existing = NULL;
+    json_t *names = NULL;
     json_t *o = NULL;
     int rc;
 
-    rc = load(st, w, &parent, &existing);
+    rc = load(st, w, &parent, &existing, err);
     if (rc < 0) {
         goto out;
+    }
+    if (w->k == ST_ENT_CERTIFICATE) {
+        rc = cp_admin__cert_snis_take(w->body, by_sni ? w->key : NULL, &names, fields);
+        if (rc < 0) {
+            goto out;
+        }
+        if (names == NULL && w->op == OP_UPSERT) {
+            names = json_array(); /* PUT replaces: no snis in the body, none kept */
+        }
     }
     o = prepare(w, existing, parent != NULL ? obj_str(parent, "id") : NULL);
     if (w->k == ST_ENT_ROUTE) {
         rc = resolve_service(st, o, err);
+        if (rc < 0) {
+            goto out;
+        }
+    }
+    if (names != NULL) {
+        rc = cp_admin__cert_snis_check(st, names, obj_str(o, "id"), fields);
         if (rc < 0) {
             goto out;
         }
@@ -209,9 +287,13 @@ store_one(struct cp_store *st, const struct write_req *w, json_t **out, json_t *
         goto out;
     }
     rc = existing != NULL ? cp_store_update(st, w->k, o, err) : cp_store_insert(st, w->k, o, err);
+    if (rc == 0 && w->k == ST_ENT_CERTIFICATE) {
+        rc = cp_admin__cert_snis_store(st, o, names, fields, err);
+    }
 out:
     json_decref(parent);
     json_decref(existing);
+    json_decref(names);
     if (rc < 0) {
         json_decref(o);
         return rc;
@@ -265,8 +347,8 @@ delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const c
     pthread_mutex_lock(&cx->store_mu);
     rc = cp_store_begin(cx->store, true);
     if (rc == 0) {
-        rc = load(cx->store, &w, &par, &existing);
-        if (rc == -ST_ENOTFOUND && parent == NULL) {
+        rc = load(cx->store, &w, &par, &existing, &err);
+        if (rc == -ST_ENOTFOUND && parent == NULL && strcmp(err.field, "sni") != 0) {
             rc = 1; /* Kong: 204 for an absent top-level entity */
         } else if (rc == 0) {
             rc = cp_store_remove(cx->store, k, obj_str(existing, "id"), &err);
@@ -296,16 +378,21 @@ get_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char
            struct cp_response *rs)
 {
     struct write_req w = {.k = k, .op = OP_PATCH, .key = key, .parent = parent};
+    struct st_err err = {0};
     json_t *par = NULL;
     json_t *o = NULL;
     int rc;
 
     pthread_mutex_lock(&cx->store_mu);
-    rc = load(cx->store, &w, &par, &o);
+    rc = load(cx->store, &w, &par, &o, &err);
+    if (rc == 0 && k == ST_ENT_CERTIFICATE) {
+        rc = cp_admin__cert_snis_render(cx->store, o);
+    }
     pthread_mutex_unlock(&cx->store_mu);
     json_decref(par);
     if (rc < 0) {
-        cp_admin__reply_err(rs, k, rc, NULL, NULL);
+        json_decref(o);
+        cp_admin__reply_err(rs, k, rc, &err, NULL);
         return;
     }
     cp_admin__reply(rs, 200, cp_admin__render(o));
@@ -440,11 +527,20 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     o.offset = json_string_value(json_object_get(rq->query, "offset"));
     pthread_mutex_lock(&cx->store_mu);
     if (parent != NULL) {
-        rc = cp_store_get(cx->store, ST_ENT_SERVICE, parent, &par);
-        o.service_id = rc == 0 ? obj_str(par, "id") : NULL;
+        rc = get_keyed(cx->store, parent_kind(k), parent, &par, &err);
+        o.parent_id = rc == 0 ? obj_str(par, "id") : NULL;
     }
     if (rc == 0) {
         rc = cp_store_page(cx->store, k, &o, &data, &next, &err);
+    }
+    if (rc == 0 && k == ST_ENT_CERTIFICATE) {
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(data, i, v)
+        {
+            rc = rc == 0 ? cp_admin__cert_snis_render(cx->store, v) : rc;
+        }
     }
     pthread_mutex_unlock(&cx->store_mu);
     json_decref(par);

@@ -1,5 +1,6 @@
-/* Shared between cp_admin.c (routing, node endpoints, bodies, errors) and
- * cp_admin_entity.c (services and routes). Not an API. */
+/* Shared between cp_admin.c (routing, node endpoints, bodies, errors),
+ * cp_admin_entity.c (every entity's generated endpoints) and cp_admin_cert.c (the
+ * certificates' `snis` shorthand). Not an API. */
 #ifndef STRAIT_CP_ADMIN_INT_H
 #define STRAIT_CP_ADMIN_INT_H
 
@@ -9,6 +10,7 @@
 #include "cp_admin.h"
 #include "st_entity.h"
 
+struct cp_store;
 struct st_err;
 
 /* Sets the status and body (takes `body`; NULL: no body). */
@@ -30,14 +32,41 @@ json_t *cp_admin__render(const json_t *obj);
 
 bool cp_admin__is(const struct cp_request *rq, const char *method);
 
-/* /services, /routes, /services/{s}/routes (parent = s). */
+/* A collection: /services, /routes, /certificates, /snis, /ca_certificates; nested
+ * /services/{s}/routes and /certificates/{c}/snis (parent = s or c). */
 void cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                           enum st_entity_kind k, const char *parent);
-/* /services/{key}, /routes/{key}, /services/{s}/routes/{key} (parent = s). */
+/* One entity: /<collection>/{key} and the nested /services/{s}/routes/{key},
+ * /certificates/{c}/snis/{key} (parent = s or c). */
 void cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                       enum st_entity_kind k, const char *key, const char *parent);
 /* /routes/{r}/service */
 void cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                              const char *route);
+
+/* The certificates' `snis` shorthand (cp_admin_cert.c); all run inside the caller's store
+ * transaction or under the store mutex. */
+
+/* Takes `snis` out of a certificate write's body. *names is NULL when the write leaves
+ * the certificate's snis alone (absent on POST/PATCH), else a new array of the names to
+ * keep (empty for null, or absent on PUT); a PUT by SNI name (put_name not NULL) adds
+ * that name. Returns 0, or -ST_ESCHEMA with *fields set (not an array of strings; a
+ * duplicated name). */
+int cp_admin__cert_snis_take(json_t *body, const char *put_name, json_t **names, json_t **fields);
+
+/* Refuses names that another certificate owns: -ST_ESCHEMA with *fields
+ * {"snis": "<name> already associated with existing certificate '<id>'"}. 0 if none. */
+int cp_admin__cert_snis_check(struct cp_store *st, const json_t *names, const char *cert_id,
+                              json_t **fields);
+
+/* After the certificate cert was written: when names is not NULL, makes the certificate's
+ * snis rows exactly those names (validated as snis: errors come back as -ST_ESCHEMA with
+ * *fields {"snis": [null, "<error of the second name>"]}). Then sets cert's "snis" to
+ * the sorted names it has. Returns 0 or a store/schema error. */
+int cp_admin__cert_snis_store(struct cp_store *st, json_t *cert, const json_t *names,
+                              json_t **fields, struct st_err *err);
+
+/* Sets cert's "snis" to the sorted names of its snis. Returns 0 or -ST_EDB. */
+int cp_admin__cert_snis_render(struct cp_store *st, json_t *cert);
 
 #endif

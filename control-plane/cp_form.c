@@ -246,8 +246,8 @@ set_leaf(json_t *cur, const struct seg *s, json_t *v, bool top)
     return -1;
 }
 
-static int
-put(json_t *root, const char *key, const char *value, struct st_err *err)
+int
+cp_form_add(json_t *root, const char *key, const char *value, struct st_err *err)
 {
     struct seg segs[FORM_MAX_DEPTH];
     const char *field = NULL;
@@ -311,7 +311,7 @@ cp_form_decode(const char *p, size_t len, json_t **out, struct st_err *err)
             key = cp_form_unescape(p + i, eq - i);
             value = eq < end ? cp_form_unescape(p + eq + 1, end - eq - 1) : st_xstrdup("");
             if (key[0] != '\0') {
-                rc = put(root, key, value, err);
+                rc = cp_form_add(root, key, value, err);
             }
             free(key);
             free(value);

@@ -17,6 +17,11 @@ struct st_err;
  * naming the bad key. */
 int cp_form_decode(const char *p, size_t len, json_t **out, struct st_err *err);
 
+/* Adds one decoded field (key and value as a form carries them after unescaping, e.g.
+ * one part of a multipart/form-data body) to root, as cp_form_decode does for each
+ * pair. Returns 0, or -ST_EPARSE with err->msg naming the bad key. */
+int cp_form_add(json_t *root, const char *key, const char *value, struct st_err *err);
+
 /* Percent-decodes n bytes of s ('+' is a space) into a new NUL-terminated string. */
 char *cp_form_unescape(const char *s, size_t n);
 

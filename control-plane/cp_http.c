@@ -1,5 +1,7 @@
 /* Admin HTTP server (see cp_http.h). One libmicrohttpd daemon per admin_listen entry,
- * each with its own internal thread pool; handlers block only on the store mutex. */
+ * each with its own internal thread pool; handlers block only on the store mutex.
+ * multipart/form-data bodies (Kong users' `curl -F cert=@cert.pem`) are decoded with
+ * libmicrohttpd's post processor into the same object a urlencoded form gives. */
 #include "cp_http.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 
 #include "cp_admin.h"
 #include "cp_ctx.h"
+#include "cp_form.h"
 #include "st_addr.h"
 #include "st_err.h"
 #include "st_log.h"
@@ -18,6 +21,14 @@
 
 #define HTTP_MAX_BODY     (16u << 20)
 #define HTTP_POOL_THREADS 2
+#define HTTP_PP_BUFFER    (64u << 10)
+
+/* One field of a multipart body. */
+struct http_part {
+    char *key;
+    char *val;
+    size_t len, cap;
+};
 
 struct cp_http {
     struct cp_ctx *cx;
@@ -30,6 +41,12 @@ struct http_req {
     char *body;
     size_t len, cap;
     bool too_big;
+    size_t received;              /* body bytes, counted for multipart too */
+    struct MHD_PostProcessor *pp; /* multipart/form-data only */
+    struct http_part *parts;
+    size_t n_parts;
+    bool parts_bad;
+    char parts_msg[512];
 };
 
 struct header_scan {
@@ -74,6 +91,95 @@ body_append(struct http_req *r, const char *p, size_t n)
     r->body[r->len] = '\0';
 }
 
+static bool
+is_multipart(const char *ct)
+{
+    while (ct != NULL && (*ct == ' ' || *ct == '\t')) {
+        ct++;
+    }
+    return ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0;
+}
+
+/* The post processor's iterator: a field arrives in chunks, the first at off 0. */
+static enum MHD_Result
+on_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+        const char *content_type, const char *transfer_encoding, const char *data, uint64_t off,
+        size_t size)
+{
+    struct http_req *r = cls;
+    struct http_part *p;
+
+    (void)kind;
+    (void)filename;
+    (void)content_type;
+    (void)transfer_encoding;
+    if (key == NULL) {
+        return MHD_YES;
+    }
+    if (off == 0 || r->n_parts == 0 || strcmp(r->parts[r->n_parts - 1].key, key) != 0) {
+        r->parts = st_xrealloc(r->parts, (r->n_parts + 1) * sizeof(*r->parts));
+        p = &r->parts[r->n_parts++];
+        memset(p, 0, sizeof(*p));
+        p->key = st_xstrdup(key);
+        p->cap = 64;
+        p->val = st_xmalloc(p->cap);
+        p->val[0] = '\0';
+    }
+    p = &r->parts[r->n_parts - 1];
+    if (p->len + size + 1 > p->cap) {
+        p->cap = (p->len + size + 1) * 2;
+        p->val = st_xrealloc(p->val, p->cap);
+    }
+    memcpy(p->val + p->len, data, size);
+    p->len += size;
+    p->val[p->len] = '\0';
+    return MHD_YES;
+}
+
+/* The decoded multipart body, or NULL with *why set. */
+static json_t *
+parts_decode(struct http_req *r, const char **why)
+{
+    struct st_err err = {0};
+    json_t *o;
+
+    if (r->pp != NULL) {
+        if (MHD_destroy_post_processor(r->pp) != MHD_YES) {
+            r->parts_bad = true;
+        }
+        r->pp = NULL;
+    }
+    if (r->parts_bad) {
+        *why = "Cannot parse multipart/form-data body";
+        return NULL;
+    }
+    o = json_object();
+    for (size_t i = 0; i < r->n_parts; i++) {
+        if (cp_form_add(o, r->parts[i].key, r->parts[i].val, &err) < 0) {
+            st_snprintf(r->parts_msg, sizeof(r->parts_msg), "%s", err.msg);
+            *why = r->parts_msg;
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static void
+req_free(struct http_req *r)
+{
+    if (r->pp != NULL) {
+        MHD_destroy_post_processor(r->pp);
+    }
+    for (size_t i = 0; i < r->n_parts; i++) {
+        free(r->parts[i].key);
+        free(r->parts[i].val);
+    }
+    free(r->parts);
+    free(r->body);
+    free(r);
+}
+
 static enum MHD_Result
 send_resp(struct MHD_Connection *c, const struct cp_response *rs)
 {
@@ -115,13 +221,30 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     struct cp_response rs = {0};
     json_t *query;
 
+    json_t *parts = NULL;
+
     (void)version;
     if (r == NULL) {
-        *con_cls = st_xcalloc(1, sizeof(*r));
+        r = st_xcalloc(1, sizeof(*r));
+        MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &hs);
+        if (hs.n_content_types == 1 && is_multipart(hs.content_type)) {
+            r->pp = MHD_create_post_processor(c, HTTP_PP_BUFFER, on_part, r);
+            r->parts_bad = r->pp == NULL;
+        }
+        *con_cls = r;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        body_append(r, upload_data, *upload_data_size);
+        r->received += *upload_data_size;
+        if (r->received > HTTP_MAX_BODY) {
+            r->too_big = true;
+        } else if (r->pp != NULL) {
+            if (MHD_post_process(r->pp, upload_data, *upload_data_size) != MHD_YES) {
+                r->parts_bad = true;
+            }
+        } else if (!r->parts_bad) {
+            body_append(r, upload_data, *upload_data_size);
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -141,7 +264,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     rq.n_content_types = hs.n_content_types;
     rq.body = r->body;
     rq.body_len = r->len;
+    if (r->pp != NULL || r->parts_bad) {
+        parts = parts_decode(r, &rq.parts_err);
+        rq.parts = parts;
+        rq.body_len = r->received;
+    }
     cp_admin_handle(h->cx, &rq, &rs);
+    json_decref(parts);
     json_decref(query);
     st_log(ST_LOG_INFO, 0, "admin: %s %s %d", method, url, rs.status);
     return send_resp(c, &rs);
@@ -157,8 +286,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     if (r != NULL) {
-        free(r->body);
-        free(r);
+        req_free(r);
         *con_cls = NULL;
     }
 }

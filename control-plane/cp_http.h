@@ -1,6 +1,7 @@
 /* The admin API's HTTP server (libmicrohttpd, a small thread pool per admin_listen
- * entry). Collects each request body and hands the request to cp_admin. The only CP
- * file that includes microhttpd.h. */
+ * entry). Collects each request body (decoding multipart/form-data with libmicrohttpd's
+ * post processor) and hands the request to cp_admin. The only CP file that includes
+ * microhttpd.h. */
 #ifndef STRAIT_CP_HTTP_H
 #define STRAIT_CP_HTTP_H
 

@@ -60,8 +60,7 @@ build(struct cp_snapshot *sn, uint64_t have, bool force, struct cp_snapshot_blob
       struct st_err *err)
 {
     struct cp_snapshot_blob *b;
-    json_t *services = NULL;
-    json_t *routes = NULL;
+    json_t *lists[ST_ENT__COUNT] = {NULL};
     uint64_t version = 0;
     int rc;
 
@@ -73,15 +72,16 @@ build(struct cp_snapshot *sn, uint64_t have, bool force, struct cp_snapshot_blob
     if (!force && version == have) {
         return 0;
     }
-    rc = cp_store_read_all(sn->store, &version, &services, &routes);
+    rc = cp_store_read_all(sn->store, &version, lists);
     if (rc < 0) {
         return st_err_set(err, rc, NULL, "cannot read the configuration");
     }
     b = st_xcalloc(1, sizeof(*b));
     b->refs = 1;
-    rc = st_snapshot_build(version, services, routes, &b->bytes, &b->len, b->hash, err);
-    json_decref(services);
-    json_decref(routes);
+    rc = st_snapshot_build(version, lists, &b->bytes, &b->len, b->hash, err);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+    }
     if (rc < 0) {
         free(b->bytes);
         free(b);

@@ -79,9 +79,9 @@ cp_store_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_op
 }
 
 int
-cp_store_read_all(struct cp_store *s, uint64_t *version, json_t **services, json_t **routes)
+cp_store_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
 {
-    return s->ops->read_all(s, version, services, routes);
+    return s->ops->read_all(s, version, lists);
 }
 
 int

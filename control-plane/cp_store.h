@@ -25,11 +25,12 @@ struct cp_store;
 
 /* One page of a collection, ordered by id. */
 struct cp_page_opts {
-    size_t size;            /* 1..CP_PAGE_SIZE_MAX */
-    const char *offset;     /* opaque offset from the previous page, NULL: first page */
-    const char *service_id; /* routes only: only the routes of that service, NULL: all */
-    const json_t *tags;     /* array of strings to filter on, NULL: none */
-    bool tags_any;          /* true: an entity with any of the tags; false: all of them */
+    size_t size;           /* 1..CP_PAGE_SIZE_MAX */
+    const char *offset;    /* opaque offset from the previous page, NULL: first page */
+    const char *parent_id; /* routes: only that service's; snis: only that certificate's;
+                            * NULL: all */
+    const json_t *tags;    /* array of strings to filter on, NULL: none */
+    bool tags_any;         /* true: an entity with any of the tags; false: all of them */
 };
 
 struct cp_store_ops {
@@ -45,7 +46,7 @@ struct cp_store_ops {
     int (*remove)(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
     int (*page)(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
                 json_t **data, char **next_offset, struct st_err *err);
-    int (*read_all)(struct cp_store *s, uint64_t *version, json_t **services, json_t **routes);
+    int (*read_all)(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT]);
     int (*version)(struct cp_store *s, uint64_t *version);
     void (*close)(struct cp_store *s);
 };
@@ -69,13 +70,16 @@ int cp_store_begin(struct cp_store *s, bool write);
 int cp_store_commit(struct cp_store *s);
 void cp_store_rollback(struct cp_store *s);
 
-/* Finds an entity by id (when id_or_name is a UUID) or else by name. Returns 0 and a
- * new object the caller releases (json_decref), or -ST_ENOTFOUND, or -ST_EDB. */
+/* Finds an entity by id (when id_or_name is a UUID) or else by name (services, routes,
+ * snis; certificates and ca_certificates are found by id only). Returns 0 and a new
+ * object the caller releases (json_decref), or -ST_ENOTFOUND, or -ST_EDB. */
 int cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
 
 /* Inserts a validated entity (id, created_at set). Inside a write transaction.
- * Returns 0, -ST_EPKEY (id exists, err->field "id"), -ST_EUNIQUE (err->field "name"),
- * -ST_EFOREIGN (route's service does not exist, err->field "service") or -ST_EDB. */
+ * Returns 0, -ST_EPKEY (id exists, err->field "id", err->msg the id), -ST_EUNIQUE
+ * (err->field "name" or "cert_digest", err->msg the value), -ST_EFOREIGN (err->field the
+ * referencing field: "service", "certificate", "client_certificate" or "ca_certificates";
+ * err->msg the id that does not exist) or -ST_EDB. */
 int cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj,
                     struct st_err *err);
 
@@ -83,8 +87,11 @@ int cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj
 int cp_store_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj,
                     struct st_err *err);
 
-/* Deletes by id. Returns 0 (also when absent), -ST_EREFERENCED (a service that routes
- * still use; err->field "routes"), or -ST_EDB. */
+/* Deletes by id; deleting a certificate deletes its snis. Returns 0 (also when absent),
+ * -ST_EREFERENCED with err->field the referencing collection (a service that routes use:
+ * "routes"; a certificate that a service uses as client_certificate: "services"; a CA
+ * certificate in a service's ca_certificates: "services", with err->msg Kong's message
+ * "ca certificate <id> is still referenced by services (id = <service id>)"), or -ST_EDB. */
 int cp_store_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
 
 /* One page: *data is a new array, *next_offset a malloc'd offset for the next page or
@@ -93,9 +100,10 @@ int cp_store_remove(struct cp_store *s, enum st_entity_kind k, const char *id, s
 int cp_store_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
                   json_t **data, char **next_offset, struct st_err *err);
 
-/* One consistent read (its own transaction) of the config version and every entity,
- * each list ordered by id. New arrays owned by the caller. Returns 0 or -ST_EDB. */
-int cp_store_read_all(struct cp_store *s, uint64_t *version, json_t **services, json_t **routes);
+/* One consistent read (its own transaction) of the config version and every entity:
+ * lists[k] is a new array of the entities of kind k ordered by id, owned by the caller.
+ * Returns 0, or -ST_EDB with every lists[k] NULL. */
+int cp_store_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT]);
 
 /* The committed config version. Returns 0 or -ST_EDB. */
 int cp_store_version(struct cp_store *s, uint64_t *version);

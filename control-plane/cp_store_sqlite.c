@@ -2,11 +2,13 @@
  * includes sqlite3.h.
  *
  * One table per entity with columns for what the database must enforce or search
- * (id, name unique, created_at in ms, updated_at, routes.service_id with ON DELETE
- * RESTRICT, tags) and the whole entity as JSON text in `doc`. The config version lives
- * in `meta` and is bumped by the commit of every transaction that wrote. WAL mode, so
- * the snapshot builder's handle reads while the admin API writes. The schema is
- * versioned in `schema_migrations` and migrated at open. */
+ * (id, name unique, created_at in ms, updated_at, foreign keys: routes.service_id and
+ * services.client_certificate_id ON DELETE RESTRICT, snis.certificate_id ON DELETE
+ * CASCADE; ca_certificates.cert_digest unique; tags) and the whole entity as JSON text in
+ * `doc`. A service's ca_certificates stay in its doc (checked with json_each). The config version
+ * lives in `meta` and is bumped by the commit of every transaction that wrote. WAL mode, so the
+ * snapshot builder's handle reads while the admin API writes. The schema is versioned in
+ * `schema_migrations` and migrated at open. */
 #include "cp_store.h"
 
 #include <errno.h>
@@ -45,6 +47,41 @@ static const struct sq_migration migrations[] = {
      " service_id TEXT REFERENCES services (id) ON DELETE RESTRICT,"
      " tags TEXT, doc TEXT NOT NULL);"
      "CREATE INDEX routes_service_id_idx ON routes (service_id);"},
+    {2, "001_certificates",
+     "CREATE TABLE certificates ("
+     " id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " tags TEXT, doc TEXT NOT NULL);"
+     "CREATE TABLE snis ("
+     " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
+     " updated_at INTEGER NOT NULL,"
+     " certificate_id TEXT NOT NULL REFERENCES certificates (id) ON DELETE CASCADE,"
+     " tags TEXT, doc TEXT NOT NULL);"
+     "CREATE INDEX snis_certificate_id_idx ON snis (certificate_id);"
+     "CREATE TABLE ca_certificates ("
+     " id TEXT PRIMARY KEY, cert_digest TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
+     " updated_at INTEGER NOT NULL, tags TEXT, doc TEXT NOT NULL);"
+     "ALTER TABLE services ADD COLUMN"
+     " client_certificate_id TEXT REFERENCES certificates (id) ON DELETE RESTRICT;"
+     "CREATE INDEX services_client_certificate_id_idx ON services (client_certificate_id);"},
+};
+
+/* What each entity's table holds beside id, created_at, updated_at, tags and doc. */
+struct sq_kind {
+    const char *table;
+    bool has_name;        /* a unique `name` column, the endpoint key */
+    const char *fk_col;   /* a foreign key column, or NULL */
+    const char *fk_field; /* the entity field {"id": ...} it comes from */
+    const char *fk_table; /* the table it references */
+    const char *uniq_col; /* another unique column (a string field of the same name) */
+};
+
+static const struct sq_kind sq_kinds[ST_ENT__COUNT] = {
+    [ST_ENT_SERVICE] = {"services", true, "client_certificate_id", "client_certificate",
+                        "certificates", NULL},
+    [ST_ENT_ROUTE] = {"routes", true, "service_id", "service", "services", NULL},
+    [ST_ENT_CERTIFICATE] = {"certificates", false, NULL, NULL, NULL, NULL},
+    [ST_ENT_SNI] = {"snis", true, "certificate_id", "certificate", "certificates", NULL},
+    [ST_ENT_CA_CERTIFICATE] = {"ca_certificates", false, NULL, NULL, NULL, "cert_digest"},
 };
 
 static struct sq_store *
@@ -302,14 +339,14 @@ static int
 sq_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out)
 {
     struct sq_store *q = sq(s);
-    const char *table = st_entity_name(k);
+    const char *table = sq_kinds[k].table;
     int rc = -ST_ENOTFOUND;
 
     *out = NULL;
     if (st_schema_is_uuid(id_or_name)) {
         rc = sq_get_by(q, table, "id", id_or_name, out);
     }
-    if (rc == -ST_ENOTFOUND) {
+    if (rc == -ST_ENOTFOUND && sq_kinds[k].has_name) {
         rc = sq_get_by(q, table, "name", id_or_name, out);
     }
     return rc;
@@ -345,7 +382,8 @@ struct sq_cols {
     const char *name;
     int64_t created_at;
     int64_t updated_at;
-    const char *service_id;
+    const char *fk_id;
+    const char *uniq;
     char *tags; /* malloc'd JSON text or NULL */
     char *doc;  /* malloc'd JSON text */
 };
@@ -353,16 +391,25 @@ struct sq_cols {
 static void
 sq_cols_from(enum st_entity_kind k, const json_t *obj, struct sq_cols *c)
 {
+    const struct sq_kind *d = &sq_kinds[k];
     const json_t *tags = json_object_get(obj, "tags");
-    const json_t *svc = json_object_get(obj, "service");
 
     memset(c, 0, sizeof(*c));
     c->id = json_string_value(json_object_get(obj, "id"));
-    c->name = json_string_value(json_object_get(obj, "name"));
+    if (d->has_name) {
+        c->name = json_string_value(json_object_get(obj, "name"));
+    }
     c->created_at = json_integer_value(json_object_get(obj, "created_at"));
     c->updated_at = json_integer_value(json_object_get(obj, "updated_at"));
-    if (k == ST_ENT_ROUTE && json_is_object(svc)) {
-        c->service_id = json_string_value(json_object_get(svc, "id"));
+    if (d->fk_col != NULL) {
+        const json_t *ref = json_object_get(obj, d->fk_field);
+
+        if (json_is_object(ref)) {
+            c->fk_id = json_string_value(json_object_get(ref, "id"));
+        }
+    }
+    if (d->uniq_col != NULL) {
+        c->uniq = json_string_value(json_object_get(obj, d->uniq_col));
     }
     if (json_is_array(tags)) {
         c->tags = json_dumps(tags, JSON_COMPACT);
@@ -377,31 +424,25 @@ sq_cols_fini(struct sq_cols *c)
     free(c->doc);
 }
 
-/* The unique and foreign-key checks, before SQLite would refuse, so that the error
- * names the field and the value as Kong does. */
+/* Every id of a service's ca_certificates must name an existing CA certificate. */
 static int
-sq_check(struct sq_store *q, enum st_entity_kind k, const struct sq_cols *c, bool insert,
-         struct st_err *err)
+sq_check_cas(struct sq_store *q, const json_t *obj, struct st_err *err)
 {
-    const char *table = st_entity_name(k);
+    const json_t *cas = json_object_get(obj, "ca_certificates");
+    const json_t *v;
+    size_t i;
     int rc;
 
-    if (insert) {
-        rc = sq_exists(q, table, "id", c->id, NULL);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EPKEY, "id", "%s", c->id);
+    json_array_foreach(cas, i, v)
+    {
+        const char *id = json_string_value(v);
+
+        if (id == NULL) {
+            continue; /* the schema refuses it */
         }
-    }
-    if (c->name != NULL) {
-        rc = sq_exists(q, table, "name", c->name, c->id);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, "name", "%s", c->name);
-        }
-    }
-    if (c->service_id != NULL) {
-        rc = sq_exists(q, "services", "id", c->service_id, NULL);
+        rc = sq_exists(q, "ca_certificates", "id", id, NULL);
         if (rc == 0) {
-            return st_err_set(err, -ST_EFOREIGN, "service", "%s", c->service_id);
+            return st_err_set(err, -ST_EFOREIGN, "ca_certificates", "%s", id);
         }
         if (rc < 0) {
             return rc;
@@ -410,39 +451,101 @@ sq_check(struct sq_store *q, enum st_entity_kind k, const struct sq_cols *c, boo
     return 0;
 }
 
+/* The unique and foreign-key checks, before SQLite would refuse, so that the error
+ * names the field and the value as Kong does. */
 static int
-sq_constraint(struct sq_store *q, int ext, struct st_err *err)
+sq_check(struct sq_store *q, enum st_entity_kind k, const json_t *obj, const struct sq_cols *c,
+         bool insert, struct st_err *err)
 {
+    const struct sq_kind *d = &sq_kinds[k];
+    int rc;
+
+    if (insert) {
+        rc = sq_exists(q, d->table, "id", c->id, NULL);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EPKEY, "id", "%s", c->id);
+        }
+    }
+    if (c->name != NULL) {
+        rc = sq_exists(q, d->table, "name", c->name, c->id);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, "name", "%s", c->name);
+        }
+    }
+    if (c->uniq != NULL) {
+        rc = sq_exists(q, d->table, d->uniq_col, c->uniq, c->id);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, d->uniq_col, "%s", c->uniq);
+        }
+    }
+    if (c->fk_id != NULL) {
+        rc = sq_exists(q, d->fk_table, "id", c->fk_id, NULL);
+        if (rc == 0) {
+            return st_err_set(err, -ST_EFOREIGN, d->fk_field, "%s", c->fk_id);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (k == ST_ENT_SERVICE) {
+        return sq_check_cas(q, obj, err);
+    }
+    return 0;
+}
+
+static int
+sq_constraint(struct sq_store *q, enum st_entity_kind k, int ext, struct st_err *err)
+{
+    const struct sq_kind *d = &sq_kinds[k];
+
     switch (ext) {
     case SQLITE_CONSTRAINT_PRIMARYKEY:
         return st_err_set(err, -ST_EPKEY, "id", "%s", sqlite3_errmsg(q->db));
     case SQLITE_CONSTRAINT_UNIQUE:
-        return st_err_set(err, -ST_EUNIQUE, "name", "%s", sqlite3_errmsg(q->db));
+        return st_err_set(err, -ST_EUNIQUE, d->has_name ? "name" : d->uniq_col, "%s",
+                          sqlite3_errmsg(q->db));
     case SQLITE_CONSTRAINT_FOREIGNKEY:
-        return st_err_set(err, -ST_EFOREIGN, "service", "%s", sqlite3_errmsg(q->db));
+        return st_err_set(err, -ST_EFOREIGN, d->fk_field != NULL ? d->fk_field : "id", "%s",
+                          sqlite3_errmsg(q->db));
     default:
         return st_err_set(err, sq_db_err(q->db, "write"), NULL, "database error");
     }
+}
+
+/* INSERT or UPDATE of kind k with fixed parameter numbers: ?1 name, ?2 created_at,
+ * ?3 updated_at, ?4 tags, ?5 doc, ?6 id, ?7 the foreign key, ?8 the other unique. */
+static int
+sq_write_sql(enum st_entity_kind k, bool insert, char *sql, size_t size)
+{
+    const struct sq_kind *d = &sq_kinds[k];
+    const char *name = d->has_name ? "name" : NULL;
+
+    if (insert) {
+        return st_snprintf(sql, size,
+                           "INSERT INTO %s (id, created_at, updated_at, tags, doc%s%s%s%s%s%s)"
+                           " VALUES (?6, ?2, ?3, ?4, ?5%s%s%s)",
+                           d->table, name != NULL ? ", " : "", name != NULL ? name : "",
+                           d->fk_col != NULL ? ", " : "", d->fk_col != NULL ? d->fk_col : "",
+                           d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
+                           name != NULL ? ", ?1" : "", d->fk_col != NULL ? ", ?7" : "",
+                           d->uniq_col != NULL ? ", ?8" : "");
+    }
+    return st_snprintf(sql, size,
+                       "UPDATE %s SET created_at = ?2, updated_at = ?3, tags = ?4, doc = ?5"
+                       "%s%s%s%s%s%s%s WHERE id = ?6",
+                       d->table, name != NULL ? ", name = ?1" : "", d->fk_col != NULL ? ", " : "",
+                       d->fk_col != NULL ? d->fk_col : "", d->fk_col != NULL ? " = ?7" : "",
+                       d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
+                       d->uniq_col != NULL ? " = ?8" : "");
 }
 
 static int
 sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
          struct st_err *err)
 {
-    static const char *const ins[] = {
-        "INSERT INTO services (name, created_at, updated_at, tags, doc, id)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        "INSERT INTO routes (name, created_at, updated_at, tags, doc, service_id, id)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6)",
-    };
-    static const char *const upd[] = {
-        "UPDATE services SET name = ?1, created_at = ?2, updated_at = ?3, tags = ?4,"
-        " doc = ?5 WHERE id = ?6",
-        "UPDATE routes SET name = ?1, created_at = ?2, updated_at = ?3, tags = ?4,"
-        " doc = ?5, service_id = ?7 WHERE id = ?6",
-    };
     struct sq_store *q = sq(s);
     struct sq_cols c;
+    char sql[512];
     sqlite3_stmt *st = NULL;
     int rc;
 
@@ -452,11 +555,14 @@ sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool inse
         rc = st_err_set(err, -ST_ESCHEMA, "id", "missing id");
         goto out;
     }
-    rc = sq_check(q, k, &c, insert, err);
+    rc = sq_check(q, k, obj, &c, insert, err);
     if (rc < 0) {
         goto out;
     }
-    rc = sq_prepare(q->db, insert ? ins[k] : upd[k], &st);
+    rc = sq_write_sql(k, insert, sql, sizeof(sql));
+    if (rc == 0) {
+        rc = sq_prepare(q->db, sql, &st);
+    }
     if (rc < 0) {
         goto out;
     }
@@ -466,8 +572,11 @@ sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool inse
     sq_bind_str(st, 4, c.tags);
     sq_bind_str(st, 5, c.doc);
     sq_bind_str(st, 6, c.id);
-    if (k == ST_ENT_ROUTE) {
-        sq_bind_str(st, 7, c.service_id);
+    if (sqlite3_bind_parameter_count(st) >= 7) {
+        sq_bind_str(st, 7, c.fk_id);
+    }
+    if (sqlite3_bind_parameter_count(st) >= 8) {
+        sq_bind_str(st, 8, c.uniq);
     }
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
@@ -476,7 +585,7 @@ sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool inse
             rc = -ST_ENOTFOUND;
         }
     } else {
-        rc = sq_constraint(q, sqlite3_extended_errcode(q->db), err);
+        rc = sq_constraint(q, k, sqlite3_extended_errcode(q->db), err);
     }
     if (rc == 0) {
         q->dirty = true;
@@ -499,6 +608,69 @@ sq_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct s
     return sq_write(s, k, obj, false, err);
 }
 
+/* The first service (by id) whose ca_certificates holds ca_id: 1 and sid filled, 0 when
+ * none, or -ST_EDB. */
+static int
+sq_ca_user(struct sq_store *q, const char *ca_id, char sid[64])
+{
+    static const char sql[] =
+        "SELECT id FROM services WHERE EXISTS (SELECT 1 FROM"
+        " json_each(services.doc, '$.ca_certificates') WHERE value = ?) ORDER BY id LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    sq_bind_str(st, 1, ca_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+
+        st_snprintf(sid, 64, "%s", v != NULL ? (const char *)v : "");
+        rc = 1;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : sq_db_err(q->db, sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Refuses to delete what another entity still references (snis go with their
+ * certificate: ON DELETE CASCADE). */
+static int
+sq_check_refs(struct sq_store *q, enum st_entity_kind k, const char *id, struct st_err *err)
+{
+    char sid[64];
+    int rc = 0;
+
+    switch (k) {
+    case ST_ENT_SERVICE:
+        rc = sq_exists(q, "routes", "service_id", id, NULL);
+        if (rc > 0) {
+            rc = st_err_set(err, -ST_EREFERENCED, "routes", "routes");
+        }
+        break;
+    case ST_ENT_CERTIFICATE:
+        rc = sq_exists(q, "services", "client_certificate_id", id, NULL);
+        if (rc > 0) {
+            rc = st_err_set(err, -ST_EREFERENCED, "services", "services");
+        }
+        break;
+    case ST_ENT_CA_CERTIFICATE:
+        rc = sq_ca_user(q, id, sid);
+        if (rc > 0) {
+            rc = st_err_set(err, -ST_EREFERENCED, "services",
+                            "ca certificate %s is still referenced by services (id = %s)", id, sid);
+        }
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
 static int
 sq_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
 {
@@ -507,14 +679,12 @@ sq_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_e
     sqlite3_stmt *st = NULL;
     int rc;
 
-    ST_ASSERT(q->in_tx);
-    if (k == ST_ENT_SERVICE) {
-        rc = sq_exists(q, "routes", "service_id", id, NULL);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EREFERENCED, "routes", "routes");
-        }
+    ST_ASSERT(q->in_tx && k < ST_ENT__COUNT);
+    rc = sq_check_refs(q, k, id, err);
+    if (rc < 0) {
+        return rc;
     }
-    st_snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", st_entity_name(k));
+    st_snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", sq_kinds[k].table);
     rc = sq_prepare(q->db, sql, &st);
     if (rc < 0) {
         return rc;
@@ -527,7 +697,8 @@ sq_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_e
             q->dirty = true;
         }
     } else if (sqlite3_extended_errcode(q->db) == SQLITE_CONSTRAINT_FOREIGNKEY) {
-        rc = st_err_set(err, -ST_EREFERENCED, "routes", "routes");
+        rc = st_err_set(err, -ST_EREFERENCED, k == ST_ENT_SERVICE ? "routes" : "services", "%s",
+                        k == ST_ENT_SERVICE ? "routes" : "services");
     } else {
         rc = sq_db_err(q->db, sql);
     }
@@ -546,15 +717,17 @@ sq_page_sql(enum st_entity_kind k, const struct cp_page_opts *o, char *sql, size
     size_t ntags = o->tags != NULL ? json_array_size(o->tags) : 0;
     int rc;
 
-    rc = st_snprintf(sql, size, "SELECT id, doc FROM %s WHERE 1", st_entity_name(k));
+    rc = st_snprintf(sql, size, "SELECT id, doc FROM %s WHERE 1", sq_kinds[k].table);
     for (int step = 0; rc == 0 && step < 3; step++) {
         const char *clause = NULL;
 
         n = strlen(sql);
         if (step == 0 && o->offset != NULL) {
             clause = " AND id > ?";
-        } else if (step == 1 && o->service_id != NULL && k == ST_ENT_ROUTE) {
+        } else if (step == 1 && o->parent_id != NULL && k == ST_ENT_ROUTE) {
             clause = " AND service_id = ?";
+        } else if (step == 1 && o->parent_id != NULL && k == ST_ENT_SNI) {
+            clause = " AND certificate_id = ?";
         } else if (step == 2 && ntags > 0 && o->tags_any) {
             clause = " AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value IN"
                      " (SELECT value FROM json_each(?)))";
@@ -601,8 +774,8 @@ sq_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
     if (o->offset != NULL) {
         sq_bind_str(st, i++, o->offset);
     }
-    if (o->service_id != NULL && k == ST_ENT_ROUTE) {
-        sq_bind_str(st, i++, o->service_id);
+    if (o->parent_id != NULL && (k == ST_ENT_ROUTE || k == ST_ENT_SNI)) {
+        sq_bind_str(st, i++, o->parent_id);
     }
     if (o->tags != NULL && json_array_size(o->tags) > 0) {
         tags_text = json_dumps(o->tags, JSON_COMPACT);
@@ -674,30 +847,28 @@ sq_read_table(struct sq_store *q, const char *table, json_t **out)
 }
 
 static int
-sq_read_all(struct cp_store *s, uint64_t *version, json_t **services, json_t **routes)
+sq_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
 {
     struct sq_store *q = sq(s);
     int rc;
 
-    *services = NULL;
-    *routes = NULL;
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        lists[k] = NULL;
+    }
     rc = sq_begin(s, false);
     if (rc < 0) {
         return rc;
     }
     rc = sq_version(s, version);
-    if (rc == 0) {
-        rc = sq_read_table(q, "services", services);
-    }
-    if (rc == 0) {
-        rc = sq_read_table(q, "routes", routes);
+    for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
+        rc = sq_read_table(q, sq_kinds[k].table, &lists[k]);
     }
     sq_rollback(s); /* read-only: nothing to commit */
     if (rc < 0) {
-        json_decref(*services);
-        json_decref(*routes);
-        *services = NULL;
-        *routes = NULL;
+        for (int k = 0; k < ST_ENT__COUNT; k++) {
+            json_decref(lists[k]);
+            lists[k] = NULL;
+        }
     }
     return rc;
 }

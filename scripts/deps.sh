@@ -14,6 +14,8 @@ PACKAGES=(
     libmicrohttpd-dev libjansson-dev libyaml-dev
     # tests and lint
     libcmocka-dev python3 python3-pytest clang-format
+    # libFuzzer targets (build-fuzz/): clang, and the runtime that holds libFuzzer
+    clang libclang-rt-14-dev
     # Postgres server for the store tests (issue 6); the test script starts it itself
     postgresql
     # local run and tests: admin API calls, process and socket tools

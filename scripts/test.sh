@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: installs the packages, builds Release (build/) and ASan+UBSan
-# (build-asan/), and runs ctest (unit, system, lint) in both. Exits non-zero if anything
-# fails. This is the README's test command and what .ci/run runs.
+# (build-asan/), and runs ctest (unit, system, lint) in both; then builds the libFuzzer
+# targets with clang (build-fuzz/) and runs their bounded runs (ctest -L fuzz). Exits
+# non-zero if anything fails. This is the README's test command and what .ci/run runs.
 #
-#   bash scripts/test.sh            both builds
-#   STRAIT_TEST_BUILDS=release bash scripts/test.sh    only one (release | asan)
+#   bash scripts/test.sh            all three builds
+#   STRAIT_TEST_BUILDS=release bash scripts/test.sh    only one (release | asan | fuzz)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=${STRAIT_JOBS:-2}
-builds=${STRAIT_TEST_BUILDS:-"release asan"}
+builds=${STRAIT_TEST_BUILDS:-"release asan fuzz"}
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -47,6 +48,25 @@ run_build() { # name dir cmake-args...
     fi
 }
 
+# libFuzzer needs clang while the main builds use gcc: a third, small build that only
+# builds the fuzz targets and runs them for a bounded time (well under a minute).
+run_fuzz() { # dir
+    local dir=$1
+    say "fuzz: configure and build ($dir, clang)"
+    if ! CC=clang cmake -S "$top" -B "$dir" -DPYTHON3="$python" -DSTRAIT_FUZZ=ON >/dev/null; then
+        failed+=("fuzz: configure")
+        return
+    fi
+    if ! cmake --build "$dir" -j"$jobs" --target strait_fuzz; then
+        failed+=("fuzz: build")
+        return
+    fi
+    say "fuzz: ctest -L fuzz"
+    if ! (cd "$dir" && ctest --output-on-failure -j1 -L fuzz); then
+        failed+=("fuzz: tests")
+    fi
+}
+
 start=$SECONDS
 for b in $builds; do
     case $b in
@@ -58,8 +78,11 @@ for b in $builds; do
             run_build asan "$top/build-asan" -DCMAKE_BUILD_TYPE=Debug \
             -DSTRAIT_SANITIZE=address,undefined -DSTRAIT_POOL_BYPASS=ON
         ;;
+    fuzz)
+        run_fuzz "$top/build-fuzz"
+        ;;
     *)
-        echo "test: unknown build '$b' (release | asan)" >&2
+        echo "test: unknown build '$b' (release | asan | fuzz)" >&2
         exit 2
         ;;
     esac

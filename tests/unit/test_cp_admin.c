@@ -1,5 +1,6 @@
 /* cp_admin without HTTP, against a temporary SQLite store (issue 2: Kong's admin API
- * conventions, error bodies, and failed writes changing nothing). */
+ * conventions, error bodies, and failed writes changing nothing; issue 3: certificates
+ * with the `snis` shorthand and lookup by SNI name, snis, ca_certificates). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "cp_ctx.h"
 #include "cp_registry.h"
 #include "cp_store.h"
+#include "cp_test_certs.h"
 #include "st_err.h"
 
 struct fx {
@@ -237,6 +239,386 @@ test_paging_and_methods(void **state)
     json_decref(o);
 }
 
+/* A JSON body: {"cert": LEAF_CERT, "key": <key>} plus the snis given (NULL: none). */
+static char *
+cert_body(const char *key, const char *snis_json)
+{
+    json_t *o = json_pack("{s:s,s:s}", "cert", LEAF_CERT, "key", key);
+    json_error_t jerr;
+    char *text;
+
+    if (snis_json != NULL) {
+        json_object_set_new(o, "snis", json_loads(snis_json, JSON_DECODE_ANY, &jerr));
+    }
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* POSTs a certificate; returns the status and, on 201, its id in id. */
+static int
+post_cert(struct fx *f, const char *key, const char *snis_json, char id[64], json_t **out)
+{
+    char *body = cert_body(key, snis_json);
+    int st = call(f, "POST", "/certificates", JSON, body, out);
+
+    free(body);
+    if (st == 201) {
+        snprintf(id, 64, "%s", json_string_value(json_object_get(*out, "id")));
+    }
+    return st;
+}
+
+static void
+assert_snis(const json_t *o, const char *want_json)
+{
+    json_error_t jerr;
+    json_t *want = json_loads(want_json, 0, &jerr);
+
+    assert_non_null(want);
+    if (!json_equal(json_object_get(o, "snis"), want)) {
+        char *got = json_dumps(json_object_get(o, "snis"), JSON_COMPACT);
+
+        fail_msg("snis: got %s, want %s", got, want_json);
+    }
+    json_decref(want);
+}
+
+static void
+assert_message(const json_t *o, const char *msg)
+{
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "message")), msg);
+}
+
+/* Issue 3: the snis shorthand (sorted on read; duplicates and names owned by another
+ * certificate refused with nothing written), lookup by SNI name, PATCH snis null, PUT
+ * by SNI name, DELETE cascading to the snis. */
+static void
+test_certificates_snis_shorthand(void **state)
+{
+    struct fx *f = *state;
+    char id1[64], id2[64], path[160], msg[256];
+    json_t *o = NULL;
+    char *body;
+
+    assert_int_equal(post_cert(f, LEAF_KEY, "[\"b.test\",\"a.test\"]", id1, &o), 201);
+    assert_snis(o, "[\"a.test\",\"b.test\"]");
+    assert_true(json_integer_value(json_object_get(o, "created_at")) < 100000000000LL);
+    json_decref(o);
+    assert_int_equal(count(f, "/snis"), 2);
+
+    /* by id, by any of its names; an unknown name */
+    snprintf(path, sizeof(path), "/certificates/%s", id1);
+    assert_int_equal(call(f, "GET", path, NULL, NULL, &o), 200);
+    assert_snis(o, "[\"a.test\",\"b.test\"]");
+    json_decref(o);
+    assert_int_equal(call(f, "GET", "/certificates/b.test", NULL, NULL, &o), 200);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), id1);
+    assert_string_equal(json_string_value(json_object_get(o, "cert")), LEAF_CERT);
+    json_decref(o);
+    assert_int_equal(call(f, "GET", "/certificates/nope.test", NULL, NULL, &o), 404);
+    assert_message(o, "SNI not found");
+    json_decref(o);
+    assert_int_equal(call(f, "PATCH", "/certificates/nope.test", JSON, "{}", &o), 404);
+    assert_message(o, "SNI not found");
+    json_decref(o);
+    assert_int_equal(call(f, "DELETE", "/certificates/nope.test", NULL, NULL, &o), 404);
+    json_decref(o);
+    assert_int_equal(
+        call(f, "GET", "/certificates/00000000-0000-4000-8000-000000000000", NULL, NULL, &o), 404);
+    assert_message(o, "Not found");
+    json_decref(o);
+
+    /* refused, writing nothing: a duplicate in the body, a name of another certificate,
+     * a bad name, a key that does not match */
+    assert_int_equal(post_cert(f, LEAF_KEY, "[\"c.test\",\"d.test\",\"c.test\"]", id2, &o), 400);
+    assert_message(o, "schema violation (snis: c.test is duplicated)");
+    json_decref(o);
+    assert_int_equal(post_cert(f, LEAF_KEY, "[\"c.test\",\"a.test\"]", id2, &o), 400);
+    snprintf(msg, sizeof(msg),
+             "schema violation (snis: a.test already associated with existing certificate '%s')",
+             id1);
+    assert_message(o, msg);
+    assert_int_equal(json_integer_value(json_object_get(o, "code")), 2);
+    json_decref(o);
+    assert_int_equal(post_cert(f, LEAF_KEY, "[\"c.test\",\"*.wild.*\"]", id2, &o), 400);
+    assert_message(o, "schema violation (snis.2: only one wildcard must be specified)");
+    json_decref(o);
+    assert_int_equal(post_cert(f, OTHER_KEY, "[\"c.test\"]", id2, &o), 400);
+    assert_message(o, "schema violation (certificate does not match key)");
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/certificates", JSON, "{\"snis\":[\"c.test\"]}", &o), 400);
+    assert_message(o, "2 schema violations (cert: required field missing; key: required field "
+                      "missing)");
+    json_decref(o);
+    assert_int_equal(count(f, "/certificates"), 1);
+    assert_int_equal(count(f, "/snis"), 2);
+
+    /* a second certificate without snis shows [] */
+    assert_int_equal(post_cert(f, LEAF_KEY, NULL, id2, &o), 201);
+    assert_snis(o, "[]");
+    json_decref(o);
+    /* PATCH: a list replaces, an empty body keeps, null clears */
+    snprintf(path, sizeof(path), "/certificates/%s", id2);
+    assert_int_equal(call(f, "PATCH", path, JSON, "{\"snis\":[\"z.test\",\"y.test\"]}", &o), 200);
+    assert_snis(o, "[\"y.test\",\"z.test\"]");
+    json_decref(o);
+    assert_int_equal(call(f, "PATCH", path, JSON, "{\"snis\":[\"z.test\",\"b.test\"]}", &o), 400);
+    json_decref(o);
+    assert_int_equal(call(f, "PATCH", "/certificates/y.test", JSON, "{}", &o), 200);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), id2);
+    assert_snis(o, "[\"y.test\",\"z.test\"]");
+    json_decref(o);
+    assert_int_equal(call(f, "PATCH", path, JSON, "{\"snis\":[\"z.test\"]}", &o), 200);
+    assert_snis(o, "[\"z.test\"]");
+    json_decref(o);
+    assert_int_equal(call(f, "PATCH", path, JSON, "{\"snis\":null}", &o), 200);
+    assert_snis(o, "[]");
+    json_decref(o);
+    assert_int_equal(count(f, "/snis"), 2);
+
+    /* the list shows every certificate's names */
+    assert_int_equal(call(f, "GET", "/certificates", NULL, NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "data")), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *c = json_array_get(json_object_get(o, "data"), i);
+
+        assert_snis(c, strcmp(json_string_value(json_object_get(c, "id")), id1) == 0
+                           ? "[\"a.test\",\"b.test\"]"
+                           : "[]");
+    }
+    json_decref(o);
+
+    /* PUT by a new SNI name creates a certificate with that name; PUT by id without
+     * snis drops them */
+    body = cert_body(LEAF_KEY, "[\"q.test\"]");
+    assert_int_equal(call(f, "PUT", "/certificates/p.test", JSON, body, &o), 200);
+    free(body);
+    assert_snis(o, "[\"p.test\",\"q.test\"]");
+    json_decref(o);
+    assert_int_equal(count(f, "/certificates"), 3);
+    body = cert_body(LEAF_KEY, NULL);
+    assert_int_equal(call(f, "PUT", "/certificates/q.test", JSON, body, &o), 200);
+    assert_snis(o, "[\"q.test\"]");
+    json_decref(o);
+    snprintf(path, sizeof(path), "/certificates/%s", id1);
+    assert_int_equal(call(f, "PUT", path, JSON, body, &o), 200);
+    free(body);
+    assert_snis(o, "[]");
+    json_decref(o);
+    assert_int_equal(count(f, "/snis"), 1);
+    assert_int_equal(call(f, "PATCH", path, JSON, "{\"snis\":[\"a.test\",\"b.test\"]}", &o), 200);
+    json_decref(o);
+
+    /* DELETE by name takes the certificate and all its snis */
+    assert_int_equal(call(f, "DELETE", "/certificates/a.test", NULL, NULL, &o), 204);
+    assert_int_equal(count(f, "/certificates"), 2);
+    assert_int_equal(count(f, "/snis"), 1);
+    assert_int_equal(call(f, "GET", "/snis/b.test", NULL, NULL, &o), 404);
+    json_decref(o);
+}
+
+/* Percent-encodes s for a form value. */
+static void
+form_escape(const char *s, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (; *s != '\0' && n + 4 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+            out[n++] = (char)c;
+        } else {
+            n += (size_t)snprintf(out + n, size - n, "%%%02X", c);
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Issue 3: the PEM values arrive in a urlencoded form as Kong's tests send them. */
+static void
+test_certificate_form_body(void **state)
+{
+    struct fx *f = *state;
+    char cert[2048], key[1024], body[4096];
+    json_t *o = NULL;
+
+    form_escape(LEAF_CERT, cert, sizeof(cert));
+    form_escape(LEAF_KEY, key, sizeof(key));
+    snprintf(body, sizeof(body), "cert=%s&key=%s&snis=f1.test&snis=f2.test", cert, key);
+    assert_int_equal(call(f, "POST", "/certificates", FORM, body, &o), 201);
+    assert_string_equal(json_string_value(json_object_get(o, "cert")), LEAF_CERT);
+    assert_snis(o, "[\"f1.test\",\"f2.test\"]");
+    json_decref(o);
+    snprintf(body, sizeof(body), "cert=%s&key=%s&snis[1]=f3.test", cert, key);
+    assert_int_equal(call(f, "POST", "/certificates", FORM, body, &o), 201);
+    assert_snis(o, "[\"f3.test\"]");
+    json_decref(o);
+    /* multipart comes decoded from cp_http; without it there is nothing to parse */
+    assert_int_equal(call(f, "POST", "/certificates", "multipart/form-data; boundary=x", "--x", &o),
+                     400);
+    json_decref(o);
+}
+
+/* Issue 3: /snis and /certificates/{c}/snis, Kong's 06-certificates_routes_spec. */
+static void
+test_snis_endpoints(void **state)
+{
+    struct fx *f = *state;
+    char id1[64], id2[64], path[192], body[256], msg[256];
+    json_t *o = NULL;
+
+    assert_int_equal(post_cert(f, LEAF_KEY, "[\"a.test\"]", id1, &o), 201);
+    json_decref(o);
+    assert_int_equal(post_cert(f, LEAF_KEY, NULL, id2, &o), 201);
+    json_decref(o);
+
+    /* nested: the certificate by id or by one of its names */
+    snprintf(path, sizeof(path), "/certificates/%s/snis", id1);
+    assert_int_equal(call(f, "POST", path, FORM, "name=n1.test", &o), 201);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "certificate"), "id")),
+                        id1);
+    json_decref(o);
+    assert_int_equal(
+        call(f, "POST", "/certificates/a.test/snis", JSON, "{\"name\":\"n2.test\"}", &o), 201);
+    json_decref(o);
+    assert_int_equal(call(f, "POST", path, JSON, "{\"name\":\"a.test\"}", &o), 409);
+    assert_string_equal(json_string_value(json_object_get(o, "name")),
+                        "unique constraint violation");
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/certificates/00000000-0000-4000-8000-000000000000/snis",
+                          JSON, "{\"name\":\"x.test\"}", &o),
+                     404);
+    assert_message(o, "Not found");
+    json_decref(o);
+    assert_int_equal(count(f, path), 3);
+    snprintf(path, sizeof(path), "/certificates/%s/snis", id2);
+    assert_int_equal(count(f, path), 0);
+    snprintf(path, sizeof(path), "/certificates/%s/snis/n1.test", id2);
+    assert_int_equal(call(f, "GET", path, NULL, NULL, &o), 404); /* not that certificate's */
+    json_decref(o);
+
+    /* top level: wildcards, errors, PUT, PATCH moving a name, DELETE */
+    snprintf(body, sizeof(body), "{\"name\":\"*.w.test\",\"certificate\":{\"id\":\"%s\"}}", id2);
+    assert_int_equal(call(f, "POST", "/snis", JSON, body, &o), 201);
+    json_decref(o);
+    assert_int_equal(call(f, "GET", "/snis/*.w.test", NULL, NULL, &o), 200);
+    assert_string_equal(json_string_value(json_object_get(o, "name")), "*.w.test");
+    json_decref(o);
+    snprintf(body, sizeof(body), "{\"name\":\"*.wildcard.*\",\"certificate\":{\"id\":\"%s\"}}",
+             id2);
+    assert_int_equal(call(f, "POST", "/snis", JSON, body, &o), 400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "fields"), "name")),
+                        "only one wildcard must be specified");
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/snis", JSON,
+                          "{\"name\":\"x.test\",\"certificate\":{\"id\":"
+                          "\"00000000-0000-4000-8000-000000000000\"}}",
+                          &o),
+                     400);
+    assert_int_equal(json_integer_value(json_object_get(o, "code")), 4);
+    assert_message(o, "the foreign key '{id=\"00000000-0000-4000-8000-000000000000\"}' does not "
+                      "reference an existing 'certificates' entity.");
+    json_decref(o);
+    assert_int_equal(call(f, "PUT", "/snis/00000000-0000-4000-8000-000000000001", JSON, "{}", &o),
+                     400);
+    assert_message(o, "2 schema violations (certificate: required field missing; name: required "
+                      "field missing)");
+    json_decref(o);
+    snprintf(body, sizeof(body), "{\"certificate\":{\"id\":\"%s\"}}", id2);
+    assert_int_equal(call(f, "PATCH", "/snis/n1.test", JSON, body, &o), 200);
+    json_decref(o);
+    snprintf(path, sizeof(path), "/certificates/%s", id2);
+    assert_int_equal(call(f, "GET", path, NULL, NULL, &o), 200);
+    assert_snis(o, "[\"*.w.test\",\"n1.test\"]");
+    json_decref(o);
+    snprintf(body, sizeof(body), "{\"certificate\":{\"id\":\"%s\"}}", id1);
+    assert_int_equal(call(f, "PUT", "/snis/p.test", JSON, body, &o), 200);
+    assert_string_equal(json_string_value(json_object_get(o, "name")), "p.test");
+    json_decref(o);
+    assert_int_equal(call(f, "DELETE", "/snis/p.test", NULL, NULL, &o), 204);
+    assert_int_equal(call(f, "DELETE", "/snis/p.test", NULL, NULL, &o), 204);
+    assert_int_equal(count(f, "/snis"), 4);
+    snprintf(msg, sizeof(msg), "/certificates/%s/snis", id1);
+    assert_int_equal(call(f, "OPTIONS", msg, NULL, NULL, &o), 204);
+    assert_int_equal(call(f, "DELETE", msg, NULL, NULL, &o), 405);
+    json_decref(o);
+    assert_int_equal(call(f, "GET", "/snis/n1.test/certificate", NULL, NULL, &o), 404);
+    json_decref(o);
+}
+
+/* Issue 3: ca_certificates: computed digest (unique), Kong's CA checks, id-only keys,
+ * and a delete refused while a service references the certificate. */
+static void
+test_ca_certificates(void **state)
+{
+    struct fx *f = *state;
+    char id[64], path[128], msg[256];
+    json_t *o = NULL;
+    json_t *svc;
+    struct st_err err = {0};
+    char *body = NULL;
+
+    o = json_pack("{s:s}", "cert", CA_CERT);
+    body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/ca_certificates", JSON, body, &o), 201);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(o, "id")));
+    assert_int_equal(strlen(json_string_value(json_object_get(o, "cert_digest"))), 64);
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/ca_certificates", JSON, body, &o), 409);
+    assert_int_equal(json_integer_value(json_object_get(o, "code")), 5);
+    assert_non_null(json_object_get(json_object_get(o, "fields"), "cert_digest"));
+    json_decref(o);
+    free(body);
+
+    o = json_pack("{s:s}", "cert", LEAF_CERT);
+    body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/ca_certificates", JSON, body, &o), 400);
+    assert_message(o, "schema violation (certificate does not appear to be a CA because it is "
+                      "missing the \"CA\" basic constraint)");
+    json_decref(o);
+    snprintf(path, sizeof(path), "/ca_certificates/%s", id);
+    assert_int_equal(call(f, "PATCH", path, JSON, body, &o), 400);
+    json_decref(o);
+    free(body);
+    assert_int_equal(call(f, "POST", "/ca_certificates", JSON, "{}", &o), 400);
+    assert_message(o, "schema violation (cert: required field missing)");
+    json_decref(o);
+    assert_int_equal(call(f, "GET", "/ca_certificates/not-a-uuid", NULL, NULL, &o), 400);
+    assert_int_equal(json_integer_value(json_object_get(o, "code")), 1);
+    assert_message(o, "invalid primary key: '{id=\"not-a-uuid\"}'");
+    json_decref(o);
+    assert_int_equal(count(f, "/ca_certificates"), 1);
+
+    /* a service using it (written to the store directly: tls services are refused by the
+     * schema until the data plane proxies TLS) */
+    svc = json_pack("{s:s,s:s,s:i,s:i,s:s,s:s,s:i,s:[s]}", "id",
+                    "10000000-0000-4000-8000-000000000001", "name", "up", "created_at", 1000,
+                    "updated_at", 1000, "protocol", "tls", "host", "h", "port", 443,
+                    "ca_certificates", id);
+    assert_int_equal(cp_store_begin(f->cx.store, true), 0);
+    assert_int_equal(cp_store_insert(f->cx.store, ST_ENT_SERVICE, svc, &err), 0);
+    assert_int_equal(cp_store_commit(f->cx.store), 0);
+    json_decref(svc);
+    assert_int_equal(call(f, "DELETE", path, NULL, NULL, &o), 400);
+    assert_int_equal(json_integer_value(json_object_get(o, "code")), 19);
+    assert_string_equal(json_string_value(json_object_get(o, "name")), "referenced by others");
+    snprintf(msg, sizeof(msg),
+             "ca certificate %s is still referenced by services (id = "
+             "10000000-0000-4000-8000-000000000001)",
+             id);
+    assert_message(o, msg);
+    json_decref(o);
+    assert_int_equal(count(f, "/ca_certificates"), 1);
+    assert_int_equal(call(f, "DELETE", "/services/up", NULL, NULL, &o), 204);
+    assert_int_equal(call(f, "DELETE", path, NULL, NULL, &o), 204);
+    assert_int_equal(count(f, "/ca_certificates"), 0);
+}
+
 int
 main(void)
 {
@@ -245,6 +627,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_errors_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_and_foreign_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging_and_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificates_snis_shorthand, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificate_form_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snis_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ca_certificates, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

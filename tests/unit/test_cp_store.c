@@ -1,5 +1,7 @@
 /* cp_store against a temporary SQLite file (issue 2: store with versioned migrations,
- * constraint errors, paging, one config version bump per commit, one consistent read). */
+ * constraint errors, paging, one config version bump per commit, one consistent read;
+ * issue 3: certificates, snis (unique name, cascade with their certificate) and
+ * ca_certificates (unique digest, refused delete while a service references one)). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +13,9 @@
 
 #include <cmocka.h>
 
+#include "cp_snapshot.h"
 #include "cp_store.h"
+#include "cp_test_certs.h"
 #include "st_err.h"
 #include "st_schema.h"
 #include "st_snapshot.h"
@@ -25,6 +29,12 @@ struct fx {
 static const char *const SVC1 = "10000000-0000-4000-8000-000000000001";
 static const char *const SVC2 = "20000000-0000-4000-8000-000000000002";
 static const char *const RT1 = "30000000-0000-4000-8000-000000000003";
+static const char *const CRT1 = "40000000-0000-4000-8000-000000000004";
+static const char *const CRT2 = "50000000-0000-4000-8000-000000000005";
+static const char *const SNI1 = "60000000-0000-4000-8000-000000000006";
+static const char *const SNI2 = "70000000-0000-4000-8000-000000000007";
+static const char *const CA1 = "80000000-0000-4000-8000-000000000008";
+static const char *const CA2 = "90000000-0000-4000-8000-000000000009";
 
 static int
 setup(void **state)
@@ -291,11 +301,11 @@ test_page_filters(void **state)
     json_decref((json_t *)o.tags);
     o.tags = NULL;
 
-    o.service_id = SVC2;
+    o.parent_id = SVC2;
     assert_int_equal(cp_store_page(f->s, ST_ENT_ROUTE, &o, &data, &next, &err), 0);
     assert_int_equal(json_array_size(data), 0);
     json_decref(data);
-    o.service_id = SVC1;
+    o.parent_id = SVC1;
     assert_int_equal(cp_store_page(f->s, ST_ENT_ROUTE, &o, &data, &next, &err), 0);
     assert_int_equal(json_array_size(data), 1);
     json_decref(data);
@@ -307,17 +317,20 @@ test_read_all_and_second_handle(void **state)
     struct fx *f = *state;
     struct st_err err = {0};
     struct cp_store *b = NULL;
-    json_t *svcs = NULL;
-    json_t *rts = NULL;
+    json_t *lists[ST_ENT__COUNT] = {NULL};
+    json_t *svcs;
+    json_t *rts;
     uint64_t v = 0;
 
     /* a second handle (the snapshot builder's) on the same file */
     assert_int_equal(cp_store_sqlite_open(f->path, &b, &err), 0);
-    assert_int_equal(cp_store_read_all(b, &v, &svcs, &rts), 0);
+    assert_int_equal(cp_store_read_all(b, &v, lists), 0);
     assert_int_equal(v, 0);
-    assert_int_equal(json_array_size(svcs), 0);
-    json_decref(svcs);
-    json_decref(rts);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        assert_int_equal(json_array_size(lists[k]), 0); /* every kind, empty */
+        assert_true(json_is_array(lists[k]));
+        json_decref(lists[k]);
+    }
 
     assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, "b"), &err), 0);
     assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "a"), &err), 0);
@@ -326,8 +339,10 @@ test_read_all_and_second_handle(void **state)
     /* an open write transaction on one handle is invisible to the other's read */
     assert_int_equal(cp_store_begin(f->s, true), 0);
     assert_int_equal(cp_store_remove(f->s, ST_ENT_ROUTE, RT1, &err), 0);
-    assert_int_equal(cp_store_read_all(b, &v, &svcs, &rts), 0);
+    assert_int_equal(cp_store_read_all(b, &v, lists), 0);
     cp_store_rollback(f->s);
+    svcs = lists[ST_ENT_SERVICE];
+    rts = lists[ST_ENT_ROUTE];
     assert_int_equal(v, 3);
     assert_int_equal(json_array_size(svcs), 2);
     assert_int_equal(json_array_size(rts), 1);
@@ -335,8 +350,9 @@ test_read_all_and_second_handle(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(svcs, 0), "id")), SVC1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(svcs, 0), "created_at")),
                      1000);
-    json_decref(svcs);
-    json_decref(rts);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+    }
     cp_store_close(b);
 }
 
@@ -363,7 +379,12 @@ valid(enum st_entity_kind k, json_t *o)
 {
     json_t *fields = NULL;
 
-    assert_int_equal(st_schema_validate(k, o, &fields), 0);
+    if (st_schema_validate(k, o, &fields) != 0) {
+        char msg[512];
+
+        st_schema_message(fields, msg, sizeof(msg));
+        fail_msg("%s", msg);
+    }
     assert_null(fields);
     return o;
 }
@@ -371,17 +392,18 @@ valid(enum st_entity_kind k, json_t *o)
 static void
 hash_of(struct cp_store *s, char hash[65])
 {
-    json_t *services = NULL, *routes = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
     uint64_t v = 0;
     struct st_err err = {0};
+    json_t *lists[ST_ENT__COUNT] = {NULL};
 
-    assert_int_equal(cp_store_read_all(s, &v, &services, &routes), 0);
-    assert_int_equal(st_snapshot_build(1, services, routes, &buf, &len, hash, &err), 0);
+    assert_int_equal(cp_store_read_all(s, &v, lists), 0);
+    assert_int_equal(st_snapshot_build(1, lists, &buf, &len, hash, &err), 0);
     free(buf);
-    json_decref(services);
-    json_decref(routes);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+    }
 }
 
 /* Issue 2: the same configuration gives one hash whatever the insertion order, and a
@@ -394,6 +416,7 @@ test_snapshot_hash_through_store(void **state)
     struct st_err err = {0};
     char p2[192], h1[65], h2[65], direct[65];
     json_t *services = json_array(), *routes = json_array();
+    json_t *lists[ST_ENT__COUNT] = {NULL};
     uint8_t *buf = NULL;
     size_t len = 0;
 
@@ -425,7 +448,9 @@ test_snapshot_hash_through_store(void **state)
     hash_of(f->s, h1);
     hash_of(s2, h2);
     assert_string_equal(h1, h2);
-    assert_int_equal(st_snapshot_build(1, services, routes, &buf, &len, direct, &err), 0);
+    lists[ST_ENT_SERVICE] = services;
+    lists[ST_ENT_ROUTE] = routes;
+    assert_int_equal(st_snapshot_build(1, lists, &buf, &len, direct, &err), 0);
     assert_string_equal(h1, direct);
 
     /* and a real change moves it */
@@ -444,6 +469,217 @@ test_snapshot_hash_through_store(void **state)
         snprintf(p2, sizeof(p2), "%s/%s", f->dir, files[i]);
         unlink(p2);
     }
+}
+
+static json_t *
+certificate(const char *id)
+{
+    return json_pack("{s:s,s:i,s:i,s:s,s:s,s:n,s:n,s:n}", "id", id, "created_at", 1000,
+                     "updated_at", 1000, "cert", LEAF_CERT, "key", LEAF_KEY, "cert_alt", "key_alt",
+                     "tags");
+}
+
+static json_t *
+sni(const char *id, const char *name, const char *cert_id)
+{
+    return json_pack("{s:s,s:i,s:i,s:s,s:{s:s},s:n}", "id", id, "created_at", 1000, "updated_at",
+                     1000, "name", name, "certificate", "id", cert_id, "tags");
+}
+
+/* cert_digest as given: the store does not compute it (st_schema does). */
+static json_t *
+ca_certificate(const char *id, const char *digest)
+{
+    return json_pack("{s:s,s:i,s:i,s:s,s:s?,s:n}", "id", id, "created_at", 1000, "updated_at", 1000,
+                     "cert", CA_CERT, "cert_digest", digest, "tags");
+}
+
+static int
+remove1(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
+{
+    int rc;
+
+    assert_int_equal(cp_store_begin(s, true), 0);
+    rc = cp_store_remove(s, k, id, err);
+    if (rc == 0) {
+        assert_int_equal(cp_store_commit(s), 0);
+    } else {
+        cp_store_rollback(s);
+    }
+    return rc;
+}
+
+static size_t
+page_count(struct cp_store *s, enum st_entity_kind k, const char *parent_id)
+{
+    struct cp_page_opts o = {.size = 100, .parent_id = parent_id};
+    struct st_err err = {0};
+    json_t *data = NULL;
+    char *next = NULL;
+    size_t n;
+
+    assert_int_equal(cp_store_page(s, k, &o, &data, &next, &err), 0);
+    n = json_array_size(data);
+    json_decref(data);
+    free(next);
+    return n;
+}
+
+/* Issue 3: snis belong to a certificate (foreign key), have unique names, are found by
+ * name, and go when their certificate goes; certificates and CA certificates are found
+ * by id only; a CA certificate's digest is unique. */
+static void
+test_certificates_and_snis(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    json_t *o = NULL;
+
+    assert_int_equal(insert1(f->s, ST_ENT_CERTIFICATE, certificate(CRT1), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_CERTIFICATE, certificate(CRT2), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SNI, sni(SNI1, "a.test", CRT1), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SNI, sni(SNI2, "*.b.test", CRT1), &err), 0);
+
+    /* by name (the endpoint key) or id */
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SNI, "*.b.test", &o), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), SNI2);
+    json_decref(o);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_CERTIFICATE, CRT1, &o), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "cert")), LEAF_CERT);
+    json_decref(o);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_CERTIFICATE, "a.test", &o), -ST_ENOTFOUND);
+
+    /* a name is unique across certificates */
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(insert1(f->s, ST_ENT_SNI, sni(CA1, "a.test", CRT2), &err), -ST_EUNIQUE);
+    assert_string_equal(err.field, "name");
+    assert_string_equal(err.msg, "a.test");
+    /* the certificate must exist */
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(insert1(f->s, ST_ENT_SNI, sni(CA1, "c.test", CA2), &err), -ST_EFOREIGN);
+    assert_string_equal(err.field, "certificate");
+    assert_string_equal(err.msg, CA2);
+
+    /* nested listing: a certificate's snis */
+    assert_int_equal(page_count(f->s, ST_ENT_SNI, CRT1), 2);
+    assert_int_equal(page_count(f->s, ST_ENT_SNI, CRT2), 0);
+    assert_int_equal(page_count(f->s, ST_ENT_SNI, NULL), 2);
+
+    /* moving a sni to the other certificate */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    o = sni(SNI1, "a.test", CRT2);
+    assert_int_equal(cp_store_update(f->s, ST_ENT_SNI, o, &err), 0);
+    json_decref(o);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(page_count(f->s, ST_ENT_SNI, CRT2), 1);
+
+    /* deleting a certificate deletes its snis, and only those */
+    assert_int_equal(remove1(f->s, ST_ENT_CERTIFICATE, CRT1, &err), 0);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SNI, SNI2, &o), -ST_ENOTFOUND);
+    assert_int_equal(page_count(f->s, ST_ENT_SNI, NULL), 1);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SNI, "a.test", &o), 0);
+    json_decref(o);
+
+    /* CA certificates: by id, unique digest */
+    assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE, ca_certificate(CA1, "d1"), &err), 0);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE, ca_certificate(CA2, "d1"), &err),
+                     -ST_EUNIQUE);
+    assert_string_equal(err.field, "cert_digest");
+    assert_string_equal(err.msg, "d1");
+    assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE, ca_certificate(CA2, "d2"), &err), 0);
+    /* updating one to its own digest is no conflict */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    o = ca_certificate(CA2, "d2");
+    assert_int_equal(cp_store_update(f->s, ST_ENT_CA_CERTIFICATE, o, &err), 0);
+    json_decref(o);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_CA_CERTIFICATE, "d1", &o), -ST_ENOTFOUND);
+    assert_int_equal(page_count(f->s, ST_ENT_CA_CERTIFICATE, NULL), 2);
+}
+
+/* Issue 3: a service's client_certificate and ca_certificates must exist, and what a
+ * service references cannot be deleted (Kong: foreign key violation for the
+ * certificate, REFERENCED_BY_OTHERS for the CA certificate). */
+static void
+test_service_tls_references(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    json_t *svc;
+
+    assert_int_equal(insert1(f->s, ST_ENT_CERTIFICATE, certificate(CRT1), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE, ca_certificate(CA1, "d1"), &err), 0);
+
+    svc = service(SVC1, "tls");
+    json_object_set_new(svc, "client_certificate", json_pack("{s:s}", "id", CRT2));
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, svc, &err), -ST_EFOREIGN);
+    assert_string_equal(err.field, "client_certificate");
+    assert_string_equal(err.msg, CRT2);
+
+    memset(&err, 0, sizeof(err));
+    svc = service(SVC1, "tls");
+    json_object_set_new(svc, "ca_certificates", json_pack("[s,s]", CA1, CA2));
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, svc, &err), -ST_EFOREIGN);
+    assert_string_equal(err.field, "ca_certificates");
+    assert_string_equal(err.msg, CA2);
+
+    svc = service(SVC1, "tls");
+    json_object_set_new(svc, "client_certificate", json_pack("{s:s}", "id", CRT1));
+    json_object_set_new(svc, "ca_certificates", json_pack("[s]", CA1));
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, svc, &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, "plain"), &err), 0);
+
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(remove1(f->s, ST_ENT_CA_CERTIFICATE, CA1, &err), -ST_EREFERENCED);
+    assert_string_equal(err.field, "services");
+    assert_string_equal(err.msg, "ca certificate 80000000-0000-4000-8000-000000000008 is still "
+                                 "referenced by services (id = "
+                                 "10000000-0000-4000-8000-000000000001)");
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(remove1(f->s, ST_ENT_CERTIFICATE, CRT1, &err), -ST_EREFERENCED);
+    assert_string_equal(err.field, "services");
+    assert_int_equal(version(f->s), 4);
+
+    /* once the service lets go, both can go */
+    assert_int_equal(remove1(f->s, ST_ENT_SERVICE, SVC1, &err), 0);
+    assert_int_equal(remove1(f->s, ST_ENT_CA_CERTIFICATE, CA1, &err), 0);
+    assert_int_equal(remove1(f->s, ST_ENT_CERTIFICATE, CRT1, &err), 0);
+    assert_int_equal(version(f->s), 7);
+}
+
+/* Issue 3: the snapshot the CP builds carries every kind the store holds. */
+static void
+test_snapshot_carries_certificates(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    struct cp_store *b = NULL;
+    struct cp_snapshot *sn = NULL;
+    struct cp_snapshot_blob *blob;
+    struct st_snapshot *snap = NULL;
+
+    assert_int_equal(
+        insert1(f->s, ST_ENT_CERTIFICATE, valid(ST_ENT_CERTIFICATE, certificate(CRT1)), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SNI, valid(ST_ENT_SNI, sni(SNI1, "a.test", CRT1)), &err),
+                     0);
+    assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE,
+                             valid(ST_ENT_CA_CERTIFICATE, ca_certificate(CA1, NULL)), &err),
+                     0);
+    assert_int_equal(cp_store_sqlite_open(f->path, &b, &err), 0);
+    assert_int_equal(cp_snapshot_new(b, &sn, &err), 0);
+    blob = cp_snapshot_acquire(sn);
+    assert_int_equal(blob->version, 3);
+    assert_int_equal(st_snapshot_parse(blob->bytes, blob->len, &snap, &err), 0);
+    assert_int_equal(snap->n_certificates, 1);
+    assert_int_equal(snap->n_snis, 1);
+    assert_string_equal(snap->snis[0].name, "a.test");
+    assert_ptr_equal(snap->snis[0].certificate, &snap->certificates[0]);
+    assert_int_equal(snap->n_ca_certificates, 1);
+    assert_int_equal(strlen(snap->ca_certificates[0].cert_digest), 64);
+    st_snapshot_free(snap);
+    cp_snapshot_blob_unref(blob);
+    cp_snapshot_free(sn);
 }
 
 static void
@@ -471,6 +707,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_read_all_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_hash_through_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificates_and_snis, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_tls_references, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_carries_certificates, setup, teardown),
         cmocka_unit_test(test_open_fails_cleanly),
     };
 

@@ -61,8 +61,11 @@ build(char hash[65])
     struct st_err err;
     uint8_t *bytes = NULL;
     size_t len = 0;
+    json_t *lists[ST_ENT__COUNT] = {NULL};
 
-    assert_int_equal(st_snapshot_build(7, services, routes, &bytes, &len, hash, &err), 0);
+    lists[ST_ENT_SERVICE] = services;
+    lists[ST_ENT_ROUTE] = routes;
+    assert_int_equal(st_snapshot_build(7, lists, &bytes, &len, hash, &err), 0);
     assert_int_equal(st_snapshot_parse(bytes, len, &snap, &err), 0);
     assert_int_equal(dp_runtime_new(snap, &rt, &err), 0);
     free(bytes);

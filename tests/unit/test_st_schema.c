@@ -1,5 +1,6 @@
 /* st_schema: Kong's defaults, shorthands, validation rules and exact messages for
- * services and routes (issue 2). */
+ * services and routes (issue 2), and for certificates, snis, ca_certificates, the
+ * services' TLS fields and tls routes (issue 3). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,10 +12,27 @@
 
 #include "st_err.h"
 #include "st_schema.h"
+#include "st_ssl.h"
+#include "st_testcert.h"
 
 #define UUID1  "3f4e2d1c-0b9a-4877-8655-443322110000"
 #define PROTOS "grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp"
 #define DST    ", \"destinations\": [{\"port\": 5555}]"
+#define UUID2  "3f4e2d1c-0b9a-4877-8655-443322110002"
+
+#define MSG_COND "failed conditional validation given value of field 'protocol'"
+#define MSG_SAME_TYPE                                                                              \
+    "certificate and alternative certificate need to have different type (e.g. RSA and "           \
+    "ECDSA), the provided certificates were both of the same type"
+#define MSG_NOT_CA                                                                                 \
+    "certificate does not appear to be a CA because it is missing the \"CA\" basic constraint"
+
+/* Certificates made once for the whole run (RSA keys take a while). */
+static struct tc_pair ec_a;   /* EC, not a CA */
+static struct tc_pair ec_b;   /* EC, another key */
+static struct tc_pair rsa_a;  /* RSA, not a CA */
+static struct tc_pair ca_ok;  /* EC, CA, valid */
+static struct tc_pair ca_old; /* EC, CA, expired yesterday */
 
 static json_t *
 load(const char *text)
@@ -79,6 +97,64 @@ assert_json(const json_t *v, const char *text)
 }
 
 /* ------------------------------------------------------------------------ */
+
+/* Validates obj (owned) with flags; it must pass. Returns it normalised. */
+static json_t *
+obj_ok(enum st_entity_kind k, unsigned flags, json_t *o)
+{
+    json_t *fields = NULL;
+    char buf[1024];
+
+    if (st_schema_validate_ex(k, o, flags, &fields) != 0) {
+        st_schema_message(fields, buf, sizeof(buf));
+        fail_msg("unexpected %s", buf);
+    }
+    return o;
+}
+
+/* Validates obj (owned) with flags; it must fail with a message starting with msg
+ * (exactly msg when exact). */
+static void
+obj_msg(enum st_entity_kind k, unsigned flags, json_t *o, const char *msg, bool exact)
+{
+    json_t *fields = NULL;
+    char buf[1024];
+
+    assert_int_equal(st_schema_validate_ex(k, o, flags, &fields), -ST_ESCHEMA);
+    st_schema_message(fields, buf, sizeof(buf));
+    if (exact ? strcmp(buf, msg) != 0 : strncmp(buf, msg, strlen(msg)) != 0) {
+        fail_msg("got \"%s\", want \"%s\"%s", buf, msg, exact ? "" : "...");
+    }
+    json_decref(fields);
+    json_decref(o);
+}
+
+/* A certificate object; NULL members are left out. */
+static json_t *
+cert_obj(const char *cert, const char *key, const char *cert_alt, const char *key_alt)
+{
+    json_t *o = json_object();
+
+    if (cert != NULL) {
+        json_object_set_new(o, "cert", json_string(cert));
+    }
+    if (key != NULL) {
+        json_object_set_new(o, "key", json_string(key));
+    }
+    if (cert_alt != NULL) {
+        json_object_set_new(o, "cert_alt", json_string(cert_alt));
+    }
+    if (key_alt != NULL) {
+        json_object_set_new(o, "key_alt", json_string(key_alt));
+    }
+    return o;
+}
+
+static json_t *
+ca_obj(const char *cert)
+{
+    return json_pack("{s:s}", "cert", cert);
+}
 
 static void
 test_service_defaults(void **state)
@@ -522,6 +598,313 @@ test_is_uuid(void **state)
     assert_false(st_schema_is_uuid(NULL));
 }
 
+/* ------------------------------------------------------------------------ */
+/* issue 3: TLS                                                               */
+
+static int
+make_certs(void **state)
+{
+    (void)state;
+    ec_a = tc_make(TC_EC, "a.test", false, -1, 30);
+    ec_b = tc_make(TC_EC, "b.test", false, -1, 30);
+    rsa_a = tc_make(TC_RSA, "a.test", false, -1, 30);
+    ca_ok = tc_make(TC_EC, "ca.test", true, -1, 30);
+    ca_old = tc_make(TC_EC, "old-ca.test", true, -10, -1);
+    return 0;
+}
+
+static int
+free_certs(void **state)
+{
+    (void)state;
+    tc_free(&ec_a);
+    tc_free(&ec_b);
+    tc_free(&rsa_a);
+    tc_free(&ca_ok);
+    tc_free(&ca_old);
+    return 0;
+}
+
+static void
+test_tls_switch(void **state)
+{
+    (void)state;
+    /* the one switch is off until the data plane proxies TLS */
+    assert_false(st_schema_tls_ready());
+    expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"tls_passthrough\"], \"snis\": [\"a.test\"]}",
+               "schema violation (protocols: 'tls_passthrough' is not supported yet)");
+    expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"tls\"], \"snis\": [\"a.test\"]}",
+               "schema violation (protocols: 'tls' is not supported yet)");
+    /* a field error of protocols wins over the switch */
+    expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"tls\", \"tls_passthrough\"]" DST "}",
+               "schema violation (protocols: these sets are mutually exclusive: "
+               "('tcp', 'tls', 'udp'), ('tls_passthrough'))");
+    /* the test-only flag applies Kong's rules instead */
+    json_decref(obj_ok(ST_ENT_ROUTE, ST_SCHEMA_F_TLS,
+                       load("{\"protocols\": [\"tls\"], \"snis\": [\"a.test\"]}")));
+    json_decref(obj_ok(ST_ENT_SERVICE, ST_SCHEMA_F_TLS,
+                       load("{\"protocol\": \"tls\", \"host\": \"h\", \"port\": 443}")));
+    /* udp and service tls_passthrough stay refused */
+    obj_msg(ST_ENT_ROUTE, ST_SCHEMA_F_TLS, load("{\"protocols\": [\"udp\"]" DST "}"),
+            "schema violation (protocols: 'udp' is not supported yet)", true);
+    obj_msg(ST_ENT_SERVICE, ST_SCHEMA_F_TLS,
+            load("{\"protocol\": \"tls_passthrough\", \"host\": \"h\"}"),
+            "schema violation (protocol: 'tls_passthrough' is not supported yet)", true);
+}
+
+static void
+test_service_tls_fields(void **state)
+{
+    const unsigned F = ST_SCHEMA_F_TLS;
+    json_t *o;
+
+    (void)state;
+    o = obj_ok(ST_ENT_SERVICE, F,
+               load("{\"url\": \"tls://up.test:8443\", \"tls_verify\": true,"
+                    " \"tls_verify_depth\": 3, \"ca_certificates\": [\"" UUID2 "\", \"" UUID1
+                    "\"], \"client_certificate\": {\"id\": \"" UUID1 "\", \"x\": 1}}"));
+    assert_json(json_object_get(o, "ca_certificates"), "[\"" UUID2 "\", \"" UUID1 "\"]");
+    assert_json(json_object_get(o, "client_certificate"), "{\"id\": \"" UUID1 "\"}");
+    assert_int_equal(json_integer_value(json_object_get(o, "port")), 8443);
+    json_decref(o);
+    obj_msg(ST_ENT_SERVICE, F, load("{\"protocol\": \"tls\", \"host\": \"h\", \"tls_verify\": 1}"),
+            "schema violation (tls_verify: expected a boolean)", true);
+    obj_msg(ST_ENT_SERVICE, F,
+            load("{\"protocol\": \"tls\", \"host\": \"h\", \"tls_verify_depth\": 65}"),
+            "schema violation (tls_verify_depth: value should be between 0 and 64)", true);
+    obj_msg(ST_ENT_SERVICE, F,
+            load("{\"protocol\": \"tls\", \"host\": \"h\", \"tls_verify_depth\": -1}"),
+            "schema violation (tls_verify_depth: value should be between 0 and 64)", true);
+    obj_msg(ST_ENT_SERVICE, F,
+            load("{\"protocol\": \"tls\", \"host\": \"h\", \"ca_certificates\": [\"" UUID1
+                 "\", \"nope\"]}"),
+            "schema violation (ca_certificates.2: expected a valid UUID)", true);
+    obj_msg(ST_ENT_SERVICE, F,
+            load("{\"protocol\": \"tls\", \"host\": \"h\", \"ca_certificates\": \"" UUID1 "\"}"),
+            "schema violation (ca_certificates: expected an array)", true);
+    obj_msg(ST_ENT_SERVICE, F,
+            load("{\"protocol\": \"tls\", \"host\": \"h\", \"client_certificate\": {\"id\": 5}}"),
+            "schema violation (client_certificate.id: expected a string)", true);
+    /* only with protocol tls */
+    obj_msg(ST_ENT_SERVICE, F,
+            load("{\"protocol\": \"tcp\", \"host\": \"h\", \"tls_verify\": false}"),
+            "2 schema violations (" MSG_COND "; tls_verify: value must be null)", true);
+    obj_msg(ST_ENT_SERVICE, F,
+            load("{\"protocol\": \"tcp\", \"host\": \"h\", \"tls_verify_depth\": 1,"
+                 " \"client_certificate\": {\"id\": \"" UUID1 "\"}}"),
+            "4 schema violations (" MSG_COND "; " MSG_COND
+            "; client_certificate: value must be null; tls_verify_depth: value must be null)",
+            true);
+    /* without the test flag, tls itself is refused */
+    expect_msg(ST_ENT_SERVICE, "{\"protocol\": \"tls\", \"host\": \"h\", \"tls_verify\": true}",
+               "schema violation (protocol: 'tls' is not supported yet)");
+}
+
+static void
+test_route_tls_rules(void **state)
+{
+    const unsigned F = ST_SCHEMA_F_TLS;
+    json_t *o;
+
+    (void)state;
+    o = obj_ok(ST_ENT_ROUTE, F,
+               load("{\"protocols\": [\"tls\", \"tcp\", \"tls\"],"
+                    " \"snis\": [\"*.a.test\", \"b.*\", \"c.test\", \"c.test\", \"*\"]}"));
+    assert_json(json_object_get(o, "protocols"), "[\"tls\", \"tcp\"]");
+    assert_json(json_object_get(o, "snis"), "[\"*.a.test\", \"b.*\", \"c.test\", \"*\"]");
+    json_decref(o);
+    json_decref(obj_ok(ST_ENT_ROUTE, F,
+                       load("{\"protocols\": [\"tls_passthrough\"], \"snis\": [\"a.test\"],"
+                            " \"sources\": [{\"ip\": \"10.0.0.0/8\"}]}")));
+    json_decref(obj_ok(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls\"]" DST "}")));
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls_passthrough\"]" DST "}"),
+            "schema violation (must set snis when 'protocols' is 'tls_passthrough')", true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls_passthrough\"], \"snis\": []}"),
+            "schema violation (must set snis when 'protocols' is 'tls_passthrough')", true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls\"]}"),
+            "schema violation (must set one of 'sources', 'destinations', 'snis' when "
+            "'protocols' is 'tcp', 'tls' or 'udp')",
+            true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls_passthrough\", \"tcp\"]" DST "}"),
+            "schema violation (protocols: these sets are mutually exclusive: "
+            "('tls_passthrough'), ('tcp', 'tls', 'udp'))",
+            true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tcp\"], \"snis\": [\"a.test\"]}"),
+            "2 schema violations ('snis' can only be set when 'protocols' is 'grpcs', 'https', "
+            "'tls' or 'tls_passthrough'; snis: length must be 0)",
+            true);
+    obj_msg(ST_ENT_ROUTE, F,
+            load("{\"protocols\": [\"tls\"], \"snis\": [\"ok.test\", \"a.*.test\"]}"),
+            "schema violation (snis.2: wildcard must be leftmost or rightmost character)", true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls\"], \"snis\": [\"*.a.*\"]}"),
+            "schema violation (snis.1: only one wildcard must be specified)", true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls\"], \"snis\": [\"10.0.0.1\"]}"),
+            "schema violation (snis.1: must not be an IP)", true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls\"], \"snis\": [\"a.test:443\"]}"),
+            "schema violation (snis.1: must not have a port)", true);
+    obj_msg(ST_ENT_ROUTE, F, load("{\"protocols\": [\"tls\"], \"snis\": [\"a b\"]}"),
+            "schema violation (snis.1: invalid value: a b)", true);
+}
+
+static void
+test_certificate_ok(void **state)
+{
+    const char *const *names = st_schema_field_names(ST_ENT_CERTIFICATE);
+    char *chain = tc_concat(ec_a.cert, ca_ok.cert);
+    json_t *o;
+    const char *key;
+    json_t *v;
+    size_t i = 0;
+
+    (void)state;
+    o = obj_ok(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_a.key, rsa_a.cert, rsa_a.key));
+    json_object_foreach(o, key, v)
+    {
+        assert_non_null(names[i]);
+        assert_string_equal(key, names[i]);
+        i++;
+    }
+    assert_null(names[i]);
+    assert_true(json_is_null(json_object_get(o, "tags")));
+    json_decref(o);
+    /* RSA first, ECDSA as the alternative; a chain after the leaf */
+    json_decref(obj_ok(ST_ENT_CERTIFICATE, 0, cert_obj(rsa_a.cert, rsa_a.key, chain, ec_a.key)));
+    json_decref(obj_ok(ST_ENT_CERTIFICATE, 0, cert_obj(chain, ec_a.key, NULL, NULL)));
+    o = cert_obj(ec_a.cert, ec_a.key, NULL, NULL);
+    json_object_set_new(o, "id", json_string(UUID1));
+    json_object_set_new(o, "created_at", json_integer(1700000000123));
+    json_object_set_new(o, "tags", json_pack("[s]", "edge"));
+    json_object_set_new(o, "cert_alt", json_null());
+    json_decref(obj_ok(ST_ENT_CERTIFICATE, 0, o));
+    free(chain);
+}
+
+static void
+test_certificate_errors(void **state)
+{
+    json_t *o;
+
+    (void)state;
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(NULL, NULL, NULL, NULL),
+            "2 schema violations (cert: required field missing; key: required field missing)",
+            true);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj("garbage", ec_a.key, NULL, NULL),
+            "schema violation (cert: invalid certificate: x509.new: ", false);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, "garbage", NULL, NULL),
+            "schema violation (key: invalid key: pkey.new:load_key: ", false);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_a.key, rsa_a.cert, "garbage"),
+            "schema violation (key_alt: invalid key: pkey.new:load_key: ", false);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj("", ec_a.key, NULL, NULL),
+            "schema violation (cert: length must be at least 1)", true);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_b.key, NULL, NULL),
+            "schema violation (certificate does not match key)", true);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_a.key, rsa_a.cert, ec_b.key),
+            "schema violation (alternative certificate does not match key)", true);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_a.key, ec_b.cert, ec_b.key),
+            "schema violation (" MSG_SAME_TYPE ")", true);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_a.key, rsa_a.cert, NULL),
+            "schema violation (all or none of these fields must be set: 'cert_alt', 'key_alt')",
+            true);
+    obj_msg(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_a.key, NULL, rsa_a.key),
+            "schema violation (all or none of these fields must be set: 'cert_alt', 'key_alt')",
+            true);
+    /* the snis shorthand is the admin API's, not a stored field */
+    o = cert_obj(ec_a.cert, ec_a.key, NULL, NULL);
+    json_object_set_new(o, "snis", json_pack("[s]", "a.test"));
+    obj_msg(ST_ENT_CERTIFICATE, 0, o, "schema violation (snis: unknown field)", true);
+    o = cert_obj(ec_a.cert, ec_a.key, NULL, NULL);
+    json_object_set_new(o, "cert", json_integer(1));
+    obj_msg(ST_ENT_CERTIFICATE, 0, o, "schema violation (cert: expected a string)", true);
+}
+
+static void
+test_sni(void **state)
+{
+    const char *const good[] = {"a.test", "*.a.test", "a.*", "*", "xn--bcher-kva.example"};
+    const char *const *names = st_schema_field_names(ST_ENT_SNI);
+    char text[256];
+    json_t *o;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), "{\"name\": \"%s\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+                 good[i]);
+        o = expect_ok(ST_ENT_SNI, text);
+        assert_string_equal(json_string_value(json_object_get(o, "name")), good[i]);
+        json_decref(o);
+    }
+    o = expect_ok(ST_ENT_SNI, "{\"name\": \"a.test\", \"certificate\": {\"id\": \"" UUID1 "\"}}");
+    assert_json(o,
+                "{\"id\": null, \"name\": \"a.test\", \"created_at\": null,"
+                " \"updated_at\": null, \"tags\": null, \"certificate\": {\"id\": \"" UUID1 "\"}}");
+    assert_string_equal(names[1], "name");
+    json_decref(o);
+    expect_msg(ST_ENT_SNI, "{\"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: required field missing)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"a.test\"}",
+               "schema violation (certificate: required field missing)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"a.test\", \"certificate\": {\"id\": \"x\"}}",
+               "schema violation (certificate.id: expected a valid UUID)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"a.*.test\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: wildcard must be leftmost or rightmost character)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"*.test.*\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: only one wildcard must be specified)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"**\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: only one wildcard must be specified)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"127.0.0.1\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: must not be an IP)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"[::1]\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: must not be an IP)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"a.test:8443\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: must not have a port)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"*.a.test:1\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: must not have a port)");
+    expect_msg(ST_ENT_SNI, "{\"name\": \"a_b c\", \"certificate\": {\"id\": \"" UUID1 "\"}}",
+               "schema violation (name: invalid value: a_b c)");
+    expect_msg(ST_ENT_SNI,
+               "{\"name\": \"a.test\", \"certificate\": {\"id\": \"" UUID1 "\"}, \"snis\": 1}",
+               "schema violation (snis: unknown field)");
+}
+
+static void
+test_ca_certificate(void **state)
+{
+    char *two = tc_concat(ca_ok.cert, ca_old.cert);
+    struct st_ssl_cert_info info;
+    char msg[256];
+    json_t *o;
+
+    (void)state;
+    assert_int_equal(st_ssl_cert_parse(ca_ok.cert, &info, msg, sizeof(msg)), 0);
+    o = obj_ok(ST_ENT_CA_CERTIFICATE, 0, ca_obj(ca_ok.cert));
+    assert_string_equal(json_string_value(json_object_get(o, "cert_digest")), info.digest);
+    json_decref(o);
+    /* a digest given is overwritten by the computed one */
+    o = ca_obj(ca_ok.cert);
+    json_object_set_new(o, "cert_digest", json_string("abc"));
+    o = obj_ok(ST_ENT_CA_CERTIFICATE, 0, o);
+    assert_string_equal(json_string_value(json_object_get(o, "cert_digest")), info.digest);
+    json_decref(o);
+    o = ca_obj(ca_ok.cert);
+    json_object_set_new(o, "cert_digest", json_integer(5));
+    json_decref(obj_ok(ST_ENT_CA_CERTIFICATE, 0, o));
+
+    obj_msg(ST_ENT_CA_CERTIFICATE, 0, ca_obj(two),
+            "schema violation (please submit only one certificate at a time)", true);
+    obj_msg(ST_ENT_CA_CERTIFICATE, 0, ca_obj(ca_old.cert),
+            "schema violation (certificate expired, \"Not After\" time is in the past)", true);
+    obj_msg(ST_ENT_CA_CERTIFICATE, 0, ca_obj(ec_a.cert), "schema violation (" MSG_NOT_CA ")", true);
+    obj_msg(ST_ENT_CA_CERTIFICATE, 0, ca_obj("nope"),
+            "schema violation (cert: invalid certificate: x509.new: ", false);
+    obj_msg(ST_ENT_CA_CERTIFICATE, 0, json_object(),
+            "schema violation (cert: required field missing)", true);
+    /* stored (the DP's snapshot parse): the time of writing decided expiry */
+    json_decref(obj_ok(ST_ENT_CA_CERTIFICATE, ST_SCHEMA_F_STORED, ca_obj(ca_old.cert)));
+    obj_msg(ST_ENT_CA_CERTIFICATE, ST_SCHEMA_F_STORED, ca_obj(ec_a.cert),
+            "schema violation (" MSG_NOT_CA ")", true);
+    free(two);
+}
+
 int
 main(void)
 {
@@ -543,7 +926,14 @@ main(void)
         cmocka_unit_test(test_route_other_fields),
         cmocka_unit_test(test_message_format),
         cmocka_unit_test(test_is_uuid),
+        cmocka_unit_test(test_tls_switch),
+        cmocka_unit_test(test_service_tls_fields),
+        cmocka_unit_test(test_route_tls_rules),
+        cmocka_unit_test(test_certificate_ok),
+        cmocka_unit_test(test_certificate_errors),
+        cmocka_unit_test(test_sni),
+        cmocka_unit_test(test_ca_certificate),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, make_certs, free_certs);
 }

@@ -1,7 +1,8 @@
 /* st_snapshot and st_syncmsg: the canonical hash (same configuration, same bytes,
  * whatever the order; any field change changes it; updated_at and version do not),
  * the round trip to plain structs, and refusal of corrupt, truncated or invalid
- * snapshots (issue 2). */
+ * snapshots (issue 2); certificates, snis, ca_certificates and the services' TLS
+ * fields: hash stability, round trip with resolved references, refusals (issue 3). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,12 +19,22 @@
 #include "st_snapshot.h"
 #include "st_ssl.h"
 #include "st_syncmsg.h"
+#include "st_testcert.h"
 
 #define S1      "00000000-0000-4000-8000-000000000001"
 #define S2      "00000000-0000-4000-8000-000000000002"
 #define R1      "00000000-0000-4000-8000-0000000000a1"
 #define R2      "00000000-0000-4000-8000-0000000000a2"
 #define MISSING "00000000-0000-4000-8000-0000000000ff"
+#define C1      "00000000-0000-4000-8000-0000000000c1"
+#define C2      "00000000-0000-4000-8000-0000000000c2"
+#define N1      "00000000-0000-4000-8000-0000000000d1"
+#define N2      "00000000-0000-4000-8000-0000000000d2"
+#define N3      "00000000-0000-4000-8000-0000000000d3"
+#define CA1     "00000000-0000-4000-8000-0000000000e1"
+#define CA2     "00000000-0000-4000-8000-0000000000e2"
+#define S3      "00000000-0000-4000-8000-000000000003"
+#define R3      "00000000-0000-4000-8000-0000000000a3"
 
 #define SVC1                                                                                       \
     "{\"id\": \"" S1 "\", \"name\": \"one\", \"created_at\": 1700000000001,"                       \
@@ -84,7 +95,12 @@ static void
 build_ok(uint64_t version, json_t *services, json_t *routes, struct built *b)
 {
     struct st_err err = {0};
-    int rc = st_snapshot_build(version, services, routes, &b->bytes, &b->len, b->hash, &err);
+    json_t *lists[ST_ENT__COUNT] = {NULL};
+    int rc;
+
+    lists[ST_ENT_SERVICE] = services;
+    lists[ST_ENT_ROUTE] = routes;
+    rc = st_snapshot_build(version, lists, &b->bytes, &b->len, b->hash, &err);
 
     if (rc != 0) {
         fail_msg("build: %s", err.msg);
@@ -530,15 +546,19 @@ test_build_errors(void **state)
     size_t len = 0;
     char hash[65];
     struct st_err err = {0};
+    json_t *lists[ST_ENT__COUNT] = {NULL};
 
     (void)state;
     json_array_append_new(svcs, load("{\"host\": \"h\"}"));
-    assert_int_equal(st_snapshot_build(1, svcs, NULL, &out, &len, hash, &err), -ST_ESCHEMA);
+    lists[ST_ENT_SERVICE] = svcs;
+    assert_int_equal(st_snapshot_build(1, lists, &out, &len, hash, &err), -ST_ESCHEMA);
     json_array_clear(svcs);
     json_array_append_new(svcs, load("{\"id\": \"" S1 "\", \"host\": \"h\"}"));
     json_array_append_new(svcs, load("{\"id\": \"" S1 "\", \"host\": \"i\"}"));
-    assert_int_equal(st_snapshot_build(1, svcs, NULL, &out, &len, hash, &err), -ST_EUNIQUE);
-    assert_int_equal(st_snapshot_build(1, NULL, svcs, &out, &len, hash, &err), -ST_EUNIQUE);
+    assert_int_equal(st_snapshot_build(1, lists, &out, &len, hash, &err), -ST_EUNIQUE);
+    lists[ST_ENT_SERVICE] = NULL;
+    lists[ST_ENT_ROUTE] = svcs;
+    assert_int_equal(st_snapshot_build(1, lists, &out, &len, hash, &err), -ST_EUNIQUE);
     assert_null(out);
     json_decref(svcs);
 }
@@ -639,6 +659,407 @@ test_syncmsg_response(void **state)
     assert_int_equal(st_syncmsg_resp_decode((const uint8_t *)"\x08", 1, &out), -ST_EPARSE);
 }
 
+/* ------------------------------------------------------------------------ */
+/* issue 3: TLS entities                                                      */
+
+static struct tc_pair ec1;    /* C1's certificate */
+static struct tc_pair rsa1;   /* C1's alternative */
+static struct tc_pair ec2;    /* C2's certificate (the services' client certificate) */
+static struct tc_pair ca1;    /* CA1 */
+static struct tc_pair ca2;    /* CA2 */
+static struct tc_pair ca_old; /* an expired CA */
+
+static int
+make_certs(void **state)
+{
+    (void)state;
+    ec1 = tc_make(TC_EC, "a.test", false, -1, 30);
+    rsa1 = tc_make(TC_RSA, "a.test", false, -1, 30);
+    ec2 = tc_make(TC_EC, "client.test", false, -1, 30);
+    ca1 = tc_make(TC_EC, "ca1.test", true, -1, 30);
+    ca2 = tc_make(TC_EC, "ca2.test", true, -1, 30);
+    ca_old = tc_make(TC_EC, "old.test", true, -10, -1);
+    return 0;
+}
+
+static int
+free_certs(void **state)
+{
+    (void)state;
+    tc_free(&ec1);
+    tc_free(&rsa1);
+    tc_free(&ec2);
+    tc_free(&ca1);
+    tc_free(&ca2);
+    tc_free(&ca_old);
+    st_schema_tls_test_override(false);
+    return 0;
+}
+
+/* The TLS configuration as jansson lists, every list out of id order; validated as the
+ * CP stores them (ST_SCHEMA_F_TLS: Kong's rules for tls, whatever the switch says). */
+struct tls_config {
+    json_t *lists[ST_ENT__COUNT];
+};
+
+static void
+add(struct tls_config *c, enum st_entity_kind k, json_t *o)
+{
+    json_t *fields = NULL;
+    char buf[512];
+
+    if (st_schema_validate_ex(k, o, ST_SCHEMA_F_TLS, &fields) != 0) {
+        st_schema_message(fields, buf, sizeof(buf));
+        fail_msg("%s: %s", st_entity_name(k), buf);
+    }
+    if (c->lists[k] == NULL) {
+        c->lists[k] = json_array();
+    }
+    json_array_append_new(c->lists[k], o);
+}
+
+static void
+tls_config(struct tls_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    add(c, ST_ENT_CERTIFICATE,
+        json_pack("{s:s, s:I, s:s, s:s}", "id", C2, "created_at", (json_int_t)1700000000020, "cert",
+                  ec2.cert, "key", ec2.key));
+    add(c, ST_ENT_CERTIFICATE,
+        json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:[s,s]}", "id", C1, "created_at",
+                  (json_int_t)1700000000010, "cert", ec1.cert, "key", ec1.key, "cert_alt",
+                  rsa1.cert, "key_alt", rsa1.key, "tags", "z", "a"));
+    add(c, ST_ENT_SNI,
+        load("{\"id\": \"" N3 "\", \"name\": \"*\", \"certificate\": {\"id\": \"" C1 "\"}}"));
+    add(c, ST_ENT_SNI,
+        load("{\"id\": \"" N1 "\", \"name\": \"*.a.test\", \"certificate\": {\"id\": \"" C1
+             "\"}, \"tags\": [\"t\"]}"));
+    add(c, ST_ENT_SNI,
+        load("{\"id\": \"" N2 "\", \"name\": \"b.*\", \"certificate\": {\"id\": \"" C2 "\"}}"));
+    add(c, ST_ENT_CA_CERTIFICATE, json_pack("{s:s, s:s}", "id", CA2, "cert", ca2.cert));
+    add(c, ST_ENT_CA_CERTIFICATE,
+        json_pack("{s:s, s:s, s:[s]}", "id", CA1, "cert", ca1.cert, "tags", "root"));
+    add(c, ST_ENT_SERVICE,
+        load("{\"id\": \"" S3 "\", \"url\": \"tls://up.test:8443\", \"tls_verify\": true,"
+             " \"tls_verify_depth\": 2, \"ca_certificates\": [\"" CA2 "\", \"" CA1 "\"],"
+             " \"client_certificate\": {\"id\": \"" C2 "\"}}"));
+    add(c, ST_ENT_SERVICE, load(SVC1));
+    add(c, ST_ENT_ROUTE,
+        load("{\"id\": \"" R3 "\", \"protocols\": [\"tls\"], \"snis\": [\"x.a.test\"],"
+             " \"service\": {\"id\": \"" S3 "\"}}"));
+    add(c, ST_ENT_ROUTE,
+        load("{\"id\": \"" R2 "\", \"protocols\": [\"tls_passthrough\"], \"snis\": [\"p.test\"],"
+             " \"service\": {\"id\": \"" S1 "\"}}"));
+}
+
+static void
+tls_config_fini(struct tls_config *c)
+{
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(c->lists[k]);
+    }
+}
+
+static void
+build_lists(json_t *const lists[ST_ENT__COUNT], struct built *b)
+{
+    struct st_err err = {0};
+
+    if (st_snapshot_build(3, lists, &b->bytes, &b->len, b->hash, &err) != 0) {
+        fail_msg("build: %s", err.msg);
+    }
+}
+
+/* Reverses every list (another insertion order). */
+static void
+reverse_lists(struct tls_config *c)
+{
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_t *r = json_array();
+        for (size_t i = json_array_size(c->lists[k]); i > 0; i--) {
+            json_array_append(r, json_array_get(c->lists[k], i - 1));
+        }
+        json_decref(c->lists[k]);
+        c->lists[k] = r;
+    }
+}
+
+static const json_t *
+by_id(const json_t *arr, const char *id)
+{
+    size_t i;
+    json_t *el;
+
+    json_array_foreach(arr, i, el)
+    {
+        if (strcmp(json_string_value(json_object_get(el, "id")), id) == 0) {
+            return el;
+        }
+    }
+    fail_msg("no entity %s", id);
+    return NULL;
+}
+
+static void
+test_tls_hash_stability(void **state)
+{
+    static const struct {
+        enum st_entity_kind kind;
+        const char *id;
+        const char *key;
+        const char *value; /* JSON; NULL: another PEM (below) */
+    } muts[] = {
+        {ST_ENT_CERTIFICATE, C1, "created_at", "1700000000011"},
+        {ST_ENT_CERTIFICATE, C1, "tags", "[\"a\"]"},
+        {ST_ENT_CERTIFICATE, C1, "cert_alt", "null"},
+        {ST_ENT_CERTIFICATE, C1, "cert", NULL},
+        {ST_ENT_CERTIFICATE, C1, "key", NULL},
+        {ST_ENT_CERTIFICATE, C2, "id", "\"" MISSING "\""},
+        {ST_ENT_SNI, N1, "name", "\"*.b.test\""},
+        {ST_ENT_SNI, N1, "certificate", "{\"id\": \"" C2 "\"}"},
+        {ST_ENT_SNI, N1, "tags", "null"},
+        {ST_ENT_SNI, N2, "created_at", "1700000000000"},
+        {ST_ENT_CA_CERTIFICATE, CA1, "cert", NULL},
+        {ST_ENT_CA_CERTIFICATE, CA1, "cert_digest", "\"00\""},
+        {ST_ENT_CA_CERTIFICATE, CA1, "tags", "[\"other\"]"},
+        {ST_ENT_SERVICE, S3, "tls_verify", "false"},
+        {ST_ENT_SERVICE, S3, "tls_verify", "null"},
+        {ST_ENT_SERVICE, S3, "tls_verify_depth", "3"},
+        {ST_ENT_SERVICE, S3, "tls_verify_depth", "null"},
+        {ST_ENT_SERVICE, S3, "ca_certificates", "[\"" CA1 "\", \"" CA2 "\"]"},
+        {ST_ENT_SERVICE, S3, "ca_certificates", "[\"" CA2 "\"]"},
+        {ST_ENT_SERVICE, S3, "client_certificate", "{\"id\": \"" C1 "\"}"},
+        {ST_ENT_SERVICE, S3, "client_certificate", "null"},
+    };
+    struct tls_config c;
+    struct built a;
+    struct built b;
+
+    (void)state;
+    tls_config(&c);
+    build_lists(c.lists, &a);
+    /* another insertion order, other set orders, other updated_at: the same bytes */
+    reverse_lists(&c);
+    json_array_set_new(json_object_get(by_id(c.lists[ST_ENT_CERTIFICATE], C1), "tags"), 0,
+                       json_string("a"));
+    json_array_set_new(json_object_get(by_id(c.lists[ST_ENT_CERTIFICATE], C1), "tags"), 1,
+                       json_string("z"));
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_SNI], N1), "updated_at",
+                        json_integer(1800000000000));
+    build_lists(c.lists, &b);
+    assert_string_equal(a.hash, b.hash);
+    assert_int_equal(a.len, b.len);
+    free(b.bytes);
+    tls_config_fini(&c);
+
+    for (size_t i = 0; i < sizeof(muts) / sizeof(muts[0]); i++) {
+        json_t *target;
+        struct built m;
+
+        tls_config(&c);
+        target = (json_t *)by_id(c.lists[muts[i].kind], muts[i].id);
+        if (muts[i].value != NULL) {
+            json_object_set_new(target, muts[i].key, load(muts[i].value));
+        } else if (strcmp(muts[i].key, "key") == 0) {
+            json_object_set_new(target, "key", json_string(ec2.key));
+        } else {
+            json_object_set_new(target, muts[i].key, json_string(ca2.cert));
+        }
+        build_lists(c.lists, &m);
+        if (strcmp(m.hash, a.hash) == 0) {
+            fail_msg("changing %s %s.%s kept the hash", st_entity_name(muts[i].kind), muts[i].id,
+                     muts[i].key);
+        }
+        free(m.bytes);
+        tls_config_fini(&c);
+    }
+    free(a.bytes);
+}
+
+static void
+test_tls_round_trip(void **state)
+{
+    struct tls_config c;
+    struct built b;
+    struct st_snapshot *s = NULL;
+    struct st_err err = {0};
+    const struct st_service *svc;
+
+    (void)state;
+    tls_config(&c);
+    build_lists(c.lists, &b);
+    /* while the data plane cannot proxy TLS, a snapshot with tls entities is refused */
+    assert_int_equal(parse_rc(&b, &err), -ST_ESCHEMA);
+    assert_non_null(strstr(err.msg, "is not supported yet"));
+
+    st_schema_tls_test_override(true);
+    if (st_snapshot_parse(b.bytes, b.len, &s, &err) != 0) {
+        fail_msg("parse: %s", err.msg);
+    }
+    st_schema_tls_test_override(false);
+    assert_string_equal(s->hash, b.hash);
+
+    assert_int_equal(s->n_certificates, 2);
+    assert_string_equal(s->certificates[0].id, C1);
+    assert_int_equal(s->certificates[0].created_at_ms, 1700000000010);
+    assert_string_equal(s->certificates[0].cert, ec1.cert);
+    assert_string_equal(s->certificates[0].key, ec1.key);
+    assert_string_equal(s->certificates[0].cert_alt, rsa1.cert);
+    assert_string_equal(s->certificates[0].key_alt, rsa1.key);
+    assert_string_equal(s->certificates[1].id, C2);
+    assert_null(s->certificates[1].cert_alt);
+    assert_null(s->certificates[1].key_alt);
+
+    assert_int_equal(s->n_snis, 3);
+    assert_string_equal(s->snis[0].id, N1);
+    assert_string_equal(s->snis[0].name, "*.a.test");
+    assert_string_equal(s->snis[0].certificate_id, C1);
+    assert_ptr_equal(s->snis[0].certificate, &s->certificates[0]);
+    assert_string_equal(s->snis[1].name, "b.*");
+    assert_ptr_equal(s->snis[1].certificate, &s->certificates[1]);
+    assert_string_equal(s->snis[2].name, "*");
+    assert_ptr_equal(s->snis[2].certificate, &s->certificates[0]);
+
+    assert_int_equal(s->n_ca_certificates, 2);
+    assert_string_equal(s->ca_certificates[0].id, CA1);
+    assert_string_equal(s->ca_certificates[0].cert, ca1.cert);
+    assert_int_equal(strlen(s->ca_certificates[0].cert_digest), 64);
+    assert_string_not_equal(s->ca_certificates[0].cert_digest, s->ca_certificates[1].cert_digest);
+
+    assert_int_equal(s->n_services, 2);
+    svc = &s->services[0];
+    assert_string_equal(svc->id, S1);
+    assert_int_equal(svc->tls_verify, -1);
+    assert_int_equal(svc->tls_verify_depth, -1);
+    assert_int_equal(svc->n_ca_certificates, 0);
+    assert_null(svc->client_certificate);
+    svc = &s->services[1];
+    assert_string_equal(svc->id, S3);
+    assert_int_equal(svc->protocol, ST_PROTO_TLS);
+    assert_string_equal(svc->host, "up.test");
+    assert_int_equal(svc->port, 8443);
+    assert_int_equal(svc->tls_verify, 1);
+    assert_int_equal(svc->tls_verify_depth, 2);
+    /* the user's order, not the id order */
+    assert_int_equal(svc->n_ca_certificates, 2);
+    assert_ptr_equal(svc->ca_certificates[0], &s->ca_certificates[1]);
+    assert_ptr_equal(svc->ca_certificates[1], &s->ca_certificates[0]);
+    assert_ptr_equal(svc->client_certificate, &s->certificates[1]);
+
+    assert_int_equal(s->n_routes, 2);
+    assert_string_equal(s->routes[0].id, R2);
+    assert_int_equal(s->routes[0].protocols, ST_PROTO_TLS_PASSTHROUGH);
+    assert_ptr_equal(s->routes[0].service, &s->services[0]);
+    assert_string_equal(s->routes[1].id, R3);
+    assert_int_equal(s->routes[1].protocols, ST_PROTO_TLS);
+    assert_int_equal(s->routes[1].n_snis, 1);
+    assert_string_equal(s->routes[1].snis[0], "x.a.test");
+    assert_ptr_equal(s->routes[1].service, &s->services[1]);
+    st_snapshot_free(s);
+    free(b.bytes);
+    tls_config_fini(&c);
+}
+
+/* Builds c (after edit) and expects parse, with TLS allowed, to refuse it with rc and
+ * a message containing msg. */
+static void
+expect_tls_refused(struct tls_config *c, int rc, const char *msg)
+{
+    struct built b;
+    struct st_err err = {0};
+
+    build_lists(c->lists, &b);
+    st_schema_tls_test_override(true);
+    assert_int_equal(parse_rc(&b, &err), rc);
+    st_schema_tls_test_override(false);
+    if (strstr(err.msg, msg) == NULL) {
+        fail_msg("message \"%s\" lacks \"%s\"", err.msg, msg);
+    }
+    free(b.bytes);
+    tls_config_fini(c);
+}
+
+static void
+test_tls_refusals(void **state)
+{
+    struct tls_config c;
+    struct built b;
+    struct st_err err = {0};
+    json_t *o;
+
+    (void)state;
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_SNI], N2), "certificate",
+                        json_pack("{s:s}", "id", MISSING));
+    expect_tls_refused(&c, -ST_EFOREIGN,
+                       "sni " N2 ": its certificate " MISSING " is not in the snapshot");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_SERVICE], S3), "client_certificate",
+                        json_pack("{s:s}", "id", MISSING));
+    expect_tls_refused(&c, -ST_EFOREIGN,
+                       "service " S3 ": its client certificate " MISSING " is not in the snapshot");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_SERVICE], S3), "ca_certificates",
+                        json_pack("[s,s]", CA1, MISSING));
+    expect_tls_refused(&c, -ST_EFOREIGN,
+                       "service " S3 ": its CA certificate " MISSING " is not in the snapshot");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_SNI], N2), "name", json_string("*.a.test"));
+    expect_tls_refused(&c, -ST_EUNIQUE, "sni name *.a.test appears twice");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_CERTIFICATE], C2), "key",
+                        json_string(ec1.key));
+    expect_tls_refused(&c, -ST_ESCHEMA,
+                       "certificate " C2 ": schema violation (certificate does not match key)");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_CERTIFICATE], C2), "cert",
+                        json_string("garbage"));
+    expect_tls_refused(&c, -ST_ESCHEMA,
+                       "certificate " C2 ": schema violation (cert: invalid certificate: ");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_CA_CERTIFICATE], CA2), "cert",
+                        json_string(ec2.cert));
+    expect_tls_refused(&c, -ST_ESCHEMA,
+                       "ca_certificate " CA2 ": schema violation (certificate "
+                       "does not appear to be a CA");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_SNI], N2), "name", json_string("10.0.0.1"));
+    expect_tls_refused(&c, -ST_ESCHEMA, "sni " N2 ": schema violation (name: must not be an IP)");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_ROUTE], R2), "snis", json_null());
+    expect_tls_refused(&c, -ST_ESCHEMA,
+                       "route " R2 ": schema violation (must set snis when 'protocols' is "
+                       "'tls_passthrough')");
+    tls_config(&c);
+    json_object_set_new((json_t *)by_id(c.lists[ST_ENT_SERVICE], S1), "tls_verify", json_true());
+    expect_tls_refused(&c, -ST_ESCHEMA,
+                       "service " S1 ": 2 schema violations (failed conditional "
+                       "validation given value of field 'protocol'; tls_verify: "
+                       "value must be null)");
+
+    /* a CA certificate that expired after it was written does not refuse the snapshot */
+    tls_config(&c);
+    o = json_pack("{s:s, s:s, s:s}", "id", MISSING, "cert", ca_old.cert, "cert_digest", "x");
+    json_array_append_new(c.lists[ST_ENT_CA_CERTIFICATE], o);
+    build_lists(c.lists, &b);
+    st_schema_tls_test_override(true);
+    assert_int_equal(parse_rc(&b, &err), 0);
+    st_schema_tls_test_override(false);
+    free(b.bytes);
+    tls_config_fini(&c);
+
+    /* no tls at all: certificates, snis and CA certificates are fine as they are */
+    tls_config(&c);
+    json_decref(c.lists[ST_ENT_SERVICE]);
+    json_decref(c.lists[ST_ENT_ROUTE]);
+    c.lists[ST_ENT_SERVICE] = NULL;
+    c.lists[ST_ENT_ROUTE] = NULL;
+    build_lists(c.lists, &b);
+    assert_int_equal(parse_rc(&b, &err), 0);
+    free(b.bytes);
+    tls_config_fini(&c);
+}
+
 int
 main(void)
 {
@@ -656,7 +1077,10 @@ main(void)
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_syncmsg_request),
         cmocka_unit_test(test_syncmsg_response),
+        cmocka_unit_test(test_tls_hash_stability),
+        cmocka_unit_test(test_tls_round_trip),
+        cmocka_unit_test(test_tls_refusals),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, make_certs, free_certs);
 }

@@ -1,6 +1,6 @@
 /* Unit tests for st_ssl: SHA-256 known vectors, random bytes, v4 UUID format, the
  * cluster certificate pair (CN, key type, validity, file modes, no overwrite) and
- * certificate expiry. */
+ * certificate expiry; the PEM checks behind the certificate entities (issue 3). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +24,7 @@
 
 #include "st_err.h"
 #include "st_ssl.h"
+#include "st_testcert.h"
 
 static void
 test_sha256_vectors(void **state)
@@ -168,6 +169,150 @@ test_cert_expiry_errors(void **state)
     unlink(path);
 }
 
+/* The SHA-256 of the DER of the first certificate in pem, computed independently. */
+static void
+der_digest(const char *pem, char out[65])
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    unsigned char *der = NULL;
+    int n;
+
+    assert_non_null(x);
+    n = i2d_X509(x, &der);
+    assert_true(n > 0);
+    st_ssl_sha256_hex(der, (size_t)n, out);
+    OPENSSL_free(der);
+    X509_free(x);
+    BIO_free(b);
+}
+
+static void
+test_cert_parse(void **state)
+{
+    struct tc_pair ec = tc_make(TC_EC, "ec.test", false, -1, 30);
+    struct tc_pair rsa = tc_make(TC_RSA, "rsa.test", true, -1, 30);
+    struct st_ssl_cert_info a;
+    struct st_ssl_cert_info b;
+    char msg[384];
+    char want[65];
+    char *chain = tc_concat(ec.cert, rsa.cert);
+    time_t now = time(NULL);
+
+    (void)state;
+    assert_int_equal(st_ssl_cert_parse(ec.cert, &a, msg, sizeof(msg)), 0);
+    assert_int_equal(a.n_certs, 1);
+    assert_false(a.is_ca);
+    assert_true(a.not_after > now + 29 * 86400 && a.not_after < now + 31 * 86400);
+    der_digest(ec.cert, want);
+    assert_string_equal(a.digest, want);
+
+    assert_int_equal(st_ssl_cert_parse(rsa.cert, &b, msg, sizeof(msg)), 0);
+    assert_true(b.is_ca);
+    assert_int_not_equal(a.key_type, b.key_type);
+
+    /* a chain: every certificate counted, the leaf described */
+    assert_int_equal(st_ssl_cert_parse(chain, &b, msg, sizeof(msg)), 0);
+    assert_int_equal(b.n_certs, 2);
+    assert_string_equal(b.digest, a.digest);
+    assert_int_equal(b.key_type, a.key_type);
+    /* the key in the same text is skipped, not an error */
+    free(chain);
+    chain = tc_concat(ec.cert, ec.key);
+    assert_int_equal(st_ssl_cert_parse(chain, &b, msg, sizeof(msg)), 0);
+    assert_int_equal(b.n_certs, 1);
+    free(chain);
+
+    tc_free(&ec);
+    tc_free(&rsa);
+}
+
+static void
+test_cert_parse_errors(void **state)
+{
+    struct tc_pair ec = tc_make(TC_EC, "ec.test", false, -1, 30);
+    struct st_ssl_cert_info info;
+    char msg[384];
+    char *bad = tc_concat(ec.cert, "-----BEGIN CERTIFICATE-----\nnot base64 !!\n"
+                                   "-----END CERTIFICATE-----\n");
+    const char *const texts[] = {
+        "",  "garbage", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        bad, ec.key,
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        msg[0] = '\0';
+        assert_int_equal(st_ssl_cert_parse(texts[i], &info, msg, sizeof(msg)), -ST_EPARSE);
+        if (strncmp(msg, "invalid certificate: x509.new: ", 31) != 0 || strlen(msg) < 35) {
+            fail_msg("text %zu: %s", i, msg);
+        }
+    }
+    free(bad);
+    tc_free(&ec);
+}
+
+static void
+test_key_parse_and_match(void **state)
+{
+    struct tc_pair ec = tc_make(TC_EC, "ec.test", false, -1, 30);
+    struct tc_pair ec2 = tc_make(TC_EC, "ec2.test", false, -1, 30);
+    struct tc_pair rsa = tc_make(TC_RSA, "rsa.test", false, -1, 30);
+    char msg[384];
+    char *chain = tc_concat(ec.cert, rsa.cert);
+    char *encrypted;
+    EVP_PKEY *k;
+    BIO *b;
+
+    (void)state;
+    assert_int_equal(st_ssl_key_parse(ec.key, msg, sizeof(msg)), 0);
+    assert_int_equal(st_ssl_key_parse(rsa.key, msg, sizeof(msg)), 0);
+    assert_int_equal(st_ssl_key_parse("garbage", msg, sizeof(msg)), -ST_EPARSE);
+    assert_int_equal(strncmp(msg, "invalid key: pkey.new:load_key: ", 32), 0);
+    assert_int_equal(st_ssl_key_parse(ec.cert, msg, sizeof(msg)), -ST_EPARSE);
+
+    /* an encrypted key fails at once, never prompting for a passphrase */
+    b = BIO_new_mem_buf(ec.key, -1);
+    k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    assert_non_null(k);
+    b = BIO_new(BIO_s_mem());
+    assert_int_equal(
+        PEM_write_bio_PKCS8PrivateKey(b, k, EVP_aes_128_cbc(), "secret", 6, NULL, NULL), 1);
+    EVP_PKEY_free(k);
+    encrypted = tc_bio_text(b);
+    assert_int_equal(st_ssl_key_parse(encrypted, msg, sizeof(msg)), -ST_EPARSE);
+    assert_false(st_ssl_key_matches(ec.cert, encrypted));
+    free(encrypted);
+
+    assert_true(st_ssl_key_matches(ec.cert, ec.key));
+    assert_true(st_ssl_key_matches(rsa.cert, rsa.key));
+    assert_true(st_ssl_key_matches(chain, ec.key)); /* the leaf's key */
+    assert_false(st_ssl_key_matches(chain, rsa.key));
+    assert_false(st_ssl_key_matches(ec.cert, ec2.key));
+    assert_false(st_ssl_key_matches(ec.cert, rsa.key));
+    assert_false(st_ssl_key_matches("garbage", ec.key));
+    assert_false(st_ssl_key_matches(ec.cert, "garbage"));
+    free(chain);
+    tc_free(&ec);
+    tc_free(&ec2);
+    tc_free(&rsa);
+}
+
+static void
+test_cert_expired_is_parsed(void **state)
+{
+    struct tc_pair old = tc_make(TC_EC, "old.test", true, -10, -1);
+    struct st_ssl_cert_info info;
+    char msg[384];
+
+    (void)state;
+    assert_int_equal(st_ssl_cert_parse(old.cert, &info, msg, sizeof(msg)), 0);
+    assert_true(info.not_after < time(NULL));
+    assert_true(info.is_ca);
+    tc_free(&old);
+}
+
 int
 main(void)
 {
@@ -177,6 +322,10 @@ main(void)
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_gen_cluster_cert),
         cmocka_unit_test(test_cert_expiry_errors),
+        cmocka_unit_test(test_cert_parse),
+        cmocka_unit_test(test_cert_parse_errors),
+        cmocka_unit_test(test_key_parse_and_match),
+        cmocka_unit_test(test_cert_expired_is_parsed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
