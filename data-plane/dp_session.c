@@ -22,6 +22,7 @@
 #include "dp_log.h"
 #include "dp_loop.h"
 #include "dp_runtime.h"
+#include "dp_verdict.h"
 #include "st_addr.h"
 #include "st_entity.h"
 #include "st_err.h"
@@ -34,15 +35,6 @@ enum dp_sess_state {
     DP_SESS_CONNECT,
     DP_SESS_PROXY,
     DP_SESS_LOG,
-};
-
-enum dp_verdict {
-    DP_NEXT = 0,
-    DP_AGAIN,
-    DP_DECLINED,
-    DP_DONE,
-    DP_REJECT,
-    DP_ERROR,
 };
 
 #define DP_SESS_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)

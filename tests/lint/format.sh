@@ -7,7 +7,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     exit 1
 fi
 bad=0
-for f in common/*.[ch] control-plane/*.[ch] data-plane/*.[ch] tests/unit/*.c; do
+for f in common/*.[ch] control-plane/*.[ch] data-plane/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c; do
     [ -f "$f" ] || continue
     if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
         echo "not formatted: $f"
