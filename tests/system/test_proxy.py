@@ -3,7 +3,8 @@
 # so); an open session survives a route change while new ones follow the new config;
 # Kong's route priority end to end; a connection no route matches is closed and logged
 # with its tuple; read_timeout closes an idle session but not a talking one; half-close is
-# passed on; several stream_listen entries; a dead upstream closes the client.
+# passed on; several stream_listen entries; a dead upstream closes the client; the copy
+# path (STRAIT_TEST_NO_SPLICE=1) works and is counted in bytes_copy.
 
 import os
 import socket
@@ -259,3 +260,28 @@ def test_proxy_counters_in_status(st, cluster):
     wait_for(lambda: dp.status()["server"]["connections_handled"]
              >= s0["server"]["connections_handled"] + 5, 10, "connections_handled to count")
     holds_for(lambda: dp.is_ready(), 0.2, "DP ready")
+
+
+def test_no_splice_knob_proxies_by_copy(st, echo):
+    # STRAIT_TEST_NO_SPLICE=1 (environment, never a conf key) forces the copy path: the
+    # same 1 MiB echo is counted in bytes_copy, both directions, and never in bytes_splice.
+    cp = st.cp()
+    dp = st.dp(cp, start=False, env={"STRAIT_TEST_NO_SPLICE": "1"})
+    svc = cp.service("echo", echo.port)
+    cp.route(svc, name="r-copy", destinations=[{"port": dp.port}])
+    dp.start()
+    dp.wait_synced()
+    before = dp.status()["proxy"]
+    payload = os.urandom(1 << 20)
+    with socket.create_connection(("127.0.0.1", dp.port), timeout=scaled(10)) as s:
+        got = bytearray()
+        step = 64 * 1024
+        for off in range(0, len(payload), step):
+            s.sendall(payload[off:off + step])
+            got += recv_exact(s, len(payload[off:off + step]), timeout=20)
+        assert bytes(got) == payload
+    wait_for(lambda: dp.status()["proxy"]["bytes_copy"] - before["bytes_copy"]
+             >= 2 * len(payload), 20, "bytes_copy to count both directions")
+    after = dp.status()["proxy"]
+    assert after["bytes_splice"] == before["bytes_splice"], (before, after)
+    assert "proxying by copy" in dp.log_text(since_start=True)
