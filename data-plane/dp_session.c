@@ -23,6 +23,7 @@
 #include "dp_loop.h"
 #include "dp_runtime.h"
 #include "dp_verdict.h"
+#include "dp_worker.h"
 #include "st_addr.h"
 #include "st_entity.h"
 #include "st_err.h"
@@ -635,7 +636,8 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     s->resume.cb = session_resume;
     s->resume.arg = s;
     s->reason = "-";
-    s->rt = w->rt != NULL ? dp_runtime_ref(w->rt) : NULL;
+    s->rt = dp_worker_runtime(w);
+    s->rt = s->rt != NULL ? dp_runtime_ref(s->rt) : NULL;
     s->next = w->sessions;
     if (w->sessions != NULL) {
         w->sessions->prev = s;

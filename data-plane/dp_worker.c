@@ -117,6 +117,15 @@ worker_take_runtime(struct dp_worker *w)
     }
 }
 
+struct dp_runtime *
+dp_worker_runtime(struct dp_worker *w)
+{
+    /* A runtime published before this accept must serve it, even when the eventfd that
+     * announces it comes later in the same epoll batch: one atomic exchange, no syscall. */
+    worker_take_runtime(w);
+    return w->rt;
+}
+
 /* Returns false when the loop must end. */
 static bool
 worker_check_cmd(struct dp_worker *w)

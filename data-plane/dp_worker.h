@@ -22,6 +22,10 @@ int dp_worker_start(struct dp_worker *w);
  * one reference. Any thread. */
 void dp_worker_set_runtime(struct dp_worker *w, struct dp_runtime *rt);
 
+/* The runtime for a session accepted now (a runtime handed over is taken at once).
+ * Owned by the worker: the caller refs it to keep it. Worker thread only. */
+struct dp_runtime *dp_worker_runtime(struct dp_worker *w);
+
 /* Stop accepting and let sessions finish within drain_timeout, then exit (SIGQUIT). */
 void dp_worker_drain(struct dp_worker *w);
 
