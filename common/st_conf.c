@@ -363,7 +363,7 @@ conv_listen(struct conv *cv)
     struct st_listen_set *set = cv->field;
     enum st_listen_kind kind = cv->d->type == T_LISTEN_STREAM ? ST_LISTEN_STREAM : ST_LISTEN_HTTP;
     unsigned refused = kind == ST_LISTEN_STREAM
-                           ? (ST_LISTEN_F_UDP | ST_LISTEN_F_SSL | ST_LISTEN_F_PROXY)
+                           ? (ST_LISTEN_F_UDP | ST_LISTEN_F_PROXY)
                            : (ST_LISTEN_F_SSL | ST_LISTEN_F_HTTP2 | ST_LISTEN_F_PROXY);
     struct st_err e;
 

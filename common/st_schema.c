@@ -7,8 +7,7 @@
  *   layer-4 gateway, Kong's "http" defaults would make every default entity invalid.
  * - Protocols Kong knows but Strait does not proxy are refused with their own message:
  *   http, https, grpc, grpcs ("'http' is not supported: Strait proxies tcp") and
- *   udp, service tls_passthrough ("'udp' is not supported yet") until they are built;
- *   service tls and route tls, tls_passthrough likewise while tls_data_path is false.
+ *   udp, service tls_passthrough ("'udp' is not supported yet") until they are built.
  * - services' TLS fields (client_certificate, tls_verify, tls_verify_depth,
  *   ca_certificates) must be null unless the protocol is tls (or https), as in Kong.
  * - certificates, snis, ca_certificates: Kong's typedefs.certificate/key and entity
@@ -588,11 +587,8 @@ static const char *const http_protocols[] = {"grpc", "grpcs", "http", "https", N
 /* Refused until later issues build them, whatever tls_data_path says. */
 static const char *const service_later[] = {"tls_passthrough", "udp", NULL};
 static const char *const route_later[] = {"udp", NULL};
-/* Refused while tls_data_path is false (tls_refusal). */
-static const char *const tls_protocols[] = {"tls", "tls_passthrough", NULL};
 
-/* Strait's refusal of a protocol Kong knows, or NULL when Strait proxies it (or
- * when tls_refusal decides). */
+/* Strait's refusal of a protocol Kong knows, or NULL when Strait proxies it. */
 static json_t *
 protocol_unsupported(const char *p, const char *const *later)
 {
@@ -1435,59 +1431,6 @@ ca_certificate_checks(json_t *obj, json_t *fields, unsigned flags)
     }
 }
 
-/* The one switch for TLS proxying: false until the data plane terminates and passes
- * TLS through. While false, service protocol tls and route protocols tls and
- * tls_passthrough are refused ("'tls' is not supported yet"); everything else about
- * TLS (certificates, snis, the rules of tls routes) is validated as Kong does. */
-static const bool tls_data_path = false;
-
-/* st_schema_tls_test_override(): tests only. */
-static bool tls_test_override;
-
-bool
-st_schema_tls_ready(void)
-{
-    return tls_data_path || tls_test_override;
-}
-
-void
-st_schema_tls_test_override(bool on)
-{
-    tls_test_override = on;
-}
-
-/* Refuses the tls protocols while tls_data_path is off, when the field is otherwise
- * valid. */
-static void
-tls_refusal(enum st_entity_kind k, const json_t *obj, json_t *fields, unsigned flags)
-{
-    const json_t *v;
-    size_t i;
-    json_t *el;
-
-    if (st_schema_tls_ready() || (flags & ST_SCHEMA_F_TLS) != 0) {
-        return;
-    }
-    if (k == ST_ENT_SERVICE && json_object_get(fields, "protocol") == NULL) {
-        v = json_object_get(obj, "protocol");
-        if (json_is_string(v) && str_in(json_string_value(v), tls_protocols)) {
-            json_object_set_new(fields, "protocol",
-                                errf("'%s' is not supported yet", json_string_value(v)));
-        }
-    }
-    if (k == ST_ENT_ROUTE && json_object_get(fields, "protocols") == NULL) {
-        v = json_object_get(obj, "protocols");
-        json_array_foreach(v, i, el)
-        {
-            if (json_is_string(el) && str_in(json_string_value(el), tls_protocols)) {
-                json_object_set_new(fields, "protocols",
-                                    errf("'%s' is not supported yet", json_string_value(el)));
-                break;
-            }
-        }
-    }
-}
-
 /* ------------------------------------------------------------------------ */
 /* validate                                                                   */
 
@@ -1606,7 +1549,6 @@ st_schema_validate_ex(enum st_entity_kind k, json_t *obj, unsigned flags, json_t
     default:
         break;
     }
-    tls_refusal(k, obj, fields, flags);
     if (json_object_size(fields) > 0) {
         goto fail;
     }

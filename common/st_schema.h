@@ -23,7 +23,7 @@
  *
  * Returns 0, or -ST_ESCHEMA with *fields set to a new object in Kong's `fields` shape
  * ({"@entity": ["..."], "port": "...", "protocols": ["..."], "sources": [{"ip": "..."}]}),
- * owned by the caller. Features not built yet (udp, tls) are refused the same way. */
+ * owned by the caller. Features not built yet (udp) are refused the same way. */
 int st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields);
 
 /* Flags of st_schema_validate_ex. */
@@ -31,22 +31,8 @@ int st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields);
     (1u << 0) /* an entity already written (the DP's snapshot parse):                              \
                * skip what depends on the time of writing (an                                      \
                * expired CA certificate) */
-#define ST_SCHEMA_F_TLS                                                                            \
-    (1u << 1) /* test only: apply Kong's rules to the tls protocols                                \
-               * even while st_schema_tls_ready() is false */
-
 /* st_schema_validate with flags (0 is st_schema_validate). */
 int st_schema_validate_ex(enum st_entity_kind k, json_t *obj, unsigned flags, json_t **fields);
-
-/* True once the data plane proxies TLS. Until then service protocol `tls` and route
- * protocols `tls` and `tls_passthrough` are refused ("'tls' is not supported yet");
- * one constant in st_schema.c switches it. */
-bool st_schema_tls_ready(void);
-
-/* Test only: makes st_schema_tls_ready() true (on) or as built (off) for the whole
- * process, so tests can run snapshots with tls entities through st_snapshot_parse.
- * Not thread-safe: call it while no other thread validates. */
-void st_schema_tls_test_override(bool on);
 
 /* Formats Kong's message for a `fields` object into buf:
  * "schema violation (port: value should be between 0 and 65535)" or

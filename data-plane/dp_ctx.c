@@ -20,6 +20,9 @@ dp_ctx_counters(struct dp_ctx *ctx, struct dp_counters_sum *out)
         out->bytes_splice += atomic_load_explicit(&c->bytes_splice, memory_order_relaxed);
         out->bytes_copy += atomic_load_explicit(&c->bytes_copy, memory_order_relaxed);
         out->no_route += atomic_load_explicit(&c->no_route, memory_order_relaxed);
+        out->tls_handshakes += atomic_load_explicit(&c->tls_handshakes, memory_order_relaxed);
+        out->tls_resumed += atomic_load_explicit(&c->tls_resumed, memory_order_relaxed);
+        out->tls_errors += atomic_load_explicit(&c->tls_errors, memory_order_relaxed);
     }
 }
 

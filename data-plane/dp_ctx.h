@@ -23,10 +23,14 @@ struct dp_counters {
     atomic_uint_fast64_t bytes_splice;
     atomic_uint_fast64_t bytes_copy;
     atomic_uint_fast64_t no_route;
+    atomic_uint_fast64_t tls_handshakes; /* client handshakes completed (termination) */
+    atomic_uint_fast64_t tls_resumed;    /* ... of which resumed a session */
+    atomic_uint_fast64_t tls_errors;     /* failed handshakes, client or upstream side */
 };
 
 struct dp_counters_sum {
     uint64_t accepted, handled, bytes_splice, bytes_copy, no_route;
+    uint64_t tls_handshakes, tls_resumed, tls_errors;
     int64_t active;
 };
 
@@ -34,7 +38,8 @@ struct dp_ctx {
     const struct st_conf *conf;
     char id[37];
     char hostname[256];
-    bool no_splice; /* STRAIT_TEST_NO_SPLICE=1 (read once at start): proxy by copy */
+    bool no_splice;           /* STRAIT_TEST_NO_SPLICE=1 (read once at start): proxy by copy */
+    int64_t ticket_rotate_ms; /* STRAIT_TEST_TICKET_ROTATE_MS; 0: the default period */
 
     size_t n_workers;
     struct dp_worker **workers;

@@ -17,6 +17,7 @@
 #include "dp_runtime.h"
 #include "dp_status.h"
 #include "dp_sync.h"
+#include "dp_tls.h"
 #include "dp_worker.h"
 #include "st_conf.h"
 #include "st_err.h"
@@ -95,10 +96,6 @@ check_listeners(const struct st_conf *c, struct st_err *err)
     for (size_t i = 0; i < c->stream_listen.n; i++) {
         const struct st_listen *li = &c->stream_listen.v[i];
 
-        if (li->flags & ST_LISTEN_F_SSL) {
-            return st_err_set(err, -ST_EUNSUPPORTED, "stream_listen",
-                              "stream_listen: %s: 'ssl' is not supported yet", li->text);
-        }
         if (li->flags & ST_LISTEN_F_PROXY) {
             return st_err_set(err, -ST_EUNSUPPORTED, "stream_listen",
                               "stream_listen: %s: 'proxy_protocol' is not supported yet", li->text);
@@ -144,6 +141,12 @@ read_test_knobs(struct dp_ctx *ctx)
     if (ctx->no_splice) {
         st_log(ST_LOG_NOTICE, 0, "STRAIT_TEST_NO_SPLICE=1: proxying by copy, never splice");
     }
+    v = getenv("STRAIT_TEST_TICKET_ROTATE_MS");
+    if (v != NULL && *v != '\0') {
+        ctx->ticket_rotate_ms = strtoll(v, NULL, 10);
+        st_log(ST_LOG_NOTICE, 0, "STRAIT_TEST_TICKET_ROTATE_MS=%lld: ticket keys rotate faster",
+               (long long)ctx->ticket_rotate_ms);
+    }
 }
 
 struct dp_proc {
@@ -170,6 +173,10 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
         return st_err_set(err, -errno, "prefix", "%s: %s", conf->prefix, strerror(errno));
     }
     rc = dp_cache_id(conf->prefix, ctx->id, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = dp_tls_init(conf, ctx->ticket_rotate_ms, err); /* before any runtime is built */
     if (rc < 0) {
         return rc;
     }
@@ -240,6 +247,7 @@ proc_free(struct dp_proc *p)
     ctx->n_workers = 0;
     dp_runtime_unref(ctx->rt);
     ctx->rt = NULL;
+    dp_tls_fini();
     pthread_mutex_destroy(&ctx->lock);
 }
 

@@ -1,7 +1,7 @@
-/* Stream routing for plain listeners: a list of routes sorted once by priority
- * (Kong's traditional_compatible rule, DESIGN.md "Data plane"), then
- * created_at and id, scanned in order; the first match wins. SNI matching belongs to
- * the TLS listeners of a later issue; routes here are the ones carrying `tcp`. */
+/* Stream routing: a list of routes sorted once by priority (Kong's
+ * traditional_compatible rule, DESIGN.md "Data plane"), then created_at and id,
+ * scanned in order; the first match wins. A route's protocols pick the listener kind
+ * (tcp: plain listeners; tls, tls_passthrough: ssl listeners). */
 #include "dp_router.h"
 
 #include <arpa/inet.h>
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "st_entity.h"
 
@@ -70,7 +71,8 @@ entry_cmp(const void *pa, const void *pb)
 static bool
 route_is_routable(const struct st_route *r)
 {
-    return r->service != NULL && r->service->enabled && (r->protocols & ST_PROTO_TCP) != 0;
+    return r->service != NULL && r->service->enabled &&
+           (r->protocols & (ST_PROTO_TCP | ST_PROTO_TLS | ST_PROTO_TLS_PASSTHROUGH)) != 0;
 }
 
 struct dp_router *
@@ -144,17 +146,56 @@ list_match(const struct st_endpoint *e, size_t n, const struct sockaddr *sa)
     return false;
 }
 
-ssize_t
-dp_router_match(const struct dp_router *r, const struct sockaddr *client,
-                const struct sockaddr *local)
+bool
+dp_router_sni_match(const char *pattern, const char *sni)
 {
+    size_t pl = strlen(pattern), sl = strlen(sni);
+
+    if (pl > 0 && pattern[pl - 1] == '.') {
+        pl--; /* a route's FQDN form "a.test." names a.test (Kong #7550) */
+    }
+    if (pl == 1 && pattern[0] == '*') {
+        return true;
+    }
+    if (pl >= 2 && pattern[0] == '*' && pattern[1] == '.') {
+        /* "*.x": sni ends with ".x" and has at least one label before it */
+        return sl > pl - 1 && strncasecmp(sni + sl - (pl - 1), pattern + 1, pl - 1) == 0;
+    }
+    if (pl >= 2 && pattern[pl - 1] == '*' && pattern[pl - 2] == '.') {
+        /* "x.*": sni starts with "x." and has at least one label after it */
+        return sl > pl - 1 && strncasecmp(sni, pattern, pl - 1) == 0;
+    }
+    return sl == pl && strncasecmp(sni, pattern, pl) == 0;
+}
+
+static bool
+snis_match(const struct st_route *rt, const char *sni)
+{
+    if (rt->n_snis == 0) {
+        return true;
+    }
+    if (sni == NULL) {
+        return false; /* DESIGN.md: an SNI-less client never matches an SNI route */
+    }
+    for (size_t i = 0; i < rt->n_snis; i++) {
+        if (dp_router_sni_match(rt->snis[i], sni)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+ssize_t
+dp_router_match(const struct dp_router *r, const struct dp_router_key *k)
+{
+    unsigned kinds = k->tls ? (ST_PROTO_TLS | ST_PROTO_TLS_PASSTHROUGH) : ST_PROTO_TCP;
+
     for (size_t i = 0; i < r->n; i++) {
         const struct st_route *rt = r->v[i].route;
 
-        /* A tcp route cannot carry snis (st_schema), so the SNI clause never applies
-         * on a plain listener. */
-        if (list_match(rt->sources, rt->n_sources, client) &&
-            list_match(rt->destinations, rt->n_destinations, local)) {
+        if ((rt->protocols & kinds) != 0 && list_match(rt->sources, rt->n_sources, k->client) &&
+            list_match(rt->destinations, rt->n_destinations, k->local) &&
+            (!k->tls || snis_match(rt, k->sni))) {
             return (ssize_t)r->v[i].index;
         }
     }

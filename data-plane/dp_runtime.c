@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dp_router.h"
+#include "dp_tls.h"
 #include "st_entity.h"
 #include "st_err.h"
 #include "st_log.h"
@@ -22,6 +23,7 @@ struct dp_runtime {
     struct dp_router *router;
     struct dp_upstream *ups;             /* one per service */
     const struct dp_upstream **route_up; /* one per route: its service's upstream */
+    struct dp_tls_certs *certs;          /* server contexts by SNI */
 };
 
 static void
@@ -30,8 +32,10 @@ runtime_free(struct dp_runtime *rt)
     if (rt->ups != NULL) {
         for (size_t i = 0; i < rt->snap->n_services; i++) {
             free(rt->ups[i].addrs);
+            SSL_CTX_free(rt->ups[i].tls);
         }
     }
+    dp_tls_certs_free(rt->certs);
     free(rt->ups);
     free(rt->route_up);
     dp_router_free(rt->router);
@@ -73,6 +77,25 @@ upstream_resolve(struct dp_upstream *up)
     freeaddrinfo(res);
 }
 
+/* A `tls` service's client context; a failure leaves the service unusable (its
+ * sessions close with 502) rather than refusing the whole configuration. */
+static void
+upstream_tls(struct dp_upstream *up)
+{
+    const struct st_service *svc = up->svc;
+    struct st_err err;
+
+    if (svc->protocol != ST_PROTO_TLS) {
+        return;
+    }
+    memset(&err, 0, sizeof(err));
+    if (dp_tls_upstream_ctx_new(svc, &up->tls, &err) != 0) {
+        st_log(ST_LOG_ERR, 0, "service %s (%s): cannot set up TLS to the upstream: %s", svc->id,
+               svc->name ? svc->name : "-", err.msg);
+        up->tls = NULL;
+    }
+}
+
 static const struct dp_upstream *
 route_upstream(const struct dp_runtime *rt, const struct st_route *r)
 {
@@ -96,6 +119,7 @@ int
 dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err *err)
 {
     struct dp_runtime *rt = st_xcalloc(1, sizeof(*rt));
+    int rc;
 
     atomic_init(&rt->refs, 1);
     rt->snap = snap;
@@ -104,7 +128,13 @@ dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err 
         rt->ups[i].svc = &snap->services[i];
         if (snap->services[i].enabled) {
             upstream_resolve(&rt->ups[i]);
+            upstream_tls(&rt->ups[i]);
         }
+    }
+    rc = dp_tls_certs_new(snap, &rt->certs, err);
+    if (rc != 0) {
+        runtime_free(rt);
+        return rc;
     }
     rt->route_up = st_xcalloc(snap->n_routes ? snap->n_routes : 1, sizeof(*rt->route_up));
     for (size_t i = 0; i < snap->n_routes; i++) {
@@ -150,11 +180,10 @@ dp_runtime_version(const struct dp_runtime *rt)
 }
 
 int
-dp_runtime_match(const struct dp_runtime *rt, const struct sockaddr *client,
-                 const struct sockaddr *local, const struct st_route **route,
-                 const struct dp_upstream **up)
+dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
+                 const struct st_route **route, const struct dp_upstream **up)
 {
-    ssize_t i = dp_router_match(rt->router, client, local);
+    ssize_t i = dp_router_match(rt->router, k);
 
     if (i < 0 || rt->route_up[i] == NULL) {
         return -ST_ENOTFOUND;
@@ -162,4 +191,10 @@ dp_runtime_match(const struct dp_runtime *rt, const struct sockaddr *client,
     *route = &rt->snap->routes[i];
     *up = rt->route_up[i];
     return 0;
+}
+
+SSL_CTX *
+dp_runtime_server_ctx(const struct dp_runtime *rt, const char *sni)
+{
+    return dp_tls_certs_select(rt->certs, sni);
 }

@@ -9,10 +9,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 struct st_err;
 struct st_route;
 struct st_service;
 struct st_snapshot;
+struct dp_router_key;
 struct dp_runtime;
 
 /* A service as the workers connect to it. */
@@ -20,6 +23,7 @@ struct dp_upstream {
     const struct st_service *svc;
     struct sockaddr_storage *addrs; /* resolved at build; n_addrs 0: resolution failed */
     size_t n_addrs;
+    SSL_CTX *tls; /* `tls` services: the client context (NULL: it could not be built) */
 };
 
 /* Builds a runtime from a parsed snapshot, resolving every enabled service's host.
@@ -35,10 +39,14 @@ void dp_runtime_unref(struct dp_runtime *rt);
 const char *dp_runtime_hash(const struct dp_runtime *rt);
 uint64_t dp_runtime_version(const struct dp_runtime *rt);
 
-/* Routes a plain connection. Returns 0 with *route and *up set (both valid while the
- * caller holds its reference), or -ST_ENOTFOUND. */
-int dp_runtime_match(const struct dp_runtime *rt, const struct sockaddr *client,
-                     const struct sockaddr *local, const struct st_route **route,
-                     const struct dp_upstream **up);
+/* Routes a connection (dp_router_match). Returns 0 with *route and *up set (both valid
+ * while the caller holds its reference), or -ST_ENOTFOUND. */
+int dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
+                     const struct st_route **route, const struct dp_upstream **up);
+
+/* The server context that terminates TLS for sni (NULL: none sent), chosen by
+ * dp_tls_certs_select(); valid while the caller holds its reference. NULL only when
+ * the process has no TLS set up (dp_tls_init not called: unit tests). */
+SSL_CTX *dp_runtime_server_ctx(const struct dp_runtime *rt, const char *sni);
 
 #endif

@@ -1,7 +1,13 @@
 /* Sessions: the one path from accept to the log line.
  *
- *   PREREAD (nothing on plain listeners) -> ROUTE -> CONNECT (retries, connect_timeout
- *   per attempt) -> PROXY (dp_splice forwarders, read/write timeouts) -> LOG -> free
+ *   PREREAD (ssl listeners: peek the ClientHello for SNI, under preread_timeout)
+ *   -> ROUTE (sources, destinations, SNI) -> HANDSHAKE (tls routes: terminate with the
+ *   certificate chosen by SNI) -> CONNECT (retries, connect_timeout per attempt)
+ *   -> UP_HANDSHAKE (tls services: TLS to the upstream) -> PROXY (dp_splice forwarders,
+ *   read/write timeouts) -> LOG -> free
+ *
+ * tls_passthrough routes skip both handshakes: the peeked ClientHello is still in the
+ * socket and reaches the upstream untouched.
  *
  * Both sockets are registered edge-triggered once; events only set readiness flags and
  * call dp_session_step(). A forwarder that used its per-turn byte budget leaves its
@@ -19,12 +25,19 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "dp_log.h"
 #include "dp_loop.h"
+#include "dp_preread.h"
+#include "dp_router.h"
 #include "dp_runtime.h"
+#include "dp_tls.h"
 #include "dp_verdict.h"
 #include "dp_worker.h"
 #include "st_addr.h"
+#include "st_conf.h"
 #include "st_entity.h"
 #include "st_err.h"
 #include "st_log.h"
@@ -33,7 +46,9 @@
 enum dp_sess_state {
     DP_SESS_PREREAD = 0,
     DP_SESS_ROUTE,
+    DP_SESS_HANDSHAKE,
     DP_SESS_CONNECT,
+    DP_SESS_UP_HANDSHAKE,
     DP_SESS_PROXY,
     DP_SESS_LOG,
 };
@@ -55,8 +70,14 @@ struct dp_session {
     struct dp_sock c, u;
     struct dp_fwd fwd[2]; /* [0] client -> upstream, [1] upstream -> client */
 
+    struct dp_preread pre; /* ssl listeners: the ClientHello's SNI and ALPN */
+    const char *sni;       /* into pre; NULL: none (or a plain listener) */
+    const char *tls;       /* for the log: "-", "passthrough", or the version terminated */
+    bool resumed;
+
     unsigned attempts;
-    int64_t start_ms, last_io, connect_deadline;
+    int64_t start_ms, last_io;
+    int64_t deadline; /* of the phase waiting: preread, a handshake, a connect attempt */
     struct dp_timer timer;
     struct dp_deferred defer;  /* session_free at the end of the turn it closed in */
     struct dp_deferred resume; /* session_resume next turn, after a forwarder's budget */
@@ -128,11 +149,13 @@ session_log_end(struct dp_session *s)
     }
     dp_log(s->w->log, ST_LOG_INFO, 0,
            "session: client %s, listener %s, route %s (%s), upstream %s, status %d, "
-           "bytes_received %llu, bytes_sent %llu, duration %lld.%03llds, end %s",
+           "bytes_received %llu, bytes_sent %llu, duration %lld.%03llds, end %s, sni %s, "
+           "tls %s%s",
            client, s->li->conf->text, s->route ? s->route->id : "-",
            s->route && s->route->name ? s->route->name : "-", upstream, s->status,
            (unsigned long long)s->fwd[0].bytes, (unsigned long long)s->fwd[1].bytes,
-           (long long)(ms / 1000), (long long)(ms % 1000), s->reason);
+           (long long)(ms / 1000), (long long)(ms % 1000), s->reason, s->sni ? s->sni : "-", s->tls,
+           s->resumed ? " resumed" : "");
 }
 
 static void
@@ -146,8 +169,8 @@ log_no_route(struct dp_session *s)
     st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
     st_addr_format((const struct sockaddr *)&s->local, dest, sizeof(dest));
     dp_log(s->w->log, ST_LOG_INFO, 0,
-           "no route matched: listener %s, client %s, destination %s, sni -", s->li->conf->text,
-           client, dest);
+           "no route matched: listener %s, client %s, destination %s, sni %s", s->li->conf->text,
+           client, dest, s->sni ? s->sni : "-");
 }
 
 /* ---------------------------------------------------------------- close and free */
@@ -204,9 +227,11 @@ session_free(struct dp_loop *l, void *arg)
     }
     dp_fwd_fini(&s->fwd[0], &env);
     dp_fwd_fini(&s->fwd[1], &env);
-    if (s->fwd[0].src == NULL && s->c.fd != -1) {
+    if (s->fwd[0].src == NULL && s->c.fd != -1 && s->c.ssl == NULL) {
         client_discard_input(&s->c);
     }
+    SSL_free(s->c.ssl);
+    SSL_free(s->u.ssl);
     sock_close(&s->c);
     sock_close(&s->u);
     dp_timer_del(&w->loop, &s->timer);
@@ -306,6 +331,7 @@ session_proxy_timeouts(struct dp_session *s)
 }
 
 static enum dp_verdict session_connect_start(struct dp_session *s);
+static enum dp_verdict session_handshake_start(struct dp_session *s);
 
 static void
 upstream_drop(struct dp_session *s)
@@ -322,20 +348,41 @@ session_on_timer(struct dp_loop *l, void *arg)
     if (s->closing) {
         return;
     }
-    if (s->state == DP_SESS_CONNECT) {
-        if (l->now < s->connect_deadline) {
-            (void)dp_timer_set(l, &s->timer, s->connect_deadline);
-            return;
-        }
+    if (s->state == DP_SESS_PROXY) {
+        session_proxy_timeouts(s);
+        return;
+    }
+    if (l->now < s->deadline) {
+        (void)dp_timer_set(l, &s->timer, s->deadline);
+        return;
+    }
+    switch (s->state) {
+    case DP_SESS_PREREAD:
+        dp_sess_log(s, ST_LOG_INFO, 0, "preread timed out (%d ms)",
+                    s->w->ctx->conf->preread_timeout);
+        session_close(s, 400, "preread timeout");
+        break;
+    case DP_SESS_HANDSHAKE:
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client timed out (%d ms)",
+                    s->w->ctx->conf->preread_timeout);
+        session_close(s, 400, "handshake timeout");
+        break;
+    case DP_SESS_UP_HANDSHAKE:
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream timed out (%u ms)",
+                    s->up->svc->connect_timeout);
+        session_close(s, 502, "upstream handshake timeout");
+        break;
+    case DP_SESS_CONNECT:
         dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->up->svc->connect_timeout);
         upstream_drop(s);
         if (session_connect_start(s) == DP_NEXT) {
             dp_session_step(s);
         }
-        return;
-    }
-    if (s->state == DP_SESS_PROXY) {
-        session_proxy_timeouts(s);
+        break;
+    default:
+        break;
     }
 }
 
@@ -347,8 +394,15 @@ sock_events(struct dp_sock *k, uint32_t events)
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         k->rd_ready = true;
     }
+    if (events & (EPOLLRDHUP | EPOLLHUP)) {
+        k->hup = true;
+    }
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
         k->wr_ready = true;
+        if (k->rd_wants_wr) {
+            k->rd_wants_wr = false; /* the TLS read that waited for this can go on */
+            k->rd_ready = true;
+        }
     }
 }
 
@@ -394,13 +448,95 @@ session_resume(struct dp_loop *l, void *arg)
 
 /* ---------------------------------------------------------------- phases */
 
+static bool
+listener_is_ssl(const struct dp_session *s)
+{
+    return (s->li->conf->flags & ST_LISTEN_F_SSL) != 0;
+}
+
+/* Arms the session timer for a phase deadline `ms` from now. */
+static int
+session_arm_deadline(struct dp_session *s, int64_t ms)
+{
+    s->deadline = s->w->loop.now + ms;
+    if (dp_timer_set(&s->w->loop, &s->timer, s->deadline) < 0) {
+        session_close(s, 500, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* ssl listeners: peeks what the client sent into the worker's buffer and parses the
+ * ClientHello from its first byte (dp_preread's feeding contract). Nothing is read off
+ * the socket: the same bytes go on to OpenSSL or, passed through, to the upstream. */
+static enum dp_verdict
+session_preread(struct dp_session *s)
+{
+    uint8_t *buf = s->w->peek;
+    enum dp_verdict v;
+    ssize_t n;
+
+    s->action = "prereading";
+    if (!listener_is_ssl(s)) {
+        s->state = DP_SESS_ROUTE; /* plain listeners read nothing before routing */
+        return DP_NEXT;
+    }
+    if (!s->c.rd_ready) {
+        return DP_AGAIN;
+    }
+    do {
+        n = recv(s->c.fd, buf, DP_PREREAD_BUF_MAX, MSG_PEEK);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1 && errno == EAGAIN) {
+        s->c.rd_ready = false;
+        return DP_AGAIN;
+    }
+    if (n <= 0) {
+        dp_sess_log(s, ST_LOG_INFO, n == 0 ? 0 : errno, "client closed before its ClientHello");
+        session_close(s, 400, n == 0 ? "client closed" : "client error");
+        return DP_ERROR;
+    }
+    v = dp_preread_feed(&s->pre, buf, buf + n);
+    switch (v) {
+    case DP_AGAIN:
+        if (s->c.hup) {
+            dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: client closed after %zd bytes of it",
+                        n);
+            session_close(s, 400, "bad client hello");
+            return DP_ERROR;
+        }
+        /* The peeked bytes stay queued: only new bytes (or the FIN) make a new edge. */
+        s->c.rd_ready = false;
+        return DP_AGAIN;
+    case DP_NEXT:
+        dp_timer_del(&s->w->loop, &s->timer);
+        s->sni = dp_preread_sni(&s->pre);
+        s->state = DP_SESS_ROUTE;
+        return DP_NEXT;
+    case DP_DECLINED:
+        dp_sess_log(s, ST_LOG_INFO, 0, "client did not send a TLS ClientHello (%s)",
+                    dp_preread_why(&s->pre));
+        break;
+    default:
+        dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: %s", dp_preread_why(&s->pre));
+        break;
+    }
+    session_close(s, 400, "bad client hello");
+    return DP_ERROR;
+}
+
 static enum dp_verdict
 session_route(struct dp_session *s)
 {
+    struct dp_router_key key = {
+        .client = (const struct sockaddr *)&s->client,
+        .local = (const struct sockaddr *)&s->local,
+        .sni = s->sni,
+        .tls = listener_is_ssl(s),
+    };
+
     s->action = "routing";
-    if (s->rt == NULL ||
-        dp_runtime_match(s->rt, (const struct sockaddr *)&s->client,
-                         (const struct sockaddr *)&s->local, &s->route, &s->up) != 0) {
+    if (s->rt == NULL || dp_runtime_match(s->rt, &key, &s->route, &s->up) != 0) {
         log_no_route(s);
         atomic_fetch_add_explicit(&s->w->cnt.no_route, 1, memory_order_relaxed);
         s->quiet = true;
@@ -411,6 +547,68 @@ session_route(struct dp_session *s)
         dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->up->svc->host);
         session_close(s, 503, "no upstream address");
         return DP_ERROR;
+    }
+    if (s->up->svc->protocol == ST_PROTO_TLS && s->up->tls == NULL) {
+        dp_sess_log(s, ST_LOG_ERR, 0, "service has no TLS context (see the configuration log)");
+        session_close(s, 502, "no upstream TLS");
+        return DP_ERROR;
+    }
+    if (!key.tls) {
+        s->state = DP_SESS_CONNECT;
+        return session_connect_start(s);
+    }
+    if ((s->route->protocols & ST_PROTO_TLS) == 0) {
+        s->tls = "passthrough";
+        s->state = DP_SESS_CONNECT;
+        return session_connect_start(s);
+    }
+    return session_handshake_start(s);
+}
+
+/* A tls route: TLS with the client, on the certificate chosen by SNI. */
+static enum dp_verdict
+session_handshake_start(struct dp_session *s)
+{
+    SSL_CTX *ctx = dp_runtime_server_ctx(s->rt, s->sni);
+
+    s->action = "TLS handshaking with client";
+    s->state = DP_SESS_HANDSHAKE;
+    s->c.ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+    if (s->c.ssl == NULL || SSL_set_fd(s->c.ssl, s->c.fd) != 1) {
+        ERR_clear_error();
+        dp_sess_log(s, ST_LOG_ERR, 0, "cannot start TLS (%s)",
+                    ctx == NULL ? "no certificate" : "out of memory");
+        session_close(s, 500, "TLS unavailable");
+        return DP_ERROR;
+    }
+    SSL_set_accept_state(s->c.ssl);
+    if (session_arm_deadline(s, s->w->ctx->conf->preread_timeout) < 0) {
+        return DP_ERROR;
+    }
+    return DP_NEXT;
+}
+
+static enum dp_verdict
+session_handshake(struct dp_session *s)
+{
+    char why[160];
+    enum dp_verdict v = dp_tls_handshake(&s->c, why, sizeof(why));
+
+    if (v == DP_AGAIN) {
+        return DP_AGAIN;
+    }
+    if (v != DP_NEXT) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client failed: %s", why);
+        session_close(s, 400, "handshake failed");
+        return DP_ERROR;
+    }
+    dp_timer_del(&s->w->loop, &s->timer);
+    s->tls = SSL_get_version(s->c.ssl);
+    s->resumed = SSL_session_reused(s->c.ssl) == 1;
+    atomic_fetch_add_explicit(&s->w->cnt.tls_handshakes, 1, memory_order_relaxed);
+    if (s->resumed) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_resumed, 1, memory_order_relaxed);
     }
     s->state = DP_SESS_CONNECT;
     return session_connect_start(s);
@@ -456,6 +654,53 @@ session_proxy_begin(struct dp_session *s)
     s->state = DP_SESS_PROXY;
 }
 
+/* The upstream socket is connected: TLS to it for tls services, then proxy. The SNI is
+ * the client's when the route preserves the host, else the service host (none for an
+ * IP literal: dp_tls_upstream_prepare). */
+static void
+session_connected(struct dp_session *s)
+{
+    const struct st_service *svc = s->up->svc;
+    const char *name = s->route->preserve_host && s->sni != NULL ? s->sni : svc->host;
+
+    if (svc->protocol != ST_PROTO_TLS) {
+        session_proxy_begin(s);
+        return;
+    }
+    s->action = "TLS handshaking with upstream";
+    s->state = DP_SESS_UP_HANDSHAKE;
+    s->u.ssl = SSL_new(s->up->tls);
+    if (s->u.ssl == NULL || SSL_set_fd(s->u.ssl, s->u.fd) != 1 ||
+        dp_tls_upstream_prepare(s->u.ssl, name) != 0) {
+        ERR_clear_error();
+        dp_sess_log(s, ST_LOG_ERR, ENOMEM, "cannot start TLS to the upstream");
+        session_close(s, 500, "out of memory");
+        return;
+    }
+    SSL_set_connect_state(s->u.ssl);
+    s->u.rd_ready = s->u.wr_ready = true;
+    (void)session_arm_deadline(s, svc->connect_timeout ? svc->connect_timeout : 60000);
+}
+
+static enum dp_verdict
+session_up_handshake(struct dp_session *s)
+{
+    char why[160];
+    enum dp_verdict v = dp_tls_handshake(&s->u, why, sizeof(why));
+
+    if (v == DP_AGAIN) {
+        return DP_AGAIN;
+    }
+    if (v != DP_NEXT) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream failed: %s", why);
+        session_close(s, 502, "upstream handshake failed");
+        return DP_ERROR;
+    }
+    session_proxy_begin(s);
+    return DP_NEXT;
+}
+
 static enum dp_verdict
 session_connect_start(struct dp_session *s)
 {
@@ -470,14 +715,12 @@ session_connect_start(struct dp_session *s)
         s->attempts++;
         rc = upstream_open(s, &s->peer);
         if (rc == 1) {
-            session_proxy_begin(s);
-            return DP_NEXT;
+            session_connected(s);
+            return s->closing ? DP_ERROR : DP_NEXT;
         }
         if (rc == 0) {
-            s->connect_deadline =
-                s->w->loop.now + (svc->connect_timeout ? svc->connect_timeout : 60000);
-            if (dp_timer_set(&s->w->loop, &s->timer, s->connect_deadline) < 0) {
-                break;
+            if (session_arm_deadline(s, svc->connect_timeout ? svc->connect_timeout : 60000) < 0) {
+                return DP_ERROR;
             }
             return DP_AGAIN;
         }
@@ -508,8 +751,9 @@ session_connect_check(struct dp_session *s)
     if (err == 0) {
         len = sizeof(ss);
         if (getpeername(s->u.fd, (struct sockaddr *)&ss, &len) == 0) {
-            session_proxy_begin(s);
-            return DP_NEXT;
+            dp_timer_del(&s->w->loop, &s->timer);
+            session_connected(s);
+            return s->closing ? DP_ERROR : DP_NEXT;
         }
         if (errno == ENOTCONN) {
             s->u.wr_ready = false; /* not yet: a stale edge */
@@ -580,15 +824,19 @@ dp_session_step(struct dp_session *s)
         }
         switch (s->state) {
         case DP_SESS_PREREAD:
-            /* Plain listeners read nothing before routing (no PROXY header, no TLS). */
-            s->state = DP_SESS_ROUTE;
-            v = DP_NEXT;
+            v = session_preread(s);
             break;
         case DP_SESS_ROUTE:
             v = session_route(s);
             break;
+        case DP_SESS_HANDSHAKE:
+            v = session_handshake(s);
+            break;
         case DP_SESS_CONNECT:
             v = session_connect_check(s);
+            break;
+        case DP_SESS_UP_HANDSHAKE:
+            v = session_up_handshake(s);
             break;
         case DP_SESS_PROXY:
             v = session_proxy(s);
@@ -636,6 +884,10 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     s->resume.cb = session_resume;
     s->resume.arg = s;
     s->reason = "-";
+    s->tls = "-";
+    if (li->conf->flags & ST_LISTEN_F_SSL) {
+        dp_preread_init(&s->pre);
+    }
     s->rt = dp_worker_runtime(w);
     s->rt = s->rt != NULL ? dp_runtime_ref(s->rt) : NULL;
     s->next = w->sessions;
@@ -665,5 +917,10 @@ dp_session_accept(struct dp_worker *w, struct dp_listener *li, int fd,
         session_close(s, 500, "epoll");
         return;
     }
+    if ((li->conf->flags & ST_LISTEN_F_SSL) &&
+        session_arm_deadline(s, w->ctx->conf->preread_timeout) < 0) {
+        return;
+    }
+    s->c.rd_ready = true; /* the hello may have arrived with the connection */
     dp_session_step(s);
 }

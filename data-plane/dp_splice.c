@@ -1,4 +1,5 @@
-/* Zero-copy forwarding between plain sockets (HAProxy raw_sock_to_pipe style).
+/* Zero-copy forwarding between plain sockets (HAProxy raw_sock_to_pipe style), and
+ * copying through OpenSSL when either side is TLS.
  *
  * splice(2) from a socket into a pipe returns EAGAIN both when the socket has nothing
  * and when the pipe is full; the two are indistinguishable. We only splice into an
@@ -19,6 +20,9 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "dp_ctx.h"
 #include "dp_pool.h"
@@ -172,6 +176,65 @@ sys_send(int fd, const void *buf, size_t len)
     }
 }
 
+/* The socket's side of a TLS read or write that did not complete, as -errno: -EAGAIN
+ * when OpenSSL waits for readiness (a read that needs the socket writable first says so
+ * in rd_wants_wr), 0 at a clean end (close_notify, or EOF: SSL_OP_IGNORE_UNEXPECTED_EOF),
+ * -EPROTO for a TLS error. The thread's error queue is left empty. */
+static ssize_t
+ssl_io_error(struct dp_sock *k, bool reading)
+{
+    int e = SSL_get_error(k->ssl, 0);
+    int saved = errno;
+
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        k->rd_wants_wr = reading;
+        return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        ERR_clear_error();
+        if (saved == EAGAIN || saved == EINTR) {
+            return -EAGAIN;
+        }
+        return saved != 0 ? -saved : (reading ? 0 : -EPIPE);
+    default:
+        ERR_clear_error();
+        return -EPROTO;
+    }
+}
+
+/* recv/send on a plain or TLS socket: bytes (> 0), 0 at EOF (reads), or -errno. */
+static ssize_t
+sock_recv(struct dp_sock *k, void *buf, size_t len)
+{
+    size_t n;
+
+    if (k->ssl == NULL) {
+        return sys_recv(k->fd, buf, len);
+    }
+    if (SSL_read_ex(k->ssl, buf, len, &n) == 1) {
+        return (ssize_t)n;
+    }
+    return ssl_io_error(k, true);
+}
+
+static ssize_t
+sock_send(struct dp_sock *k, const void *buf, size_t len)
+{
+    size_t n;
+
+    if (k->ssl == NULL) {
+        return sys_send(k->fd, buf, len);
+    }
+    if (SSL_write_ex(k->ssl, buf, len, &n) == 1) {
+        return (ssize_t)n;
+    }
+    return ssl_io_error(k, false);
+}
+
 /* Writes held bytes to dst. Returns bytes written (> 0), or a negative errno
  * (-EAGAIN: dst is full). */
 static ssize_t
@@ -180,7 +243,7 @@ fwd_write(struct dp_fwd *f, struct dp_fwd_env *env)
     ssize_t n;
 
     if (f->copy) {
-        n = sys_send(f->dst->fd, f->buf + f->off, f->len - f->off);
+        n = sock_send(f->dst, f->buf + f->off, f->len - f->off);
         if (n <= 0) {
             return n == 0 ? -EIO : n;
         }
@@ -212,7 +275,7 @@ fwd_read_copy(struct dp_fwd *f, struct dp_fwd_env *env)
             return -ENOMEM;
         }
     }
-    n = sys_recv(f->src->fd, f->buf, DP_COPY_BUF_SIZE);
+    n = sock_recv(f->src, f->buf, DP_COPY_BUF_SIZE);
     if (n < 0) {
         return n;
     }
@@ -229,7 +292,10 @@ fwd_read(struct dp_fwd *f, struct dp_fwd_env *env)
     ssize_t n;
 
     if (!f->copy && f->pipe == NULL) {
-        f->pipe = env->no_splice ? NULL : dp_pipe_get(env->pipes);
+        /* TLS on either side: the bytes pass through OpenSSL, so through memory */
+        bool plain = f->src->ssl == NULL && f->dst->ssl == NULL;
+
+        f->pipe = env->no_splice || !plain ? NULL : dp_pipe_get(env->pipes);
         if (f->pipe == NULL) {
             f->copy = true; /* out of fds for pipes, or told to: this direction copies */
         }
@@ -255,6 +321,12 @@ static void
 fwd_finish(struct dp_fwd *f)
 {
     if (!f->dst->shut_wr) {
+        if (f->dst->ssl != NULL) {
+            /* close_notify first; best effort (a full socket drops it, the FIN follows) */
+            if (SSL_shutdown(f->dst->ssl) < 0) {
+                ERR_clear_error();
+            }
+        }
         /* ENOTCONN: the peer is already gone; the other direction will see it. */
         (void)shutdown(f->dst->fd, SHUT_WR);
         f->dst->shut_wr = true;

@@ -11,6 +11,7 @@
 
 struct dp_pool;
 struct dp_counters;
+struct ssl_st; /* OpenSSL's SSL */
 
 #define DP_PIPE_SIZE     65536
 #define DP_COPY_BUF_SIZE 16384
@@ -43,12 +44,15 @@ struct dp_pipe *dp_pipe_get(struct dp_pipe_pool *pp);
 /* Gives a pipe back; one that still holds data is closed, never reused. NULL: no-op. */
 void dp_pipe_put(struct dp_pipe_pool *pp, struct dp_pipe *p);
 
-/* One socket of a session with its edge-triggered readiness. */
+/* One socket of a session with its edge-triggered readiness, plain or TLS. */
 struct dp_sock {
     int fd;
-    bool rd_ready; /* set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN */
-    bool wr_ready; /* set by EPOLLOUT/ERR, cleared by EAGAIN */
-    bool shut_wr;  /* we sent FIN */
+    struct ssl_st *ssl; /* NULL: plain; else every byte goes through OpenSSL (copy mode) */
+    bool rd_ready;      /* set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN */
+    bool wr_ready;      /* set by EPOLLOUT/ERR, cleared by EAGAIN */
+    bool rd_wants_wr;   /* OpenSSL's read needs the socket writable first */
+    bool hup;           /* EPOLLRDHUP/EPOLLHUP seen: the peer will send nothing more */
+    bool shut_wr;       /* we sent FIN (and close_notify on TLS) */
 };
 
 /* One direction, src -> dst. */

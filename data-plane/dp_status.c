@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dp_ctx.h"
+#include "dp_tls.h"
 #include "st_addr.h"
 #include "st_conf.h"
 #include "st_err.h"
@@ -80,14 +81,18 @@ serve_status(struct dp_status *st, struct MHD_Connection *conn)
     status_view(st->ctx, &v);
     return reply_json(
         conn, MHD_HTTP_OK,
-        json_pack("{s:s, s:I, s:b, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}",
+        json_pack("{s:s, s:I, s:b, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
+                  " s:{s:I, s:I, s:I, s:I}}",
                   "configuration_hash", v.hash, "config_version", (json_int_t)v.version, "ready",
                   v.ready, "last_sync",
                   v.last_sync ? json_integer((json_int_t)v.last_sync) : json_null(), "server",
                   "connections_accepted", (json_int_t)v.sum.accepted, "connections_active",
                   (json_int_t)v.sum.active, "connections_handled", (json_int_t)v.sum.handled,
                   "proxy", "bytes_splice", (json_int_t)v.sum.bytes_splice, "bytes_copy",
-                  (json_int_t)v.sum.bytes_copy, "sessions_no_route", (json_int_t)v.sum.no_route));
+                  (json_int_t)v.sum.bytes_copy, "sessions_no_route", (json_int_t)v.sum.no_route,
+                  "tls", "handshakes", (json_int_t)v.sum.tls_handshakes, "resumed",
+                  (json_int_t)v.sum.tls_resumed, "handshake_errors", (json_int_t)v.sum.tls_errors,
+                  "ticket_key_rotations", (json_int_t)dp_tls_ticket_rotations()));
 }
 
 static enum MHD_Result
@@ -107,10 +112,10 @@ static enum MHD_Result
 serve_metrics(struct dp_status *st, struct MHD_Connection *conn)
 {
     struct status_view v;
-    char *body = st_xmalloc(2048);
+    char *body = st_xmalloc(4096);
 
     status_view(st->ctx, &v);
-    (void)st_snprintf(body, 2048,
+    (void)st_snprintf(body, 4096,
                       "# HELP strait_connections_accepted_total Connections accepted.\n"
                       "# TYPE strait_connections_accepted_total counter\n"
                       "strait_connections_accepted_total %llu\n"
@@ -129,6 +134,15 @@ serve_metrics(struct dp_status *st, struct MHD_Connection *conn)
                       "# HELP strait_sessions_no_route_total Connections no route matched.\n"
                       "# TYPE strait_sessions_no_route_total counter\n"
                       "strait_sessions_no_route_total %llu\n"
+                      "# HELP strait_tls_handshakes_total Client TLS handshakes completed.\n"
+                      "# TYPE strait_tls_handshakes_total counter\n"
+                      "strait_tls_handshakes_total %llu\n"
+                      "# HELP strait_tls_resumed_total Client TLS handshakes that resumed.\n"
+                      "# TYPE strait_tls_resumed_total counter\n"
+                      "strait_tls_resumed_total %llu\n"
+                      "# HELP strait_tls_handshake_errors_total Failed TLS handshakes.\n"
+                      "# TYPE strait_tls_handshake_errors_total counter\n"
+                      "strait_tls_handshake_errors_total %llu\n"
                       "# HELP strait_config_version Version of the configuration served.\n"
                       "# TYPE strait_config_version gauge\n"
                       "strait_config_version %llu\n"
@@ -138,6 +152,8 @@ serve_metrics(struct dp_status *st, struct MHD_Connection *conn)
                       (unsigned long long)v.sum.accepted, (unsigned long long)v.sum.handled,
                       (long long)v.sum.active, (unsigned long long)v.sum.bytes_splice,
                       (unsigned long long)v.sum.bytes_copy, (unsigned long long)v.sum.no_route,
+                      (unsigned long long)v.sum.tls_handshakes,
+                      (unsigned long long)v.sum.tls_resumed, (unsigned long long)v.sum.tls_errors,
                       (unsigned long long)v.version, v.ready ? 1 : 0);
     return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

@@ -62,6 +62,7 @@ struct dp_worker {
     struct dp_pool sess_pool;
     struct dp_pool buf_pool;
     struct dp_pipe_pool pipes;
+    uint8_t *peek;               /* DP_PREREAD_BUF_MAX bytes: where sessions peek a ClientHello */
     struct dp_session *sessions; /* every live session, for shutdown */
 };
 

@@ -13,6 +13,7 @@
 #include "dp_listener.h"
 #include "dp_log.h"
 #include "dp_loop.h"
+#include "dp_preread.h"
 #include "dp_runtime.h"
 #include "dp_session.h"
 #include "st_conf.h"
@@ -60,6 +61,7 @@ dp_worker_new(struct dp_ctx *ctx, size_t index, struct st_err *err)
     atomic_init(&w->pending_rt, NULL);
     dp_pool_init(&w->sess_pool, "session", dp_session_size(), DP_SESS_POOL_KEEP);
     dp_pool_init(&w->buf_pool, "buffer", DP_COPY_BUF_SIZE, DP_BUF_POOL_KEEP);
+    w->peek = st_xmalloc(DP_PREREAD_BUF_MAX);
     dp_pipe_pool_init(&w->pipes, DP_PIPE_POOL_KEEP);
     w->listeners = st_xcalloc(set->n ? set->n : 1, sizeof(*w->listeners));
     for (size_t i = 0; i < set->n; i++) {
@@ -238,5 +240,6 @@ dp_worker_free(struct dp_worker *w)
     dp_pool_fini(&w->buf_pool);
     dp_pool_fini(&w->sess_pool);
     free(w->listeners);
+    free(w->peek);
     free(w);
 }

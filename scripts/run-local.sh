@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Strait (Release, into build/) and starts it locally on the embedded SQLite store:
-# one strait-cp, one strait-dp, a small echo server as the upstream, and an example TCP
-# route (127.0.0.1:5555 -> echo server on 127.0.0.1:9000). Everything lives in
+# one strait-cp, one strait-dp, a small echo server as the upstream, and two example
+# routes to it: TLS terminated on 127.0.0.1:5555 for the SNI `tlsbin-example`, and plain
+# TCP on 127.0.0.1:5556 (the echo server is on 127.0.0.1:9000). Everything lives in
 # ./strait-local/ (certificates, configuration, prefixes, logs). Idempotent: a second run
 # restarts what the first one started, keeping the configuration in the SQLite store.
 # Stop with scripts/stop-local.sh.
@@ -48,7 +49,7 @@ cat >"$local_dir/dp.conf" <<CONF
 cluster_control_plane = 127.0.0.1:8005
 cluster_cert = $local_dir/cluster.crt
 cluster_cert_key = $local_dir/cluster.key
-stream_listen = 127.0.0.1:5555, 127.0.0.1:5556
+stream_listen = 127.0.0.1:5555 ssl, 127.0.0.1:5556, 127.0.0.1:5557
 status_listen = $status
 log_level = info
 CONF
@@ -93,18 +94,31 @@ api() { # method path curl-args...
 }
 svc=$(api PUT /services/example -d url=tcp://127.0.0.1:9000)
 svc_id=$(printf '%s' "$svc" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-api PUT /routes/example -d protocols=tcp -d 'destinations[1].port=5555' \
+api PUT /routes/example -d protocols=tcp -d 'destinations[1].port=5556' \
     -d "service.id=$svc_id" >/dev/null
-say "example: service 'example' (tcp://127.0.0.1:9000), route 'example' (port 5555)"
+say "example: service 'example' (tcp://127.0.0.1:9000), route 'example' (port 5556)"
+
+# the TLS example: a certificate for the SNI tlsbin-example, and a tls route for it
+if [ ! -s "$local_dir/tlsbin-example.crt" ] || [ ! -s "$local_dir/tlsbin-example.key" ]; then
+    say "generating a self-signed certificate for tlsbin-example"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+        -subj /CN=tlsbin-example -addext subjectAltName=DNS:tlsbin-example \
+        -keyout "$local_dir/tlsbin-example.key" -out "$local_dir/tlsbin-example.crt" 2>/dev/null
+fi
+api PUT /certificates/tlsbin-example --data-urlencode "cert@$local_dir/tlsbin-example.crt" \
+    --data-urlencode "key@$local_dir/tlsbin-example.key" >/dev/null
+api PUT /routes/tlsbin-example -d protocols=tls -d snis=tlsbin-example \
+    -d "service.id=$svc_id" >/dev/null
+say "example: route 'tlsbin-example' (TLS on port 5555, SNI tlsbin-example) -> service 'example'"
 
 start strait-dp "$local_dir/dp/strait-dp.pid" "$local_dir/dp.log" \
     "$dp_bin" start -c "$local_dir/dp.conf" -p "$local_dir/dp"
 wait_http "http://$status/status/ready" "strait-dp (ready)"
 
-# 5. prove the example works, then say what to type
+# 5. prove the examples work, then say what to type
 reply=$(/usr/bin/python3 - <<'PY'
 import socket
-s = socket.create_connection(("127.0.0.1", 5555), timeout=5)
+s = socket.create_connection(("127.0.0.1", 5556), timeout=5)
 s.sendall(b"hello\n")
 s.shutdown(socket.SHUT_WR)
 data = b""
@@ -117,19 +131,40 @@ print(data.decode().strip())
 PY
 ) || true
 [ "$reply" = hello ] || die "the example route did not echo (got '$reply'); see strait-local/*.log"
+reply=$(/usr/bin/python3 - <<'PY'
+import socket, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with socket.create_connection(("127.0.0.1", 5555), timeout=5) as raw:
+    with ctx.wrap_socket(raw, server_hostname="tlsbin-example") as s:
+        s.sendall(b"hello tls\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+print(data.decode().strip())
+PY
+) || true
+[ "$reply" = "hello tls" ] || die "the TLS example did not echo (got '$reply'); see strait-local/*.log"
 
 cat <<MSG
 
 Strait is running:
   control plane  admin API http://$admin   (strait-local/cp.log)
-  data plane     stream 127.0.0.1:5555, 127.0.0.1:5556, status http://$status
+  data plane     stream 127.0.0.1:5555 (ssl), 127.0.0.1:5556, 127.0.0.1:5557,
+                 status http://$status
                  (strait-local/dp.log)
   echo upstream  127.0.0.1:9000            (strait-local/echo.log)
 
-Try the example route (127.0.0.1:5555 -> echo server):
-  printf 'hello\n' | nc -q1 127.0.0.1 5555
+Try the TLS example (TLS terminated on 127.0.0.1:5555 -> echo server; type a line):
+  openssl s_client -connect localhost:5555 -servername tlsbin-example
+Try the plain example route (127.0.0.1:5556 -> echo server):
+  printf 'hello\n' | nc -q1 127.0.0.1 5556
 or, without nc:
-  python3 -c 'import socket; s=socket.create_connection(("127.0.0.1",5555)); s.sendall(b"hello\n"); print(s.recv(100))'
+  python3 -c 'import socket; s=socket.create_connection(("127.0.0.1",5556)); s.sendall(b"hello\n"); print(s.recv(100))'
 
 Look around:
   curl -s localhost:8001/services
@@ -137,6 +172,6 @@ Look around:
   curl -s localhost:8001/clustering/data-planes
   curl -s localhost:8007/status
 
-The README's tour adds a route on 127.0.0.1:5556. Stop everything with:
+The README's tour adds a route on 127.0.0.1:5557. Stop everything with:
   scripts/stop-local.sh
 MSG

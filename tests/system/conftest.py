@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -389,13 +390,17 @@ class Dp(Proc):
     kind = "dp"
 
     def __init__(self, harness, name, cp, listeners=1, conf=None, env=None, certs=None,
-                 mtls="shared"):
+                 mtls="shared", listen_flags=None):
+        # listen_flags: one entry per listener (None, or flags such as "ssl")
         self.status_port = harness.ports.get()
         self.listen_ports = [harness.ports.get() for _ in range(listeners)]
+        flags = list(listen_flags or [])
+        flags += [None] * (listeners - len(flags))
         certs = certs if certs is not None else harness.certs
         base = {
             "cluster_control_plane": f"127.0.0.1:{cp.cluster_port}",
-            "stream_listen": ", ".join(f"127.0.0.1:{p}" for p in self.listen_ports),
+            "stream_listen": ", ".join(f"127.0.0.1:{p}" + (f" {f}" if f else "")
+                                       for p, f in zip(self.listen_ports, flags)),
             "status_listen": f"127.0.0.1:{self.status_port}",
             "log_level": "info",
         }
@@ -642,6 +647,13 @@ class Harness:
         self.echos.append(e)
         return e
 
+    def tls_echo(self, cert, key, client_ca=None, name="tls-echo"):
+        """A TLS echo upstream (TlsEchoServer) with its own certificate."""
+        e = TlsEchoServer(cert, key, client_ca=client_ca, name=name)
+        self.ports.claim(e.port)
+        self.echos.append(e)
+        return e
+
     def teardown(self):
         errors = []
         # data planes first: they say goodbye to their control plane
@@ -683,3 +695,365 @@ def cluster(st, echo):
     dp.start()
     dp.wait_synced()
     return cp, dp, svc, route
+
+
+# ----------------------------------------------------------------------------- TLS (issue 3)
+#
+# A test PKI made with the openssl command line (session scope), a TLS echo upstream that
+# records what each handshake carried (SNI, version, client certificate), and TLS clients:
+# Python's ssl module and `openssl s_client` subprocesses.
+
+
+def openssl_cli(*args, input=None, timeout=60):
+    """Runs `openssl args...`; returns stdout (bytes when input is bytes, else text)."""
+    binary = isinstance(input, bytes)
+    r = subprocess.run(["openssl", *args], input=input, capture_output=True,
+                       text=not binary, timeout=scaled(timeout))
+    err = r.stderr.decode(errors="replace") if binary else r.stderr
+    assert r.returncode == 0, f"openssl {' '.join(args)}: {err}"
+    return r.stdout
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def pem_to_der(path):
+    """The DER bytes of the first certificate of a PEM file."""
+    pem = read_text(path)
+    end = "-----END CERTIFICATE-----"
+    first = pem[: pem.index(end) + len(end)] + "\n"
+    return ssl.PEM_cert_to_DER_cert(first)
+
+
+def cert_subject(der):
+    """`CN=...,O=...` (RFC 2253, most specific first) of a DER certificate."""
+    out = openssl_cli("x509", "-inform", "DER", "-noout", "-subject", "-nameopt", "RFC2253",
+                      input=der)
+    return out.decode().strip().split("=", 1)[1]
+
+
+def cert_key_type(der):
+    """'rsa' or 'ec': the public key algorithm of a DER certificate."""
+    out = openssl_cli("x509", "-inform", "DER", "-noout", "-text", input=der).decode()
+    if "rsaEncryption" in out:
+        return "rsa"
+    if "id-ecPublicKey" in out:
+        return "ec"
+    raise AssertionError(f"unknown key type in:\n{out[:2000]}")
+
+
+class Pki:
+    """Keys and certificates made with the openssl CLI, memoised by stem.
+
+    ca(stem): a self-signed CA (basicConstraints CA:TRUE). leaf(stem, cn, sans, kind, ca):
+    a leaf signed by that CA with subjectAltName (DNS:<cn> when sans is None) and
+    serverAuth+clientAuth. self_signed(stem, cn, sans, kind): a self-signed leaf.
+    Each returns (cert_path, key_path); kind is "rsa" (2048) or "ec" (P-256)."""
+
+    def __init__(self, folder):
+        self.d = folder
+        self.made = {}
+        self.serial = 1000
+
+    def _path(self, stem, ext):
+        return os.path.join(self.d, f"{stem}.{ext}")
+
+    def _key(self, stem, kind):
+        key = self._path(stem, "key")
+        if kind == "rsa":
+            openssl_cli("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", key)
+        else:
+            openssl_cli("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-out", key)
+        return key
+
+    @staticmethod
+    def _subj(cn, org):
+        return f"/CN={cn}" + (f"/O={org}" if org else "")
+
+    def ca(self, stem="ca", cn=None, kind="ec"):
+        if stem in self.made:
+            return self.made[stem]
+        key = self._key(stem, kind)
+        cert = self._path(stem, "crt")
+        openssl_cli("req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
+                    "-subj", self._subj(cn or f"Strait Test {stem}", None),
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self.made[stem] = (cert, key)
+        return cert, key
+
+    def _ext(self, stem, sans):
+        ext = self._path(stem, "ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n")
+            f.write("extendedKeyUsage=serverAuth,clientAuth\n")
+            f.write("subjectKeyIdentifier=hash\n")
+            if sans:
+                f.write("subjectAltName=" + ",".join(sans) + "\n")
+        return ext
+
+    def leaf(self, stem, cn, sans=None, kind="ec", ca="ca", org=None):
+        if stem in self.made:
+            return self.made[stem]
+        ca_cert, ca_key = self.ca(ca)
+        sans = [f"DNS:{cn}"] if sans is None else sans
+        key = self._key(stem, kind)
+        csr = self._path(stem, "csr")
+        cert = self._path(stem, "crt")
+        openssl_cli("req", "-new", "-key", key, "-out", csr, "-subj", self._subj(cn, org))
+        self.serial += 1
+        openssl_cli("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+                    "-set_serial", str(self.serial), "-days", "30", "-out", cert,
+                    "-extfile", self._ext(stem, sans))
+        self.made[stem] = (cert, key)
+        return cert, key
+
+    def self_signed(self, stem, cn, sans=None, kind="ec", org=None):
+        if stem in self.made:
+            return self.made[stem]
+        sans = [f"DNS:{cn}"] if sans is None else sans
+        key = self._key(stem, kind)
+        cert = self._path(stem, "crt")
+        self.serial += 1
+        openssl_cli("req", "-x509", "-new", "-key", key, "-out", cert, "-days", "30",
+                    "-subj", self._subj(cn, org), "-set_serial", str(self.serial),
+                    "-addext", "basicConstraints=critical,CA:FALSE",
+                    "-addext", "subjectAltName=" + ",".join(sans))
+        self.made[stem] = (cert, key)
+        return cert, key
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return Pki(str(tmp_path_factory.mktemp("pki")))
+
+
+class TlsEchoServer:
+    """A threaded TLS echo upstream on 127.0.0.1 with its own certificate.
+
+    client_ca: when set, a client certificate signed by it is required. `conns` holds one
+    record per connection: {"peer", "sni" (None when the client sent none), "version",
+    "client_cert" (DER or None), "error" (the failed handshake, or None), "data", "eof"}."""
+
+    def __init__(self, cert, key, client_ca=None, name="tls-echo"):
+        self.name = name
+        self.conns = []
+        self.lock = threading.Lock()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(client_ca)
+
+        def on_sni(sslsock, server_name, _ctx):
+            sslsock.strait_sni = server_name
+            return None
+
+        ctx.sni_callback = on_sni
+        self.ctx = ctx
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                rec = {"peer": self.client_address, "sni": None, "version": None,
+                       "client_cert": None, "error": None, "data": bytearray(), "eof": False}
+                with owner.lock:
+                    owner.conns.append(rec)
+                raw = self.request
+                raw.settimeout(scaled(10))
+                try:
+                    tls = ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+                    tls.do_handshake()
+                except (ssl.SSLError, OSError) as e:
+                    rec["error"] = repr(e)
+                    return
+                rec["sni"] = getattr(tls, "strait_sni", None)
+                rec["version"] = tls.version()
+                rec["client_cert"] = tls.getpeercert(binary_form=True)
+                tls.settimeout(None)
+                while True:
+                    try:
+                        d = tls.recv(65536)
+                    except (ssl.SSLError, OSError):
+                        break
+                    if not d:
+                        rec["eof"] = True
+                        break
+                    with owner.lock:
+                        rec["data"] += d
+                    try:
+                        tls.sendall(d)
+                    except (ssl.SSLError, OSError):
+                        break
+                try:
+                    tls.unwrap()
+                except (ssl.SSLError, OSError, ValueError):
+                    pass
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+            request_queue_size = 256
+
+        self.srv = Server(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def handshakes(self):
+        """The records of the connections whose handshake completed."""
+        with self.lock:
+            return [c for c in self.conns if c["version"] is not None]
+
+    def received(self):
+        with self.lock:
+            return b"".join(bytes(c["data"]) for c in self.conns)
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def tls_client_ctx(version=None, ciphers=None, cafile=None, cert=None, key=None):
+    """A client SSLContext. version: None (1.2 and 1.3), "1.2" or "1.3" (only that one).
+    With cafile the server's certificate is verified against it (and its name checked);
+    without, anything is accepted and the test inspects what was served."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if version == "1.2":
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    elif version == "1.3":
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    else:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def tls_connect(port, sni, ctx=None, session=None, timeout=10):
+    """A TCP connection to 127.0.0.1:port with a completed TLS handshake (SNI `sni`, none
+    when None). Raises ssl.SSLError / OSError when the handshake fails."""
+    ctx = ctx or tls_client_ctx()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(timeout))
+    try:
+        return ctx.wrap_socket(raw, server_hostname=sni, session=session)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def tls_recv_exact(sock, n, timeout=10):
+    sock.settimeout(scaled(timeout))
+    buf = bytearray()
+    while len(buf) < n:
+        d = sock.recv(min(65536, n - len(buf)))
+        if not d:
+            raise AssertionError(f"TLS connection closed after {len(buf)} of {n} bytes")
+        buf += d
+    return bytes(buf)
+
+
+def tls_echo(port, sni, payload=b"ping\n", ctx=None, session=None, timeout=10):
+    """One TLS session through the proxy: handshake, send payload, read it back. Returns
+    {"echo", "cert" (DER served), "version", "cipher", "reused", "session", "cport" (the
+    client's port, as the DP logs it)}."""
+    with tls_connect(port, sni, ctx=ctx, session=session, timeout=timeout) as s:
+        s.sendall(payload)
+        got = tls_recv_exact(s, len(payload), timeout)
+        return {"echo": got, "cert": s.getpeercert(binary_form=True), "version": s.version(),
+                "cipher": s.cipher()[0], "reused": s.session_reused, "session": s.session,
+                "cport": s.getsockname()[1]}
+
+
+def served_cert(port, sni, ctx=None, timeout=10):
+    """The DER certificate served for `sni` (handshake only)."""
+    with tls_connect(port, sni, ctx=ctx, timeout=timeout) as s:
+        return s.getpeercert(binary_form=True)
+
+
+def client_hello(sni="hello.example.test", version=None):
+    """The bytes of a real ClientHello (Python's ssl, through memory BIOs)."""
+    ctx = tls_client_ctx(version=version)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    data = out.read()
+    assert data[:1] == b"\x16" and len(data) > 100, data[:16]
+    return data
+
+
+class SClient:
+    def __init__(self, rc, out, err):
+        self.rc = rc
+        self.out = out
+        self.err = err
+
+    @property
+    def established(self):
+        return "CONNECTION ESTABLISHED" in self.err
+
+    def __repr__(self):
+        return f"<s_client rc={self.rc} out={self.out[:200]!r} err={self.err[-1500:]}>"
+
+
+def s_client(port, *args, payload=b"hello through strait\n", timeout=10):
+    """`openssl s_client -connect 127.0.0.1:port -brief args...`: writes payload once the
+    process runs and keeps stdin open until the payload came back (or the process ended,
+    or the scaled deadline passed), then closes stdin. Returns SClient(rc, out, err):
+    out is what the server sent (the echo), err the -brief summary (`CONNECTION
+    ESTABLISHED`, `Protocol version: ...`, `Peer certificate: ...`)."""
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief",
+                          *args],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=_child_env({}))
+    out, err = bytearray(), bytearray()
+
+    def pump(src, dst):
+        while True:
+            d = src.read1(65536) if hasattr(src, "read1") else src.read(65536)
+            if not d:
+                return
+            dst += d
+
+    threads = [threading.Thread(target=pump, args=(p.stdout, out), daemon=True),
+               threading.Thread(target=pump, args=(p.stderr, err), daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        p.stdin.write(payload)
+        p.stdin.flush()
+    except OSError:
+        pass
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        if payload and payload in bytes(out):
+            break
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    try:
+        p.stdin.close()
+    except OSError:
+        pass
+    try:
+        p.wait(timeout=scaled(5))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    for t in threads:
+        t.join(timeout=scaled(5))
+    return SClient(p.returncode, bytes(out), err.decode(errors="replace"))

@@ -311,20 +311,44 @@ def test_route_field_errors(cp):
     r = cp.api("POST", "/routes", json_body={
         "protocols": ["udp"], "service": {"id": s["id"]}, "destinations": [{"port": 53}]})
     assert_schema_violation(r, "protocols", "not supported")
+    # Kong's SNI rules for the TLS protocols (issue 3)
     r = cp.api("POST", "/routes", json_body={
-        "protocols": ["tls"], "service": {"id": s["id"]}, "snis": ["a.test"]})
-    assert_schema_violation(r, "protocols", "not supported")
-    r = cp.api("POST", "/routes", json_body={
-        "protocols": ["tls_passthrough"], "service": {"id": s["id"]}, "snis": ["a.test"]})
-    assert_schema_violation(r, "protocols", "not supported")
-    r = cp.api("POST", "/services", json_body={"name": "t", "protocol": "tls", "host": "h"})
-    assert_schema_violation(r, "protocol", "not supported")
+        "protocols": ["tls_passthrough"], "service": {"id": s["id"]},
+        "destinations": [{"port": 443}]})
+    assert_schema_violation(r)
+    assert "must set snis when 'protocols' is 'tls_passthrough'" in r.json["message"], r.json
+    r = cp.api("POST", "/routes", json_body={"protocols": ["tls"], "service": {"id": s["id"]}})
+    assert_schema_violation(r, "@entity")
+    assert STREAM_RULE in r.json["message"], r.json
     r = cp.api("POST", "/routes", json_body={
         "protocols": ["tcp"], "service": {"id": "0b9b8f4e-4a7b-4c1e-9a52-7d1f0c7b3e11"},
         "destinations": [{"port": 53}]})
     assert r.status == 400, r
     assert r.json["name"] == "foreign key violation", r.json
     assert snapshot_state(cp) == before
+
+
+def test_tls_protocols_accepted(cp):
+    # issue 3: tls services, tls and tls_passthrough routes (with snis) are accepted,
+    # in JSON and in Kong's form encoding, and published.
+    h0 = cp.status_hash()
+    t = cp.ok("POST", "/services", json_body={
+        "name": "t", "protocol": "tls", "host": "h", "port": 443, "tls_verify": True,
+        "tls_verify_depth": 2}, expect=201)
+    assert t["protocol"] == "tls" and t["tls_verify"] is True and t["tls_verify_depth"] == 2, t
+    r1 = cp.ok("POST", "/routes", json_body={
+        "protocols": ["tls"], "service": {"id": t["id"]}, "snis": ["a.test", "*.b.test"],
+        "preserve_host": True}, expect=201)
+    assert r1["protocols"] == ["tls"] and sorted(r1["snis"]) == ["*.b.test", "a.test"], r1
+    assert r1["preserve_host"] is True, r1
+    r2 = cp.ok("POST", "/services/t/routes", form=[("protocols", "tls_passthrough"),
+                                                    ("snis", "p.test")], expect=201)
+    assert r2["protocols"] == ["tls_passthrough"] and r2["snis"] == ["p.test"], r2
+    u = cp.ok("POST", "/services", form=[("name", "u"), ("url", "tls://u.test:8443")],
+              expect=201)
+    assert (u["protocol"], u["host"], u["port"]) == ("tls", "u.test", 8443), u
+    assert cp.status_hash() != h0
+    assert cp.get(f"/routes/{r1['id']}").json["snis"] == r1["snis"]
 
 
 def test_unknown_field_refused(cp):

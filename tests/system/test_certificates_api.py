@@ -3,8 +3,8 @@
 # is written with its `snis` shorthand (JSON and multipart), read back with its names
 # sorted and by one of its names; Kong's refusals (a duplicated name, a name another
 # certificate owns, a key that does not match, garbage PEM, a CA certificate that is not
-# a CA) leave nothing behind; DELETE takes the certificate's snis with it. Service
-# protocol tls stays refused until the data plane terminates TLS.
+# a CA) leave nothing behind; DELETE takes the certificate's snis with it. A tls service
+# with tls_verify, ca_certificates and client_certificate is accepted.
 
 import subprocess
 
@@ -149,7 +149,26 @@ def test_ca_certificates(cp, tmp_path):
     assert count(cp, "/ca_certificates") == 1
 
 
-def test_service_tls_still_refused(cp):
-    r = cp.api("POST", "/services", json_body={"name": "t", "protocol": "tls", "host": "h"})
+def test_service_tls_fields_accepted(cp, tmp_path):
+    # issue 3: a tls service with verification, CA certificates and a client certificate
+    # is accepted and published; the CA certificate it references cannot be deleted.
+    ca_cert, _ = make_cert(tmp_path, "ca", "ec", cn="Strait Test CA", ca=True)
+    cl_cert, cl_key = make_cert(tmp_path, "client", "ec", cn="client")
+    ca = cp.ok("POST", "/ca_certificates", json_body={"cert": read(ca_cert)}, expect=201)
+    cc = cp.ok("POST", "/certificates", json_body={"cert": read(cl_cert), "key": read(cl_key)},
+               expect=201)
+    h = cp.status_hash()
+    s = cp.ok("POST", "/services", json_body={
+        "name": "t", "protocol": "tls", "host": "upstream.test", "port": 443,
+        "tls_verify": True, "tls_verify_depth": 3, "ca_certificates": [ca["id"]],
+        "client_certificate": {"id": cc["id"]}}, expect=201)
+    assert s["protocol"] == "tls" and s["tls_verify"] is True, s
+    assert s["tls_verify_depth"] == 3 and s["ca_certificates"] == [ca["id"]], s
+    assert s["client_certificate"] == {"id": cc["id"]}, s
+    assert cp.status_hash() != h
+    got = cp.get("/services/t").json
+    assert got["ca_certificates"] == [ca["id"]] and got["client_certificate"]["id"] == cc["id"]
+    # still referenced: refused
+    r = cp.api("DELETE", f"/ca_certificates/{ca['id']}")
     assert r.status == 400, r
-    assert "'tls' is not supported yet" in r.json["message"], r.json
+    assert count(cp, "/ca_certificates") == 1

@@ -1,7 +1,8 @@
 # Guards issue 2, points 3 and 5 (configuration): strait.conf and STRAIT_* environment
 # loading as the real binaries see it. An unknown key or a bad value stops start-up with
-# exit code 2 and one line naming it; a `udp` listener (not built yet) is refused with a
-# clear message instead of being ignored; --help, --version and `cluster gen_cert` work.
+# exit code 2 and one line naming it; a `udp` or `proxy_protocol` listener (not built
+# yet) is refused with a clear message instead of being ignored; an `ssl` listener starts;
+# bad ssl_* values are refused; --help, --version and `cluster gen_cert` work.
 
 import os
 import re
@@ -117,9 +118,10 @@ def test_other_strait_env_variables_are_not_keys(tmp_path, ports, cluster_certs)
     assert r.returncode == 0, (r.returncode, r.stderr)
 
 
-@pytest.mark.parametrize("flag", ["udp", "ssl"])
+@pytest.mark.parametrize("flag", ["udp", "proxy_protocol"])
 def test_unbuilt_listener_kinds_refused(flag, tmp_path, ports, cluster_certs):
-    # UDP and TLS listeners come in later issues: refused with a clear line, not ignored.
+    # UDP and PROXY protocol listeners come in later issues: refused with a clear line,
+    # not ignored.
     conf = tmp_path / "strait.conf"
     c = valid_conf("dp", ports, cluster_certs)
     c["stream_listen"] = f"127.0.0.1:{ports.get()}, 127.0.0.1:{ports.get()} {flag}"
@@ -130,6 +132,37 @@ def test_unbuilt_listener_kinds_refused(flag, tmp_path, ports, cluster_certs):
     assert len(errs) == 1, r.stderr
     assert "stream_listen" in errs[0] and flag in errs[0], errs[0]
     assert "not supported" in errs[0], errs[0]
+
+
+def test_ssl_listener_starts(st):
+    # issue 3: an `ssl` listener is accepted; the DP (with no control plane yet) starts,
+    # listens, and makes its default certificate pair in PREFIX/ssl.
+    cp = st.cp(start=False)
+    dp = st.dp(cp, listeners=2, listen_flags=[None, "ssl"], start=False)
+    dp.start(wait=False)
+    dp.wait_status_up()
+    assert dp.alive()
+    for port in dp.listen_ports:
+        with socket.create_connection(("127.0.0.1", port), timeout=scaled(5)):
+            pass
+    for name in ("strait-default.crt", "strait-default.key", "strait-default-ecdsa.crt",
+                 "strait-default-ecdsa.key"):
+        assert os.path.exists(os.path.join(dp.prefix, "ssl", name)), name
+
+
+@pytest.mark.parametrize("key,value", [("ssl_protocols", "TLSv1.9"),
+                                       ("ssl_cipher_suite", "bogus"),
+                                       ("ssl_session_tickets", "maybe")])
+def test_bad_ssl_settings_refused(key, value, tmp_path, ports, cluster_certs):
+    conf = tmp_path / "strait.conf"
+    c = valid_conf("dp", ports, cluster_certs)
+    c["stream_listen"] = f"127.0.0.1:{ports.get()} ssl"
+    c[key] = value
+    write_conf(str(conf), c)
+    r = run([DP_BIN, "start", "-c", str(conf), "-p", str(tmp_path / "prefix")])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    errs = error_lines(r)
+    assert len(errs) == 1 and key in errs[0], r.stderr
 
 
 def test_bad_listen_flag_uses_kong_text(tmp_path, ports, cluster_certs):

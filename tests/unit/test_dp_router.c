@@ -80,12 +80,26 @@ sa(const char *ip, uint16_t port)
     return ss;
 }
 
+/* A connection on an ssl listener (tls true) with SNI sni (NULL: none). */
+static ssize_t
+match_tls(const struct dp_router *r, const char *cip, uint16_t cport, const char *dip,
+          uint16_t dport, bool tls, const char *sni)
+{
+    struct sockaddr_storage c = sa(cip, cport), d = sa(dip, dport);
+    struct dp_router_key k = {
+        .client = (struct sockaddr *)&c,
+        .local = (struct sockaddr *)&d,
+        .sni = sni,
+        .tls = tls,
+    };
+
+    return dp_router_match(r, &k);
+}
+
 static ssize_t
 match(const struct dp_router *r, const char *cip, uint16_t cport, const char *dip, uint16_t dport)
 {
-    struct sockaddr_storage c = sa(cip, cport), d = sa(dip, dport);
-
-    return dp_router_match(r, (struct sockaddr *)&c, (struct sockaddr *)&d);
+    return match_tls(r, cip, cport, dip, dport, false, NULL);
 }
 
 static void
@@ -239,10 +253,10 @@ test_no_match_and_excluded(void **state)
     routes[1].service = NULL; /* no service: not routed */
     routes[1].service_id = NULL;
     routes[2] = route("00000000-0000-4000-8000-000000000003", 1, NULL, 0, &d, 1);
-    routes[2].protocols = ST_PROTO_TLS; /* not for plain listeners */
+    routes[2].protocols = ST_PROTO_TLS; /* routed, but never on a plain listener */
     routes[3] = route("00000000-0000-4000-8000-000000000004", 1, &s, 1, NULL, 0);
     r = dp_router_new(routes, 4);
-    assert_int_equal(dp_router_size(r), 1);
+    assert_int_equal(dp_router_size(r), 2);
     assert_int_equal(match(r, "127.0.0.1", 1, "127.0.0.1", 5555), -1);
     assert_int_equal(match(r, "10.2.3.4", 8, "127.0.0.1", 5555), -1); /* port differs */
     assert_int_equal(match(r, "10.2.3.4", 7, "127.0.0.1", 5555), 3);
@@ -252,6 +266,72 @@ test_no_match_and_excluded(void **state)
     assert_non_null(r);
     assert_int_equal(match(r, "127.0.0.1", 1, "127.0.0.1", 5555), -1);
     dp_router_free(r);
+}
+
+static void
+test_sni_patterns(void **state)
+{
+    (void)state;
+    assert_true(dp_router_sni_match("a.test", "a.test"));
+    assert_true(dp_router_sni_match("A.Test", "a.test"));
+    assert_true(dp_router_sni_match("a.test.", "a.test"));
+    assert_false(dp_router_sni_match("a.test", "b.a.test"));
+    /* wildcards span several labels (Kong's traditional_compatible router) */
+    assert_true(dp_router_sni_match("*.foo.test", "a.foo.test"));
+    assert_true(dp_router_sni_match("*.foo.test", "a.b.foo.test"));
+    assert_false(dp_router_sni_match("*.foo.test", "foo.test"));
+    assert_false(dp_router_sni_match("*.foo.test", "afoo.test"));
+    assert_true(dp_router_sni_match("bar.*", "bar.y.z"));
+    assert_true(dp_router_sni_match("bar.*", "bar.y"));
+    assert_false(dp_router_sni_match("bar.*", "bar"));
+    assert_false(dp_router_sni_match("bar.*", "barx.y"));
+    assert_true(dp_router_sni_match("*", "anything.test"));
+}
+
+static void
+test_sni_routes(void **state)
+{
+    struct st_endpoint d_port = ep(NULL, 443);
+    struct st_route r[5];
+    const char *snis_exact[] = {"www.example.test"};
+    const char *snis_wild[] = {"*.example.test"};
+    const char *snis_pass[] = {"pass.*"};
+    struct dp_router *rt;
+
+    (void)state;
+    r[0] = route("00000000-0000-4000-8000-000000000001", 1, NULL, 0, NULL, 0);
+    r[0].protocols = ST_PROTO_TLS;
+    r[0].snis = snis_exact;
+    r[0].n_snis = 1;
+    r[1] = route("00000000-0000-4000-8000-000000000002", 2, NULL, 0, NULL, 0);
+    r[1].protocols = ST_PROTO_TLS;
+    r[1].snis = snis_wild;
+    r[1].n_snis = 1;
+    r[2] = route("00000000-0000-4000-8000-000000000003", 3, NULL, 0, NULL, 0);
+    r[2].protocols = ST_PROTO_TLS_PASSTHROUGH;
+    r[2].snis = snis_pass;
+    r[2].n_snis = 1;
+    /* by destination port only: the one an SNI-less client can reach */
+    r[3] = route("00000000-0000-4000-8000-000000000004", 4, NULL, 0, &d_port, 1);
+    r[3].protocols = ST_PROTO_TLS;
+    /* a tcp route on the same port: plain listeners only */
+    r[4] = route("00000000-0000-4000-8000-000000000005", 0, NULL, 0, &d_port, 1);
+    rt = dp_router_new(r, 5);
+    assert_non_null(rt);
+    assert_int_equal(dp_router_size(rt), 5);
+
+    assert_int_equal(match_tls(rt, "10.0.0.1", 1000, "10.0.0.2", 443, true, "www.example.test"), 0);
+    assert_int_equal(match_tls(rt, "10.0.0.1", 1000, "10.0.0.2", 443, true, "a.example.test"), 1);
+    assert_int_equal(match_tls(rt, "10.0.0.1", 1000, "10.0.0.2", 443, true, "pass.y.z"), 2);
+    /* an unknown SNI falls to the route by port; no SNI reaches only that one */
+    assert_int_equal(match_tls(rt, "10.0.0.1", 1000, "10.0.0.2", 443, true, "other.test"), 3);
+    assert_int_equal(match_tls(rt, "10.0.0.1", 1000, "10.0.0.2", 443, true, NULL), 3);
+    assert_int_equal(match_tls(rt, "10.0.0.1", 1000, "10.0.0.2", 444, true, NULL), -1);
+    assert_int_equal(match_tls(rt, "10.0.0.1", 1000, "10.0.0.2", 444, true, "other.test"), -1);
+    /* plain listeners see the tcp route only */
+    assert_int_equal(match(rt, "10.0.0.1", 1000, "10.0.0.2", 443), 4);
+    assert_int_equal(match(rt, "10.0.0.1", 1000, "10.0.0.2", 444), -1);
+    dp_router_free(rt);
 }
 
 int
@@ -264,6 +344,8 @@ main(void)
         cmocka_unit_test(test_ties),
         cmocka_unit_test(test_v6),
         cmocka_unit_test(test_no_match_and_excluded),
+        cmocka_unit_test(test_sni_patterns),
+        cmocka_unit_test(test_sni_routes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "dp_router.h"
 #include "dp_runtime.h"
 #include "st_entity.h"
 #include "st_err.h"
@@ -96,13 +97,13 @@ test_match_and_resolve(void **state)
     const struct st_route *route = NULL;
     const struct dp_upstream *up = NULL;
     const struct sockaddr_in *a;
+    struct dp_router_key key = {.client = (struct sockaddr *)&client,
+                                .local = (struct sockaddr *)&local};
 
     (void)state;
     assert_string_equal(dp_runtime_hash(rt), hash);
     assert_int_equal(dp_runtime_version(rt), 7);
-    assert_int_equal(
-        dp_runtime_match(rt, (struct sockaddr *)&client, (struct sockaddr *)&local, &route, &up),
-        0);
+    assert_int_equal(dp_runtime_match(rt, &key, &route, &up), 0);
     assert_string_equal(route->id, "aaaaaaaa-1111-4111-8111-111111111111");
     assert_string_equal(up->svc->id, S1);
     assert_true(up->n_addrs >= 1);
@@ -112,9 +113,7 @@ test_match_and_resolve(void **state)
 
     /* the route of the disabled service is not routed */
     local = sin4("127.0.0.1", 5556);
-    assert_int_equal(
-        dp_runtime_match(rt, (struct sockaddr *)&client, (struct sockaddr *)&local, &route, &up),
-        -ST_ENOTFOUND);
+    assert_int_equal(dp_runtime_match(rt, &key, &route, &up), -ST_ENOTFOUND);
     dp_runtime_unref(rt);
 }
 

@@ -363,9 +363,15 @@ test_listen_keys(void **state)
     expect_error(fx, "cluster_mtls = off\nstream_listen = 0.0.0.0:5555 udp\n", ST_PLANE_DP,
                  "stream_listen",
                  "strait.conf:2: stream_listen: the 'udp' flag is not supported yet");
-    expect_error(fx, "cluster_mtls = off\nstream_listen = 0.0.0.0:5555, 0.0.0.0:5556 ssl\n",
-                 ST_PLANE_DP, "stream_listen",
-                 "strait.conf:2: stream_listen: the 'ssl' flag is not supported yet");
+    /* ssl listeners terminate or pass TLS through */
+    assert_int_equal(load(fx,
+                          "cluster_mtls = off\ncluster_control_plane = cp.example:8005\n"
+                          "stream_listen = 0.0.0.0:5555, 0.0.0.0:5556 ssl\nstatus_listen = off\n",
+                          ST_PLANE_DP, &c, &err),
+                     0);
+    assert_int_equal(c.stream_listen.v[0].flags, 0);
+    assert_int_equal(c.stream_listen.v[1].flags, ST_LISTEN_F_SSL);
+    st_conf_fini(&c);
     expect_error(fx, "cluster_mtls = off\nstream_listen = 0.0.0.0:5555 proxy_protocol\n",
                  ST_PLANE_DP, "stream_listen",
                  "strait.conf:2: stream_listen: the 'proxy_protocol' flag is not supported yet");

@@ -287,8 +287,7 @@ test_service_field_errors(void **state)
                "schema violation (protocol: 'http' is not supported: Strait proxies tcp)");
     expect_msg(ST_ENT_SERVICE, "{\"host\": \"h\", \"protocol\": \"grpcs\"}",
                "schema violation (protocol: 'grpcs' is not supported: Strait proxies tcp)");
-    expect_msg(ST_ENT_SERVICE, "{\"host\": \"h\", \"protocol\": \"tls\"}",
-               "schema violation (protocol: 'tls' is not supported yet)");
+    json_decref(obj_ok(ST_ENT_SERVICE, 0, load("{\"host\": \"h\", \"protocol\": \"tls\"}")));
     expect_msg(ST_ENT_SERVICE, "{\"host\": \"h\", \"protocol\": null}",
                "schema violation (protocol: required field missing)");
     expect_msg(ST_ENT_SERVICE, "{\"host\": \"h\", \"port\": 65536}",
@@ -477,8 +476,7 @@ test_route_protocols(void **state)
                "('http', 'https'), ('tcp', 'tls', 'udp'))");
     expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"udp\"]" DST "}",
                "schema violation (protocols: 'udp' is not supported yet)");
-    expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"tcp\", \"tls\"]" DST "}",
-               "schema violation (protocols: 'tls' is not supported yet)");
+    json_decref(obj_ok(ST_ENT_ROUTE, 0, load("{\"protocols\": [\"tcp\", \"tls\"]" DST "}")));
     expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"http\"], \"snis\": null}",
                "schema violation (protocols: 'http' is not supported: Strait proxies tcp)");
 }
@@ -626,36 +624,29 @@ free_certs(void **state)
 }
 
 static void
-test_tls_switch(void **state)
+test_tls_protocols(void **state)
 {
     (void)state;
-    /* the one switch is off until the data plane proxies TLS */
-    assert_false(st_schema_tls_ready());
-    expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"tls_passthrough\"], \"snis\": [\"a.test\"]}",
-               "schema violation (protocols: 'tls_passthrough' is not supported yet)");
-    expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"tls\"], \"snis\": [\"a.test\"]}",
-               "schema violation (protocols: 'tls' is not supported yet)");
-    /* a field error of protocols wins over the switch */
+    json_decref(obj_ok(ST_ENT_ROUTE, 0,
+                       load("{\"protocols\": [\"tls_passthrough\"], \"snis\": [\"a.test\"]}")));
+    json_decref(
+        obj_ok(ST_ENT_ROUTE, 0, load("{\"protocols\": [\"tls\"], \"snis\": [\"a.test\"]}")));
+    json_decref(
+        obj_ok(ST_ENT_SERVICE, 0, load("{\"protocol\": \"tls\", \"host\": \"h\", \"port\": 443}")));
     expect_msg(ST_ENT_ROUTE, "{\"protocols\": [\"tls\", \"tls_passthrough\"]" DST "}",
                "schema violation (protocols: these sets are mutually exclusive: "
                "('tcp', 'tls', 'udp'), ('tls_passthrough'))");
-    /* the test-only flag applies Kong's rules instead */
-    json_decref(obj_ok(ST_ENT_ROUTE, ST_SCHEMA_F_TLS,
-                       load("{\"protocols\": [\"tls\"], \"snis\": [\"a.test\"]}")));
-    json_decref(obj_ok(ST_ENT_SERVICE, ST_SCHEMA_F_TLS,
-                       load("{\"protocol\": \"tls\", \"host\": \"h\", \"port\": 443}")));
     /* udp and service tls_passthrough stay refused */
-    obj_msg(ST_ENT_ROUTE, ST_SCHEMA_F_TLS, load("{\"protocols\": [\"udp\"]" DST "}"),
+    obj_msg(ST_ENT_ROUTE, 0, load("{\"protocols\": [\"udp\"]" DST "}"),
             "schema violation (protocols: 'udp' is not supported yet)", true);
-    obj_msg(ST_ENT_SERVICE, ST_SCHEMA_F_TLS,
-            load("{\"protocol\": \"tls_passthrough\", \"host\": \"h\"}"),
+    obj_msg(ST_ENT_SERVICE, 0, load("{\"protocol\": \"tls_passthrough\", \"host\": \"h\"}"),
             "schema violation (protocol: 'tls_passthrough' is not supported yet)", true);
 }
 
 static void
 test_service_tls_fields(void **state)
 {
-    const unsigned F = ST_SCHEMA_F_TLS;
+    const unsigned F = 0;
     json_t *o;
 
     (void)state;
@@ -695,15 +686,12 @@ test_service_tls_fields(void **state)
             "4 schema violations (" MSG_COND "; " MSG_COND
             "; client_certificate: value must be null; tls_verify_depth: value must be null)",
             true);
-    /* without the test flag, tls itself is refused */
-    expect_msg(ST_ENT_SERVICE, "{\"protocol\": \"tls\", \"host\": \"h\", \"tls_verify\": true}",
-               "schema violation (protocol: 'tls' is not supported yet)");
 }
 
 static void
 test_route_tls_rules(void **state)
 {
-    const unsigned F = ST_SCHEMA_F_TLS;
+    const unsigned F = 0;
     json_t *o;
 
     (void)state;
@@ -926,7 +914,7 @@ main(void)
         cmocka_unit_test(test_route_other_fields),
         cmocka_unit_test(test_message_format),
         cmocka_unit_test(test_is_uuid),
-        cmocka_unit_test(test_tls_switch),
+        cmocka_unit_test(test_tls_protocols),
         cmocka_unit_test(test_service_tls_fields),
         cmocka_unit_test(test_route_tls_rules),
         cmocka_unit_test(test_certificate_ok),

@@ -692,12 +692,11 @@ free_certs(void **state)
     tc_free(&ca1);
     tc_free(&ca2);
     tc_free(&ca_old);
-    st_schema_tls_test_override(false);
     return 0;
 }
 
 /* The TLS configuration as jansson lists, every list out of id order; validated as the
- * CP stores them (ST_SCHEMA_F_TLS: Kong's rules for tls, whatever the switch says). */
+ * CP stores them. */
 struct tls_config {
     json_t *lists[ST_ENT__COUNT];
 };
@@ -708,7 +707,7 @@ add(struct tls_config *c, enum st_entity_kind k, json_t *o)
     json_t *fields = NULL;
     char buf[512];
 
-    if (st_schema_validate_ex(k, o, ST_SCHEMA_F_TLS, &fields) != 0) {
+    if (st_schema_validate(k, o, &fields) != 0) {
         st_schema_message(fields, buf, sizeof(buf));
         fail_msg("%s: %s", st_entity_name(k), buf);
     }
@@ -888,15 +887,9 @@ test_tls_round_trip(void **state)
     (void)state;
     tls_config(&c);
     build_lists(c.lists, &b);
-    /* while the data plane cannot proxy TLS, a snapshot with tls entities is refused */
-    assert_int_equal(parse_rc(&b, &err), -ST_ESCHEMA);
-    assert_non_null(strstr(err.msg, "is not supported yet"));
-
-    st_schema_tls_test_override(true);
     if (st_snapshot_parse(b.bytes, b.len, &s, &err) != 0) {
         fail_msg("parse: %s", err.msg);
     }
-    st_schema_tls_test_override(false);
     assert_string_equal(s->hash, b.hash);
 
     assert_int_equal(s->n_certificates, 2);
@@ -960,7 +953,7 @@ test_tls_round_trip(void **state)
     tls_config_fini(&c);
 }
 
-/* Builds c (after edit) and expects parse, with TLS allowed, to refuse it with rc and
+/* Builds c (after edit) and expects parse to refuse it with rc and
  * a message containing msg. */
 static void
 expect_tls_refused(struct tls_config *c, int rc, const char *msg)
@@ -969,9 +962,7 @@ expect_tls_refused(struct tls_config *c, int rc, const char *msg)
     struct st_err err = {0};
 
     build_lists(c->lists, &b);
-    st_schema_tls_test_override(true);
     assert_int_equal(parse_rc(&b, &err), rc);
-    st_schema_tls_test_override(false);
     if (strstr(err.msg, msg) == NULL) {
         fail_msg("message \"%s\" lacks \"%s\"", err.msg, msg);
     }
@@ -1042,9 +1033,7 @@ test_tls_refusals(void **state)
     o = json_pack("{s:s, s:s, s:s}", "id", MISSING, "cert", ca_old.cert, "cert_digest", "x");
     json_array_append_new(c.lists[ST_ENT_CA_CERTIFICATE], o);
     build_lists(c.lists, &b);
-    st_schema_tls_test_override(true);
     assert_int_equal(parse_rc(&b, &err), 0);
-    st_schema_tls_test_override(false);
     free(b.bytes);
     tls_config_fini(&c);
 
