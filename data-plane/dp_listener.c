@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -97,8 +98,10 @@ listener_socket(const struct st_listen *conf, struct st_err *err)
         e = errno;
         return st_err_set(err, -e, NULL, "%s: socket: %s", conf->text, strerror(e));
     }
+    /* TCP_NODELAY here is inherited by every accepted socket: no syscall per session. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
         (conf->addr.ss_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)) {
         e = errno;

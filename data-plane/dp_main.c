@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -292,6 +293,24 @@ wait_signals(struct dp_proc *p, const sigset_t *set)
     }
 }
 
+/* Every session takes two sockets (and pipes while bytes move): raise the soft limit
+ * on descriptors to the hard one, as HAProxy does for its maxconn. */
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            st_log(ST_LOG_WARN, errno, "cannot raise the descriptor limit to %llu",
+                   (unsigned long long)want);
+        }
+    }
+}
+
 static int
 run(const struct st_conf *conf)
 {
@@ -308,6 +327,7 @@ run(const struct st_conf *conf)
     sigaddset(&set, SIGQUIT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     if (conf->cluster_mtls == ST_MTLS_OFF) {
         st_log(ST_LOG_WARN, 0,
                "cluster_mtls = off: the link to the control plane is not "

@@ -1,7 +1,13 @@
-/* Stream routing: a list of routes sorted once by priority (Kong's
- * traditional_compatible rule, DESIGN.md "Data plane"), then created_at and id,
- * scanned in order; the first match wins. A route's protocols pick the listener kind
- * (tcp: plain listeners; tls, tls_passthrough: ssl listeners). */
+/* Stream routing: routes ranked once by priority (Kong's traditional_compatible rule,
+ * DESIGN.md "Data plane"), then created_at and id; the first match in rank order wins.
+ * A route's protocols pick the listener kind (tcp: plain listeners; tls,
+ * tls_passthrough: ssl listeners).
+ *
+ * So that the cost per connection stays flat with many routes, each route sits in one
+ * of three rank-ordered lists: by destination port (every destination entry names a
+ * port), by exact SNI (every sni is an exact name), or the rest. A match merges the
+ * connection's port bucket, its SNI bucket and the rest in rank order and checks
+ * candidates fully; a route in no bucket of the connection cannot match it. */
 #include "dp_router.h"
 
 #include <arpa/inet.h>
@@ -19,9 +25,25 @@ struct router_entry {
     uint64_t prio;
 };
 
+struct port_key {
+    uint16_t port;
+    uint32_t rank;
+};
+
+struct sni_key {
+    char *name; /* lower-case, without a final dot */
+    uint32_t rank;
+};
+
 struct dp_router {
-    struct router_entry *v;
+    struct router_entry *v; /* rank order */
     size_t n;
+    struct port_key *ports; /* by (port, rank) */
+    size_t n_ports;
+    struct sni_key *snis; /* by (name, rank) */
+    size_t n_snis;
+    uint32_t *rest; /* ranks, ascending */
+    size_t n_rest;
 };
 
 static unsigned
@@ -75,6 +97,126 @@ route_is_routable(const struct st_route *r)
            (r->protocols & (ST_PROTO_TCP | ST_PROTO_TLS | ST_PROTO_TLS_PASSTHROUGH)) != 0;
 }
 
+static int
+port_cmp(const void *pa, const void *pb)
+{
+    const struct port_key *a = pa, *b = pb;
+
+    if (a->port != b->port) {
+        return a->port < b->port ? -1 : 1;
+    }
+    return a->rank < b->rank ? -1 : (a->rank > b->rank);
+}
+
+static int
+sni_cmp(const void *pa, const void *pb)
+{
+    const struct sni_key *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+
+    if (c != 0) {
+        return c;
+    }
+    return a->rank < b->rank ? -1 : (a->rank > b->rank);
+}
+
+static bool
+ports_indexable(const struct st_route *r)
+{
+    if (r->n_destinations == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < r->n_destinations; i++) {
+        if (!r->destinations[i].has_port) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool
+snis_indexable(const struct st_route *r)
+{
+    if (r->n_snis == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < r->n_snis; i++) {
+        if (strchr(r->snis[i], '*') != NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static char *
+sni_norm(const char *s)
+{
+    size_t n = strlen(s);
+    char *out;
+
+    if (n > 0 && s[n - 1] == '.') {
+        n--;
+    }
+    out = malloc(n + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Puts every ranked route into its one list. Returns 0 or -1 (out of memory). */
+static int
+router_index(struct dp_router *r)
+{
+    size_t np = 0, ns = 0;
+
+    for (size_t i = 0; i < r->n; i++) {
+        const struct st_route *rt = r->v[i].route;
+
+        if (ports_indexable(rt)) {
+            np += rt->n_destinations;
+        } else if (snis_indexable(rt)) {
+            ns += rt->n_snis;
+        }
+    }
+    r->ports = calloc(np ? np : 1, sizeof(*r->ports));
+    r->snis = calloc(ns ? ns : 1, sizeof(*r->snis));
+    r->rest = calloc(r->n ? r->n : 1, sizeof(*r->rest));
+    if (r->ports == NULL || r->snis == NULL || r->rest == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        const struct st_route *rt = r->v[i].route;
+        uint32_t rank = (uint32_t)i;
+
+        if (ports_indexable(rt)) {
+            for (size_t j = 0; j < rt->n_destinations; j++) {
+                /* a route listing one port twice appears once per entry: harmless,
+                 * the merge skips a rank already checked */
+                r->ports[r->n_ports++] = (struct port_key){rt->destinations[j].port, rank};
+            }
+        } else if (snis_indexable(rt)) {
+            for (size_t j = 0; j < rt->n_snis; j++) {
+                char *name = sni_norm(rt->snis[j]);
+
+                if (name == NULL) {
+                    return -1;
+                }
+                r->snis[r->n_snis++] = (struct sni_key){name, rank};
+            }
+        } else {
+            r->rest[r->n_rest++] = rank;
+        }
+    }
+    qsort(r->ports, r->n_ports, sizeof(*r->ports), port_cmp);
+    qsort(r->snis, r->n_snis, sizeof(*r->snis), sni_cmp);
+    return 0;
+}
+
 struct dp_router *
 dp_router_new(const struct st_route *routes, size_t n)
 {
@@ -98,6 +240,10 @@ dp_router_new(const struct st_route *routes, size_t n)
         r->n++;
     }
     qsort(r->v, r->n, sizeof(*r->v), entry_cmp);
+    if (router_index(r) != 0) {
+        dp_router_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -107,6 +253,12 @@ dp_router_free(struct dp_router *r)
     if (r == NULL) {
         return;
     }
+    for (size_t i = 0; i < r->n_snis; i++) {
+        free(r->snis[i].name);
+    }
+    free(r->snis);
+    free(r->ports);
+    free(r->rest);
     free(r->v);
     free(r);
 }
@@ -185,19 +337,91 @@ snis_match(const struct st_route *rt, const char *sni)
     return false;
 }
 
+static bool
+entry_matches(const struct st_route *rt, const struct dp_router_key *k, unsigned kinds)
+{
+    return (rt->protocols & kinds) != 0 && list_match(rt->sources, rt->n_sources, k->client) &&
+           list_match(rt->destinations, rt->n_destinations, k->local) &&
+           (!k->tls || snis_match(rt, k->sni));
+}
+
+/* First index in ports[] with port >= p. */
+static size_t
+ports_lower(const struct dp_router *r, uint16_t p)
+{
+    size_t lo = 0, hi = r->n_ports;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (r->ports[mid].port < p) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* First index in snis[] with name >= sni. */
+static size_t
+snis_lower(const struct dp_router *r, const char *sni)
+{
+    size_t lo = 0, hi = r->n_snis;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(r->snis[mid].name, sni) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 ssize_t
 dp_router_match(const struct dp_router *r, const struct dp_router_key *k)
 {
     unsigned kinds = k->tls ? (ST_PROTO_TLS | ST_PROTO_TLS_PASSTHROUGH) : ST_PROTO_TCP;
+    uint16_t port = sa_port(k->local);
+    size_t pi = ports_lower(r, port), si = r->n_snis, ri = 0;
+    uint32_t last = UINT32_MAX;
 
-    for (size_t i = 0; i < r->n; i++) {
-        const struct st_route *rt = r->v[i].route;
-
-        if ((rt->protocols & kinds) != 0 && list_match(rt->sources, rt->n_sources, k->client) &&
-            list_match(rt->destinations, rt->n_destinations, k->local) &&
-            (!k->tls || snis_match(rt, k->sni))) {
-            return (ssize_t)r->v[i].index;
-        }
+    if (k->tls && k->sni != NULL) {
+        si = snis_lower(r, k->sni);
     }
-    return -1;
+    /* Merge the three rank-ordered candidate lists; the lowest rank that matches wins. */
+    for (;;) {
+        uint32_t rank = UINT32_MAX;
+        int from = -1;
+
+        if (pi < r->n_ports && r->ports[pi].port == port && r->ports[pi].rank < rank) {
+            rank = r->ports[pi].rank;
+            from = 0;
+        }
+        if (si < r->n_snis && strcmp(r->snis[si].name, k->sni) == 0 && r->snis[si].rank < rank) {
+            rank = r->snis[si].rank;
+            from = 1;
+        }
+        if (ri < r->n_rest && r->rest[ri] < rank) {
+            rank = r->rest[ri];
+            from = 2;
+        }
+        if (from < 0) {
+            return -1;
+        }
+        if (from == 0) {
+            pi++;
+        } else if (from == 1) {
+            si++;
+        } else {
+            ri++;
+        }
+        if (rank != last && entry_matches(r->v[rank].route, k, kinds)) {
+            return (ssize_t)r->v[rank].index;
+        }
+        last = rank;
+    }
 }

@@ -114,13 +114,21 @@ dp_fwd_init(struct dp_fwd *f, struct dp_sock *src, struct dp_sock *dst)
     f->bytes = 0;
 }
 
-void
-dp_fwd_fini(struct dp_fwd *f, struct dp_fwd_env *env)
+/* Gives the pipe and buffer back to the worker (a pipe holding data is closed). */
+static void
+fwd_release(struct dp_fwd *f, struct dp_fwd_env *env)
 {
     dp_pipe_put(env->pipes, f->pipe);
     f->pipe = NULL;
     dp_pool_put(env->bufs, f->buf);
     f->buf = NULL;
+    f->off = f->len = 0;
+}
+
+void
+dp_fwd_fini(struct dp_fwd *f, struct dp_fwd_env *env)
+{
+    fwd_release(f, env);
 }
 
 static size_t
@@ -394,6 +402,7 @@ dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
         n = fwd_read(f, env);
         if (n == -EAGAIN) {
             f->src->rd_ready = false;
+            fwd_release(f, env); /* idle: an idle session holds no pipe, no buffer */
             break;
         }
         if (n < 0) {

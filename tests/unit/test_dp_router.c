@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -334,6 +335,150 @@ test_sni_routes(void **state)
     dp_router_free(rt);
 }
 
+/* ---- the indexes against a plain scan: many routes of every kind, many connections */
+
+static bool
+ref_list(const struct st_endpoint *e, size_t n, const struct sockaddr_storage *ss)
+{
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+    if (n == 0) {
+        return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].has_port && e[i].port != ntohs(s4->sin_port)) {
+            continue;
+        }
+        if (e[i].has_ip && !st_cidr_match(&e[i].ip, (const struct sockaddr *)ss)) {
+            continue;
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool
+ref_matches(const struct st_route *r, const struct sockaddr_storage *c,
+            const struct sockaddr_storage *d, bool tls, const char *sni)
+{
+    unsigned kinds = tls ? (ST_PROTO_TLS | ST_PROTO_TLS_PASSTHROUGH) : ST_PROTO_TCP;
+    bool sni_ok = true;
+
+    if (tls && r->n_snis > 0) {
+        sni_ok = false;
+        for (size_t i = 0; sni != NULL && i < r->n_snis; i++) {
+            sni_ok = sni_ok || dp_router_sni_match(r->snis[i], sni);
+        }
+    }
+    return (r->protocols & kinds) && r->service != NULL && r->service->enabled &&
+           ref_list(r->sources, r->n_sources, c) &&
+           ref_list(r->destinations, r->n_destinations, d) && sni_ok;
+}
+
+/* The expected winner: the best (priority, created_at, id) among the matching routes. */
+static ssize_t
+ref_match(const struct st_route *v, size_t n, const struct sockaddr_storage *c,
+          const struct sockaddr_storage *d, bool tls, const char *sni)
+{
+    ssize_t best = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t p, bp;
+
+        if (!ref_matches(&v[i], c, d, tls, sni)) {
+            continue;
+        }
+        if (best < 0) {
+            best = (ssize_t)i;
+            continue;
+        }
+        p = dp_router_priority(&v[i]);
+        bp = dp_router_priority(&v[best]);
+        if (p > bp || (p == bp && (v[i].created_at_ms < v[best].created_at_ms ||
+                                   (v[i].created_at_ms == v[best].created_at_ms &&
+                                    strcmp(v[i].id, v[best].id) < 0)))) {
+            best = (ssize_t)i;
+        }
+    }
+    return best;
+}
+
+#define MANY 1200
+
+static void
+test_index_agrees_with_scan(void **state)
+{
+    static struct st_route r[MANY];
+    static struct st_endpoint eps[MANY][2];
+    static char ids[MANY][40];
+    static const char *names[] = {"a.test", "b.test", "*.test", "c.*", "A.Test.", "x.y.test"};
+    static const char *sni_sets[MANY][2];
+    static const char *conn_snis[] = {NULL, "a.test", "b.test", "q.test", "c.d", "x.y.test", "zz"};
+    unsigned seed = 12345;
+    struct dp_router *rt;
+
+    (void)state;
+    for (size_t i = 0; i < MANY; i++) {
+        unsigned kind;
+
+        seed = seed * 1103515245u + 12345u;
+        kind = (seed >> 8) % 6;
+        (void)snprintf(ids[i], sizeof(ids[i]), "00000000-0000-4000-8000-%012zu", i);
+        r[i] = route(ids[i], (int64_t)((seed >> 4) % 50), NULL, 0, NULL, 0);
+        switch (kind) {
+        case 0: /* by destination port, many distinct ports */
+            eps[i][0] = ep(NULL, (uint16_t)(1000 + (seed >> 12) % 1100));
+            r[i].destinations = eps[i];
+            r[i].n_destinations = 1;
+            break;
+        case 1: /* by port and source CIDR */
+            eps[i][0] = ep(NULL, (uint16_t)(1000 + (seed >> 12) % 5));
+            eps[i][1] = ep((seed >> 20) % 2 ? "10.0.0.0/8" : "10.1.2.3", 0);
+            r[i].destinations = &eps[i][0];
+            r[i].n_destinations = 1;
+            r[i].sources = &eps[i][1];
+            r[i].n_sources = 1;
+            break;
+        case 2: /* destination without a port: not indexable by port */
+            eps[i][0] = ep("127.0.0.0/8", 0);
+            r[i].destinations = eps[i];
+            r[i].n_destinations = 1;
+            break;
+        default: /* tls by snis, exact or wildcard, some with a port too */
+            r[i].protocols = (seed >> 14) % 2 ? ST_PROTO_TLS : ST_PROTO_TLS_PASSTHROUGH;
+            sni_sets[i][0] = names[(seed >> 16) % 6];
+            sni_sets[i][1] = names[(seed >> 19) % 6];
+            r[i].snis = sni_sets[i];
+            r[i].n_snis = strcmp(sni_sets[i][0], sni_sets[i][1]) ? 2 : 1;
+            if (kind == 5) {
+                eps[i][0] = ep(NULL, (uint16_t)(1000 + (seed >> 22) % 5));
+                r[i].destinations = eps[i];
+                r[i].n_destinations = 1;
+            }
+            break;
+        }
+    }
+    rt = dp_router_new(r, MANY);
+    assert_non_null(rt);
+    for (unsigned port = 995; port < 2110; port += 3) {
+        for (size_t j = 0; j < sizeof(conn_snis) / sizeof(conn_snis[0]); j++) {
+            for (int tls = 0; tls < 2; tls++) {
+                const char *cip = j % 2 ? "10.1.2.3" : "192.0.2.1";
+                struct sockaddr_storage c = sa(cip, 40000), d = sa("127.0.0.1", (uint16_t)port);
+                ssize_t want = ref_match(r, MANY, &c, &d, tls, conn_snis[j]);
+                ssize_t got =
+                    match_tls(rt, cip, 40000, "127.0.0.1", (uint16_t)port, tls, conn_snis[j]);
+
+                if (got != want) {
+                    fail_msg("port %u sni %s tls %d: got %zd, want %zd", port,
+                             conn_snis[j] ? conn_snis[j] : "-", tls, got, want);
+                }
+            }
+        }
+    }
+    dp_router_free(rt);
+}
+
 int
 main(void)
 {
@@ -346,6 +491,7 @@ main(void)
         cmocka_unit_test(test_no_match_and_excluded),
         cmocka_unit_test(test_sni_patterns),
         cmocka_unit_test(test_sni_routes),
+        cmocka_unit_test(test_index_agrees_with_scan),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
