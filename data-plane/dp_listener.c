@@ -1,6 +1,7 @@
 /* Listening sockets and accept. Accepted connections go straight to dp_session. */
 #include "dp_listener.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -121,6 +122,17 @@ listener_socket(const struct st_listen *conf, struct st_err *err)
     return fd;
 }
 
+static bool
+addr_is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)ss;
+
+        return IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+    }
+    return ((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
 int
 dp_listener_open(struct dp_listener *li, struct dp_worker *w, const struct st_listen *conf,
                  struct st_err *err)
@@ -136,6 +148,7 @@ dp_listener_open(struct dp_listener *li, struct dp_worker *w, const struct st_li
     }
     li->conf = conf;
     li->w = w;
+    li->local_known = !addr_is_wildcard(&conf->addr);
     li->io.fd = fd;
     li->io.cb = listener_on_accept;
     li->io.arg = li;

@@ -338,6 +338,7 @@ upstream_drop(struct dp_session *s)
 {
     sock_close(&s->u);
     s->u.rd_ready = s->u.wr_ready = false;
+    s->u.hup = s->u.err = false;
 }
 
 static void
@@ -396,6 +397,9 @@ sock_events(struct dp_sock *k, uint32_t events)
     }
     if (events & (EPOLLRDHUP | EPOLLHUP)) {
         k->hup = true;
+    }
+    if (events & EPOLLERR) {
+        k->err = true;
     }
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
         k->wr_ready = true;
@@ -631,14 +635,20 @@ upstream_open(struct dp_session *s, const struct sockaddr_storage *addr)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->u.fd = fd;
     s->uio.fd = fd;
-    rc = dp_loop_io_add(&s->w->loop, &s->uio, DP_SESS_EVENTS);
-    if (rc < 0) {
-        return rc;
+    /* connect first, register after: epoll then reports only this connection's state,
+     * so EPOLLOUT without EPOLLERR means connected (no getsockopt, no getpeername). */
+    rc = connect(fd, (const struct sockaddr *)addr, len) == 0 ? 1 : -errno;
+    if (rc == -EINPROGRESS) {
+        rc = 0;
     }
-    if (connect(fd, (const struct sockaddr *)addr, len) == 0) {
-        return 1;
+    if (rc >= 0) {
+        int add = dp_loop_io_add(&s->w->loop, &s->uio, DP_SESS_EVENTS);
+
+        if (add < 0) {
+            return add;
+        }
     }
-    return errno == EINPROGRESS ? 0 : -errno;
+    return rc;
 }
 
 static void
@@ -738,28 +748,21 @@ session_connect_start(struct dp_session *s)
 static enum dp_verdict
 session_connect_check(struct dp_session *s)
 {
-    struct sockaddr_storage ss;
     socklen_t len = sizeof(int);
     int err = 0;
 
-    if (!s->u.wr_ready) {
+    if (!s->u.wr_ready && !s->u.err) {
         return DP_AGAIN;
+    }
+    if (!s->u.err) {
+        dp_timer_del(&s->w->loop, &s->timer);
+        session_connected(s);
+        return s->closing ? DP_ERROR : DP_NEXT;
     }
     if (getsockopt(s->u.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
         err = errno;
-    }
-    if (err == 0) {
-        len = sizeof(ss);
-        if (getpeername(s->u.fd, (struct sockaddr *)&ss, &len) == 0) {
-            dp_timer_del(&s->w->loop, &s->timer);
-            session_connected(s);
-            return s->closing ? DP_ERROR : DP_NEXT;
-        }
-        if (errno == ENOTCONN) {
-            s->u.wr_ready = false; /* not yet: a stale edge */
-            return DP_AGAIN;
-        }
-        err = errno;
+    } else if (err == 0) {
+        err = ECONNREFUSED; /* EPOLLERR, and the error already taken */
     }
     dp_sess_log(s, ST_LOG_INFO, err, "connect() failed (attempt %u)", s->attempts);
     upstream_drop(s);
@@ -867,8 +870,9 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     memcpy(&s->client, client,
            client->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                          : sizeof(struct sockaddr_in));
-    if (getsockname(fd, (struct sockaddr *)&s->local, &len) == -1) {
-        s->local = li->conf->addr;
+    /* A listener bound to one address saves a syscall per session. */
+    if (li->local_known || getsockname(fd, (struct sockaddr *)&s->local, &len) == -1) {
+        memcpy(&s->local, &li->conf->addr, li->conf->addrlen);
     }
     s->c.fd = fd;
     s->u.fd = -1;

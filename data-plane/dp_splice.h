@@ -52,6 +52,7 @@ struct dp_sock {
     bool wr_ready;      /* set by EPOLLOUT/ERR, cleared by EAGAIN */
     bool rd_wants_wr;   /* OpenSSL's read needs the socket writable first */
     bool hup;           /* EPOLLRDHUP/EPOLLHUP seen: the peer will send nothing more */
+    bool err;           /* EPOLLERR seen (a failed connect, a reset) */
     bool shut_wr;       /* we sent FIN (and close_notify on TLS) */
 };
 

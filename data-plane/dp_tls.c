@@ -381,6 +381,9 @@ server_ctx_new(void)
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_mode(ctx, TLS_MODES);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* TLS 1.3 sends two tickets by default; one resumes as well and halves the ticket
+     * work of every full handshake. Without tickets (and no cache) none would resume. */
+    SSL_CTX_set_num_tickets(ctx, tls.tickets ? 1 : 0);
     SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
     SSL_CTX_set_dh_auto(ctx, 1);
     if (SSL_CTX_set_min_proto_version(ctx, tls.min_version) != 1 ||

@@ -26,6 +26,7 @@ struct dp_listener {
     struct dp_worker *w;
     struct dp_timer resume; /* armed while accepts are paused (out of fds or memory) */
     int64_t warned_at;      /* st_mono_ms() of the last "pausing" warning, 0: never */
+    bool local_known;       /* bound to one address, so every session's local address */
 };
 
 enum dp_worker_cmd {
