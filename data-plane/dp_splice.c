@@ -1,5 +1,11 @@
-/* Zero-copy forwarding between plain sockets (HAProxy raw_sock_to_pipe style), and
- * copying through OpenSSL when either side is TLS.
+/* Forwarding one direction of a session.
+ *
+ * A direction starts by copying: recv into a pooled buffer, send it on. For the short
+ * exchanges of request/response traffic that is the cheapest way (two syscalls, no
+ * pipe). When a read fills the whole buffer the direction is moving bulk data and
+ * switches to zero-copy splice(2) through a pooled pipe (HAProxy's raw_sock_to_pipe
+ * style, like its splice-auto). Either way the pipe and the buffer go back to the
+ * worker as soon as the direction is idle, so an idle session holds neither.
  *
  * splice(2) from a socket into a pipe returns EAGAIN both when the socket has nothing
  * and when the pipe is full; the two are indistinguishable. We only splice into an
@@ -7,7 +13,7 @@
  * socket's read readiness and edge-triggered epoll tells us when more arrives. In the
  * other direction we only splice out of a pipe that holds data, so EAGAIN means "the
  * socket is full". EINVAL or ENOSYS mean these fds cannot be spliced: the direction
- * falls back to recv/send through a pooled buffer (as does every direction when
+ * copies for good (as does every direction when a side is TLS, or when
  * STRAIT_TEST_NO_SPLICE=1).
  *
  * Fairness: a forwarder reads at most env->budget bytes per call and then reports
@@ -108,6 +114,7 @@ dp_fwd_init(struct dp_fwd *f, struct dp_sock *src, struct dp_sock *dst)
     f->off = 0;
     f->len = 0;
     f->copy = false;
+    f->bulk = false;
     f->eof = false;
     f->done = false;
     f->blocked_since = 0;
@@ -134,7 +141,7 @@ dp_fwd_fini(struct dp_fwd *f, struct dp_fwd_env *env)
 static size_t
 fwd_pending(const struct dp_fwd *f)
 {
-    return f->copy ? f->len - f->off : (f->pipe ? f->pipe->data : 0);
+    return (f->len - f->off) + (f->pipe ? f->pipe->data : 0);
 }
 
 /* The syscalls, retried on EINTR (which would otherwise lose an edge-triggered
@@ -250,7 +257,7 @@ fwd_write(struct dp_fwd *f, struct dp_fwd_env *env)
 {
     ssize_t n;
 
-    if (f->copy) {
+    if (f->len > f->off) {
         n = sock_send(f->dst, f->buf + f->off, f->len - f->off);
         if (n <= 0) {
             return n == 0 ? -EIO : n;
@@ -292,25 +299,31 @@ fwd_read_copy(struct dp_fwd *f, struct dp_fwd_env *env)
     return n;
 }
 
-/* Reads from src into the (empty) pipe or buffer. Returns bytes, 0 at EOF, or a
- * negative errno (-EAGAIN: nothing to read now). */
+/* Reads from src into the (empty) pipe or buffer, at most *asked bytes (set here).
+ * Returns bytes, 0 at EOF, or a negative errno (-EAGAIN: nothing to read now). */
 static ssize_t
-fwd_read(struct dp_fwd *f, struct dp_fwd_env *env)
+fwd_read(struct dp_fwd *f, struct dp_fwd_env *env, size_t *asked)
 {
     ssize_t n;
 
-    if (!f->copy && f->pipe == NULL) {
-        /* TLS on either side: the bytes pass through OpenSSL, so through memory */
-        bool plain = f->src->ssl == NULL && f->dst->ssl == NULL;
-
-        f->pipe = env->no_splice || !plain ? NULL : dp_pipe_get(env->pipes);
+    *asked = DP_COPY_BUF_SIZE;
+    if (!f->copy && (env->no_splice || f->src->ssl != NULL || f->dst->ssl != NULL)) {
+        f->copy = true; /* TLS on a side: the bytes pass through OpenSSL, so memory */
+    }
+    if (f->copy || !f->bulk) {
+        n = fwd_read_copy(f, env);
+        if (n == DP_COPY_BUF_SIZE && !f->copy) {
+            f->bulk = true; /* the next reads splice */
+        }
+        return n;
+    }
+    if (f->pipe == NULL) {
+        f->pipe = dp_pipe_get(env->pipes);
         if (f->pipe == NULL) {
-            f->copy = true; /* out of fds for pipes, or told to: this direction copies */
+            return fwd_read_copy(f, env); /* out of fds for pipes: copy this time */
         }
     }
-    if (f->copy) {
-        return fwd_read_copy(f, env);
-    }
+    *asked = DP_PIPE_SIZE;
     n = sys_splice(f->src->fd, f->pipe->wfd, DP_PIPE_SIZE);
     if (n == -EINVAL || n == -ENOSYS) {
         dp_pipe_put(env->pipes, f->pipe); /* still empty: reusable */
@@ -379,7 +392,7 @@ dp_fwd_flush(struct dp_fwd *f, struct dp_fwd_env *env)
 int
 dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
 {
-    size_t got = 0;
+    size_t got = 0, asked = 0;
 
     while (!f->done) {
         int rc = fwd_drain(f, env);
@@ -393,13 +406,14 @@ dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
             break;
         }
         if (!f->src->rd_ready) {
+            fwd_release(f, env); /* drained and idle: hold no pipe, no buffer */
             break;
         }
         if (env->budget != 0 && got >= env->budget) {
             *flags |= DP_FWD_F_MORE; /* rd_ready stays set for the next turn */
             break;
         }
-        n = fwd_read(f, env);
+        n = fwd_read(f, env, &asked);
         if (n == -EAGAIN) {
             f->src->rd_ready = false;
             fwd_release(f, env); /* idle: an idle session holds no pipe, no buffer */
@@ -414,6 +428,13 @@ dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
         }
         got += (size_t)n;
         *flags |= DP_FWD_F_PROGRESS;
+        /* A short read of a plain socket emptied its queue: with edge-triggered epoll,
+         * anything arriving later makes a new event, so skip the read that would only
+         * say EAGAIN. Not after a RDHUP/HUP edge, whose FIN may still be queued, nor on
+         * TLS, where OpenSSL may hold bytes of its own. */
+        if ((size_t)n < asked && f->src->ssl == NULL && !f->src->hup) {
+            f->src->rd_ready = false;
+        }
     }
     return 0;
 }

@@ -1,5 +1,6 @@
-/* Moving bytes between two plain sockets: zero-copy splice(2) through pooled pipes,
- * with a copy fallback when the kernel refuses to splice these fds. One forwarder
+/* Moving bytes between two sockets: small exchanges by copy through a pooled buffer,
+ * bulk transfers between plain sockets by zero-copy splice(2) through pooled pipes, and
+ * every byte through OpenSSL when a side is TLS. One forwarder
  * (struct dp_fwd) serves one direction; a session runs two with src/dst swapped. */
 #ifndef STRAIT_DP_SPLICE_H
 #define STRAIT_DP_SPLICE_H
@@ -60,9 +61,10 @@ struct dp_sock {
 struct dp_fwd {
     struct dp_sock *src, *dst;
     struct dp_pipe *pipe;  /* splice mode, taken at first use */
-    uint8_t *buf;          /* copy mode, DP_COPY_BUF_SIZE from env->bufs */
+    uint8_t *buf;          /* copying: DP_COPY_BUF_SIZE from env->bufs */
     size_t off, len;       /* pending bytes in buf */
-    bool copy;             /* splice refused by the kernel: copy through buf */
+    bool copy;             /* never splice: TLS, told to, or refused by the kernel */
+    bool bulk;             /* a read filled the buffer: splice from now on */
     bool eof;              /* src sent FIN */
     bool done;             /* eof seen, everything written, FIN passed to dst */
     int64_t blocked_since; /* when dst stopped taking bytes, 0: not blocked */

@@ -1,5 +1,5 @@
 # Guards issue 2, point 5 (the data plane's TCP proxy): many parallel sessions each get
-# their own bytes back; plain-to-plain bytes go through splice (the /status counters say
+# their own bytes back; plain-to-plain bulk goes through splice (the /status counters say
 # so); an open session survives a route change while new ones follow the new config;
 # Kong's route priority end to end; a connection no route matches is closed and logged
 # with its tuple; read_timeout closes an idle session but not a talking one; half-close is
@@ -53,10 +53,16 @@ def test_plain_to_plain_uses_splice(st, cluster):
             s.sendall(payload[off:off + step])
             got += recv_exact(s, len(payload[off:off + step]), timeout=20)
         assert bytes(got) == payload
+    # Each direction starts by copying (small exchanges are cheaper that way) and turns to
+    # splice at its first full 16 KiB buffer: a bulk transfer is spliced but for its head.
+    head = 2 * 2 * 16384
     wait_for(lambda: dp.status()["proxy"]["bytes_splice"] - before["bytes_splice"]
-             >= 2 * len(payload), 20, "bytes_splice to count both directions")
+             >= 2 * len(payload) - head, 20, "bytes_splice to count both directions")
     after = dp.status()["proxy"]
-    assert after["bytes_copy"] == before["bytes_copy"], (before, after)
+    moved = (after["bytes_splice"] - before["bytes_splice"]
+             + after["bytes_copy"] - before["bytes_copy"])
+    assert moved == 2 * len(payload), (before, after)
+    assert after["bytes_copy"] - before["bytes_copy"] <= head, (before, after)
     metrics = dp.status_get("/metrics")
     assert metrics.status == 200
     assert b"bytes_splice" in metrics.raw
