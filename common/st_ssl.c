@@ -284,9 +284,8 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
 /* ------------------------------------------------------------------------ */
 /* PEM checks for the certificate entities (st_schema)                        */
 
-/* A passphrase callback that refuses: an encrypted key fails instead of prompting. */
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
+int
+st_ssl_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;
     (void)size;
@@ -356,7 +355,7 @@ st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, siz
                  ossl_last_reason(why, sizeof(why)));
         return -ST_EPARSE;
     }
-    while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
         if (info->n_certs == 0 && leaf_info(x, info) != 0) {
             X509_free(x);
             rc = -ST_EPARSE;
@@ -389,7 +388,7 @@ read_key(const char *pem)
     if (b == NULL) {
         return NULL;
     }
-    k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+    k = PEM_read_bio_PrivateKey(b, NULL, st_ssl_no_passphrase, NULL);
     BIO_free(b);
     return k;
 }
@@ -415,7 +414,7 @@ bool
 st_ssl_key_matches(const char *cert_pem, const char *key_pem)
 {
     BIO *b = mem_bio(cert_pem);
-    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, no_passphrase, NULL) : NULL;
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL) : NULL;
     EVP_PKEY *k = read_key(key_pem);
     bool ok = false;
 

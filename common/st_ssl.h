@@ -10,6 +10,10 @@
 
 struct st_err;
 
+/* OpenSSL's pem_password_cb that refuses: an encrypted key fails to load instead of
+ * prompting on the terminal. Pass it to every PEM_read_bio_* call. */
+int st_ssl_no_passphrase(char *buf, int size, int rwflag, void *u);
+
 /* SHA-256 of n bytes as 64 lower-case hex digits plus NUL. */
 void st_ssl_sha256_hex(const void *p, size_t n, char out[65]);
 

@@ -31,6 +31,11 @@ int st_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((for
 int64_t st_time_ms(void);
 int64_t st_mono_ms(void);
 
+/* Replaces the file at path atomically: writes path.tmp with mode, fsyncs it, renames
+ * it over path and fsyncs the folder, so a crash leaves the old file or the new one,
+ * never a torn one. Returns 0 or -errno (path.tmp is removed on failure). */
+int st_file_replace(const char *path, const void *p, size_t len, int mode);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void st_hex(const uint8_t *p, size_t n, char *out);
 

@@ -16,59 +16,20 @@
 
 #define DP_CACHE_MAX (256u * 1024 * 1024)
 
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Writes PREFIX/name through PREFIX/name.tmp, fsync and rename. */
+/* Writes PREFIX/name atomically (st_file_replace). */
 static int
 file_replace(const char *prefix, const char *name, const uint8_t *p, size_t len, int mode,
              struct st_err *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    int fd, rc;
+    char path[PATH_MAX];
+    int rc;
 
-    if (st_snprintf(path, sizeof(path), "%s/%s", prefix, name) < 0 ||
-        st_snprintf(tmp, sizeof(tmp), "%s/%s.tmp", prefix, name) < 0) {
+    if (st_snprintf(path, sizeof(path), "%s/%s", prefix, name) < 0) {
         return st_err_set(err, -ENAMETOOLONG, NULL, "%s/%s: path too long", prefix, name);
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd == -1) {
-        rc = -errno;
-        return st_err_set(err, rc, NULL, "%s: %s", tmp, strerror(-rc));
-    }
-    rc = write_all(fd, p, len);
-    if (rc == 0 && fsync(fd) == -1) {
-        rc = -errno;
-    }
-    if (close(fd) == -1 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp, path) == -1) {
-        rc = -errno;
-    }
+    rc = st_file_replace(path, p, len, mode);
     if (rc < 0) {
-        (void)unlink(tmp);
         return st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
-    }
-    fd = open(prefix, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd != -1) {
-        (void)fsync(fd);
-        close(fd);
     }
     return 0;
 }

@@ -36,6 +36,7 @@
 #include "st_err.h"
 #include "st_log.h"
 #include "st_snapshot.h"
+#include "st_ssl.h"
 #include "st_util.h"
 
 /* ------------------------------------------------------------------------------------ */
@@ -118,17 +119,6 @@ static struct {
     struct tls_cache_ent *cache; /* sorted by id */
     size_t n_cache;
 } tls = {.cache_lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* Never prompt for a passphrase: an encrypted key fails to load. */
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return 0;
-}
 
 /* The reason of the most recent OpenSSL error, or `dflt`; clears the queue. */
 static void
@@ -410,13 +400,13 @@ ctx_use_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem, char *why,
     if (b == NULL) {
         goto out;
     }
-    x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+    x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL);
     if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1) {
         ssl_reason(why, size, "no certificate");
         goto out;
     }
     X509_free(x);
-    while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
         if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
             ssl_reason(why, size, "bad chain certificate");
             goto out;
@@ -428,7 +418,7 @@ ctx_use_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem, char *why,
     if (b == NULL) {
         goto out;
     }
-    pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+    pkey = PEM_read_bio_PrivateKey(b, NULL, st_ssl_no_passphrase, NULL);
     if (pkey == NULL) {
         ssl_reason(why, size, "no private key");
         goto out;
@@ -518,49 +508,6 @@ file_read(const char *path)
     fclose(f);
     buf[len] = '\0';
     return buf;
-}
-
-/* Writes data to path through path.tmp + fsync + rename, with mode. Returns 0 or
- * -errno. */
-static int
-file_write(const char *path, const char *data, size_t len, mode_t mode)
-{
-    char tmp[4200];
-    ssize_t n;
-    size_t off = 0;
-    int fd, rc = 0;
-
-    if (st_snprintf(tmp, sizeof(tmp), "%s.tmp", path) != 0) {
-        return -ENAMETOOLONG;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd == -1) {
-        return -errno;
-    }
-    if (fchmod(fd, mode) == -1) {
-        rc = -errno;
-    }
-    while (rc == 0 && off < len) {
-        n = write(fd, data + off, len - off);
-        if (n == -1 && errno != EINTR) {
-            rc = -errno;
-        } else if (n > 0) {
-            off += (size_t)n;
-        }
-    }
-    if (rc == 0 && fsync(fd) == -1) {
-        rc = -errno;
-    }
-    if (close(fd) == -1 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp, path) == -1) {
-        rc = -errno;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-    }
-    return rc;
 }
 
 /* A self-signed certificate for pkey: CN and DNS name localhost, 20 years (as Kong's
@@ -668,9 +615,9 @@ default_pair_load(SSL_CTX *ctx, const char *dir, const char *stem, bool rsa, str
             rc = st_err_set(err, -EIO, "prefix", "cannot generate the default certificate %s", crt);
             goto out;
         }
-        rc = file_write(key, key_pem, strlen(key_pem), 0600);
+        rc = st_file_replace(key, key_pem, strlen(key_pem), 0600);
         if (rc == 0) {
-            rc = file_write(crt, cert_pem, strlen(cert_pem), 0644);
+            rc = st_file_replace(crt, cert_pem, strlen(cert_pem), 0644);
         }
         if (rc != 0) {
             st_err_set(err, rc, "prefix", "cannot write the default certificate %s: %s", crt,
@@ -1203,7 +1150,7 @@ ca_store_add(SSL_CTX *ctx, const struct st_service *svc, char *why, size_t size)
     for (i = 0; i < svc->n_ca_certificates; i++) {
         const struct st_ca_certificate *ca = svc->ca_certificates[i];
         BIO *b = ca != NULL && ca->cert != NULL ? BIO_new_mem_buf(ca->cert, -1) : NULL;
-        X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, no_passphrase, NULL) : NULL;
+        X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL) : NULL;
         int ok = x != NULL && X509_STORE_add_cert(store, x) == 1;
 
         X509_free(x);
