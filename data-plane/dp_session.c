@@ -55,6 +55,17 @@ enum dp_sess_state {
 
 #define DP_SESS_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
+/* SNIs up to this long live in the session; longer ones in a name from the worker's
+ * pool. Most names are short, and an idle TLS session should stay small. */
+#define DP_SNI_INLINE 48
+
+/* An IPv4 or IPv6 address: what sessions keep (not 128-byte sockaddr_storage). */
+union dp_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
 struct dp_session {
     struct dp_worker *w;
     struct dp_listener *li;
@@ -63,16 +74,18 @@ struct dp_session {
     struct dp_runtime *rt;
     const struct st_route *route;
     const struct dp_upstream *up;
-    struct sockaddr_storage client, local, peer;
+    union dp_addr client, local, peer;
     bool has_peer;
 
     struct dp_io cio, uio;
     struct dp_sock c, u;
     struct dp_fwd fwd[2]; /* [0] client -> upstream, [1] upstream -> client */
 
-    struct dp_preread pre; /* ssl listeners: the ClientHello's SNI and ALPN */
-    const char *sni;       /* into pre; NULL: none (or a plain listener) */
-    const char *tls;       /* for the log: "-", "passthrough", or the version terminated */
+    struct dp_preread *pre; /* ssl listeners, while prereading (worker's pre_pool) */
+    const char *sni;        /* sni_inline or sni_long; NULL: none (or a plain listener) */
+    char *sni_long;         /* from the worker's name_pool when the name is long */
+    char sni_inline[DP_SNI_INLINE];
+    const char *tls; /* for the log: "-", "passthrough", or the version terminated */
     bool resumed;
 
     unsigned attempts;
@@ -124,9 +137,9 @@ dp_sess_log(struct dp_session *s, enum st_log_level level, int err, const char *
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
+    st_addr_format(&s->client.sa, client, sizeof(client));
     if (s->has_peer) {
-        st_addr_format((const struct sockaddr *)&s->peer, upstream, sizeof(upstream));
+        st_addr_format(&s->peer.sa, upstream, sizeof(upstream));
     }
     dp_log(s->w->log, level, 0,
            "%s%s%s while %s, client: %s, listener: %s, route: %s, upstream: %s", msg,
@@ -143,9 +156,9 @@ session_log_end(struct dp_session *s)
     if (!st_log_enabled(ST_LOG_INFO)) {
         return;
     }
-    st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
+    st_addr_format(&s->client.sa, client, sizeof(client));
     if (s->has_peer) {
-        st_addr_format((const struct sockaddr *)&s->peer, upstream, sizeof(upstream));
+        st_addr_format(&s->peer.sa, upstream, sizeof(upstream));
     }
     dp_log(s->w->log, ST_LOG_INFO, 0,
            "session: client %s, listener %s, route %s (%s), upstream %s, status %d, "
@@ -166,8 +179,8 @@ log_no_route(struct dp_session *s)
     if (!st_log_enabled(ST_LOG_INFO)) {
         return;
     }
-    st_addr_format((const struct sockaddr *)&s->client, client, sizeof(client));
-    st_addr_format((const struct sockaddr *)&s->local, dest, sizeof(dest));
+    st_addr_format(&s->client.sa, client, sizeof(client));
+    st_addr_format(&s->local.sa, dest, sizeof(dest));
     dp_log(s->w->log, ST_LOG_INFO, 0,
            "no route matched: listener %s, client %s, destination %s, sni %s", s->li->conf->text,
            client, dest, s->sni ? s->sni : "-");
@@ -232,6 +245,8 @@ session_free(struct dp_loop *l, void *arg)
     }
     SSL_free(s->c.ssl);
     SSL_free(s->u.ssl);
+    dp_pool_put(&w->pre_pool, s->pre);
+    dp_pool_put(&w->name_pool, s->sni_long);
     sock_close(&s->c);
     sock_close(&s->u);
     dp_timer_del(&w->loop, &s->timer);
@@ -331,6 +346,13 @@ session_proxy_timeouts(struct dp_session *s)
 }
 
 static enum dp_verdict session_connect_start(struct dp_session *s);
+
+static void
+addr_copy(union dp_addr *dst, const struct sockaddr *src)
+{
+    memcpy(dst, src,
+           src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+}
 static enum dp_verdict session_handshake_start(struct dp_session *s);
 
 static void
@@ -470,6 +492,29 @@ session_arm_deadline(struct dp_session *s, int64_t ms)
     return 0;
 }
 
+/* Copies the ClientHello's SNI (NULL: none) into the session. Returns 0 or -1. */
+static int
+session_keep_sni(struct dp_session *s, const char *sni)
+{
+    size_t n;
+    char *dst = s->sni_inline;
+
+    if (sni == NULL) {
+        return 0;
+    }
+    n = strlen(sni);
+    if (n >= sizeof(s->sni_inline)) {
+        s->sni_long = dp_pool_get(&s->w->name_pool);
+        if (s->sni_long == NULL) {
+            return -1;
+        }
+        dst = s->sni_long;
+    }
+    memcpy(dst, sni, n + 1);
+    s->sni = dst;
+    return 0;
+}
+
 /* ssl listeners: peeks what the client sent into the worker's buffer and parses the
  * ClientHello from its first byte (dp_preread's feeding contract). Nothing is read off
  * the socket: the same bytes go on to OpenSSL or, passed through, to the upstream. */
@@ -500,7 +545,7 @@ session_preread(struct dp_session *s)
         session_close(s, 400, n == 0 ? "client closed" : "client error");
         return DP_ERROR;
     }
-    v = dp_preread_feed(&s->pre, buf, buf + n);
+    v = dp_preread_feed(s->pre, buf, buf + n);
     switch (v) {
     case DP_AGAIN:
         if (s->c.hup) {
@@ -514,15 +559,21 @@ session_preread(struct dp_session *s)
         return DP_AGAIN;
     case DP_NEXT:
         dp_timer_del(&s->w->loop, &s->timer);
-        s->sni = dp_preread_sni(&s->pre);
+        if (session_keep_sni(s, dp_preread_sni(s->pre)) < 0) {
+            dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the SNI");
+            session_close(s, 500, "out of memory");
+            return DP_ERROR;
+        }
+        dp_pool_put(&s->w->pre_pool, s->pre); /* the parser's work is done */
+        s->pre = NULL;
         s->state = DP_SESS_ROUTE;
         return DP_NEXT;
     case DP_DECLINED:
         dp_sess_log(s, ST_LOG_INFO, 0, "client did not send a TLS ClientHello (%s)",
-                    dp_preread_why(&s->pre));
+                    dp_preread_why(s->pre));
         break;
     default:
-        dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: %s", dp_preread_why(&s->pre));
+        dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: %s", dp_preread_why(s->pre));
         break;
     }
     session_close(s, 400, "bad client hello");
@@ -533,8 +584,8 @@ static enum dp_verdict
 session_route(struct dp_session *s)
 {
     struct dp_router_key key = {
-        .client = (const struct sockaddr *)&s->client,
-        .local = (const struct sockaddr *)&s->local,
+        .client = &s->client.sa,
+        .local = &s->local.sa,
         .sni = s->sni,
         .tls = listener_is_ssl(s),
     };
@@ -621,12 +672,12 @@ session_handshake(struct dp_session *s)
 /* Opens and connects one upstream socket. Returns 0, 1 when connected at once, or a
  * negative errno (the attempt failed; a retry may follow). */
 static int
-upstream_open(struct dp_session *s, const struct sockaddr_storage *addr)
+upstream_open(struct dp_session *s, const union dp_addr *addr)
 {
     int one = 1;
     socklen_t len =
-        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        addr->sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(addr->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rc;
 
     if (fd == -1) {
@@ -637,7 +688,7 @@ upstream_open(struct dp_session *s, const struct sockaddr_storage *addr)
     s->uio.fd = fd;
     /* connect first, register after: epoll then reports only this connection's state,
      * so EPOLLOUT without EPOLLERR means connected (no getsockopt, no getpeername). */
-    rc = connect(fd, (const struct sockaddr *)addr, len) == 0 ? 1 : -errno;
+    rc = connect(fd, &addr->sa, len) == 0 ? 1 : -errno;
     if (rc == -EINPROGRESS) {
         rc = 0;
     }
@@ -720,7 +771,7 @@ session_connect_start(struct dp_session *s)
     while (s->attempts <= svc->retries) {
         int rc;
 
-        s->peer = s->up->addrs[s->attempts % s->up->n_addrs];
+        addr_copy(&s->peer, (const struct sockaddr *)&s->up->addrs[s->attempts % s->up->n_addrs]);
         s->has_peer = true;
         s->attempts++;
         rc = upstream_open(s, &s->peer);
@@ -867,12 +918,10 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     s->state = DP_SESS_PREREAD;
     s->action = "accepting";
     s->start_ms = w->loop.now;
-    memcpy(&s->client, client,
-           client->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                         : sizeof(struct sockaddr_in));
+    addr_copy(&s->client, client);
     /* A listener bound to one address saves a syscall per session. */
-    if (li->local_known || getsockname(fd, (struct sockaddr *)&s->local, &len) == -1) {
-        memcpy(&s->local, &li->conf->addr, li->conf->addrlen);
+    if (li->local_known || getsockname(fd, &s->local.sa, &len) == -1) {
+        addr_copy(&s->local, (const struct sockaddr *)&li->conf->addr);
     }
     s->c.fd = fd;
     s->u.fd = -1;
@@ -890,7 +939,10 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     s->reason = "-";
     s->tls = "-";
     if (li->conf->flags & ST_LISTEN_F_SSL) {
-        dp_preread_init(&s->pre);
+        s->pre = dp_pool_get(&w->pre_pool);
+        if (s->pre != NULL) {
+            dp_preread_init(s->pre);
+        }
     }
     s->rt = dp_worker_runtime(w);
     s->rt = s->rt != NULL ? dp_runtime_ref(s->rt) : NULL;
@@ -921,9 +973,15 @@ dp_session_accept(struct dp_worker *w, struct dp_listener *li, int fd,
         session_close(s, 500, "epoll");
         return;
     }
-    if ((li->conf->flags & ST_LISTEN_F_SSL) &&
-        session_arm_deadline(s, w->ctx->conf->preread_timeout) < 0) {
-        return;
+    if (li->conf->flags & ST_LISTEN_F_SSL) {
+        if (s->pre == NULL) {
+            dp_log(w->log, ST_LOG_WARN, ENOMEM, "%s: cannot allocate a preread", li->conf->text);
+            session_close(s, 500, "out of memory");
+            return;
+        }
+        if (session_arm_deadline(s, w->ctx->conf->preread_timeout) < 0) {
+            return;
+        }
     }
     s->c.rd_ready = true; /* the hello may have arrived with the connection */
     dp_session_step(s);

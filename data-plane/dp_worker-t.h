@@ -62,6 +62,8 @@ struct dp_worker {
     struct dp_counters cnt;
     struct dp_pool sess_pool;
     struct dp_pool buf_pool;
+    struct dp_pool pre_pool;  /* ClientHello parsers, while sessions preread */
+    struct dp_pool name_pool; /* SNIs too long for a session's inline buffer */
     struct dp_pipe_pool pipes;
     uint8_t *peek;               /* DP_PREREAD_BUF_MAX bytes: where sessions peek a ClientHello */
     struct dp_session *sessions; /* every live session, for shutdown */

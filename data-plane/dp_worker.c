@@ -23,6 +23,7 @@
 
 #define DP_SESS_POOL_KEEP 1024
 #define DP_BUF_POOL_KEEP  256
+#define DP_PRE_POOL_KEEP  256
 #define DP_PIPE_POOL_KEEP 256
 
 static void
@@ -61,6 +62,8 @@ dp_worker_new(struct dp_ctx *ctx, size_t index, struct st_err *err)
     atomic_init(&w->pending_rt, NULL);
     dp_pool_init(&w->sess_pool, "session", dp_session_size(), DP_SESS_POOL_KEEP);
     dp_pool_init(&w->buf_pool, "buffer", DP_COPY_BUF_SIZE, DP_BUF_POOL_KEEP);
+    dp_pool_init(&w->pre_pool, "preread", sizeof(struct dp_preread), DP_PRE_POOL_KEEP);
+    dp_pool_init(&w->name_pool, "name", DP_PREREAD_SNI_MAX + 1, DP_PRE_POOL_KEEP);
     w->peek = st_xmalloc(DP_PREREAD_BUF_MAX);
     dp_pipe_pool_init(&w->pipes, DP_PIPE_POOL_KEEP);
     w->listeners = st_xcalloc(set->n ? set->n : 1, sizeof(*w->listeners));
@@ -238,6 +241,8 @@ dp_worker_free(struct dp_worker *w)
     }
     dp_pipe_pool_fini(&w->pipes);
     dp_pool_fini(&w->buf_pool);
+    dp_pool_fini(&w->pre_pool);
+    dp_pool_fini(&w->name_pool);
     dp_pool_fini(&w->sess_pool);
     free(w->listeners);
     free(w->peek);

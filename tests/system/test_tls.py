@@ -825,3 +825,36 @@ def test_ssl_protocols_and_cipher_suite(st, echo):
     assert r.established and "Protocol version: TLSv1.2" in r.err, r
     wait_for(lambda: tls_status(only12)["handshake_errors"] >= 2, 10,
              "handshake_errors to count the refused TLS 1.3 clients")
+
+
+# ----------------------------------------------------------------------------- long names
+
+
+def test_long_sni_routes_selects_and_logs(st, pki, echo):
+    """An SNI longer than the session keeps inline (48 bytes) is kept whole: it routes,
+    picks its certificate, is logged, and is the upstream SNI with preserve_host."""
+    name = ("a" * 60) + ".long.example.test"  # (a CN holds 64 bytes: a wildcard cert)
+    cert, key = pki.leaf("longsni", "*.long.example.test")
+    up_cert, up_key = pki.leaf("longup", "localhost")
+    up = st.tls_echo(up_cert, up_key)
+    cp = st.cp()
+    dp = ssl_dp(st, cp)
+    cp.ok("POST", "/services", json_body={"name": "long", "url": f"tcp://127.0.0.1:{echo.port}"})
+    cp.ok("POST", "/services/long/routes", json_body={"protocols": ["tls"], "snis": [name]})
+    cp.ok("POST", "/services", json_body={"name": "longup", "url": f"tls://localhost:{up.port}"})
+    cp.ok("POST", "/services/longup/routes",
+          json_body={"protocols": ["tls"], "snis": ["*.up.example.test"], "preserve_host": True})
+    add_cert(cp, cert, key, snis=["*.long.example.test"])
+    start_synced(dp)
+    since = dp.log_size()
+    r = tls_echo(dp.port, name, payload=b"long name\n")
+    assert r["echo"] == b"long name\n"
+    assert cert_subject(r["cert"]).endswith("long.example.test"), cert_subject(r["cert"])
+    line = session_line(dp, r["cport"], since=since)
+    assert f"sni {name}, tls TLSv1." in line, line
+    # preserve_host hands the (long) client SNI on to the upstream
+    long_up = ("c" * 60) + ".up.example.test"
+    r = tls_echo(dp.port, long_up, payload=b"long upstream sni\n")
+    assert r["echo"] == b"long upstream sni\n"
+    wait_for(lambda: any(c["sni"] == long_up for c in up.conns), 10,
+             "the upstream to see the long SNI")
