@@ -708,9 +708,12 @@ session_proxy_begin(struct dp_session *s)
     dp_timer_del(&s->w->loop, &s->timer);
     dp_fwd_init(&s->fwd[0], &s->c, &s->u);
     dp_fwd_init(&s->fwd[1], &s->u, &s->c);
-    /* Edges may have passed while connecting: try both sides once. */
-    s->c.rd_ready = s->c.wr_ready = true;
-    s->u.rd_ready = s->u.wr_ready = true;
+    /* Read readiness seen so far is exact (both sockets were registered edge-triggered
+     * before anything could arrive), so a plain side is not read for an EAGAIN; a TLS
+     * side is read once (OpenSSL may hold bytes of the handshake's last read). */
+    s->c.wr_ready = s->u.wr_ready = true;
+    s->c.rd_ready = s->c.rd_ready || s->c.ssl != NULL;
+    s->u.rd_ready = s->u.rd_ready || s->u.ssl != NULL;
     s->last_io = s->w->loop.now;
     s->state = DP_SESS_PROXY;
 }

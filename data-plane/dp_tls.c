@@ -303,10 +303,15 @@ tkey_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cct
     unsigned cur;
     int rc = 1;
 
-    (void)ssl;
     tkey_maybe_rotate(st_mono_ms());
     cur = atomic_load_explicit(&tls.cur, memory_order_acquire);
     k = &tls.keys[cur % TKEY_SLOTS];
+    /* TLS 1.3 clients use a ticket once: a resumption must hand out a fresh one (2 =
+     * renew), or every other connection would be a full handshake. TLS 1.2 tickets are
+     * reusable, and renewed only when sealed by the previous key. */
+    if (!enc && SSL_version(ssl) >= TLS1_3_VERSION) {
+        rc = 2;
+    }
     if (enc) {
         if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(tls.aes)) != 1) {
             return -1;

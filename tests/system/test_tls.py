@@ -858,3 +858,33 @@ def test_long_sni_routes_selects_and_logs(st, pki, echo):
     assert r["echo"] == b"long upstream sni\n"
     wait_for(lambda: any(c["sni"] == long_up for c in up.conns), 10,
              "the upstream to see the long SNI")
+
+
+def test_tls13_resumption_hands_out_a_fresh_ticket(st, pki, echo, tmp_path):
+    """TLS 1.3 clients (OpenSSL's own, browsers) use each ticket once: a resumed
+    handshake must send a new ticket, so that the next connection can resume too."""
+    cert, key = pki.leaf("fresh", "fresh.example.test")
+    cp = st.cp()
+    dp = ssl_dp(st, cp)
+    cp.ok("POST", "/services", json_body={"name": "fresh", "url": f"tcp://127.0.0.1:{echo.port}"})
+    cp.ok("POST", "/services/fresh/routes",
+          json_body={"protocols": ["tls"], "snis": ["fresh.example.test"]})
+    add_cert(cp, cert, key, snis=["fresh.example.test"])
+    start_synced(dp)
+
+    def connect(*extra):
+        r = s_client(dp.port, "-servername", "fresh.example.test", "-tls1_3", "-msg", *extra,
+                     payload=b"fresh\n")
+        assert b"fresh\n" in r.out, r
+        return r.out.decode(errors="replace")
+
+    sess = [str(tmp_path / f"sess{i}.pem") for i in range(4)]
+    out = connect("-sess_out", sess[0])
+    assert "NewSessionTicket" in out, out[-2000:]
+    for i in range(1, 4):
+        before = tls_status(dp)["resumed"]
+        out = connect("-sess_in", sess[i - 1], "-sess_out", sess[i])
+        wait_for(lambda: tls_status(dp)["resumed"] == before + 1, 10,
+                 f"connection {i} to resume with the ticket of connection {i - 1}")
+        # the resumed handshake brought a ticket of its own, for the next connection
+        assert "NewSessionTicket" in out, out[-2000:]
