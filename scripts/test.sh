@@ -89,13 +89,17 @@ for b in $builds; do
 done
 
 # In CI (a fresh clone), also prove the README's first command: run-local.sh must leave a
-# CP and a DP running whose example route echoes. Not on a developer's machine, where it
-# would restart their own ./strait-local instance on the fixed ports.
+# CP and a DP running whose example routes echo: the plain one (nc) and the TLS one through
+# the seed's openssl line. Not on a developer's machine, where it would restart their own
+# ./strait-local instance on the fixed ports.
 if [ "${CI:-}" = true ] || [ "${STRAIT_TEST_RUN_LOCAL:-}" = 1 ]; then
     say "run-local.sh smoke test"
     if bash scripts/run-local.sh &&
-        [ "$(printf 'hello\n' | nc -q1 127.0.0.1 5555)" = hello ]; then
-        echo "run-local: example route works"
+        [ "$(printf 'hello\n' | nc -q1 127.0.0.1 5556)" = hello ] &&
+        (printf 'hello tls\n'; sleep 1) |
+        timeout 20 openssl s_client -quiet -no_ign_eof -connect localhost:5555 \
+            -servername tlsbin-example 2>/dev/null | grep -qx 'hello tls'; then
+        echo "run-local: the plain and the TLS example routes work"
     else
         failed+=("run-local.sh")
         tail -n 30 strait-local/*.log 2>/dev/null || true
