@@ -420,6 +420,12 @@ allowed(char **s, int n)
     if (n == 2 && strcmp(s[0], "clustering") == 0) {
         return "GET, HEAD, OPTIONS";
     }
+    if (n == 1 && strcmp(s[0], "endpoints") == 0) {
+        return "GET, HEAD, OPTIONS";
+    }
+    if (n == 3 && strcmp(s[0], "schemas") == 0 && strcmp(s[2], "validate") == 0) {
+        return "OPTIONS, POST";
+    }
     if ((n == 1 && ent) || (n == 3 && nested(s, n))) {
         return "GET, HEAD, OPTIONS, POST";
     }
@@ -461,6 +467,14 @@ dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
     }
     if (strcmp(s[0], "clustering") == 0) {
         clustering(cx, s[1], rs);
+        return;
+    }
+    if (strcmp(s[0], "endpoints") == 0) {
+        cp_admin__endpoints(rs);
+        return;
+    }
+    if (strcmp(s[0], "schemas") == 0) {
+        cp_admin__schema_validate(rq, rs, s[1]);
         return;
     }
     collection_kind(s[0], &k);

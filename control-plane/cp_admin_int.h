@@ -44,6 +44,12 @@ void cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_
 void cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                              const char *route);
 
+/* GET /endpoints (cp_admin_meta.c) */
+void cp_admin__endpoints(struct cp_response *rs);
+/* POST /schemas/{name}/validate (cp_admin_meta.c) */
+void cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs,
+                               const char *name);
+
 /* The certificates' `snis` shorthand (cp_admin_cert.c); all run inside the caller's store
  * transaction or under the store mutex. */
 
