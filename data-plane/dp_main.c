@@ -144,9 +144,19 @@ read_test_knobs(struct dp_ctx *ctx)
     }
     v = getenv("STRAIT_TEST_TICKET_ROTATE_MS");
     if (v != NULL && *v != '\0') {
-        ctx->ticket_rotate_ms = strtoll(v, NULL, 10);
-        st_log(ST_LOG_NOTICE, 0, "STRAIT_TEST_TICKET_ROTATE_MS=%lld: ticket keys rotate faster",
-               (long long)ctx->ticket_rotate_ms);
+        char *end = NULL;
+        long long ms = strtoll(v, &end, 10);
+
+        if (*end != '\0' || ms <= 0) {
+            st_log(ST_LOG_WARN, 0,
+                   "STRAIT_TEST_TICKET_ROTATE_MS='%s' is not a positive number "
+                   "of ms: ignored",
+                   v);
+        } else {
+            ctx->ticket_rotate_ms = ms;
+            st_log(ST_LOG_NOTICE, 0, "STRAIT_TEST_TICKET_ROTATE_MS=%lld: ticket keys rotate faster",
+                   ms);
+        }
     }
 }
 
