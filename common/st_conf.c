@@ -32,6 +32,8 @@
 #define KEY_MAX         64
 #define CONF_F_SECRET   (1u << 0) /* never shown by st_conf_key_at (GET /) */
 #define CONF_F_IN_PREFX (1u << 1) /* a relative path is taken under the prefix */
+#define CONF_F_SSL_OK   (1u << 2) /* a listen key that accepts the `ssl` flag */
+#define TOKEN_MAX       1024
 
 enum conf_type {
     T_STR = 0,
@@ -48,6 +50,7 @@ enum conf_type {
     T_PROTOCOLS,
     T_HOSTPORTS,
     T_CIDRS,
+    T_TOKEN,
 };
 
 struct conf_def {
@@ -72,9 +75,20 @@ static const struct conf_def conf_defs[] = {
      "debug, info, notice, warn, error, crit, alert or emerg", 0, 0, NULL, 0},
 
     {"admin_listen", T_LISTEN_HTTP, OFF(admin_listen), "127.0.0.1:8001", ST_PLANE_CP,
-     "admin API address(es), or off", 0, 0, NULL, 0},
+     "admin API address(es), each with or without ssl, or off", 0, 0, NULL, CONF_F_SSL_OK},
+    {"admin_ssl_cert", T_STR, OFF(admin_ssl_cert), NULL, ST_PLANE_CP,
+     "certificate of ssl admin listeners (PEM file; required by one)", 0, 0, NULL, 0},
+    {"admin_ssl_cert_key", T_STR, OFF(admin_ssl_cert_key), NULL, ST_PLANE_CP,
+     "key of admin_ssl_cert (PEM file)", 0, 0, NULL, CONF_F_SECRET},
+    {"admin_ssl_client_ca", T_STR, OFF(admin_ssl_client_ca), NULL, ST_PLANE_CP,
+     "CA(s) (PEM file): ssl admin listeners require a client certificate it signed",
+     0, 0, NULL, 0},
+    {"admin_token", T_TOKEN, OFF(admin_token), NULL, ST_PLANE_CP,
+     "token every admin request must send (Kong-Admin-Token or Authorization: Bearer)",
+     0, 0, NULL, CONF_F_SECRET},
     {"admin_allow_insecure", T_BOOL, OFF(admin_allow_insecure), "off", ST_PLANE_CP,
-     "allow a non-loopback admin_listen (the admin API has no TLS or auth yet)", 0, 0, NULL, 0},
+     "start even if a non-loopback admin_listen lacks ssl plus admin_token or "
+     "admin_ssl_client_ca", 0, 0, NULL, 0},
     {"database", T_DATABASE, OFF(database), "sqlite", ST_PLANE_CP,
      "store: sqlite (postgres comes later)", 0, 0, NULL, 0},
     {"sqlite_path", T_STR, OFF(sqlite_path), "strait.db", ST_PLANE_CP,
@@ -367,6 +381,10 @@ conv_listen(struct conv *cv)
                            : (ST_LISTEN_F_SSL | ST_LISTEN_F_HTTP2 | ST_LISTEN_F_PROXY);
     struct st_err e;
 
+    if (cv->d->flags & CONF_F_SSL_OK) {
+        refused &= ~ST_LISTEN_F_SSL;
+    }
+
     memset(&e, 0, sizeof(e));
     if (st_listen_parse(cv->d->name, cv->text, kind, set, &e) != 0) {
         return conv_why(cv, "%s", e.msg);
@@ -580,6 +598,27 @@ conv_cidrs(struct conv *cv)
     return rc;
 }
 
+/* A token travels in an HTTP header (and as a Bearer token): visible ASCII, no spaces. */
+static int
+conv_token(struct conv *cv)
+{
+    size_t n = strlen(cv->text);
+
+    if (n > TOKEN_MAX) {
+        return conv_why(cv, "longer than %d characters", TOKEN_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)cv->text[i];
+
+        if (ch < 0x21 || ch > 0x7e) {
+            return conv_why(cv, "only visible ASCII characters are allowed, without spaces "
+                                "(it is sent in an HTTP header)");
+        }
+    }
+    *(char **)cv->field = st_xstrdup(cv->text);
+    return 0;
+}
+
 static int
 conv_str(struct conv *cv)
 {
@@ -604,13 +643,14 @@ static conv_fn *const conv_by_type[] = {
     [T_PROTOCOLS] = conv_protocols,
     [T_HOSTPORTS] = conv_hostports,
     [T_CIDRS] = conv_cidrs,
+    [T_TOKEN] = conv_token,
 };
 
 /* String-valued types: an empty value means unset (NULL). */
 static bool
 is_string_type(enum conf_type t)
 {
-    return t == T_STR || t == T_HOSTPORTS || t == T_CIDRS;
+    return t == T_STR || t == T_HOSTPORTS || t == T_CIDRS || t == T_TOKEN;
 }
 
 static int
@@ -795,6 +835,7 @@ check_readable(struct loader *ld, const char *key)
     return 0;
 }
 
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (the IPv4 loopback, mapped). */
 static bool
 listen_is_loopback(const struct st_listen *l)
 {
@@ -806,7 +847,8 @@ listen_is_loopback(const struct st_listen *l)
     if (l->addr.ss_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
 
-        return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+        return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127);
     }
     return false;
 }
@@ -834,12 +876,57 @@ check_cluster_certs(struct loader *ld)
     return rc;
 }
 
+static bool
+admin_has_ssl(const struct st_conf *c)
+{
+    for (size_t i = 0; i < c->admin_listen.n; i++) {
+        if (c->admin_listen.v[i].flags & ST_LISTEN_F_SSL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The admin API's TLS files exist when an ssl listener needs them; the parsing (and
+ * whether the key matches) is cp_http's, at start. */
+static int
+check_admin_files(struct loader *ld)
+{
+    struct st_conf *c = ld->c;
+    int rc = 0;
+
+    if (admin_has_ssl(c)) {
+        if (c->admin_ssl_cert == NULL || c->admin_ssl_cert_key == NULL) {
+            const char *key = c->admin_ssl_cert == NULL ? "admin_ssl_cert" : "admin_ssl_cert_key";
+
+            return conf_fail(ld, (size_t)key_index(key),
+                             "admin_ssl_cert and admin_ssl_cert_key must be set when an "
+                             "admin_listen entry has the ssl flag");
+        }
+        rc = check_readable(ld, "admin_ssl_cert");
+        if (rc == 0) {
+            rc = check_readable(ld, "admin_ssl_cert_key");
+        }
+    }
+    if (rc == 0 && c->admin_ssl_client_ca != NULL) {
+        if (!admin_has_ssl(c)) {
+            return conf_fail(ld, (size_t)key_index("admin_ssl_client_ca"),
+                             "needs an admin_listen entry with the ssl flag (client "
+                             "certificates are checked during the TLS handshake)");
+        }
+        rc = check_readable(ld, "admin_ssl_client_ca");
+    }
+    return rc;
+}
+
 static int
 check_cp(struct loader *ld)
 {
     struct st_conf *c = ld->c;
     size_t ci = (size_t)key_index("cluster_listen");
     size_t ai = (size_t)key_index("admin_listen");
+    const char *missing;
+    int rc;
 
     if (c->cluster_listen.n == 0) {
         return conf_fail(ld, ci, "must be set on a control plane");
@@ -847,12 +934,16 @@ check_cp(struct loader *ld)
     if (c->cluster_listen.n > 1) {
         return conf_fail(ld, ci, "only one address is supported");
     }
+    rc = check_admin_files(ld);
+    if (rc != 0) {
+        return rc;
+    }
     for (size_t i = 0; i < c->admin_listen.n && !c->admin_allow_insecure; i++) {
-        if (!listen_is_loopback(&c->admin_listen.v[i])) {
+        if (st_conf_admin_is_exposed(c, &c->admin_listen.v[i], &missing)) {
             return conf_failf(ld, ai,
-                              "%s is not a loopback address and the admin API has no TLS or "
-                              "authentication yet (admin_allow_insecure = on allows it)",
-                              c->admin_listen.v[i].text);
+                              "%s is not a loopback address and lacks %s (set "
+                              "admin_allow_insecure = on to allow it anyway)",
+                              c->admin_listen.v[i].text, missing);
         }
     }
     return 0;
@@ -950,6 +1041,7 @@ st_conf_fini(struct st_conf *c)
         case T_PROTOCOLS:
         case T_HOSTPORTS:
         case T_CIDRS:
+        case T_TOKEN:
             free(*(char **)field);
             *(char **)field = NULL;
             break;
@@ -991,6 +1083,30 @@ st_conf_print_keys(FILE *f, enum st_plane plane)
         snprintf(kv, sizeof(kv), "%s = %s", d->name, shown_default(d, buf, sizeof(buf)));
         fprintf(f, "  %-46s %s\n", kv, d->desc);
     }
+}
+
+bool
+st_conf_admin_is_exposed(const struct st_conf *c, const struct st_listen *l, const char **missing)
+{
+    bool ssl = (l->flags & ST_LISTEN_F_SSL) != 0;
+    bool auth = c->admin_token != NULL || c->admin_ssl_client_ca != NULL;
+    const char *why;
+
+    /* admin_ssl_client_ca counts only with ssl, which both branches below require */
+    if (listen_is_loopback(l) || (ssl && auth)) {
+        return false;
+    }
+    if (!ssl && !auth) {
+        why = "the ssl flag and admin_token or admin_ssl_client_ca";
+    } else if (!ssl) {
+        why = "the ssl flag";
+    } else {
+        why = "admin_token or admin_ssl_client_ca";
+    }
+    if (missing != NULL) {
+        *missing = why;
+    }
+    return true;
 }
 
 const char *

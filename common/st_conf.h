@@ -40,6 +40,9 @@ struct st_conf {
     int pg_pool_size;
     int pg_timeout;
     struct st_listen_set cluster_listen;
+    char *admin_ssl_cert, *admin_ssl_cert_key; /* for `ssl` admin listeners */
+    char *admin_ssl_client_ca;                 /* ssl admin listeners require client certs */
+    char *admin_token;                         /* every admin request must carry it */
     bool admin_allow_insecure;
     int64_t cluster_data_plane_purge_delay;
 
@@ -85,5 +88,13 @@ void st_conf_print_keys(FILE *f, enum st_plane plane);
  * value as text, or returns NULL past the end. Secrets (passwords, keys) come back as
  * NULL values, so GET / can show the configuration safely. */
 const char *st_conf_key_at(const struct st_conf *c, size_t i, const char **value, bool *is_secret);
+
+/* Whether admin listener l of c is exposed: bound to an address other than loopback
+ * without both the `ssl` flag and an authentication (admin_token, or admin_ssl_client_ca,
+ * which only an ssl listener can check). When exposed, *missing (if not NULL) names what
+ * is lacking as a static phrase ("the ssl flag and admin_token or admin_ssl_client_ca").
+ * st_conf_load refuses an exposed listener unless admin_allow_insecure is on. */
+bool st_conf_admin_is_exposed(const struct st_conf *c, const struct st_listen *l,
+                              const char **missing);
 
 #endif

@@ -888,6 +888,18 @@ check_foreign(json_t *obj, const char *key, json_t *v)
     }
     id = json_object_get(v, "id");
     if (id == NULL) {
+        json_t *name = json_object_get(v, "name");
+
+        /* a service named by an invalid name (the admin API resolves only valid ones):
+         * Kong reports the name, "service.name: invalid value ..." */
+        e = strcmp(key, "service") == 0 && json_is_string(name) ? check_name_ascii(v, "name", name)
+                                                                : NULL;
+        if (e != NULL) {
+            json_t *errs = json_object();
+
+            json_object_set_new(errs, "name", e);
+            return errs;
+        }
         e = json_string("missing primary key");
     } else if (json_is_null(id)) {
         e = json_string("required field missing");
@@ -1181,6 +1193,30 @@ schema_of(enum st_entity_kind k)
     default:
         return service_fields;
     }
+}
+
+json_t *
+st_schema_check_value(enum st_entity_kind k, const char *field, const json_t *v)
+{
+    const struct field *f = schema_of(k);
+    json_t *scratch;
+    json_t *copy;
+    json_t *e;
+
+    while (f->name != NULL && strcmp(f->name, field) != 0) {
+        f++;
+    }
+    if (f->name == NULL || v == NULL || json_is_null(v)) {
+        return NULL;
+    }
+    /* checkers may normalise the value in place: give them a scratch copy */
+    copy = json_deep_copy(v);
+    scratch = json_object();
+    json_object_set(scratch, field, copy);
+    e = f->check(scratch, field, copy);
+    json_decref(copy);
+    json_decref(scratch);
+    return e;
 }
 
 /* ------------------------------------------------------------------------ */

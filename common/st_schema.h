@@ -40,6 +40,13 @@ int st_schema_validate_ex(enum st_entity_kind k, json_t *obj, unsigned flags, js
  * (@entity errors first, then fields sorted by path, nested as "sources.1.ip"). */
 void st_schema_message(const json_t *fields, char *buf, size_t size);
 
+/* Checks one value v of one field of kind k with that field's own rule (no defaults,
+ * no cross-field rules): the admin API checks a name in a path (Kong's endpoint key)
+ * this way. Returns NULL when v passes (or is null, or k has no such field), else
+ * Kong's error for it: a new reference (a string, or an object/array for nested
+ * values) owned by the caller. */
+json_t *st_schema_check_value(enum st_entity_kind k, const char *field, const json_t *v);
+
 /* The fields of an entity kind in Kong's output order (NULL-terminated). */
 const char *const *st_schema_field_names(enum st_entity_kind k);
 

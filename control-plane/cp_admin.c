@@ -299,17 +299,51 @@ get_root(struct cp_ctx *cx, struct cp_response *rs)
     cp_admin__reply(rs, 200, o);
 }
 
+/* How many entities of each kind the store holds, read with the version in one read
+ * transaction: {"services": n, "routes": n, ...}. Returns 0, or -ST_EDB with *counts NULL. */
+static int
+status_counts(struct cp_store *store, uint64_t *version, json_t **counts)
+{
+    uint64_t n = 0;
+    int rc;
+
+    *counts = NULL;
+    rc = cp_store_begin(store, false);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = cp_store_version(store, version);
+    if (rc == 0) {
+        *counts = json_object();
+    }
+    for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
+        rc = cp_store_count(store, (enum st_entity_kind)k, &n);
+        json_object_set_new(*counts, st_entity_name((enum st_entity_kind)k),
+                            json_integer((json_int_t)n));
+    }
+    cp_store_rollback(store); /* read-only */
+    if (rc < 0) {
+        json_decref(*counts);
+        *counts = NULL;
+    }
+    return rc;
+}
+
+/* Kong's /status (database.reachable, server counters, configuration_hash) plus Strait's
+ * config_version and "entities": the number of entities of each kind, absent when the
+ * database cannot be read. */
 static void
 get_status(struct cp_ctx *cx, struct cp_response *rs)
 {
     const struct cp_server_stats *st = &cx->stats;
     struct cp_snapshot_blob *b = NULL;
+    json_t *counts = NULL;
     uint64_t version = 0;
     bool reachable;
     json_t *o;
 
     pthread_mutex_lock(&cx->store_mu);
-    reachable = cp_store_version(cx->store, &version) == 0;
+    reachable = status_counts(cx->store, &version, &counts) == 0;
     pthread_mutex_unlock(&cx->store_mu);
     if (cx->snap != NULL) {
         b = cp_snapshot_acquire(cx->snap);
@@ -332,6 +366,9 @@ get_status(struct cp_ctx *cx, struct cp_response *rs)
                   "connections_handled",
                   (json_int_t)__atomic_load_n(&st->handled, __ATOMIC_RELAXED), "total_requests",
                   (json_int_t)__atomic_load_n(&st->requests, __ATOMIC_RELAXED)));
+    if (counts != NULL) {
+        json_object_set_new(o, "entities", counts);
+    }
     cp_snapshot_blob_unref(b);
     cp_admin__reply(rs, 200, o);
 }
@@ -417,7 +454,8 @@ allowed(char **s, int n)
     if (n == 0 || (n == 1 && strcmp(s[0], "status") == 0)) {
         return "GET, HEAD, OPTIONS";
     }
-    if (n == 2 && strcmp(s[0], "clustering") == 0) {
+    if (n == 2 && strcmp(s[0], "clustering") == 0 &&
+        (strcmp(s[1], "data-planes") == 0 || strcmp(s[1], "status") == 0)) {
         return "GET, HEAD, OPTIONS";
     }
     if (n == 1 && strcmp(s[0], "endpoints") == 0) {
@@ -425,6 +463,13 @@ allowed(char **s, int n)
     }
     if (n == 3 && strcmp(s[0], "schemas") == 0 && strcmp(s[2], "validate") == 0) {
         return "OPTIONS, POST";
+    }
+    if ((n == 2 && strcmp(s[0], "schemas") == 0) ||
+        ((n == 1 || n == 2) && strcmp(s[0], "tags") == 0)) {
+        return "GET, HEAD, OPTIONS";
+    }
+    if (n == 1 && strcmp(s[0], "config") == 0) {
+        return "GET, HEAD, OPTIONS, POST";
     }
     if ((n == 1 && ent) || (n == 3 && nested(s, n))) {
         return "GET, HEAD, OPTIONS, POST";
@@ -474,7 +519,19 @@ dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
         return;
     }
     if (strcmp(s[0], "schemas") == 0) {
-        cp_admin__schema_validate(rq, rs, s[1]);
+        if (n == 2) {
+            cp_admin__schema_get(rs, s[1]);
+        } else {
+            cp_admin__schema_validate(rq, rs, s[1]);
+        }
+        return;
+    }
+    if (strcmp(s[0], "tags") == 0) {
+        cp_admin__tags(cx, rq, rs, n == 2 ? s[1] : NULL);
+        return;
+    }
+    if (strcmp(s[0], "config") == 0) {
+        cp_admin__config(cx, rq, rs);
         return;
     }
     collection_kind(s[0], &k);

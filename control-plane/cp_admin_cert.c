@@ -219,7 +219,7 @@ static int
 add_sni(struct cp_store *st, const char *cert_id, const char *name, size_t index, json_t **fields,
         struct st_err *err)
 {
-    int64_t now = st_time_ms();
+    int64_t now = st_time_ms() / 1000 * 1000; /* whole seconds: see cp_admin_entity.c */
     json_t *f = NULL;
     char id[37];
     json_t *o;

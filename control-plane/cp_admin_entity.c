@@ -71,6 +71,32 @@ parent_field(enum st_entity_kind k)
     return k == ST_ENT_SNI ? "certificate" : "service";
 }
 
+/* Kong's select_by_/update_by_/upsert_by_/delete_by_<endpoint key>: a key that is not
+ * a valid value of the field (a service name with a space) is refused before any
+ * lookup, as "invalid unique name" (-ST_EPARSE with err->field "name", err->msg the
+ * field's error). A certificate's key is the name of one of its snis. */
+static int
+check_endpoint_key(enum st_entity_kind k, const char *key, struct st_err *err)
+{
+    enum st_entity_kind by = k == ST_ENT_CERTIFICATE ? ST_ENT_SNI : k;
+    json_t *v;
+    json_t *e;
+    int rc = 0;
+
+    if (!has_name(by)) {
+        return 0;
+    }
+    v = json_string(key);
+    e = v != NULL ? st_schema_check_value(by, "name", v) : json_string("expected a string");
+    if (e != NULL) {
+        rc = st_err_set(err, -ST_EPARSE, "name", "%s",
+                        json_is_string(e) ? json_string_value(e) : "invalid value");
+    }
+    json_decref(e);
+    json_decref(v);
+    return rc;
+}
+
 /* Finds an entity by its key in a path: id or name; a certificate by id or by the name
  * of one of its snis (-ST_ENOTFOUND with err->field "sni" when no sni has it); a CA
  * certificate by id only (-ST_EPARSE, Kong's invalid primary key, for anything else). */
@@ -84,7 +110,14 @@ get_keyed(struct cp_store *st, enum st_entity_kind k, const char *key, json_t **
 
     *out = NULL;
     if (k == ST_ENT_CA_CERTIFICATE && !st_schema_is_uuid(key)) {
-        return st_err_set(err, -ST_EPARSE, "id", "%s", key);
+        /* Kong: invalid_primary_key(errors of validate_primary_key) */
+        return st_err_set(err, -ST_EPARSE, "id", "expected a valid UUID");
+    }
+    if (!st_schema_is_uuid(key)) {
+        rc = check_endpoint_key(k, key, err);
+        if (rc < 0) {
+            return rc;
+        }
     }
     if (k != ST_ENT_CERTIFICATE || st_schema_is_uuid(key)) {
         return cp_store_get(st, k, key, out);
@@ -129,6 +162,13 @@ resolve_service(struct cp_store *st, json_t *route, struct st_err *err)
     if (!json_is_object(ref) || json_object_get(ref, "id") != NULL || name == NULL) {
         return 0;
     }
+    svc = st_schema_check_value(ST_ENT_SERVICE, "name", json_object_get(ref, "name"));
+    if (svc != NULL) {
+        /* not a valid name: the schema reports service.name (Kong resolves only names
+         * that validate) */
+        json_decref(svc);
+        return 0;
+    }
     rc = cp_store_get(st, ST_ENT_SERVICE, name, &svc);
     if (rc == -ST_ENOTFOUND) {
         return st_err_set(err, -ST_EFOREIGN, "service.name", "%s", name);
@@ -161,6 +201,36 @@ new_id(json_t *o)
     }
 }
 
+/* Kong's error body for rc. Two come from here rather than cp_admin__reply_err: a path
+ * key that is not a valid name (Kong's invalid_unique: 400, code 10, "invalid unique
+ * name") and a route's `service: {"name": ...}` that names no service (Kong's
+ * resolve_foreign, foreign_keys_unresolved: 400, code 13). */
+static void
+reply_error(struct cp_response *rs, enum st_entity_kind k, int rc, const struct st_err *err,
+            json_t *fields)
+{
+    char detail[512];
+    char msg[768];
+
+    if (rc == -ST_EPARSE && err != NULL && strcmp(err->field, "name") == 0) {
+        json_decref(fields);
+        cp_admin__reply_code(rs, 400, 10, "invalid unique name", err->msg, NULL);
+        return;
+    }
+    if (rc == -ST_EFOREIGN && err != NULL && strcmp(err->field, "service.name") == 0) {
+        json_decref(fields);
+        st_snprintf(detail, sizeof(detail),
+                    "the foreign key cannot be resolved with '{name=\"%s\"}' for an existing "
+                    "'services' entity",
+                    err->msg);
+        st_snprintf(msg, sizeof(msg), "foreign key unresolved (service.name: %s)", detail);
+        cp_admin__reply_code(rs, 400, 13, "foreign keys unresolved", msg,
+                             json_pack("{s:{s:s}}", "service", "name", detail));
+        return;
+    }
+    cp_admin__reply_err(rs, k, rc, err, fields);
+}
+
 /* ------------------------------------------------------------------------ */
 /* writes */
 
@@ -169,7 +239,8 @@ new_id(json_t *o)
 static json_t *
 prepare(const struct write_req *w, const json_t *existing, const char *parent_id)
 {
-    int64_t now = st_time_ms();
+    /* whole seconds, as the API shows them: an export re-imported hashes the same */
+    int64_t now = st_time_ms() / 1000 * 1000;
     json_t *o;
 
     if (w->op == OP_PATCH) {
@@ -199,7 +270,10 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
         json_object_set_new(o, "created_at", json_integer(now));
     }
     json_object_set_new(o, "updated_at", json_integer(now));
-    if ((w->k == ST_ENT_ROUTE || w->k == ST_ENT_SNI) && parent_id != NULL) {
+    /* Kong's nested endpoints: POST and PUT set the parent; PATCH sets it only when the
+     * body does not name one (a PATCH may move the child to another parent) */
+    if ((w->k == ST_ENT_ROUTE || w->k == ST_ENT_SNI) && parent_id != NULL &&
+        (w->op != OP_PATCH || json_object_get(w->body, parent_field(w->k)) == NULL)) {
         json_object_set_new(o, parent_field(w->k), json_pack("{s:s}", "id", parent_id));
     }
     return o;
@@ -231,7 +305,9 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     if (rc < 0) {
         return rc;
     }
-    if (*parent != NULL) {
+    if (*parent != NULL && w->op != OP_UPSERT) {
+        /* GET, PATCH, DELETE: not this parent's child is 404. Kong's nested PUT upserts
+         * with the parent from the path whoever owned the child (it moves). */
         const char *pid = ref_id(*existing, parent_field(w->k));
 
         if (pid == NULL || strcmp(pid, obj_str(*parent, "id")) != 0) {
@@ -326,7 +402,7 @@ write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
     w->body = NULL;
     if (rc < 0) {
         json_decref(o);
-        cp_admin__reply_err(rs, w->k, rc, &err, fields);
+        reply_error(rs, w->k, rc, &err, fields);
         return;
     }
     kick(cx);
@@ -363,7 +439,7 @@ delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const c
     json_decref(par);
     json_decref(existing);
     if (rc < 0) {
-        cp_admin__reply_err(rs, k, rc, &err, NULL);
+        reply_error(rs, k, rc, &err, NULL);
         return;
     }
     kick(cx);
@@ -392,16 +468,15 @@ get_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char
     json_decref(par);
     if (rc < 0) {
         json_decref(o);
-        cp_admin__reply_err(rs, k, rc, &err, NULL);
+        reply_error(rs, k, rc, &err, NULL);
         return;
     }
     cp_admin__reply(rs, 200, cp_admin__render(o));
     json_decref(o);
 }
 
-/* Parses ?size=; replies and returns -1 when it is bad. */
-static int
-page_size(const struct cp_request *rq, struct cp_response *rs, size_t *size)
+int
+cp_admin__page_size(const struct cp_request *rq, struct cp_response *rs, size_t *size)
 {
     const char *v = json_string_value(json_object_get(rq->query, "size"));
     char *end = NULL;
@@ -425,13 +500,47 @@ page_size(const struct cp_request *rq, struct cp_response *rs, size_t *size)
     return 0;
 }
 
-/* Parses ?tags= (a,b = all of them; a/b = any). Replies and returns -1 when bad. */
+/* A byte Kong accepts in a tag filter: printable ASCII but ',' and '/', or a UTF-8
+ * byte 0x80-0xF4 (kong/api/endpoints.lua TAGS_AND_REGEX, TAGS_OR_REGEX). */
+static bool
+tag_filter_byte(unsigned char c)
+{
+    return (c >= 0x20 && c <= 0x7e && c != ',' && c != '/') || (c >= 0x80 && c <= 0xf4);
+}
+
+/* True when v is one or more tags separated by sep alone (an empty tag between two
+ * separators, or a leading separator, fails; a trailing one is allowed, as Kong's
+ * regular expressions allow it). */
+static bool
+tag_filter_is(const char *v, char sep)
+{
+    const unsigned char *p = (const unsigned char *)v;
+
+    while (*p != '\0') {
+        const unsigned char *start = p;
+
+        while (tag_filter_byte(*p)) {
+            p++;
+        }
+        if (p == start || (*p != '\0' && *p != (unsigned char)sep)) {
+            return false;
+        }
+        if (*p != '\0') {
+            p++;
+        }
+    }
+    return p != (const unsigned char *)v;
+}
+
+/* Parses ?tags= (a,b = all of them; a/b = any), as Kong's extract_options and
+ * validate_options_value do: anything else (a mix of ',' and '/', an empty filter, a
+ * byte outside the tag bytes) is "invalid filter syntax", more than 5 tags "cannot
+ * query more than 5 tags". Replies and returns -1 when bad. */
 static int
 page_tags(const struct cp_request *rq, struct cp_response *rs, json_t **tags, bool *any)
 {
     const char *v = json_string_value(json_object_get(rq->query, "tags"));
-    bool comma;
-    bool slash;
+    const char *why = NULL;
     const char *p;
 
     *tags = NULL;
@@ -439,33 +548,42 @@ page_tags(const struct cp_request *rq, struct cp_response *rs, json_t **tags, bo
     if (v == NULL) {
         return 0;
     }
-    comma = strchr(v, ',') != NULL;
-    slash = strchr(v, '/') != NULL;
-    if (v[0] == '\0' || (comma && slash)) {
-        const char *why = v[0] == '\0' ? "cannot be null" : "invalid filter syntax";
+    if (tag_filter_is(v, ',')) {
+        *any = false;
+    } else if (tag_filter_is(v, '/')) {
+        *any = true;
+    } else {
+        why = "invalid filter syntax";
+    }
+    if (why == NULL) {
+        *tags = json_array();
+        for (p = v; *p != '\0';) {
+            size_t n = strcspn(p, ",/");
+
+            json_array_append_new(*tags, json_stringn(p, n));
+            p += n;
+            if (*p != '\0') {
+                p++;
+            }
+        }
+        if (json_array_size(*tags) > 5) {
+            why = "cannot query more than 5 tags";
+        }
+    }
+    if (why != NULL) {
         char msg[128];
 
+        json_decref(*tags);
+        *tags = NULL;
         st_snprintf(msg, sizeof(msg), "invalid option (tags: %s)", why);
         cp_admin__reply_code(rs, 400, 11, "invalid options", msg, NULL);
         return -1;
     }
-    *any = slash;
-    *tags = json_array();
-    for (p = v; *p != '\0';) {
-        size_t n = strcspn(p, ",/");
-
-        json_array_append_new(*tags, json_stringn(p, n));
-        p += n;
-        if (*p != '\0') {
-            p++;
-        }
-    }
     return 0;
 }
 
-/* Percent-encodes s for a query string into a new string. */
-static char *
-escape(const char *s)
+char *
+cp_admin__escape(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     char *out = st_xmalloc(strlen(s) * 3 + 1);
@@ -492,7 +610,7 @@ next_link(const struct cp_request *rq, const char *offset, size_t size)
 {
     const char *tags = json_string_value(json_object_get(rq->query, "tags"));
     char *path = st_xstrdup(rq->path);
-    char *etags = tags != NULL ? escape(tags) : NULL;
+    char *etags = tags != NULL ? cp_admin__escape(tags) : NULL;
     size_t len = strlen(path);
     char buf[1024];
     json_t *v;
@@ -508,6 +626,38 @@ next_link(const struct cp_request *rq, const char *offset, size_t size)
     return v;
 }
 
+/* True when ngx.decode_base64 would decode s: the standard alphabet up to an optional
+ * '=' (what follows is not read), and a length that is not 1 modulo 4. */
+static bool
+offset_is_base64(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0' && s[n] != '='; n++) {
+        unsigned char c = (unsigned char)s[n];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/')) {
+            return false;
+        }
+    }
+    return n % 4 != 1;
+}
+
+/* Kong's invalid offset (code 7). Kong's offsets are base64, so an offset that is not
+ * base64 text is "bad base64 encoding" there; any other bad one keeps msg. */
+static void
+offset_error(struct cp_response *rs, const char *offset, const char *msg)
+{
+    char buf[512];
+
+    if (offset != NULL && !offset_is_base64(offset)) {
+        st_snprintf(buf, sizeof(buf), "'%s' is not a valid offset: bad base64 encoding", offset);
+        msg = buf;
+    }
+    cp_admin__reply_code(rs, 400, 7, "invalid offset", msg, NULL);
+}
+
 static void
 list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enum st_entity_kind k,
      const char *parent)
@@ -520,7 +670,7 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     char *next = NULL;
     int rc = 0;
 
-    if (page_size(rq, rs, &o.size) < 0 || page_tags(rq, rs, &tags, &o.tags_any) < 0) {
+    if (cp_admin__page_size(rq, rs, &o.size) < 0 || page_tags(rq, rs, &tags, &o.tags_any) < 0) {
         return;
     }
     o.tags = parent == NULL ? tags : NULL; /* Kong: nested collections ignore tags */
@@ -545,10 +695,10 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     pthread_mutex_unlock(&cx->store_mu);
     json_decref(par);
     json_decref(tags);
-    if (rc == -ST_EPARSE) {
-        cp_admin__reply_code(rs, 400, 7, "invalid offset", err.msg, NULL);
+    if (rc == -ST_EPARSE && strcmp(err.field, "offset") == 0) {
+        offset_error(rs, o.offset, err.msg);
     } else if (rc < 0) {
-        cp_admin__reply_err(rs, k, rc, &err, NULL);
+        reply_error(rs, k, rc, &err, NULL);
     } else {
         json_t *out = json_array();
         size_t i;
@@ -613,16 +763,17 @@ void
 cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                         const char *route)
 {
+    struct st_err err = {0};
     json_t *r = NULL;
     char sid[64];
     int rc;
 
     pthread_mutex_lock(&cx->store_mu);
-    rc = cp_store_get(cx->store, ST_ENT_ROUTE, route, &r);
+    rc = get_keyed(cx->store, ST_ENT_ROUTE, route, &r, &err);
     pthread_mutex_unlock(&cx->store_mu);
     if (rc < 0 || route_service_id(r) == NULL) {
         json_decref(r);
-        cp_admin__reply_err(rs, ST_ENT_SERVICE, rc < 0 ? rc : -ST_ENOTFOUND, NULL, NULL);
+        reply_error(rs, ST_ENT_SERVICE, rc < 0 ? rc : -ST_ENOTFOUND, &err, NULL);
         return;
     }
     st_snprintf(sid, sizeof(sid), "%s", route_service_id(r));

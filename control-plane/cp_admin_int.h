@@ -44,8 +44,27 @@ void cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_
 void cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                              const char *route);
 
+/* Parses ?size= of a list (default CP_PAGE_SIZE_DEFAULT); replies Kong's 400 "invalid
+ * size" and returns -1 when it is bad (cp_admin_entity.c; also GET /tags). */
+int cp_admin__page_size(const struct cp_request *rq, struct cp_response *rs, size_t *size);
+
+/* Percent-encodes s (all but RFC 3986 unreserved bytes) into a new string the caller
+ * frees (cp_admin_entity.c; also GET /tags). */
+char *cp_admin__escape(const char *s);
+
 /* GET /endpoints (cp_admin_meta.c) */
 void cp_admin__endpoints(struct cp_response *rs);
+/* GET /schemas/{name} (cp_admin_meta.c) */
+void cp_admin__schema_get(struct cp_response *rs, const char *name);
+/* Kong's JSON form of kind k's schema, {"fields": [...], "entity_checks": [...]}, for the
+ * fields st_schema accepts (cp_admin_schemas.c). A new object, or NULL (logged) when a
+ * field st_schema knows has no description. */
+json_t *cp_admin__schema_describe(enum st_entity_kind k);
+/* GET /tags (tag NULL) and GET /tags/{tag} (cp_admin_tags.c) */
+void cp_admin__tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                    const char *tag);
+/* GET and POST /config (cp_admin_config.c) */
+void cp_admin__config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs);
 /* POST /schemas/{name}/validate (cp_admin_meta.c) */
 void cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs,
                                const char *name);

@@ -10,6 +10,7 @@
 #define CP_DEFAULT_DAYS 1095
 
 static const char *const migration_cmds[] = {"bootstrap", "up", "finish", "list", "reset"};
+static const char *const config_cmds[] = {"db_import", "db_export", "parse"};
 
 void
 cp_cli_usage(FILE *f)
@@ -22,6 +23,21 @@ cp_cli_usage(FILE *f)
                "  migrations bootstrap|up|finish|list|reset [--yes] [-c FILE]\n"
                "                                      database migrations (SQLite migrates "
                "itself at start)\n"
+               "  config db_import FILE [-c FILE] [-p PREFIX]\n"
+               "                                      load a declarative file (YAML or JSON, "
+               "\"-\": stdin) into the\n"
+               "                                      database in one transaction, all or "
+               "nothing: as Kong, each\n"
+               "                                      entity is upserted (by id, or by name "
+               "when the file gives\n"
+               "                                      no id); entities the file does not "
+               "name are kept\n"
+               "  config db_export FILE [-c FILE] [-p PREFIX]\n"
+               "                                      write the database as a declarative "
+               "YAML file (\"-\": stdout);\n"
+               "                                      an existing FILE is not overwritten\n"
+               "  config parse FILE                   validate a declarative file without "
+               "loading it\n"
                "  cluster gen_cert [CERT KEY] [--days N]\n"
                "                                      write a cluster certificate pair "
                "(default ./cluster.crt ./cluster.key, 1095 days)\n"
@@ -139,6 +155,47 @@ parse_migrations(int argc, char **argv, int i, struct cp_args *a, struct st_err 
 }
 
 static int
+parse_config(int argc, char **argv, int i, struct cp_args *a, struct st_err *err)
+{
+    for (; i < argc; i++) {
+        int rc = strcmp(argv[i], "-") == 0 ? 0 : common_opt(argc, argv, &i, a, err);
+
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            continue;
+        }
+        if (a->subcommand == NULL) {
+            for (size_t k = 0; k < sizeof(config_cmds) / sizeof(config_cmds[0]); k++) {
+                if (strcmp(argv[i], config_cmds[k]) == 0) {
+                    a->subcommand = argv[i];
+                }
+            }
+            if (a->subcommand == NULL) {
+                return st_err_set(err, -ST_EPARSE, NULL,
+                                  "config: unknown command '%s' (db_import, db_export, parse)",
+                                  argv[i]);
+            }
+        } else if (a->file == NULL && (argv[i][0] != '-' || argv[i][1] == '\0')) {
+            a->file = argv[i];
+        } else {
+            return st_err_set(err, -ST_EPARSE, NULL, "config: unexpected '%s'", argv[i]);
+        }
+    }
+    if (a->cmd != CP_CMD_CONFIG) {
+        return 0; /* --help or --version */
+    }
+    if (a->subcommand == NULL) {
+        return st_err_set(err, -ST_EPARSE, NULL, "config needs one of db_import, db_export, parse");
+    }
+    if (a->file == NULL) {
+        return st_err_set(err, -ST_EPARSE, NULL, "config %s needs a FILE", a->subcommand);
+    }
+    return 0;
+}
+
+static int
 parse_plain(int argc, char **argv, int i, struct cp_args *a, struct st_err *err)
 {
     for (; i < argc; i++) {
@@ -184,6 +241,10 @@ cp_cli_parse(int argc, char **argv, struct cp_args *a, struct st_err *err)
     if (strcmp(cmd, "migrations") == 0) {
         a->cmd = CP_CMD_MIGRATIONS;
         return parse_migrations(argc, argv, i, a, err);
+    }
+    if (strcmp(cmd, "config") == 0) {
+        a->cmd = CP_CMD_CONFIG;
+        return parse_config(argc, argv, i, a, err);
     }
     if (strcmp(cmd, "cluster") == 0) {
         if (argc < 3 || strcmp(argv[2], "gen_cert") != 0) {

@@ -12,6 +12,7 @@ enum cp_cmd {
     CP_CMD_CHECK,
     CP_CMD_GEN_CERT,
     CP_CMD_MIGRATIONS,
+    CP_CMD_CONFIG,
     CP_CMD_HELP,
     CP_CMD_VERSION,
 };
@@ -23,7 +24,9 @@ struct cp_args {
     const char *cert_path;  /* gen_cert */
     const char *key_path;   /* gen_cert */
     int days;               /* gen_cert --days */
-    const char *subcommand; /* migrations bootstrap|up|finish|list|reset */
+    const char *subcommand; /* migrations bootstrap|up|finish|list|reset;
+                             * config db_import|db_export|parse */
+    const char *file;       /* config: the declarative file ("-": stdin/stdout) */
 };
 
 /* Parses argv (argv[0] is the program). Returns 0, or -ST_EPARSE with err->msg saying

@@ -33,6 +33,11 @@ struct cp_ctx {
     char node_id[37];
     char hostname[256];
     struct cp_server_stats stats;
+    /* POST /config?check_hash=1 (under store_mu): the SHA-256 of the text the last
+     * successful POST /config loaded ("" before one) and the config version right after
+     * its commit; the same text again while the version has not moved is a 304. */
+    char config_sha[65];
+    uint64_t config_version;
 };
 
 #endif

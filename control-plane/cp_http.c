@@ -1,12 +1,25 @@
 /* Admin HTTP server (see cp_http.h). One libmicrohttpd daemon per admin_listen entry,
  * each with its own internal thread pool; handlers block only on the store mutex.
  * multipart/form-data bodies (Kong users' `curl -F cert=@cert.pem`) are decoded with
- * libmicrohttpd's post processor into the same object a urlencoded form gives. */
+ * libmicrohttpd's post processor into the same object a urlencoded form gives.
+ *
+ * Access control, before any admin code runs: `ssl` listeners speak TLS through
+ * libmicrohttpd's GnuTLS (admin_ssl_cert/admin_ssl_cert_key); with admin_ssl_client_ca
+ * their handshake requires a client certificate that CA signed (checked again on each
+ * request); with admin_token every request on every listener must carry the token
+ * (Kong-Admin-Token, Kong Enterprise's RBAC header, or Authorization: Bearer), compared
+ * in constant time. The policy on which addresses may listen is st_conf's
+ * (st_conf_admin_is_exposed). gnutls.h stays in this file, with microhttpd.h;
+ * openssl/crypto.h is here only for CRYPTO_memcmp. */
 #include "cp_http.h"
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,13 +28,23 @@
 #include "cp_ctx.h"
 #include "cp_form.h"
 #include "st_addr.h"
+#include "st_conf.h"
 #include "st_err.h"
 #include "st_log.h"
+#include "st_ssl.h"
 #include "st_util.h"
 
 #define HTTP_MAX_BODY     (16u << 20)
 #define HTTP_POOL_THREADS 2
 #define HTTP_PP_BUFFER    (64u << 10)
+#define HTTP_PEM_MAX      (1u << 20)
+#define HTTP_TOKEN_HEADER "Kong-Admin-Token"
+/* TLS 1.2 and 1.3 only, GnuTLS's default suites otherwise. */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* Kong Enterprise's RBAC answer to a missing or wrong token. */
+#define HTTP_MSG_NO_TOKEN "Invalid credentials. Token or User credentials required"
+#define HTTP_MSG_NO_CERT                                                                           \
+    "Invalid credentials. A client certificate signed by admin_ssl_client_ca is required"
 
 /* One field of a multipart body. */
 struct http_part {
@@ -30,10 +53,22 @@ struct http_part {
     size_t len, cap;
 };
 
+/* One admin_listen entry: the closure of its daemon's callbacks. */
+struct http_srv {
+    struct cp_http *h;
+    struct MHD_Daemon *d;
+    const struct st_listen *l;
+    bool tls;
+    bool client_cert; /* tls and admin_ssl_client_ca: a verified client certificate */
+};
+
 struct cp_http {
     struct cp_ctx *cx;
-    struct MHD_Daemon **d;
+    struct http_srv *srv;
     size_t n;
+    char *cert_pem, *key_pem, *ca_pem; /* read once, shared by the ssl daemons */
+    bool has_token;
+    char token_sha256[65]; /* hex SHA-256 of admin_token: equal lengths to compare */
 };
 
 /* One request being received. */
@@ -71,7 +106,9 @@ static enum MHD_Result
 scan_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
-    json_object_set_new(cls, key, json_string(value != NULL ? value : ""));
+    json_object_set_new(
+        cls, key,
+        json_stringn_nocheck(value != NULL ? value : "", value != NULL ? strlen(value) : 0));
     return MHD_YES;
 }
 
@@ -210,21 +247,126 @@ send_resp(struct MHD_Connection *c, const struct cp_response *rs)
     return ret;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Access control */
+
+/* Whether the value of a header holds the token. Both sides are hashed first, so the
+ * constant-time comparison runs over equal lengths and says nothing about the length. */
+static bool
+token_matches(const struct cp_http *h, const char *v)
+{
+    char got[65];
+
+    st_ssl_sha256_hex(v, strlen(v), got);
+    return CRYPTO_memcmp(got, h->token_sha256, 64) == 0;
+}
+
+static bool
+token_ok(const struct cp_http *h, struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, HTTP_TOKEN_HEADER);
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    bool ok = false;
+
+    if (v != NULL && token_matches(h, v)) {
+        ok = true;
+    }
+    if (!ok && auth != NULL && strncasecmp(auth, "Bearer", 6) == 0 &&
+        (auth[6] == ' ' || auth[6] == '\t')) {
+        for (auth += 6; *auth == ' ' || *auth == '\t'; auth++) {
+        }
+        ok = token_matches(h, auth);
+    }
+    return ok;
+}
+
+/* The session's peer certificate chain verifies against admin_ssl_client_ca (the trust
+ * list libmicrohttpd loaded from MHD_OPTION_HTTPS_MEM_TRUST). */
+static bool
+client_cert_ok(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t s;
+    unsigned status = 0;
+
+    if (ci == NULL || ci->tls_session == NULL) {
+        return false;
+    }
+    s = ci->tls_session;
+    if (gnutls_certificate_type_get(s) != GNUTLS_CRT_X509) {
+        return false;
+    }
+    return gnutls_certificate_verify_peers2(s, &status) == GNUTLS_E_SUCCESS && status == 0;
+}
+
+static const char *
+peer_text(struct MHD_Connection *c, char *buf, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    if (ci == NULL || ci->client_addr == NULL) {
+        return "?";
+    }
+    st_addr_format(ci->client_addr, buf, size);
+    return buf;
+}
+
+/* Refuses the request with 401 before anything reads it: the body is never received
+ * and libmicrohttpd closes the connection after the answer. NULL: allowed. */
+static const char *
+access_denied(const struct http_srv *srv, struct MHD_Connection *c)
+{
+    if (srv->client_cert && !client_cert_ok(c)) {
+        return HTTP_MSG_NO_CERT;
+    }
+    if (srv->h->has_token && !token_ok(srv->h, c)) {
+        return HTTP_MSG_NO_TOKEN;
+    }
+    return NULL;
+}
+
+static enum MHD_Result
+send_denied(struct MHD_Connection *c, const char *method, const char *url, const char *why)
+{
+    struct cp_response rs = {0};
+    json_t *o = json_pack("{s:s}", "message", why);
+    char peer[64];
+
+    rs.status = 401;
+    rs.body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    st_log(ST_LOG_INFO, 0, "admin: %s %s 401 from %s: %s", method, url,
+           peer_text(c, peer, sizeof(peer)), why);
+    return send_resp(c, &rs);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Requests */
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-    struct cp_http *h = cls;
+    struct http_srv *srv = cls;
+    struct cp_http *h = srv->h;
     struct http_req *r = *con_cls;
     struct header_scan hs = {0};
     struct cp_request rq = {0};
     struct cp_response rs = {0};
     json_t *query;
+    const char *denied;
 
     json_t *parts = NULL;
 
     (void)version;
     if (r == NULL) {
+        denied = access_denied(srv, c);
+        if (denied != NULL) {
+            __atomic_add_fetch(&h->cx->stats.requests, 1, __ATOMIC_RELAXED);
+            return send_denied(c, method, url, denied);
+        }
         r = st_xcalloc(1, sizeof(*r));
         MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &hs);
         if (hs.n_content_types == 1 && is_multipart(hs.content_type)) {
@@ -291,15 +433,33 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* With admin_ssl_client_ca, the handshake itself requires a certificate that verifies
+ * against it (GnuTLS checks the chain and dates; no name is checked): a client without
+ * one, or with one from another CA, gets a TLS alert. libmicrohttpd only requests one. */
+static void
+require_client_cert(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+    if (ci != NULL && ci->tls_session != NULL) {
+        gnutls_certificate_server_set_request(ci->tls_session, GNUTLS_CERT_REQUIRE);
+        gnutls_session_set_verify_cert(ci->tls_session, NULL, 0);
+    }
+}
+
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
               enum MHD_ConnectionNotificationCode toe)
 {
-    struct cp_server_stats *st = &((struct cp_http *)cls)->cx->stats;
+    struct http_srv *srv = cls;
+    struct cp_server_stats *st = &srv->h->cx->stats;
 
-    (void)c;
     (void)socket_context;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (srv->client_cert) {
+            require_client_cert(c);
+        }
         __atomic_add_fetch(&st->accepted, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&st->active, 1, __ATOMIC_RELAXED);
     } else {
@@ -308,43 +468,138 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
     }
 }
 
-static bool
-is_loopback(const struct sockaddr_storage *ss)
+/* ------------------------------------------------------------------------- */
+/* Start and stop */
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* libmicrohttpd's messages (mostly failed TLS handshakes: client misbehaviour). */
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+    char msg[256];
+    size_t n;
 
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    (void)cls;
+    if (!st_log_enabled(ST_LOG_INFO)) {
+        return;
     }
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0) {
+        return;
     }
-    return false;
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    st_log(ST_LOG_INFO, 0, "admin: %s", msg);
 }
 
+/* Reads a PEM file whole into a NUL-terminated string (caller frees). */
 static int
-check_listen(const struct st_conf *conf, const struct st_listen *l, struct st_err *err)
+read_pem(const char *key, const char *path, char **out, struct st_err *err)
 {
-    if (l->flags & ST_LISTEN_F_SSL) {
-        return st_err_set(err, -ST_EUNSUPPORTED, "admin_listen",
-                          "admin_listen: %s: ssl is not supported yet", l->text);
+    FILE *f = fopen(path, "re");
+    char *buf;
+    size_t n;
+
+    *out = NULL;
+    if (f == NULL) {
+        int e = errno;
+
+        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(e));
     }
-    if (!is_loopback(&l->addr) && !conf->admin_allow_insecure) {
-        return st_err_set(err, -ST_ECONF, "admin_listen",
-                          "admin_listen: %s is not a loopback address and the admin API has "
-                          "no TLS or authentication yet; set admin_allow_insecure = on to "
-                          "allow it",
-                          l->text);
+    buf = st_xmalloc(HTTP_PEM_MAX + 1);
+    n = fread(buf, 1, HTTP_PEM_MAX + 1, f);
+    if (ferror(f) || n > HTTP_PEM_MAX) {
+        int e = ferror(f) ? EIO : EFBIG;
+
+        fclose(f);
+        free(buf);
+        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(e));
     }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
     return 0;
 }
 
-static struct MHD_Daemon *
-start_one(struct cp_http *h, const struct st_listen *l)
+static void
+free_secret(char *p)
 {
+    if (p != NULL) {
+        explicit_bzero(p, strlen(p));
+        free(p);
+    }
+}
+
+/* Parses the PEM files with GnuTLS the way libmicrohttpd will, so that a bad file, a
+ * key that does not match, or a CA file without a certificate stops the start with a
+ * line naming the key (libmicrohttpd would only fail to start the daemon). */
+static int
+check_tls_files(const struct st_conf *conf, const struct cp_http *h, struct st_err *err)
+{
+    gnutls_certificate_credentials_t cred;
+    gnutls_datum_t cert = {(unsigned char *)h->cert_pem, (unsigned)strlen(h->cert_pem)};
+    gnutls_datum_t key = {(unsigned char *)h->key_pem, (unsigned)strlen(h->key_pem)};
+    int grc, rc = 0;
+
+    if (gnutls_certificate_allocate_credentials(&cred) != GNUTLS_E_SUCCESS) {
+        return st_err_set(err, -ENOMEM, "admin_ssl_cert", "admin_ssl_cert: out of memory");
+    }
+    grc = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (grc < 0) {
+        rc = st_err_set(err, -ST_ECONF, "admin_ssl_cert",
+                        "admin_ssl_cert: cannot use %s with admin_ssl_cert_key %s: %s",
+                        conf->admin_ssl_cert, conf->admin_ssl_cert_key, gnutls_strerror(grc));
+    }
+    if (rc == 0 && h->ca_pem != NULL) {
+        gnutls_datum_t ca = {(unsigned char *)h->ca_pem, (unsigned)strlen(h->ca_pem)};
+
+        grc = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+        if (grc <= 0) {
+            rc = st_err_set(err, -ST_ECONF, "admin_ssl_client_ca",
+                            "admin_ssl_client_ca: no CA certificate in %s%s%s",
+                            conf->admin_ssl_client_ca, grc < 0 ? ": " : "",
+                            grc < 0 ? gnutls_strerror(grc) : "");
+        }
+    }
+    gnutls_certificate_free_credentials(cred);
+    return rc;
+}
+
+static int
+load_tls(const struct st_conf *conf, struct cp_http *h, struct st_err *err)
+{
+    int rc;
+
+    rc = read_pem("admin_ssl_cert", conf->admin_ssl_cert, &h->cert_pem, err);
+    if (rc == 0) {
+        rc = read_pem("admin_ssl_cert_key", conf->admin_ssl_cert_key, &h->key_pem, err);
+    }
+    if (rc == 0 && conf->admin_ssl_client_ca != NULL) {
+        rc = read_pem("admin_ssl_client_ca", conf->admin_ssl_client_ca, &h->ca_pem, err);
+    }
+    if (rc == 0) {
+        rc = check_tls_files(conf, h, err);
+    }
+    return rc;
+}
+
+static struct MHD_Daemon *
+start_one(struct http_srv *srv)
+{
+    const struct st_listen *l = srv->l;
+    struct cp_http *h = srv->h;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
+        {srv->client_cert ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, h->ca_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
     uint16_t port;
 
     if (l->addr.ss_family == AF_INET6) {
@@ -353,48 +608,117 @@ start_one(struct cp_http *h, const struct st_listen *l)
     } else {
         port = ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
     }
-    return MHD_start_daemon(flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                            (const struct sockaddr *)&l->addr, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned)HTTP_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                            h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+    if (srv->tls) {
+        flags |= MHD_USE_TLS;
+    }
+    /* the logger first, so that libmicrohttpd uses it for the other options too */
+    return MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)HTTP_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)60, MHD_OPTION_ARRAY, srv->tls ? tls : none, MHD_OPTION_END);
+}
+
+/* One warning line per listener that admin_allow_insecure lets through. */
+static void
+warn_exposed(const struct st_conf *conf)
+{
+    const char *missing;
+
+    for (size_t i = 0; i < conf->admin_listen.n; i++) {
+        if (st_conf_admin_is_exposed(conf, &conf->admin_listen.v[i], &missing)) {
+            st_log(ST_LOG_WARN, 0,
+                   "admin_listen: %s is not a loopback address and lacks %s; starting anyway "
+                   "because admin_allow_insecure = on",
+                   conf->admin_listen.v[i].text, missing);
+        }
+    }
+}
+
+static bool
+any_ssl(const struct st_listen_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->v[i].flags & ST_LISTEN_F_SSL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+free_tls(struct cp_http *h)
+{
+    free(h->cert_pem);
+    free_secret(h->key_pem);
+    free(h->ca_pem);
+    h->cert_pem = h->key_pem = h->ca_pem = NULL;
+}
+
+int
+cp_http_check(const struct st_conf *conf, struct st_err *err)
+{
+    struct cp_http h;
+    int rc;
+
+    if (!any_ssl(&conf->admin_listen)) {
+        return 0;
+    }
+    memset(&h, 0, sizeof(h));
+    rc = load_tls(conf, &h, err);
+    free_tls(&h);
+    return rc;
 }
 
 int
 cp_http_start(struct cp_ctx *cx, struct cp_http **out, struct st_err *err)
 {
-    const struct st_listen_set *set = &cx->conf.admin_listen;
+    const struct st_conf *conf = &cx->conf;
+    const struct st_listen_set *set = &conf->admin_listen;
     struct cp_http *h;
-    int rc;
+    int rc = 0;
 
     *out = NULL;
     if (set->n == 0) {
         return st_err_set(err, -ST_ECONF, "admin_listen",
                           "admin_listen must be specified on a control plane");
     }
-    for (size_t i = 0; i < set->n; i++) {
-        rc = check_listen(&cx->conf, &set->v[i], err);
-        if (rc < 0) {
-            return rc;
-        }
-    }
     h = st_xcalloc(1, sizeof(*h));
     h->cx = cx;
-    h->d = st_xcalloc(set->n, sizeof(*h->d));
-    for (size_t i = 0; i < set->n; i++) {
+    h->srv = st_xcalloc(set->n, sizeof(*h->srv));
+    if (conf->admin_token != NULL) {
+        h->has_token = true;
+        st_ssl_sha256_hex(conf->admin_token, strlen(conf->admin_token), h->token_sha256);
+    }
+    if (any_ssl(set)) {
+        rc = load_tls(conf, h, err);
+    }
+    for (size_t i = 0; rc == 0 && i < set->n; i++) {
+        struct http_srv *srv = &h->srv[i];
+
+        srv->h = h;
+        srv->l = &set->v[i];
+        srv->tls = (set->v[i].flags & ST_LISTEN_F_SSL) != 0;
+        srv->client_cert = srv->tls && h->ca_pem != NULL;
         errno = 0;
-        h->d[i] = start_one(h, &set->v[i]);
-        if (h->d[i] == NULL) {
+        srv->d = start_one(srv);
+        if (srv->d == NULL) {
             int e = errno != 0 ? errno : EADDRINUSE;
 
             rc = st_err_set(err, -e, "admin_listen", "admin_listen: cannot listen on %s: %s",
                             set->v[i].text, strerror(e));
-            cp_http_stop(h);
-            return rc;
+            break;
         }
         h->n++;
-        st_log(ST_LOG_NOTICE, 0, "admin API listening on %s", set->v[i].text);
+        st_log(ST_LOG_NOTICE, 0, "admin API listening on %s%s%s", set->v[i].text,
+               srv->tls ? " (ssl)" : "", srv->client_cert ? " (client certificate required)" : "");
     }
+    if (rc != 0) {
+        cp_http_stop(h);
+        return rc;
+    }
+    warn_exposed(conf);
     *out = h;
     return 0;
 }
@@ -406,8 +730,10 @@ cp_http_stop(struct cp_http *h)
         return;
     }
     for (size_t i = 0; i < h->n; i++) {
-        MHD_stop_daemon(h->d[i]);
+        MHD_stop_daemon(h->srv[i].d);
     }
-    free(h->d);
+    free(h->srv);
+    free_tls(h);
+    explicit_bzero(h->token_sha256, sizeof(h->token_sha256));
     free(h);
 }

@@ -2,6 +2,7 @@
  * configuration and runs the command; `start` wires store, snapshot builder, sync
  * server and admin API together and waits for SIGTERM/SIGINT. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,12 +13,14 @@
 
 #include "cp_cli.h"
 #include "cp_ctx.h"
+#include "cp_decl_load.h"
 #include "cp_http.h"
 #include "cp_registry.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "cp_sync.h"
 #include "st_conf.h"
+#include "st_decl.h"
 #include "st_err.h"
 #include "st_log.h"
 #include "st_ssl.h"
@@ -196,6 +199,219 @@ cmd_migrations(const struct cp_args *a)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* config db_import | db_export | parse (Kong's kong/cmd/config.lua) */
+
+/* Reads a whole file ("-": stdin) into *out (malloc'd, NUL-terminated). 0 or -errno. */
+static int
+read_all_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    size_t cap = 65536;
+    size_t n = 0;
+    char *buf;
+    int rc = 0;
+
+    if (f == NULL) {
+        return -errno;
+    }
+    buf = st_xmalloc(cap);
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+
+        n += got;
+        if (n + 1 == cap) {
+            cap *= 2;
+            buf = st_xrealloc(buf, cap);
+            continue;
+        }
+        if (got == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        rc = -EIO;
+    }
+    if (f != stdin) {
+        fclose(f);
+    }
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Writes p to a new file (never an existing one; "-": stdout). 0 or -errno. */
+static int
+write_new_file(const char *path, const char *p, size_t len)
+{
+    int fd = strcmp(path, "-") == 0 ? STDOUT_FILENO
+                                    : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    size_t off = 0;
+    int rc = 0;
+
+    if (fd == -1) {
+        return -errno;
+    }
+    while (off < len) {
+        ssize_t w = write(fd, p + off, len - off);
+
+        if (w == -1 && errno == EINTR) {
+            continue;
+        }
+        if (w == -1) {
+            rc = -errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (fd != STDOUT_FILENO) {
+        if (rc == 0 && fsync(fd) == -1) {
+            rc = -errno;
+        }
+        if (close(fd) == -1 && rc == 0) {
+            rc = -errno;
+        }
+        if (rc < 0) {
+            unlink(path);
+        }
+    }
+    return rc;
+}
+
+/* Kong's "Failed parsing:" followed by one line per error. */
+static void
+print_decl_error(const char *what, const json_t *error)
+{
+    char *text = cp_decl_error_text(error);
+
+    fprintf(stderr, "strait: %s:\n%s\n", what, text);
+    free(text);
+}
+
+static int
+config_parse(const char *text, size_t len)
+{
+    struct st_decl_opts o = {.now_ms = st_time_ms() / 1000 * 1000};
+    json_t *lists[ST_ENT__COUNT];
+    json_t *error = NULL;
+    int rc = st_decl_parse(text, len, &o, lists, &error);
+
+    if (rc < 0) {
+        print_decl_error("Failed parsing", error);
+        json_decref(error);
+        return EXIT_FAILURE;
+    }
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+    }
+    printf("parse successful\n");
+    return 0;
+}
+
+static int
+config_import(struct cp_store *st, const char *text, size_t len)
+{
+    struct cp_decl_result r;
+    char msg[768];
+    int rc = cp_decl_load(st, text, len, CP_DECL_UPSERT, &r);
+
+    if (rc == -ST_ESCHEMA) {
+        print_decl_error("Failed parsing", r.error);
+    } else if (rc < 0) {
+        cp_decl_store_msg(r.kind, rc, &r.err, msg, sizeof(msg));
+        fprintf(stderr, "strait: Failed importing:\n%s\n", msg);
+    } else {
+        printf("parse successful, beginning import\nimport successful:");
+        for (int k = 0; k < ST_ENT__COUNT; k++) {
+            printf(" %zu %s", json_array_size(r.lists[k]), st_entity_name((enum st_entity_kind)k));
+        }
+        printf("\n");
+    }
+    cp_decl_result_fini(&r);
+    return rc < 0 ? EXIT_FAILURE : 0;
+}
+
+static int
+config_export(struct cp_store *st, const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (strcmp(path, "-") != 0 && access(path, F_OK) == 0) {
+        fprintf(stderr, "strait: %s already exists. Will not overwrite it.\n", path);
+        return EXIT_FAILURE;
+    }
+    rc = cp_decl_export(st, true, &text, &len);
+    if (rc == 0) {
+        rc = write_new_file(path, text, len);
+        if (rc == -EEXIST) {
+            fprintf(stderr, "strait: %s already exists. Will not overwrite it.\n", path);
+            free(text);
+            return EXIT_FAILURE;
+        }
+    }
+    free(text);
+    if (rc < 0) {
+        fprintf(stderr, "strait: cannot export to %s: %s\n", path, st_strerror(rc));
+        return EXIT_FAILURE;
+    }
+    if (strcmp(path, "-") != 0) {
+        printf("exported the configuration to %s\n", path);
+    }
+    return 0;
+}
+
+static int
+cmd_config(const struct cp_args *a)
+{
+    struct st_conf conf;
+    struct st_err err = {0};
+    struct cp_store *st = NULL;
+    bool import = strcmp(a->subcommand, "db_import") == 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (import || strcmp(a->subcommand, "parse") == 0) {
+        rc = read_all_file(a->file, &text, &len);
+        if (rc < 0) {
+            fprintf(stderr, "strait: cannot read %s: %s\n", a->file, st_strerror(rc));
+            return EXIT_FAILURE;
+        }
+    }
+    if (!import && strcmp(a->subcommand, "parse") == 0) {
+        /* validating a file needs neither the configuration nor the database */
+        rc = config_parse(text, len);
+        free(text);
+        return rc;
+    }
+    rc = load_conf(&conf, a, &err);
+    if (rc < 0) {
+        free(text);
+        return fail(rc, &err);
+    }
+    rc = make_prefix(conf.prefix, &err);
+    if (rc == 0) {
+        rc = cp_store_open(&conf, &st, &err);
+    }
+    if (rc < 0) {
+        rc = fail(rc, &err);
+        goto out;
+    }
+    rc = import ? config_import(st, text, len) : config_export(st, a->file);
+out:
+    cp_store_close(st);
+    free(text);
+    st_conf_fini(&conf);
+    return rc;
+}
+
 static int
 cmd_gen_cert(const struct cp_args *a)
 {
@@ -231,6 +447,8 @@ main(int argc, char **argv)
         return cmd_check(&a);
     case CP_CMD_MIGRATIONS:
         return cmd_migrations(&a);
+    case CP_CMD_CONFIG:
+        return cmd_config(&a);
     case CP_CMD_GEN_CERT:
         return cmd_gen_cert(&a);
     case CP_CMD_START:

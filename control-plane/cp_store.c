@@ -89,3 +89,22 @@ cp_store_version(struct cp_store *s, uint64_t *version)
 {
     return s->ops->version(s, version);
 }
+
+int
+cp_store_clear(struct cp_store *s)
+{
+    return s->ops->clear(s);
+}
+
+int
+cp_store_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n)
+{
+    return s->ops->count(s, k, n);
+}
+
+int
+cp_store_tags_page(struct cp_store *s, const char *tag, size_t size, const char *offset,
+                   json_t **data, char **next_offset, struct st_err *err)
+{
+    return s->ops->tags_page(s, tag, size, offset, data, next_offset, err);
+}

@@ -48,6 +48,10 @@ struct cp_store_ops {
                 json_t **data, char **next_offset, struct st_err *err);
     int (*read_all)(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT]);
     int (*version)(struct cp_store *s, uint64_t *version);
+    int (*clear)(struct cp_store *s);
+    int (*count)(struct cp_store *s, enum st_entity_kind k, uint64_t *n);
+    int (*tags_page)(struct cp_store *s, const char *tag, size_t size, const char *offset,
+                     json_t **data, char **next_offset, struct st_err *err);
     void (*close)(struct cp_store *s);
 };
 
@@ -107,5 +111,21 @@ int cp_store_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_EN
 
 /* The committed config version. Returns 0 or -ST_EDB. */
 int cp_store_version(struct cp_store *s, uint64_t *version);
+
+/* Deletes every entity, inside a write transaction: POST /config and
+ * `strait-cp config db_import` replace the whole configuration this way (clear, then
+ * insert everything, then commit: one version bump). Returns 0 or -ST_EDB. */
+int cp_store_clear(struct cp_store *s);
+
+/* How many entities of kind k there are (GET /status). Returns 0 or -ST_EDB. */
+int cp_store_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n);
+
+/* One page of GET /tags (tag NULL) or /tags/{tag}: every (tag, entity) pair, ordered by
+ * tag, then entity_name, then entity_id. *data is a new array of
+ * {"entity_name": "services", "entity_id": "<uuid>", "tag": "<tag>"}; *next_offset as
+ * cp_store_page. size is 1..CP_PAGE_SIZE_MAX. Returns 0, -ST_EPARSE for a bad offset
+ * (err->msg says why), or -ST_EDB. */
+int cp_store_tags_page(struct cp_store *s, const char *tag, size_t size, const char *offset,
+                       json_t **data, char **next_offset, struct st_err *err);
 
 #endif

@@ -8,7 +8,8 @@
  * `doc`. A service's ca_certificates stay in its doc (checked with json_each). The config version
  * lives in `meta` and is bumped by the commit of every transaction that wrote. WAL mode, so the
  * snapshot builder's handle reads while the admin API writes. The schema is versioned in
- * `schema_migrations` and migrated at open. */
+ * `schema_migrations` and migrated at open. GET /tags reads the `tags` columns (JSON
+ * arrays) through json_each. */
 #include "cp_store.h"
 
 #include <errno.h>
@@ -874,6 +875,227 @@ sq_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
 }
 
 /* ------------------------------------------------------------------------ */
+/* clear and count */
+
+/* Children before parents, so that no foreign key refuses a delete. */
+static const enum st_entity_kind sq_clear_order[ST_ENT__COUNT] = {
+    ST_ENT_ROUTE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_CERTIFICATE, ST_ENT_CA_CERTIFICATE,
+};
+
+static int
+sq_clear(struct cp_store *s)
+{
+    struct sq_store *q = sq(s);
+    char sql[64];
+    int rc;
+
+    ST_ASSERT(q->in_tx);
+    for (size_t i = 0; i < ST_ARRAY_SIZE(sq_clear_order); i++) {
+        st_snprintf(sql, sizeof(sql), "DELETE FROM %s", sq_kinds[sq_clear_order[i]].table);
+        rc = sq_exec(q->db, sql);
+        if (rc < 0) {
+            return rc;
+        }
+        if (sqlite3_changes(q->db) > 0) {
+            q->dirty = true;
+        }
+    }
+    return 0;
+}
+
+static int
+sq_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n)
+{
+    struct sq_store *q = sq(s);
+    char sql[64];
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    ST_ASSERT(k < ST_ENT__COUNT);
+    st_snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", sq_kinds[k].table);
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    } else {
+        rc = sq_db_err(q->db, sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* tags */
+
+/* A tags offset is the hex of the JSON text ["<tag>", "<entity_name>", "<entity_id>"] of
+ * the last pair of the page before: opaque to clients and safe in a query string. */
+static char *
+sq_tags_offset_make(const char *tag, const char *entity_name, const char *entity_id)
+{
+    json_t *a = json_pack("[sss]", tag, entity_name, entity_id);
+    char *text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+    char *out = NULL;
+
+    if (text != NULL) {
+        out = st_xmalloc(strlen(text) * 2 + 1);
+        st_hex((const uint8_t *)text, strlen(text), out);
+    }
+    free(text);
+    json_decref(a);
+    return out;
+}
+
+static int
+sq_hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+/* Decodes an offset into a new array of three strings, or NULL when it is not one. */
+static json_t *
+sq_tags_offset_parse(const char *offset)
+{
+    size_t len = strlen(offset);
+    char *text;
+    json_t *a = NULL;
+    json_error_t jerr;
+    size_t i;
+
+    if (len == 0 || len % 2 != 0) {
+        return NULL;
+    }
+    text = st_xmalloc(len / 2 + 1);
+    for (i = 0; i < len / 2; i++) {
+        int hi = sq_hex_nibble(offset[2 * i]);
+        int lo = sq_hex_nibble(offset[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            break;
+        }
+        text[i] = (char)(hi << 4 | lo);
+    }
+    if (i == len / 2) {
+        a = json_loadb(text, len / 2, JSON_REJECT_DUPLICATES, &jerr);
+    }
+    free(text);
+    if (json_array_size(a) != 3 || !json_is_string(json_array_get(a, 0)) ||
+        !json_is_string(json_array_get(a, 1)) || !json_is_string(json_array_get(a, 2))) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Every (tag, entity) pair of every table, one page of them. Binds: ?1 the tag or NULL,
+ * ?2..?4 the offset's (tag, entity_name, entity_id) or NULL, ?5 the limit. */
+static int
+sq_tags_sql(char *sql, size_t size)
+{
+    size_t n;
+    int rc;
+
+    rc = st_snprintf(sql, size, "SELECT tag, entity_name, entity_id FROM (");
+    for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
+        n = strlen(sql);
+        rc = st_snprintf(sql + n, size - n,
+                         "%sSELECT t.value AS tag, '%s' AS entity_name, e.id AS entity_id"
+                         " FROM %s AS e, json_each(e.tags) AS t WHERE t.type = 'text'",
+                         k > 0 ? " UNION ALL " : "", sq_kinds[k].table, sq_kinds[k].table);
+    }
+    n = strlen(sql);
+    if (rc == 0) {
+        rc = st_snprintf(sql + n, size - n,
+                         ") WHERE (?1 IS NULL OR tag = ?1)"
+                         " AND (?2 IS NULL OR (tag, entity_name, entity_id) > (?2, ?3, ?4))"
+                         " ORDER BY tag, entity_name, entity_id LIMIT ?5");
+    }
+    return rc;
+}
+
+/* Runs the prepared page query into *data; *next_offset when a row beyond size came. */
+static int
+sq_tags_rows(struct sq_store *q, sqlite3_stmt *st, size_t size, json_t **data, char **next_offset)
+{
+    json_t *arr = json_array();
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *tag = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        const char *id = (const char *)sqlite3_column_text(st, 2);
+
+        if (json_array_size(arr) == size) {
+            json_t *last = json_array_get(arr, size - 1);
+
+            *next_offset =
+                sq_tags_offset_make(json_string_value(json_object_get(last, "tag")),
+                                    json_string_value(json_object_get(last, "entity_name")),
+                                    json_string_value(json_object_get(last, "entity_id")));
+            break;
+        }
+        if (tag != NULL && name != NULL && id != NULL) {
+            json_array_append_new(
+                arr, json_pack("{s:s,s:s,s:s}", "entity_name", name, "entity_id", id, "tag", tag));
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(arr);
+        free(*next_offset);
+        *next_offset = NULL;
+        return sq_db_err(q->db, "tags");
+    }
+    *data = arr;
+    return 0;
+}
+
+static int
+sq_tags_page(struct cp_store *s, const char *tag, size_t size, const char *offset, json_t **data,
+             char **next_offset, struct st_err *err)
+{
+    struct sq_store *q = sq(s);
+    char sql[1536];
+    sqlite3_stmt *st = NULL;
+    json_t *off = NULL;
+    int rc;
+
+    *data = NULL;
+    *next_offset = NULL;
+    ST_ASSERT(size >= 1 && size <= CP_PAGE_SIZE_MAX);
+    if (offset != NULL) {
+        off = sq_tags_offset_parse(offset);
+        if (off == NULL) {
+            return st_err_set(err, -ST_EPARSE, "offset", "'%s' is not a valid offset: bad offset",
+                              offset);
+        }
+    }
+    rc = sq_tags_sql(sql, sizeof(sql));
+    if (rc < 0) {
+        json_decref(off);
+        return -ST_EDB;
+    }
+    rc = sq_prepare(q->db, sql, &st);
+    if (rc == 0) {
+        sq_bind_str(st, 1, tag);
+        for (int i = 0; i < 3; i++) {
+            sq_bind_str(st, 2 + i, json_string_value(json_array_get(off, (size_t)i)));
+        }
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)size + 1);
+        rc = sq_tags_rows(q, st, size, data, next_offset);
+    }
+    sqlite3_finalize(st);
+    json_decref(off);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* open and close */
 
 static void
@@ -900,6 +1122,9 @@ static const struct cp_store_ops sq_ops = {
     .page = sq_page,
     .read_all = sq_read_all,
     .version = sq_version,
+    .clear = sq_clear,
+    .count = sq_count,
+    .tags_page = sq_tags_page,
     .close = sq_close,
 };
 

@@ -11,9 +11,9 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler
     libnng-dev
     libpq-dev libsqlite3-dev
-    libmicrohttpd-dev libjansson-dev libyaml-dev
+    libmicrohttpd-dev libgnutls28-dev libjansson-dev libyaml-dev
     # tests and lint
-    libcmocka-dev python3 python3-pytest clang-format
+    libcmocka-dev python3 python3-pytest python3-yaml clang-format
     # libFuzzer targets (build-fuzz/): clang, and the runtime that holds libFuzzer
     clang libclang-rt-14-dev
     # Postgres server for the store tests (issue 6); the test script starts it itself

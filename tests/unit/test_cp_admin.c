@@ -590,7 +590,7 @@ test_ca_certificates(void **state)
     json_decref(o);
     assert_int_equal(call(f, "GET", "/ca_certificates/not-a-uuid", NULL, NULL, &o), 400);
     assert_int_equal(json_integer_value(json_object_get(o, "code")), 1);
-    assert_message(o, "invalid primary key: '{id=\"not-a-uuid\"}'");
+    assert_message(o, "invalid primary key: '{id=\"expected a valid UUID\"}'");
     json_decref(o);
     assert_int_equal(count(f, "/ca_certificates"), 1);
 

@@ -19,6 +19,7 @@
 #include "st_err.h"
 #include "st_schema.h"
 #include "st_snapshot.h"
+#include "st_util.h"
 
 struct fx {
     char dir[64];
@@ -682,6 +683,235 @@ test_snapshot_carries_certificates(void **state)
     cp_snapshot_free(sn);
 }
 
+static uint64_t
+count(struct cp_store *s, enum st_entity_kind k)
+{
+    uint64_t n = 99;
+
+    assert_int_equal(cp_store_count(s, k, &n), 0);
+    return n;
+}
+
+/* One of each kind (service, route, certificate, sni, CA certificate). */
+static void
+insert_one_of_each(struct fx *f)
+{
+    struct st_err err = {0};
+
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "a"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, route(RT1, SVC1), &err), 0);
+    assert_int_equal(
+        insert1(f->s, ST_ENT_CERTIFICATE, valid(ST_ENT_CERTIFICATE, certificate(CRT1)), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SNI, valid(ST_ENT_SNI, sni(SNI1, "a.test", CRT1)), &err),
+                     0);
+    assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE,
+                             valid(ST_ENT_CA_CERTIFICATE, ca_certificate(CA1, NULL)), &err),
+                     0);
+}
+
+/* Issue 5: count per kind (GET /status); clear deletes everything inside the caller's
+ * transaction, so a rollback keeps it all and a commit bumps the version once. */
+static void
+test_clear_and_count(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    uint64_t v;
+
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        assert_int_equal(count(f->s, (enum st_entity_kind)k), 0);
+    }
+    /* clearing an empty store writes nothing: no version bump */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_clear(f->s), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(version(f->s), 0);
+
+    insert_one_of_each(f);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, "b"), &err), 0);
+    assert_int_equal(count(f->s, ST_ENT_SERVICE), 2);
+    for (int k = 1; k < ST_ENT__COUNT; k++) {
+        assert_int_equal(count(f->s, (enum st_entity_kind)k), 1);
+    }
+    v = version(f->s);
+
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_clear(f->s), 0);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        assert_int_equal(count(f->s, (enum st_entity_kind)k), 0);
+    }
+    cp_store_rollback(f->s);
+    assert_int_equal(count(f->s, ST_ENT_SERVICE), 2);
+    assert_int_equal(count(f->s, ST_ENT_ROUTE), 1);
+    assert_int_equal(count(f->s, ST_ENT_SNI), 1);
+    assert_int_equal(version(f->s), v);
+
+    /* clear then insert in one transaction: one bump, only the new entity left */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_clear(f->s), 0);
+    json_t *o = service(SVC2, "b");
+    assert_int_equal(cp_store_insert(f->s, ST_ENT_SERVICE, o, &err), 0);
+    json_decref(o);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(version(f->s), v + 1);
+    assert_int_equal(count(f->s, ST_ENT_SERVICE), 1);
+    for (int k = 1; k < ST_ENT__COUNT; k++) {
+        assert_int_equal(count(f->s, (enum st_entity_kind)k), 0);
+    }
+    o = NULL;
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, SVC2, &o), 0);
+    json_decref(o);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, SVC1, &o), -ST_ENOTFOUND);
+}
+
+static json_t *
+tagged(json_t *o, const char *tags_json)
+{
+    json_error_t jerr;
+
+    json_object_set_new(o, "tags", json_loads(tags_json, 0, &jerr));
+    return o;
+}
+
+/* Pages GET /tags (tag NULL) with size, and returns every pair as "tag|entity|id"
+ * strings in order, checking the page sizes on the way. */
+static json_t *
+tags_all(struct cp_store *s, const char *tag, size_t size, size_t *pages)
+{
+    json_t *all = json_array();
+    char *offset = NULL;
+    struct st_err err = {0};
+
+    *pages = 0;
+    do {
+        json_t *data = NULL;
+        char *next = NULL;
+        size_t i;
+        json_t *v;
+
+        assert_int_equal(cp_store_tags_page(s, tag, size, offset, &data, &next, &err), 0);
+        (*pages)++;
+        assert_true(json_array_size(data) <= size);
+        if (next != NULL) {
+            assert_int_equal(json_array_size(data), size);
+        }
+        json_array_foreach(data, i, v)
+        {
+            char buf[256];
+
+            assert_int_equal(json_object_size(v), 3);
+            snprintf(buf, sizeof(buf), "%s|%s|%s", json_string_value(json_object_get(v, "tag")),
+                     json_string_value(json_object_get(v, "entity_name")),
+                     json_string_value(json_object_get(v, "entity_id")));
+            json_array_append_new(all, json_string(buf));
+        }
+        json_decref(data);
+        free(offset);
+        offset = next;
+    } while (offset != NULL);
+    return all;
+}
+
+/* Issue 5: GET /tags pages every (tag, entity) pair ordered by tag, entity_name,
+ * entity_id, with an opaque offset, optionally for one tag; a bad offset is refused. */
+static void
+test_tags_page(void **state)
+{
+    static const char *const want[] = {
+        "a|ca_certificates|80000000-0000-4000-8000-000000000008",
+        "a|routes|30000000-0000-4000-8000-000000000003",
+        "a|services|10000000-0000-4000-8000-000000000001",
+        "a|services|20000000-0000-4000-8000-000000000002",
+        "b|services|20000000-0000-4000-8000-000000000002",
+        "b|snis|60000000-0000-4000-8000-000000000006",
+        "c|certificates|40000000-0000-4000-8000-000000000004",
+        "\xf0\x9f\xa6\x8d|services|10000000-0000-4000-8000-000000000001",
+    };
+    struct fx *f = *state;
+    struct st_err err = {0};
+    json_t *all;
+    json_t *data = NULL;
+    char *next = NULL;
+    size_t pages;
+
+    assert_int_equal(
+        insert1(f->s, ST_ENT_SERVICE, tagged(service(SVC2, "b"), "[\"b\", \"a\"]"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE,
+                             tagged(service(SVC1, "a"), "[\"\\ud83e\\udd8d\", \"a\"]"), &err),
+                     0);
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, tagged(route(RT1, SVC1), "[\"a\"]"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_CERTIFICATE,
+                             tagged(valid(ST_ENT_CERTIFICATE, certificate(CRT1)), "[\"c\"]"), &err),
+                     0);
+    assert_int_equal(
+        insert1(f->s, ST_ENT_CERTIFICATE, valid(ST_ENT_CERTIFICATE, certificate(CRT2)), &err),
+        0); /* no tags: no pairs */
+    assert_int_equal(insert1(f->s, ST_ENT_SNI,
+                             tagged(valid(ST_ENT_SNI, sni(SNI1, "a.test", CRT1)), "[\"b\"]"), &err),
+                     0);
+    assert_int_equal(
+        insert1(f->s, ST_ENT_CA_CERTIFICATE,
+                tagged(valid(ST_ENT_CA_CERTIFICATE, ca_certificate(CA1, NULL)), "[\"a\"]"), &err),
+        0);
+
+    for (size_t size = 1; size <= 9; size++) {
+        all = tags_all(f->s, NULL, size, &pages);
+        assert_int_equal(json_array_size(all), ST_ARRAY_SIZE(want));
+        for (size_t i = 0; i < ST_ARRAY_SIZE(want); i++) {
+            assert_string_equal(json_string_value(json_array_get(all, i)), want[i]);
+        }
+        assert_int_equal(pages, (ST_ARRAY_SIZE(want) + size - 1) / size);
+        json_decref(all);
+    }
+
+    all = tags_all(f->s, "a", 3, &pages);
+    assert_int_equal(json_array_size(all), 4);
+    assert_int_equal(pages, 2);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(json_string_value(json_array_get(all, i)), want[i]);
+    }
+    json_decref(all);
+    all = tags_all(f->s, "\xf0\x9f\xa6\x8d", 100, &pages);
+    assert_int_equal(json_array_size(all), 1);
+    assert_string_equal(json_string_value(json_array_get(all, 0)), want[7]);
+    json_decref(all);
+    all = tags_all(f->s, "nope", 100, &pages);
+    assert_int_equal(json_array_size(all), 0);
+    assert_int_equal(pages, 1);
+    json_decref(all);
+
+    /* an offset from /tags also works on /tags/{tag}: it is a position in the order */
+    assert_int_equal(cp_store_tags_page(f->s, NULL, 5, NULL, &data, &next, &err), 0);
+    json_decref(data);
+    assert_non_null(next);
+    char *offset = next;
+    assert_int_equal(cp_store_tags_page(f->s, "b", 5, offset, &data, &next, &err), 0);
+    free(offset);
+    assert_int_equal(json_array_size(data), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(data, 0), "entity_name")),
+                        "snis");
+    assert_null(next);
+    json_decref(data);
+
+    /* bad offsets: not hex, odd length, hex of something else */
+    static const char *const bad[] = {"zz",   "abc",        "",
+                                      "6869", "5b2261225d", "5B2261222C2262222C2263225D"};
+    for (size_t i = 0; i < ST_ARRAY_SIZE(bad); i++) {
+        memset(&err, 0, sizeof(err));
+        data = NULL;
+        assert_int_equal(cp_store_tags_page(f->s, NULL, 5, bad[i], &data, &next, &err), -ST_EPARSE);
+        assert_null(data);
+        assert_null(next);
+        assert_non_null(strstr(err.msg, "is not a valid offset: bad offset"));
+    }
+
+    /* a removed entity's pairs go with it */
+    assert_int_equal(remove1(f->s, ST_ENT_CERTIFICATE, CRT1, &err), 0);
+    all = tags_all(f->s, NULL, 100, &pages);
+    assert_int_equal(json_array_size(all), ST_ARRAY_SIZE(want) - 2); /* c, and the sni's b */
+    json_decref(all);
+}
+
 static void
 test_open_fails_cleanly(void **state)
 {
@@ -710,6 +940,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_certificates_and_snis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_tls_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_carries_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clear_and_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags_page, setup, teardown),
         cmocka_unit_test(test_open_fails_cleanly),
     };
 

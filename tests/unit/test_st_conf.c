@@ -1,7 +1,9 @@
 /* Unit tests for st_conf: defaults, the strait.conf format (comments, "\#"), the
  * STRAIT_<KEY> override winning over the file, unknown keys and bad values named with
- * file:line or the variable, listen keys, the plane's required keys, nothing applied on
- * failure, raw values with secrets hidden, and --help output. */
+ * file:line or the variable, listen keys, the plane's required keys, the admin API's
+ * security rules (issue 5: ssl listeners, admin_token, admin_ssl_client_ca, the refusal
+ * of an exposed admin_listen and admin_allow_insecure), nothing applied on failure, raw
+ * values with secrets hidden, and --help output. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +34,7 @@ static const char *const env_used[] = {
     "STRAIT_LOG_LEVEL",    "STRAIT_PG_PORT",   "STRAIT_STREAM_LISTEN",
     "STRAIT_CLUSTER_MTLS", "STRAIT_PREFIX",    "STRAIT_PG_PASSWORD",
     "STRAIT_SQLITE_PATH",  "STRAIT_NOT_A_KEY", "STRAIT_TEST_CORRUPT_SNAPSHOT",
+    "STRAIT_ADMIN_TOKEN",
 };
 
 static void
@@ -375,9 +378,16 @@ test_listen_keys(void **state)
     expect_error(fx, "cluster_mtls = off\nstream_listen = 0.0.0.0:5555 proxy_protocol\n",
                  ST_PLANE_DP, "stream_listen",
                  "strait.conf:2: stream_listen: the 'proxy_protocol' flag is not supported yet");
-    expect_error(fx, "cluster_mtls = off\nadmin_listen = 127.0.0.1:8444 ssl\n", ST_PLANE_CP,
+    /* ssl is an admin_listen flag only (test_admin_security) */
+    expect_error(fx, "cluster_mtls = off\nstatus_listen = 127.0.0.1:8444 ssl\n", ST_PLANE_DP,
+                 "status_listen",
+                 "strait.conf:2: status_listen: the 'ssl' flag is not supported yet");
+    expect_error(fx, "cluster_mtls = off\ncluster_listen = 127.0.0.1:8005 ssl\n", ST_PLANE_CP,
+                 "cluster_listen",
+                 "strait.conf:2: cluster_listen: the 'ssl' flag is not supported yet");
+    expect_error(fx, "cluster_mtls = off\nadmin_listen = 127.0.0.1:8444 ssl http2\n", ST_PLANE_CP,
                  "admin_listen",
-                 "strait.conf:2: admin_listen: the 'ssl' flag is not supported yet");
+                 "strait.conf:2: admin_listen: the 'http2' flag is not supported yet");
     expect_error(fx, "cluster_mtls = off\nstream_listen = 0.0.0.0:0\n", ST_PLANE_DP,
                  "stream_listen", "strait.conf:2: stream_listen: bad port in '0.0.0.0:0'");
     expect_error(fx, "cluster_mtls = off\nstatus_listen =\n", ST_PLANE_DP, "status_listen",
@@ -452,6 +462,146 @@ test_plane_requirements(void **state)
     st_conf_fini(&c);
 }
 
+/* Loads text (CP plane) that must succeed; the caller finishes c. */
+static void
+expect_ok(struct fixture *fx, const char *text, struct st_conf *c)
+{
+    struct st_err err;
+
+    if (load(fx, text, ST_PLANE_CP, c, &err) != 0) {
+        fail_msg("unexpected error '%s' for:\n%s", err.msg, text);
+    }
+}
+
+/* issue 5, point 4: ssl admin listeners, admin_token, admin_ssl_client_ca, and the
+ * start-up refusal of an exposed admin API unless admin_allow_insecure. */
+static void
+test_admin_security(void **state)
+{
+    struct fixture *fx = *state;
+    struct st_conf c;
+    const char *missing = NULL;
+    char text[1024];
+
+    /* each listener with or without ssl; ssl needs the pair, and the files */
+    expect_error(fx, "cluster_mtls = off\nadmin_listen = 127.0.0.1:8001, 127.0.0.1:8444 ssl\n",
+                 ST_PLANE_CP, "admin_ssl_cert",
+                 "admin_ssl_cert: admin_ssl_cert and admin_ssl_cert_key must be set when an "
+                 "admin_listen entry has the ssl flag");
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 127.0.0.1:8444 ssl\nadmin_ssl_cert = %s\n",
+             fx->cert);
+    expect_error(fx, text, ST_PLANE_CP, "admin_ssl_cert_key",
+                 "admin_ssl_cert_key: admin_ssl_cert and admin_ssl_cert_key must be set");
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 127.0.0.1:8444 ssl\n"
+             "admin_ssl_cert = %s/missing.crt\nadmin_ssl_cert_key = %s\n",
+             fx->dir, fx->key);
+    expect_error(fx, text, ST_PLANE_CP, "admin_ssl_cert",
+                 "strait.conf:3: admin_ssl_cert: no file at: ");
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 127.0.0.1:8001, [::1]:8444 ssl\n"
+             "admin_ssl_cert = %s\nadmin_ssl_cert_key = %s\n",
+             fx->cert, fx->key);
+    expect_ok(fx, text, &c);
+    assert_int_equal(c.admin_listen.n, 2);
+    assert_int_equal(c.admin_listen.v[0].flags, 0);
+    assert_int_equal(c.admin_listen.v[1].flags, ST_LISTEN_F_SSL);
+    assert_string_equal(c.admin_ssl_cert, fx->cert);
+    assert_string_equal(c.admin_ssl_cert_key, fx->key);
+    assert_false(st_conf_admin_is_exposed(&c, &c.admin_listen.v[0], &missing));
+    assert_false(st_conf_admin_is_exposed(&c, &c.admin_listen.v[1], &missing));
+    st_conf_fini(&c);
+    /* the pair without an ssl listener is harmless */
+    snprintf(text, sizeof(text), "cluster_mtls = off\nadmin_ssl_cert = %s/missing.crt\n", fx->dir);
+    expect_ok(fx, text, &c);
+    st_conf_fini(&c);
+
+    /* client certificates are checked on ssl listeners only */
+    snprintf(text, sizeof(text), "cluster_mtls = off\nadmin_ssl_client_ca = %s\n", fx->cert);
+    expect_error(fx, text, ST_PLANE_CP, "admin_ssl_client_ca",
+                 "strait.conf:2: admin_ssl_client_ca: needs an admin_listen entry with the ssl "
+                 "flag");
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 127.0.0.1:8444 ssl\nadmin_ssl_cert = %s\n"
+             "admin_ssl_cert_key = %s\nadmin_ssl_client_ca = %s/nope.pem\n",
+             fx->cert, fx->key, fx->dir);
+    expect_error(fx, text, ST_PLANE_CP, "admin_ssl_client_ca",
+                 "strait.conf:5: admin_ssl_client_ca: no file at: ");
+
+    /* a non-loopback listener: one line naming it, what it lacks and the way out */
+    expect_error(fx, "cluster_mtls = off\nadmin_listen = 127.0.0.1:8001, 0.0.0.0:8002\n",
+                 ST_PLANE_CP, "admin_listen",
+                 "strait.conf:2: admin_listen: 0.0.0.0:8002 is not a loopback address and lacks "
+                 "the ssl flag and admin_token or admin_ssl_client_ca (set admin_allow_insecure "
+                 "= on to allow it anyway)");
+    expect_error(fx, "cluster_mtls = off\nadmin_listen = [::]:8002\nadmin_token = abc\n",
+                 ST_PLANE_CP, "admin_listen",
+                 "strait.conf:2: admin_listen: [::]:8002 is not a loopback address and lacks "
+                 "the ssl flag (set admin_allow_insecure = on to allow it anyway)");
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 10.1.2.3:8444 ssl\nadmin_ssl_cert = %s\n"
+             "admin_ssl_cert_key = %s\n",
+             fx->cert, fx->key);
+    expect_error(fx, text, ST_PLANE_CP, "admin_listen",
+                 "strait.conf:2: admin_listen: 10.1.2.3:8444 is not a loopback address and lacks "
+                 "admin_token or admin_ssl_client_ca (set admin_allow_insecure = on to allow it "
+                 "anyway)");
+    /* ssl and a token, or ssl and a client CA: allowed */
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 127.0.0.1:8001, 0.0.0.0:8444 ssl\n"
+             "admin_ssl_cert = %s\nadmin_ssl_cert_key = %s\nadmin_token = s3cret\n",
+             fx->cert, fx->key);
+    expect_ok(fx, text, &c);
+    assert_false(st_conf_admin_is_exposed(&c, &c.admin_listen.v[1], NULL));
+    st_conf_fini(&c);
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 0.0.0.0:8444 ssl\n"
+             "admin_ssl_cert = %s\nadmin_ssl_cert_key = %s\nadmin_ssl_client_ca = %s\n",
+             fx->cert, fx->key, fx->cert);
+    expect_ok(fx, text, &c);
+    assert_string_equal(c.admin_ssl_client_ca, fx->cert);
+    assert_null(c.admin_token);
+    st_conf_fini(&c);
+    /* ... but a client CA does not protect a plain listener */
+    snprintf(text, sizeof(text),
+             "cluster_mtls = off\nadmin_listen = 0.0.0.0:8001, 127.0.0.1:8444 ssl\n"
+             "admin_ssl_cert = %s\nadmin_ssl_cert_key = %s\nadmin_ssl_client_ca = %s\n",
+             fx->cert, fx->key, fx->cert);
+    expect_error(fx, text, ST_PLANE_CP, "admin_listen",
+                 "strait.conf:2: admin_listen: 0.0.0.0:8001 is not a loopback address and lacks "
+                 "the ssl flag (set");
+
+    /* the opt-out: loads, and the listener still reports itself exposed (cp_http warns) */
+    expect_ok(fx, "cluster_mtls = off\nadmin_listen = 0.0.0.0:8001\nadmin_allow_insecure = on\n",
+              &c);
+    assert_true(c.admin_allow_insecure);
+    assert_true(st_conf_admin_is_exposed(&c, &c.admin_listen.v[0], &missing));
+    assert_string_equal(missing, "the ssl flag and admin_token or admin_ssl_client_ca");
+    st_conf_fini(&c);
+
+    /* loopback, IPv4-mapped included, needs nothing */
+    expect_ok(fx,
+              "cluster_mtls = off\nadmin_listen = 127.0.0.2:8001, [::1]:8002, "
+              "[::ffff:127.0.0.1]:8003\n",
+              &c);
+    for (size_t i = 0; i < c.admin_listen.n; i++) {
+        assert_false(st_conf_admin_is_exposed(&c, &c.admin_listen.v[i], NULL));
+    }
+    st_conf_fini(&c);
+
+    /* the token: a header value, from the file or the environment; empty means unset */
+    expect_error(fx, "cluster_mtls = off\nadmin_token = two words\n", ST_PLANE_CP, "admin_token",
+                 "strait.conf:2: admin_token: only visible ASCII characters are allowed");
+    expect_ok(fx, "cluster_mtls = off\nadmin_token =\n", &c);
+    assert_null(c.admin_token);
+    st_conf_fini(&c);
+    setenv("STRAIT_ADMIN_TOKEN", "from-env", 1);
+    expect_ok(fx, "cluster_mtls = off\nadmin_token = from-file\n", &c);
+    assert_string_equal(c.admin_token, "from-env");
+    st_conf_fini(&c);
+}
+
 static void
 test_failure_leaves_nothing(void **state)
 {
@@ -480,12 +630,13 @@ test_raw_and_secrets(void **state)
     struct st_err err;
     const char *name, *value;
     bool secret, seen_pw = false, seen_level = false, seen_key = false, seen_sqlite = false;
+    bool seen_token = false;
     size_t i;
     char text[512];
 
     snprintf(text, sizeof(text),
              "cluster_cert = %s\ncluster_cert_key = %s\npg_password = s3cret\n"
-             "log_level = info\n",
+             "log_level = info\nadmin_token = t0ken-value\n",
              fx->cert, fx->key);
     assert_int_equal(load(fx, text, ST_PLANE_CP, &c, &err), 0);
     for (i = 0; (name = st_conf_key_at(&c, i, &value, &secret)) != NULL; i++) {
@@ -494,10 +645,17 @@ test_raw_and_secrets(void **state)
             assert_true(secret);
             assert_null(value);
             assert_string_equal(c.raw[i], "s3cret");
-        } else if (strcmp(name, "cluster_cert_key") == 0 || strcmp(name, "ssl_cert_key") == 0) {
+        } else if (strcmp(name, "cluster_cert_key") == 0 || strcmp(name, "ssl_cert_key") == 0 ||
+                   strcmp(name, "admin_ssl_cert_key") == 0) {
             seen_key = true;
             assert_true(secret);
             assert_null(value);
+        } else if (strcmp(name, "admin_token") == 0) {
+            seen_token = true;
+            assert_true(secret);
+            assert_null(value);
+            assert_string_equal(c.raw[i], "t0ken-value");
+            assert_string_equal(c.admin_token, "t0ken-value");
         } else if (strcmp(name, "log_level") == 0) {
             seen_level = true;
             assert_false(secret);
@@ -509,7 +667,7 @@ test_raw_and_secrets(void **state)
             assert_false(secret);
         }
     }
-    assert_true(seen_pw && seen_level && seen_key && seen_sqlite);
+    assert_true(seen_pw && seen_level && seen_key && seen_sqlite && seen_token);
     assert_true(i > 30);
     assert_null(st_conf_key_at(&c, i, &value, &secret));
     st_conf_fini(&c);
@@ -556,6 +714,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plane_requirements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_security, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_and_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_print_keys, setup, teardown),

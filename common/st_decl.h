@@ -1,0 +1,62 @@
+/* Kong's declarative configuration (kong/db/schema/others/declarative_config.lua):
+ * parses a `_format_version` "3.0" / "2.1" / "1.1" document, YAML or JSON, into
+ * validated entities in Strait's store shape, and exports entities back into one.
+ * Used by POST/GET /config and `strait-cp config db_import|db_export|parse`. */
+#ifndef STRAIT_ST_DECL_H
+#define STRAIT_ST_DECL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_entity.h"
+
+/* Asks the caller whether an entity of kind k with endpoint key `name` (services,
+ * routes and snis: name) already exists; if so fills id and *created_at_ms and
+ * returns 0, else returns -1. Lets a re-posted file without ids keep its ids. */
+typedef int st_decl_lookup_fn(void *arg, enum st_entity_kind k, const char *name, char id[37],
+                              int64_t *created_at_ms);
+
+struct st_decl_opts {
+    st_decl_lookup_fn *lookup; /* NULL: every entity without an id gets a new one */
+    void *lookup_arg;
+    int64_t now_ms; /* created_at/updated_at of entities the document gives none;
+                     * 0: the current time in whole seconds */
+};
+
+/* Parses text (YAML or JSON; len bytes, need not be NUL-terminated) as a whole
+ * configuration. On success returns 0 and sets lists[k] to a new array (possibly empty)
+ * of the entities of each kind, each one st_schema-validated, with id, created_at and
+ * updated_at (ms) set, nested entities flattened with their foreign key set
+ * (`service: {"id": ...}`, `certificate: {"id": ...}`, `client_certificate: {"id": ...}`),
+ * references by name resolved to ids, and uniqueness within the document checked, so
+ * inserting them into an empty store succeeds. The caller owns the arrays.
+ *
+ * On failure returns a negative code (-ST_EPARSE: the text is not a YAML/JSON mapping;
+ * -ST_ESCHEMA: the document is invalid), every lists[k] NULL, and *error set to a new
+ * object (owned by the caller) in Kong's 400 body shape for POST /config:
+ *   {"code": 14, "name": "invalid declarative configuration",
+ *    "message": "declarative config is invalid: {...}", "fields": {...},
+ *    "flattened_errors": [...]}
+ * fields and message are Kong's plain (flatten_errors=0) form. "flattened_errors" is
+ * there whenever the text parsed into a mapping (Kong has none for unparsable text):
+ * callers drop it unless asked for it with flatten_errors=1, and then call
+ * st_decl_error_flatten() for Kong's exact flatten_errors=1 body. */
+int st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
+                  json_t *lists[ST_ENT__COUNT], json_t **error);
+
+/* Turns an error body of st_decl_parse into Kong's flatten_errors=1 form, in place:
+ * "fields" keeps only what Kong's flattening leaves (top-level errors that are not
+ * per-entity, e.g. `_format_version`) and "message" is recomputed from it. A body
+ * without "flattened_errors" (unparsable text) is left as it is, as Kong does. */
+void st_decl_error_flatten(json_t *error);
+
+/* Writes the entities (store shape, as cp_store_read_all gives them) as a declarative
+ * document: `_format_version: "3.0"`, `_transform: false`, routes nested under their
+ * service, snis under their certificate, timestamps in seconds, keys sorted, so the
+ * same entities always give the same text. yaml false: JSON. Returns 0 and *out
+ * (malloc'd, NUL-terminated, *outlen bytes), or -ENOMEM. */
+int st_decl_export(json_t *const lists[ST_ENT__COUNT], bool yaml, char **out, size_t *outlen);
+
+#endif

@@ -1,0 +1,109 @@
+/* GET /tags and GET /tags/{tag} (issue 5; Kong's kong/api/routes/tags.lua,
+ * kong/db/dao/tags.lua, spec/02-integration/04-admin_api/14-tags_spec.lua): every
+ * (tag, entity) pair of the configuration, paged like the entity collections (size 1..1000,
+ * default 100; opaque offset; `next` on every page but the last), ordered by tag, then
+ * entity_name, then entity_id. A ?tags= filter is ignored, as Kong does. The tag in the
+ * path is checked as the schemas check tags: a bad one answers Kong's 400
+ * {"code": 10, "name": "invalid unique tag", "message": "..."}. Read-only: Kong's tags
+ * DAO refuses every write, and so does routing here (GET, HEAD and OPTIONS only). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp_admin_int.h"
+#include "cp_ctx.h"
+#include "cp_store.h"
+#include "st_err.h"
+#include "st_schema.h"
+#include "st_util.h"
+
+/* Kong's code and name for a bad tag (errors.lua INVALID_UNIQUE, "invalid unique %s"). */
+#define TAGS_INVALID_UNIQUE 10
+
+/* Checks tag with the schemas' own tag rule (typedefs.tag): validates a minimal entity
+ * that carries only that tag and reads the tags error back. Writes the error into msg
+ * and returns false when the tag is bad. The tag may be any bytes (a decoded path). */
+static bool
+tag_is_valid(const char *tag, char *msg, size_t size)
+{
+    json_t *obj = json_pack("{s:s}", "host", "tags.invalid");
+    json_t *fields = NULL;
+    json_t *e;
+    bool ok = true;
+
+    json_object_set_new(obj, "tags", json_pack("[o]", json_stringn_nocheck(tag, strlen(tag))));
+    if (st_schema_validate(ST_ENT_SERVICE, obj, &fields) < 0) {
+        e = json_object_get(fields, "tags");
+        e = json_is_array(e) ? json_array_get(e, 0) : e;
+        if (json_is_string(e)) {
+            st_snprintf(msg, size, "%s", json_string_value(e));
+            ok = false;
+        }
+    }
+    json_decref(fields);
+    json_decref(obj);
+    return ok;
+}
+
+/* "/tags?offset=..&size=.." or "/tags/<tag, escaped>?offset=..&size=..". */
+static json_t *
+next_link(const char *tag, const char *offset, size_t size)
+{
+    char *etag = tag != NULL ? cp_admin__escape(tag) : NULL;
+    char *eoff = cp_admin__escape(offset);
+    size_t n =
+        strlen("/tags/?offset=&size=") + (etag != NULL ? strlen(etag) : 0) + strlen(eoff) + 24;
+    char *buf = st_xmalloc(n);
+    json_t *v;
+
+    if (st_snprintf(buf, n, "/tags%s%s?offset=%s&size=%zu", etag != NULL ? "/" : "",
+                    etag != NULL ? etag : "", eoff, size) < 0) {
+        buf[0] = '\0';
+    }
+    v = json_string(buf);
+    free(buf);
+    free(eoff);
+    free(etag);
+    return v;
+}
+
+void
+cp_admin__tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+               const char *tag)
+{
+    const char *offset = json_string_value(json_object_get(rq->query, "offset"));
+    struct st_err err = {0};
+    json_t *data = NULL;
+    char *next = NULL;
+    char msg[512];
+    size_t size;
+    json_t *o;
+    int rc;
+
+    if (cp_admin__page_size(rq, rs, &size) < 0) {
+        return;
+    }
+    if (tag != NULL && !tag_is_valid(tag, msg, sizeof(msg))) {
+        cp_admin__reply_code(rs, 400, TAGS_INVALID_UNIQUE, "invalid unique tag", msg, NULL);
+        return;
+    }
+    pthread_mutex_lock(&cx->store_mu);
+    rc = cp_store_tags_page(cx->store, tag, size, offset, &data, &next, &err);
+    pthread_mutex_unlock(&cx->store_mu);
+    if (rc == -ST_EPARSE) {
+        cp_admin__reply_code(rs, 400, 7, "invalid offset", err.msg, NULL);
+        return;
+    }
+    if (rc < 0) {
+        cp_admin__reply_err(rs, ST_ENT_SERVICE, rc, &err, NULL);
+        return;
+    }
+    o = json_pack("{s:o}", "data", data);
+    if (next != NULL) {
+        json_object_set_new(o, "offset", json_string(next));
+        json_object_set_new(o, "next", next_link(tag, next, size));
+    } else {
+        json_object_set_new(o, "next", json_null());
+    }
+    free(next);
+    cp_admin__reply(rs, 200, o);
+}

@@ -1,0 +1,314 @@
+/* Declarative configuration into and out of the store (see cp_decl_load.h).
+ * Kong's sources: kong/db/declarative/import.lua (load_into_db upserts every entity by
+ * primary key, in dependency order), kong/db/declarative/init.lua (pretty_print_error),
+ * kong/db/errors.lua (messages). */
+#include "cp_decl_load.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp_store.h"
+#include "st_decl.h"
+#include "st_util.h"
+
+/* Foreign keys point backwards in this order, so inserting in it never dangles. */
+static const enum st_entity_kind write_order[] = {
+    ST_ENT_CA_CERTIFICATE, ST_ENT_CERTIFICATE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_ROUTE,
+};
+
+/* st_decl_lookup_fn over the store, inside the load's transaction. */
+static int
+lookup(void *arg, enum st_entity_kind k, const char *name, char id[37], int64_t *created_at_ms)
+{
+    struct cp_store *st = arg;
+    json_t *o = NULL;
+    const char *v;
+    int rc = -1;
+
+    if (cp_store_get(st, k, name, &o) < 0) {
+        return -1;
+    }
+    v = json_string_value(json_object_get(o, "id"));
+    if (v != NULL && strlen(v) == 36) {
+        memcpy(id, v, 37);
+        *created_at_ms = json_integer_value(json_object_get(o, "created_at"));
+        rc = 0;
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* Kong's upsert by primary key. An entity whose created_at is the load's default (the
+ * document gave none) keeps the stored one. */
+static int
+upsert_one(struct cp_store *st, enum st_entity_kind k, json_t *o, int64_t now, struct st_err *err)
+{
+    const char *id = json_string_value(json_object_get(o, "id"));
+    json_t *old = NULL;
+    json_t *created;
+    int rc;
+
+    rc = cp_store_get(st, k, id != NULL ? id : "", &old);
+    if (rc == -ST_ENOTFOUND) {
+        return cp_store_insert(st, k, o, err);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    created = json_object_get(old, "created_at");
+    if (json_integer_value(json_object_get(o, "created_at")) == now && json_is_integer(created)) {
+        json_object_set(o, "created_at", created);
+    }
+    json_decref(old);
+    return cp_store_update(st, k, o, err);
+}
+
+static int
+write_all(struct cp_store *st, enum cp_decl_mode mode, int64_t now, struct cp_decl_result *r)
+{
+    int rc = 0;
+
+    if (mode == CP_DECL_REPLACE) {
+        rc = cp_store_clear(st);
+    }
+    for (size_t i = 0; rc == 0 && i < ST_ARRAY_SIZE(write_order); i++) {
+        enum st_entity_kind k = write_order[i];
+        size_t j;
+        json_t *o;
+
+        r->kind = k;
+        json_array_foreach(r->lists[k], j, o)
+        {
+            rc = mode == CP_DECL_REPLACE ? cp_store_insert(st, k, o, &r->err)
+                                         : upsert_one(st, k, o, now, &r->err);
+            if (rc < 0) {
+                break;
+            }
+        }
+    }
+    return rc;
+}
+
+int
+cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode mode,
+             struct cp_decl_result *r)
+{
+    struct st_decl_opts o = {.lookup = lookup, .lookup_arg = st};
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    /* whole seconds, as the admin API writes them: an export re-imported hashes the same */
+    o.now_ms = st_time_ms() / 1000 * 1000;
+    rc = cp_store_begin(st, true);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = st_decl_parse(text, len, &o, r->lists, &r->error);
+    if (rc < 0) {
+        cp_store_rollback(st);
+        if (r->error == NULL) {
+            r->error =
+                json_pack("{s:i,s:s,s:s}", "code", 14, "name", "invalid declarative configuration",
+                          "message", "declarative config is invalid");
+        }
+        return -ST_ESCHEMA;
+    }
+    rc = write_all(st, mode, o.now_ms, r);
+    if (rc == 0) {
+        rc = cp_store_commit(st);
+    } else {
+        cp_store_rollback(st);
+    }
+    if (rc < 0) {
+        for (int k = 0; k < ST_ENT__COUNT; k++) {
+            json_decref(r->lists[k]);
+            r->lists[k] = NULL;
+        }
+    }
+    return rc;
+}
+
+void
+cp_decl_result_fini(struct cp_decl_result *r)
+{
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(r->lists[k]);
+        r->lists[k] = NULL;
+    }
+    json_decref(r->error);
+    r->error = NULL;
+}
+
+int
+cp_decl_export(struct cp_store *st, bool yaml, char **out, size_t *len)
+{
+    json_t *lists[ST_ENT__COUNT];
+    uint64_t version = 0;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    rc = cp_store_read_all(st, &version, lists);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = st_decl_export(lists, yaml, out, len);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* messages */
+
+static const char *
+foreign_collection(const char *field)
+{
+    if (strncmp(field, "certificate", 11) == 0 || strncmp(field, "client_certificate", 18) == 0) {
+        return st_entity_name(ST_ENT_CERTIFICATE);
+    }
+    if (strncmp(field, "ca_certificates", 15) == 0) {
+        return st_entity_name(ST_ENT_CA_CERTIFICATE);
+    }
+    return st_entity_name(ST_ENT_SERVICE);
+}
+
+void
+cp_decl_store_msg(enum st_entity_kind k, int rc, const struct st_err *err, char *buf, size_t size)
+{
+    const char *field = err->field[0] != '\0' ? err->field : "name";
+
+    switch (rc) {
+    case -ST_EUNIQUE:
+        st_snprintf(buf, size, "UNIQUE violation detected on '{%s=\"%s\"}'", field, err->msg);
+        break;
+    case -ST_EPKEY:
+        st_snprintf(buf, size, "primary key violation on key '{id=\"%s\"}'", err->msg);
+        break;
+    case -ST_EFOREIGN:
+        st_snprintf(buf, size,
+                    "the foreign key '{id=\"%s\"}' does not reference an existing '%s' entity.",
+                    err->msg, foreign_collection(field));
+        break;
+    default:
+        st_snprintf(buf, size, "%s: %s", st_entity_name(k),
+                    err->msg[0] != '\0' ? err->msg : st_strerror(rc));
+        break;
+    }
+}
+
+/* A growing string. */
+struct text {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+static void
+text_add(struct text *t, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->p = st_xrealloc(t->p, t->cap);
+    }
+    memcpy(t->p + t->len, s, n + 1);
+    t->len += n;
+}
+
+static void pretty(struct text *t, const json_t *v, const char *item, int depth);
+
+/* One line: the key, then either the message or a colon and the nested errors. */
+static void
+pretty_entry(struct text *t, const char *prettykey, const json_t *v, const char *item, int depth)
+{
+    char line[1024];
+
+    if (json_is_null(v)) {
+        return; /* an entry of a list without errors */
+    }
+    if (json_is_object(v) || json_is_array(v)) {
+        st_snprintf(line, sizeof(line), "%*s%s:", depth * 2, "", prettykey);
+        text_add(t, t->len > 0 ? "\n" : "");
+        text_add(t, line);
+        pretty(t, v, item, depth + 1);
+        return;
+    }
+    if (json_is_string(v)) {
+        st_snprintf(line, sizeof(line), "%*s%s: %s", depth * 2, "", prettykey,
+                    json_string_value(v));
+    } else {
+        char *dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+
+        st_snprintf(line, sizeof(line), "%*s%s: %s", depth * 2, "", prettykey,
+                    dump != NULL ? dump : "?");
+        free(dump);
+    }
+    text_add(t, t->len > 0 ? "\n" : "");
+    text_add(t, line);
+}
+
+/* Kong's pretty_print_error: objects give "in '<key>'", lists "- in entry N of '<item>'"
+ * (1-based). Keys come sorted so the output is stable. */
+static void
+pretty(struct text *t, const json_t *v, const char *item, int depth)
+{
+    char key[320];
+
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *e;
+
+        json_array_foreach(v, i, e)
+        {
+            st_snprintf(key, sizeof(key), "- in entry %zu of '%s'", i + 1, item);
+            pretty_entry(t, key, e, item, depth);
+        }
+        return;
+    }
+    if (json_is_object(v)) {
+        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
+        size_t n = 0;
+        const char *k;
+        const json_t *e;
+
+        json_object_foreach((json_t *)v, k, e)
+        {
+            keys[n++] = k;
+        }
+        for (size_t i = 1; i < n; i++) {
+            for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+                const char *tmp = keys[j];
+
+                keys[j] = keys[j - 1];
+                keys[j - 1] = tmp;
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            st_snprintf(key, sizeof(key), "in '%s'", keys[i]);
+            pretty_entry(t, key, json_object_get(v, keys[i]), keys[i], depth);
+        }
+        free(keys);
+    }
+}
+
+char *
+cp_decl_error_text(const json_t *error)
+{
+    const json_t *fields = json_object_get(error, "fields");
+    struct text t = {0};
+
+    text_add(&t, "");
+    if (json_is_object(fields) && json_object_size(fields) > 0) {
+        pretty(&t, fields, "", 0);
+    }
+    if (t.len == 0) {
+        const char *msg = json_string_value(json_object_get(error, "message"));
+
+        text_add(&t, msg != NULL ? msg : "declarative config is invalid");
+    }
+    return t.p;
+}

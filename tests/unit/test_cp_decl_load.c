@@ -1,0 +1,218 @@
+/* cp_decl_load over a scripted fake store (issue 5, point 3): POST /config clears and
+ * inserts in dependency order inside one transaction and rolls the whole of it back when
+ * any insert fails (a failure the document's own checks cannot see); db_import upserts,
+ * keeps the stored created_at when the file gives none, takes a stored entity's id by
+ * name; an invalid document never opens a write. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cp_decl_load.h"
+#include "cp_store.h"
+#include "st_err.h"
+
+#define STORED_ID  "5b59a69d-83ad-4708-89c4-0c8c9bdf6eab"
+#define STORED_CAT 1000000000000LL
+
+/* A store that records what it is asked and fails the insert number fail_at. */
+struct fake {
+    struct cp_store base;
+    int begins, commits, rollbacks, clears, inserts, updates;
+    int fail_at;     /* 1-based insert that fails with -ST_EUNIQUE; 0: none */
+    char order[16];  /* the kinds inserted or updated, as digits */
+    json_t *updated; /* the last object given to update */
+};
+
+static int
+f_begin(struct cp_store *s, bool write)
+{
+    assert_true(write);
+    ((struct fake *)s)->begins++;
+    return 0;
+}
+
+static int
+f_commit(struct cp_store *s)
+{
+    ((struct fake *)s)->commits++;
+    return 0;
+}
+
+static void
+f_rollback(struct cp_store *s)
+{
+    ((struct fake *)s)->rollbacks++;
+}
+
+/* One stored service "stored" (by name or by its id). */
+static int
+f_get(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out)
+{
+    (void)s;
+    if (k == ST_ENT_SERVICE && (strcmp(key, "stored") == 0 || strcmp(key, STORED_ID) == 0)) {
+        *out = json_pack("{s:s,s:s,s:I,s:s,s:i}", "id", STORED_ID, "name", "stored", "created_at",
+                         (json_int_t)STORED_CAT, "host", "old", "port", 1);
+        return 0;
+    }
+    return -ST_ENOTFOUND;
+}
+
+static void
+record(struct fake *f, enum st_entity_kind k)
+{
+    size_t n = strlen(f->order);
+
+    if (n + 1 < sizeof(f->order)) {
+        f->order[n] = (char)('0' + k);
+    }
+}
+
+static int
+f_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
+{
+    struct fake *f = (struct fake *)s;
+
+    (void)obj;
+    f->inserts++;
+    record(f, k);
+    if (f->inserts == f->fail_at) {
+        return st_err_set(err, -ST_EUNIQUE, "name", "clash");
+    }
+    return 0;
+}
+
+static int
+f_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
+{
+    struct fake *f = (struct fake *)s;
+
+    (void)err;
+    f->updates++;
+    record(f, k);
+    json_decref(f->updated);
+    f->updated = json_deep_copy(obj);
+    return 0;
+}
+
+static int
+f_clear(struct cp_store *s)
+{
+    ((struct fake *)s)->clears++;
+    return 0;
+}
+
+static const struct cp_store_ops fake_ops = {
+    .name = "fake",
+    .begin = f_begin,
+    .commit = f_commit,
+    .rollback = f_rollback,
+    .get = f_get,
+    .insert = f_insert,
+    .update = f_update,
+    .clear = f_clear,
+};
+
+static const char doc[] = "_format_version: \"3.0\"\n"
+                          "services:\n"
+                          "- name: stored\n"
+                          "  host: new\n"
+                          "  port: 2\n"
+                          "  routes:\n"
+                          "  - {name: r, protocols: [tcp], destinations: [{port: 7}]}\n"
+                          "- {name: other, host: h, port: 3}\n";
+
+static void
+test_replace_inserts_in_order_and_commits(void **state)
+{
+    struct fake f = {.base.ops = &fake_ops};
+    struct cp_decl_result r;
+
+    (void)state;
+    assert_int_equal(cp_decl_load(&f.base, doc, strlen(doc), CP_DECL_REPLACE, &r), 0);
+    assert_int_equal(f.begins, 1);
+    assert_int_equal(f.clears, 1);
+    assert_int_equal(f.inserts, 3);
+    assert_int_equal(f.updates, 0);
+    assert_int_equal(f.commits, 1);
+    assert_int_equal(f.rollbacks, 0);
+    /* services (0) before routes (1) */
+    assert_string_equal(f.order, "001");
+    /* the stored service's id and created_at were kept (found by name) */
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(r.lists[ST_ENT_SERVICE], 0), "id")),
+        STORED_ID);
+    cp_decl_result_fini(&r);
+}
+
+static void
+test_replace_failure_rolls_back(void **state)
+{
+    struct fake f = {.base.ops = &fake_ops, .fail_at = 3};
+    struct cp_decl_result r;
+
+    (void)state;
+    assert_int_equal(cp_decl_load(&f.base, doc, strlen(doc), CP_DECL_REPLACE, &r), -ST_EUNIQUE);
+    assert_int_equal(f.clears, 1);
+    assert_int_equal(f.commits, 0);
+    assert_int_equal(f.rollbacks, 1);
+    assert_int_equal(r.kind, ST_ENT_ROUTE);
+    assert_string_equal(r.err.msg, "clash");
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        assert_null(r.lists[k]);
+    }
+    cp_decl_result_fini(&r);
+}
+
+static void
+test_upsert_updates_and_keeps_created_at(void **state)
+{
+    struct fake f = {.base.ops = &fake_ops};
+    struct cp_decl_result r;
+
+    (void)state;
+    assert_int_equal(cp_decl_load(&f.base, doc, strlen(doc), CP_DECL_UPSERT, &r), 0);
+    assert_int_equal(f.clears, 0);
+    assert_int_equal(f.updates, 1);
+    assert_int_equal(f.inserts, 2);
+    assert_int_equal(f.commits, 1);
+    assert_non_null(f.updated);
+    assert_string_equal(json_string_value(json_object_get(f.updated, "id")), STORED_ID);
+    assert_string_equal(json_string_value(json_object_get(f.updated, "host")), "new");
+    assert_int_equal(json_integer_value(json_object_get(f.updated, "created_at")), STORED_CAT);
+    json_decref(f.updated);
+    cp_decl_result_fini(&r);
+}
+
+static void
+test_invalid_document_writes_nothing(void **state)
+{
+    static const char bad[] = "_format_version: \"3.0\"\nservices:\n- {name: x, port: -1}\n";
+    struct fake f = {.base.ops = &fake_ops};
+    struct cp_decl_result r;
+
+    (void)state;
+    assert_int_equal(cp_decl_load(&f.base, bad, strlen(bad), CP_DECL_REPLACE, &r), -ST_ESCHEMA);
+    assert_non_null(r.error);
+    assert_int_equal(json_integer_value(json_object_get(r.error, "code")), 14);
+    assert_int_equal(f.clears + f.inserts + f.updates + f.commits, 0);
+    assert_int_equal(f.rollbacks, 1);
+    cp_decl_result_fini(&r);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replace_inserts_in_order_and_commits),
+        cmocka_unit_test(test_replace_failure_rolls_back),
+        cmocka_unit_test(test_upsert_updates_and_keeps_created_at),
+        cmocka_unit_test(test_invalid_document_writes_nothing),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
