@@ -128,7 +128,7 @@ def test_equal_priority_tie_is_deterministic(st):
     dp = st.dp(cp, start=False)
     sa, sb = cp.service("a", a.port), cp.service("b", b.port)
     cp.route(sa, name="older", destinations=[{"port": dp.port}])
-    time.sleep(0.01)  # distinct created_at milliseconds, not synchronisation
+    time.sleep(1.1)  # distinct created_at (whole seconds, as Kong), not synchronisation
     cp.route(sb, name="newer", destinations=[{"port": dp.port}])
     dp.start()
     dp.wait_synced()
