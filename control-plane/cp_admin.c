@@ -164,8 +164,8 @@ cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const
 /* ------------------------------------------------------------------------ */
 /* bodies */
 
-static bool
-ct_is(const char *ct, const char *type)
+bool
+cp_admin__ct_is(const char *ct, const char *type)
 {
     size_t n = strlen(type);
 
@@ -207,17 +207,17 @@ cp_admin__body(const struct cp_request *rq, struct cp_response *rs)
         cp_admin__reply_msg(rs, 415, "Unsupported Content-Type");
         return NULL;
     }
-    if (ct_is(rq->content_type, "application/json")) {
+    if (cp_admin__ct_is(rq->content_type, "application/json")) {
         return body_json(rq, rs);
     }
-    if (ct_is(rq->content_type, "application/x-www-form-urlencoded")) {
+    if (cp_admin__ct_is(rq->content_type, "application/x-www-form-urlencoded")) {
         if (cp_form_decode(rq->body != NULL ? rq->body : "", rq->body_len, &o, &err) < 0) {
             cp_admin__reply_msg(rs, 400, err.msg);
             return NULL;
         }
         return o;
     }
-    if (ct_is(rq->content_type, "multipart/form-data")) {
+    if (cp_admin__ct_is(rq->content_type, "multipart/form-data")) {
         if (rq->parts_err != NULL) {
             cp_admin__reply_msg(rs, 400, rq->parts_err);
             return NULL;

@@ -30,18 +30,6 @@ struct config_in {
     bool check_hash;
 };
 
-static bool
-ct_is(const char *ct, const char *type)
-{
-    size_t n = strlen(type);
-
-    while (*ct == ' ' || *ct == '\t') {
-        ct++;
-    }
-    return strncasecmp(ct, type, n) == 0 &&
-           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
-}
-
 /* Kong's truthy(): true, 1, "true", "1", "on", "yes" (any case). */
 static bool
 truthy(const json_t *v)
@@ -96,7 +84,7 @@ set_own(struct config_in *in, char *text)
 static bool
 from_object(const struct cp_request *rq, json_t *body, struct config_in *in, struct cp_response *rs)
 {
-    bool raw_json = ct_is(rq->content_type, "application/json");
+    bool raw_json = cp_admin__ct_is(rq->content_type, "application/json");
     size_t keys = json_object_size(body);
     json_t *config;
 
@@ -119,7 +107,7 @@ from_object(const struct cp_request *rq, json_t *body, struct config_in *in, str
         set_own(in, json_dumps(config, JSON_COMPACT));
         return true;
     }
-    if (rq->body_len > 0 && !ct_is(rq->content_type, "multipart/form-data")) {
+    if (rq->body_len > 0 && !cp_admin__ct_is(rq->content_type, "multipart/form-data")) {
         in->text = rq->body; /* Kong: the raw body is the document */
         in->len = rq->body_len;
         return true;
@@ -137,7 +125,8 @@ config_input(const struct cp_request *rq, struct cp_response *rs, struct config_
 
     memset(in, 0, sizeof(*in));
     if (rq->content_type != NULL && rq->n_content_types <= 1 &&
-        (ct_is(rq->content_type, "application/yaml") || ct_is(rq->content_type, "text/yaml"))) {
+        (cp_admin__ct_is(rq->content_type, "application/yaml") ||
+         cp_admin__ct_is(rq->content_type, "text/yaml"))) {
         take_options(rq, NULL, in);
         in->text = rq->body != NULL ? rq->body : "";
         in->len = rq->body_len;

@@ -32,6 +32,9 @@ json_t *cp_admin__render(const json_t *obj);
 
 bool cp_admin__is(const struct cp_request *rq, const char *method);
 
+/* Whether a Content-Type value names `type` (parameters after ';' ignored). */
+bool cp_admin__ct_is(const char *ct, const char *type);
+
 /* A collection: /services, /routes, /certificates, /snis, /ca_certificates; nested
  * /services/{s}/routes and /certificates/{c}/snis (parent = s or c). */
 void cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
