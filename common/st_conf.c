@@ -90,7 +90,7 @@ static const struct conf_def conf_defs[] = {
      "start even if a non-loopback admin_listen lacks ssl plus admin_token or "
      "admin_ssl_client_ca", 0, 0, NULL, 0},
     {"database", T_DATABASE, OFF(database), "sqlite", ST_PLANE_CP,
-     "store: sqlite (postgres comes later)", 0, 0, NULL, 0},
+     "store: sqlite (embedded, one CP) or postgres (a fleet of CPs)", 0, 0, NULL, 0},
     {"sqlite_path", T_STR, OFF(sqlite_path), "strait.db", ST_PLANE_CP,
      "SQLite database file; a relative path is under the prefix", 0, 0, NULL,
      CONF_F_IN_PREFX},
@@ -106,8 +106,13 @@ static const struct conf_def conf_defs[] = {
      "Postgres database", 0, 0, NULL, 0},
     {"pg_ssl", T_BOOL, OFF(pg_ssl), "off", ST_PLANE_CP,
      "TLS to Postgres", 0, 0, NULL, 0},
+    {"pg_ssl_verify", T_BOOL, OFF(pg_ssl_verify), "off", ST_PLANE_CP,
+     "with pg_ssl: verify the server's certificate and host name (CA: pg_ssl_ca)", 0, 0,
+     NULL, 0},
+    {"pg_ssl_ca", T_STR, OFF(pg_ssl_ca), NULL, ST_PLANE_CP,
+     "CA file for pg_ssl_verify (PEM)", 0, 0, NULL, 0},
     {"pg_pool_size", T_INT, OFF(pg_pool_size), "4", ST_PLANE_CP,
-     "Postgres connections", 1, 1000, NULL, 0},
+     "Postgres connections of the admin API", 1, 1000, NULL, 0},
     {"pg_timeout", T_INT, OFF(pg_timeout), "5000", ST_PLANE_CP,
      "Postgres connect and query timeout (ms)", 1, INT_MAX, NULL, 0},
     {"cluster_listen", T_LISTEN_HTTP, OFF(cluster_listen), "0.0.0.0:8005", ST_PLANE_CP,
@@ -466,10 +471,9 @@ conv_choice(struct conv *cv, const char *const *choices, const char *const *unsu
 static int
 conv_database(struct conv *cv)
 {
-    static const char *const ok[] = {"sqlite", NULL};
-    static const char *const later[] = {"postgres", NULL};
+    static const char *const ok[] = {"sqlite", "postgres", NULL};
 
-    return conv_choice(cv, ok, later, "sqlite, postgres");
+    return conv_choice(cv, ok, NULL, "sqlite, postgres");
 }
 
 static int

@@ -37,6 +37,8 @@ struct st_conf {
     int pg_port;
     char *pg_user, *pg_password, *pg_database;
     bool pg_ssl;
+    bool pg_ssl_verify; /* sslmode verify-full instead of require */
+    char *pg_ssl_ca;
     int pg_pool_size;
     int pg_timeout;
     struct st_listen_set cluster_listen;

@@ -18,6 +18,7 @@ static const char *const st_err_names[] = {
     [ST_EHASH - ST_E_BASE] = "hash mismatch",
     [ST_ETOOBIG - ST_E_BASE] = "payload too large",
     [ST_EUNSUPPORTED - ST_E_BASE] = "not supported",
+    [ST_EDBDOWN - ST_E_BASE] = "database unreachable",
 };
 
 const char *

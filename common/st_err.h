@@ -17,6 +17,7 @@ enum st_errc {
     ST_EHASH,        /* snapshot bytes do not match their hash */
     ST_ETOOBIG,      /* payload over a configured limit */
     ST_EUNSUPPORTED, /* asks for a feature Strait does not have yet */
+    ST_EDBDOWN,      /* the database is unreachable (try again later) */
     ST_E_LAST,
 };
 

@@ -21,8 +21,13 @@ cp_cli_usage(FILE *f)
                "  start [-c FILE] [-p PREFIX]         run the control plane in the foreground\n"
                "  check [-c FILE] [-p PREFIX]         validate the configuration and exit\n"
                "  migrations bootstrap|up|finish|list|reset [--yes] [-c FILE]\n"
-               "                                      database migrations (SQLite migrates "
-               "itself at start)\n"
+               "                                      database = postgres: create (bootstrap), "
+               "upgrade (up, finish),\n"
+               "                                      show (list: exit 3 when not "
+               "bootstrapped, 5 when migrations\n"
+               "                                      are pending) or drop (reset --yes) "
+               "the schema; SQLite\n"
+               "                                      migrates itself at start\n"
                "  config db_import FILE [-c FILE] [-p PREFIX]\n"
                "                                      load a declarative file (YAML or JSON, "
                "\"-\": stdin) into the\n"
@@ -130,6 +135,7 @@ parse_migrations(int argc, char **argv, int i, struct cp_args *a, struct st_err 
 
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0) {
+            a->yes = true;
             continue;
         }
         rc = common_opt(argc, argv, &i, a, err);

@@ -3,6 +3,7 @@
 #ifndef STRAIT_CP_CLI_H
 #define STRAIT_CP_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 struct st_err;
@@ -27,6 +28,7 @@ struct cp_args {
     const char *subcommand; /* migrations bootstrap|up|finish|list|reset;
                              * config db_import|db_export|parse */
     const char *file;       /* config: the declarative file ("-": stdin/stdout) */
+    bool yes;               /* migrations --yes / -y */
 };
 
 /* Parses argv (argv[0] is the program). Returns 0, or -ST_EPARSE with err->msg saying

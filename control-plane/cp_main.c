@@ -15,6 +15,7 @@
 #include "cp_ctx.h"
 #include "cp_decl_load.h"
 #include "cp_http.h"
+#include "cp_migrate.h"
 #include "cp_registry.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
@@ -50,11 +51,6 @@ load_conf(struct st_conf *conf, const struct cp_args *a, struct st_err *err)
 
     if (rc < 0) {
         return -ST_ECONF; /* whatever went wrong, it is the configuration: exit 2 */
-    }
-    if (conf->database != NULL && strcmp(conf->database, "postgres") == 0) {
-        st_conf_fini(conf);
-        return st_err_set(err, -ST_EUNSUPPORTED, "database",
-                          "database = postgres is not supported yet");
     }
     return 0;
 }
@@ -189,14 +185,32 @@ cmd_check(const struct cp_args *a)
     return 0;
 }
 
-/* SQLite migrates itself at start; Postgres (which needs these) is not built yet. */
+/* Postgres's schema commands (cp_migrate.h); SQLite migrates itself at start. */
 static int
 cmd_migrations(const struct cp_args *a)
 {
-    printf("migrations %s: not available with database = sqlite: SQLite migrates itself at "
-           "start\n",
-           a->subcommand);
-    return 0;
+    struct st_conf conf;
+    struct st_err err = {0};
+    enum cp_migrate_cmd cmd;
+    int code;
+    int rc = load_conf(&conf, a, &err);
+
+    if (rc < 0) {
+        return fail(rc, &err);
+    }
+    st_log_set_level(conf.log_level);
+    if (cp_migrate_cmd_parse(a->subcommand, &cmd) < 0) {
+        st_conf_fini(&conf);
+        fprintf(stderr, "strait: migrations: unknown command '%s'\n", a->subcommand);
+        return EXIT_CONFIG;
+    }
+    code = cp_migrate_run(&conf, cmd, a->yes, stdout, &err);
+    fflush(stdout);
+    if (code != 0 && err.msg[0] != '\0') {
+        fprintf(stderr, "strait: %s\n", err.msg);
+    }
+    st_conf_fini(&conf);
+    return code;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,18 +1,22 @@
-/* Dispatch of the cp_store interface to the backend chosen by `database`. */
+/* Dispatch of the cp_store interface to the backend chosen by `database`, and what the
+ * backends share (cp_store_int.h). */
 #include "cp_store.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "cp_store_int.h"
 
 #include "st_conf.h"
 #include "st_err.h"
+#include "st_util.h"
 
 int
 cp_store_open(const struct st_conf *conf, struct cp_store **out, struct st_err *err)
 {
     *out = NULL;
     if (conf->database != NULL && strcmp(conf->database, "postgres") == 0) {
-        return st_err_set(err, -ST_EUNSUPPORTED, "database",
-                          "database = postgres is not supported yet");
+        return cp_store_pg_open(conf, out, err);
     }
     if (conf->database != NULL && strcmp(conf->database, "sqlite") != 0) {
         return st_err_set(err, -ST_ECONF, "database", "database: unknown value '%s'",
@@ -107,4 +111,161 @@ cp_store_tags_page(struct cp_store *s, const char *tag, size_t size, const char 
                    json_t **data, char **next_offset, struct st_err *err)
 {
     return s->ops->tags_page(s, tag, size, offset, data, next_offset, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* shared by the backends */
+
+const struct cp_store_kind cp_store_kinds[ST_ENT__COUNT] = {
+    [ST_ENT_SERVICE] = {"services", true, "client_certificate_id", "client_certificate",
+                        "certificates", NULL},
+    [ST_ENT_ROUTE] = {"routes", true, "service_id", "service", "services", NULL},
+    [ST_ENT_CERTIFICATE] = {"certificates", false, NULL, NULL, NULL, NULL},
+    [ST_ENT_SNI] = {"snis", true, "certificate_id", "certificate", "certificates", NULL},
+    [ST_ENT_CA_CERTIFICATE] = {"ca_certificates", false, NULL, NULL, NULL, "cert_digest"},
+};
+
+/* Children before parents, so that no foreign key refuses a delete. */
+const enum st_entity_kind cp_store_clear_order[ST_ENT__COUNT] = {
+    ST_ENT_ROUTE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_CERTIFICATE, ST_ENT_CA_CERTIFICATE,
+};
+
+void
+cp_store_cols_from(enum st_entity_kind k, const json_t *obj, struct cp_store_cols *c)
+{
+    const struct cp_store_kind *d = &cp_store_kinds[k];
+    const json_t *tags = json_object_get(obj, "tags");
+
+    memset(c, 0, sizeof(*c));
+    c->id = json_string_value(json_object_get(obj, "id"));
+    if (d->has_name) {
+        c->name = json_string_value(json_object_get(obj, "name"));
+    }
+    c->created_at = json_integer_value(json_object_get(obj, "created_at"));
+    c->updated_at = json_integer_value(json_object_get(obj, "updated_at"));
+    if (d->fk_col != NULL) {
+        const json_t *ref = json_object_get(obj, d->fk_field);
+
+        if (json_is_object(ref)) {
+            c->fk_id = json_string_value(json_object_get(ref, "id"));
+        }
+    }
+    if (d->uniq_col != NULL) {
+        c->uniq = json_string_value(json_object_get(obj, d->uniq_col));
+    }
+    if (json_is_array(tags)) {
+        c->tags = json_dumps(tags, JSON_COMPACT);
+    }
+    c->doc = json_dumps(obj, JSON_COMPACT);
+}
+
+void
+cp_store_cols_fini(struct cp_store_cols *c)
+{
+    free(c->tags);
+    free(c->doc);
+}
+
+static int
+write_sql(enum st_entity_kind k, bool insert, char *sql, size_t size)
+{
+    const struct cp_store_kind *d = &cp_store_kinds[k];
+    const char *name = d->has_name ? "name" : NULL;
+
+    if (insert) {
+        return st_snprintf(sql, size,
+                           "INSERT INTO %s (id, created_at, updated_at, tags, doc%s%s%s%s%s%s)"
+                           " VALUES (?6, ?2, ?3, ?4, ?5%s%s%s)",
+                           d->table, name != NULL ? ", " : "", name != NULL ? name : "",
+                           d->fk_col != NULL ? ", " : "", d->fk_col != NULL ? d->fk_col : "",
+                           d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
+                           name != NULL ? ", ?1" : "", d->fk_col != NULL ? ", ?7" : "",
+                           d->uniq_col != NULL ? ", ?8" : "");
+    }
+    return st_snprintf(sql, size,
+                       "UPDATE %s SET created_at = ?2, updated_at = ?3, tags = ?4, doc = ?5"
+                       "%s%s%s%s%s%s%s WHERE id = ?6",
+                       d->table, name != NULL ? ", name = ?1" : "", d->fk_col != NULL ? ", " : "",
+                       d->fk_col != NULL ? d->fk_col : "", d->fk_col != NULL ? " = ?7" : "",
+                       d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
+                       d->uniq_col != NULL ? " = ?8" : "");
+}
+
+/* A tags offset is the hex of the JSON text ["<tag>", "<entity_name>", "<entity_id>"] of
+ * the last pair of the page before: opaque to clients and safe in a query string. */
+char *
+cp_store_tags_offset_make(const char *tag, const char *entity_name, const char *entity_id)
+{
+    json_t *a = json_pack("[sss]", tag, entity_name, entity_id);
+    char *text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+    char *out = NULL;
+
+    if (text != NULL) {
+        out = st_xmalloc(strlen(text) * 2 + 1);
+        st_hex((const uint8_t *)text, strlen(text), out);
+    }
+    free(text);
+    json_decref(a);
+    return out;
+}
+
+static int
+hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+/* Decodes an offset into a new array of three strings, or NULL when it is not one. */
+json_t *
+cp_store_tags_offset_parse(const char *offset)
+{
+    size_t len = strlen(offset);
+    char *text;
+    json_t *a = NULL;
+    json_error_t jerr;
+    size_t i;
+
+    if (len == 0 || len % 2 != 0) {
+        return NULL;
+    }
+    text = st_xmalloc(len / 2 + 1);
+    for (i = 0; i < len / 2; i++) {
+        int hi = hex_nibble(offset[2 * i]);
+        int lo = hex_nibble(offset[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            break;
+        }
+        text[i] = (char)(hi << 4 | lo);
+    }
+    if (i == len / 2) {
+        a = json_loadb(text, len / 2, JSON_REJECT_DUPLICATES, &jerr);
+    }
+    free(text);
+    if (json_array_size(a) != 3 || !json_is_string(json_array_get(a, 0)) ||
+        !json_is_string(json_array_get(a, 1)) || !json_is_string(json_array_get(a, 2))) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+int
+cp_store_write_sql(enum st_entity_kind k, bool insert, char ph, char *sql, size_t size)
+{
+    int rc = write_sql(k, insert, sql, size);
+
+    /* written with SQLite's ?N; the statements hold no other '?' */
+    for (char *p = sql; rc == 0 && *p != '\0'; p++) {
+        if (*p == '?') {
+            *p = ph;
+        }
+    }
+    return rc;
 }

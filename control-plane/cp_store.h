@@ -1,6 +1,6 @@
 /* The control plane's store: one interface (an ops table) over the database
- * backends. SQLite (cp_store_sqlite.c) is the embedded default; Postgres comes in a
- * later issue. Entities go in and come out as jansson objects in Kong's admin-API
+ * backends: SQLite (cp_store_sqlite.c), the embedded default, and Postgres
+ * (cp_store_pg.c), which several CPs share. Entities go in and come out as jansson objects in Kong's admin-API
  * shape with created_at/updated_at in milliseconds.
  *
  * A handle is used by one thread at a time. Writes happen inside an explicit
@@ -61,9 +61,15 @@ struct cp_store {
 };
 
 /* Opens the backend `conf->database` names, creating and migrating the schema where the
- * backend migrates itself (SQLite). Returns 0 and a handle closed with cp_store_close(),
- * or a negative code with err filled ("database = postgres is not supported yet"). */
+ * backend migrates itself (SQLite; Postgres refuses a schema that is missing or behind,
+ * naming the `strait-cp migrations` command to run). Returns 0 and a handle closed with
+ * cp_store_close(), or a negative code with err filled. */
 int cp_store_open(const struct st_conf *conf, struct cp_store **out, struct st_err *err);
+
+/* Opens one Postgres connection as a store handle (conf's pg_* keys). A handle whose
+ * connection broke reconnects at its next begin or read. Every operation that cannot reach
+ * the server returns -ST_EDBDOWN (instead of -ST_EDB). */
+int cp_store_pg_open(const struct st_conf *conf, struct cp_store **out, struct st_err *err);
 
 /* Opens the SQLite store at path (created and migrated if needed). */
 int cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err);

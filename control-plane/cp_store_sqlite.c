@@ -11,6 +11,7 @@
  * `schema_migrations` and migrated at open. GET /tags reads the `tags` columns (JSON
  * arrays) through json_each. */
 #include "cp_store.h"
+#include "cp_store_int.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -64,25 +65,6 @@ static const struct sq_migration migrations[] = {
      "ALTER TABLE services ADD COLUMN"
      " client_certificate_id TEXT REFERENCES certificates (id) ON DELETE RESTRICT;"
      "CREATE INDEX services_client_certificate_id_idx ON services (client_certificate_id);"},
-};
-
-/* What each entity's table holds beside id, created_at, updated_at, tags and doc. */
-struct sq_kind {
-    const char *table;
-    bool has_name;        /* a unique `name` column, the endpoint key */
-    const char *fk_col;   /* a foreign key column, or NULL */
-    const char *fk_field; /* the entity field {"id": ...} it comes from */
-    const char *fk_table; /* the table it references */
-    const char *uniq_col; /* another unique column (a string field of the same name) */
-};
-
-static const struct sq_kind sq_kinds[ST_ENT__COUNT] = {
-    [ST_ENT_SERVICE] = {"services", true, "client_certificate_id", "client_certificate",
-                        "certificates", NULL},
-    [ST_ENT_ROUTE] = {"routes", true, "service_id", "service", "services", NULL},
-    [ST_ENT_CERTIFICATE] = {"certificates", false, NULL, NULL, NULL, NULL},
-    [ST_ENT_SNI] = {"snis", true, "certificate_id", "certificate", "certificates", NULL},
-    [ST_ENT_CA_CERTIFICATE] = {"ca_certificates", false, NULL, NULL, NULL, "cert_digest"},
 };
 
 static struct sq_store *
@@ -340,14 +322,14 @@ static int
 sq_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out)
 {
     struct sq_store *q = sq(s);
-    const char *table = sq_kinds[k].table;
+    const char *table = cp_store_kinds[k].table;
     int rc = -ST_ENOTFOUND;
 
     *out = NULL;
     if (st_schema_is_uuid(id_or_name)) {
         rc = sq_get_by(q, table, "id", id_or_name, out);
     }
-    if (rc == -ST_ENOTFOUND && sq_kinds[k].has_name) {
+    if (rc == -ST_ENOTFOUND && cp_store_kinds[k].has_name) {
         rc = sq_get_by(q, table, "name", id_or_name, out);
     }
     return rc;
@@ -377,53 +359,6 @@ sq_exists(struct sq_store *q, const char *table, const char *col, const char *va
 
 /* ------------------------------------------------------------------------ */
 /* writes */
-
-struct sq_cols {
-    const char *id;
-    const char *name;
-    int64_t created_at;
-    int64_t updated_at;
-    const char *fk_id;
-    const char *uniq;
-    char *tags; /* malloc'd JSON text or NULL */
-    char *doc;  /* malloc'd JSON text */
-};
-
-static void
-sq_cols_from(enum st_entity_kind k, const json_t *obj, struct sq_cols *c)
-{
-    const struct sq_kind *d = &sq_kinds[k];
-    const json_t *tags = json_object_get(obj, "tags");
-
-    memset(c, 0, sizeof(*c));
-    c->id = json_string_value(json_object_get(obj, "id"));
-    if (d->has_name) {
-        c->name = json_string_value(json_object_get(obj, "name"));
-    }
-    c->created_at = json_integer_value(json_object_get(obj, "created_at"));
-    c->updated_at = json_integer_value(json_object_get(obj, "updated_at"));
-    if (d->fk_col != NULL) {
-        const json_t *ref = json_object_get(obj, d->fk_field);
-
-        if (json_is_object(ref)) {
-            c->fk_id = json_string_value(json_object_get(ref, "id"));
-        }
-    }
-    if (d->uniq_col != NULL) {
-        c->uniq = json_string_value(json_object_get(obj, d->uniq_col));
-    }
-    if (json_is_array(tags)) {
-        c->tags = json_dumps(tags, JSON_COMPACT);
-    }
-    c->doc = json_dumps(obj, JSON_COMPACT);
-}
-
-static void
-sq_cols_fini(struct sq_cols *c)
-{
-    free(c->tags);
-    free(c->doc);
-}
 
 /* Every id of a service's ca_certificates must name an existing CA certificate. */
 static int
@@ -455,10 +390,10 @@ sq_check_cas(struct sq_store *q, const json_t *obj, struct st_err *err)
 /* The unique and foreign-key checks, before SQLite would refuse, so that the error
  * names the field and the value as Kong does. */
 static int
-sq_check(struct sq_store *q, enum st_entity_kind k, const json_t *obj, const struct sq_cols *c,
-         bool insert, struct st_err *err)
+sq_check(struct sq_store *q, enum st_entity_kind k, const json_t *obj,
+         const struct cp_store_cols *c, bool insert, struct st_err *err)
 {
-    const struct sq_kind *d = &sq_kinds[k];
+    const struct cp_store_kind *d = &cp_store_kinds[k];
     int rc;
 
     if (insert) {
@@ -497,7 +432,7 @@ sq_check(struct sq_store *q, enum st_entity_kind k, const json_t *obj, const str
 static int
 sq_constraint(struct sq_store *q, enum st_entity_kind k, int ext, struct st_err *err)
 {
-    const struct sq_kind *d = &sq_kinds[k];
+    const struct cp_store_kind *d = &cp_store_kinds[k];
 
     switch (ext) {
     case SQLITE_CONSTRAINT_PRIMARYKEY:
@@ -513,45 +448,18 @@ sq_constraint(struct sq_store *q, enum st_entity_kind k, int ext, struct st_err 
     }
 }
 
-/* INSERT or UPDATE of kind k with fixed parameter numbers: ?1 name, ?2 created_at,
- * ?3 updated_at, ?4 tags, ?5 doc, ?6 id, ?7 the foreign key, ?8 the other unique. */
-static int
-sq_write_sql(enum st_entity_kind k, bool insert, char *sql, size_t size)
-{
-    const struct sq_kind *d = &sq_kinds[k];
-    const char *name = d->has_name ? "name" : NULL;
-
-    if (insert) {
-        return st_snprintf(sql, size,
-                           "INSERT INTO %s (id, created_at, updated_at, tags, doc%s%s%s%s%s%s)"
-                           " VALUES (?6, ?2, ?3, ?4, ?5%s%s%s)",
-                           d->table, name != NULL ? ", " : "", name != NULL ? name : "",
-                           d->fk_col != NULL ? ", " : "", d->fk_col != NULL ? d->fk_col : "",
-                           d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
-                           name != NULL ? ", ?1" : "", d->fk_col != NULL ? ", ?7" : "",
-                           d->uniq_col != NULL ? ", ?8" : "");
-    }
-    return st_snprintf(sql, size,
-                       "UPDATE %s SET created_at = ?2, updated_at = ?3, tags = ?4, doc = ?5"
-                       "%s%s%s%s%s%s%s WHERE id = ?6",
-                       d->table, name != NULL ? ", name = ?1" : "", d->fk_col != NULL ? ", " : "",
-                       d->fk_col != NULL ? d->fk_col : "", d->fk_col != NULL ? " = ?7" : "",
-                       d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
-                       d->uniq_col != NULL ? " = ?8" : "");
-}
-
 static int
 sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
          struct st_err *err)
 {
     struct sq_store *q = sq(s);
-    struct sq_cols c;
+    struct cp_store_cols c;
     char sql[512];
     sqlite3_stmt *st = NULL;
     int rc;
 
     ST_ASSERT(q->in_tx && k < ST_ENT__COUNT);
-    sq_cols_from(k, obj, &c);
+    cp_store_cols_from(k, obj, &c);
     if (c.id == NULL || c.doc == NULL) {
         rc = st_err_set(err, -ST_ESCHEMA, "id", "missing id");
         goto out;
@@ -560,7 +468,7 @@ sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool inse
     if (rc < 0) {
         goto out;
     }
-    rc = sq_write_sql(k, insert, sql, sizeof(sql));
+    rc = cp_store_write_sql(k, insert, '?', sql, sizeof(sql));
     if (rc == 0) {
         rc = sq_prepare(q->db, sql, &st);
     }
@@ -593,7 +501,7 @@ sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool inse
     }
 out:
     sqlite3_finalize(st);
-    sq_cols_fini(&c);
+    cp_store_cols_fini(&c);
     return rc;
 }
 
@@ -685,7 +593,7 @@ sq_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_e
     if (rc < 0) {
         return rc;
     }
-    st_snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", sq_kinds[k].table);
+    st_snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", cp_store_kinds[k].table);
     rc = sq_prepare(q->db, sql, &st);
     if (rc < 0) {
         return rc;
@@ -718,7 +626,7 @@ sq_page_sql(enum st_entity_kind k, const struct cp_page_opts *o, char *sql, size
     size_t ntags = o->tags != NULL ? json_array_size(o->tags) : 0;
     int rc;
 
-    rc = st_snprintf(sql, size, "SELECT id, doc FROM %s WHERE 1", sq_kinds[k].table);
+    rc = st_snprintf(sql, size, "SELECT id, doc FROM %s WHERE 1", cp_store_kinds[k].table);
     for (int step = 0; rc == 0 && step < 3; step++) {
         const char *clause = NULL;
 
@@ -862,7 +770,7 @@ sq_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
     }
     rc = sq_version(s, version);
     for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
-        rc = sq_read_table(q, sq_kinds[k].table, &lists[k]);
+        rc = sq_read_table(q, cp_store_kinds[k].table, &lists[k]);
     }
     sq_rollback(s); /* read-only: nothing to commit */
     if (rc < 0) {
@@ -877,11 +785,6 @@ sq_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
 /* ------------------------------------------------------------------------ */
 /* clear and count */
 
-/* Children before parents, so that no foreign key refuses a delete. */
-static const enum st_entity_kind sq_clear_order[ST_ENT__COUNT] = {
-    ST_ENT_ROUTE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_CERTIFICATE, ST_ENT_CA_CERTIFICATE,
-};
-
 static int
 sq_clear(struct cp_store *s)
 {
@@ -890,8 +793,9 @@ sq_clear(struct cp_store *s)
     int rc;
 
     ST_ASSERT(q->in_tx);
-    for (size_t i = 0; i < ST_ARRAY_SIZE(sq_clear_order); i++) {
-        st_snprintf(sql, sizeof(sql), "DELETE FROM %s", sq_kinds[sq_clear_order[i]].table);
+    for (size_t i = 0; i < ST_ARRAY_SIZE(cp_store_clear_order); i++) {
+        st_snprintf(sql, sizeof(sql), "DELETE FROM %s",
+                    cp_store_kinds[cp_store_clear_order[i]].table);
         rc = sq_exec(q->db, sql);
         if (rc < 0) {
             return rc;
@@ -912,7 +816,7 @@ sq_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n)
     int rc;
 
     ST_ASSERT(k < ST_ENT__COUNT);
-    st_snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", sq_kinds[k].table);
+    st_snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", cp_store_kinds[k].table);
     rc = sq_prepare(q->db, sql, &st);
     if (rc < 0) {
         return rc;
@@ -929,71 +833,6 @@ sq_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n)
 /* ------------------------------------------------------------------------ */
 /* tags */
 
-/* A tags offset is the hex of the JSON text ["<tag>", "<entity_name>", "<entity_id>"] of
- * the last pair of the page before: opaque to clients and safe in a query string. */
-static char *
-sq_tags_offset_make(const char *tag, const char *entity_name, const char *entity_id)
-{
-    json_t *a = json_pack("[sss]", tag, entity_name, entity_id);
-    char *text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
-    char *out = NULL;
-
-    if (text != NULL) {
-        out = st_xmalloc(strlen(text) * 2 + 1);
-        st_hex((const uint8_t *)text, strlen(text), out);
-    }
-    free(text);
-    json_decref(a);
-    return out;
-}
-
-static int
-sq_hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
-/* Decodes an offset into a new array of three strings, or NULL when it is not one. */
-static json_t *
-sq_tags_offset_parse(const char *offset)
-{
-    size_t len = strlen(offset);
-    char *text;
-    json_t *a = NULL;
-    json_error_t jerr;
-    size_t i;
-
-    if (len == 0 || len % 2 != 0) {
-        return NULL;
-    }
-    text = st_xmalloc(len / 2 + 1);
-    for (i = 0; i < len / 2; i++) {
-        int hi = sq_hex_nibble(offset[2 * i]);
-        int lo = sq_hex_nibble(offset[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            break;
-        }
-        text[i] = (char)(hi << 4 | lo);
-    }
-    if (i == len / 2) {
-        a = json_loadb(text, len / 2, JSON_REJECT_DUPLICATES, &jerr);
-    }
-    free(text);
-    if (json_array_size(a) != 3 || !json_is_string(json_array_get(a, 0)) ||
-        !json_is_string(json_array_get(a, 1)) || !json_is_string(json_array_get(a, 2))) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
-}
-
 /* Every (tag, entity) pair of every table, one page of them. Binds: ?1 the tag or NULL,
  * ?2..?4 the offset's (tag, entity_name, entity_id) or NULL, ?5 the limit. */
 static int
@@ -1008,7 +847,8 @@ sq_tags_sql(char *sql, size_t size)
         rc = st_snprintf(sql + n, size - n,
                          "%sSELECT t.value AS tag, '%s' AS entity_name, e.id AS entity_id"
                          " FROM %s AS e, json_each(e.tags) AS t WHERE t.type = 'text'",
-                         k > 0 ? " UNION ALL " : "", sq_kinds[k].table, sq_kinds[k].table);
+                         k > 0 ? " UNION ALL " : "", cp_store_kinds[k].table,
+                         cp_store_kinds[k].table);
     }
     n = strlen(sql);
     if (rc == 0) {
@@ -1036,9 +876,9 @@ sq_tags_rows(struct sq_store *q, sqlite3_stmt *st, size_t size, json_t **data, c
             json_t *last = json_array_get(arr, size - 1);
 
             *next_offset =
-                sq_tags_offset_make(json_string_value(json_object_get(last, "tag")),
-                                    json_string_value(json_object_get(last, "entity_name")),
-                                    json_string_value(json_object_get(last, "entity_id")));
+                cp_store_tags_offset_make(json_string_value(json_object_get(last, "tag")),
+                                          json_string_value(json_object_get(last, "entity_name")),
+                                          json_string_value(json_object_get(last, "entity_id")));
             break;
         }
         if (tag != NULL && name != NULL && id != NULL) {
@@ -1070,7 +910,7 @@ sq_tags_page(struct cp_store *s, const char *tag, size_t size, const char *offse
     *next_offset = NULL;
     ST_ASSERT(size >= 1 && size <= CP_PAGE_SIZE_MAX);
     if (offset != NULL) {
-        off = sq_tags_offset_parse(offset);
+        off = cp_store_tags_offset_parse(offset);
         if (off == NULL) {
             return st_err_set(err, -ST_EPARSE, "offset", "'%s' is not a valid offset: bad offset",
                               offset);

@@ -143,6 +143,8 @@ test_defaults(void **state)
     assert_null(c.pg_password);
     assert_string_equal(c.pg_database, "strait");
     assert_false(c.pg_ssl);
+    assert_false(c.pg_ssl_verify);
+    assert_null(c.pg_ssl_ca);
     assert_int_equal(c.pg_pool_size, 4);
     assert_int_equal(c.pg_timeout, 5000);
     assert_int_equal(c.cluster_listen.n, 1);
@@ -319,8 +321,6 @@ test_bad_values(void **state)
          "strait.conf:2: cluster_heartbeat: must be between 1 and 3600"},
         {"cluster_mtls = off\ndatabase = mysql\n", "database",
          "strait.conf:2: database: 'mysql' is not one of: sqlite, postgres"},
-        {"cluster_mtls = off\ndatabase = postgres\n", "database",
-         "strait.conf:2: database: 'postgres' is not supported yet"},
         {"cluster_mtls = off\ntrusted_ips = 10.0.0.0/8, 10.0.0.0/33\n", "trusted_ips",
          "strait.conf:2: trusted_ips: '10.0.0.0/33' is not an IP address or CIDR block"},
         {"cluster_mtls = off\nssl_protocols = SSLv3\n", "ssl_protocols",

@@ -1,0 +1,57 @@
+/* What the store backends (cp_store_sqlite.c, cp_store_pg.c) share: the tables'
+ * layout, how an entity maps to columns, the write statements and the GET /tags offsets.
+ * Only backends include this. */
+#ifndef STRAIT_CP_STORE_INT_H
+#define STRAIT_CP_STORE_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_entity.h"
+
+/* What each entity's table holds beside id, created_at, updated_at, tags and doc. */
+struct cp_store_kind {
+    const char *table;
+    bool has_name;        /* a unique `name` column, the endpoint key */
+    const char *fk_col;   /* a foreign key column, or NULL */
+    const char *fk_field; /* the entity field {"id": ...} it comes from */
+    const char *fk_table; /* the table it references */
+    const char *uniq_col; /* another unique column (a string field of the same name) */
+};
+
+extern const struct cp_store_kind cp_store_kinds[ST_ENT__COUNT];
+
+/* Children before parents, so that no foreign key refuses a delete. */
+extern const enum st_entity_kind cp_store_clear_order[ST_ENT__COUNT];
+
+/* One entity as the columns of its table. */
+struct cp_store_cols {
+    const char *id;
+    const char *name;
+    int64_t created_at;
+    int64_t updated_at;
+    const char *fk_id;
+    const char *uniq;
+    char *tags; /* malloc'd JSON text or NULL */
+    char *doc;  /* malloc'd JSON text */
+};
+
+void cp_store_cols_from(enum st_entity_kind k, const json_t *obj, struct cp_store_cols *c);
+void cp_store_cols_fini(struct cp_store_cols *c);
+
+/* INSERT or UPDATE of kind k with fixed parameter numbers, written with the backend's
+ * placeholder prefix ph ('?' for SQLite, '$' for Postgres): 1 name, 2 created_at,
+ * 3 updated_at, 4 tags, 5 doc, 6 id, 7 the foreign key, 8 the other unique.
+ * Returns 0 or -ENOSPC. */
+int cp_store_write_sql(enum st_entity_kind k, bool insert, char ph, char *sql, size_t size);
+
+/* A GET /tags offset is the hex of the JSON text ["<tag>", "<entity_name>", "<entity_id>"]
+ * of the last pair of the page before: opaque to clients and safe in a query string.
+ * make returns a malloc'd offset; parse a new array of three strings, or NULL when the
+ * text is not an offset. */
+char *cp_store_tags_offset_make(const char *tag, const char *entity_name, const char *entity_id);
+json_t *cp_store_tags_offset_parse(const char *offset);
+
+#endif
