@@ -1,7 +1,7 @@
 /* The control plane's store: one interface (an ops table) over the database
  * backends: SQLite (cp_store_sqlite.c), the embedded default, and Postgres
- * (cp_store_pg.c), which several CPs share. Entities go in and come out as jansson objects in Kong's admin-API
- * shape with created_at/updated_at in milliseconds.
+ * (cp_store_pg.c), which several CPs share. Entities go in and come out as jansson objects in
+ * Kong's admin-API shape with created_at/updated_at in milliseconds.
  *
  * A handle is used by one thread at a time. Writes happen inside an explicit
  * transaction (begin/commit/rollback); the config version in the database is bumped

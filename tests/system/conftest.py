@@ -1057,3 +1057,97 @@ def s_client(port, *args, payload=b"hello through strait\n", timeout=10):
     for t in threads:
         t.join(timeout=scaled(5))
     return SClient(p.returncode, bytes(out), err.decode(errors="replace"))
+
+
+# ----------------------------------------------------------------------------- postgres
+# Issue 6: the throwaway server scripts/test.sh starts (scripts/pg-temp.sh) and exports as
+# STRAIT_TEST_PG_{HOST,PORT,USER,DIR,BIN}. Tests needing it fail without it: never skip.
+
+PG_NO_SERVER = "no test Postgres: run through scripts/test.sh"
+
+
+def _pg_env():
+    port = os.environ.get("STRAIT_TEST_PG_PORT")
+    if not port:
+        pytest.fail(PG_NO_SERVER, pytrace=False)
+    return {
+        "host": os.environ.get("STRAIT_TEST_PG_HOST") or "127.0.0.1",
+        "port": int(port),
+        "user": os.environ.get("STRAIT_TEST_PG_USER") or "strait",
+        "dir": os.environ.get("STRAIT_TEST_PG_DIR") or "",
+        "bin": os.environ.get("STRAIT_TEST_PG_BIN") or "/usr/lib/postgresql/15/bin",
+    }
+
+
+def pg_psql(dbname, sql, check=True, timeout=30):
+    """Runs sql with psql on the test server as its superuser `strait`; returns stdout
+    (unaligned, tuples only: one row a line, columns separated by |)."""
+    e = _pg_env()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGCONNECT_TIMEOUT"] = "5"
+    p = subprocess.run(
+        [os.path.join(e["bin"], "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+         "-h", e["host"], "-p", str(e["port"]), "-U", e["user"], "-d", dbname, "-c", sql],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+        timeout=scaled(timeout))
+    if check and p.returncode != 0:
+        raise AssertionError(f"psql -d {dbname} -c {sql!r} exited {p.returncode}: "
+                             f"{p.stderr.strip()}")
+    return p.stdout
+
+
+def pg_ctl(action, timeout=60):
+    """Stops ("stop", fast), starts ("start") or restarts ("restart") the test server
+    (outage tests), waiting until done; runs as user postgres when we are root."""
+    e = _pg_env()
+    if not e["dir"]:
+        pytest.fail("STRAIT_TEST_PG_DIR is unset: " + PG_NO_SERVER, pytrace=False)
+    data = os.path.join(e["dir"], "data")
+    cmd = [os.path.join(e["bin"], "pg_ctl"), "-D", data, "-w", "-t", str(int(scaled(timeout)))]
+    if action == "stop":
+        cmd += ["-m", "fast", "stop"]
+    elif action in ("start", "restart"):
+        cmd += ["-l", os.path.join(e["dir"], "pg.log")]
+        if action == "restart":
+            cmd += ["-m", "fast"]
+        cmd += [action]
+    else:
+        raise ValueError(f"pg_ctl: unknown action {action!r}")
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=scaled(timeout) + 10)
+    if p.returncode != 0:
+        raise AssertionError(f"pg_ctl {action} exited {p.returncode}: "
+                             f"{(p.stdout + p.stderr).strip()}")
+
+
+def pg_is_running():
+    """Whether the test server accepts connections (pg_isready)."""
+    e = _pg_env()
+    p = subprocess.run([os.path.join(e["bin"], "pg_isready"), "-q", "-h", e["host"], "-p",
+                        str(e["port"]), "-t", "5"], stdin=subprocess.DEVNULL,
+                       capture_output=True)
+    return p.returncode == 0
+
+
+@pytest.fixture
+def pg():
+    """A fresh, empty database on the test server; yields the CP conf keys that point at
+    it. Dropped afterwards (WITH (FORCE): CPs still connected are cut off). A test that
+    stopped the server and failed before starting it again gets it started here."""
+    e = _pg_env()
+    name = "strait_t" + os.urandom(6).hex()
+    pg_psql("strait", f"CREATE DATABASE {name}")
+    try:
+        yield {
+            "database": "postgres",
+            "pg_host": e["host"],
+            "pg_port": e["port"],
+            "pg_user": e["user"],
+            "pg_database": name,
+        }
+    finally:
+        if not pg_is_running():
+            pg_ctl("start")
+        pg_psql("strait", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,7 +1,12 @@
-/* cp_store against a temporary SQLite file (issue 2: store with versioned migrations,
- * constraint errors, paging, one config version bump per commit, one consistent read;
- * issue 3: certificates, snis (unique name, cascade with their certificate) and
- * ca_certificates (unique digest, refused delete while a service references one)). */
+/* cp_store, one suite run unchanged against both backends: a temporary SQLite file, and a
+ * fresh database on the test Postgres (scripts/pg-temp.sh; scripts/test.sh exports
+ * STRAIT_TEST_PG_{HOST,PORT,USER}) bootstrapped with cp_migrate_run.
+ * Issue 2: store with versioned migrations, constraint errors, paging, one config version
+ * bump per commit, one consistent read; issue 3: certificates, snis (unique name, cascade
+ * with their certificate) and ca_certificates (unique digest, refused delete while a
+ * service references one); issue 6: tag filters across pages, version bumps, concurrent
+ * writers on two handles and a unique-name race. Without the STRAIT_TEST_PG_* variables
+ * the Postgres group fails (it never skips). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,18 +17,35 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
+#include <pthread.h>
 
+#include "cp_migrate.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "cp_test_certs.h"
+#include "st_conf.h"
 #include "st_err.h"
 #include "st_schema.h"
 #include "st_snapshot.h"
 #include "st_util.h"
 
-struct fx {
+enum backend {
+    BE_SQLITE,
+    BE_PG,
+};
+
+/* One fresh, empty store: a folder with a SQLite file, or a migrated Postgres database. */
+struct db {
+    enum backend be;
     char dir[64];
     char path[128];
+    char name[64];
+    struct st_conf conf;
+};
+
+struct fx {
+    struct db db;
     struct cp_store *s;
 };
 
@@ -37,33 +59,184 @@ static const char *const SNI2 = "70000000-0000-4000-8000-000000000007";
 static const char *const CA1 = "80000000-0000-4000-8000-000000000008";
 static const char *const CA2 = "90000000-0000-4000-8000-000000000009";
 
+#define PG_MISSING "no test Postgres (STRAIT_TEST_PG_PORT unset): run through scripts/test.sh"
+
+/* A connection to the test server's own database `strait`, for CREATE/DROP DATABASE. */
+static PGconn *
+pg_admin(void)
+{
+    const char *port = getenv("STRAIT_TEST_PG_PORT");
+    const char *host = getenv("STRAIT_TEST_PG_HOST");
+    const char *user = getenv("STRAIT_TEST_PG_USER");
+    const char *const keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
+    const char *vals[] = {host != NULL ? host : "127.0.0.1",
+                          port,
+                          user != NULL ? user : "strait",
+                          "strait",
+                          "10",
+                          NULL};
+    PGconn *c;
+
+    if (port == NULL || port[0] == '\0') {
+        fail_msg("%s", PG_MISSING);
+    }
+    c = PQconnectdbParams(keys, vals, 0);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fail_msg("test Postgres at %s:%s: %s", vals[0], port, PQerrorMessage(c));
+    }
+    return c;
+}
+
+static void
+pg_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    }
+    PQclear(r);
+}
+
+/* Creates an empty database on the test server (ICU en-US collation, as a server set up
+ * with a real locale would have: ordering must not depend on it) with the conf that
+ * points at it. */
+static void
+pg_db_new(struct db *d)
+{
+    static int n;
+    char sql[256];
+    PGconn *c = pg_admin();
+    const char *host = getenv("STRAIT_TEST_PG_HOST");
+    const char *user = getenv("STRAIT_TEST_PG_USER");
+
+    snprintf(d->name, sizeof(d->name), "strait_u%ld_%d", (long)getpid(), n++);
+    snprintf(sql, sizeof(sql),
+             "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' "
+             "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'",
+             d->name);
+    pg_exec(c, sql);
+    PQfinish(c);
+    memset(&d->conf, 0, sizeof(d->conf));
+    d->conf.database = strdup("postgres");
+    d->conf.pg_host = strdup(host != NULL ? host : "127.0.0.1");
+    d->conf.pg_port = (int)strtol(getenv("STRAIT_TEST_PG_PORT"), NULL, 10);
+    d->conf.pg_user = strdup(user != NULL ? user : "strait");
+    d->conf.pg_database = strdup(d->name);
+    d->conf.pg_pool_size = 4;
+    d->conf.pg_timeout = 5000;
+}
+
+static void
+pg_db_drop(struct db *d)
+{
+    char sql[128];
+    PGconn *c = pg_admin();
+
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", d->name);
+    pg_exec(c, sql);
+    PQfinish(c);
+    free(d->conf.database);
+    free(d->conf.pg_host);
+    free(d->conf.pg_user);
+    free(d->conf.pg_database);
+    memset(&d->conf, 0, sizeof(d->conf));
+}
+
+/* Makes a fresh, empty store of backend be (migrated: Postgres through `migrations
+ * bootstrap`, SQLite at its first open). */
+static void
+db_create(enum backend be, struct db *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->be = be;
+    if (be == BE_SQLITE) {
+        snprintf(d->dir, sizeof(d->dir), "/tmp/test_cp_store.XXXXXX");
+        assert_non_null(mkdtemp(d->dir));
+        snprintf(d->path, sizeof(d->path), "%s/strait.db", d->dir);
+        return;
+    }
+    struct st_err err = {0};
+    FILE *devnull = fopen("/dev/null", "w");
+    int rc;
+
+    assert_non_null(devnull);
+    pg_db_new(d);
+    rc = cp_migrate_run(&d->conf, CP_MIGRATE_BOOTSTRAP, false, devnull, &err);
+    fclose(devnull);
+    if (rc != 0) {
+        fail_msg("migrations bootstrap on %s exited %d: %s", d->name, rc, err.msg);
+    }
+}
+
+/* Opens one more handle on the store (the first one creates a SQLite file). */
+static void
+db_open(struct db *d, struct cp_store **out)
+{
+    struct st_err err = {0};
+    int rc;
+
+    *out = NULL;
+    rc = d->be == BE_SQLITE ? cp_store_sqlite_open(d->path, out, &err)
+                            : cp_store_open(&d->conf, out, &err);
+    if (rc != 0) {
+        fail_msg("opening the %s store: %d %s", d->be == BE_SQLITE ? "sqlite" : "postgres", rc,
+                 err.msg);
+    }
+    assert_non_null(*out);
+}
+
+static void
+db_destroy(struct db *d)
+{
+    if (d->be == BE_PG) {
+        pg_db_drop(d);
+        return;
+    }
+    static const char *const files[] = {"strait.db", "strait.db-wal", "strait.db-shm"};
+    char p[192];
+
+    for (size_t i = 0; i < ST_ARRAY_SIZE(files); i++) {
+        snprintf(p, sizeof(p), "%s/%s", d->dir, files[i]);
+        unlink(p);
+    }
+    rmdir(d->dir);
+}
+
 static int
-setup(void **state)
+setup_be(void **state, enum backend be)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct st_err err = {0};
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_cp_store.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/strait.db", f->dir);
-    assert_int_equal(cp_store_sqlite_open(f->path, &f->s, &err), 0);
+    assert_non_null(f);
     *state = f;
+    db_create(be, &f->db);
+    db_open(&f->db, &f->s);
     return 0;
+}
+
+static int
+setup_sqlite(void **state)
+{
+    return setup_be(state, BE_SQLITE);
+}
+
+static int
+setup_pg(void **state)
+{
+    return setup_be(state, BE_PG);
 }
 
 static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char p[192];
 
-    cp_store_close(f->s);
-    static const char *const files[] = {"strait.db", "strait.db-wal", "strait.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
-        unlink(p);
+    if (f == NULL) {
+        return 0;
     }
-    rmdir(f->dir);
+    cp_store_close(f->s);
+    db_destroy(&f->db);
     free(f);
     return 0;
 }
@@ -323,8 +496,8 @@ test_read_all_and_second_handle(void **state)
     json_t *rts;
     uint64_t v = 0;
 
-    /* a second handle (the snapshot builder's) on the same file */
-    assert_int_equal(cp_store_sqlite_open(f->path, &b, &err), 0);
+    /* a second handle (the snapshot builder's) on the same store */
+    db_open(&f->db, &b);
     assert_int_equal(cp_store_read_all(b, &v, lists), 0);
     assert_int_equal(v, 0);
     for (int k = 0; k < ST_ENT__COUNT; k++) {
@@ -368,7 +541,7 @@ test_reopen_keeps_data(void **state)
     cp_store_close(f->s);
     f->s = NULL;
     /* migrations already applied: opening again applies nothing and keeps the rows */
-    assert_int_equal(cp_store_sqlite_open(f->path, &f->s, &err), 0);
+    db_open(&f->db, &f->s);
     assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "kept", &o), 0);
     json_decref(o);
     assert_int_equal(version(f->s), 1);
@@ -414,15 +587,16 @@ test_snapshot_hash_through_store(void **state)
 {
     struct fx *f = *state;
     struct cp_store *s2 = NULL;
+    struct db d2;
     struct st_err err = {0};
-    char p2[192], h1[65], h2[65], direct[65];
+    char h1[65], h2[65], direct[65];
     json_t *services = json_array(), *routes = json_array();
     json_t *lists[ST_ENT__COUNT] = {NULL};
     uint8_t *buf = NULL;
     size_t len = 0;
 
-    snprintf(p2, sizeof(p2), "%s/second.db", f->dir);
-    assert_int_equal(cp_store_sqlite_open(p2, &s2, &err), 0);
+    db_create(f->db.be, &d2);
+    db_open(&d2, &s2);
 
     json_array_append_new(services, valid(ST_ENT_SERVICE, service(SVC1, "one")));
     json_array_append_new(services, valid(ST_ENT_SERVICE, service(SVC2, "two")));
@@ -465,11 +639,7 @@ test_snapshot_hash_through_store(void **state)
     json_decref(services);
     json_decref(routes);
     cp_store_close(s2);
-    static const char *const files[] = {"second.db", "second.db-wal", "second.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p2, sizeof(p2), "%s/%s", f->dir, files[i]);
-        unlink(p2);
-    }
+    db_destroy(&d2);
 }
 
 static json_t *
@@ -667,7 +837,7 @@ test_snapshot_carries_certificates(void **state)
     assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE,
                              valid(ST_ENT_CA_CERTIFICATE, ca_certificate(CA1, NULL)), &err),
                      0);
-    assert_int_equal(cp_store_sqlite_open(f->path, &b, &err), 0);
+    db_open(&f->db, &b);
     assert_int_equal(cp_snapshot_new(b, &sn, &err), 0);
     blob = cp_snapshot_acquire(sn);
     assert_int_equal(blob->version, 3);
@@ -924,26 +1094,460 @@ test_open_fails_cleanly(void **state)
     assert_non_null(strstr(err.msg, "sqlite"));
 }
 
-int
-main(void)
+/* Issue 6: tag filters (all of the tags, or any) hold across pages: every page but the
+ * last is full, the offset carries on with the same filter, and the pages together are
+ * exactly the matching entities in id order. */
+static void
+test_tag_filters_across_pages(void **state)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unique_and_pkey, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rollback_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_page_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_all_and_second_handle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_hash_through_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_certificates_and_snis, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_tls_references, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_carries_certificates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clear_and_count, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tags_page, setup, teardown),
+    static const char *const tag_sets[4] = {"[\"a\", \"b\"]", "[\"a\"]", "[\"c\", \"b\"]", NULL};
+    static const struct {
+        const char *tags;
+        bool any;
+        unsigned mask; /* which i % 4 match */
+    } cases[] = {
+        {"[\"a\", \"b\"]", false, 1u << 0},
+        {"[\"a\", \"b\"]", true, (1u << 0) | (1u << 1) | (1u << 2)},
+        {"[\"b\"]", false, (1u << 0) | (1u << 2)},
+        {"[\"a\", \"c\"]", true, (1u << 0) | (1u << 1) | (1u << 2)},
+        {"[\"c\"]", true, 1u << 2},
+        {"[\"z\"]", true, 0},
+        {"[\"a\", \"z\"]", false, 0},
+        {"[\"b\", \"a\", \"b\"]", false, 1u << 0},
+    };
+    enum { N = 13 };
+    struct fx *f = *state;
+    struct st_err err = {0};
+    char ids[N][37];
+
+    /* ids[0] is the largest: inserted out of id order */
+    make_ids(ids, N);
+    for (int i = 0; i < N; i++) {
+        json_t *o = service(ids[i], NULL);
+
+        if (tag_sets[i % 4] != NULL) {
+            tagged(o, tag_sets[i % 4]);
+        }
+        assert_int_equal(insert1(f->s, ST_ENT_SERVICE, o, &err), 0);
+    }
+    for (size_t c = 0; c < ST_ARRAY_SIZE(cases); c++) {
+        json_error_t jerr;
+        json_t *tags = json_loads(cases[c].tags, 0, &jerr);
+        size_t want = 0;
+
+        for (int i = 0; i < N; i++) {
+            want += (cases[c].mask >> (i % 4)) & 1u;
+        }
+        for (size_t size = 1; size <= 5; size++) {
+            struct cp_page_opts o = {.size = size, .tags = tags, .tags_any = cases[c].any};
+            char *prev = NULL;
+            char *next = NULL;
+            size_t seen = 0;
+            size_t pages = 0;
+            int i = N - 1; /* walks the ids in ascending order */
+
+            do {
+                json_t *data = NULL;
+                size_t j;
+                json_t *v;
+
+                o.offset = prev;
+                assert_int_equal(cp_store_page(f->s, ST_ENT_SERVICE, &o, &data, &next, &err), 0);
+                pages++;
+                if (next != NULL) {
+                    assert_int_equal(json_array_size(data), size);
+                }
+                json_array_foreach(data, j, v)
+                {
+                    const char *id = json_string_value(json_object_get(v, "id"));
+
+                    while (i >= 0 && ((cases[c].mask >> (i % 4)) & 1u) == 0) {
+                        i--;
+                    }
+                    assert_true(i >= 0);
+                    if (strcmp(id, ids[i]) != 0) {
+                        fail_msg("tags %s %s, page size %zu: entity %zu is %s, want %s",
+                                 cases[c].tags, cases[c].any ? "any" : "all", size, seen, id,
+                                 ids[i]);
+                    }
+                    i--;
+                    seen++;
+                }
+                json_decref(data);
+                free(prev);
+                prev = next;
+                assert_true(pages <= N + 1);
+            } while (next != NULL);
+            if (seen != want) {
+                fail_msg("tags %s %s, page size %zu: %zu entities, want %zu", cases[c].tags,
+                         cases[c].any ? "any" : "all", size, seen, want);
+            }
+            /* an exact last page has no next: no empty page at the end */
+            assert_int_equal(pages, want == 0 ? 1 : (want + size - 1) / size);
+        }
+        json_decref(tags);
+    }
+}
+
+/* Issue 6: the config version moves by exactly one for every committed transaction that
+ * wrote, whatever it wrote and however many writes it held; never for a rollback, a
+ * read-only transaction, a write transaction that wrote nothing or failed; and every
+ * handle sees the same committed version. */
+static void
+test_version_bumps(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    struct cp_store *b = NULL;
+    struct cp_page_opts po = {.size = 10};
+    json_t *o = NULL;
+    json_t *data = NULL;
+    char *next = NULL;
+    uint64_t n = 0;
+
+    assert_int_equal(version(f->s), 0);
+    /* nothing written */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(cp_store_begin(f->s, false), 0);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, "x", &o), -ST_ENOTFOUND);
+    assert_int_equal(cp_store_page(f->s, ST_ENT_SERVICE, &po, &data, &next, &err), 0);
+    json_decref(data);
+    assert_int_equal(cp_store_count(f->s, ST_ENT_ROUTE, &n), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(cp_store_begin(f->s, false), 0);
+    cp_store_rollback(f->s);
+    assert_int_equal(version(f->s), 0);
+    /* written, then rolled back */
+    o = service(SVC1, "a");
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_insert(f->s, ST_ENT_SERVICE, o, &err), 0);
+    cp_store_rollback(f->s);
+    json_decref(o);
+    assert_int_equal(version(f->s), 0);
+
+    /* one per commit */
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "a"), &err), 0);
+    assert_int_equal(version(f->s), 1);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, "b"), &err), 0);
+    assert_int_equal(version(f->s), 2);
+    /* an upsert's shape: a read that finds nothing, then writes; several writes, one bump */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_ROUTE, RT1, &o), -ST_ENOTFOUND);
+    o = route(RT1, SVC1);
+    assert_int_equal(cp_store_insert(f->s, ST_ENT_ROUTE, o, &err), 0);
+    json_decref(o);
+    o = service(SVC2, "b2");
+    assert_int_equal(cp_store_update(f->s, ST_ENT_SERVICE, o, &err), 0);
+    json_decref(o);
+    assert_int_equal(
+        cp_store_remove(f->s, ST_ENT_SERVICE, "00000000-0000-4000-8000-00000000000f", &err), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    assert_int_equal(version(f->s), 3);
+    /* a failed write, rolled back */
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(CA1, "a"), &err), -ST_EUNIQUE);
+    assert_int_equal(version(f->s), 3);
+    /* a delete that deleted nothing */
+    assert_int_equal(remove1(f->s, ST_ENT_ROUTE, SVC1, &err), 0);
+    assert_int_equal(version(f->s), 3);
+    /* an update to the same content still wrote */
+    assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, SVC1, &o), 0);
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_update(f->s, ST_ENT_SERVICE, o, &err), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    json_decref(o);
+    assert_int_equal(version(f->s), 4);
+
+    /* a second handle sees the same version, and its commits move the first's */
+    db_open(&f->db, &b);
+    assert_int_equal(version(b), 4);
+    assert_int_equal(remove1(b, ST_ENT_ROUTE, RT1, &err), 0);
+    assert_int_equal(version(b), 5);
+    assert_int_equal(version(f->s), 5);
+    assert_int_equal(cp_store_get(f->s, ST_ENT_ROUTE, RT1, &o), -ST_ENOTFOUND);
+    cp_store_close(b);
+}
+
+/* Two handles, each used by its own thread, as two CPs (or the admin API and the
+ * snapshot builder) use one database. Threads cannot use cmocka's asserts: each records
+ * its first failure for the main thread to check. */
+struct writer {
+    struct cp_store *s;
+    pthread_barrier_t *start;
+    int t;     /* 0 or 1 */
+    int n;     /* services to insert, one transaction each */
+    int round; /* the unique-name race: which round */
+    int rc;    /* the first failure (or, in the race, the insert's code) */
+    int at;    /* where it failed */
+    char what[32];
+    struct st_err err;
+};
+
+static void
+writer_fail(struct writer *w, int rc, int at, const char *what)
+{
+    if (w->rc == 0) {
+        w->rc = rc != 0 ? rc : -1;
+        w->at = at;
+        snprintf(w->what, sizeof(w->what), "%s", what);
+    }
+}
+
+static void *
+writer_run(void *arg)
+{
+    struct writer *w = arg;
+
+    pthread_barrier_wait(w->start);
+    for (int i = 0; i < w->n && w->rc == 0; i++) {
+        char id[37], name[32];
+        json_t *o;
+        int rc;
+
+        snprintf(id, sizeof(id), "%08x-0000-4000-8000-%012x", (unsigned)w->t + 1u, (unsigned)i);
+        snprintf(name, sizeof(name), "w%d-%d", w->t, i);
+        o = service(id, name);
+        rc = cp_store_begin(w->s, true);
+        if (rc != 0) {
+            writer_fail(w, rc, i, "begin");
+        } else if ((rc = cp_store_insert(w->s, ST_ENT_SERVICE, o, &w->err)) != 0) {
+            writer_fail(w, rc, i, "insert");
+            cp_store_rollback(w->s);
+        } else if ((rc = cp_store_commit(w->s)) != 0) {
+            writer_fail(w, rc, i, "commit");
+        }
+        json_decref(o);
+    }
+    return NULL;
+}
+
+/* Issue 6: two writers at once, each committing N inserts in their own transactions: all
+ * of them land, and the version moves by exactly 2N (no bump lost, none doubled). */
+static void
+test_concurrent_writers(void **state)
+{
+    enum { N = 40 };
+    struct fx *f = *state;
+    struct writer w[2];
+    pthread_t th[2];
+    pthread_barrier_t start;
+    json_t *lists[ST_ENT__COUNT] = {NULL};
+    uint64_t v0, v = 0;
+
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "before"), &(struct st_err){0}),
+                     0);
+    v0 = version(f->s);
+    assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+    for (int t = 0; t < 2; t++) {
+        memset(&w[t], 0, sizeof(w[t]));
+        db_open(&f->db, &w[t].s);
+        w[t].start = &start;
+        w[t].t = t;
+        w[t].n = N;
+        assert_int_equal(pthread_create(&th[t], NULL, writer_run, &w[t]), 0);
+    }
+    for (int t = 0; t < 2; t++) {
+        pthread_join(th[t], NULL);
+    }
+    pthread_barrier_destroy(&start);
+    for (int t = 0; t < 2; t++) {
+        cp_store_close(w[t].s);
+        if (w[t].rc != 0) {
+            fail_msg("writer %d: %s of service %d failed: %d (%s)", t, w[t].what, w[t].at, w[t].rc,
+                     w[t].err.msg);
+        }
+    }
+    assert_int_equal(count(f->s, ST_ENT_SERVICE), 2 * N + 1);
+    assert_int_equal(version(f->s), v0 + 2 * N);
+    assert_int_equal(cp_store_read_all(f->s, &v, lists), 0);
+    assert_int_equal(v, v0 + 2 * N);
+    assert_int_equal(json_array_size(lists[ST_ENT_SERVICE]), 2 * N + 1);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+    }
+    for (int t = 0; t < 2; t++) {
+        json_t *o = NULL;
+        char name[32];
+
+        snprintf(name, sizeof(name), "w%d-%d", t, N - 1);
+        assert_int_equal(cp_store_get(f->s, ST_ENT_SERVICE, name, &o), 0);
+        json_decref(o);
+    }
+}
+
+static void *
+racer_run(void *arg)
+{
+    struct writer *w = arg;
+    char id[37], name[32];
+    json_t *o;
+    int rc;
+
+    snprintf(id, sizeof(id), "%08x-0000-4000-8000-%012x", (unsigned)w->t + 0xa1u,
+             (unsigned)w->round);
+    snprintf(name, sizeof(name), "race-%d", w->round);
+    o = service(id, name);
+    pthread_barrier_wait(w->start);
+    rc = cp_store_begin(w->s, true);
+    if (rc != 0) {
+        writer_fail(w, rc, w->round, "begin");
+        w->at = -1;
+    } else {
+        w->rc = cp_store_insert(w->s, ST_ENT_SERVICE, o, &w->err);
+        if (w->rc == 0) {
+            rc = cp_store_commit(w->s);
+            if (rc != 0) {
+                w->rc = rc;
+                snprintf(w->what, sizeof(w->what), "commit");
+                w->at = -1;
+            }
+        } else {
+            cp_store_rollback(w->s);
+        }
+    }
+    json_decref(o);
+    return NULL;
+}
+
+/* Issue 6: two writers insert the same name at once, through two handles: exactly one
+ * succeeds, the other gets -ST_EUNIQUE on the name (not a database error, not both). */
+static void
+test_unique_name_race(void **state)
+{
+    enum { ROUNDS = 12 };
+    struct fx *f = *state;
+    struct writer w[2];
+    pthread_t th[2];
+    pthread_barrier_t start;
+    struct cp_store *h[2];
+    uint64_t v0 = version(f->s);
+
+    db_open(&f->db, &h[0]);
+    db_open(&f->db, &h[1]);
+    for (int r = 0; r < ROUNDS; r++) {
+        char name[32];
+        int ok = 0;
+        int loser = -1;
+
+        assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+        for (int t = 0; t < 2; t++) {
+            memset(&w[t], 0, sizeof(w[t]));
+            w[t].s = h[t];
+            w[t].start = &start;
+            w[t].t = t;
+            w[t].round = r;
+            assert_int_equal(pthread_create(&th[t], NULL, racer_run, &w[t]), 0);
+        }
+        for (int t = 0; t < 2; t++) {
+            pthread_join(th[t], NULL);
+        }
+        pthread_barrier_destroy(&start);
+        snprintf(name, sizeof(name), "race-%d", r);
+        for (int t = 0; t < 2; t++) {
+            if (w[t].at == -1) {
+                fail_msg("round %d, writer %d: %s failed: %d", r, t,
+                         w[t].what[0] != '\0' ? w[t].what : "begin", w[t].rc);
+            }
+            if (w[t].rc == 0) {
+                ok++;
+            } else {
+                loser = t;
+            }
+        }
+        if (ok != 1) {
+            fail_msg("round %d: %d writers succeeded (codes %d and %d: %s / %s), want exactly 1", r,
+                     ok, w[0].rc, w[1].rc, w[0].err.msg, w[1].err.msg);
+        }
+        if (w[loser].rc != -ST_EUNIQUE) {
+            fail_msg("round %d: the loser got %d (%s), want -ST_EUNIQUE", r, w[loser].rc,
+                     w[loser].err.msg);
+        }
+        assert_string_equal(w[loser].err.field, "name");
+        assert_string_equal(w[loser].err.msg, name);
+    }
+    cp_store_close(h[0]);
+    cp_store_close(h[1]);
+    assert_int_equal(count(f->s, ST_ENT_SERVICE), ROUNDS);
+    assert_int_equal(version(f->s), v0 + ROUNDS);
+}
+
+/* Issue 6: Postgres only. A database nobody bootstrapped is refused at open, naming the
+ * command to run; an unreachable server fails the open cleanly. */
+static void
+test_pg_open_refusals(void **state)
+{
+    struct db d;
+    struct st_conf conf;
+    struct cp_store *s = NULL;
+    struct st_err err = {0};
+    int rc;
+
+    (void)state;
+    memset(&d, 0, sizeof(d));
+    d.be = BE_PG;
+    pg_db_new(&d); /* not migrated */
+    rc = cp_store_open(&d.conf, &s, &err);
+    if (rc >= 0 || s != NULL || strstr(err.msg, "strait-cp migrations bootstrap") == NULL) {
+        fail_msg("open of an empty database: %d, handle %p, '%s' (want a refusal naming "
+                 "'strait-cp migrations bootstrap')",
+                 rc, (void *)s, err.msg);
+    }
+    cp_store_close(s);
+    s = NULL;
+
+    /* nothing listens there */
+    conf = d.conf;
+    conf.pg_port = 1; /* privileged, never a Postgres in a test */
+    conf.pg_timeout = 2000;
+    memset(&err, 0, sizeof(err));
+    rc = cp_store_open(&conf, &s, &err);
+    if (rc >= 0 || s != NULL || err.msg[0] == '\0') {
+        fail_msg("open of an unreachable server: %d, handle %p, '%s'", rc, (void *)s, err.msg);
+    }
+    pg_db_drop(&d);
+}
+
+/* The suite both backends run unchanged. */
+#define STORE_TESTS(SETUP)                                                                         \
+    cmocka_unit_test_setup_teardown(test_crud, SETUP, teardown),                                   \
+        cmocka_unit_test_setup_teardown(test_unique_and_pkey, SETUP, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_foreign_keys, SETUP, teardown),                       \
+        cmocka_unit_test_setup_teardown(test_rollback_changes_nothing, SETUP, teardown),           \
+        cmocka_unit_test_setup_teardown(test_paging, SETUP, teardown),                             \
+        cmocka_unit_test_setup_teardown(test_page_filters, SETUP, teardown),                       \
+        cmocka_unit_test_setup_teardown(test_read_all_and_second_handle, SETUP, teardown),         \
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, SETUP, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_snapshot_hash_through_store, SETUP, teardown),        \
+        cmocka_unit_test_setup_teardown(test_certificates_and_snis, SETUP, teardown),              \
+        cmocka_unit_test_setup_teardown(test_service_tls_references, SETUP, teardown),             \
+        cmocka_unit_test_setup_teardown(test_snapshot_carries_certificates, SETUP, teardown),      \
+        cmocka_unit_test_setup_teardown(test_clear_and_count, SETUP, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_tags_page, SETUP, teardown),                          \
+        cmocka_unit_test_setup_teardown(test_tag_filters_across_pages, SETUP, teardown),           \
+        cmocka_unit_test_setup_teardown(test_version_bumps, SETUP, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_concurrent_writers, SETUP, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_unique_name_race, SETUP, teardown)
+
+int
+main(int argc, char **argv)
+{
+    const struct CMUnitTest sqlite_tests[] = {
+        STORE_TESTS(setup_sqlite),
         cmocka_unit_test(test_open_fails_cleanly),
     };
+    const struct CMUnitTest pg_tests[] = {
+        /* without the test server, each fails in its setup, saying so */
+        STORE_TESTS(setup_pg),
+        cmocka_unit_test(test_pg_open_refusals),
+    };
+    const char *only = argc > 1 ? argv[1] : NULL; /* "sqlite" or "postgres": one group */
+    int failed = 0;
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (only == NULL || strcmp(only, "sqlite") == 0) {
+        failed += cmocka_run_group_tests_name("sqlite", sqlite_tests, NULL, NULL);
+    }
+    if (only == NULL || strcmp(only, "postgres") == 0) {
+        failed += cmocka_run_group_tests_name("postgres", pg_tests, NULL, NULL);
+    }
+    return failed != 0 ? 1 : 0;
 }
