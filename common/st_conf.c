@@ -942,6 +942,18 @@ check_cp(struct loader *ld)
     if (rc != 0) {
         return rc;
     }
+    if (c->pg_ssl_verify && !c->pg_ssl) {
+        return conf_fail(ld, (size_t)key_index("pg_ssl_verify"), "needs pg_ssl = on");
+    }
+    if (c->pg_ssl_ca != NULL) {
+        if (!c->pg_ssl_verify) {
+            return conf_fail(ld, (size_t)key_index("pg_ssl_ca"), "needs pg_ssl_verify = on");
+        }
+        rc = check_readable(ld, "pg_ssl_ca");
+        if (rc != 0) {
+            return rc;
+        }
+    }
     for (size_t i = 0; i < c->admin_listen.n && !c->admin_allow_insecure; i++) {
         if (st_conf_admin_is_exposed(c, &c->admin_listen.v[i], &missing)) {
             return conf_failf(ld, ai,

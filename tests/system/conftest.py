@@ -621,6 +621,7 @@ class Harness:
         self.certs = certs
         self.procs = []
         self.echos = []
+        self.pg_dbs = []
         self.n = 0
 
     def _name(self, kind):
@@ -628,6 +629,11 @@ class Harness:
         return f"{kind}{self.n}"
 
     def cp(self, conf=None, env=None, start=True, **kw):
+        # STRAIT_TEST_CP_DATABASE=postgres: every CP whose test does not pick a database
+        # gets a fresh, bootstrapped Postgres one (to run any suite on that backend)
+        if os.environ.get("STRAIT_TEST_CP_DATABASE") == "postgres" and \
+                "database" not in (conf or {}):
+            conf = dict(conf or {}, **self._pg_database())
         c = Cp(self, self._name("cp"), conf, env, **kw)
         self.procs.append(c)
         if start:
@@ -654,6 +660,15 @@ class Harness:
         self.echos.append(e)
         return e
 
+    def _pg_database(self):
+        keys = pg_database_new()
+        self.pg_dbs.append(keys["pg_database"])
+        path = os.path.join(self.tmp, f"bootstrap-{keys['pg_database']}.conf")
+        write_conf(path, dict(keys, cluster_mtls="off"))
+        subprocess.run([CP_BIN, "migrations", "bootstrap", "-c", path, "-p", self.tmp],
+                       check=True, capture_output=True, timeout=scaled(60), env=_child_env({}))
+        return keys
+
     def teardown(self):
         errors = []
         # data planes first: they say goodbye to their control plane
@@ -667,6 +682,8 @@ class Harness:
                 errors.append(str(e))
         for e in self.echos:
             e.close()
+        for name in self.pg_dbs:
+            pg_psql("strait", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         if errors:
             pytest.fail("teardown:\n" + "\n\n".join(errors), pytrace=False)
 
@@ -1131,22 +1148,30 @@ def pg_is_running():
     return p.returncode == 0
 
 
+def pg_database_new():
+    """Creates a fresh, empty database on the test server; returns the CP conf keys that
+    point at it."""
+    e = _pg_env()
+    name = "strait_t" + os.urandom(6).hex()
+    pg_psql("strait", f"CREATE DATABASE {name}")
+    return {
+        "database": "postgres",
+        "pg_host": e["host"],
+        "pg_port": e["port"],
+        "pg_user": e["user"],
+        "pg_database": name,
+    }
+
+
 @pytest.fixture
 def pg():
     """A fresh, empty database on the test server; yields the CP conf keys that point at
     it. Dropped afterwards (WITH (FORCE): CPs still connected are cut off). A test that
     stopped the server and failed before starting it again gets it started here."""
-    e = _pg_env()
-    name = "strait_t" + os.urandom(6).hex()
-    pg_psql("strait", f"CREATE DATABASE {name}")
+    keys = pg_database_new()
+    name = keys["pg_database"]
     try:
-        yield {
-            "database": "postgres",
-            "pg_host": e["host"],
-            "pg_port": e["port"],
-            "pg_user": e["user"],
-            "pg_database": name,
-        }
+        yield keys
     finally:
         if not pg_is_running():
             pg_ctl("start")
