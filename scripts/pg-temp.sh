@@ -9,7 +9,9 @@
 # Server binaries: STRAIT_TEST_PG_BIN (default /usr/lib/postgresql/15/bin). initdb refuses
 # to run as root, so as root every server binary runs as user postgres (runuser); as any
 # other user they run as that user. Authentication is trust (loopback and the socket in
-# DIR only). Diagnostics go to stderr; stdout carries only the export lines.
+# DIR only). The server also accepts TLS (pg_ssl tests), with a certificate for localhost and
+# 127.0.0.1 signed by a CA made for it, DIR/ca.pem (STRAIT_TEST_PG_CA). Diagnostics go to
+# stderr; stdout carries only the export lines.
 set -euo pipefail
 
 bin=${STRAIT_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -61,6 +63,22 @@ start() {
         cat "$dir/initdb.log" >&2
         die "initdb failed"
     fi
+    # TLS: a throwaway CA and a server certificate for localhost and 127.0.0.1
+    if ! (cd "$dir" &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+            -subj /CN=strait-test-pg-ca -keyout ca.key -out ca.pem &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj /CN=localhost -keyout data/server.key -out server.csr &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 \
+            -extfile server.ext -out data/server.crt) >"$dir/ssl.log" 2>&1; then
+        cat "$dir/ssl.log" >&2
+        die "could not make the server's TLS certificate"
+    fi
+    chmod 600 "$dir/data/server.key"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$dir/data/server.key" "$dir/data/server.crt"
+    fi
     # The settings go in the cluster's configuration, so that a plain
     # `pg_ctl -D DIR/data -l DIR/pg.log start` (the outage tests) brings it back the same.
     cat >>"$dir/data/postgresql.conf" <<CONF
@@ -72,6 +90,7 @@ max_connections = 200
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+ssl = on
 include_if_exists = 'port.conf'
 CONF
     # The port is free when picked but could be taken before the server binds it: retry.
@@ -103,6 +122,7 @@ SQL
     echo "export STRAIT_TEST_PG_USER=strait"
     echo "export STRAIT_TEST_PG_DIR=$dir"
     echo "export STRAIT_TEST_PG_BIN=$bin"
+    echo "export STRAIT_TEST_PG_CA=$dir/ca.pem"
 }
 
 stop() {
