@@ -180,6 +180,12 @@ cmd_check(const struct cp_args *a)
     if (rc < 0) {
         return fail(rc, &err);
     }
+    /* what start would refuse in the files the keys name: the admin API's TLS pair */
+    rc = cp_http_check(&conf, &err);
+    if (rc < 0) {
+        st_conf_fini(&conf);
+        return fail(-ST_ECONF, &err);
+    }
     printf("configuration %s is valid\n", a->conf_path != NULL ? a->conf_path : "(defaults)");
     st_conf_fini(&conf);
     return 0;

@@ -119,14 +119,15 @@ def curl(*args):
     return r
 
 
-def run_start(tmp_path, conf, ports, cluster_certs):
-    """`strait-cp start` on a conf that must be refused before anything listens."""
+def run_start(tmp_path, conf, ports, cluster_certs, cmd="start"):
+    """`strait-cp start` (or `check`) on a conf that must be refused before anything
+    listens."""
     c = {"cluster_listen": f"127.0.0.1:{ports.get()}", "cluster_cert": cluster_certs[0],
          "cluster_cert_key": cluster_certs[1]}
     c.update(conf)
     path = tmp_path / "strait.conf"
     write_conf(str(path), c)
-    return subprocess.run([CP_BIN, "start", "-c", str(path), "-p", str(tmp_path / "prefix")],
+    return subprocess.run([CP_BIN, cmd, "-c", str(path), "-p", str(tmp_path / "prefix")],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL,
                           env=_child_env({}), timeout=scaled(20))
 
@@ -339,6 +340,11 @@ def test_refused_at_start_with_one_line(keys, want, tmp_path, ports, cluster_cer
     # nothing listens: the refusal came before any bind
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", p), timeout=scaled(2)).close()
+    # and `strait-cp check` refuses the same configuration with the same line
+    r = run_start(tmp_path, conf, ports, cluster_certs, cmd="check")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("strait: ")]
+    assert len(said) == 1 and all(w.format(**fill) in said[0] for w in want), r.stderr
 
 
 def test_opt_out_starts_with_one_warning(st):
