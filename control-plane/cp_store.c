@@ -269,3 +269,103 @@ cp_store_write_sql(enum st_entity_kind k, bool insert, char ph, char *sql, size_
     }
     return rc;
 }
+
+/* Every id of a service's ca_certificates must name an existing CA certificate. */
+static int
+check_cas(const struct cp_store_probe *p, const json_t *obj, struct st_err *err)
+{
+    const json_t *cas = json_object_get(obj, "ca_certificates");
+    const json_t *v;
+    size_t i;
+    int rc;
+
+    json_array_foreach(cas, i, v)
+    {
+        const char *id = json_string_value(v);
+
+        if (id == NULL) {
+            continue; /* the schema refuses it */
+        }
+        rc = p->exists(p->ctx, "ca_certificates", "id", id, NULL);
+        if (rc == 0) {
+            return st_err_set(err, -ST_EFOREIGN, "ca_certificates", "%s", id);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int
+cp_store_check_write(const struct cp_store_probe *p, enum st_entity_kind k, const json_t *obj,
+                     const struct cp_store_cols *c, bool insert, struct st_err *err)
+{
+    const struct cp_store_kind *d = &cp_store_kinds[k];
+    int rc;
+
+    if (insert) {
+        rc = p->exists(p->ctx, d->table, "id", c->id, NULL);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EPKEY, "id", "%s", c->id);
+        }
+    }
+    if (c->name != NULL) {
+        rc = p->exists(p->ctx, d->table, "name", c->name, c->id);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, "name", "%s", c->name);
+        }
+    }
+    if (c->uniq != NULL) {
+        rc = p->exists(p->ctx, d->table, d->uniq_col, c->uniq, c->id);
+        if (rc != 0) {
+            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, d->uniq_col, "%s", c->uniq);
+        }
+    }
+    if (c->fk_id != NULL) {
+        rc = p->exists(p->ctx, d->fk_table, "id", c->fk_id, NULL);
+        if (rc == 0) {
+            return st_err_set(err, -ST_EFOREIGN, d->fk_field, "%s", c->fk_id);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (k == ST_ENT_SERVICE) {
+        return check_cas(p, obj, err);
+    }
+    return 0;
+}
+
+int
+cp_store_check_refs(const struct cp_store_probe *p, enum st_entity_kind k, const char *id,
+                    struct st_err *err)
+{
+    char sid[64];
+    int rc = 0;
+
+    switch (k) {
+    case ST_ENT_SERVICE:
+        rc = p->exists(p->ctx, "routes", "service_id", id, NULL);
+        if (rc > 0) {
+            rc = st_err_set(err, -ST_EREFERENCED, "routes", "routes");
+        }
+        break;
+    case ST_ENT_CERTIFICATE:
+        rc = p->exists(p->ctx, "services", "client_certificate_id", id, NULL);
+        if (rc > 0) {
+            rc = st_err_set(err, -ST_EREFERENCED, "services", "services");
+        }
+        break;
+    case ST_ENT_CA_CERTIFICATE:
+        rc = p->ca_user(p->ctx, id, sid);
+        if (rc > 0) {
+            rc = st_err_set(err, -ST_EREFERENCED, "services",
+                            "ca certificate %s is still referenced by services (id = %s)", id, sid);
+        }
+        break;
+    default:
+        break;
+    }
+    return rc;
+}

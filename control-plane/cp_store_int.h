@@ -47,6 +47,30 @@ void cp_store_cols_fini(struct cp_store_cols *c);
  * Returns 0 or -ENOSPC. */
 int cp_store_write_sql(enum st_entity_kind k, bool insert, char ph, char *sql, size_t size);
 
+/* What the shared checks below ask of a backend. exists: whether a row of table has
+ * col = val (and an id other than not_id, when given): 1, 0 or a negative code. ca_user:
+ * the first service (by id) whose ca_certificates hold ca_id: 1 with sid filled, 0 when
+ * none, or a negative code. */
+struct cp_store_probe {
+    int (*exists)(void *ctx, const char *table, const char *col, const char *val,
+                  const char *not_id);
+    int (*ca_user)(void *ctx, const char *ca_id, char sid[64]);
+    void *ctx;
+};
+
+struct st_err;
+
+/* The unique and foreign-key checks of a write, before the database would refuse, so that
+ * the error names the field and the value as Kong does (-ST_EPKEY, -ST_EUNIQUE,
+ * -ST_EFOREIGN; the database's constraints stay as the backstop). */
+int cp_store_check_write(const struct cp_store_probe *p, enum st_entity_kind k, const json_t *obj,
+                         const struct cp_store_cols *c, bool insert, struct st_err *err);
+
+/* Refuses to delete what another entity still references (-ST_EREFERENCED, with Kong's
+ * message for a CA certificate); snis go with their certificate. */
+int cp_store_check_refs(const struct cp_store_probe *p, enum st_entity_kind k, const char *id,
+                        struct st_err *err);
+
 /* A GET /tags offset is the hex of the JSON text ["<tag>", "<entity_name>", "<entity_id>"]
  * of the last pair of the page before: opaque to clients and safe in a query string.
  * make returns a malloc'd offset; parse a new array of three strings, or NULL when the

@@ -33,8 +33,9 @@ struct pg_store {
     struct cp_store base; /* first: pg() casts */
     PGconn *conn;
     bool in_tx;
-    bool dirty; /* the open transaction wrote */
-    bool down;  /* logged that the server is away, until it is back */
+    bool dirty;                  /* the open transaction wrote */
+    struct cp_store_probe probe; /* for the shared checks: ctx is this handle */
+    bool down;                   /* logged that the server is away, until it is back */
 };
 
 static struct pg_store *
@@ -278,9 +279,9 @@ pg_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t
 
 /* Whether a row matches `col = val` (and id is not not_id when given): 1, 0 or < 0. */
 static int
-pg_exists(struct pg_store *q, const char *table, const char *col, const char *val,
-          const char *not_id)
+pg_exists(void *ctx, const char *table, const char *col, const char *val, const char *not_id)
 {
+    struct pg_store *q = ctx;
     const char *params[2] = {val, not_id};
     char sql[160];
     PGresult *r = NULL;
@@ -298,75 +299,6 @@ pg_exists(struct pg_store *q, const char *table, const char *col, const char *va
 
 /* ------------------------------------------------------------------------ */
 /* writes */
-
-/* Every id of a service's ca_certificates must name an existing CA certificate. */
-static int
-pg_check_cas(struct pg_store *q, const json_t *obj, struct st_err *err)
-{
-    const json_t *cas = json_object_get(obj, "ca_certificates");
-    const json_t *v;
-    size_t i;
-    int rc;
-
-    json_array_foreach(cas, i, v)
-    {
-        const char *id = json_string_value(v);
-
-        if (id == NULL) {
-            continue; /* the schema refuses it */
-        }
-        rc = pg_exists(q, "ca_certificates", "id", id, NULL);
-        if (rc == 0) {
-            return st_err_set(err, -ST_EFOREIGN, "ca_certificates", "%s", id);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* The unique and foreign-key checks before the database would refuse, so that the error
- * names the field and the value as Kong does (the constraints stay as the backstop). */
-static int
-pg_check(struct pg_store *q, enum st_entity_kind k, const json_t *obj,
-         const struct cp_store_cols *c, bool insert, struct st_err *err)
-{
-    const struct cp_store_kind *d = &cp_store_kinds[k];
-    int rc;
-
-    if (insert) {
-        rc = pg_exists(q, d->table, "id", c->id, NULL);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EPKEY, "id", "%s", c->id);
-        }
-    }
-    if (c->name != NULL) {
-        rc = pg_exists(q, d->table, "name", c->name, c->id);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, "name", "%s", c->name);
-        }
-    }
-    if (c->uniq != NULL) {
-        rc = pg_exists(q, d->table, d->uniq_col, c->uniq, c->id);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, d->uniq_col, "%s", c->uniq);
-        }
-    }
-    if (c->fk_id != NULL) {
-        rc = pg_exists(q, d->fk_table, "id", c->fk_id, NULL);
-        if (rc == 0) {
-            return st_err_set(err, -ST_EFOREIGN, d->fk_field, "%s", c->fk_id);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    if (k == ST_ENT_SERVICE) {
-        return pg_check_cas(q, obj, err);
-    }
-    return 0;
-}
 
 /* Maps a constraint the database enforced (a racing writer) to Kong's errors. */
 static int
@@ -454,7 +386,7 @@ pg_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool inse
         rc = st_err_set(err, -ST_ESCHEMA, "id", "missing id");
         goto out;
     }
-    rc = pg_check(q, k, obj, &c, insert, err);
+    rc = cp_store_check_write(&q->probe, k, obj, &c, insert, err);
     if (rc < 0) {
         goto out;
     }
@@ -508,8 +440,9 @@ pg_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct s
 /* The first service (by id) whose ca_certificates holds ca_id: 1 and sid filled, 0 when
  * none, or < 0. */
 static int
-pg_ca_user(struct pg_store *q, const char *ca_id, char sid[64])
+pg_ca_user(void *ctx, const char *ca_id, char sid[64])
 {
+    struct pg_store *q = ctx;
     PGresult *r = NULL;
     int rc;
 
@@ -525,40 +458,6 @@ pg_ca_user(struct pg_store *q, const char *ca_id, char sid[64])
     return rc;
 }
 
-/* Refuses to delete what another entity still references (snis go with their
- * certificate: ON DELETE CASCADE). */
-static int
-pg_check_refs(struct pg_store *q, enum st_entity_kind k, const char *id, struct st_err *err)
-{
-    char sid[64];
-    int rc = 0;
-
-    switch (k) {
-    case ST_ENT_SERVICE:
-        rc = pg_exists(q, "routes", "service_id", id, NULL);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "routes", "routes");
-        }
-        break;
-    case ST_ENT_CERTIFICATE:
-        rc = pg_exists(q, "services", "client_certificate_id", id, NULL);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "services", "services");
-        }
-        break;
-    case ST_ENT_CA_CERTIFICATE:
-        rc = pg_ca_user(q, id, sid);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "services",
-                            "ca certificate %s is still referenced by services (id = %s)", id, sid);
-        }
-        break;
-    default:
-        break;
-    }
-    return rc;
-}
-
 static int
 pg_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
 {
@@ -568,7 +467,7 @@ pg_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_e
     int rc;
 
     ST_ASSERT(q->in_tx && k < ST_ENT__COUNT);
-    rc = pg_check_refs(q, k, id, err);
+    rc = cp_store_check_refs(&q->probe, k, id, err);
     if (rc < 0) {
         return rc;
     }
@@ -913,6 +812,9 @@ cp_store_pg_open(const struct st_conf *conf, struct cp_store **out, struct st_er
     }
     q = st_xcalloc(1, sizeof(*q));
     q->base.ops = &pg_ops;
+    q->probe.exists = pg_exists;
+    q->probe.ca_user = pg_ca_user;
+    q->probe.ctx = q;
     q->conn = conn;
     *out = &q->base;
     return 0;

@@ -27,7 +27,8 @@ struct sq_store {
     struct cp_store base; /* first: cp_store_sqlite casts */
     sqlite3 *db;
     bool in_tx;
-    bool dirty; /* the open transaction wrote */
+    bool dirty;                  /* the open transaction wrote */
+    struct cp_store_probe probe; /* for the shared checks: ctx is this handle */
 };
 
 struct sq_migration {
@@ -337,9 +338,9 @@ sq_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t
 
 /* Whether a row matches `col = val` (and id != not_id when given). */
 static int
-sq_exists(struct sq_store *q, const char *table, const char *col, const char *val,
-          const char *not_id)
+sq_exists(void *ctx, const char *table, const char *col, const char *val, const char *not_id)
 {
+    struct sq_store *q = ctx;
     char sql[160];
     sqlite3_stmt *st = NULL;
     int rc;
@@ -359,75 +360,6 @@ sq_exists(struct sq_store *q, const char *table, const char *col, const char *va
 
 /* ------------------------------------------------------------------------ */
 /* writes */
-
-/* Every id of a service's ca_certificates must name an existing CA certificate. */
-static int
-sq_check_cas(struct sq_store *q, const json_t *obj, struct st_err *err)
-{
-    const json_t *cas = json_object_get(obj, "ca_certificates");
-    const json_t *v;
-    size_t i;
-    int rc;
-
-    json_array_foreach(cas, i, v)
-    {
-        const char *id = json_string_value(v);
-
-        if (id == NULL) {
-            continue; /* the schema refuses it */
-        }
-        rc = sq_exists(q, "ca_certificates", "id", id, NULL);
-        if (rc == 0) {
-            return st_err_set(err, -ST_EFOREIGN, "ca_certificates", "%s", id);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* The unique and foreign-key checks, before SQLite would refuse, so that the error
- * names the field and the value as Kong does. */
-static int
-sq_check(struct sq_store *q, enum st_entity_kind k, const json_t *obj,
-         const struct cp_store_cols *c, bool insert, struct st_err *err)
-{
-    const struct cp_store_kind *d = &cp_store_kinds[k];
-    int rc;
-
-    if (insert) {
-        rc = sq_exists(q, d->table, "id", c->id, NULL);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EPKEY, "id", "%s", c->id);
-        }
-    }
-    if (c->name != NULL) {
-        rc = sq_exists(q, d->table, "name", c->name, c->id);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, "name", "%s", c->name);
-        }
-    }
-    if (c->uniq != NULL) {
-        rc = sq_exists(q, d->table, d->uniq_col, c->uniq, c->id);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, d->uniq_col, "%s", c->uniq);
-        }
-    }
-    if (c->fk_id != NULL) {
-        rc = sq_exists(q, d->fk_table, "id", c->fk_id, NULL);
-        if (rc == 0) {
-            return st_err_set(err, -ST_EFOREIGN, d->fk_field, "%s", c->fk_id);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    if (k == ST_ENT_SERVICE) {
-        return sq_check_cas(q, obj, err);
-    }
-    return 0;
-}
 
 static int
 sq_constraint(struct sq_store *q, enum st_entity_kind k, int ext, struct st_err *err)
@@ -464,7 +396,7 @@ sq_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool inse
         rc = st_err_set(err, -ST_ESCHEMA, "id", "missing id");
         goto out;
     }
-    rc = sq_check(q, k, obj, &c, insert, err);
+    rc = cp_store_check_write(&q->probe, k, obj, &c, insert, err);
     if (rc < 0) {
         goto out;
     }
@@ -520,8 +452,9 @@ sq_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct s
 /* The first service (by id) whose ca_certificates holds ca_id: 1 and sid filled, 0 when
  * none, or -ST_EDB. */
 static int
-sq_ca_user(struct sq_store *q, const char *ca_id, char sid[64])
+sq_ca_user(void *ctx, const char *ca_id, char sid[64])
 {
+    struct sq_store *q = ctx;
     static const char sql[] =
         "SELECT id FROM services WHERE EXISTS (SELECT 1 FROM"
         " json_each(services.doc, '$.ca_certificates') WHERE value = ?) ORDER BY id LIMIT 1";
@@ -546,40 +479,6 @@ sq_ca_user(struct sq_store *q, const char *ca_id, char sid[64])
     return rc;
 }
 
-/* Refuses to delete what another entity still references (snis go with their
- * certificate: ON DELETE CASCADE). */
-static int
-sq_check_refs(struct sq_store *q, enum st_entity_kind k, const char *id, struct st_err *err)
-{
-    char sid[64];
-    int rc = 0;
-
-    switch (k) {
-    case ST_ENT_SERVICE:
-        rc = sq_exists(q, "routes", "service_id", id, NULL);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "routes", "routes");
-        }
-        break;
-    case ST_ENT_CERTIFICATE:
-        rc = sq_exists(q, "services", "client_certificate_id", id, NULL);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "services", "services");
-        }
-        break;
-    case ST_ENT_CA_CERTIFICATE:
-        rc = sq_ca_user(q, id, sid);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "services",
-                            "ca certificate %s is still referenced by services (id = %s)", id, sid);
-        }
-        break;
-    default:
-        break;
-    }
-    return rc;
-}
-
 static int
 sq_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
 {
@@ -589,7 +488,7 @@ sq_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_e
     int rc;
 
     ST_ASSERT(q->in_tx && k < ST_ENT__COUNT);
-    rc = sq_check_refs(q, k, id, err);
+    rc = cp_store_check_refs(&q->probe, k, id, err);
     if (rc < 0) {
         return rc;
     }
@@ -980,6 +879,9 @@ cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err
     }
     q = st_xcalloc(1, sizeof(*q));
     q->base.ops = &sq_ops;
+    q->probe.exists = sq_exists;
+    q->probe.ca_user = sq_ca_user;
+    q->probe.ctx = q;
     rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         st_err_set(err, -ST_EDB, "sqlite_path", "sqlite: cannot open %s: %s", path,
