@@ -16,6 +16,7 @@
 #include "cp_registry.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
+#include "cp_store_pool.h"
 #include "st_conf.h"
 #include "st_err.h"
 #include "st_schema.h"
@@ -53,6 +54,15 @@ cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *n
         json_object_set_new(o, "fields", fields);
     }
     cp_admin__reply(rs, status, o);
+}
+
+void
+cp_admin__reply_db_down(struct cp_response *rs)
+{
+    cp_admin__reply_code(rs, 503, CP_ADMIN_DATABASE_ERROR, "database error",
+                         "database unreachable, try again later", NULL);
+    rs->header_name = "Retry-After";
+    rs->header_value = "5";
 }
 
 static void
@@ -154,6 +164,9 @@ cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const
     }
     case -ST_ENOTFOUND:
         cp_admin__reply_msg(rs, 404, strcmp(e->field, "sni") == 0 ? "SNI not found" : "Not found");
+        break;
+    case -ST_EDBDOWN:
+        cp_admin__reply_db_down(rs);
         break;
     default:
         cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
@@ -329,6 +342,26 @@ status_counts(struct cp_store *store, uint64_t *version, json_t **counts)
     return rc;
 }
 
+/* Whether the database answers: status_counts on a pooled handle. A handle that does not
+ * come free within pg_timeout (every one busy with a write) leaves the answer of the
+ * previous probe, and no counts, rather than waiting behind the writers. */
+static bool
+status_probe(struct cp_ctx *cx, uint64_t *version, json_t **counts)
+{
+    int wait_ms = cx->conf.pg_timeout > 100 ? cx->conf.pg_timeout : 100;
+    struct cp_store *s = cp_store_pool_get_timed(cx->pool, wait_ms);
+    int rc;
+
+    *counts = NULL;
+    if (s == NULL) {
+        return __atomic_load_n(&cx->db_unreachable, __ATOMIC_RELAXED) == 0;
+    }
+    rc = status_counts(s, version, counts);
+    cp_store_pool_put(cx->pool, s);
+    __atomic_store_n(&cx->db_unreachable, rc < 0, __ATOMIC_RELAXED);
+    return rc == 0;
+}
+
 /* Kong's /status (database.reachable, server counters, configuration_hash) plus Strait's
  * config_version and "entities": the number of entities of each kind, absent when the
  * database cannot be read. */
@@ -342,12 +375,10 @@ get_status(struct cp_ctx *cx, struct cp_response *rs)
     bool reachable;
     json_t *o;
 
-    pthread_mutex_lock(&cx->store_mu);
-    reachable = status_counts(cx->store, &version, &counts) == 0;
-    pthread_mutex_unlock(&cx->store_mu);
+    reachable = status_probe(cx, &version, &counts);
     if (cx->snap != NULL) {
         b = cp_snapshot_acquire(cx->snap);
-        if (reachable && b->version != version) {
+        if (counts != NULL && b->version != version) {
             /* read your writes: a write that returned is in the hash shown here */
             cp_snapshot_blob_unref(b);
             cp_snapshot_refresh(cx->snap);

@@ -17,6 +17,7 @@
 #include "cp_decl_load.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
+#include "cp_store_pool.h"
 #include "st_err.h"
 #include "st_ssl.h"
 #include "st_util.h"
@@ -194,14 +195,38 @@ reply_load_error(struct cp_response *rs, int rc, struct cp_decl_result *r, bool 
     cp_admin__reply_err(rs, r->kind, rc, &r->err, NULL);
 }
 
-/* check_hash: the same text as the last load, and no write since. Under store_mu. */
+/* check_hash: the same text as the last load, and no write since (st: a pooled handle). */
 static bool
-unchanged(struct cp_ctx *cx, const char *sha)
+unchanged(struct cp_ctx *cx, struct cp_store *st, const char *sha)
 {
+    uint64_t last_version = 0;
     uint64_t version = 0;
+    bool same;
 
-    return cx->config_sha[0] != '\0' && strcmp(cx->config_sha, sha) == 0 &&
-           cp_store_version(cx->store, &version) == 0 && version == cx->config_version;
+    pthread_mutex_lock(&cx->config_mu);
+    same = cx->config_sha[0] != '\0' && strcmp(cx->config_sha, sha) == 0;
+    last_version = cx->config_version;
+    pthread_mutex_unlock(&cx->config_mu);
+    return same && cp_store_version(st, &version) == 0 && version == last_version;
+}
+
+/* After a successful load: remembers (sha, the version after it) when the load's commit
+ * was the only write between `before` and `after` (every commit that writes bumps the
+ * version by one; an empty document over an empty store writes nothing), else forgets the
+ * last load, so that check_hash does not answer 304 over a write another request or
+ * another control plane made meanwhile. */
+static void
+remember(struct cp_ctx *cx, const char *sha, int rc_before, uint64_t before, int rc_after,
+         uint64_t after)
+{
+    pthread_mutex_lock(&cx->config_mu);
+    if (rc_before == 0 && rc_after == 0 && (after == before + 1 || after == before)) {
+        memcpy(cx->config_sha, sha, sizeof(cx->config_sha));
+        cx->config_version = after;
+    } else {
+        cx->config_sha[0] = '\0';
+    }
+    pthread_mutex_unlock(&cx->config_mu);
 }
 
 static void
@@ -209,6 +234,10 @@ post_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
 {
     struct cp_decl_result r;
     struct config_in in;
+    struct cp_store *st;
+    uint64_t before = 0;
+    uint64_t after = 0;
+    int rc_before;
     char sha[65];
     int rc;
 
@@ -216,25 +245,21 @@ post_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
         return;
     }
     st_ssl_sha256_hex(in.text, in.len, sha);
-    pthread_mutex_lock(&cx->store_mu);
-    if (in.check_hash && unchanged(cx, sha)) {
-        pthread_mutex_unlock(&cx->store_mu);
+    st = cp_store_pool_get(cx->pool);
+    if (in.check_hash && unchanged(cx, st, sha)) {
+        cp_store_pool_put(cx->pool, st);
         free(in.own);
         cp_admin__reply(rs, 304, NULL);
         return;
     }
-    rc = cp_decl_load(cx->store, in.text, in.len, CP_DECL_REPLACE, &r);
+    rc_before = cp_store_version(st, &before);
+    rc = cp_decl_load(st, in.text, in.len, CP_DECL_REPLACE, &r);
     if (rc == 0) {
-        uint64_t version = 0;
+        int rc_after = cp_store_version(st, &after);
 
-        if (cp_store_version(cx->store, &version) == 0) {
-            memcpy(cx->config_sha, sha, sizeof(cx->config_sha));
-            cx->config_version = version;
-        } else {
-            cx->config_sha[0] = '\0';
-        }
+        remember(cx, sha, rc_before, before, rc_after, after);
     }
-    pthread_mutex_unlock(&cx->store_mu);
+    cp_store_pool_put(cx->pool, st);
     free(in.own);
     if (rc < 0) {
         reply_load_error(rs, rc, &r, in.flatten_errors);
@@ -251,15 +276,16 @@ post_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
 static void
 get_config(struct cp_ctx *cx, struct cp_response *rs)
 {
+    struct cp_store *st;
     char *text = NULL;
     size_t len = 0;
     int rc;
 
-    pthread_mutex_lock(&cx->store_mu);
-    rc = cp_decl_export(cx->store, true, &text, &len);
-    pthread_mutex_unlock(&cx->store_mu);
+    st = cp_store_pool_get(cx->pool);
+    rc = cp_decl_export(st, true, &text, &len);
+    cp_store_pool_put(cx->pool, st);
     if (rc < 0) {
-        cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
+        cp_admin__reply_err(rs, ST_ENT_SERVICE, rc, NULL, NULL); /* 503 or 500 */
         return;
     }
     cp_admin__reply(rs, 200, json_pack("{s:s%}", "config", text, len));

@@ -10,6 +10,7 @@
 #include "cp_ctx.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
+#include "cp_store_pool.h"
 #include "st_err.h"
 #include "st_schema.h"
 #include "st_ssl.h"
@@ -381,23 +382,24 @@ out:
 static void
 write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
 {
+    struct cp_store *st;
     struct st_err err = {0};
     json_t *fields = NULL;
     json_t *o = NULL;
     int rc;
 
     input_timestamps(w->body);
-    pthread_mutex_lock(&cx->store_mu);
-    rc = cp_store_begin(cx->store, true);
+    st = cp_store_pool_get(cx->pool);
+    rc = cp_store_begin(st, true);
     if (rc == 0) {
-        rc = store_one(cx->store, w, &o, &fields, &err);
+        rc = store_one(st, w, &o, &fields, &err);
         if (rc == 0) {
-            rc = cp_store_commit(cx->store);
+            rc = cp_store_commit(st);
         } else {
-            cp_store_rollback(cx->store);
+            cp_store_rollback(st);
         }
     }
-    pthread_mutex_unlock(&cx->store_mu);
+    cp_store_pool_put(cx->pool, st);
     json_decref(w->body);
     w->body = NULL;
     if (rc < 0) {
@@ -414,28 +416,29 @@ static void
 delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char *parent,
               struct cp_response *rs)
 {
+    struct cp_store *st;
     struct write_req w = {.k = k, .op = OP_PATCH, .key = key, .parent = parent};
     struct st_err err = {0};
     json_t *par = NULL;
     json_t *existing = NULL;
     int rc;
 
-    pthread_mutex_lock(&cx->store_mu);
-    rc = cp_store_begin(cx->store, true);
+    st = cp_store_pool_get(cx->pool);
+    rc = cp_store_begin(st, true);
     if (rc == 0) {
-        rc = load(cx->store, &w, &par, &existing, &err);
+        rc = load(st, &w, &par, &existing, &err);
         if (rc == -ST_ENOTFOUND && parent == NULL && strcmp(err.field, "sni") != 0) {
             rc = 1; /* Kong: 204 for an absent top-level entity */
         } else if (rc == 0) {
-            rc = cp_store_remove(cx->store, k, obj_str(existing, "id"), &err);
+            rc = cp_store_remove(st, k, obj_str(existing, "id"), &err);
         }
         if (rc >= 0) {
-            rc = cp_store_commit(cx->store);
+            rc = cp_store_commit(st);
         } else {
-            cp_store_rollback(cx->store);
+            cp_store_rollback(st);
         }
     }
-    pthread_mutex_unlock(&cx->store_mu);
+    cp_store_pool_put(cx->pool, st);
     json_decref(par);
     json_decref(existing);
     if (rc < 0) {
@@ -453,18 +456,19 @@ static void
 get_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char *parent,
            struct cp_response *rs)
 {
+    struct cp_store *st;
     struct write_req w = {.k = k, .op = OP_PATCH, .key = key, .parent = parent};
     struct st_err err = {0};
     json_t *par = NULL;
     json_t *o = NULL;
     int rc;
 
-    pthread_mutex_lock(&cx->store_mu);
-    rc = load(cx->store, &w, &par, &o, &err);
+    st = cp_store_pool_get(cx->pool);
+    rc = load(st, &w, &par, &o, &err);
     if (rc == 0 && k == ST_ENT_CERTIFICATE) {
-        rc = cp_admin__cert_snis_render(cx->store, o);
+        rc = cp_admin__cert_snis_render(st, o);
     }
-    pthread_mutex_unlock(&cx->store_mu);
+    cp_store_pool_put(cx->pool, st);
     json_decref(par);
     if (rc < 0) {
         json_decref(o);
@@ -662,6 +666,7 @@ static void
 list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enum st_entity_kind k,
      const char *parent)
 {
+    struct cp_store *st;
     struct cp_page_opts o = {0};
     struct st_err err = {0};
     json_t *tags = NULL;
@@ -675,13 +680,13 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     }
     o.tags = parent == NULL ? tags : NULL; /* Kong: nested collections ignore tags */
     o.offset = json_string_value(json_object_get(rq->query, "offset"));
-    pthread_mutex_lock(&cx->store_mu);
+    st = cp_store_pool_get(cx->pool);
     if (parent != NULL) {
-        rc = get_keyed(cx->store, parent_kind(k), parent, &par, &err);
+        rc = get_keyed(st, parent_kind(k), parent, &par, &err);
         o.parent_id = rc == 0 ? obj_str(par, "id") : NULL;
     }
     if (rc == 0) {
-        rc = cp_store_page(cx->store, k, &o, &data, &next, &err);
+        rc = cp_store_page(st, k, &o, &data, &next, &err);
     }
     if (rc == 0 && k == ST_ENT_CERTIFICATE) {
         size_t i;
@@ -689,10 +694,10 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
 
         json_array_foreach(data, i, v)
         {
-            rc = rc == 0 ? cp_admin__cert_snis_render(cx->store, v) : rc;
+            rc = rc == 0 ? cp_admin__cert_snis_render(st, v) : rc;
         }
     }
-    pthread_mutex_unlock(&cx->store_mu);
+    cp_store_pool_put(cx->pool, st);
     json_decref(par);
     json_decref(tags);
     if (rc == -ST_EPARSE && strcmp(err.field, "offset") == 0) {
@@ -763,14 +768,15 @@ void
 cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                         const char *route)
 {
+    struct cp_store *st;
     struct st_err err = {0};
     json_t *r = NULL;
     char sid[64];
     int rc;
 
-    pthread_mutex_lock(&cx->store_mu);
-    rc = get_keyed(cx->store, ST_ENT_ROUTE, route, &r, &err);
-    pthread_mutex_unlock(&cx->store_mu);
+    st = cp_store_pool_get(cx->pool);
+    rc = get_keyed(st, ST_ENT_ROUTE, route, &r, &err);
+    cp_store_pool_put(cx->pool, st);
     if (rc < 0 || route_service_id(r) == NULL) {
         json_decref(r);
         reply_error(rs, ST_ENT_SERVICE, rc < 0 ? rc : -ST_ENOTFOUND, &err, NULL);

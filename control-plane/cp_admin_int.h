@@ -20,6 +20,14 @@ void cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg);
 /* Kong's error body for a store or schema failure rc; fields (taken) for schema errors. */
 void cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc,
                          const struct st_err *e, json_t *fields);
+/* Kong's DATABASE_ERROR code (kong/db/errors.lua). */
+#define CP_ADMIN_DATABASE_ERROR 8
+
+/* The database cannot be reached (-ST_EDBDOWN): 503, Retry-After: 5 and
+ * {"code": 8, "name": "database error", "message": "database unreachable, try again
+ * later"}. cp_admin__reply_err answers this way for -ST_EDBDOWN; any other store failure
+ * (-ST_EDB, ...) is a 500. */
+void cp_admin__reply_db_down(struct cp_response *rs);
 /* {"code": code, "name": name, "message": msg} plus fields (taken) if not NULL. */
 void cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *name,
                           const char *msg, json_t *fields);
@@ -72,8 +80,8 @@ void cp_admin__config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_
 void cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs,
                                const char *name);
 
-/* The certificates' `snis` shorthand (cp_admin_cert.c); all run inside the caller's store
- * transaction or under the store mutex. */
+/* The certificates' `snis` shorthand (cp_admin_cert.c); all run on the caller's store
+ * handle, taken from the pool, inside its transaction for writes. */
 
 /* Takes `snis` out of a certificate write's body. *names is NULL when the write leaves
  * the certificate's snis alone (absent on POST/PATCH), else a new array of the names to

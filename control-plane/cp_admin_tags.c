@@ -12,6 +12,7 @@
 #include "cp_admin_int.h"
 #include "cp_ctx.h"
 #include "cp_store.h"
+#include "cp_store_pool.h"
 #include "st_err.h"
 #include "st_schema.h"
 #include "st_util.h"
@@ -72,6 +73,7 @@ cp_admin__tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_respons
 {
     const char *offset = json_string_value(json_object_get(rq->query, "offset"));
     struct st_err err = {0};
+    struct cp_store *st;
     json_t *data = NULL;
     char *next = NULL;
     char msg[512];
@@ -86,9 +88,9 @@ cp_admin__tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_respons
         cp_admin__reply_code(rs, 400, TAGS_INVALID_UNIQUE, "invalid unique tag", msg, NULL);
         return;
     }
-    pthread_mutex_lock(&cx->store_mu);
-    rc = cp_store_tags_page(cx->store, tag, size, offset, &data, &next, &err);
-    pthread_mutex_unlock(&cx->store_mu);
+    st = cp_store_pool_get(cx->pool);
+    rc = cp_store_tags_page(st, tag, size, offset, &data, &next, &err);
+    cp_store_pool_put(cx->pool, st);
     if (rc == -ST_EPARSE) {
         cp_admin__reply_code(rs, 400, 7, "invalid offset", err.msg, NULL);
         return;

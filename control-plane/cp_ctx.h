@@ -8,11 +8,12 @@
 
 #include "st_conf.h"
 
-struct cp_store;
+struct cp_store_pool;
 struct cp_snapshot;
 struct cp_registry;
 struct cp_sync;
 struct cp_http;
+struct cp_pg_listen;
 
 /* Admin API connection counters (GET /status), updated with __atomic builtins. */
 struct cp_server_stats {
@@ -24,20 +25,24 @@ struct cp_server_stats {
 
 struct cp_ctx {
     struct st_conf conf;
-    struct cp_store *store;   /* the admin API's handle; use under store_mu */
-    pthread_mutex_t store_mu; /* one admin transaction at a time */
-    struct cp_snapshot *snap; /* may be NULL in unit tests */
+    struct cp_store_pool *pool; /* the admin API's store handles (cp_store_pool.h) */
+    struct cp_snapshot *snap;   /* may be NULL in unit tests */
     struct cp_registry *reg;
     struct cp_sync *sync;
     struct cp_http *http;
+    struct cp_pg_listen *pg_listen; /* Postgres only: LISTEN -> snapshot kick */
     char node_id[37];
     char hostname[256];
     struct cp_server_stats stats;
-    /* POST /config?check_hash=1 (under store_mu): the SHA-256 of the text the last
-     * successful POST /config loaded ("" before one) and the config version right after
-     * its commit; the same text again while the version has not moved is a 304. */
+    /* POST /config?check_hash=1 (under config_mu): the SHA-256 of the text the last
+     * successful POST /config loaded ("" before one) and the config version its commit
+     * made; the same text again while the version has not moved is a 304. */
+    pthread_mutex_t config_mu;
     char config_sha[65];
     uint64_t config_version;
+    /* GET /status: set when its last database probe failed (__atomic); what it says when
+     * every store handle stays busy past pg_timeout. */
+    int db_unreachable;
 };
 
 #endif

@@ -1,5 +1,6 @@
 /* Admin HTTP server (see cp_http.h). One libmicrohttpd daemon per admin_listen entry,
- * each with its own internal thread pool; handlers block only on the store mutex.
+ * each with its own internal thread pool; handlers block only waiting for a free store
+ * handle (cp_store_pool.h).
  * multipart/form-data bodies (Kong users' `curl -F cert=@cert.pem`) are decoded with
  * libmicrohttpd's post processor into the same object a urlencoded form gives.
  *
@@ -27,6 +28,7 @@
 #include "cp_admin.h"
 #include "cp_ctx.h"
 #include "cp_form.h"
+#include "cp_store_pool.h"
 #include "st_addr.h"
 #include "st_conf.h"
 #include "st_err.h"
@@ -35,7 +37,7 @@
 #include "st_util.h"
 
 #define HTTP_MAX_BODY     (16u << 20)
-#define HTTP_POOL_THREADS 2
+#define HTTP_POOL_THREADS 2 /* at least; as many as the admin store pool has handles */
 #define HTTP_PP_BUFFER    (64u << 10)
 #define HTTP_PEM_MAX      (1u << 20)
 #define HTTP_TOKEN_HEADER "Kong-Admin-Token"
@@ -69,6 +71,7 @@ struct cp_http {
     char *cert_pem, *key_pem, *ca_pem; /* read once, shared by the ssl daemons */
     bool has_token;
     char token_sha256[65]; /* hex SHA-256 of admin_token: equal lengths to compare */
+    unsigned threads;      /* each daemon's thread pool */
 };
 
 /* One request being received. */
@@ -615,9 +618,9 @@ start_one(struct http_srv *srv)
     return MHD_start_daemon(
         flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)HTTP_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)60, MHD_OPTION_ARRAY, srv->tls ? tls : none, MHD_OPTION_END);
+        h->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_ARRAY,
+        srv->tls ? tls : none, MHD_OPTION_END);
 }
 
 /* One warning line per listener that admin_allow_insecure lets through. */
@@ -687,6 +690,10 @@ cp_http_start(struct cp_ctx *cx, struct cp_http **out, struct st_err *err)
     h = st_xcalloc(1, sizeof(*h));
     h->cx = cx;
     h->srv = st_xcalloc(set->n, sizeof(*h->srv));
+    h->threads = HTTP_POOL_THREADS;
+    if (cx->pool != NULL && cp_store_pool_size(cx->pool) > h->threads) {
+        h->threads = (unsigned)cp_store_pool_size(cx->pool);
+    }
     if (conf->admin_token != NULL) {
         h->has_token = true;
         st_ssl_sha256_hex(conf->admin_token, strlen(conf->admin_token), h->token_sha256);

@@ -16,9 +16,11 @@
 #include "cp_decl_load.h"
 #include "cp_http.h"
 #include "cp_migrate.h"
+#include "cp_pg_listen.h"
 #include "cp_registry.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
+#include "cp_store_pool.h"
 #include "cp_sync.h"
 #include "st_conf.h"
 #include "st_decl.h"
@@ -77,6 +79,13 @@ ctx_identity(struct cp_ctx *cx)
     }
 }
 
+/* cp_pg_listen's callback: a CP sharing the database (or this one) committed a change. */
+static void
+pg_listen_kick(void *arg)
+{
+    cp_snapshot_kick(arg);
+}
+
 /* Opens everything in order; on failure what was opened stays in cx for stop_all(). */
 static int
 start_all(struct cp_ctx *cx, struct st_err *err)
@@ -86,7 +95,7 @@ start_all(struct cp_ctx *cx, struct st_err *err)
 
     rc = make_prefix(cx->conf.prefix, err);
     if (rc == 0) {
-        rc = cp_store_open(&cx->conf, &cx->store, err);
+        rc = cp_store_pool_new(&cx->conf, &cx->pool, err);
     }
     if (rc == 0) {
         rc = cp_store_open(&cx->conf, &snap_store, err);
@@ -106,6 +115,10 @@ start_all(struct cp_ctx *cx, struct st_err *err)
             st_err_set(err, rc, NULL, "cannot start the snapshot builder");
         }
     }
+    if (rc == 0 && cx->conf.database != NULL && strcmp(cx->conf.database, "postgres") == 0) {
+        /* CPs sharing the database hear each other's commits */
+        rc = cp_pg_listen_start(&cx->conf, pg_listen_kick, cx->snap, &cx->pg_listen, err);
+    }
     if (rc == 0) {
         rc = cp_http_start(cx, &cx->http, err);
     }
@@ -118,6 +131,8 @@ stop_all(struct cp_ctx *cx)
 {
     cp_http_stop(cx->http);
     cx->http = NULL;
+    cp_pg_listen_stop(cx->pg_listen); /* its callback kicks the snapshot builder */
+    cx->pg_listen = NULL;
     cp_snapshot_stop(cx->snap); /* no more notifications to the sync server */
     cp_sync_stop(cx->sync);
     cx->sync = NULL;
@@ -125,8 +140,8 @@ stop_all(struct cp_ctx *cx)
     cx->snap = NULL;
     cp_registry_free(cx->reg);
     cx->reg = NULL;
-    cp_store_close(cx->store);
-    cx->store = NULL;
+    cp_store_pool_free(cx->pool);
+    cx->pool = NULL;
 }
 
 static int
@@ -150,7 +165,7 @@ cmd_start(const struct cp_args *a)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    pthread_mutex_init(&cx->store_mu, NULL);
+    pthread_mutex_init(&cx->config_mu, NULL);
     ctx_identity(cx);
     rc = start_all(cx, &err);
     if (rc == 0) {
@@ -160,7 +175,7 @@ cmd_start(const struct cp_args *a)
         st_log(ST_LOG_NOTICE, 0, "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     stop_all(cx);
-    pthread_mutex_destroy(&cx->store_mu);
+    pthread_mutex_destroy(&cx->config_mu);
     st_conf_fini(&cx->conf);
     free(cx);
     if (rc < 0) {

@@ -1,6 +1,8 @@
 /* cp_admin without HTTP, against a temporary SQLite store (issue 2: Kong's admin API
  * conventions, error bodies, and failed writes changing nothing; issue 3: certificates
- * with the `snis` shorthand and lookup by SNI name, snis, ca_certificates). */
+ * with the `snis` shorthand and lookup by SNI name, snis, ca_certificates), and against a
+ * fake store whose every operation fails (issue 6: an unreachable database is a 503 with
+ * Retry-After, any other database error a 500, and GET /status says it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,12 +18,14 @@
 #include "cp_ctx.h"
 #include "cp_registry.h"
 #include "cp_store.h"
+#include "cp_store_pool.h"
 #include "cp_test_certs.h"
 #include "st_err.h"
 
 struct fx {
     char dir[64];
     struct cp_ctx cx;
+    struct cp_store *store; /* the pool's one handle, for writes behind the admin API */
 };
 
 static int
@@ -34,8 +38,9 @@ setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_cp_admin.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(path, sizeof(path), "%s/strait.db", f->dir);
-    assert_int_equal(cp_store_sqlite_open(path, &f->cx.store, &err), 0);
-    pthread_mutex_init(&f->cx.store_mu, NULL);
+    assert_int_equal(cp_store_sqlite_open(path, &f->store, &err), 0);
+    f->cx.pool = cp_store_pool_of(&f->store, 1);
+    pthread_mutex_init(&f->cx.config_mu, NULL);
     f->cx.reg = cp_registry_new();
     *state = f;
     return 0;
@@ -48,9 +53,9 @@ teardown(void **state)
     static const char *const files[] = {"strait.db", "strait.db-wal", "strait.db-shm"};
     char p[192];
 
-    cp_store_close(f->cx.store);
+    cp_store_pool_free(f->cx.pool);
     cp_registry_free(f->cx.reg);
-    pthread_mutex_destroy(&f->cx.store_mu);
+    pthread_mutex_destroy(&f->cx.config_mu);
     for (size_t i = 0; i < 3; i++) {
         snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
         unlink(p);
@@ -600,9 +605,9 @@ test_ca_certificates(void **state)
                     "10000000-0000-4000-8000-000000000001", "name", "up", "created_at", 1000,
                     "updated_at", 1000, "protocol", "tls", "host", "h", "port", 443,
                     "ca_certificates", id);
-    assert_int_equal(cp_store_begin(f->cx.store, true), 0);
-    assert_int_equal(cp_store_insert(f->cx.store, ST_ENT_SERVICE, svc, &err), 0);
-    assert_int_equal(cp_store_commit(f->cx.store), 0);
+    assert_int_equal(cp_store_begin(f->store, true), 0);
+    assert_int_equal(cp_store_insert(f->store, ST_ENT_SERVICE, svc, &err), 0);
+    assert_int_equal(cp_store_commit(f->store), 0);
     json_decref(svc);
     assert_int_equal(call(f, "DELETE", path, NULL, NULL, &o), 400);
     assert_int_equal(json_integer_value(json_object_get(o, "code")), 19);
@@ -619,6 +624,303 @@ test_ca_certificates(void **state)
     assert_int_equal(count(f, "/ca_certificates"), 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* a store whose every operation fails with one code */
+
+struct fail_store {
+    struct cp_store base;
+    int rc;
+};
+
+static int
+fs_rc(struct cp_store *s)
+{
+    return ((struct fail_store *)s)->rc;
+}
+
+static int
+fs_begin(struct cp_store *s, bool write)
+{
+    (void)write;
+    return fs_rc(s);
+}
+
+static int
+fs_commit(struct cp_store *s)
+{
+    return fs_rc(s);
+}
+
+static void
+fs_rollback(struct cp_store *s)
+{
+    (void)s;
+}
+
+static int
+fs_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out)
+{
+    (void)k;
+    (void)id_or_name;
+    *out = NULL;
+    return fs_rc(s);
+}
+
+static int
+fs_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
+{
+    (void)k;
+    (void)obj;
+    (void)err;
+    return fs_rc(s);
+}
+
+static int
+fs_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
+{
+    (void)k;
+    (void)id;
+    (void)err;
+    return fs_rc(s);
+}
+
+static int
+fs_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o, json_t **data,
+        char **next_offset, struct st_err *err)
+{
+    (void)k;
+    (void)o;
+    (void)err;
+    *data = NULL;
+    *next_offset = NULL;
+    return fs_rc(s);
+}
+
+static int
+fs_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
+{
+    (void)version;
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        lists[k] = NULL;
+    }
+    return fs_rc(s);
+}
+
+static int
+fs_version(struct cp_store *s, uint64_t *version)
+{
+    (void)version;
+    return fs_rc(s);
+}
+
+static int
+fs_clear(struct cp_store *s)
+{
+    return fs_rc(s);
+}
+
+static int
+fs_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n)
+{
+    (void)k;
+    (void)n;
+    return fs_rc(s);
+}
+
+static int
+fs_tags_page(struct cp_store *s, const char *tag, size_t size, const char *offset, json_t **data,
+             char **next_offset, struct st_err *err)
+{
+    (void)tag;
+    (void)size;
+    (void)offset;
+    (void)err;
+    *data = NULL;
+    *next_offset = NULL;
+    return fs_rc(s);
+}
+
+static void
+fs_close(struct cp_store *s)
+{
+    free(s);
+}
+
+static const struct cp_store_ops fail_ops = {
+    .name = "fail",
+    .begin = fs_begin,
+    .commit = fs_commit,
+    .rollback = fs_rollback,
+    .get = fs_get,
+    .insert = fs_write,
+    .update = fs_write,
+    .remove = fs_remove,
+    .page = fs_page,
+    .read_all = fs_read_all,
+    .version = fs_version,
+    .clear = fs_clear,
+    .count = fs_count,
+    .tags_page = fs_tags_page,
+    .close = fs_close,
+};
+
+/* A context whose pool holds two handles of a store failing with rc. */
+static void
+fail_ctx(struct cp_ctx *cx, int rc)
+{
+    struct cp_store *h[2];
+
+    memset(cx, 0, sizeof(*cx));
+    for (size_t i = 0; i < 2; i++) {
+        struct fail_store *fs = calloc(1, sizeof(*fs));
+
+        assert_non_null(fs);
+        fs->base.ops = &fail_ops;
+        fs->rc = rc;
+        h[i] = &fs->base;
+    }
+    cx->pool = cp_store_pool_of(h, 2);
+    cx->conf.pg_timeout = 5000;
+    pthread_mutex_init(&cx->config_mu, NULL);
+    cx->reg = cp_registry_new();
+}
+
+static void
+fail_ctx_fini(struct cp_ctx *cx)
+{
+    cp_store_pool_free(cx->pool);
+    cp_registry_free(cx->reg);
+    pthread_mutex_destroy(&cx->config_mu);
+}
+
+/* One request on cx: the status, *out the parsed body (or NULL), *retry the Retry-After
+ * value ("" when the reply has none). */
+static int
+fail_call(struct cp_ctx *cx, const char *method, const char *path, const char *ctype,
+          const char *body, json_t **out, char retry[16])
+{
+    json_t *query = json_object();
+    struct cp_request rq = {.method = method,
+                            .path = path,
+                            .query = query,
+                            .content_type = ctype,
+                            .n_content_types = ctype != NULL,
+                            .body = body,
+                            .body_len = body != NULL ? strlen(body) : 0};
+    struct cp_response rs = {0};
+    json_error_t jerr;
+
+    cp_admin_handle(cx, &rq, &rs);
+    *out = rs.body != NULL ? json_loads(rs.body, 0, &jerr) : NULL;
+    retry[0] = '\0';
+    if (rs.header_name != NULL && strcmp(rs.header_name, "Retry-After") == 0) {
+        snprintf(retry, 16, "%s", rs.header_value);
+    }
+    free(rs.body);
+    json_decref(query);
+    return rs.status;
+}
+
+/* What every store-backed endpoint tries, with a body where it takes one. */
+static const struct {
+    const char *method, *path, *ctype, *body;
+} db_calls[] = {
+    {"GET", "/services", NULL, NULL},
+    {"POST", "/services", "application/x-www-form-urlencoded", "name=a&url=tcp://127.0.0.1:9"},
+    {"GET", "/services/a", NULL, NULL},
+    {"PATCH", "/services/a", "application/x-www-form-urlencoded", "port=10"},
+    {"PUT", "/services/a", "application/json", "{\"host\":\"h\"}"},
+    {"DELETE", "/services/a", NULL, NULL},
+    {"GET", "/services/a/routes", NULL, NULL},
+    {"GET", "/routes/r/service", NULL, NULL},
+    {"GET", "/certificates", NULL, NULL},
+    {"GET", "/snis/example.com", NULL, NULL},
+    {"GET", "/ca_certificates", NULL, NULL},
+    {"GET", "/tags", NULL, NULL},
+    {"GET", "/tags/t1", NULL, NULL},
+    {"GET", "/config", NULL, NULL},
+    {"POST", "/config", "application/json",
+     "{\"_format_version\":\"3.0\",\"services\":[{\"name\":\"s\",\"url\":\"tcp://h:1\"}]}"},
+};
+
+static void
+test_database_down_503(void **state)
+{
+    struct cp_ctx cx;
+    char retry[16];
+    json_t *o = NULL;
+
+    (void)state;
+    fail_ctx(&cx, -ST_EDBDOWN);
+    for (size_t i = 0; i < sizeof(db_calls) / sizeof(db_calls[0]); i++) {
+        int status = fail_call(&cx, db_calls[i].method, db_calls[i].path, db_calls[i].ctype,
+                               db_calls[i].body, &o, retry);
+
+        if (status != 503) {
+            fail_msg("%s %s: %d, not 503", db_calls[i].method, db_calls[i].path, status);
+        }
+        assert_int_equal(json_integer_value(json_object_get(o, "code")), 8);
+        assert_string_equal(json_string_value(json_object_get(o, "name")), "database error");
+        assert_string_equal(json_string_value(json_object_get(o, "message")),
+                            "database unreachable, try again later");
+        assert_string_equal(retry, "5");
+        json_decref(o);
+    }
+    /* the node endpoints that need no database still answer */
+    assert_int_equal(fail_call(&cx, "GET", "/", NULL, NULL, &o, retry), 200);
+    json_decref(o);
+    assert_int_equal(fail_call(&cx, "GET", "/status", NULL, NULL, &o, retry), 200);
+    assert_true(json_is_false(json_object_get(json_object_get(o, "database"), "reachable")));
+    assert_null(json_object_get(o, "entities"));
+    assert_string_equal(retry, "");
+    json_decref(o);
+    fail_ctx_fini(&cx);
+}
+
+static void
+test_database_error_500(void **state)
+{
+    struct cp_ctx cx;
+    char retry[16];
+    json_t *o = NULL;
+
+    (void)state;
+    fail_ctx(&cx, -ST_EDB);
+    for (size_t i = 0; i < sizeof(db_calls) / sizeof(db_calls[0]); i++) {
+        int status = fail_call(&cx, db_calls[i].method, db_calls[i].path, db_calls[i].ctype,
+                               db_calls[i].body, &o, retry);
+
+        if (status != 500) {
+            fail_msg("%s %s: %d, not 500", db_calls[i].method, db_calls[i].path, status);
+        }
+        assert_string_equal(json_string_value(json_object_get(o, "message")),
+                            "An unexpected error occurred");
+        assert_string_equal(retry, "");
+        json_decref(o);
+    }
+    assert_int_equal(fail_call(&cx, "GET", "/status", NULL, NULL, &o, retry), 200);
+    assert_true(json_is_false(json_object_get(json_object_get(o, "database"), "reachable")));
+    json_decref(o);
+    fail_ctx_fini(&cx);
+}
+
+/* GET /status on a working store: reachable, with the counts. */
+static void
+test_status_reachable(void **state)
+{
+    struct fx *f = *state;
+    json_t *o = NULL;
+
+    assert_int_equal(call(f, "POST", "/services", FORM, "name=echo&url=tcp://127.0.0.1:9000", &o),
+                     201);
+    json_decref(o);
+    assert_int_equal(call(f, "GET", "/status", NULL, NULL, &o), 200);
+    assert_true(json_is_true(json_object_get(json_object_get(o, "database"), "reachable")));
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(o, "entities"), "services")), 1);
+    json_decref(o);
+}
+
 int
 main(void)
 {
@@ -631,6 +933,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_certificate_form_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snis_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_reachable, setup, teardown),
+        cmocka_unit_test(test_database_down_503),
+        cmocka_unit_test(test_database_error_500),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
