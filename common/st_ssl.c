@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -38,6 +39,12 @@ st_ssl_sha256_hex(const void *p, size_t n, char out[65])
     /* EVP_Digest only fails on allocation failure or a broken provider setup. */
     ST_ASSERT(ok == 1 && mdlen == sizeof(md));
     st_hex(md, sizeof(md), out);
+}
+
+bool
+st_ssl_memeq(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
 }
 
 int

@@ -17,6 +17,10 @@ int st_ssl_no_passphrase(char *buf, int size, int rwflag, void *u);
 /* SHA-256 of n bytes as 64 lower-case hex digits plus NUL. */
 void st_ssl_sha256_hex(const void *p, size_t n, char out[65]);
 
+/* Whether n bytes at a and b are equal, in time that does not depend on where they
+ * differ (secrets: tokens, digests). */
+bool st_ssl_memeq(const void *a, const void *b, size_t n);
+
 /* Cryptographically random bytes. Returns 0 or -ST_EPARSE-free negative on failure. */
 int st_ssl_random(void *p, size_t n);
 

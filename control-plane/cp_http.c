@@ -10,15 +10,13 @@
  * request); with admin_token every request on every listener must carry the token
  * (Kong-Admin-Token, Kong Enterprise's RBAC header, or Authorization: Bearer), compared
  * in constant time. The policy on which addresses may listen is st_conf's
- * (st_conf_admin_is_exposed). gnutls.h stays in this file, with microhttpd.h;
- * openssl/crypto.h is here only for CRYPTO_memcmp. */
+ * (st_conf_admin_is_exposed). gnutls.h stays in this file, with microhttpd.h. */
 #include "cp_http.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,7 +259,7 @@ token_matches(const struct cp_http *h, const char *v)
     char got[65];
 
     st_ssl_sha256_hex(v, strlen(v), got);
-    return CRYPTO_memcmp(got, h->token_sha256, 64) == 0;
+    return st_ssl_memeq(got, h->token_sha256, 64);
 }
 
 static bool

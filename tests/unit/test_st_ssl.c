@@ -40,6 +40,17 @@ test_sha256_vectors(void **state)
 }
 
 static void
+test_memeq(void **state)
+{
+    (void)state;
+    assert_true(st_ssl_memeq("abcdef", "abcdef", 6));
+    assert_false(st_ssl_memeq("abcdef", "abcdeF", 6));
+    assert_false(st_ssl_memeq("xbcdef", "abcdef", 6));
+    assert_true(st_ssl_memeq("abc", "abX", 2)); /* only n bytes count */
+    assert_true(st_ssl_memeq("", "", 0));
+}
+
+static void
 test_random(void **state)
 {
     uint8_t a[32], b[32];
@@ -318,6 +329,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_memeq),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_gen_cluster_cert),
