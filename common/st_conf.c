@@ -122,11 +122,13 @@ static const struct conf_def conf_defs[] = {
      "must be 60 or greater", 0},
 
     {"cluster_control_plane", T_HOSTPORTS, OFF(cluster_control_plane), NULL, ST_PLANE_DP,
-     "host:port of the control plane's cluster_listen (required on a DP)", 0, 0, NULL, 0},
+     "host:port[,host:port...]: control planes' cluster_listen (required on a DP; several: "
+     "failover)", 0, 0, NULL, 0},
     {"cluster_dp_labels", T_STR, OFF(cluster_dp_labels), NULL, ST_PLANE_DP,
      "labels reported to the control plane, key:value list", 0, 0, NULL, 0},
     {"cluster_server_name", T_STR, OFF(cluster_server_name), NULL, ST_PLANE_DP,
-     "server name checked on the CP certificate (default strait_clustering)", 0, 0, NULL, 0},
+     "with cluster_mtls = pki: the name the CP certificate must carry (default: the host "
+     "of cluster_control_plane)", 0, 0, NULL, 0},
     {"stream_listen", T_LISTEN_STREAM, OFF(stream_listen), "off", ST_PLANE_DP,
      "proxy listener(s): <ip>:<port> [flags], ..., or off", 0, 0, NULL, 0},
     {"ssl_cert", T_STR, OFF(ssl_cert), NULL, ST_PLANE_DP,
@@ -151,13 +153,15 @@ static const struct conf_def conf_defs[] = {
      "seconds open sessions may finish after SIGQUIT", 0, INT_MAX, NULL, 0},
 
     {"cluster_mtls", T_MTLS, OFF(cluster_mtls), "shared", ST_PLANE_BOTH,
-     "shared, or off (plaintext, local development only)", 0, 0, NULL, 0},
+     "shared (one certificate for all), pki (signed by cluster_ca_cert), or off "
+     "(plaintext, local development only)", 0, 0, NULL, 0},
     {"cluster_cert", T_STR, OFF(cluster_cert), NULL, ST_PLANE_BOTH,
      "cluster certificate (PEM file; required unless cluster_mtls = off)", 0, 0, NULL, 0},
     {"cluster_cert_key", T_STR, OFF(cluster_cert_key), NULL, ST_PLANE_BOTH,
      "key of cluster_cert (PEM file)", 0, 0, NULL, CONF_F_SECRET},
     {"cluster_ca_cert", T_STR, OFF(cluster_ca_cert), NULL, ST_PLANE_BOTH,
-     "CA for cluster_mtls = pki (not used in shared mode)", 0, 0, NULL, 0},
+     "CA that signs the cluster certificates (PEM file; required when cluster_mtls = pki, "
+     "not used in shared mode)", 0, 0, NULL, 0},
     {"cluster_max_payload", T_INT64, OFF(cluster_max_payload), "16777216", ST_PLANE_BOTH,
      "largest snapshot accepted over the cluster link (bytes)", 4194304, INT64_MAX,
      "must be 4194304 (4MB) or greater", 0},
@@ -411,8 +415,7 @@ conv_mtls(struct conv *cv)
     } else if (strcmp(cv->text, "off") == 0) {
         *m = ST_MTLS_OFF;
     } else if (strcmp(cv->text, "pki") == 0) {
-        return conv_why(cv, "'pki' is not supported yet (use shared, or off for local "
-                            "development)");
+        *m = ST_MTLS_PKI;
     } else {
         return conv_why(cv, "'%s' is not one of: shared, pki, off", cv->text);
     }
@@ -560,23 +563,64 @@ is_host_port(const char *s)
     return true;
 }
 
-/* cluster_control_plane: one host:port. A failover list is a later issue. */
+/* cluster_control_plane: "host:port[,host:port...]", the control planes a DP may use
+ * (failover, dp_sync.c). Stored trimmed and joined by ',' (no spaces); an empty entry, a
+ * bad one or one listed twice is refused, naming it. */
 static int
 conv_hostports(struct conv *cv)
 {
     char *copy = st_xstrdup(cv->text);
-    char *t = trim(copy);
+    char *out = st_xmalloc(strlen(cv->text) + 1);
+    char *p = copy;
+    size_t n = 0, len = 0;
     int rc = 0;
 
-    if (strchr(t, ',') != NULL) {
-        rc = conv_why(cv, "a list of control planes (failover) is not supported yet");
-    } else if (!is_host_port(t)) {
-        rc = conv_why(cv, "'%s' is not host:port (port 1-65535)", t);
-    } else {
-        *(char **)cv->field = st_xstrdup(t);
+    for (;;) {
+        char *comma = strchr(p, ',');
+        char *t;
+
+        if (comma != NULL) {
+            *comma = '\0';
+        }
+        t = trim(p);
+        n++;
+        if (*t == '\0') {
+            rc = conv_why(cv, "entry %zu of the list is empty (host:port[,host:port...])", n);
+            break;
+        }
+        if (!is_host_port(t)) {
+            rc = conv_why(cv, "'%s' is not host:port (port 1-65535)", t);
+            break;
+        }
+        for (const char *q = out; q < out + len;) {
+            size_t qn = strcspn(q, ",");
+
+            if (qn == strlen(t) && strncmp(q, t, qn) == 0) {
+                rc = conv_why(cv, "'%s' is listed twice", t);
+                break;
+            }
+            q += qn + 1;
+        }
+        if (rc != 0) {
+            break;
+        }
+        if (len > 0) {
+            out[len++] = ',';
+        }
+        memcpy(out + len, t, strlen(t) + 1);
+        len += strlen(t);
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
     }
     free(copy);
-    return rc;
+    if (rc != 0) {
+        free(out);
+        return rc;
+    }
+    *(char **)cv->field = out;
+    return 0;
 }
 
 static int
@@ -873,9 +917,17 @@ check_cluster_certs(struct loader *ld)
                          "cluster certificate and key must be provided to use Hybrid mode "
                          "(or cluster_mtls = off, for local development only)");
     }
+    if (c->cluster_mtls == ST_MTLS_PKI && c->cluster_ca_cert == NULL) {
+        /* Kong's text; the line that asked for pki is where to look */
+        return conf_fail(ld, (size_t)key_index("cluster_mtls"),
+                         "cluster_ca_cert must be specified when cluster_mtls = \"pki\"");
+    }
     rc = check_readable(ld, "cluster_cert");
     if (rc == 0) {
         rc = check_readable(ld, "cluster_cert_key");
+    }
+    if (rc == 0 && c->cluster_mtls == ST_MTLS_PKI) {
+        rc = check_readable(ld, "cluster_ca_cert");
     }
     return rc;
 }

@@ -12,10 +12,22 @@
  * certificate that expired after it was written is still accepted), so the DP refuses
  * what the CP would, then resolves every reference (sni->certificate,
  * service->client_certificate and ->ca_certificates, route->service); one that points
- * nowhere refuses the snapshot. Decoded strings live in JSON objects kept in s->priv. */
+ * nowhere refuses the snapshot.
+ *
+ * Scale (100k routes): decoded strings and the small per-entity arrays are copied into
+ * an arena (s->priv) and each entity's JSON object is dropped once checked, so a parsed
+ * snapshot is a handful of blocks, freed in a few ms wherever the last reference goes
+ * (often a worker thread, after a swap). The digest of every entity message that passed
+ * the check is remembered from the last successful parse, and an unchanged entity is
+ * filled straight from its message, unchecked: the check depends on nothing but the
+ * message's bytes, and an entity is remembered only when that fill equals the one from
+ * its checked JSON (see "entities that passed before"). */
 #include "st_snapshot.h"
 
+#include <pthread.h>
+#include <stdalign.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,23 +39,121 @@
 #include "strait/v1/snapshot.pb-c.h"
 
 /* ------------------------------------------------------------------------ */
+/* arena: bump allocation in large chunks, freed at once                      */
+
+#define ARENA_CHUNK (256 * 1024)
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t size;
+    alignas(max_align_t) unsigned char data[];
+};
+
+struct arena {
+    struct arena_chunk *head;
+    unsigned char *p;
+    size_t left;
+};
+
+/* n zeroed bytes aligned for any type; lives until arena_fini(). */
+static void *
+arena_alloc(struct arena *a, size_t n)
+{
+    const size_t align = alignof(max_align_t);
+    void *out;
+
+    n = (n + align - 1) & ~(align - 1);
+    if (n > a->left) {
+        size_t size = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+        struct arena_chunk *c = st_xmalloc(sizeof(*c) + size);
+
+        c->next = a->head;
+        c->size = size;
+        a->head = c;
+        if (size != ARENA_CHUNK) {
+            /* a big block of its own: the current chunk keeps its room */
+            memset(c->data, 0, n);
+            return c->data;
+        }
+        a->p = c->data;
+        a->left = size;
+    }
+    out = a->p;
+    a->p += n;
+    a->left -= n;
+    memset(out, 0, n);
+    return out;
+}
+
+/* A copy of s in the arena (NULL stays NULL). */
+static const char *
+arena_str(struct arena *a, const char *s)
+{
+    size_t n;
+    char *out;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    n = strlen(s) + 1;
+    out = arena_alloc(a, n);
+    memcpy(out, s, n);
+    return out;
+}
+
+/* Forgets everything allocated, keeping one chunk for what comes next. */
+static void
+arena_reset(struct arena *a)
+{
+    struct arena_chunk *c = a->head, *keep = NULL;
+
+    while (c != NULL) {
+        struct arena_chunk *next = c->next;
+
+        if (keep == NULL && c->size == ARENA_CHUNK) {
+            keep = c;
+        } else {
+            free(c);
+        }
+        c = next;
+    }
+    a->head = keep;
+    a->p = keep != NULL ? keep->data : NULL;
+    a->left = keep != NULL ? keep->size : 0;
+    if (keep != NULL) {
+        keep->next = NULL;
+    }
+}
+
+static void
+arena_fini(struct arena *a)
+{
+    struct arena_chunk *c = a->head;
+
+    while (c != NULL) {
+        struct arena_chunk *next = c->next;
+
+        free(c);
+        c = next;
+    }
+    memset(a, 0, sizeof(*a));
+}
+
+/* ------------------------------------------------------------------------ */
 /* build                                                                      */
 
-/* Heap parts of the Config being built, freed in one place. ents[k] are the sorted
- * objects of kind k (n[k] of them). */
+/* One entity to encode, with its id looked up once (the sort compares ids). */
+struct ent {
+    const char *id;
+    const json_t *o;
+};
+
+/* What the Config being built holds: ents[k] are the sorted entities of kind k (n[k]
+ * of them); the messages, their pointer arrays and every small list live in `a`. */
 struct build {
-    json_t **ents[ST_ENT__COUNT];
+    struct ent *ents[ST_ENT__COUNT];
     size_t n[ST_ENT__COUNT];
-    Strait__V1__Service *svc;
-    Strait__V1__Service **svc_ptr;
-    Strait__V1__Route *rt;
-    Strait__V1__Route **rt_ptr;
-    Strait__V1__Certificate *crt;
-    Strait__V1__Certificate **crt_ptr;
-    Strait__V1__Sni *sni;
-    Strait__V1__Sni **sni_ptr;
-    Strait__V1__CaCertificate *ca;
-    Strait__V1__CaCertificate **ca_ptr;
+    struct arena a;
 };
 
 static int
@@ -59,36 +169,36 @@ obj_id(const json_t *o)
 }
 
 static int
-cmp_obj_id(const void *a, const void *b)
+cmp_ent(const void *a, const void *b)
 {
-    return strcmp(obj_id(*(json_t *const *)a), obj_id(*(json_t *const *)b));
+    return strcmp(((const struct ent *)a)->id, ((const struct ent *)b)->id);
 }
 
 /* The objects of a JSON array sorted by id. Returns 0 or -ST_ESCHEMA (no id, or a
  * repeated id) with err filled; *out is malloc'd (caller frees). */
 static int
-sorted_entities(json_t *arr, const char *what, json_t ***out, size_t *n, struct st_err *err)
+sorted_entities(json_t *arr, const char *what, struct ent **out, size_t *n, struct st_err *err)
 {
     size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
-    json_t **v = st_xcalloc(cnt + 1, sizeof(*v));
+    struct ent *v;
 
     if (arr != NULL && !json_is_array(arr) && !json_is_null(arr)) {
-        free(v);
         return st_err_set(err, -ST_ESCHEMA, what, "%s: expected an array", what);
     }
+    v = st_xcalloc(cnt + 1, sizeof(*v));
     for (size_t i = 0; i < cnt; i++) {
-        v[i] = json_array_get(arr, i);
-        if (!json_is_object(v[i]) || obj_id(v[i]) == NULL) {
+        v[i].o = json_array_get(arr, i);
+        v[i].id = json_is_object(v[i].o) ? obj_id(v[i].o) : NULL;
+        if (v[i].id == NULL) {
             free(v);
             return st_err_set(err, -ST_ESCHEMA, what, "%s[%zu]: an entity with an id expected",
                               what, i);
         }
     }
-    qsort(v, cnt, sizeof(*v), cmp_obj_id);
+    qsort(v, cnt, sizeof(*v), cmp_ent);
     for (size_t i = 1; i < cnt; i++) {
-        if (strcmp(obj_id(v[i - 1]), obj_id(v[i])) == 0) {
-            int rc =
-                st_err_set(err, -ST_EUNIQUE, what, "%s: id %s appears twice", what, obj_id(v[i]));
+        if (strcmp(v[i - 1].id, v[i].id) == 0) {
+            int rc = st_err_set(err, -ST_EUNIQUE, what, "%s: id %s appears twice", what, v[i].id);
             free(v);
             return rc;
         }
@@ -100,19 +210,24 @@ sorted_entities(json_t *arr, const char *what, json_t ***out, size_t *n, struct 
 
 /* The strings of a JSON array (other values skipped), sorted when `sort`. */
 static char **
-string_list(const json_t *arr, bool sort, size_t *n)
+string_list(struct arena *a, const json_t *arr, bool sort, size_t *n)
 {
     size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
-    char **v = st_xcalloc(cnt + 1, sizeof(*v));
+    char **v;
     size_t k = 0;
 
+    *n = 0;
+    if (cnt == 0) {
+        return NULL;
+    }
+    v = arena_alloc(a, cnt * sizeof(*v));
     for (size_t i = 0; i < cnt; i++) {
         const char *s = json_string_value(json_array_get(arr, i));
         if (s != NULL) {
             v[k++] = (char *)s;
         }
     }
-    if (sort) {
+    if (sort && k > 1) {
         qsort(v, k, sizeof(*v), cmp_cstr);
     }
     *n = k;
@@ -162,10 +277,12 @@ opt_bool(const json_t *o, const char *key, protobuf_c_boolean *out)
 }
 
 static void
-build_service(Strait__V1__Service *m, const json_t *o)
+build_service(struct arena *a, Strait__V1__Service *m, const struct ent *e)
 {
+    const json_t *o = e->o;
+
     strait__v1__service__init(m);
-    m->id = (char *)obj_id(o);
+    m->id = (char *)e->id;
     m->name = opt_str(o, "name");
     m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
     m->protocol = opt_str(o, "protocol");
@@ -176,61 +293,70 @@ build_service(Strait__V1__Service *m, const json_t *o)
     m->has_write_timeout = opt_u32(o, "write_timeout", &m->write_timeout);
     m->has_retries = opt_u32(o, "retries", &m->retries);
     m->has_enabled = opt_bool(o, "enabled", &m->enabled);
-    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
     m->has_tls_verify = opt_bool(o, "tls_verify", &m->tls_verify);
     m->has_tls_verify_depth = opt_u32(o, "tls_verify_depth", &m->tls_verify_depth);
     /* an ordered list: the user's order is the verification store's order */
     m->ca_certificate_ids =
-        string_list(json_object_get(o, "ca_certificates"), false, &m->n_ca_certificate_ids);
+        string_list(a, json_object_get(o, "ca_certificates"), false, &m->n_ca_certificate_ids);
     m->client_certificate_id = opt_str(json_object_get(o, "client_certificate"), "id");
 }
 
 static void
-build_certificate(Strait__V1__Certificate *m, const json_t *o)
+build_certificate(struct arena *a, Strait__V1__Certificate *m, const struct ent *e)
 {
+    const json_t *o = e->o;
+
     strait__v1__certificate__init(m);
-    m->id = (char *)obj_id(o);
+    m->id = (char *)e->id;
     m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
     m->cert = opt_str(o, "cert");
     m->key = opt_str(o, "key");
     m->cert_alt = opt_str(o, "cert_alt");
     m->key_alt = opt_str(o, "key_alt");
-    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
 }
 
 static void
-build_sni(Strait__V1__Sni *m, const json_t *o)
+build_sni(struct arena *a, Strait__V1__Sni *m, const struct ent *e)
 {
+    const json_t *o = e->o;
+
     strait__v1__sni__init(m);
-    m->id = (char *)obj_id(o);
+    m->id = (char *)e->id;
     m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
     m->name = opt_str(o, "name");
     m->certificate_id = opt_str(json_object_get(o, "certificate"), "id");
-    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
 }
 
 static void
-build_ca_certificate(Strait__V1__CaCertificate *m, const json_t *o)
+build_ca_certificate(struct arena *a, Strait__V1__CaCertificate *m, const struct ent *e)
 {
+    const json_t *o = e->o;
+
     strait__v1__ca_certificate__init(m);
-    m->id = (char *)obj_id(o);
+    m->id = (char *)e->id;
     m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
     m->cert = opt_str(o, "cert");
     m->cert_digest = opt_str(o, "cert_digest");
-    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
 }
 
-/* sources/destinations, in the given order. The Endpoint structs follow the pointer
- * array in the same allocation. */
+/* sources/destinations, in the given order. */
 static Strait__V1__Endpoint **
-build_endpoints(const json_t *arr, size_t *n)
+build_endpoints(struct arena *a, const json_t *arr, size_t *n)
 {
     size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
     Strait__V1__Endpoint **ptr;
     Strait__V1__Endpoint *ep;
 
-    ptr = st_xcalloc(1, (cnt + 1) * (sizeof(*ptr) + sizeof(*ep)));
-    ep = (Strait__V1__Endpoint *)(ptr + cnt + 1);
+    *n = cnt;
+    if (cnt == 0) {
+        return NULL;
+    }
+    ptr = arena_alloc(a, cnt * sizeof(*ptr));
+    ep = arena_alloc(a, cnt * sizeof(*ep));
     for (size_t i = 0; i < cnt; i++) {
         const json_t *rec = json_array_get(arr, i);
         strait__v1__endpoint__init(&ep[i]);
@@ -238,72 +364,49 @@ build_endpoints(const json_t *arr, size_t *n)
         ep[i].has_port = opt_u32(rec, "port", &ep[i].port);
         ptr[i] = &ep[i];
     }
-    *n = cnt;
     return ptr;
 }
 
 static void
-build_route(Strait__V1__Route *m, const json_t *o)
+build_route(struct arena *a, Strait__V1__Route *m, const struct ent *e)
 {
+    const json_t *o = e->o;
+
     strait__v1__route__init(m);
-    m->id = (char *)obj_id(o);
+    m->id = (char *)e->id;
     m->name = opt_str(o, "name");
     m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
-    m->protocols = string_list(json_object_get(o, "protocols"), true, &m->n_protocols);
-    m->sources = build_endpoints(json_object_get(o, "sources"), &m->n_sources);
-    m->destinations = build_endpoints(json_object_get(o, "destinations"), &m->n_destinations);
-    m->snis = string_list(json_object_get(o, "snis"), true, &m->n_snis);
+    m->protocols = string_list(a, json_object_get(o, "protocols"), true, &m->n_protocols);
+    m->sources = build_endpoints(a, json_object_get(o, "sources"), &m->n_sources);
+    m->destinations = build_endpoints(a, json_object_get(o, "destinations"), &m->n_destinations);
+    m->snis = string_list(a, json_object_get(o, "snis"), true, &m->n_snis);
     m->has_preserve_host = opt_bool(o, "preserve_host", &m->preserve_host);
     m->service_id = opt_str(json_object_get(o, "service"), "id");
-    m->tags = string_list(json_object_get(o, "tags"), true, &m->n_tags);
+    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
 }
 
 static void
 build_fini(struct build *b)
 {
-    for (size_t i = 0; b->svc != NULL && i < b->n[ST_ENT_SERVICE]; i++) {
-        free(b->svc[i].tags);
-        free(b->svc[i].ca_certificate_ids);
-    }
-    for (size_t i = 0; b->rt != NULL && i < b->n[ST_ENT_ROUTE]; i++) {
-        free(b->rt[i].protocols);
-        free(b->rt[i].sources);
-        free(b->rt[i].destinations);
-        free(b->rt[i].snis);
-        free(b->rt[i].tags);
-    }
-    for (size_t i = 0; b->crt != NULL && i < b->n[ST_ENT_CERTIFICATE]; i++) {
-        free(b->crt[i].tags);
-    }
-    for (size_t i = 0; b->sni != NULL && i < b->n[ST_ENT_SNI]; i++) {
-        free(b->sni[i].tags);
-    }
-    for (size_t i = 0; b->ca != NULL && i < b->n[ST_ENT_CA_CERTIFICATE]; i++) {
-        free(b->ca[i].tags);
-    }
-    free(b->svc);
-    free(b->svc_ptr);
-    free(b->rt);
-    free(b->rt_ptr);
-    free(b->crt);
-    free(b->crt_ptr);
-    free(b->sni);
-    free(b->sni_ptr);
-    free(b->ca);
-    free(b->ca_ptr);
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         free(b->ents[k]);
     }
+    arena_fini(&b->a);
 }
 
-/* Allocates n messages into msgs and the n + 1 pointers to them into ptrs. */
-#define ALLOC_MSGS(n, msgs, ptrs)                                                                  \
+/* n messages built by fn from the sorted entities of kind k, as the array of pointers
+ * the Config holds (in the arena). */
+#define BUILD_MSGS(b, k, type, fn, n_out, ptrs_out)                                                \
     do {                                                                                           \
-        (msgs) = st_xcalloc((n) + 1, sizeof(*(msgs)));                                             \
-        (ptrs) = st_xcalloc((n) + 1, sizeof(*(ptrs)));                                             \
-        for (size_t i_ = 0; i_ < (n); i_++) {                                                      \
-            (ptrs)[i_] = &(msgs)[i_];                                                              \
+        size_t n_ = (b)->n[k];                                                                     \
+        type *msgs_ = arena_alloc(&(b)->a, (n_ + 1) * sizeof(type));                               \
+        type **ptrs_ = arena_alloc(&(b)->a, (n_ + 1) * sizeof(type *));                            \
+        for (size_t i_ = 0; i_ < n_; i_++) {                                                       \
+            fn(&(b)->a, &msgs_[i_], &(b)->ents[k][i_]);                                            \
+            ptrs_[i_] = &msgs_[i_];                                                                \
         }                                                                                          \
+        (n_out) = n_;                                                                              \
+        (ptrs_out) = ptrs_;                                                                        \
     } while (0)
 
 /* Encodes the Config of the sorted entities into a malloc'd buffer. */
@@ -313,36 +416,13 @@ encode_config(struct build *b, size_t *len)
     Strait__V1__Config cfg = STRAIT__V1__CONFIG__INIT;
     uint8_t *buf;
 
-    ALLOC_MSGS(b->n[ST_ENT_SERVICE], b->svc, b->svc_ptr);
-    for (size_t i = 0; i < b->n[ST_ENT_SERVICE]; i++) {
-        build_service(&b->svc[i], b->ents[ST_ENT_SERVICE][i]);
-    }
-    ALLOC_MSGS(b->n[ST_ENT_ROUTE], b->rt, b->rt_ptr);
-    for (size_t i = 0; i < b->n[ST_ENT_ROUTE]; i++) {
-        build_route(&b->rt[i], b->ents[ST_ENT_ROUTE][i]);
-    }
-    ALLOC_MSGS(b->n[ST_ENT_CERTIFICATE], b->crt, b->crt_ptr);
-    for (size_t i = 0; i < b->n[ST_ENT_CERTIFICATE]; i++) {
-        build_certificate(&b->crt[i], b->ents[ST_ENT_CERTIFICATE][i]);
-    }
-    ALLOC_MSGS(b->n[ST_ENT_SNI], b->sni, b->sni_ptr);
-    for (size_t i = 0; i < b->n[ST_ENT_SNI]; i++) {
-        build_sni(&b->sni[i], b->ents[ST_ENT_SNI][i]);
-    }
-    ALLOC_MSGS(b->n[ST_ENT_CA_CERTIFICATE], b->ca, b->ca_ptr);
-    for (size_t i = 0; i < b->n[ST_ENT_CA_CERTIFICATE]; i++) {
-        build_ca_certificate(&b->ca[i], b->ents[ST_ENT_CA_CERTIFICATE][i]);
-    }
-    cfg.n_services = b->n[ST_ENT_SERVICE];
-    cfg.services = b->svc_ptr;
-    cfg.n_routes = b->n[ST_ENT_ROUTE];
-    cfg.routes = b->rt_ptr;
-    cfg.n_certificates = b->n[ST_ENT_CERTIFICATE];
-    cfg.certificates = b->crt_ptr;
-    cfg.n_snis = b->n[ST_ENT_SNI];
-    cfg.snis = b->sni_ptr;
-    cfg.n_ca_certificates = b->n[ST_ENT_CA_CERTIFICATE];
-    cfg.ca_certificates = b->ca_ptr;
+    BUILD_MSGS(b, ST_ENT_SERVICE, Strait__V1__Service, build_service, cfg.n_services, cfg.services);
+    BUILD_MSGS(b, ST_ENT_ROUTE, Strait__V1__Route, build_route, cfg.n_routes, cfg.routes);
+    BUILD_MSGS(b, ST_ENT_CERTIFICATE, Strait__V1__Certificate, build_certificate,
+               cfg.n_certificates, cfg.certificates);
+    BUILD_MSGS(b, ST_ENT_SNI, Strait__V1__Sni, build_sni, cfg.n_snis, cfg.snis);
+    BUILD_MSGS(b, ST_ENT_CA_CERTIFICATE, Strait__V1__CaCertificate, build_ca_certificate,
+               cfg.n_ca_certificates, cfg.ca_certificates);
     *len = strait__v1__config__get_packed_size(&cfg);
     buf = st_xmalloc(*len + 1);
     strait__v1__config__pack(&cfg, buf);
@@ -600,10 +680,10 @@ static const char *const kind_what[ST_ENT__COUNT] = {
 };
 
 /* Validates a decoded entity as a stored one (ST_SCHEMA_F_STORED: what was valid
- * when written stays valid, e.g. a CA certificate that has expired since); takes
- * ownership of obj and appends it to keep. */
+ * when written stays valid, e.g. a CA certificate that has expired since). obj stays
+ * the caller's (NULL: a string was not UTF-8). */
 static int
-check_entity(enum st_entity_kind k, json_t *obj, const char *id, json_t *keep, struct st_err *err)
+check_entity(enum st_entity_kind k, json_t *obj, const char *id, struct st_err *err)
 {
     json_t *fields = NULL;
     char msg[512];
@@ -613,7 +693,6 @@ check_entity(enum st_entity_kind k, json_t *obj, const char *id, json_t *keep, s
         return st_err_set(err, -ST_EPARSE, st_entity_name(k), "%s %.40s: a string is not UTF-8",
                           what, id);
     }
-    json_array_append_new(keep, obj);
     if (st_schema_validate_ex(k, obj, ST_SCHEMA_F_STORED, &fields) != 0) {
         st_schema_message(fields, msg, sizeof(msg));
         json_decref(fields);
@@ -622,20 +701,238 @@ check_entity(enum st_entity_kind k, json_t *obj, const char *id, json_t *keep, s
     return 0;
 }
 
+/* ---- entities that passed before ----------------------------------------- */
+
+/* The first 16 bytes of SHA-256 over the kind and an entity's message, for every
+ * entity of the last successful parse that passed the check and whose struct, filled
+ * straight from the message, equals the one filled from the checked JSON. The check
+ * depends on nothing but those bytes, so the same bytes pass again: a configuration
+ * change checks only the entities it changed, and the others are filled from their
+ * message without the JSON round trip (certificates save OpenSSL's PEM parsing, the
+ * bulk of the time; routes and services the JSON objects). Sorted; under mu. */
+#define DIGEST_LEN 16
+
+struct digest {
+    uint8_t b[DIGEST_LEN];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct digest *v;
+    size_t n;
+} passed = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* This parse's digests, one per entity; ok: may be remembered. */
+struct digests {
+    struct digest *v;
+    bool *ok;
+    size_t n;
+};
+
+static int
+cmp_digest(const void *a, const void *b)
+{
+    return memcmp(a, b, DIGEST_LEN);
+}
+
+static unsigned
+hexval(char c)
+{
+    return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
+}
+
+/* Digests m (of kind k) into the next slot of d; returns that slot. */
+static size_t
+digest_add(struct digests *d, enum st_entity_kind k, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m) + 1;
+    uint8_t stack[4096];
+    uint8_t *buf = len <= sizeof(stack) ? stack : st_xmalloc(len);
+    struct digest *out = &d->v[d->n];
+    char hex[65];
+
+    buf[0] = (uint8_t)k;
+    protobuf_c_message_pack(m, buf + 1);
+    st_ssl_sha256_hex(buf, len, hex);
+    if (buf != stack) {
+        free(buf);
+    }
+    for (size_t i = 0; i < DIGEST_LEN; i++) {
+        out->b[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    }
+    d->ok[d->n] = false;
+    return d->n++;
+}
+
+static bool
+passed_has(const struct digest *dg)
+{
+    bool found;
+
+    pthread_mutex_lock(&passed.mu);
+    found = passed.n > 0 && bsearch(dg, passed.v, passed.n, sizeof(*dg), cmp_digest) != NULL;
+    pthread_mutex_unlock(&passed.mu);
+    return found;
+}
+
+/* Remembers the digests of d marked ok (instead of the last parse's). */
+static void
+passed_set(struct digests *d)
+{
+    struct digest *v = st_xcalloc(d->n + 1, sizeof(*v));
+    size_t n = 0;
+
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->ok[i]) {
+            v[n++] = d->v[i];
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_digest);
+    pthread_mutex_lock(&passed.mu);
+    free(passed.v);
+    passed.v = v;
+    passed.n = n;
+    pthread_mutex_unlock(&passed.mu);
+}
+
+/* Every entity struct starts with its id. */
+static int
+cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- filling the structs --------------------------------------------------- */
+
+/* Strings and small arrays go into `a`; `scratch` holds a fill from a message made
+ * only to compare with the checked JSON's (reset after each). */
+struct parse {
+    struct st_snapshot *s;
+    struct arena *a;
+    struct arena scratch;
+    struct digests d;
+};
+
 static int64_t
 int_of(const json_t *o, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(o, key));
 }
 
-static void
-fill_service(struct st_service *s, const json_t *o)
+/* obj[key] as a string copied into the arena (NULL when absent or not a string). */
+static const char *
+str_of(struct arena *a, const json_t *o, const char *key)
 {
-    s->id = json_string_value(json_object_get(o, "id"));
-    s->name = json_string_value(json_object_get(o, "name"));
+    return arena_str(a, json_string_value(json_object_get(o, key)));
+}
+
+static bool
+str_eq(const char *x, const char *y)
+{
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+static const struct st_certificate *
+find_certificate(const struct st_snapshot *s, const char *id)
+{
+    struct st_certificate key = {.id = id};
+
+    return bsearch(&key, s->certificates, s->n_certificates, sizeof(key), cmp_id);
+}
+
+/* certificates */
+
+static void
+certificate_from_json(struct arena *a, struct st_certificate *c, const json_t *obj)
+{
+    c->id = str_of(a, obj, "id");
+    c->created_at_ms = int_of(obj, "created_at");
+    c->cert = str_of(a, obj, "cert");
+    c->key = str_of(a, obj, "key");
+    c->cert_alt = str_of(a, obj, "cert_alt");
+    c->key_alt = str_of(a, obj, "key_alt");
+}
+
+static void
+certificate_from_msg(struct arena *a, struct st_certificate *c, const Strait__V1__Certificate *m)
+{
+    c->id = arena_str(a, m->id);
+    c->created_at_ms = m->has_created_at_ms ? m->created_at_ms : 0;
+    c->cert = arena_str(a, m->cert);
+    c->key = arena_str(a, m->key);
+    c->cert_alt = arena_str(a, m->cert_alt);
+    c->key_alt = arena_str(a, m->key_alt);
+}
+
+static bool
+certificate_eq(const struct st_certificate *x, const struct st_certificate *y)
+{
+    return str_eq(x->id, y->id) && x->created_at_ms == y->created_at_ms &&
+           str_eq(x->cert, y->cert) && str_eq(x->key, y->key) && str_eq(x->cert_alt, y->cert_alt) &&
+           str_eq(x->key_alt, y->key_alt);
+}
+
+/* snis (certificate resolved by the caller) */
+
+static void
+sni_from_json(struct arena *a, struct st_sni *n, const json_t *obj)
+{
+    n->id = str_of(a, obj, "id");
+    n->name = str_of(a, obj, "name");
+    n->certificate_id =
+        arena_str(a, json_string_value(json_object_get(json_object_get(obj, "certificate"), "id")));
+}
+
+static void
+sni_from_msg(struct arena *a, struct st_sni *n, const Strait__V1__Sni *m)
+{
+    n->id = arena_str(a, m->id);
+    n->name = arena_str(a, m->name);
+    n->certificate_id = arena_str(a, m->certificate_id);
+}
+
+static bool
+sni_eq(const struct st_sni *x, const struct st_sni *y)
+{
+    return str_eq(x->id, y->id) && str_eq(x->name, y->name) &&
+           str_eq(x->certificate_id, y->certificate_id);
+}
+
+/* ca_certificates */
+
+static void
+ca_from_json(struct arena *a, struct st_ca_certificate *c, const json_t *obj)
+{
+    c->id = str_of(a, obj, "id");
+    c->cert = str_of(a, obj, "cert");
+    c->cert_digest = str_of(a, obj, "cert_digest");
+}
+
+static void
+ca_from_msg(struct arena *a, struct st_ca_certificate *c, const Strait__V1__CaCertificate *m)
+{
+    c->id = arena_str(a, m->id);
+    c->cert = arena_str(a, m->cert);
+    c->cert_digest = arena_str(a, m->cert_digest);
+}
+
+static bool
+ca_eq(const struct st_ca_certificate *x, const struct st_ca_certificate *y)
+{
+    return str_eq(x->id, y->id) && str_eq(x->cert, y->cert) &&
+           str_eq(x->cert_digest, y->cert_digest);
+}
+
+/* services */
+
+static void
+service_from_json(struct arena *a, struct st_service *s, const json_t *o)
+{
+    s->id = str_of(a, o, "id");
+    s->name = str_of(a, o, "name");
     s->created_at_ms = int_of(o, "created_at");
     s->protocol = st_proto_parse(json_string_value(json_object_get(o, "protocol")));
-    s->host = json_string_value(json_object_get(o, "host"));
+    s->host = str_of(a, o, "host");
     s->port = (uint16_t)int_of(o, "port");
     s->connect_timeout = (uint32_t)int_of(o, "connect_timeout");
     s->read_timeout = (uint32_t)int_of(o, "read_timeout");
@@ -650,68 +947,248 @@ fill_service(struct st_service *s, const json_t *o)
                               : -1;
 }
 
-/* Returns 0, or -ST_EPARSE for an ip the schema accepted but st_cidr refuses. */
+static void
+service_from_msg(struct arena *a, struct st_service *s, const Strait__V1__Service *m)
+{
+    s->id = arena_str(a, m->id);
+    s->name = arena_str(a, m->name);
+    s->created_at_ms = m->has_created_at_ms ? m->created_at_ms : 0;
+    s->protocol = st_proto_parse(m->protocol);
+    s->host = arena_str(a, m->host);
+    s->port = m->has_port ? (uint16_t)m->port : 0;
+    s->connect_timeout = m->has_connect_timeout ? m->connect_timeout : 0;
+    s->read_timeout = m->has_read_timeout ? m->read_timeout : 0;
+    s->write_timeout = m->has_write_timeout ? m->write_timeout : 0;
+    s->retries = m->has_retries ? m->retries : 0;
+    s->enabled = m->has_enabled && m->enabled;
+    s->tls_verify = m->has_tls_verify ? (m->tls_verify ? 1 : 0) : -1;
+    s->tls_verify_depth = m->has_tls_verify_depth ? (int)(int64_t)m->tls_verify_depth : -1;
+}
+
+/* service->client_certificate and service->ca_certificates (in the user's order), from
+ * their ids. */
 static int
-fill_endpoints(const json_t *arr, struct st_endpoint **out, size_t *n)
+service_resolve(struct parse *ps, struct arena *a, struct st_service *svc, const char *cc,
+                const char *const *cas, size_t n_cas, struct st_err *err)
+{
+    const struct st_snapshot *s = ps->s;
+    const struct st_ca_certificate **v;
+
+    if (cc != NULL) {
+        svc->client_certificate = find_certificate(s, cc);
+        if (svc->client_certificate == NULL) {
+            return st_err_set(err, -ST_EFOREIGN, "services",
+                              "service %s: its client certificate %s is not in the snapshot",
+                              svc->id, cc);
+        }
+    }
+    v = arena_alloc(a, (n_cas + 1) * sizeof(*v));
+    svc->ca_certificates = v;
+    for (size_t i = 0; i < n_cas; i++) {
+        struct st_ca_certificate key = {.id = cas[i]};
+        const struct st_ca_certificate *ca =
+            bsearch(&key, s->ca_certificates, s->n_ca_certificates, sizeof(key), cmp_id);
+        if (ca == NULL) {
+            return st_err_set(err, -ST_EFOREIGN, "services",
+                              "service %s: its CA certificate %s is not in the snapshot", svc->id,
+                              key.id);
+        }
+        v[svc->n_ca_certificates++] = ca;
+    }
+    return 0;
+}
+
+/* service_resolve with the ids of a checked JSON object. */
+static int
+service_resolve_json(struct parse *ps, struct st_service *svc, const json_t *o, struct st_err *err)
+{
+    const json_t *cas = json_object_get(o, "ca_certificates");
+    size_t n = json_array_size(cas);
+    const char **ids = st_xcalloc(n + 1, sizeof(*ids));
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = json_string_value(json_array_get(cas, i));
+    }
+    rc = service_resolve(
+        ps, ps->a, svc,
+        json_string_value(json_object_get(json_object_get(o, "client_certificate"), "id")), ids, n,
+        err);
+    free(ids);
+    return rc;
+}
+
+static bool
+service_eq(const struct st_service *x, const struct st_service *y)
+{
+    if (!(str_eq(x->id, y->id) && str_eq(x->name, y->name) &&
+          x->created_at_ms == y->created_at_ms && x->protocol == y->protocol &&
+          str_eq(x->host, y->host) && x->port == y->port &&
+          x->connect_timeout == y->connect_timeout && x->read_timeout == y->read_timeout &&
+          x->write_timeout == y->write_timeout && x->retries == y->retries &&
+          x->enabled == y->enabled && x->tls_verify == y->tls_verify &&
+          x->tls_verify_depth == y->tls_verify_depth &&
+          x->client_certificate == y->client_certificate &&
+          x->n_ca_certificates == y->n_ca_certificates)) {
+        return false;
+    }
+    for (size_t i = 0; i < x->n_ca_certificates; i++) {
+        if (x->ca_certificates[i] != y->ca_certificates[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* routes (service resolved by the caller) */
+
+/* One endpoint; returns 0, or -ST_EPARSE for an ip the schema accepted but st_cidr
+ * refuses. */
+static int
+endpoint_set(struct st_endpoint *e, const char *ip, bool has_port, uint32_t port)
+{
+    if (ip != NULL) {
+        if (st_cidr_parse(ip, &e->ip) != 0) {
+            return -ST_EPARSE;
+        }
+        e->has_ip = true;
+    }
+    if (has_port) {
+        e->has_port = true;
+        e->port = (uint16_t)port;
+    }
+    return 0;
+}
+
+static int
+endpoints_from_json(struct arena *a, const json_t *arr, struct st_endpoint **out, size_t *n)
 {
     size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
-    struct st_endpoint *v = st_xcalloc(cnt + 1, sizeof(*v));
+    struct st_endpoint *v = arena_alloc(a, (cnt + 1) * sizeof(*v));
 
     *out = v;
     *n = cnt;
     for (size_t i = 0; i < cnt; i++) {
         const json_t *rec = json_array_get(arr, i);
-        const char *ip = json_string_value(json_object_get(rec, "ip"));
         const json_t *port = json_object_get(rec, "port");
-        if (ip != NULL) {
-            if (st_cidr_parse(ip, &v[i].ip) != 0) {
-                return -ST_EPARSE;
-            }
-            v[i].has_ip = true;
-        }
-        if (json_is_integer(port)) {
-            v[i].has_port = true;
-            v[i].port = (uint16_t)json_integer_value(port);
+
+        if (endpoint_set(&v[i], json_string_value(json_object_get(rec, "ip")),
+                         json_is_integer(port), (uint32_t)json_integer_value(port)) != 0) {
+            return -ST_EPARSE;
         }
     }
     return 0;
 }
 
 static int
-fill_route(struct st_route *r, const json_t *o, struct st_err *err)
+endpoints_from_msg(struct arena *a, Strait__V1__Endpoint *const *m, size_t cnt,
+                   struct st_endpoint **out, size_t *n)
+{
+    struct st_endpoint *v = arena_alloc(a, (cnt + 1) * sizeof(*v));
+
+    *out = v;
+    *n = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        if (endpoint_set(&v[i], m[i]->ip, m[i]->has_port, m[i]->port) != 0) {
+            return -ST_EPARSE;
+        }
+    }
+    return 0;
+}
+
+static int
+route_from_json(struct arena *a, struct st_route *r, const json_t *o, struct st_err *err)
 {
     const json_t *protocols = json_object_get(o, "protocols");
     const json_t *snis = json_object_get(o, "snis");
+    const char **v;
     size_t i;
     json_t *el;
 
-    r->id = json_string_value(json_object_get(o, "id"));
-    r->name = json_string_value(json_object_get(o, "name"));
+    r->id = str_of(a, o, "id");
+    r->name = str_of(a, o, "name");
     r->created_at_ms = int_of(o, "created_at");
     json_array_foreach(protocols, i, el)
     {
         r->protocols |= st_proto_parse(json_string_value(el));
     }
     r->n_snis = json_is_array(snis) ? json_array_size(snis) : 0;
-    r->snis = st_xcalloc(r->n_snis + 1, sizeof(*r->snis));
+    v = arena_alloc(a, (r->n_snis + 1) * sizeof(*v));
     for (i = 0; i < r->n_snis; i++) {
-        r->snis[i] = json_string_value(json_array_get(snis, i));
+        v[i] = arena_str(a, json_string_value(json_array_get(snis, i)));
     }
+    r->snis = v;
     r->preserve_host = json_is_true(json_object_get(o, "preserve_host"));
-    r->service_id = json_string_value(json_object_get(json_object_get(o, "service"), "id"));
-    if (fill_endpoints(json_object_get(o, "sources"), &r->sources, &r->n_sources) != 0 ||
-        fill_endpoints(json_object_get(o, "destinations"), &r->destinations, &r->n_destinations) !=
-            0) {
+    r->service_id =
+        arena_str(a, json_string_value(json_object_get(json_object_get(o, "service"), "id")));
+    if (endpoints_from_json(a, json_object_get(o, "sources"), &r->sources, &r->n_sources) != 0 ||
+        endpoints_from_json(a, json_object_get(o, "destinations"), &r->destinations,
+                            &r->n_destinations) != 0) {
         return st_err_set(err, -ST_EPARSE, "routes", "route %s: bad ip", r->id);
     }
     return 0;
 }
 
-/* Every entity struct starts with its id. */
 static int
-cmp_id(const void *a, const void *b)
+route_from_msg(struct arena *a, struct st_route *r, const Strait__V1__Route *m)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const char **v = arena_alloc(a, (m->n_snis + 1) * sizeof(*v));
+
+    r->id = arena_str(a, m->id);
+    r->name = arena_str(a, m->name);
+    r->created_at_ms = m->has_created_at_ms ? m->created_at_ms : 0;
+    for (size_t i = 0; i < m->n_protocols; i++) {
+        r->protocols |= st_proto_parse(m->protocols[i]);
+    }
+    for (size_t i = 0; i < m->n_snis; i++) {
+        v[i] = arena_str(a, m->snis[i]);
+    }
+    r->snis = v;
+    r->n_snis = m->n_snis;
+    r->preserve_host = m->has_preserve_host && m->preserve_host;
+    r->service_id = arena_str(a, m->service_id);
+    if (endpoints_from_msg(a, m->sources, m->n_sources, &r->sources, &r->n_sources) != 0 ||
+        endpoints_from_msg(a, m->destinations, m->n_destinations, &r->destinations,
+                           &r->n_destinations) != 0) {
+        return -ST_EPARSE;
+    }
+    return 0;
+}
+
+static bool
+endpoints_eq(const struct st_endpoint *x, const struct st_endpoint *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (x[i].has_ip != y[i].has_ip || x[i].has_port != y[i].has_port ||
+            (x[i].has_port && x[i].port != y[i].port)) {
+            return false;
+        }
+        if (x[i].has_ip && (x[i].ip.family != y[i].ip.family || x[i].ip.bits != y[i].ip.bits ||
+                            x[i].ip.is_host != y[i].ip.is_host ||
+                            memcmp(x[i].ip.addr, y[i].ip.addr, sizeof(x[i].ip.addr)) != 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool
+route_eq(const struct st_route *x, const struct st_route *y)
+{
+    if (!(str_eq(x->id, y->id) && str_eq(x->name, y->name) &&
+          x->created_at_ms == y->created_at_ms && x->protocols == y->protocols &&
+          x->n_snis == y->n_snis && x->preserve_host == y->preserve_host &&
+          str_eq(x->service_id, y->service_id) && x->n_sources == y->n_sources &&
+          x->n_destinations == y->n_destinations)) {
+        return false;
+    }
+    for (size_t i = 0; i < x->n_snis; i++) {
+        if (!str_eq(x->snis[i], y->snis[i])) {
+            return false;
+        }
+    }
+    return endpoints_eq(x->sources, y->sources, x->n_sources) &&
+           endpoints_eq(x->destinations, y->destinations, x->n_destinations);
 }
 
 /* Sorts n structs of size bytes at base by id and refuses a repeated id. */
@@ -732,34 +1209,45 @@ sort_unique(void *base, size_t n, size_t size, enum st_entity_kind k, struct st_
     return 0;
 }
 
-static const struct st_certificate *
-find_certificate(const struct st_snapshot *s, const char *id)
-{
-    struct st_certificate key = {.id = id};
+/* ---- each kind ------------------------------------------------------------ */
 
-    return bsearch(&key, s->certificates, s->n_certificates, sizeof(key), cmp_id);
-}
+/* The JSON shape of a message, checked; *obj is the caller's to drop. */
+#define CHECK_JSON(k, m, to_json, obj, rc, err)                                                    \
+    do {                                                                                           \
+        (obj) = to_json(m);                                                                        \
+        (rc) = check_entity((k), (obj), (m)->id, (err));                                           \
+    } while (0)
 
 static int
-parse_certificates(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
+parse_certificates(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
 {
+    struct st_snapshot *s = ps->s;
     int rc;
 
     s->certificates = st_xcalloc(cfg->n_certificates + 1, sizeof(*s->certificates));
     for (size_t i = 0; i < cfg->n_certificates; i++) {
-        struct st_certificate *c = &s->certificates[i];
-        json_t *obj = certificate_json(cfg->certificates[i]);
-        rc = check_entity(ST_ENT_CERTIFICATE, obj, cfg->certificates[i]->id, s->priv, err);
+        const Strait__V1__Certificate *m = cfg->certificates[i];
+        struct st_certificate *c = &s->certificates[i], tmp = {0};
+        size_t d = digest_add(&ps->d, ST_ENT_CERTIFICATE, &m->base);
+        json_t *obj;
+
+        s->n_certificates++;
+        if (passed_has(&ps->d.v[d])) {
+            certificate_from_msg(ps->a, c, m);
+            ps->d.ok[d] = true;
+            continue;
+        }
+        CHECK_JSON(ST_ENT_CERTIFICATE, m, certificate_json, obj, rc, err);
+        if (rc == 0) {
+            certificate_from_json(ps->a, c, obj);
+            certificate_from_msg(&ps->scratch, &tmp, m);
+            ps->d.ok[d] = certificate_eq(c, &tmp);
+            arena_reset(&ps->scratch);
+        }
+        json_decref(obj);
         if (rc != 0) {
             return rc;
         }
-        c->id = json_string_value(json_object_get(obj, "id"));
-        c->created_at_ms = int_of(obj, "created_at");
-        c->cert = json_string_value(json_object_get(obj, "cert"));
-        c->key = json_string_value(json_object_get(obj, "key"));
-        c->cert_alt = json_string_value(json_object_get(obj, "cert_alt"));
-        c->key_alt = json_string_value(json_object_get(obj, "key_alt"));
-        s->n_certificates++;
     }
     return sort_unique(s->certificates, s->n_certificates, sizeof(*s->certificates),
                        ST_ENT_CERTIFICATE, err);
@@ -793,23 +1281,35 @@ sni_names_unique(const struct st_snapshot *s, struct st_err *err)
 }
 
 static int
-parse_snis(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
+parse_snis(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
 {
+    struct st_snapshot *s = ps->s;
     int rc;
 
     s->snis = st_xcalloc(cfg->n_snis + 1, sizeof(*s->snis));
     for (size_t i = 0; i < cfg->n_snis; i++) {
-        struct st_sni *n = &s->snis[i];
-        json_t *obj = sni_json(cfg->snis[i]);
-        rc = check_entity(ST_ENT_SNI, obj, cfg->snis[i]->id, s->priv, err);
-        if (rc != 0) {
-            return rc;
+        const Strait__V1__Sni *m = cfg->snis[i];
+        struct st_sni *n = &s->snis[i], tmp = {0};
+        size_t d = digest_add(&ps->d, ST_ENT_SNI, &m->base);
+        json_t *obj;
+
+        if (passed_has(&ps->d.v[d])) {
+            sni_from_msg(ps->a, n, m);
+            ps->d.ok[d] = true;
+        } else {
+            CHECK_JSON(ST_ENT_SNI, m, sni_json, obj, rc, err);
+            if (rc == 0) {
+                sni_from_json(ps->a, n, obj);
+                sni_from_msg(&ps->scratch, &tmp, m);
+                ps->d.ok[d] = sni_eq(n, &tmp);
+                arena_reset(&ps->scratch);
+            }
+            json_decref(obj);
+            if (rc != 0) {
+                return rc;
+            }
         }
         s->n_snis++;
-        n->id = json_string_value(json_object_get(obj, "id"));
-        n->name = json_string_value(json_object_get(obj, "name"));
-        n->certificate_id =
-            json_string_value(json_object_get(json_object_get(obj, "certificate"), "id"));
         n->certificate = find_certificate(s, n->certificate_id);
         if (n->certificate == NULL) {
             return st_err_set(err, -ST_EFOREIGN, "snis",
@@ -822,100 +1322,112 @@ parse_snis(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *
 }
 
 static int
-parse_ca_certificates(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
+parse_ca_certificates(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
 {
+    struct st_snapshot *s = ps->s;
     int rc;
 
     s->ca_certificates = st_xcalloc(cfg->n_ca_certificates + 1, sizeof(*s->ca_certificates));
     for (size_t i = 0; i < cfg->n_ca_certificates; i++) {
-        struct st_ca_certificate *c = &s->ca_certificates[i];
-        json_t *obj = ca_certificate_json(cfg->ca_certificates[i]);
-        rc = check_entity(ST_ENT_CA_CERTIFICATE, obj, cfg->ca_certificates[i]->id, s->priv, err);
+        const Strait__V1__CaCertificate *m = cfg->ca_certificates[i];
+        struct st_ca_certificate *c = &s->ca_certificates[i], tmp = {0};
+        size_t d = digest_add(&ps->d, ST_ENT_CA_CERTIFICATE, &m->base);
+        json_t *obj;
+
+        s->n_ca_certificates++;
+        if (passed_has(&ps->d.v[d])) {
+            ca_from_msg(ps->a, c, m);
+            ps->d.ok[d] = true;
+            continue;
+        }
+        CHECK_JSON(ST_ENT_CA_CERTIFICATE, m, ca_certificate_json, obj, rc, err);
+        if (rc == 0) {
+            ca_from_json(ps->a, c, obj);
+            ca_from_msg(&ps->scratch, &tmp, m);
+            ps->d.ok[d] = ca_eq(c, &tmp);
+            arena_reset(&ps->scratch);
+        }
+        json_decref(obj);
         if (rc != 0) {
             return rc;
         }
-        c->id = json_string_value(json_object_get(obj, "id"));
-        c->cert = json_string_value(json_object_get(obj, "cert"));
-        c->cert_digest = json_string_value(json_object_get(obj, "cert_digest"));
-        s->n_ca_certificates++;
     }
     return sort_unique(s->ca_certificates, s->n_ca_certificates, sizeof(*s->ca_certificates),
                        ST_ENT_CA_CERTIFICATE, err);
 }
 
-/* service->client_certificate and service->ca_certificates (in the user's order). */
 static int
-resolve_service(struct st_snapshot *s, struct st_service *svc, const json_t *o, struct st_err *err)
+parse_services(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
 {
-    const json_t *cas = json_object_get(o, "ca_certificates");
-    const char *cc =
-        json_string_value(json_object_get(json_object_get(o, "client_certificate"), "id"));
-    size_t i;
-    json_t *el;
-
-    if (cc != NULL) {
-        svc->client_certificate = find_certificate(s, cc);
-        if (svc->client_certificate == NULL) {
-            return st_err_set(err, -ST_EFOREIGN, "services",
-                              "service %s: its client certificate %s is not in the snapshot",
-                              svc->id, cc);
-        }
-    }
-    svc->ca_certificates = st_xcalloc(json_array_size(cas) + 1, sizeof(*svc->ca_certificates));
-    json_array_foreach(cas, i, el)
-    {
-        struct st_ca_certificate key = {.id = json_string_value(el)};
-        const struct st_ca_certificate *ca =
-            bsearch(&key, s->ca_certificates, s->n_ca_certificates, sizeof(key), cmp_id);
-        if (ca == NULL) {
-            return st_err_set(err, -ST_EFOREIGN, "services",
-                              "service %s: its CA certificate %s is not in the snapshot", svc->id,
-                              key.id);
-        }
-        svc->ca_certificates[svc->n_ca_certificates++] = ca;
-    }
-    return 0;
-}
-
-static int
-parse_services(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
-{
+    struct st_snapshot *s = ps->s;
     int rc;
 
     s->services = st_xcalloc(cfg->n_services + 1, sizeof(*s->services));
     for (size_t i = 0; i < cfg->n_services; i++) {
-        json_t *obj = service_json(cfg->services[i]);
-        rc = check_entity(ST_ENT_SERVICE, obj, cfg->services[i]->id, s->priv, err);
-        if (rc != 0) {
-            return rc;
-        }
-        fill_service(&s->services[i], obj);
+        const Strait__V1__Service *m = cfg->services[i];
+        struct st_service *svc = &s->services[i], tmp = {0};
+        size_t d = digest_add(&ps->d, ST_ENT_SERVICE, &m->base);
+        json_t *obj;
+
         s->n_services++;
-        rc = resolve_service(s, &s->services[i], obj, err);
+        if (passed_has(&ps->d.v[d])) {
+            service_from_msg(ps->a, svc, m);
+            rc = service_resolve(ps, ps->a, svc, m->client_certificate_id,
+                                 (const char *const *)m->ca_certificate_ids,
+                                 m->n_ca_certificate_ids, err);
+            if (rc != 0) {
+                return rc;
+            }
+            ps->d.ok[d] = true;
+            continue;
+        }
+        CHECK_JSON(ST_ENT_SERVICE, m, service_json, obj, rc, err);
+        if (rc == 0) {
+            service_from_json(ps->a, svc, obj);
+            rc = service_resolve_json(ps, svc, obj, err);
+        }
+        json_decref(obj);
         if (rc != 0) {
             return rc;
         }
+        service_from_msg(&ps->scratch, &tmp, m);
+        ps->d.ok[d] = service_resolve(ps, &ps->scratch, &tmp, m->client_certificate_id,
+                                      (const char *const *)m->ca_certificate_ids,
+                                      m->n_ca_certificate_ids, NULL) == 0 &&
+                      service_eq(svc, &tmp);
+        arena_reset(&ps->scratch);
     }
     return sort_unique(s->services, s->n_services, sizeof(*s->services), ST_ENT_SERVICE, err);
 }
 
 static int
-parse_routes(struct st_snapshot *s, const Strait__V1__Config *cfg, struct st_err *err)
+parse_routes(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
 {
+    struct st_snapshot *s = ps->s;
     int rc;
 
     s->routes = st_xcalloc(cfg->n_routes + 1, sizeof(*s->routes));
     for (size_t i = 0; i < cfg->n_routes; i++) {
-        struct st_route *r = &s->routes[i];
-        json_t *obj = route_json(cfg->routes[i]);
-        rc = check_entity(ST_ENT_ROUTE, obj, cfg->routes[i]->id, s->priv, err);
-        if (rc != 0) {
-            return rc;
-        }
+        const Strait__V1__Route *m = cfg->routes[i];
+        struct st_route *r = &s->routes[i], tmp = {0};
+        size_t d = digest_add(&ps->d, ST_ENT_ROUTE, &m->base);
+        json_t *obj;
+
         s->n_routes++;
-        rc = fill_route(r, obj, err);
-        if (rc != 0) {
-            return rc;
+        if (passed_has(&ps->d.v[d]) && route_from_msg(ps->a, r, m) == 0) {
+            ps->d.ok[d] = true;
+        } else {
+            memset(r, 0, sizeof(*r));
+            CHECK_JSON(ST_ENT_ROUTE, m, route_json, obj, rc, err);
+            if (rc == 0) {
+                rc = route_from_json(ps->a, r, obj, err);
+            }
+            json_decref(obj);
+            if (rc != 0) {
+                return rc;
+            }
+            ps->d.ok[d] = route_from_msg(&ps->scratch, &tmp, m) == 0 && route_eq(r, &tmp);
+            arena_reset(&ps->scratch);
         }
         if (r->service_id != NULL) {
             struct st_service key = {.id = r->service_id};
@@ -936,10 +1448,13 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct
     Strait__V1__Snapshot *snap;
     Strait__V1__Config *cfg = NULL;
     struct st_snapshot *s = NULL;
+    struct parse ps;
     char got[65];
+    size_t n;
     int rc;
 
     *out = NULL;
+    memset(&ps, 0, sizeof(ps));
     snap = strait__v1__snapshot__unpack(NULL, len, p);
     if (snap == NULL) {
         return st_err_set(err, -ST_EPARSE, NULL,
@@ -961,23 +1476,35 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct
     s = st_xcalloc(1, sizeof(*s));
     s->version = snap->version;
     memcpy(s->hash, got, sizeof(s->hash));
-    s->priv = json_array();
+    s->priv = st_xcalloc(1, sizeof(struct arena));
+    ps.s = s;
+    ps.a = s->priv;
+    n = cfg->n_certificates + cfg->n_snis + cfg->n_ca_certificates + cfg->n_services +
+        cfg->n_routes;
+    ps.d.v = st_xcalloc(n + 1, sizeof(*ps.d.v));
+    ps.d.ok = st_xcalloc(n + 1, sizeof(*ps.d.ok));
     /* referenced kinds first, so each reference resolves against a sorted array */
-    rc = parse_certificates(s, cfg, err);
+    rc = parse_certificates(&ps, cfg, err);
     if (rc == 0) {
-        rc = parse_snis(s, cfg, err);
+        rc = parse_snis(&ps, cfg, err);
     }
     if (rc == 0) {
-        rc = parse_ca_certificates(s, cfg, err);
+        rc = parse_ca_certificates(&ps, cfg, err);
     }
     if (rc == 0) {
-        rc = parse_services(s, cfg, err);
+        rc = parse_services(&ps, cfg, err);
     }
     if (rc == 0) {
-        rc = parse_routes(s, cfg, err);
+        rc = parse_routes(&ps, cfg, err);
+    }
+    if (rc == 0) {
+        passed_set(&ps.d);
     }
 
 out:
+    free(ps.d.v);
+    free(ps.d.ok);
+    arena_fini(&ps.scratch);
     if (cfg != NULL) {
         strait__v1__config__free_unpacked(cfg, NULL);
     }
@@ -996,20 +1523,15 @@ st_snapshot_free(struct st_snapshot *s)
     if (s == NULL) {
         return;
     }
-    for (size_t i = 0; i < s->n_routes; i++) {
-        free(s->routes[i].sources);
-        free(s->routes[i].destinations);
-        free((void *)s->routes[i].snis);
-    }
-    for (size_t i = 0; i < s->n_services; i++) {
-        free((void *)s->services[i].ca_certificates);
-    }
     free(s->routes);
     free(s->services);
     free(s->certificates);
     free(s->snis);
     free(s->ca_certificates);
-    json_decref(s->priv);
+    if (s->priv != NULL) {
+        arena_fini(s->priv);
+        free(s->priv);
+    }
     free(s);
 }
 

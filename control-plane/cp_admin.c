@@ -19,12 +19,17 @@
 #include "cp_store_pool.h"
 #include "st_conf.h"
 #include "st_err.h"
+#include "st_log.h"
 #include "st_schema.h"
 #include "st_util.h"
 
 #define ADMIN_MAX_SEGS 6
 
 #define HASH_NONE "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* ?wait_for_sync: the longest wait, and the answer to a bad value */
+#define CP_ADMIN_WAIT_MAX_S 300
+#define CP_ADMIN_WAIT_MSG   "wait_for_sync must be a number of seconds greater than 0 and at most 300"
 
 /* ------------------------------------------------------------------------ */
 /* replies */
@@ -404,11 +409,51 @@ get_status(struct cp_ctx *cx, struct cp_response *rs)
     cp_admin__reply(rs, 200, o);
 }
 
+/* GET /clustering/data-planes: Kong's generated collection endpoint over the registry,
+ * ordered by id. The offset is the last id of the previous page (DP ids are UUIDs), so
+ * a DP that joins or leaves between two pages neither repeats nor shifts the others. */
 static void
-clustering(struct cp_ctx *cx, const char *what, struct cp_response *rs)
+data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs)
+{
+    const char *offset = json_string_value(json_object_get(rq->query, "offset"));
+    size_t size;
+    bool more = false;
+    json_t *data;
+    json_t *body;
+
+    if (cp_admin__page_size(rq, rs, &size) < 0) {
+        return;
+    }
+    if (offset != NULL && !st_schema_is_uuid(offset)) {
+        char msg[512];
+
+        st_snprintf(msg, sizeof(msg), "'%s' is not a valid offset: bad offset", offset);
+        cp_admin__offset_error(rs, offset, msg);
+        return;
+    }
+    data = cp_registry_list(cx->reg, offset, size, &more);
+    body = json_pack("{s:o}", "data", data);
+    if (more && json_array_size(data) > 0) {
+        const char *last = json_string_value(
+            json_object_get(json_array_get(data, json_array_size(data) - 1), "id"));
+        char *eoff = cp_admin__escape(last);
+        char next[512];
+
+        st_snprintf(next, sizeof(next), "/clustering/data-planes?offset=%s&size=%zu", eoff, size);
+        json_object_set_new(body, "offset", json_string(last));
+        json_object_set_new(body, "next", json_string(next));
+        free(eoff);
+    } else {
+        json_object_set_new(body, "next", json_null());
+    }
+    cp_admin__reply(rs, 200, body);
+}
+
+static void
+clustering(struct cp_ctx *cx, const struct cp_request *rq, const char *what, struct cp_response *rs)
 {
     if (strcmp(what, "data-planes") == 0) {
-        cp_admin__reply(rs, 200, json_pack("{s:o,s:n}", "data", cp_registry_list(cx->reg), "next"));
+        data_planes(cx, rq, rs);
         return;
     }
     if (strcmp(what, "status") == 0) {
@@ -542,7 +587,7 @@ dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
         return;
     }
     if (strcmp(s[0], "clustering") == 0) {
-        clustering(cx, s[1], rs);
+        clustering(cx, rq, s[1], rs);
         return;
     }
     if (strcmp(s[0], "endpoints") == 0) {
@@ -582,9 +627,82 @@ dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* wait_for_sync */
+
+/* Whether the request may commit something: a write method on any path but
+ * /schemas/{name}/validate. */
+static bool
+is_write(const struct cp_request *rq, char **s, int n)
+{
+    static const char *const writes[] = {"POST", "PUT", "PATCH", "DELETE"};
+    bool w = false;
+
+    for (size_t i = 0; i < ST_ARRAY_SIZE(writes); i++) {
+        w = w || strcmp(rq->method, writes[i]) == 0;
+    }
+    return w && !(n > 0 && strcmp(s[0], "schemas") == 0);
+}
+
+/* Parses ?wait_for_sync=SECONDS of a write (a decimal number, 0 < SECONDS <=
+ * CP_ADMIN_WAIT_MAX_S) into *ms (0: absent). Replies 400 and returns -1 when it is bad. */
+static int
+wait_param(const struct cp_request *rq, struct cp_response *rs, int64_t *ms)
+{
+    const char *v = json_string_value(json_object_get(rq->query, "wait_for_sync"));
+    bool dot = false;
+    double secs;
+
+    *ms = 0;
+    if (v == NULL) {
+        return 0;
+    }
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p == '.' && !dot) {
+            dot = true;
+        } else if (*p < '0' || *p > '9') {
+            v = NULL; /* signs, exponents, hex, blanks: not SECONDS */
+            break;
+        }
+    }
+    secs = v != NULL && v[0] != '\0' && strcmp(v, ".") != 0 ? strtod(v, NULL) : 0.0;
+    *ms = (int64_t)(secs * 1000.0 + 0.5);
+    if (secs <= 0.0 || secs > CP_ADMIN_WAIT_MAX_S || *ms <= 0) {
+        *ms = 0;
+        cp_admin__reply_msg(rs, 400, CP_ADMIN_WAIT_MSG);
+        return -1;
+    }
+    return 0;
+}
+
+/* After a write that succeeded: asks cp_http to wait wait_ms for the config version the
+ * store holds now (the write's commit or a later one). */
+static void
+wait_target(struct cp_ctx *cx, struct cp_response *rs, int64_t wait_ms)
+{
+    struct cp_store *st;
+    uint64_t version = 0;
+
+    if (cx->snap == NULL || rs->status < 200 || rs->status > 299) {
+        return;
+    }
+    st = cp_store_pool_get(cx->pool);
+    if (cp_store_version(st, &version) < 0) {
+        /* no version to wait for: no configuration acknowledges it, the wait runs out
+         * with every connected DP pending rather than confirm what it cannot know */
+        st_log(ST_LOG_WARN, 0, "wait_for_sync: cannot read the config version after a write");
+        version = UINT64_MAX;
+    }
+    cp_store_pool_put(cx->pool, st);
+    rs->wait_ms = wait_ms;
+    rs->sync_version = version;
+}
+
 void
 cp_admin_handle(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs)
 {
+    int64_t wait_ms = 0;
+
     char *segs[ADMIN_MAX_SEGS];
     char *buf = st_xstrdup(rq->path != NULL ? rq->path : "/");
     int n = split_path(buf, segs, ADMIN_MAX_SEGS);
@@ -599,8 +717,11 @@ cp_admin_handle(struct cp_ctx *cx, const struct cp_request *rq, struct cp_respon
         rs->header_value = allow;
     } else if (!method_in(rq->method, allow)) {
         cp_admin__reply_msg(rs, 405, "Method not allowed");
-    } else {
+    } else if (!is_write(rq, segs, n) || wait_param(rq, rs, &wait_ms) == 0) {
         dispatch(cx, rq, rs, segs, n);
+        if (wait_ms > 0) {
+            wait_target(cx, rs, wait_ms);
+        }
     }
     free(buf);
 }

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cp_ctx;
 
@@ -26,6 +27,11 @@ struct cp_response {
     char *body;              /* malloc'd JSON text, or NULL for no body */
     const char *header_name; /* one extra header (static strings), or NULL */
     const char *header_value;
+    /* ?wait_for_sync on a write that succeeded: wait_ms > 0 asks cp_http to hold the
+     * answer until the data planes connected now have applied config version
+     * sync_version (cp_sync_wait.h), at most wait_ms. */
+    int64_t wait_ms;
+    uint64_t sync_version;
 };
 
 /* Serves one request. Fills *rs; the caller frees rs->body. Thread-safe. */

@@ -648,10 +648,8 @@ offset_is_base64(const char *s)
     return n % 4 != 1;
 }
 
-/* Kong's invalid offset (code 7). Kong's offsets are base64, so an offset that is not
- * base64 text is "bad base64 encoding" there; any other bad one keeps msg. */
-static void
-offset_error(struct cp_response *rs, const char *offset, const char *msg)
+void
+cp_admin__offset_error(struct cp_response *rs, const char *offset, const char *msg)
 {
     char buf[512];
 
@@ -701,7 +699,7 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     json_decref(par);
     json_decref(tags);
     if (rc == -ST_EPARSE && strcmp(err.field, "offset") == 0) {
-        offset_error(rs, o.offset, err.msg);
+        cp_admin__offset_error(rs, o.offset, err.msg);
     } else if (rc < 0) {
         reply_error(rs, k, rc, &err, NULL);
     } else {

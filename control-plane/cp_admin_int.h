@@ -59,6 +59,12 @@ void cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, str
  * size" and returns -1 when it is bad (cp_admin_entity.c; also GET /tags). */
 int cp_admin__page_size(const struct cp_request *rq, struct cp_response *rs, size_t *size);
 
+/* Kong's invalid offset (400, code 7) for a bad ?offset= (cp_admin_entity.c; also GET
+ * /clustering/data-planes). Kong's offsets are base64, so an offset that is not base64
+ * text is "'<offset>' is not a valid offset: bad base64 encoding" there; any other bad one
+ * answers msg. */
+void cp_admin__offset_error(struct cp_response *rs, const char *offset, const char *msg);
+
 /* Percent-encodes s (all but RFC 3986 unreserved bytes) into a new string the caller
  * frees (cp_admin_entity.c; also GET /tags). */
 char *cp_admin__escape(const char *s);

@@ -27,6 +27,7 @@
 #include "cp_ctx.h"
 #include "cp_form.h"
 #include "cp_store_pool.h"
+#include "cp_sync_wait.h"
 #include "st_addr.h"
 #include "st_conf.h"
 #include "st_err.h"
@@ -45,6 +46,15 @@
 #define HTTP_MSG_NO_TOKEN "Invalid credentials. Token or User credentials required"
 #define HTTP_MSG_NO_CERT                                                                           \
     "Invalid credentials. A client certificate signed by admin_ssl_client_ca is required"
+/* wait_for_sync: the headers of a 202 (docs/admin-api.md), at most this many ids listed,
+ * and how long after its last report a DP still counts as connected, beyond
+ * cluster_heartbeat (the longest a CP holds a DP's request) */
+#define HTTP_PENDING_HEADER  "X-Strait-Pending-Data-Planes"
+#define HTTP_FAILED_HEADER   "X-Strait-Failed-Data-Planes"
+#define HTTP_COUNT_HEADER    "X-Strait-Pending-Count"
+#define HTTP_PENDING_MAX_IDS 100
+#define HTTP_ID_MAX          64
+#define HTTP_SYNC_MARGIN_MS  10000
 
 /* One field of a multipart body. */
 struct http_part {
@@ -68,8 +78,9 @@ struct cp_http {
     size_t n;
     char *cert_pem, *key_pem, *ca_pem; /* read once, shared by the ssl daemons */
     bool has_token;
-    char token_sha256[65]; /* hex SHA-256 of admin_token: equal lengths to compare */
-    unsigned threads;      /* each daemon's thread pool */
+    char token_sha256[65];     /* hex SHA-256 of admin_token: equal lengths to compare */
+    unsigned threads;          /* each daemon's thread pool */
+    struct cp_sync_wait *wait; /* wait_for_sync; NULL without a snapshot builder */
 };
 
 /* One request being received. */
@@ -83,6 +94,15 @@ struct http_req {
     size_t n_parts;
     bool parts_bad;
     char parts_msg[512];
+    /* wait_for_sync: the answer held while the connection is suspended */
+    struct MHD_Connection *c;
+    struct cp_response rs;
+    bool waiting; /* suspended, in cp_sync_wait */
+    bool resumed; /* the wait ended (set before MHD_resume_connection) */
+    size_t n_waited, n_pending;
+    int64_t waited_ms;
+    char *pending; /* HTTP_PENDING_HEADER's value, NULL: none pending */
+    char *failed;  /* HTTP_FAILED_HEADER's value, NULL: none failed */
 };
 
 struct header_scan {
@@ -215,14 +235,21 @@ req_free(struct http_req *r)
     }
     free(r->parts);
     free(r->body);
+    free(r->rs.body);
+    free(r->pending);
+    free(r->failed);
     free(r);
 }
 
+/* Sends rs (taking rs->body). A request that waited (r not NULL) answers 202 when data
+ * planes are still pending, with the headers that name them. */
 static enum MHD_Result
-send_resp(struct MHD_Connection *c, const struct cp_response *rs)
+send_resp(struct MHD_Connection *c, const struct cp_response *rs, const struct http_req *r)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
+    unsigned status = (unsigned)rs->status;
+    char count[32];
     char *body = rs->body;
     size_t len = body != NULL ? strlen(body) : 0;
 
@@ -242,8 +269,17 @@ send_resp(struct MHD_Connection *c, const struct cp_response *rs)
             MHD_add_response_header(resp, "Access-Control-Allow-Methods", rs->header_value);
         }
     }
+    if (r != NULL && r->n_pending > 0) {
+        status = 202;
+        st_snprintf(count, sizeof(count), "%zu", r->n_pending);
+        MHD_add_response_header(resp, HTTP_PENDING_HEADER, r->pending);
+        MHD_add_response_header(resp, HTTP_COUNT_HEADER, count);
+        if (r->failed != NULL) {
+            MHD_add_response_header(resp, HTTP_FAILED_HEADER, r->failed);
+        }
+    }
     MHD_add_response_header(resp, "Server", "strait/" STRAIT_VERSION);
-    ret = MHD_queue_response(c, (unsigned)rs->status, resp);
+    ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -340,7 +376,112 @@ send_denied(struct MHD_Connection *c, const char *method, const char *url, const
     json_decref(o);
     st_log(ST_LOG_INFO, 0, "admin: %s %s 401 from %s: %s", method, url,
            peer_text(c, peer, sizeof(peer)), why);
-    return send_resp(c, &rs);
+    return send_resp(c, &rs, NULL);
+}
+
+/* ------------------------------------------------------------------------- */
+/* wait_for_sync: the write's answer is held in its http_req while the connection is
+ * suspended (no thread is held); cp_sync_wait's callback fills in the outcome and resumes
+ * it, and libmicrohttpd then calls on_request once more, which sends the answer. */
+
+/* Appends a DP id as a header may carry it: a DP chooses its id (a UUID, unless it lies),
+ * so at most HTTP_ID_MAX bytes, and '?' for a control byte, a non-ASCII one or a comma. */
+static size_t
+put_id(char *out, const char *id)
+{
+    size_t n = 0;
+
+    for (; id[n] != '\0' && n < HTTP_ID_MAX; n++) {
+        unsigned char ch = (unsigned char)id[n];
+
+        out[n] = ch < 0x20 || ch > 0x7e || ch == ',' ? '?' : (char)ch;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* "id1, id2" of the pending DPs (only the failed ones when only_failed), at most
+ * HTTP_PENDING_MAX_IDS of them; NULL when there is none. The caller frees. */
+static char *
+join_ids(const struct cp_sync_wait_result *res, bool only_failed)
+{
+    size_t cap = 1;
+    size_t len = 0;
+    size_t n = 0;
+    char *out;
+
+    for (size_t i = 0; i < res->n_pending && i < HTTP_PENDING_MAX_IDS; i++) {
+        cap += HTTP_ID_MAX + 2;
+    }
+    out = st_xmalloc(cap);
+    out[0] = '\0';
+    for (size_t i = 0; i < res->n_pending && n < HTTP_PENDING_MAX_IDS; i++) {
+        if (only_failed && !res->pending[i].failed) {
+            continue;
+        }
+        if (n > 0) {
+            memcpy(out + len, ", ", 2);
+            len += 2;
+        }
+        len += put_id(out + len, res->pending[i].id);
+        n++;
+    }
+    if (n == 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* cp_sync_wait's callback (the waiter thread, or on_request's own thread when nothing is
+ * to be waited for): the outcome, then the resume that hands the request back. */
+static void
+on_synced(void *arg, const struct cp_sync_wait_result *res)
+{
+    struct http_req *r = arg;
+
+    r->n_waited = res->n_waited;
+    r->n_pending = res->n_pending;
+    r->waited_ms = res->waited_ms;
+    r->pending = join_ids(res, false);
+    r->failed = join_ids(res, true);
+    __atomic_store_n(&r->resumed, true, __ATOMIC_RELEASE);
+    MHD_resume_connection(r->c);
+}
+
+static enum MHD_Result
+wait_start(struct cp_http *h, struct http_req *r, struct MHD_Connection *c,
+           const struct cp_response *rs)
+{
+    r->c = c;
+    r->rs = *rs;
+    r->waiting = true;
+    MHD_suspend_connection(c);
+    cp_sync_wait_add(h->wait, rs->sync_version, rs->wait_ms, on_synced, r);
+    return MHD_YES;
+}
+
+/* on_request after the resume: the held answer, 202 when DPs are still pending. */
+static enum MHD_Result
+wait_end(struct http_req *r, struct MHD_Connection *c, const char *method, const char *url)
+{
+    struct cp_response rs = r->rs;
+
+    r->rs.body = NULL; /* send_resp takes it */
+    if (r->n_pending > 0) {
+        st_log(ST_LOG_NOTICE, 0,
+               "admin: %s %s 202 (wait_for_sync: %zu of %zu data planes pending after %lld ms: "
+               "%s%s%s)",
+               method, url, r->n_pending, r->n_waited, (long long)r->waited_ms, r->pending,
+               r->failed != NULL ? "; failed: " : "", r->failed != NULL ? r->failed : "");
+    } else if (r->n_waited == 0) {
+        st_log(ST_LOG_INFO, 0, "admin: %s %s %d (wait_for_sync: no data plane connected)", method,
+               url, rs.status);
+    } else {
+        st_log(ST_LOG_INFO, 0, "admin: %s %s %d (wait_for_sync: %zu data planes in %lld ms)",
+               method, url, rs.status, r->n_waited, (long long)r->waited_ms);
+    }
+    return send_resp(c, &rs, r);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -377,6 +518,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         *con_cls = r;
         return MHD_YES;
     }
+    if (r->waiting) {
+        /* called again once on_synced resumed the connection */
+        if (!__atomic_load_n(&r->resumed, __ATOMIC_ACQUIRE)) {
+            return MHD_YES;
+        }
+        return wait_end(r, c, method, url);
+    }
     if (*upload_data_size > 0) {
         r->received += *upload_data_size;
         if (r->received > HTTP_MAX_BODY) {
@@ -395,7 +543,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     if (r->too_big) {
         rs.status = 413;
         rs.body = st_xstrdup("{\"message\":\"Request entity too large\"}");
-        return send_resp(c, &rs);
+        return send_resp(c, &rs, NULL);
     }
     query = json_object();
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, scan_arg, query);
@@ -415,8 +563,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     cp_admin_handle(h->cx, &rq, &rs);
     json_decref(parts);
     json_decref(query);
+    if (rs.wait_ms > 0 && h->wait != NULL) {
+        return wait_start(h, r, c, &rs);
+    }
     st_log(ST_LOG_INFO, 0, "admin: %s %s %d", method, url, rs.status);
-    return send_resp(c, &rs);
+    return send_resp(c, &rs, NULL);
 }
 
 static void
@@ -592,7 +743,7 @@ start_one(struct http_srv *srv)
 {
     const struct st_listen *l = srv->l;
     struct cp_http *h = srv->h;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem tls[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key_pem},
@@ -699,6 +850,14 @@ cp_http_start(struct cp_ctx *cx, struct cp_http **out, struct st_err *err)
     if (any_ssl(set)) {
         rc = load_tls(conf, h, err);
     }
+    if (rc == 0 && cx->reg != NULL && cx->snap != NULL) {
+        rc = cp_sync_wait_start(cx->reg, cx->snap,
+                                (int64_t)conf->cluster_heartbeat * 1000 + HTTP_SYNC_MARGIN_MS,
+                                &h->wait);
+        if (rc < 0) {
+            st_err_set(err, rc, NULL, "cannot start the wait_for_sync thread: %s", strerror(-rc));
+        }
+    }
     for (size_t i = 0; rc == 0 && i < set->n; i++) {
         struct http_srv *srv = &h->srv[i];
 
@@ -734,9 +893,13 @@ cp_http_stop(struct cp_http *h)
     if (h == NULL) {
         return;
     }
+    /* libmicrohttpd must not stop with a suspended connection: end the waits first (their
+     * connections resume; a write that asks to wait from now on answers at once) */
+    cp_sync_wait_stop(h->wait);
     for (size_t i = 0; i < h->n; i++) {
         MHD_stop_daemon(h->srv[i].d);
     }
+    cp_sync_wait_free(h->wait);
     free(h->srv);
     free_tls(h);
     explicit_bzero(h->token_sha256, sizeof(h->token_sha256));

@@ -105,6 +105,7 @@ start_all(struct cp_ctx *cx, struct st_err *err)
         snap_store = NULL; /* the builder owns it now, or freed it */
     }
     cx->reg = cp_registry_new();
+    cp_registry_set_purge_delay(cx->reg, cx->conf.cluster_data_plane_purge_delay);
     if (rc == 0) {
         rc = cp_sync_start(&cx->conf, cx->snap, cx->reg, &cx->sync, err);
     }

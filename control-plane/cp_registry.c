@@ -6,10 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_log.h"
 #include "st_syncmsg.h"
 #include "st_util.h"
 
 #define CP_HASH_NONE "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Kong's default cluster_data_plane_purge_delay (14 days), in ms */
+#define CP_PURGE_DELAY_DEFAULT_MS (1209600LL * 1000)
 
 struct cp_dp {
     char *id;
@@ -17,25 +21,62 @@ struct cp_dp {
     char *hostname;
     char *version;
     char *config_hash;
-    char *last_error;
+    char *last_error; /* sync_error: the DP's apply error, or why it is incompatible */
     json_t *labels;
     int64_t cert_expiry;
-    int64_t last_seen; /* unix s */
+    int64_t last_seen_ms; /* unix ms */
+    enum cp_registry_sync status;
 };
 
 struct cp_registry {
     pthread_mutex_t mu;
     struct cp_dp *v;
     size_t n, cap;
+    int64_t purge_ms;                 /* entries older than this are dropped */
+    bool purge_forced;                /* STRAIT_TEST_PURGE_DELAY_MS */
+    cp_registry_change_fn *on_change; /* wait_for_sync (cp_registry_on_change) */
+    void *on_change_arg;
 };
+
+static void notify_locked(struct cp_registry *r);
 
 struct cp_registry *
 cp_registry_new(void)
 {
     struct cp_registry *r = st_xcalloc(1, sizeof(*r));
+    const char *knob = getenv("STRAIT_TEST_PURGE_DELAY_MS");
 
     pthread_mutex_init(&r->mu, NULL);
+    r->purge_ms = CP_PURGE_DELAY_DEFAULT_MS;
+    if (knob != NULL && *knob != '\0') {
+        char *end = NULL;
+        long long ms = strtoll(knob, &end, 10);
+
+        if (end != knob && *end == '\0' && ms >= 1) {
+            r->purge_ms = ms;
+            r->purge_forced = true;
+            st_log(ST_LOG_WARN, 0,
+                   "cluster: STRAIT_TEST_PURGE_DELAY_MS=%lld: silent data planes leave the "
+                   "list after %lld ms (a test knob)",
+                   ms, ms);
+        } else {
+            st_log(ST_LOG_WARN, 0,
+                   "cluster: STRAIT_TEST_PURGE_DELAY_MS='%s' ignored: not a "
+                   "positive number of milliseconds",
+                   knob);
+        }
+    }
     return r;
+}
+
+void
+cp_registry_set_purge_delay(struct cp_registry *r, int64_t seconds)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->purge_forced && seconds > 0) {
+        r->purge_ms = seconds * 1000;
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 static void
@@ -93,17 +134,37 @@ dup_or_empty(const char *s)
     return st_xstrdup(s != NULL ? s : "");
 }
 
-void
-cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const char *ip)
+/* Drops the entries not seen for the purge delay. Called with mu held. */
+static void
+purge_locked(struct cp_registry *r, int64_t now_ms)
 {
+    size_t i = 0;
+
+    while (i < r->n) {
+        if (now_ms - r->v[i].last_seen_ms >= r->purge_ms) {
+            dp_fini(&r->v[i]);
+            r->v[i] = r->v[--r->n];
+        } else {
+            i++;
+        }
+    }
+}
+
+void
+cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const char *ip,
+                 enum cp_registry_sync status, const char *why)
+{
+    const int64_t now_ms = st_time_ms();
     struct cp_dp *d;
 
     if (req->dp_id == NULL || req->dp_id[0] == '\0') {
         return;
     }
     pthread_mutex_lock(&r->mu);
+    purge_locked(r, now_ms);
     if (req->goodbye) {
         remove_locked(r, req->dp_id);
+        notify_locked(r);
         pthread_mutex_unlock(&r->mu);
         return;
     }
@@ -128,14 +189,19 @@ cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const cha
     d->version = dup_or_empty(req->dp_version);
     d->config_hash = st_xstrdup(req->have_hash != NULL && req->have_hash[0] != '\0' ? req->have_hash
                                                                                     : CP_HASH_NONE);
-    d->last_error =
-        req->last_error != NULL && req->last_error[0] != '\0' ? st_xstrdup(req->last_error) : NULL;
+    d->status = status;
+    if (status != CP_REGISTRY_SYNC_NORMAL) {
+        d->last_error = why != NULL ? st_xstrdup(why) : NULL;
+    } else if (req->last_error != NULL && req->last_error[0] != '\0') {
+        d->last_error = st_xstrdup(req->last_error);
+    }
     d->labels = json_object();
     for (size_t i = 0; i < req->n_labels; i++) {
         json_object_set_new(d->labels, req->labels[i].key, json_string(req->labels[i].value));
     }
     d->cert_expiry = req->cert_expiry;
-    d->last_seen = st_time_ms() / 1000;
+    d->last_seen_ms = now_ms;
+    notify_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -144,39 +210,83 @@ cp_registry_remove(struct cp_registry *r, const char *id)
 {
     pthread_mutex_lock(&r->mu);
     remove_locked(r, id);
+    notify_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
 
-json_t *
-cp_registry_list(struct cp_registry *r)
+static const char *
+status_name(const struct cp_dp *d)
 {
+    if (d->status == CP_REGISTRY_SYNC_VERSION_INCOMPATIBLE) {
+        return "kong_version_incompatible";
+    }
+    return d->last_error != NULL ? "apply_failed" : "normal";
+}
+
+static int
+by_id(const void *a, const void *b)
+{
+    const struct cp_dp *const *x = a;
+    const struct cp_dp *const *y = b;
+
+    return strcmp((*x)->id, (*y)->id);
+}
+
+/* One entry in Kong's shape; ttl is the whole seconds left before the purge. */
+static json_t *
+entry_json(const struct cp_dp *d, int64_t now_ms, int64_t purge_ms)
+{
+    json_t *o = json_object();
+    json_t *cert = json_object();
+    int64_t left = purge_ms - (now_ms - d->last_seen_ms);
+
+    json_object_set_new(o, "id", json_string(d->id));
+    json_object_set_new(o, "ip", json_string(d->ip));
+    json_object_set_new(o, "hostname", json_string(d->hostname));
+    json_object_set_new(o, "version", json_string(d->version));
+    json_object_set_new(o, "sync_status", json_string(status_name(d)));
+    json_object_set_new(o, "sync_error",
+                        d->last_error != NULL ? json_string(d->last_error) : json_null());
+    json_object_set_new(o, "config_hash", json_string(d->config_hash));
+    json_object_set_new(o, "last_seen", json_integer(d->last_seen_ms / 1000));
+    json_object_set_new(o, "updated_at", json_integer(d->last_seen_ms / 1000));
+    json_object_set_new(o, "ttl", json_integer(left > 0 ? (left + 999) / 1000 : 0));
+    json_object_set_new(o, "labels", json_deep_copy(d->labels));
+    if (d->cert_expiry > 0) {
+        json_object_set_new(cert, "expiry_timestamp", json_integer(d->cert_expiry));
+    }
+    json_object_set_new(o, "cert_details", cert);
+    return o;
+}
+
+json_t *
+cp_registry_list(struct cp_registry *r, const char *after, size_t size, bool *more)
+{
+    const int64_t now_ms = st_time_ms();
     json_t *arr = json_array();
+    const struct cp_dp **sel;
+    size_t n = 0;
 
+    if (more != NULL) {
+        *more = false;
+    }
     pthread_mutex_lock(&r->mu);
+    purge_locked(r, now_ms);
+    sel = st_xcalloc(r->n + 1, sizeof(*sel));
     for (size_t i = 0; i < r->n; i++) {
-        const struct cp_dp *d = &r->v[i];
-        json_t *o = json_object();
-        json_t *cert = json_object();
-
-        json_object_set_new(o, "id", json_string(d->id));
-        json_object_set_new(o, "ip", json_string(d->ip));
-        json_object_set_new(o, "hostname", json_string(d->hostname));
-        json_object_set_new(o, "version", json_string(d->version));
-        json_object_set_new(o, "sync_status",
-                            json_string(d->last_error != NULL ? "apply_failed" : "normal"));
-        json_object_set_new(o, "config_hash", json_string(d->config_hash));
-        json_object_set_new(o, "last_seen", json_integer(d->last_seen));
-        json_object_set_new(o, "labels", json_deep_copy(d->labels));
-        if (d->cert_expiry > 0) {
-            json_object_set_new(cert, "expiry_timestamp", json_integer(d->cert_expiry));
+        if (after == NULL || strcmp(r->v[i].id, after) > 0) {
+            sel[n++] = &r->v[i];
         }
-        json_object_set_new(o, "cert_details", cert);
-        if (d->last_error != NULL) {
-            json_object_set_new(o, "last_error", json_string(d->last_error));
-        }
-        json_array_append_new(arr, o);
+    }
+    qsort(sel, n, sizeof(*sel), by_id);
+    for (size_t i = 0; i < n && i < size; i++) {
+        json_array_append_new(arr, entry_json(sel[i], now_ms, r->purge_ms));
+    }
+    if (more != NULL) {
+        *more = n > size;
     }
     pthread_mutex_unlock(&r->mu);
+    free(sel);
     return arr;
 }
 
@@ -186,6 +296,7 @@ cp_registry_status(struct cp_registry *r)
     json_t *map = json_object();
 
     pthread_mutex_lock(&r->mu);
+    purge_locked(r, st_time_ms());
     for (size_t i = 0; i < r->n; i++) {
         const struct cp_dp *d = &r->v[i];
         json_t *o = json_object();
@@ -193,8 +304,48 @@ cp_registry_status(struct cp_registry *r)
         json_object_set_new(o, "config_hash", json_string(d->config_hash));
         json_object_set_new(o, "hostname", json_string(d->hostname));
         json_object_set_new(o, "ip", json_string(d->ip));
-        json_object_set_new(o, "last_seen", json_integer(d->last_seen));
+        json_object_set_new(o, "last_seen", json_integer(d->last_seen_ms / 1000));
         json_object_set_new(map, d->id, o);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return map;
+}
+
+/* ------------------------------------------------------------------------- */
+/* wait_for_sync (cp_sync_wait) */
+
+static void
+notify_locked(struct cp_registry *r)
+{
+    if (r->on_change != NULL) {
+        r->on_change(r->on_change_arg);
+    }
+}
+
+void
+cp_registry_on_change(struct cp_registry *r, cp_registry_change_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&r->mu);
+    r->on_change = fn;
+    r->on_change_arg = arg;
+    pthread_mutex_unlock(&r->mu);
+}
+
+json_t *
+cp_registry_acks(struct cp_registry *r, int64_t since_ms)
+{
+    json_t *map = json_object();
+
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        const struct cp_dp *d = &r->v[i];
+
+        if (d->last_seen_ms < since_ms) {
+            continue;
+        }
+        json_object_set_new(
+            map, d->id,
+            json_pack("{s:s,s:s}", "config_hash", d->config_hash, "sync_status", status_name(d)));
     }
     pthread_mutex_unlock(&r->mu);
     return map;

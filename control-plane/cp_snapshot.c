@@ -31,6 +31,7 @@ struct cp_snapshot {
     struct cp_snapshot_blob *cur;
     cp_snapshot_changed_fn *on_change;
     void *on_change_arg;
+    int64_t read_ms, build_ms; /* of the last build (for its log line), under build_mu */
 };
 
 void
@@ -62,6 +63,7 @@ build(struct cp_snapshot *sn, uint64_t have, bool force, struct cp_snapshot_blob
     struct cp_snapshot_blob *b;
     json_t *lists[ST_ENT__COUNT] = {NULL};
     uint64_t version = 0;
+    int64_t t0, t1;
     int rc;
 
     *out = NULL;
@@ -72,13 +74,17 @@ build(struct cp_snapshot *sn, uint64_t have, bool force, struct cp_snapshot_blob
     if (!force && version == have) {
         return 0;
     }
+    t0 = st_time_ms();
     rc = cp_store_read_all(sn->store, &version, lists);
     if (rc < 0) {
         return st_err_set(err, rc, NULL, "cannot read the configuration");
     }
+    t1 = st_time_ms();
     b = st_xcalloc(1, sizeof(*b));
     b->refs = 1;
     rc = st_snapshot_build(version, lists, &b->bytes, &b->len, b->hash, err);
+    sn->read_ms = t1 - t0;
+    sn->build_ms = st_time_ms() - t1;
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         json_decref(lists[k]);
     }
@@ -101,8 +107,10 @@ publish(struct cp_snapshot *sn, struct cp_snapshot_blob *b)
     old = sn->cur;
     sn->cur = b;
     pthread_mutex_unlock(&sn->mu);
-    st_log(ST_LOG_NOTICE, 0, "configuration version %llu, hash %s (%zu bytes)",
-           (unsigned long long)b->version, b->hash, b->len);
+    st_log(ST_LOG_NOTICE, 0,
+           "configuration version %llu, hash %s (%zu bytes; store read %lld ms, build %lld ms)",
+           (unsigned long long)b->version, b->hash, b->len, (long long)sn->read_ms,
+           (long long)sn->build_ms);
     cp_snapshot_blob_unref(old);
     if (sn->on_change != NULL) {
         sn->on_change(sn->on_change_arg);
@@ -177,8 +185,10 @@ cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err 
         cp_snapshot_free(sn);
         return rc;
     }
-    st_log(ST_LOG_NOTICE, 0, "configuration version %llu, hash %s (%zu bytes)",
-           (unsigned long long)sn->cur->version, sn->cur->hash, sn->cur->len);
+    st_log(ST_LOG_NOTICE, 0,
+           "configuration version %llu, hash %s (%zu bytes; store read %lld ms, build %lld ms)",
+           (unsigned long long)sn->cur->version, sn->cur->hash, sn->cur->len,
+           (long long)sn->read_ms, (long long)sn->build_ms);
     *out = sn;
     return 0;
 }

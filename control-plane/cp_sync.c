@@ -13,10 +13,12 @@
 #include "cp_sync.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +35,29 @@
 #include "st_util.h"
 
 #define SYNC_MAX_CTX 4096
+
+/* A DP that is refused reconnects at once, again and again: pipe_cb logs one line per
+ * address every REFUSAL_QUIET_MS at most, with the number of refusals it did not log. */
+#define REFUSAL_SLOTS    16
+#define REFUSAL_QUIET_MS 10000
+
+/* nng 1.5.2 loses a TLS connection's close that arrives before the protocol reads from
+ * it: the read then waits forever and the pipe never goes away (on the DP: until its
+ * receive timeout). pipe_cb waits REFUSAL_PAUSE_MS before closing a refused pipe, so
+ * that the DP (which completed its side of the handshake) is reading when the close
+ * arrives. pipe_cb holds the listener's accept meanwhile, so the pauses draw on a budget
+ * that grows by 1 ms every REFUSAL_BUDGET_PER ms up to REFUSAL_BUDGET_MAX ms: a refused
+ * DP's first retries are all paused, a storm of refusals costs at most a fifth of the
+ * accept time (beyond the budget, refused pipes are closed at once). */
+#define REFUSAL_PAUSE_MS   250
+#define REFUSAL_BUDGET_PER 5
+#define REFUSAL_BUDGET_MAX 1000
+
+struct refusal {
+    char ip[64];
+    int64_t logged_ms; /* monotonic; 0: free slot */
+    unsigned quiet;    /* refusals since, not logged */
+};
 
 enum sync_state {
     SYNC_IDLE = 0,
@@ -64,7 +89,11 @@ struct cp_sync {
     size_t n_receiving;
     uint64_t gen; /* bumped by every notify */
     bool closing;
-    bool corrupt; /* STRAIT_TEST_CORRUPT_SNAPSHOT */
+    bool corrupt;        /* STRAIT_TEST_CORRUPT_SNAPSHOT */
+    uint64_t big_logged; /* the last version refused as beyond cluster_max_payload, under mu */
+    struct refusal refused[REFUSAL_SLOTS]; /* pipe_cb's log, under mu */
+    int64_t refusal_budget_ms;             /* pipe_cb's pauses, under mu */
+    int64_t refusal_budget_at;             /* monotonic ms of its last update */
 };
 
 static void ctx_cb(void *arg);
@@ -148,6 +177,36 @@ corrupt_copy(const struct cp_snapshot_blob *b, uint8_t *copy)
     }
 }
 
+/* nng's header on a reply (the request id) counts toward the DP's NNG_OPT_RECVMAXSZ. */
+#define SYNC_REPLY_SLACK 64
+
+/* True when an answer of len bytes carrying b is beyond cluster_max_payload: the DP
+ * would drop it and its connection with it. Logs once per version and fills reason,
+ * the refusal the DP logs. */
+static bool
+payload_too_big(struct cp_sync *sy, const struct cp_snapshot_blob *b, size_t len, char *reason,
+                size_t size)
+{
+    const long long max = (long long)sy->conf->cluster_max_payload;
+    bool first;
+
+    if ((long long)len + SYNC_REPLY_SLACK <= max) {
+        return false;
+    }
+    st_snprintf(reason, size,
+                "configuration version %llu is %zu bytes, beyond cluster_max_payload (%lld "
+                "bytes): raise cluster_max_payload on the control plane and every data plane",
+                (unsigned long long)b->version, len, max);
+    pthread_mutex_lock(&sy->mu);
+    first = sy->big_logged != b->version;
+    sy->big_logged = b->version;
+    pthread_mutex_unlock(&sy->mu);
+    if (first) {
+        st_log(ST_LOG_ERR, 0, "cluster: not sent to data planes: %s", reason);
+    }
+    return true;
+}
+
 /* Sends a response on c: OK with the snapshot b, or the status and reason. */
 static void
 send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
@@ -173,6 +232,15 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
     }
     rv = st_syncmsg_resp_encode(&resp, &buf, &len);
     free(copy);
+    if (rv == 0 && status == ST_SYNC_OK) {
+        char why[300];
+
+        if (payload_too_big(sy, b, len, why, sizeof(why))) {
+            free(buf);
+            send_resp(c, ST_SYNC_REFUSED, why, NULL);
+            return;
+        }
+    }
     if (rv == 0) {
         rv = nng_msg_alloc(&m, 0) == 0 ? 0 : -ENOMEM;
     }
@@ -213,25 +281,67 @@ answer_current(struct sync_ctx *c)
     cp_snapshot_blob_unref(b);
 }
 
-/* Kong's rule (kong/clustering/compat): same major, DP minor <= CP minor. */
+enum version_verdict {
+    VERSION_OK = 0,
+    VERSION_MISSING,      /* refused, not listed (Kong: HTTP 400 before registering) */
+    VERSION_INCOMPATIBLE, /* refused, listed as kong_version_incompatible */
+};
+
+/* Kong's extract_major_minor: "<major>.<minor>.<patch>", any suffix after the patch. */
 static bool
+version_parse(const char *v, unsigned long *maj, unsigned long *min)
+{
+    char *end = NULL;
+
+    if (v == NULL || !isdigit((unsigned char)v[0])) {
+        return false;
+    }
+    *maj = strtoul(v, &end, 10);
+    if (end[0] != '.' || !isdigit((unsigned char)end[1])) {
+        return false;
+    }
+    *min = strtoul(end + 1, &end, 10);
+    return end[0] == '.' && isdigit((unsigned char)end[1]);
+}
+
+/* Kong's check_kong_version_compatibility (kong/clustering/compat): same major, DP minor
+ * <= CP minor, patch and suffix ignored; its messages. */
+static enum version_verdict
 version_ok(const char *dp, char *reason, size_t size)
 {
-    unsigned cmaj = 0, cmin = 0, dmaj = 0, dmin = 0;
+    unsigned long cmaj = 0, cmin = 0, dmaj = 0, dmin = 0;
 
-    sscanf(STRAIT_VERSION, "%u.%u", &cmaj, &cmin);
-    if (dp == NULL || sscanf(dp, "%u.%u", &dmaj, &dmin) != 2) {
-        st_snprintf(reason, size, "data plane didn't pass a valid version");
-        return false;
+    (void)version_parse(STRAIT_VERSION, &cmaj, &cmin);
+    if (dp == NULL || dp[0] == '\0') {
+        st_snprintf(reason, size, "data plane didn't pass the version");
+        return VERSION_MISSING;
     }
-    if (dmaj != cmaj || dmin > cmin) {
+    if (!version_parse(dp, &dmaj, &dmin)) {
+        st_snprintf(reason, size,
+                    "data plane version is incompatible with control plane version %s "
+                    "(%lu.x.y are accepted)",
+                    STRAIT_VERSION, cmaj);
+        return VERSION_INCOMPATIBLE;
+    }
+    if (dmaj != cmaj) {
         st_snprintf(reason, size,
                     "data plane version %s is incompatible with control plane version %s "
-                    "(%u.x.y with x <= %u are accepted)",
-                    dp, STRAIT_VERSION, cmaj, cmin);
-        return false;
+                    "(%lu.x.y are accepted)",
+                    dp, STRAIT_VERSION, cmaj);
+        return VERSION_INCOMPATIBLE;
     }
-    return true;
+    if (dmin > cmin) {
+        st_snprintf(reason, size,
+                    "data plane version %s is incompatible with older control plane version %s", dp,
+                    STRAIT_VERSION);
+        return VERSION_INCOMPATIBLE;
+    }
+    if (dmin != cmin) {
+        st_snprintf(reason, size,
+                    "data plane minor version %s is different to control plane minor version %s",
+                    dp, STRAIT_VERSION);
+    }
+    return VERSION_OK;
 }
 
 static void
@@ -277,7 +387,8 @@ handle_request(struct sync_ctx *c, nng_msg *m)
     struct st_sync_req req;
     struct cp_snapshot_blob *b;
     char ip[64];
-    char reason[256];
+    char reason[256] = "";
+    enum version_verdict vv;
     uint64_t gen0;
 
     pipe_ip(nng_msg_get_pipe(m), ip, sizeof(ip));
@@ -288,14 +399,26 @@ handle_request(struct sync_ctx *c, nng_msg *m)
         return;
     }
     nng_msg_free(m);
-    if (!version_ok(req.dp_version, reason, sizeof(reason))) {
-        st_log(ST_LOG_WARN, 0, "cluster: refused data plane %s (%s): %s", ip,
-               req.dp_id != NULL ? req.dp_id : "-", reason);
+    if (req.dp_id == NULL || req.dp_id[0] == '\0') {
+        st_log(ST_LOG_WARN, 0, "cluster: refused data plane %s: data plane didn't pass the id", ip);
+        st_syncmsg_req_fini(&req);
+        send_resp(c, ST_SYNC_REFUSED, "data plane didn't pass the id", NULL);
+        return;
+    }
+    vv = version_ok(req.dp_version, reason, sizeof(reason));
+    if (vv != VERSION_OK) {
+        st_log(ST_LOG_WARN, 0, "cluster: refused data plane %s (%s): %s", ip, req.dp_id, reason);
+        if (vv == VERSION_INCOMPATIBLE) {
+            cp_registry_seen(sy->reg, &req, ip, CP_REGISTRY_SYNC_VERSION_INCOMPATIBLE, reason);
+        }
         st_syncmsg_req_fini(&req);
         send_resp(c, ST_SYNC_REFUSED, reason, NULL);
         return;
     }
-    cp_registry_seen(sy->reg, &req, ip);
+    if (reason[0] != '\0') {
+        st_log(ST_LOG_DEBUG, 0, "cluster: data plane %s (%s): %s", req.dp_id, ip, reason);
+    }
+    cp_registry_seen(sy->reg, &req, ip, CP_REGISTRY_SYNC_NORMAL, NULL);
     if (req.last_error != NULL && req.last_error[0] != '\0') {
         st_log(ST_LOG_WARN, 0, "cluster: data plane %s (%s) could not apply the configuration: %s",
                req.dp_id, ip, req.last_error);
@@ -412,16 +535,102 @@ cp_sync_notify_cb(void *arg)
     cp_sync_notify(arg);
 }
 
-/* Refuses a DP whose certificate did not verify against the cluster certificate
- * (shared mode: the cluster certificate is the only CA, verification optional so that
- * the refusal can be logged). Closing at ADD_PRE: the socket never sees the pipe. */
+/* "ip:port" of the pipe's peer, for the refusal log line. */
+static void
+pipe_peer(nng_pipe p, char *buf, size_t size)
+{
+    nng_sockaddr sa;
+    char ip[64];
+
+    pipe_ip(p, ip, sizeof(ip));
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
+        st_snprintf(buf, size, "%s", ip);
+    } else if (sa.s_family == NNG_AF_INET) {
+        st_snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(sa.s_in.sa_port));
+    } else if (sa.s_family == NNG_AF_INET6) {
+        st_snprintf(buf, size, "[%s]:%u", ip, (unsigned)ntohs(sa.s_in6.sa_port));
+    } else {
+        st_snprintf(buf, size, "%s", ip);
+    }
+}
+
+/* Whether to log a refusal of a DP at ip now; *quiet gets the refusals from that
+ * address left unlogged since its last line. Called with mu held. */
+static bool
+refusal_log_due(struct cp_sync *sy, const char *ip, unsigned *quiet)
+{
+    const int64_t now = st_mono_ms();
+    struct refusal *r = &sy->refused[0];
+
+    for (size_t i = 0; i < REFUSAL_SLOTS; i++) {
+        struct refusal *x = &sy->refused[i];
+
+        if (x->logged_ms != 0 && strcmp(x->ip, ip) == 0) {
+            r = x;
+            break;
+        }
+        if (x->logged_ms < r->logged_ms) {
+            r = x; /* the free or oldest slot, if ip has none */
+        }
+    }
+    if (r->logged_ms != 0 && strcmp(r->ip, ip) == 0) {
+        if (now - r->logged_ms < REFUSAL_QUIET_MS) {
+            r->quiet++;
+            return false;
+        }
+        *quiet = r->quiet;
+    } else {
+        *quiet = 0;
+        st_snprintf(r->ip, sizeof(r->ip), "%s", ip);
+    }
+    r->logged_ms = now > 0 ? now : 1;
+    r->quiet = 0;
+    return true;
+}
+
+/* Whether the budget allows a pause before closing a refused pipe (and takes it).
+ * Called with mu held. */
+static bool
+refusal_pause_due(struct cp_sync *sy)
+{
+    const int64_t now = st_mono_ms();
+
+    if (sy->refusal_budget_at == 0) {
+        sy->refusal_budget_ms = REFUSAL_BUDGET_MAX;
+        sy->refusal_budget_at = now;
+    } else {
+        int64_t gained = (now - sy->refusal_budget_at) / REFUSAL_BUDGET_PER;
+
+        sy->refusal_budget_ms += gained;
+        sy->refusal_budget_at += gained * REFUSAL_BUDGET_PER;
+    }
+    if (sy->refusal_budget_ms > REFUSAL_BUDGET_MAX) {
+        sy->refusal_budget_ms = REFUSAL_BUDGET_MAX;
+    }
+    if (sy->refusal_budget_ms < REFUSAL_PAUSE_MS) {
+        return false;
+    }
+    sy->refusal_budget_ms -= REFUSAL_PAUSE_MS;
+    return true;
+}
+
+/* Refuses a DP whose certificate did not verify: in shared mode against the cluster
+ * certificate (the only CA), in pki mode against cluster_ca_cert. The TLS handshake
+ * verifies optionally so that the refusal can be logged here, with the peer's address
+ * (nng 1.5.2 with mbedTLS has no other hook). Closing at ADD_PRE: the protocol never
+ * sees the pipe, so nothing is received from or sent to the DP. */
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
+    struct cp_sync *sy = arg;
     bool verified = false;
+    bool log;
+    bool pause;
+    unsigned quiet = 0;
     char ip[64];
+    char peer[96];
+    char more[64] = "";
 
-    (void)arg;
     if (ev != NNG_PIPE_EV_ADD_PRE) {
         return;
     }
@@ -429,10 +638,23 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         return;
     }
     pipe_ip(p, ip, sizeof(ip));
-    st_log(ST_LOG_WARN, 0,
-           "cluster: refused data plane %s: its certificate does not match the cluster "
-           "certificate",
-           ip);
+    pipe_peer(p, peer, sizeof(peer));
+    pthread_mutex_lock(&sy->mu);
+    log = refusal_log_due(sy, ip, &quiet);
+    pause = refusal_pause_due(sy);
+    pthread_mutex_unlock(&sy->mu);
+    if (log) {
+        if (quiet > 0) {
+            st_snprintf(more, sizeof(more), " (refused %u more times since the last line)", quiet);
+        }
+        st_log(ST_LOG_WARN, 0, "cluster: refused data plane %s: its certificate %s%s", peer,
+               sy->conf->cluster_mtls == ST_MTLS_PKI ? "is missing or not signed by cluster_ca_cert"
+                                                     : "does not match the cluster certificate",
+               more);
+    }
+    if (pause) {
+        nng_msleep(REFUSAL_PAUSE_MS);
+    }
     nng_pipe_close(p);
 }
 
@@ -473,20 +695,26 @@ static int
 setup_tls(struct cp_sync *sy, struct st_err *err)
 {
     const struct st_conf *conf = sy->conf;
+    const bool pki = conf->cluster_mtls == ST_MTLS_PKI;
     char *cert = NULL;
     char *key = NULL;
+    char *ca = NULL;
     int rv;
     int rc = -ST_ECONF;
 
     if (conf->cluster_cert == NULL || conf->cluster_cert_key == NULL) {
         return st_err_set(err, -ST_ECONF, "cluster_cert",
-                          "cluster certificate and key must be provided (cluster_cert, "
-                          "cluster_cert_key), or set cluster_mtls = off for local "
-                          "development");
+                          "cluster certificate and key must be provided to use Hybrid mode "
+                          "(or cluster_mtls = off, for local development only)");
+    }
+    if (pki && conf->cluster_ca_cert == NULL) {
+        return st_err_set(err, -ST_ECONF, "cluster_ca_cert",
+                          "cluster_ca_cert must be specified when cluster_mtls = \"pki\"");
     }
     cert = load_pem("cluster_cert", conf->cluster_cert, err);
     key = cert != NULL ? load_pem("cluster_cert_key", conf->cluster_cert_key, err) : NULL;
-    if (key == NULL) {
+    ca = key != NULL && pki ? load_pem("cluster_ca_cert", conf->cluster_ca_cert, err) : NULL;
+    if (key == NULL || (pki && ca == NULL)) {
         rc = err != NULL && err->code != 0 ? err->code : -ST_ECONF;
         goto out;
     }
@@ -498,7 +726,14 @@ setup_tls(struct cp_sync *sy, struct st_err *err)
                        conf->cluster_cert, nng_strerror(rv));
             goto out;
         }
-        rv = nng_tls_config_ca_chain(sy->tls, cert, NULL);
+        /* shared: the cluster certificate is the only trust anchor */
+        rv = nng_tls_config_ca_chain(sy->tls, pki ? ca : cert, NULL);
+        if (rv != 0) {
+            st_err_set(err, -ST_ECONF, pki ? "cluster_ca_cert" : "cluster_cert",
+                       "%s: cannot use %s as a CA: %s", pki ? "cluster_ca_cert" : "cluster_cert",
+                       pki ? conf->cluster_ca_cert : conf->cluster_cert, nng_strerror(rv));
+            goto out;
+        }
     }
     if (rv == 0) {
         rv = nng_tls_config_auth_mode(sy->tls, NNG_TLS_AUTH_MODE_OPTIONAL);
@@ -510,6 +745,10 @@ setup_tls(struct cp_sync *sy, struct st_err *err)
     rc = 0;
 out:
     free(cert);
+    free(ca);
+    if (key != NULL) {
+        memset(key, 0, strlen(key));
+    }
     free(key);
     return rc;
 }
@@ -569,10 +808,6 @@ cp_sync_start(const struct st_conf *conf, struct cp_snapshot *sn, struct cp_regi
         st_log(ST_LOG_WARN, 0,
                "cluster: cluster_mtls = off: the cluster link is plain TCP "
                "without authentication; use it for local development only");
-    } else if (conf->cluster_mtls == ST_MTLS_PKI) {
-        rc = st_err_set(err, -ST_EUNSUPPORTED, "cluster_mtls",
-                        "cluster_mtls = pki is not supported yet");
-        goto out;
     } else {
         rc = setup_tls(sy, err);
         if (rc < 0) {

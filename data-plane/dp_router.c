@@ -44,6 +44,7 @@ struct dp_router {
     size_t n_snis;
     uint32_t *rest; /* ranks, ascending */
     size_t n_rest;
+    char *names; /* the snis' names, one after the other (one block: a cheap free) */
 };
 
 static unsigned
@@ -148,18 +149,14 @@ snis_indexable(const struct st_route *r)
     return true;
 }
 
+/* s lower-cased, without a final dot, into out (room for strlen(s) + 1). */
 static char *
-sni_norm(const char *s)
+sni_norm(const char *s, char *out)
 {
     size_t n = strlen(s);
-    char *out;
 
     if (n > 0 && s[n - 1] == '.') {
         n--;
-    }
-    out = malloc(n + 1);
-    if (out == NULL) {
-        return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
@@ -172,7 +169,8 @@ sni_norm(const char *s)
 static int
 router_index(struct dp_router *r)
 {
-    size_t np = 0, ns = 0;
+    size_t np = 0, ns = 0, room = 0;
+    char *p;
 
     for (size_t i = 0; i < r->n; i++) {
         const struct st_route *rt = r->v[i].route;
@@ -181,12 +179,16 @@ router_index(struct dp_router *r)
             np += rt->n_destinations;
         } else if (snis_indexable(rt)) {
             ns += rt->n_snis;
+            for (size_t j = 0; j < rt->n_snis; j++) {
+                room += strlen(rt->snis[j]) + 1;
+            }
         }
     }
     r->ports = calloc(np ? np : 1, sizeof(*r->ports));
     r->snis = calloc(ns ? ns : 1, sizeof(*r->snis));
     r->rest = calloc(r->n ? r->n : 1, sizeof(*r->rest));
-    if (r->ports == NULL || r->snis == NULL || r->rest == NULL) {
+    r->names = p = malloc(room + 1);
+    if (r->ports == NULL || r->snis == NULL || r->rest == NULL || r->names == NULL) {
         return -1;
     }
     for (size_t i = 0; i < r->n; i++) {
@@ -201,11 +203,9 @@ router_index(struct dp_router *r)
             }
         } else if (snis_indexable(rt)) {
             for (size_t j = 0; j < rt->n_snis; j++) {
-                char *name = sni_norm(rt->snis[j]);
+                char *name = sni_norm(rt->snis[j], p);
 
-                if (name == NULL) {
-                    return -1;
-                }
+                p += strlen(name) + 1;
                 r->snis[r->n_snis++] = (struct sni_key){name, rank};
             }
         } else {
@@ -253,9 +253,7 @@ dp_router_free(struct dp_router *r)
     if (r == NULL) {
         return;
     }
-    for (size_t i = 0; i < r->n_snis; i++) {
-        free(r->snis[i].name);
-    }
+    free(r->names);
     free(r->snis);
     free(r->ports);
     free(r->rest);

@@ -1,11 +1,17 @@
 /* Runtime build and lifetime. A runtime never changes once built; a new snapshot
- * makes a new runtime, published by dp_ctx_publish(). */
+ * makes a new runtime, published by dp_ctx_publish(). The last reference may go on a
+ * worker thread, so a runtime is a few large blocks (the snapshot's arena, one array
+ * of addresses, the router's and the TLS table's) and frees in a couple of ms even
+ * with 100k routes. */
 #include "dp_runtime.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +30,7 @@ struct dp_runtime {
     struct dp_upstream *ups;             /* one per service */
     const struct dp_upstream **route_up; /* one per route: its service's upstream */
     struct dp_tls_certs *certs;          /* server contexts by SNI */
+    struct sockaddr_storage *addrs;      /* every upstream's addresses, one block */
 };
 
 static void
@@ -31,11 +38,11 @@ runtime_free(struct dp_runtime *rt)
 {
     if (rt->ups != NULL) {
         for (size_t i = 0; i < rt->snap->n_services; i++) {
-            free(rt->ups[i].addrs);
             SSL_CTX_free(rt->ups[i].tls);
         }
     }
     dp_tls_certs_free(rt->certs);
+    free(rt->addrs);
     free(rt->ups);
     free(rt->route_up);
     dp_router_free(rt->router);
@@ -43,57 +50,250 @@ runtime_free(struct dp_runtime *rt)
     free(rt);
 }
 
-/* Resolves host:port into up->addrs; a failure leaves the service without addresses
- * (its sessions close with 503) rather than refusing the whole configuration. */
-static void
-upstream_resolve(struct dp_upstream *up)
-{
-    const struct st_service *svc = up->svc;
-    struct addrinfo hints, *res = NULL, *ai;
-    char port[8];
-    size_t n = 0;
-    int rc;
+/* ---------------------------------------------------------------- building */
 
+/* A string-keyed table for one build (open addressing, never shrinks): the hosts
+ * already resolved and the upstream TLS settings already made, so that 100k services
+ * on a few hosts cost a few lookups, not 100k. */
+struct memo_ent {
+    char *key;     /* NULL: free slot */
+    size_t off, n; /* host: its addresses in the pool, [off, off + n) */
+    int rc;        /* host: getaddrinfo's error, 0: none */
+    SSL_CTX *ctx;  /* TLS settings: the context (NULL: failed, why) */
+    char *why;
+};
+
+struct memo {
+    struct memo_ent *v;
+    size_t cap, n;
+};
+
+static uint64_t
+memo_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* The entry for key, added (with key copied, other fields zero) when absent: *added. */
+static struct memo_ent *
+memo_get(struct memo *m, const char *key, bool *added)
+{
+    size_t i;
+
+    if (m->n * 2 >= m->cap) {
+        struct memo old = *m;
+
+        m->cap = old.cap ? old.cap * 2 : 64;
+        m->v = st_xcalloc(m->cap, sizeof(*m->v));
+        m->n = 0;
+        for (i = 0; i < old.cap; i++) {
+            if (old.v[i].key != NULL) {
+                size_t j = memo_hash(old.v[i].key) & (m->cap - 1);
+
+                while (m->v[j].key != NULL) {
+                    j = (j + 1) & (m->cap - 1);
+                }
+                m->v[j] = old.v[i];
+                m->n++;
+            }
+        }
+        free(old.v);
+    }
+    for (i = memo_hash(key) & (m->cap - 1); m->v[i].key != NULL; i = (i + 1) & (m->cap - 1)) {
+        if (strcmp(m->v[i].key, key) == 0) {
+            *added = false;
+            return &m->v[i];
+        }
+    }
+    m->v[i].key = st_xstrdup(key);
+    m->n++;
+    *added = true;
+    return &m->v[i];
+}
+
+static void
+memo_fini(struct memo *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        free(m->v[i].key);
+        free(m->v[i].why);
+        SSL_CTX_free(m->v[i].ctx);
+    }
+    free(m->v);
+    memset(m, 0, sizeof(*m));
+}
+
+/* The addresses of every service, gathered in one array (one block once built). */
+struct addrs {
+    struct sockaddr_storage *v;
+    size_t n, cap;
+    size_t *off; /* per service: first address in v */
+};
+
+static void
+addrs_push(struct addrs *a, const void *sa, size_t len)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 1024;
+        a->v = st_xrealloc(a->v, a->cap * sizeof(*a->v));
+    }
+    memset(&a->v[a->n], 0, sizeof(a->v[a->n]));
+    memcpy(&a->v[a->n], sa, len);
+    a->n++;
+}
+
+static void
+sa_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    } else if (ss->ss_family == AF_INET) {
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    }
+}
+
+/* Resolves host (getaddrinfo) into a->v; returns the count, with *rc 0 or getaddrinfo's
+ * error. An IP literal is taken as it is, which is what getaddrinfo would return. */
+static size_t
+host_resolve(struct addrs *a, const char *host, int *rc)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    size_t n = 0;
+
+    *rc = 0;
+    memset(&sin, 0, sizeof(sin));
+    memset(&sin6, 0, sizeof(sin6));
+    if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
+        sin.sin_family = AF_INET;
+        addrs_push(a, &sin, sizeof(sin));
+        return 1;
+    }
+    if (strchr(host, '%') == NULL && inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
+        sin6.sin6_family = AF_INET6;
+        addrs_push(a, &sin6, sizeof(sin6));
+        return 1;
+    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    (void)st_snprintf(port, sizeof(port), "%u", (unsigned)svc->port);
-    rc = getaddrinfo(svc->host, port, &hints, &res);
-    if (rc != 0) {
-        st_log(ST_LOG_WARN, 0, "service %s (%s): cannot resolve '%s': %s", svc->id,
-               svc->name ? svc->name : "-", svc->host, gai_strerror(rc));
-        return;
+    *rc = getaddrinfo(host, "0", &hints, &res);
+    if (*rc != 0) {
+        return 0;
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        n++;
-    }
-    up->addrs = st_xcalloc(n, sizeof(*up->addrs));
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_addrlen <= sizeof(*up->addrs)) {
-            memcpy(&up->addrs[up->n_addrs++], ai->ai_addr, ai->ai_addrlen);
+        if (ai->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+            addrs_push(a, ai->ai_addr, ai->ai_addrlen);
+            n++;
         }
     }
     freeaddrinfo(res);
+    return n;
+}
+
+/* Resolves svc's host:port into up's slice of a (pointers fixed once a is complete);
+ * a failure leaves the service without addresses (its sessions close with 503) rather
+ * than refusing the whole configuration. Each host is resolved once per build, into
+ * pool (without port). */
+static void
+upstream_resolve(struct memo *hosts, struct addrs *pool, struct addrs *a, size_t i,
+                 struct dp_upstream *up)
+{
+    const struct st_service *svc = up->svc;
+    struct memo_ent *e;
+    bool added;
+
+    a->off[i] = a->n;
+    if (svc->host == NULL) {
+        return;
+    }
+    e = memo_get(hosts, svc->host, &added);
+    if (added) {
+        e->off = pool->n;
+        e->n = host_resolve(pool, svc->host, &e->rc);
+    }
+    if (e->rc != 0) {
+        st_log(ST_LOG_WARN, 0, "service %s (%s): cannot resolve '%s': %s", svc->id,
+               svc->name ? svc->name : "-", svc->host, gai_strerror(e->rc));
+        return;
+    }
+    for (size_t k = 0; k < e->n; k++) {
+        struct sockaddr_storage ss = pool->v[e->off + k];
+
+        sa_set_port(&ss, svc->port);
+        addrs_push(a, &ss, sizeof(ss));
+    }
+    up->n_addrs = e->n;
+}
+
+/* The key of a `tls` service's client settings: services with equal keys get one
+ * context (its settings hold nothing else of the service). */
+static void
+tls_key(const struct st_service *svc, char *buf, size_t size)
+{
+    size_t off;
+
+    off = (size_t)snprintf(buf, size, "v%d d%d c%s a", svc->tls_verify, svc->tls_verify_depth,
+                           svc->client_certificate != NULL && svc->client_certificate->id != NULL
+                               ? svc->client_certificate->id
+                               : "-");
+    for (size_t i = 0; i < svc->n_ca_certificates && off < size; i++) {
+        const struct st_ca_certificate *ca = svc->ca_certificates[i];
+
+        off += (size_t)snprintf(buf + off, size - off, "%s,", ca != NULL && ca->id ? ca->id : "-");
+    }
 }
 
 /* A `tls` service's client context; a failure leaves the service unusable (its
- * sessions close with 502) rather than refusing the whole configuration. */
+ * sessions close with 502) rather than refusing the whole configuration. Services
+ * with the same settings share one context. */
 static void
-upstream_tls(struct dp_upstream *up)
+upstream_tls(struct memo *tlsm, struct dp_upstream *up)
 {
     const struct st_service *svc = up->svc;
+    struct memo_ent *e;
     struct st_err err;
+    char key[2048];
+    bool added;
 
     if (svc->protocol != ST_PROTO_TLS) {
         return;
     }
-    memset(&err, 0, sizeof(err));
-    if (dp_tls_upstream_ctx_new(svc, &up->tls, &err) != 0) {
-        st_log(ST_LOG_ERR, 0, "service %s (%s): cannot set up TLS to the upstream: %s", svc->id,
-               svc->name ? svc->name : "-", err.msg);
-        up->tls = NULL;
+    tls_key(svc, key, sizeof(key));
+    e = strlen(key) + 1 < sizeof(key) ? memo_get(tlsm, key, &added) : NULL;
+    if (e == NULL || added) {
+        SSL_CTX *ctx = NULL;
+
+        memset(&err, 0, sizeof(err));
+        if (dp_tls_upstream_ctx_new(svc, &ctx, &err) != 0) {
+            ctx = NULL;
+        }
+        if (e == NULL) {
+            /* a key too long to share (hundreds of CA certificates): its own context */
+            up->tls = ctx;
+            if (ctx == NULL) {
+                st_log(ST_LOG_ERR, 0, "service %s (%s): cannot set up TLS to the upstream: %s",
+                       svc->id, svc->name ? svc->name : "-", err.msg);
+            }
+            return;
+        }
+        e->ctx = ctx;
+        e->why = ctx == NULL ? st_xstrdup(err.msg) : NULL;
     }
+    if (e->ctx == NULL) {
+        st_log(ST_LOG_ERR, 0, "service %s (%s): cannot set up TLS to the upstream: %s", svc->id,
+               svc->name ? svc->name : "-", e->why);
+        return;
+    }
+    SSL_CTX_up_ref(e->ctx);
+    up->tls = e->ctx;
 }
 
 static const struct dp_upstream *
@@ -121,16 +321,31 @@ dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err 
     struct dp_runtime *rt = st_xcalloc(1, sizeof(*rt));
     int rc;
 
+    struct memo hosts = {0}, tlsm = {0};
+    struct addrs pool = {0}, a = {0};
+
     atomic_init(&rt->refs, 1);
     rt->snap = snap;
     rt->ups = st_xcalloc(snap->n_services ? snap->n_services : 1, sizeof(*rt->ups));
+    a.off = st_xcalloc(snap->n_services + 1, sizeof(*a.off));
     for (size_t i = 0; i < snap->n_services; i++) {
         rt->ups[i].svc = &snap->services[i];
         if (snap->services[i].enabled) {
-            upstream_resolve(&rt->ups[i]);
-            upstream_tls(&rt->ups[i]);
+            upstream_resolve(&hosts, &pool, &a, i, &rt->ups[i]);
+            upstream_tls(&tlsm, &rt->ups[i]);
         }
     }
+    rt->addrs = a.n > 0 ? st_xrealloc(a.v, a.n * sizeof(*a.v)) : NULL;
+    if (a.n == 0) {
+        free(a.v);
+    }
+    for (size_t i = 0; i < snap->n_services; i++) {
+        rt->ups[i].addrs = rt->ups[i].n_addrs > 0 ? rt->addrs + a.off[i] : NULL;
+    }
+    free(a.off);
+    free(pool.v);
+    memo_fini(&hosts);
+    memo_fini(&tlsm);
     rc = dp_tls_certs_new(snap, &rt->certs, err);
     if (rc != 0) {
         runtime_free(rt);

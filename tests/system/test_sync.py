@@ -162,7 +162,10 @@ def test_snapshot_with_wrong_hash_refused(st, cluster, echo):
 def test_data_planes_listed_with_kong_fields(st, cluster):
     cp, dp, svc, route = cluster
     now = time.time()
-    dps = wait_for(lambda: cp.data_planes(), 20, "a data plane in /clustering/data-planes")
+    want = cp.status_hash()
+    # the DP reports the hash it applied with its next request, just after applying it
+    dps = wait_for(lambda: [d for d in cp.data_planes() if d["config_hash"] == want], 20,
+                   "the data plane listed with the CP's hash in /clustering/data-planes")
     r = cp.get("/clustering/data-planes")
     assert r.json["next"] is None
     assert len(dps) == 1, dps

@@ -31,10 +31,18 @@ struct fixture {
 
 /* Every variable a test may set; cleared around each test so none leaks. */
 static const char *const env_used[] = {
-    "STRAIT_LOG_LEVEL",    "STRAIT_PG_PORT",   "STRAIT_STREAM_LISTEN",
-    "STRAIT_CLUSTER_MTLS", "STRAIT_PREFIX",    "STRAIT_PG_PASSWORD",
-    "STRAIT_SQLITE_PATH",  "STRAIT_NOT_A_KEY", "STRAIT_TEST_CORRUPT_SNAPSHOT",
+    "STRAIT_LOG_LEVEL",
+    "STRAIT_PG_PORT",
+    "STRAIT_STREAM_LISTEN",
+    "STRAIT_CLUSTER_MTLS",
+    "STRAIT_PREFIX",
+    "STRAIT_PG_PASSWORD",
+    "STRAIT_SQLITE_PATH",
+    "STRAIT_NOT_A_KEY",
+    "STRAIT_TEST_CORRUPT_SNAPSHOT",
     "STRAIT_ADMIN_TOKEN",
+    "STRAIT_CLUSTER_CONTROL_PLANE",
+    "STRAIT_CLUSTER_MTLS",
 };
 
 static void
@@ -313,8 +321,6 @@ test_bad_values(void **state)
          "strait.conf:2: cluster_data_plane_purge_delay: must be 60 or greater"},
         {"cluster_mtls = sometimes\n", "cluster_mtls",
          "strait.conf:1: cluster_mtls: 'sometimes' is not one of: shared, pki, off"},
-        {"cluster_mtls = pki\n", "cluster_mtls",
-         "strait.conf:1: cluster_mtls: 'pki' is not supported yet"},
         {"cluster_mtls = off\nworker_processes = 0\n", "worker_processes",
          "strait.conf:2: worker_processes: '0' is not auto or a number between 1 and 512"},
         {"cluster_mtls = off\ncluster_heartbeat = 0\n", "cluster_heartbeat",
@@ -403,6 +409,69 @@ test_listen_keys(void **state)
                  "STRAIT_STREAM_LISTEN: the 'udp' flag is not supported yet");
 }
 
+/* cluster_mtls = pki (issue 7): the pair as in shared mode, and a readable
+ * cluster_ca_cert (Kong's message, at the line that asked for pki), on both planes. */
+static void
+test_cluster_mtls_pki(void **state)
+{
+    struct fixture *fx = *state;
+    static const enum st_plane planes[] = {ST_PLANE_CP, ST_PLANE_DP};
+    struct st_conf c;
+    struct st_err err;
+    char text[768];
+
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(text, sizeof(text),
+                 "cluster_control_plane = 127.0.0.1:8005\ncluster_mtls = pki\n"
+                 "cluster_cert = %s\ncluster_cert_key = %s\n",
+                 fx->cert, fx->key);
+        expect_error(fx, text, planes[i], "cluster_mtls",
+                     "strait.conf:2: cluster_mtls: cluster_ca_cert must be specified when "
+                     "cluster_mtls = \"pki\"");
+        /* the pair is checked first, with the same message as in shared mode */
+        expect_error(fx,
+                     "cluster_control_plane = 127.0.0.1:8005\ncluster_mtls = pki\n"
+                     "cluster_ca_cert = /nonexistent/ca.crt\n",
+                     planes[i], "cluster_cert",
+                     "cluster_cert: cluster certificate and key must be provided to use Hybrid "
+                     "mode");
+        snprintf(text, sizeof(text),
+                 "cluster_control_plane = 127.0.0.1:8005\ncluster_mtls = pki\n"
+                 "cluster_cert = %s\ncluster_cert_key = %s\ncluster_ca_cert = %s/no-ca.crt\n",
+                 fx->cert, fx->key, fx->dir);
+        expect_error(fx, text, planes[i], "cluster_ca_cert",
+                     "strait.conf:5: cluster_ca_cert: no file at: ");
+        snprintf(text, sizeof(text),
+                 "cluster_control_plane = 127.0.0.1:8005\ncluster_mtls = pki\n"
+                 "cluster_cert = %s\ncluster_cert_key = %s\ncluster_ca_cert = %s\n"
+                 "cluster_server_name = cp.example\n",
+                 fx->cert, fx->key, fx->cert);
+        assert_int_equal(load(fx, text, planes[i], &c, &err), 0);
+        assert_int_equal(c.cluster_mtls, ST_MTLS_PKI);
+        assert_string_equal(c.cluster_ca_cert, fx->cert);
+        assert_string_equal(c.cluster_server_name, "cp.example");
+        st_conf_fini(&c);
+    }
+    /* the environment asks for pki as well as the file does */
+    setenv("STRAIT_CLUSTER_MTLS", "pki", 1);
+    snprintf(text, sizeof(text), "cluster_cert = %s\ncluster_cert_key = %s\n", fx->cert, fx->key);
+    expect_error(fx, text, ST_PLANE_CP, "cluster_mtls",
+                 "STRAIT_CLUSTER_MTLS: cluster_ca_cert must be specified when cluster_mtls = "
+                 "\"pki\"");
+    unsetenv("STRAIT_CLUSTER_MTLS");
+    /* off needs none of the files; shared ignores cluster_ca_cert */
+    assert_int_equal(load(fx, "cluster_mtls = off\ncluster_ca_cert = /nonexistent/ca.crt\n",
+                          ST_PLANE_CP, &c, &err),
+                     0);
+    st_conf_fini(&c);
+    snprintf(text, sizeof(text),
+             "cluster_cert = %s\ncluster_cert_key = %s\ncluster_ca_cert = /nonexistent/ca.crt\n",
+             fx->cert, fx->key);
+    assert_int_equal(load(fx, text, ST_PLANE_CP, &c, &err), 0);
+    assert_int_equal(c.cluster_mtls, ST_MTLS_SHARED);
+    st_conf_fini(&c);
+}
+
 static void
 test_plane_requirements(void **state)
 {
@@ -437,10 +506,41 @@ test_plane_requirements(void **state)
     expect_error(fx, "cluster_mtls = off\ncluster_control_plane = nohost\n", ST_PLANE_DP,
                  "cluster_control_plane",
                  "strait.conf:2: cluster_control_plane: 'nohost' is not host:port");
-    expect_error(fx, "cluster_mtls = off\ncluster_control_plane = a:1, b:2\n", ST_PLANE_DP,
+    /* a failover list: trimmed and joined; a bad list names its bad entry */
+    assert_int_equal(load(fx,
+                          "cluster_mtls = off\ncluster_control_plane = a:1, [::1]:8005 ,"
+                          "cp-2.example:8005\n",
+                          ST_PLANE_DP, &c, &err),
+                     0);
+    assert_string_equal(c.cluster_control_plane, "a:1,[::1]:8005,cp-2.example:8005");
+    st_conf_fini(&c);
+    expect_error(fx, "cluster_mtls = off\ncluster_control_plane = a:1,,b:2\n", ST_PLANE_DP,
                  "cluster_control_plane",
-                 "strait.conf:2: cluster_control_plane: a list of control planes (failover) is "
-                 "not supported yet");
+                 "strait.conf:2: cluster_control_plane: entry 2 of the list is empty "
+                 "(host:port[,host:port...])");
+    expect_error(fx, "cluster_mtls = off\ncluster_control_plane = a:1, b:2,\n", ST_PLANE_DP,
+                 "cluster_control_plane",
+                 "strait.conf:2: cluster_control_plane: entry 3 of the list is empty");
+    expect_error(fx, "cluster_mtls = off\ncluster_control_plane = a:1, b\n", ST_PLANE_DP,
+                 "cluster_control_plane",
+                 "strait.conf:2: cluster_control_plane: 'b' is not host:port (port 1-65535)");
+    expect_error(fx, "cluster_mtls = off\ncluster_control_plane = a:1, b:70000\n", ST_PLANE_DP,
+                 "cluster_control_plane",
+                 "strait.conf:2: cluster_control_plane: 'b:70000' is not host:port");
+    expect_error(fx, "cluster_mtls = off\ncluster_control_plane = a:1;b:2\n", ST_PLANE_DP,
+                 "cluster_control_plane",
+                 "strait.conf:2: cluster_control_plane: 'a:1;b:2' is not host:port");
+    expect_error(fx, "cluster_mtls = off\ncluster_control_plane = a:1, b:2, a:1\n", ST_PLANE_DP,
+                 "cluster_control_plane",
+                 "strait.conf:2: cluster_control_plane: 'a:1' is listed twice");
+    setenv("STRAIT_CLUSTER_CONTROL_PLANE", "a:1,b:2,", 1);
+    expect_error(fx, "cluster_mtls = off\n", ST_PLANE_DP, "cluster_control_plane",
+                 "STRAIT_CLUSTER_CONTROL_PLANE: entry 3 of the list is empty");
+    setenv("STRAIT_CLUSTER_CONTROL_PLANE", "b:2 , a:1", 1);
+    assert_int_equal(load(fx, "cluster_mtls = off\n", ST_PLANE_DP, &c, &err), 0);
+    assert_string_equal(c.cluster_control_plane, "b:2,a:1");
+    st_conf_fini(&c);
+    unsetenv("STRAIT_CLUSTER_CONTROL_PLANE");
     assert_int_equal(load(fx, "cluster_mtls = off\n", ST_PLANE_CP, &c, &err), 0);
     st_conf_fini(&c);
 
@@ -718,6 +818,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plane_requirements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_mtls_pki, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_security, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_and_secrets, setup, teardown),

@@ -1,0 +1,391 @@
+/* wait_for_sync waiters (see cp_sync_wait.h). The waiters form a list under a mutex; the
+ * thread takes the whole list out, judges every waiter against one read of the registry
+ * and the current snapshot with no lock held (the registry calls back into this module
+ * with its own lock held: the order is registry, then ours, never the reverse), fires the
+ * finished ones and puts the rest back. It sleeps until the registry pokes it, a new
+ * waiter arrives, or the earliest deadline; while a waiter still lacks the hash of its
+ * version (the builder has not published it), it retries every CP_SYNC_WAIT_RETRY_MS. */
+#include "cp_sync_wait.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp_registry.h"
+#include "cp_snapshot.h"
+#include "st_util.h"
+
+#define CP_SYNC_WAIT_RETRY_MS 100
+
+struct waiter {
+    struct waiter *next;
+    uint64_t version;
+    char hash[65];                 /* the snapshot of `version` (or a later one); "" until known */
+    int64_t start_ms, deadline_ms; /* monotonic */
+    struct cp_sync_wait_dp *dps;   /* the DPs connected at the write; ids owned */
+    size_t n;
+    cp_sync_wait_done_fn *fn;
+    void *arg;
+};
+
+struct cp_sync_wait {
+    struct cp_registry *reg;
+    struct cp_snapshot *snap;
+    int64_t window_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started;
+    bool stop;
+    bool poked;
+    struct waiter *head;
+    uint64_t refreshed; /* the newest version this thread rebuilt for (thread only) */
+};
+
+/* ------------------------------------------------------------------------- */
+/* waiters */
+
+static void
+waiter_free(struct waiter *wt)
+{
+    for (size_t i = 0; i < wt->n; i++) {
+        free((char *)wt->dps[i].id);
+    }
+    free(wt->dps);
+    free(wt);
+}
+
+static int
+by_id(const void *a, const void *b)
+{
+    const struct cp_sync_wait_dp *x = a;
+    const struct cp_sync_wait_dp *y = b;
+
+    return strcmp(x->id, y->id);
+}
+
+/* Runs the callback with the DPs whose `failed` flag the judge left as pending (the
+ * pending ones come first in wt->dps after judge()), then frees the waiter. */
+static void
+fire(struct waiter *wt, size_t n_pending)
+{
+    struct cp_sync_wait_result res = {
+        .n_waited = wt->n,
+        .n_pending = n_pending,
+        .pending = wt->dps,
+        .waited_ms = st_mono_ms() - wt->start_ms,
+    };
+
+    qsort(wt->dps, n_pending, sizeof(*wt->dps), by_id);
+    wt->fn(wt->arg, &res);
+    waiter_free(wt);
+}
+
+/* Whether the DP's report acknowledges the waiter's configuration: its hash is the one
+ * of the write's version, or the current snapshot's when that is the same version or a
+ * later one (a later write superseded it: what the DP runs includes the write). */
+static bool
+acked(const struct waiter *wt, const char *hash, const struct cp_snapshot_blob *cur)
+{
+    if (wt->hash[0] == '\0') {
+        return false;
+    }
+    return strcmp(hash, wt->hash) == 0 ||
+           (cur->version >= wt->version && strcmp(hash, cur->hash) == 0);
+}
+
+/* Moves the DPs still pending to the front of wt->dps (setting their `failed`) and returns
+ * how many there are. A DP the registry no longer has said goodbye (or was purged): it
+ * is not waited for. acks: cp_registry_acks(). */
+static size_t
+judge(struct waiter *wt, const json_t *acks, const struct cp_snapshot_blob *cur)
+{
+    size_t n_pending = 0;
+
+    for (size_t i = 0; i < wt->n; i++) {
+        const json_t *a = json_object_get(acks, wt->dps[i].id);
+        const char *status = json_string_value(json_object_get(a, "sync_status"));
+        const char *hash = json_string_value(json_object_get(a, "config_hash"));
+        struct cp_sync_wait_dp t;
+
+        if (a == NULL) {
+            continue;
+        }
+        if (status != NULL && strcmp(status, "normal") == 0 && hash != NULL &&
+            acked(wt, hash, cur)) {
+            continue;
+        }
+        t = wt->dps[i];
+        t.failed = status == NULL || strcmp(status, "normal") != 0;
+        wt->dps[i] = wt->dps[n_pending];
+        wt->dps[n_pending++] = t;
+    }
+    return n_pending;
+}
+
+/* The current snapshot, rebuilt first when a waiter's version is newer than it (the
+ * builder thread has not caught up with the commit yet). Rebuilt once per version: when
+ * that fails (the database is away), the builder thread's own retries publish it, and
+ * the waiter polls meanwhile without a rebuild (and its log line) every retry. */
+static struct cp_snapshot_blob *
+current(struct cp_sync_wait *w, const struct waiter *list, bool force)
+{
+    struct cp_snapshot_blob *cur = cp_snapshot_acquire(w->snap);
+    uint64_t want = 0;
+
+    for (const struct waiter *wt = list; wt != NULL; wt = wt->next) {
+        if (wt->hash[0] == '\0' && wt->version > want) {
+            want = wt->version;
+        }
+    }
+    if (!force && want > cur->version && want > w->refreshed) {
+        w->refreshed = want;
+        cp_snapshot_blob_unref(cur);
+        cp_snapshot_refresh(w->snap);
+        cur = cp_snapshot_acquire(w->snap);
+    }
+    return cur;
+}
+
+/* Judges every waiter of list; fires those done (or all of them when force), returns the
+ * others. */
+static struct waiter *
+pass(struct cp_sync_wait *w, struct waiter *list, bool force)
+{
+    struct cp_snapshot_blob *cur;
+    struct waiter *keep = NULL;
+    json_t *acks;
+    int64_t now;
+
+    if (list == NULL) {
+        return NULL;
+    }
+    cur = current(w, list, force);
+    acks = cp_registry_acks(w->reg, 0);
+    now = st_mono_ms();
+    while (list != NULL) {
+        struct waiter *wt = list;
+        size_t n_pending;
+
+        list = wt->next;
+        if (wt->hash[0] == '\0' && cur->version >= wt->version) {
+            memcpy(wt->hash, cur->hash, sizeof(wt->hash));
+        }
+        n_pending = judge(wt, acks, cur);
+        if (n_pending == 0 || force || now >= wt->deadline_ms) {
+            fire(wt, n_pending);
+        } else {
+            wt->next = keep;
+            keep = wt;
+        }
+    }
+    json_decref(acks);
+    cp_snapshot_blob_unref(cur);
+    return keep;
+}
+
+/* ------------------------------------------------------------------------- */
+/* the thread */
+
+static void
+poke(void *arg)
+{
+    struct cp_sync_wait *w = arg;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->head != NULL) {
+        w->poked = true;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Sleeps (mu held) until poked, stopped, or the next deadline or retry. */
+static void
+sleep_locked(struct cp_sync_wait *w)
+{
+    int64_t wake = INT64_MAX;
+    int64_t now = st_mono_ms();
+    struct timespec ts;
+
+    if (w->poked || w->stop) {
+        return;
+    }
+    for (const struct waiter *wt = w->head; wt != NULL; wt = wt->next) {
+        int64_t t = wt->hash[0] == '\0' ? now + CP_SYNC_WAIT_RETRY_MS : wt->deadline_ms;
+
+        if (t < wake) {
+            wake = t;
+        }
+    }
+    if (wake == INT64_MAX) {
+        pthread_cond_wait(&w->cv, &w->mu);
+        return;
+    }
+    if (wake <= now) {
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (wake - now) / 1000;
+    ts.tv_nsec += ((wake - now) % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+}
+
+static void
+put_back_locked(struct cp_sync_wait *w, struct waiter *keep)
+{
+    while (keep != NULL) {
+        struct waiter *wt = keep;
+
+        keep = wt->next;
+        wt->next = w->head;
+        w->head = wt;
+    }
+}
+
+static void *
+run(void *arg)
+{
+    struct cp_sync_wait *w = arg;
+    struct waiter *list;
+
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        sleep_locked(w);
+        if (w->stop) {
+            break;
+        }
+        w->poked = false;
+        list = w->head;
+        w->head = NULL;
+        pthread_mutex_unlock(&w->mu);
+        list = pass(w, list, false);
+        pthread_mutex_lock(&w->mu);
+        put_back_locked(w, list);
+    }
+    list = w->head;
+    w->head = NULL;
+    pthread_mutex_unlock(&w->mu);
+    pass(w, list, true);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* API */
+
+int
+cp_sync_wait_start(struct cp_registry *reg, struct cp_snapshot *snap, int64_t window_ms,
+                   struct cp_sync_wait **out)
+{
+    struct cp_sync_wait *w = st_xcalloc(1, sizeof(*w));
+    pthread_condattr_t ca;
+    int rc;
+
+    *out = NULL;
+    w->reg = reg;
+    w->snap = snap;
+    w->window_ms = window_ms;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    rc = pthread_create(&w->thread, NULL, run, w);
+    if (rc != 0) {
+        w->stop = true;
+        cp_sync_wait_free(w);
+        return -rc;
+    }
+    w->started = true;
+    cp_registry_on_change(reg, poke, w);
+    *out = w;
+    return 0;
+}
+
+/* A new waiter for the DPs in acks, or NULL when there is none. */
+static struct waiter *
+waiter_new(const json_t *acks, uint64_t version, int64_t timeout_ms, cp_sync_wait_done_fn *fn,
+           void *arg)
+{
+    struct waiter *wt;
+    const char *id;
+    const json_t *v;
+
+    if (json_object_size(acks) == 0) {
+        return NULL;
+    }
+    wt = st_xcalloc(1, sizeof(*wt));
+    wt->version = version;
+    wt->start_ms = st_mono_ms();
+    wt->deadline_ms = wt->start_ms + timeout_ms;
+    wt->fn = fn;
+    wt->arg = arg;
+    wt->dps = st_xcalloc(json_object_size(acks), sizeof(*wt->dps));
+    json_object_foreach((json_t *)acks, id, v)
+    {
+        wt->dps[wt->n++].id = st_xstrdup(id);
+    }
+    return wt;
+}
+
+void
+cp_sync_wait_add(struct cp_sync_wait *w, uint64_t version, int64_t timeout_ms,
+                 cp_sync_wait_done_fn *fn, void *arg)
+{
+    json_t *acks = cp_registry_acks(w->reg, st_time_ms() - w->window_ms);
+    struct waiter *wt = waiter_new(acks, version, timeout_ms, fn, arg);
+
+    json_decref(acks);
+    if (wt == NULL) {
+        struct cp_sync_wait_result none = {0};
+
+        fn(arg, &none);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        fire(wt, wt->n);
+        return;
+    }
+    wt->next = w->head;
+    w->head = wt;
+    w->poked = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
+cp_sync_wait_stop(struct cp_sync_wait *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->started) {
+        cp_registry_on_change(w->reg, NULL, NULL);
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+}
+
+void
+cp_sync_wait_free(struct cp_sync_wait *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    cp_sync_wait_stop(w);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
