@@ -316,6 +316,8 @@ test_bad_values(void **state)
          "strait.conf:2: pg_ssl: 'yes' is not a boolean (on, off, true, false)"},
         {"cluster_mtls = off\ncluster_max_payload = 4194303\n", "cluster_max_payload",
          "strait.conf:2: cluster_max_payload: must be 4194304 (4MB) or greater"},
+        {"cluster_mtls = off\ncluster_max_payload = 2147483648\n", "cluster_max_payload",
+         "strait.conf:2: cluster_max_payload: must be between 4194304 and 2147483647"},
         {"cluster_mtls = off\ncluster_data_plane_purge_delay = 59\n",
          "cluster_data_plane_purge_delay",
          "strait.conf:2: cluster_data_plane_purge_delay: must be 60 or greater"},
