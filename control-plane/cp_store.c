@@ -60,13 +60,13 @@ cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, 
 int
 cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
 {
-    return s->ops->insert(s, k, obj, err);
+    return s->ops->write(s, k, obj, true, err);
 }
 
 int
 cp_store_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
 {
-    return s->ops->update(s, k, obj, err);
+    return s->ops->write(s, k, obj, false, err);
 }
 
 int

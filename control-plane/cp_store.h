@@ -41,8 +41,9 @@ struct cp_store_ops {
     int (*commit)(struct cp_store *s);
     void (*rollback)(struct cp_store *s);
     int (*get)(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
-    int (*insert)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err);
-    int (*update)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err);
+    /* Inserts (insert true) or replaces an entity: cp_store_insert / cp_store_update. */
+    int (*write)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
+                 struct st_err *err);
     int (*remove)(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
     int (*page)(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
                 json_t **data, char **next_offset, struct st_err *err);

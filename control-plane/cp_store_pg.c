@@ -425,18 +425,6 @@ out:
     return rc;
 }
 
-static int
-pg_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
-{
-    return pg_write(s, k, obj, true, err);
-}
-
-static int
-pg_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
-{
-    return pg_write(s, k, obj, false, err);
-}
-
 /* The first service (by id) whose ca_certificates holds ca_id: 1 and sid filled, 0 when
  * none, or < 0. */
 static int
@@ -781,8 +769,7 @@ static const struct cp_store_ops pg_ops = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .get = pg_get,
-    .insert = pg_insert,
-    .update = pg_update,
+    .write = pg_write,
     .remove = pg_remove,
     .page = pg_page,
     .read_all = pg_read_all,

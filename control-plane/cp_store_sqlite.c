@@ -437,18 +437,6 @@ out:
     return rc;
 }
 
-static int
-sq_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
-{
-    return sq_write(s, k, obj, true, err);
-}
-
-static int
-sq_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
-{
-    return sq_write(s, k, obj, false, err);
-}
-
 /* The first service (by id) whose ca_certificates holds ca_id: 1 and sid filled, 0 when
  * none, or -ST_EDB. */
 static int
@@ -855,8 +843,7 @@ static const struct cp_store_ops sq_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .get = sq_get,
-    .insert = sq_insert,
-    .update = sq_update,
+    .write = sq_write,
     .remove = sq_remove,
     .page = sq_page,
     .read_all = sq_read_all,

@@ -667,10 +667,12 @@ fs_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t
 }
 
 static int
-fs_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
+fs_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
+         struct st_err *err)
 {
     (void)k;
     (void)obj;
+    (void)insert;
     (void)err;
     return fs_rc(s);
 }
@@ -752,8 +754,7 @@ static const struct cp_store_ops fail_ops = {
     .commit = fs_commit,
     .rollback = fs_rollback,
     .get = fs_get,
-    .insert = fs_write,
-    .update = fs_write,
+    .write = fs_write,
     .remove = fs_remove,
     .page = fs_page,
     .read_all = fs_read_all,

@@ -100,6 +100,13 @@ f_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st
 }
 
 static int
+f_write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
+        struct st_err *err)
+{
+    return insert ? f_insert(s, k, obj, err) : f_update(s, k, obj, err);
+}
+
+static int
 f_clear(struct cp_store *s)
 {
     ((struct fake *)s)->clears++;
@@ -112,8 +119,7 @@ static const struct cp_store_ops fake_ops = {
     .commit = f_commit,
     .rollback = f_rollback,
     .get = f_get,
-    .insert = f_insert,
-    .update = f_update,
+    .write = f_write,
     .clear = f_clear,
 };
 
