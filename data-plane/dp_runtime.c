@@ -382,6 +382,12 @@ dp_runtime_unref(struct dp_runtime *rt)
     }
 }
 
+int
+dp_runtime_refs(const struct dp_runtime *rt)
+{
+    return atomic_load_explicit(&((struct dp_runtime *)rt)->refs, memory_order_relaxed);
+}
+
 const char *
 dp_runtime_hash(const struct dp_runtime *rt)
 {

@@ -1,7 +1,9 @@
 /* The immutable runtime the workers serve from: a verified snapshot, its router and
  * the services' resolved addresses. Built on the sync thread (DNS happens there, never
  * on a worker), refcounted with atomics: a session refs the runtime at accept and
- * unrefs it at free, so sessions in flight keep the runtime they started with. */
+ * unrefs it once proxying starts (or at free, if it ends before), so sessions being
+ * routed and connected keep the runtime they started with, and an established
+ * connection does not keep an old runtime alive. */
 #ifndef STRAIT_DP_RUNTIME_H
 #define STRAIT_DP_RUNTIME_H
 
@@ -35,6 +37,9 @@ struct dp_runtime *dp_runtime_ref(struct dp_runtime *rt);
 
 /* Drops a reference; the last one frees the runtime. NULL is a no-op. */
 void dp_runtime_unref(struct dp_runtime *rt);
+
+/* The references held now (tests: who keeps a runtime alive). */
+int dp_runtime_refs(const struct dp_runtime *rt);
 
 const char *dp_runtime_hash(const struct dp_runtime *rt);
 uint64_t dp_runtime_version(const struct dp_runtime *rt);

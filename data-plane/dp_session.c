@@ -59,6 +59,11 @@ enum dp_sess_state {
  * pool. Most names are short, and an idle TLS session should stay small. */
 #define DP_SNI_INLINE 48
 
+/* Route names up to this long live in the session; longer ones in a name from the
+ * worker's pool (cut to DP_PREREAD_SNI_MAX bytes: the log line is shorter anyway). */
+#define DP_ROUTE_NAME_INLINE 48
+#define DP_ROUTE_ID_MAX      40 /* a UUID and its NUL */
+
 /* An IPv4 or IPv6 address: what sessions keep (not 128-byte sockaddr_storage). */
 union dp_addr {
     struct sockaddr sa;
@@ -71,9 +76,20 @@ struct dp_session {
     struct dp_listener *li;
     enum dp_sess_state state;
     const char *action; /* for logs: "... while <action>" */
+    /* The runtime the session was accepted with, and the route and upstream in it: held
+     * only until proxying starts (routing, TLS setup, connect attempts, all bounded by
+     * timeouts), then dropped so that a long connection does not keep an old runtime
+     * alive across configuration changes. What the rest of the session needs is copied
+     * below at routing. */
     struct dp_runtime *rt;
     const struct st_route *route;
     const struct dp_upstream *up;
+    bool routed;
+    char route_id[DP_ROUTE_ID_MAX];
+    const char *route_name; /* route_name_inline or route_name_long; NULL: none */
+    char *route_name_long;  /* from the worker's name_pool when the name is long */
+    char route_name_inline[DP_ROUTE_NAME_INLINE];
+    uint32_t read_timeout, write_timeout; /* the service's, ms (0: none) */
     union dp_addr client, local, peer;
     bool has_peer;
 
@@ -115,10 +131,10 @@ dp_session_size(void)
 static const char *
 route_name(const struct dp_session *s)
 {
-    if (s->route == NULL) {
+    if (!s->routed) {
         return "-";
     }
-    return s->route->name ? s->route->name : s->route->id;
+    return s->route_name ? s->route_name : s->route_id;
 }
 
 static void dp_sess_log(struct dp_session *s, enum st_log_level level, int err, const char *fmt,
@@ -164,8 +180,8 @@ session_log_end(struct dp_session *s)
            "session: client %s, listener %s, route %s (%s), upstream %s, status %d, "
            "bytes_received %llu, bytes_sent %llu, duration %lld.%03llds, end %s, sni %s, "
            "tls %s%s",
-           client, s->li->conf->text, s->route ? s->route->id : "-",
-           s->route && s->route->name ? s->route->name : "-", upstream, s->status,
+           client, s->li->conf->text, s->routed ? s->route_id : "-",
+           s->route_name ? s->route_name : "-", upstream, s->status,
            (unsigned long long)s->fwd[0].bytes, (unsigned long long)s->fwd[1].bytes,
            (long long)(ms / 1000), (long long)(ms % 1000), s->reason, s->sni ? s->sni : "-", s->tls,
            s->resumed ? " resumed" : "");
@@ -247,6 +263,7 @@ session_free(struct dp_loop *l, void *arg)
     SSL_free(s->u.ssl);
     dp_pool_put(&w->pre_pool, s->pre);
     dp_pool_put(&w->name_pool, s->sni_long);
+    dp_pool_put(&w->name_pool, s->route_name_long);
     sock_close(&s->c);
     sock_close(&s->u);
     dp_timer_del(&w->loop, &s->timer);
@@ -300,15 +317,14 @@ min64(int64_t a, int64_t b)
 static void
 session_arm_proxy_timer(struct dp_session *s)
 {
-    const struct st_service *svc = s->up->svc;
     int64_t next = INT64_MAX;
 
-    if (svc->read_timeout > 0) {
-        next = s->last_io + svc->read_timeout;
+    if (s->read_timeout > 0) {
+        next = s->last_io + s->read_timeout;
     }
     for (int i = 0; i < 2; i++) {
-        if (svc->write_timeout > 0 && s->fwd[i].blocked_since != 0) {
-            next = min64(next, s->fwd[i].blocked_since + svc->write_timeout);
+        if (s->write_timeout > 0 && s->fwd[i].blocked_since != 0) {
+            next = min64(next, s->fwd[i].blocked_since + s->write_timeout);
         }
     }
     if (next == INT64_MAX) {
@@ -325,19 +341,18 @@ session_arm_proxy_timer(struct dp_session *s)
 static void
 session_proxy_timeouts(struct dp_session *s)
 {
-    const struct st_service *svc = s->up->svc;
     int64_t now = s->w->loop.now;
 
-    if (svc->read_timeout > 0 && now - s->last_io >= svc->read_timeout) {
-        dp_sess_log(s, ST_LOG_INFO, 0, "read timed out (%u ms)", svc->read_timeout);
+    if (s->read_timeout > 0 && now - s->last_io >= s->read_timeout) {
+        dp_sess_log(s, ST_LOG_INFO, 0, "read timed out (%u ms)", s->read_timeout);
         session_close(s, 200, "read timeout");
         return;
     }
     for (int i = 0; i < 2; i++) {
-        if (svc->write_timeout > 0 && s->fwd[i].blocked_since != 0 &&
-            now - s->fwd[i].blocked_since >= svc->write_timeout) {
+        if (s->write_timeout > 0 && s->fwd[i].blocked_since != 0 &&
+            now - s->fwd[i].blocked_since >= s->write_timeout) {
             dp_sess_log(s, ST_LOG_INFO, 0, "write to %s timed out (%u ms)",
-                        i == 0 ? "upstream" : "client", svc->write_timeout);
+                        i == 0 ? "upstream" : "client", s->write_timeout);
             session_close(s, 200, "write timeout");
             return;
         }
@@ -515,6 +530,56 @@ session_keep_sni(struct dp_session *s, const char *sni)
     return 0;
 }
 
+/* Copies what the session needs of its route and service once the runtime is gone:
+ * the names the log lines print and the proxy timeouts. Returns 0 or -1 (no memory
+ * for a long name). */
+static int
+session_keep_route(struct dp_session *s)
+{
+    const char *id = s->route->id;
+    const char *name = s->route->name;
+    size_t n = strlen(id);
+    char *dst = s->route_name_inline;
+
+    if (n >= sizeof(s->route_id)) {
+        n = sizeof(s->route_id) - 1;
+    }
+    memcpy(s->route_id, id, n);
+    s->route_id[n] = '\0';
+    s->routed = true;
+    s->read_timeout = s->up->svc->read_timeout;
+    s->write_timeout = s->up->svc->write_timeout;
+    if (name == NULL) {
+        return 0;
+    }
+    n = strlen(name);
+    if (n >= sizeof(s->route_name_inline)) {
+        s->route_name_long = dp_pool_get(&s->w->name_pool);
+        if (s->route_name_long == NULL) {
+            return -1;
+        }
+        dst = s->route_name_long;
+        if (n > DP_PREREAD_SNI_MAX) {
+            n = DP_PREREAD_SNI_MAX;
+        }
+    }
+    memcpy(dst, name, n);
+    dst[n] = '\0';
+    s->route_name = dst;
+    return 0;
+}
+
+/* Proxying starts: the runtime is no longer needed (session_keep_route copied the
+ * rest, and the SSLs hold their own references to their contexts). */
+static void
+session_drop_runtime(struct dp_session *s)
+{
+    dp_runtime_unref(s->rt);
+    s->rt = NULL;
+    s->route = NULL;
+    s->up = NULL;
+}
+
 /* ssl listeners: peeks what the client sent into the worker's buffer and parses the
  * ClientHello from its first byte (dp_preread's feeding contract). Nothing is read off
  * the socket: the same bytes go on to OpenSSL or, passed through, to the upstream. */
@@ -597,6 +662,11 @@ session_route(struct dp_session *s)
         s->quiet = true;
         session_close(s, 500, "no route");
         return DP_DECLINED;
+    }
+    if (session_keep_route(s) < 0) {
+        dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the route's name");
+        session_close(s, 500, "out of memory");
+        return DP_ERROR;
     }
     if (s->up->n_addrs == 0) {
         dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->up->svc->host);
@@ -716,6 +786,7 @@ session_proxy_begin(struct dp_session *s)
     s->u.rd_ready = s->u.rd_ready || s->u.ssl != NULL;
     s->last_io = s->w->loop.now;
     s->state = DP_SESS_PROXY;
+    session_drop_runtime(s);
 }
 
 /* The upstream socket is connected: TLS to it for tls services, then proxy. The SNI is
