@@ -431,6 +431,8 @@ handle_request(struct sync_ctx *c, nng_msg *m)
     }
     st_snprintf(c->have_hash, sizeof(c->have_hash), "%s",
                 req.have_hash != NULL ? req.have_hash : "");
+    st_log(ST_LOG_DEBUG, 0, "cluster: data plane %s (%s) asks, having hash %s", req.dp_id, ip,
+           c->have_hash[0] != '\0' ? c->have_hash : "-");
     st_syncmsg_req_fini(&req);
 
     pthread_mutex_lock(&sy->mu);

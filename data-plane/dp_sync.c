@@ -368,9 +368,14 @@ sync_payload_check(struct dp_sync *s, nng_pipe p, const char *cp)
     }
 }
 
-/* Pipe events (on nng's threads) of the current dialer only: the pipes of a dialer
- * closed by a move are dropped on purpose. A lost connection ends the wait at once:
- * req0 would otherwise keep the request for a pipe that may never come. */
+/* Pipe events (on nng's threads). A lost connection ends the wait at once: req0 would
+ * otherwise keep the request for a pipe that may never come.
+ *
+ * A pipe of a dialer closed by a move is not ours: nng 1.5.2 can still add one that
+ * was connecting while its dialer closed, and req0 would send the request on it.
+ * Such a pipe is closed as soon as it shows up, and when one closes, the pending
+ * request (which it may have carried) is asked again at once instead of waiting for
+ * req0's resend time. */
 static void
 sync_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -379,6 +384,12 @@ sync_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     const char *cp;
 
     if (id <= 0 || id != atomic_load(&s->dialer_id)) {
+        if (ev == NNG_PIPE_EV_ADD_POST) {
+            st_log(ST_LOG_DEBUG, 0, "cluster: closing a connection of a closed dialer");
+            nng_pipe_close(p);
+        } else if (ev == NNG_PIPE_EV_REM_POST) {
+            nng_aio_cancel(s->aio); /* sync_once asks again on NNG_ECANCELED */
+        }
         return;
     }
     cp = s->cps[atomic_load(&s->cur)];

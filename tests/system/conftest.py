@@ -287,7 +287,10 @@ class Proc:
         try:
             return wait_for(found, timeout, f"{self.name} log line /{pattern}/")
         except AssertionError as e:
-            raise AssertionError(f"{e}; log tail:\n{self.log_tail()}") from None
+            # the other processes' last lines too: the cause is often on the other side
+            others = "".join(f"\n---- {p.name} (last lines) ----\n{p.log_tail(15)}"
+                             for p in self.h.procs if p is not self)
+            raise AssertionError(f"{e}; log tail:\n{self.log_tail()}{others}") from None
 
     def check_sanitizers(self):
         bad = [ln for ln in self.log_text().splitlines() if SANITIZER_RE.search(ln)]

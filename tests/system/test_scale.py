@@ -59,8 +59,8 @@ def test_snapshot_beyond_max_payload(st, echo):
     sent (the CP logs it once per version) and the DP logs the CP's refusal and keeps
     serving its previous configuration. A DP whose own limit is the smaller one drops
     the answer (nng closes the connection) and says why; raising its limit fixes it."""
-    cp = st.cp(conf={"cluster_max_payload": 4 * MIB})
-    dp = st.dp(cp, conf={"cluster_max_payload": 4 * MIB}, start=False)
+    cp = st.cp(conf={"cluster_max_payload": 4 * MIB, "log_level": "debug"})
+    dp = st.dp(cp, conf={"cluster_max_payload": 4 * MIB, "log_level": "debug"}, start=False)
     seed_echo(cp, dp, echo)
     dp.start()
     before = dp.wait_synced()
