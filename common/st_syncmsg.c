@@ -54,37 +54,75 @@ st_syncmsg_req_encode(const struct st_sync_req *r, uint8_t **out, size_t *len)
     return 0;
 }
 
-int
-st_syncmsg_resp_encode(const struct st_sync_resp *r, uint8_t **out, size_t *len)
+/* Fills m from r (m points into r). Returns 0 or -EINVAL. */
+static int
+resp_message(const struct st_sync_resp *r, Strait__V1__SyncResponse *m)
 {
-    Strait__V1__SyncResponse m = STRAIT__V1__SYNC_RESPONSE__INIT;
+    Strait__V1__SyncResponse init = STRAIT__V1__SYNC_RESPONSE__INIT;
 
-    if (r == NULL || out == NULL || len == NULL) {
+    if (r == NULL) {
         return -EINVAL;
     }
+    *m = init;
     switch (r->status) {
     case ST_SYNC_OK:
-        m.status = STRAIT__V1__SYNC_RESPONSE__STATUS__OK;
+        m->status = STRAIT__V1__SYNC_RESPONSE__STATUS__OK;
         break;
     case ST_SYNC_NOT_MODIFIED:
-        m.status = STRAIT__V1__SYNC_RESPONSE__STATUS__NOT_MODIFIED;
+        m->status = STRAIT__V1__SYNC_RESPONSE__STATUS__NOT_MODIFIED;
         break;
     case ST_SYNC_REFUSED:
-        m.status = STRAIT__V1__SYNC_RESPONSE__STATUS__REFUSED;
+        m->status = STRAIT__V1__SYNC_RESPONSE__STATUS__REFUSED;
         break;
     default:
         return -EINVAL;
     }
-    m.reason = r->reason;
+    m->reason = r->reason;
     if (r->snapshot != NULL) {
-        m.has_snapshot = 1;
-        m.snapshot.data = r->snapshot;
-        m.snapshot.len = r->snapshot_len;
+        m->has_snapshot = 1;
+        m->snapshot.data = r->snapshot;
+        m->snapshot.len = r->snapshot_len;
     }
-    *len = strait__v1__sync_response__get_packed_size(&m);
-    *out = st_xmalloc(*len + 1);
-    strait__v1__sync_response__pack(&m, *out);
     return 0;
+}
+
+int
+st_syncmsg_resp_size(const struct st_sync_resp *r, size_t *len)
+{
+    Strait__V1__SyncResponse m;
+    int rc = resp_message(r, &m);
+
+    if (rc == 0) {
+        *len = strait__v1__sync_response__get_packed_size(&m);
+    }
+    return rc;
+}
+
+int
+st_syncmsg_resp_pack(const struct st_sync_resp *r, uint8_t *out)
+{
+    Strait__V1__SyncResponse m;
+    int rc = resp_message(r, &m);
+
+    if (rc == 0) {
+        strait__v1__sync_response__pack(&m, out);
+    }
+    return rc;
+}
+
+int
+st_syncmsg_resp_encode(const struct st_sync_resp *r, uint8_t **out, size_t *len)
+{
+    int rc;
+
+    if (out == NULL || len == NULL) {
+        return -EINVAL;
+    }
+    if ((rc = st_syncmsg_resp_size(r, len)) < 0) {
+        return rc;
+    }
+    *out = st_xmalloc(*len + 1);
+    return st_syncmsg_resp_pack(r, *out);
 }
 
 int

@@ -40,6 +40,12 @@ struct st_sync_resp {
 int st_syncmsg_req_encode(const struct st_sync_req *r, uint8_t **out, size_t *len);
 int st_syncmsg_resp_encode(const struct st_sync_resp *r, uint8_t **out, size_t *len);
 
+/* The response in two steps, to pack it straight into a buffer the caller owns (the
+ * CP packs into the nng message: one copy of a large snapshot per send, not two):
+ * its size, then its bytes (out holds at least that size). Return 0 or -EINVAL. */
+int st_syncmsg_resp_size(const struct st_sync_resp *r, size_t *len);
+int st_syncmsg_resp_pack(const struct st_sync_resp *r, uint8_t *out);
+
 /* Decoders fill *r with malloc'd copies (free with the _fini functions).
  * Return 0 or -ST_EPARSE. */
 int st_syncmsg_req_decode(const uint8_t *p, size_t len, struct st_sync_req *r);

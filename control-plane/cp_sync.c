@@ -207,7 +207,8 @@ payload_too_big(struct cp_sync *sy, const struct cp_snapshot_blob *b, size_t len
     return true;
 }
 
-/* Sends a response on c: OK with the snapshot b, or the status and reason. */
+/* Sends a response on c: OK with the snapshot b, or the status and reason. The
+ * response is packed straight into the nng message: one copy of the snapshot per send. */
 static void
 send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
           const struct cp_snapshot_blob *b)
@@ -215,7 +216,6 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
     struct cp_sync *sy = c->sy;
     struct st_sync_resp resp = {.status = status, .reason = (char *)reason};
     uint8_t *copy = NULL;
-    uint8_t *buf = NULL;
     size_t len = 0;
     nng_msg *m = NULL;
     int rv;
@@ -230,24 +230,23 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
             resp.snapshot = copy;
         }
     }
-    rv = st_syncmsg_resp_encode(&resp, &buf, &len);
-    free(copy);
+    rv = st_syncmsg_resp_size(&resp, &len);
     if (rv == 0 && status == ST_SYNC_OK) {
         char why[300];
 
         if (payload_too_big(sy, b, len, why, sizeof(why))) {
-            free(buf);
+            free(copy);
             send_resp(c, ST_SYNC_REFUSED, why, NULL);
             return;
         }
     }
-    if (rv == 0) {
-        rv = nng_msg_alloc(&m, 0) == 0 ? 0 : -ENOMEM;
-    }
-    if (rv == 0 && nng_msg_append(m, buf, len) != 0) {
+    if (rv == 0 && nng_msg_alloc(&m, len) != 0) {
         rv = -ENOMEM;
     }
-    free(buf);
+    if (rv == 0) {
+        rv = st_syncmsg_resp_pack(&resp, nng_msg_body(m));
+    }
+    free(copy);
     pthread_mutex_lock(&sy->mu);
     if (rv < 0 || sy->closing) {
         if (rv < 0) {

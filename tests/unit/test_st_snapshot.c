@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -653,6 +654,23 @@ test_syncmsg_response(void **state)
     assert_int_equal(out.status, ST_SYNC_NOT_MODIFIED);
     st_syncmsg_resp_fini(&out);
     free(buf);
+
+    /* packed into the caller's buffer: the size is exact and the bytes decode the same */
+    in = (struct st_sync_resp){.status = ST_SYNC_OK, .snapshot = snap, .snapshot_len = 5};
+    assert_int_equal(st_syncmsg_resp_size(&in, &len), 0);
+    buf = malloc(len + 1);
+    assert_non_null(buf);
+    buf[len] = 0xAB;
+    assert_int_equal(st_syncmsg_resp_pack(&in, buf), 0);
+    assert_int_equal(buf[len], 0xAB);
+    assert_int_equal(st_syncmsg_resp_decode(buf, len, &out), 0);
+    assert_int_equal(out.status, ST_SYNC_OK);
+    assert_int_equal(out.snapshot_len, 5);
+    assert_memory_equal(out.snapshot, snap, 5);
+    st_syncmsg_resp_fini(&out);
+    free(buf);
+    in.status = (enum st_sync_status)7;
+    assert_int_equal(st_syncmsg_resp_size(&in, &len), -EINVAL);
 
     /* status 7 is no Status; truncated bytes are no message */
     assert_int_equal(st_syncmsg_resp_decode((const uint8_t *)"\x08\x07", 2, &out), -ST_EPARSE);
