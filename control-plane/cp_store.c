@@ -113,6 +113,33 @@ cp_store_tags_page(struct cp_store *s, const char *tag, size_t size, const char 
     return s->ops->tags_page(s, tag, size, offset, data, next_offset, err);
 }
 
+bool
+cp_store_dps_shared(const struct cp_store *s)
+{
+    return s->ops->dps_save != NULL && s->ops->dps_page != NULL;
+}
+
+int
+cp_store_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone,
+                  int64_t purge_before_ms)
+{
+    if (!cp_store_dps_shared(s)) {
+        return -ST_EUNSUPPORTED;
+    }
+    return s->ops->dps_save(s, seen, gone, purge_before_ms);
+}
+
+int
+cp_store_dps_page(struct cp_store *s, const char *after, size_t limit, int64_t seen_since_ms,
+                  json_t **rows)
+{
+    *rows = NULL;
+    if (!cp_store_dps_shared(s)) {
+        return -ST_EUNSUPPORTED;
+    }
+    return s->ops->dps_page(s, after, limit, seen_since_ms, rows);
+}
+
 /* ------------------------------------------------------------------------ */
 /* shared by the backends */
 

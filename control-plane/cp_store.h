@@ -53,6 +53,12 @@ struct cp_store_ops {
     int (*count)(struct cp_store *s, enum st_entity_kind k, uint64_t *n);
     int (*tags_page)(struct cp_store *s, const char *tag, size_t size, const char *offset,
                      json_t **data, char **next_offset, struct st_err *err);
+    /* The shared data-plane registry (cp_store_dps_*); NULL where the store is not shared
+     * between CPs (SQLite). */
+    int (*dps_save)(struct cp_store *s, const json_t *seen, const json_t *gone,
+                    int64_t purge_before_ms);
+    int (*dps_page)(struct cp_store *s, const char *after, size_t limit, int64_t seen_since_ms,
+                    json_t **rows);
     void (*close)(struct cp_store *s);
 };
 
@@ -134,5 +140,25 @@ int cp_store_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n);
  * (err->msg says why), or -ST_EDB. */
 int cp_store_tags_page(struct cp_store *s, const char *tag, size_t size, const char *offset,
                        json_t **data, char **next_offset, struct st_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* the data-plane registry several CPs share (Postgres) */
+
+/* Whether this store keeps a registry that every CP on the database reads. */
+bool cp_store_dps_shared(const struct cp_store *s);
+
+/* In one transaction of its own (no config version bump, no writer lock): upserts each
+ * record of `seen` (an array of {"id", "last_seen_ms", "doc"}; a row already seen later,
+ * through another CP, is kept), deletes each of `gone` ({"id", "at_ms"}: unless seen
+ * after at_ms), and deletes every row last seen before purge_before_ms. Returns 0,
+ * -ST_EUNSUPPORTED (not shared), -ST_EDBDOWN or -ST_EDB. */
+int cp_store_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone,
+                      int64_t purge_before_ms);
+
+/* Up to `limit` records (as dps_save took them) whose id sorts after `after` (NULL: from
+ * the first) and that were seen at or after seen_since_ms, ordered by id: *rows is a new
+ * array. Returns 0, -ST_EUNSUPPORTED, -ST_EDBDOWN or -ST_EDB. */
+int cp_store_dps_page(struct cp_store *s, const char *after, size_t limit, int64_t seen_since_ms,
+                      json_t **rows);
 
 #endif

@@ -749,6 +749,132 @@ pg_tags_page(struct cp_store *s, const char *tag, size_t size, const char *offse
 }
 
 /* ------------------------------------------------------------------------ */
+/* the shared data-plane registry (cp_store_dps_save / cp_store_dps_page) */
+
+/* Runs each (id, ms[, doc]) of arr through sql inside the open transaction. */
+static int
+pg_dps_each(struct pg_store *q, const char *sql, const json_t *arr, const char *ms_key,
+            bool with_doc)
+{
+    static const Oid types[] = {OID_TEXT, OID_INT8, OID_TEXT};
+    size_t i;
+    const json_t *rec;
+
+    json_array_foreach (arr, i, rec) {
+        char ms[24];
+        char *doc = NULL;
+        const char *params[3];
+        PGresult *r = NULL;
+        int rc;
+
+        params[0] = json_string_value(json_object_get(rec, "id"));
+        if (params[0] == NULL) {
+            continue;
+        }
+        st_snprintf(ms, sizeof(ms), "%lld",
+                    (long long)json_integer_value(json_object_get(rec, ms_key)));
+        params[1] = ms;
+        if (with_doc) {
+            doc = json_dumps(json_object_get(rec, "doc"), JSON_COMPACT);
+            if (doc == NULL) {
+                continue;
+            }
+            params[2] = doc;
+        }
+        rc = pg_run(q, sql, with_doc ? 3 : 2, params, types, &r);
+        PQclear(r);
+        free(doc);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+pg_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone, int64_t purge_before_ms)
+{
+    static const Oid types[] = {OID_INT8};
+    struct pg_store *q = pg(s);
+    char before[24];
+    const char *params[1] = {before};
+    PGresult *r = NULL;
+    int rc;
+
+    ST_ASSERT(!q->in_tx);
+    if ((rc = pg_do(q, "BEGIN", 0, NULL)) < 0) {
+        return rc;
+    }
+    q->in_tx = true;
+    /* a DP that moved on to another CP may have a newer row already: keep that one */
+    rc = pg_dps_each(q,
+                     "INSERT INTO clustering_data_planes (id, last_seen_ms, doc)"
+                     " VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE"
+                     " SET last_seen_ms = EXCLUDED.last_seen_ms, doc = EXCLUDED.doc"
+                     " WHERE clustering_data_planes.last_seen_ms <= EXCLUDED.last_seen_ms",
+                     seen, "last_seen_ms", true);
+    if (rc == 0) {
+        rc = pg_dps_each(q,
+                         "DELETE FROM clustering_data_planes WHERE id = $1 AND last_seen_ms <= $2",
+                         gone, "at_ms", false);
+    }
+    if (rc == 0) {
+        st_snprintf(before, sizeof(before), "%lld", (long long)purge_before_ms);
+        rc = pg_run(q, "DELETE FROM clustering_data_planes WHERE last_seen_ms < $1", 1, params,
+                    types, &r);
+        PQclear(r);
+    }
+    if (rc == 0) {
+        rc = pg_do(q, "COMMIT", 0, NULL);
+    }
+    if (rc < 0) {
+        pg_rollback(s);
+        return rc;
+    }
+    q->in_tx = false;
+    return 0;
+}
+
+static int
+pg_dps_page(struct cp_store *s, const char *after, size_t limit, int64_t seen_since_ms,
+            json_t **rows)
+{
+    static const Oid types[] = {OID_TEXT, OID_INT8, OID_INT8};
+    struct pg_store *q = pg(s);
+    char since[24], lim[24];
+    const char *params[3] = {after, since, lim};
+    PGresult *r = NULL;
+    int rc;
+
+    st_snprintf(since, sizeof(since), "%lld", (long long)seen_since_ms);
+    st_snprintf(lim, sizeof(lim), "%zu", limit);
+    rc = pg_run(q,
+                "SELECT id, last_seen_ms, doc FROM clustering_data_planes"
+                " WHERE ($1::text IS NULL OR id > $1) AND last_seen_ms >= $2"
+                " ORDER BY id LIMIT $3",
+                3, params, types, &r);
+    if (rc == 0) {
+        json_t *arr = json_array();
+
+        for (int i = 0; i < PQntuples(r); i++) {
+            json_t *doc = pg_doc(r, i, 2);
+
+            if (doc == NULL) {
+                continue;
+            }
+            json_array_append_new(arr, json_pack("{s:s,s:I,s:o}", "id", PQgetvalue(r, i, 0),
+                                                 "last_seen_ms",
+                                                 (json_int_t)strtoll(PQgetvalue(r, i, 1), NULL,
+                                                                     10),
+                                                 "doc", doc));
+        }
+        *rows = arr;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* open and close */
 
 static void
@@ -777,6 +903,8 @@ static const struct cp_store_ops pg_ops = {
     .clear = pg_clear,
     .count = pg_count,
     .tags_page = pg_tags_page,
+    .dps_save = pg_dps_save,
+    .dps_page = pg_dps_page,
     .close = pg_close,
 };
 

@@ -68,6 +68,13 @@ static const struct pg_migration migrations[] = {
      " ON DELETE RESTRICT, PRIMARY KEY (service_id, ca_certificate_id));"
      "CREATE INDEX services_ca_certificates_ca_idx"
      " ON services_ca_certificates (ca_certificate_id);"},
+    /* the data-plane registry every CP sharing the database reads (cp_registry_share.c):
+     * doc is the entry in Kong's shape, last_seen_ms orders updates and drives the purge */
+    {3, "002_clustering_data_planes",
+     "CREATE TABLE clustering_data_planes ("
+     " id TEXT COLLATE \"C\" PRIMARY KEY, last_seen_ms BIGINT NOT NULL, doc TEXT NOT NULL);"
+     "CREATE INDEX clustering_data_planes_last_seen_idx"
+     " ON clustering_data_planes (last_seen_ms);"},
 };
 
 #define N_MIGRATIONS ((int)ST_ARRAY_SIZE(migrations))
@@ -75,7 +82,7 @@ static const struct pg_migration migrations[] = {
 /* What `reset` drops: every table the migrations create, and their record. */
 static const char reset_sql[] =
     "DROP TABLE IF EXISTS services_ca_certificates, routes, snis, services, certificates,"
-    " ca_certificates, meta, schema_migrations CASCADE";
+    " ca_certificates, clustering_data_planes, meta, schema_migrations CASCADE";
 
 /* ------------------------------------------------------------------------ */
 /* reading the state */

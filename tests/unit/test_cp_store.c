@@ -1471,6 +1471,102 @@ test_unique_name_race(void **state)
     assert_int_equal(version(f->s), v0 + ROUNDS);
 }
 
+static json_t *
+dp_record(const char *id, long long seen_ms, const char *hostname)
+{
+    return json_pack("{s:s,s:I,s:{s:s,s:s}}", "id", id, "last_seen_ms", (json_int_t)seen_ms, "doc",
+                     "id", id, "hostname", hostname);
+}
+
+/* The ids of a dps_page, joined by ',' (at most 255 bytes). */
+static const char *
+dp_ids(const json_t *rows, char buf[256])
+{
+    size_t i, n = 0;
+    const json_t *r;
+
+    buf[0] = '\0';
+    json_array_foreach(rows, i, r)
+    {
+        n += (size_t)snprintf(buf + n, 256 - n, "%s%s", i ? "," : "",
+                              json_string_value(json_object_get(r, "id")));
+    }
+    return buf;
+}
+
+/* The shared data-plane registry: SQLite has none (one CP); on Postgres records are
+ * upserted (an older one never replaces a newer one, as when a DP moved to another CP),
+ * paged by id from `after`, filtered by last seen, deleted by a goodbye unless seen
+ * since, and purged by age; none of it bumps the config version. */
+static void
+test_dps(void **state)
+{
+    struct fx *f = *state;
+    json_t *seen, *gone, *rows = NULL;
+    char ids[256];
+    uint64_t v0 = version(f->s);
+
+    if (f->db.be == BE_SQLITE) {
+        assert_false(cp_store_dps_shared(f->s));
+        assert_int_equal(cp_store_dps_page(f->s, NULL, 10, 0, &rows), -ST_EUNSUPPORTED);
+        assert_null(rows);
+        return;
+    }
+    assert_true(cp_store_dps_shared(f->s));
+    seen = json_pack("[o,o,o]", dp_record("c", 3000, "host-c"), dp_record("a", 1000, "host-a"),
+                     dp_record("b", 2000, "host-b"));
+    gone = json_array();
+    assert_int_equal(cp_store_dps_save(f->s, seen, gone, 0), 0);
+    json_decref(seen);
+    assert_int_equal(cp_store_dps_page(f->s, NULL, 10, 0, &rows), 0);
+    assert_string_equal(dp_ids(rows, ids), "a,b,c");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(rows, 1), "doc"), "hostname")),
+                        "host-b");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 1), "last_seen_ms")),
+                     2000);
+    json_decref(rows);
+    /* paging and the last-seen filter */
+    assert_int_equal(cp_store_dps_page(f->s, "a", 1, 0, &rows), 0);
+    assert_string_equal(dp_ids(rows, ids), "b");
+    json_decref(rows);
+    assert_int_equal(cp_store_dps_page(f->s, NULL, 10, 2000, &rows), 0);
+    assert_string_equal(dp_ids(rows, ids), "b,c");
+    json_decref(rows);
+
+    /* an older record of b does not replace the newer one; a newer one of a does */
+    seen = json_pack("[o,o]", dp_record("b", 1500, "stale"), dp_record("a", 4000, "host-a2"));
+    assert_int_equal(cp_store_dps_save(f->s, seen, gone, 0), 0);
+    json_decref(seen);
+    assert_int_equal(cp_store_dps_page(f->s, NULL, 10, 0, &rows), 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(rows, 0), "doc"), "hostname")),
+                        "host-a2");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(rows, 1), "doc"), "hostname")),
+                        "host-b");
+    json_decref(rows);
+
+    /* a goodbye at 3500 removes b (seen at 2000), not a (seen since, at 4000) */
+    seen = json_array();
+    json_array_append_new(gone, json_pack("{s:s,s:I}", "id", "b", "at_ms", (json_int_t)3500));
+    json_array_append_new(gone, json_pack("{s:s,s:I}", "id", "a", "at_ms", (json_int_t)3500));
+    assert_int_equal(cp_store_dps_save(f->s, seen, gone, 0), 0);
+    assert_int_equal(cp_store_dps_page(f->s, NULL, 10, 0, &rows), 0);
+    assert_string_equal(dp_ids(rows, ids), "a,c");
+    json_decref(rows);
+
+    /* the purge: rows last seen before 3500 go */
+    json_array_clear(gone);
+    assert_int_equal(cp_store_dps_save(f->s, seen, gone, 3500), 0);
+    assert_int_equal(cp_store_dps_page(f->s, NULL, 10, 0, &rows), 0);
+    assert_string_equal(dp_ids(rows, ids), "a");
+    json_decref(rows);
+    json_decref(seen);
+    json_decref(gone);
+    assert_int_equal(version(f->s), v0);
+}
+
 /* Issue 6: Postgres only. A database nobody bootstrapped is refused at open, naming the
  * command to run; an unreachable server fails the open cleanly. */
 static void
@@ -1526,7 +1622,8 @@ test_pg_open_refusals(void **state)
         cmocka_unit_test_setup_teardown(test_tag_filters_across_pages, SETUP, teardown),           \
         cmocka_unit_test_setup_teardown(test_version_bumps, SETUP, teardown),                      \
         cmocka_unit_test_setup_teardown(test_concurrent_writers, SETUP, teardown),                 \
-        cmocka_unit_test_setup_teardown(test_unique_name_race, SETUP, teardown)
+        cmocka_unit_test_setup_teardown(test_unique_name_race, SETUP, teardown),                   \
+        cmocka_unit_test_setup_teardown(test_dps, SETUP, teardown)
 
 int
 main(int argc, char **argv)
