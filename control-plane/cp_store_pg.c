@@ -760,7 +760,8 @@ pg_dps_each(struct pg_store *q, const char *sql, const json_t *arr, const char *
     size_t i;
     const json_t *rec;
 
-    json_array_foreach (arr, i, rec) {
+    json_array_foreach(arr, i, rec)
+    {
         char ms[24];
         char *doc = NULL;
         const char *params[3];
@@ -862,11 +863,9 @@ pg_dps_page(struct cp_store *s, const char *after, size_t limit, int64_t seen_si
             if (doc == NULL) {
                 continue;
             }
-            json_array_append_new(arr, json_pack("{s:s,s:I,s:o}", "id", PQgetvalue(r, i, 0),
-                                                 "last_seen_ms",
-                                                 (json_int_t)strtoll(PQgetvalue(r, i, 1), NULL,
-                                                                     10),
-                                                 "doc", doc));
+            json_array_append_new(
+                arr, json_pack("{s:s,s:I,s:o}", "id", PQgetvalue(r, i, 0), "last_seen_ms",
+                               (json_int_t)strtoll(PQgetvalue(r, i, 1), NULL, 10), "doc", doc));
         }
         *rows = arr;
     }
