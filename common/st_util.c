@@ -107,6 +107,18 @@ st_mono_ms(void)
 }
 
 void
+st_mono_deadline(int64_t ms, struct timespec *out)
+{
+    clock_gettime(CLOCK_MONOTONIC, out);
+    out->tv_sec += (time_t)(ms / 1000);
+    out->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (out->tv_nsec >= 1000000000L) {
+        out->tv_sec++;
+        out->tv_nsec -= 1000000000L;
+    }
+}
+
+void
 st_hex(const uint8_t *p, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

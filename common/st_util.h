@@ -31,6 +31,11 @@ int st_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((for
 int64_t st_time_ms(void);
 int64_t st_mono_ms(void);
 
+/* *out = the monotonic clock now + ms (>= 0): the deadline for pthread_cond_timedwait on a
+ * condition variable whose clock is CLOCK_MONOTONIC (pthread_condattr_setclock). */
+struct timespec;
+void st_mono_deadline(int64_t ms, struct timespec *out);
+
 /* Replaces the file at path atomically: writes path.tmp with mode, fsyncs it, renames
  * it over path and fsyncs the folder, so a crash leaves the old file or the new one,
  * never a torn one. Returns 0 or -errno (path.tmp is removed on failure). */

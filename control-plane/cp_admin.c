@@ -5,6 +5,7 @@
  * kong/api/routes/{kong,health,clustering}.lua. */
 #include "cp_admin.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -409,6 +410,26 @@ get_status(struct cp_ctx *cx, struct cp_response *rs)
     cp_admin__reply(rs, 200, o);
 }
 
+/* The shared registry's records for a page after `after` of `size` entries (NULL: the
+ * store is not shared, or the database is away: this CP's entries only). */
+static json_t *
+shared_dps(struct cp_ctx *cx, const char *after, size_t size)
+{
+    struct cp_store *s;
+    json_t *rows = NULL;
+
+    if (cx->reg_share == NULL) {
+        return NULL;
+    }
+    s = cp_store_pool_get(cx->pool);
+    if (cp_store_dps_page(s, after, size, st_time_ms() - cp_registry_purge_ms(cx->reg), &rows) <
+        0) {
+        rows = NULL;
+    }
+    cp_store_pool_put(cx->pool, s);
+    return rows;
+}
+
 /* GET /clustering/data-planes: Kong's generated collection endpoint over the registry,
  * ordered by id. The offset is the last id of the previous page (DP ids are UUIDs), so
  * a DP that joins or leaves between two pages neither repeats nor shifts the others. */
@@ -418,6 +439,7 @@ data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
     const char *offset = json_string_value(json_object_get(rq->query, "offset"));
     size_t size;
     bool more = false;
+    json_t *shared;
     json_t *data;
     json_t *body;
 
@@ -431,7 +453,9 @@ data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
         cp_admin__offset_error(rs, offset, msg);
         return;
     }
-    data = cp_registry_list(cx->reg, offset, size, &more);
+    shared = shared_dps(cx, offset, size + 1);
+    data = cp_registry_list(cx->reg, shared, offset, size, &more);
+    json_decref(shared);
     body = json_pack("{s:o}", "data", data);
     if (more && json_array_size(data) > 0) {
         const char *last = json_string_value(
@@ -457,7 +481,10 @@ clustering(struct cp_ctx *cx, const struct cp_request *rq, const char *what, str
         return;
     }
     if (strcmp(what, "status") == 0) {
-        cp_admin__reply(rs, 200, cp_registry_status(cx->reg));
+        json_t *shared = shared_dps(cx, NULL, SIZE_MAX / 2);
+
+        cp_admin__reply(rs, 200, cp_registry_status(cx->reg, shared));
+        json_decref(shared);
         rs->header_name = "Deprecation";
         rs->header_value = "true";
         return;

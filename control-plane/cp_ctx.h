@@ -30,7 +30,8 @@ struct cp_ctx {
     struct cp_registry *reg;
     struct cp_sync *sync;
     struct cp_http *http;
-    struct cp_pg_listen *pg_listen; /* Postgres only: LISTEN -> snapshot kick */
+    struct cp_pg_listen *pg_listen;      /* Postgres only: LISTEN -> snapshot kick */
+    struct cp_registry_share *reg_share; /* Postgres only: the registry CPs share */
     char node_id[37];
     char hostname[256];
     struct cp_server_stats stats;

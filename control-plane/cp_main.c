@@ -18,6 +18,7 @@
 #include "cp_migrate.h"
 #include "cp_pg_listen.h"
 #include "cp_registry.h"
+#include "cp_registry_share.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "cp_store_pool.h"
@@ -121,6 +122,12 @@ start_all(struct cp_ctx *cx, struct st_err *err)
         rc = cp_pg_listen_start(&cx->conf, pg_listen_kick, cx->snap, &cx->pg_listen, err);
     }
     if (rc == 0) {
+        rc = cp_registry_share_start(cx->reg, cx->pool, &cx->reg_share);
+        if (rc < 0) {
+            st_err_set(err, rc, NULL, "cannot start sharing the data-plane registry");
+        }
+    }
+    if (rc == 0) {
         rc = cp_http_start(cx, &cx->http, err);
     }
     cp_store_close(snap_store);
@@ -137,6 +144,8 @@ stop_all(struct cp_ctx *cx)
     cp_snapshot_stop(cx->snap); /* no more notifications to the sync server */
     cp_sync_stop(cx->sync);
     cx->sync = NULL;
+    cp_registry_share_stop(cx->reg_share); /* after the DPs' goodbyes */
+    cx->reg_share = NULL;
     cp_snapshot_free(cx->snap);
     cx->snap = NULL;
     cp_registry_free(cx->reg);

@@ -3,6 +3,7 @@
 #include "cp_registry.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct cp_dp {
     int64_t cert_expiry;
     int64_t last_seen_ms; /* unix ms */
     enum cp_registry_sync status;
+    bool unsaved; /* changed since cp_registry_take() */
 };
 
 struct cp_registry {
@@ -36,6 +38,7 @@ struct cp_registry {
     bool purge_forced;                /* STRAIT_TEST_PURGE_DELAY_MS */
     cp_registry_change_fn *on_change; /* wait_for_sync (cp_registry_on_change) */
     void *on_change_arg;
+    json_t *gone; /* goodbyes since cp_registry_take(): [{"id", "at_ms"}] */
 };
 
 static void notify_locked(struct cp_registry *r);
@@ -48,6 +51,7 @@ cp_registry_new(void)
 
     pthread_mutex_init(&r->mu, NULL);
     r->purge_ms = CP_PURGE_DELAY_DEFAULT_MS;
+    r->gone = json_array();
     if (knob != NULL && *knob != '\0') {
         char *end = NULL;
         long long ms = strtoll(knob, &end, 10);
@@ -102,6 +106,7 @@ cp_registry_free(struct cp_registry *r)
         dp_fini(&r->v[i]);
     }
     free(r->v);
+    json_decref(r->gone);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -117,11 +122,13 @@ find(struct cp_registry *r, const char *id)
     return NULL;
 }
 
+/* Drops the entry for id; a shared registry forgets it too (cp_registry_take). */
 static void
-remove_locked(struct cp_registry *r, const char *id)
+remove_locked(struct cp_registry *r, const char *id, int64_t now_ms)
 {
     struct cp_dp *d = find(r, id);
 
+    json_array_append_new(r->gone, json_pack("{s:s,s:I}", "id", id, "at_ms", (json_int_t)now_ms));
     if (d != NULL) {
         dp_fini(d);
         *d = r->v[--r->n];
@@ -163,7 +170,7 @@ cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const cha
     pthread_mutex_lock(&r->mu);
     purge_locked(r, now_ms);
     if (req->goodbye) {
-        remove_locked(r, req->dp_id);
+        remove_locked(r, req->dp_id, now_ms);
         notify_locked(r);
         pthread_mutex_unlock(&r->mu);
         return;
@@ -201,6 +208,7 @@ cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const cha
     }
     d->cert_expiry = req->cert_expiry;
     d->last_seen_ms = now_ms;
+    d->unsaved = true;
     notify_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
@@ -209,7 +217,7 @@ void
 cp_registry_remove(struct cp_registry *r, const char *id)
 {
     pthread_mutex_lock(&r->mu);
-    remove_locked(r, id);
+    remove_locked(r, id, st_time_ms());
     notify_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
@@ -223,22 +231,12 @@ status_name(const struct cp_dp *d)
     return d->last_error != NULL ? "apply_failed" : "normal";
 }
 
-static int
-by_id(const void *a, const void *b)
-{
-    const struct cp_dp *const *x = a;
-    const struct cp_dp *const *y = b;
-
-    return strcmp((*x)->id, (*y)->id);
-}
-
-/* One entry in Kong's shape; ttl is the whole seconds left before the purge. */
+/* One entry in Kong's shape, but for ttl (which depends on when it is read). */
 static json_t *
-entry_json(const struct cp_dp *d, int64_t now_ms, int64_t purge_ms)
+entry_doc(const struct cp_dp *d)
 {
     json_t *o = json_object();
     json_t *cert = json_object();
-    int64_t left = purge_ms - (now_ms - d->last_seen_ms);
 
     json_object_set_new(o, "id", json_string(d->id));
     json_object_set_new(o, "ip", json_string(d->ip));
@@ -250,7 +248,6 @@ entry_json(const struct cp_dp *d, int64_t now_ms, int64_t purge_ms)
     json_object_set_new(o, "config_hash", json_string(d->config_hash));
     json_object_set_new(o, "last_seen", json_integer(d->last_seen_ms / 1000));
     json_object_set_new(o, "updated_at", json_integer(d->last_seen_ms / 1000));
-    json_object_set_new(o, "ttl", json_integer(left > 0 ? (left + 999) / 1000 : 0));
     json_object_set_new(o, "labels", json_deep_copy(d->labels));
     if (d->cert_expiry > 0) {
         json_object_set_new(cert, "expiry_timestamp", json_integer(d->cert_expiry));
@@ -259,31 +256,88 @@ entry_json(const struct cp_dp *d, int64_t now_ms, int64_t purge_ms)
     return o;
 }
 
+/* A record as the shared registry stores it: {"id", "last_seen_ms", "doc"}. */
+static json_t *
+entry_record(const struct cp_dp *d)
+{
+    return json_pack("{s:s,s:I,s:o}", "id", d->id, "last_seen_ms", (json_int_t)d->last_seen_ms,
+                     "doc", entry_doc(d));
+}
+
+/* One entry of the list, local or shared: id, when it was last seen and its record (local
+ * entries get theirs when they make the page). */
+struct listed {
+    const char *id;
+    int64_t seen_ms;
+    const struct cp_dp *local;
+    const json_t *doc; /* shared: the stored doc */
+};
+
+/* By id, and the most recently seen first among equal ids. */
+static int
+by_id_then_newest(const void *a, const void *b)
+{
+    const struct listed *x = a;
+    const struct listed *y = b;
+    int c = strcmp(x->id, y->id);
+
+    if (c != 0) {
+        return c;
+    }
+    return x->seen_ms > y->seen_ms ? -1 : x->seen_ms < y->seen_ms;
+}
+
 json_t *
-cp_registry_list(struct cp_registry *r, const char *after, size_t size, bool *more)
+cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after, size_t size,
+                 bool *more)
 {
     const int64_t now_ms = st_time_ms();
     json_t *arr = json_array();
-    const struct cp_dp **sel;
-    size_t n = 0;
+    struct listed *sel;
+    size_t n = 0, out = 0, i;
+    const json_t *rec;
 
     if (more != NULL) {
         *more = false;
     }
     pthread_mutex_lock(&r->mu);
     purge_locked(r, now_ms);
-    sel = st_xcalloc(r->n + 1, sizeof(*sel));
-    for (size_t i = 0; i < r->n; i++) {
+    sel = st_xcalloc(r->n + json_array_size(shared) + 1, sizeof(*sel));
+    for (i = 0; i < r->n; i++) {
         if (after == NULL || strcmp(r->v[i].id, after) > 0) {
-            sel[n++] = &r->v[i];
+            sel[n++] = (struct listed){r->v[i].id, r->v[i].last_seen_ms, &r->v[i], NULL};
         }
     }
-    qsort(sel, n, sizeof(*sel), by_id);
-    for (size_t i = 0; i < n && i < size; i++) {
-        json_array_append_new(arr, entry_json(sel[i], now_ms, r->purge_ms));
+    json_array_foreach(shared, i, rec)
+    {
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        int64_t seen = json_integer_value(json_object_get(rec, "last_seen_ms"));
+        const json_t *doc = json_object_get(rec, "doc");
+
+        if (id != NULL && json_is_object(doc) && now_ms - seen < r->purge_ms &&
+            (after == NULL || strcmp(id, after) > 0)) {
+            sel[n++] = (struct listed){id, seen, NULL, doc};
+        }
     }
-    if (more != NULL) {
-        *more = n > size;
+    qsort(sel, n, sizeof(*sel), by_id_then_newest);
+    for (i = 0; i < n; i++) {
+        json_t *o;
+        int64_t left;
+
+        if (i > 0 && strcmp(sel[i].id, sel[i - 1].id) == 0) {
+            continue; /* an older record of the same DP (it moved between CPs) */
+        }
+        if (out == size) {
+            if (more != NULL) {
+                *more = true;
+            }
+            break;
+        }
+        o = sel[i].local != NULL ? entry_doc(sel[i].local) : json_deep_copy(sel[i].doc);
+        left = r->purge_ms - (now_ms - sel[i].seen_ms);
+        json_object_set_new(o, "ttl", json_integer(left > 0 ? (left + 999) / 1000 : 0));
+        json_array_append_new(arr, o);
+        out++;
     }
     pthread_mutex_unlock(&r->mu);
     free(sel);
@@ -291,24 +345,54 @@ cp_registry_list(struct cp_registry *r, const char *after, size_t size, bool *mo
 }
 
 json_t *
-cp_registry_status(struct cp_registry *r)
+cp_registry_status(struct cp_registry *r, const json_t *shared)
 {
+    static const char *const keys[] = {"config_hash", "hostname", "ip", "last_seen"};
     json_t *map = json_object();
+    json_t *all = cp_registry_list(r, shared, NULL, SIZE_MAX, NULL);
+    size_t i;
+    json_t *e;
 
-    pthread_mutex_lock(&r->mu);
-    purge_locked(r, st_time_ms());
-    for (size_t i = 0; i < r->n; i++) {
-        const struct cp_dp *d = &r->v[i];
+    json_array_foreach(all, i, e)
+    {
         json_t *o = json_object();
 
-        json_object_set_new(o, "config_hash", json_string(d->config_hash));
-        json_object_set_new(o, "hostname", json_string(d->hostname));
-        json_object_set_new(o, "ip", json_string(d->ip));
-        json_object_set_new(o, "last_seen", json_integer(d->last_seen_ms / 1000));
-        json_object_set_new(map, d->id, o);
+        for (size_t k = 0; k < ST_ARRAY_SIZE(keys); k++) {
+            json_t *v = json_object_get(e, keys[k]);
+
+            json_object_set(o, keys[k], v != NULL ? v : json_null());
+        }
+        json_object_set_new(map, json_string_value(json_object_get(e, "id")), o);
     }
-    pthread_mutex_unlock(&r->mu);
+    json_decref(all);
     return map;
+}
+
+int64_t
+cp_registry_purge_ms(struct cp_registry *r)
+{
+    int64_t ms;
+
+    pthread_mutex_lock(&r->mu);
+    ms = r->purge_ms;
+    pthread_mutex_unlock(&r->mu);
+    return ms;
+}
+
+void
+cp_registry_take(struct cp_registry *r, json_t **seen, json_t **gone)
+{
+    *seen = json_array();
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i].unsaved) {
+            json_array_append_new(*seen, entry_record(&r->v[i]));
+            r->v[i].unsaved = false;
+        }
+    }
+    *gone = r->gone;
+    r->gone = json_array();
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* ------------------------------------------------------------------------- */

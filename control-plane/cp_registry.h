@@ -1,6 +1,8 @@
 /* The data-plane registry: which DPs talk to this CP, in memory, behind a mutex.
  * cp_sync feeds it from every SyncRequest; the admin API reads it. An entry not
- * refreshed for the purge delay (Kong's cluster_data_plane_purge_delay) is dropped. */
+ * refreshed for the purge delay (Kong's cluster_data_plane_purge_delay) is dropped.
+ * On Postgres, cp_registry_share copies the changes into the database, so that every
+ * CP's admin API lists the DPs of all of them. */
 #ifndef STRAIT_CP_REGISTRY_H
 #define STRAIT_CP_REGISTRY_H
 
@@ -44,11 +46,24 @@ void cp_registry_remove(struct cp_registry *r, const char *id);
 /* Kong's /clustering/data-planes list, sorted by id: a new array of at most `size`
  * entries whose id sorts after `after` (NULL: from the first), each
  * {id, ip, hostname, version, sync_status, sync_error, config_hash, last_seen, updated_at,
- * ttl, labels, cert_details}. *more (may be NULL) is set when entries follow the page. */
-json_t *cp_registry_list(struct cp_registry *r, const char *after, size_t size, bool *more);
+ * ttl, labels, cert_details}. shared (may be NULL) holds records of the registry the CPs
+ * on the database share (cp_store_dps_page: at least the first size + 1 after `after`):
+ * they join this CP's entries, and of two entries for one DP the one seen last wins.
+ * *more (may be NULL) is set when entries follow the page. */
+json_t *cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after,
+                         size_t size, bool *more);
 
-/* Kong's deprecated /clustering/status map {id: {config_hash, hostname, ip, last_seen}}. */
-json_t *cp_registry_status(struct cp_registry *r);
+/* Kong's deprecated /clustering/status map {id: {config_hash, hostname, ip, last_seen}},
+ * over this CP's entries and the shared records (may be NULL). */
+json_t *cp_registry_status(struct cp_registry *r, const json_t *shared);
+
+/* The purge delay in force, in ms. */
+int64_t cp_registry_purge_ms(struct cp_registry *r);
+
+/* For the shared registry (cp_registry_share.h): the records of the entries that changed
+ * since the last call ({"id", "last_seen_ms", "doc"}, doc in Kong's shape without ttl) and
+ * the goodbyes since ({"id", "at_ms"}), as two new arrays. */
+void cp_registry_take(struct cp_registry *r, json_t **seen, json_t **gone);
 
 /* ------------------------------------------------------------------------- */
 /* wait_for_sync (cp_sync_wait.h) */

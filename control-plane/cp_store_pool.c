@@ -109,13 +109,7 @@ cp_store_pool_get_timed(struct cp_store_pool *p, int timeout_ms)
     struct timespec until;
     int rc = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    st_mono_deadline(timeout_ms, &until);
     pthread_mutex_lock(&p->mu);
     while (p->n_idle == 0 && rc != ETIMEDOUT) {
         rc = pthread_cond_timedwait(&p->cv, &p->mu, &until);

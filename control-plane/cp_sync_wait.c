@@ -227,13 +227,7 @@ sleep_locked(struct cp_sync_wait *w)
     if (wake <= now) {
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (wake - now) / 1000;
-    ts.tv_nsec += ((wake - now) % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    st_mono_deadline(wake - now, &ts);
     pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 }
 

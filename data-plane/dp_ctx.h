@@ -52,6 +52,9 @@ struct dp_ctx {
     char hash[65];         /* of rt, or 64 zeros */
     uint64_t version;
     int64_t last_sync; /* unix s of the last answer from the CP, 0: never */
+    /* cluster_control_plane's entry this DP is connected to ("" while it is not): with
+     * several CPs sharing one registry, the status says which one serves it */
+    char control_plane[256];
 };
 
 /* Sums the workers' counters (relaxed reads). */

@@ -28,6 +28,7 @@ struct status_view {
     char hash[65];
     uint64_t version;
     int64_t last_sync;
+    char control_plane[256];
     bool ready;
     struct dp_counters_sum sum;
 };
@@ -39,6 +40,7 @@ status_view(struct dp_ctx *ctx, struct status_view *v)
     memcpy(v->hash, ctx->hash, sizeof(v->hash));
     v->version = ctx->version;
     v->last_sync = ctx->last_sync;
+    memcpy(v->control_plane, ctx->control_plane, sizeof(v->control_plane));
     v->ready = ctx->rt != NULL;
     pthread_mutex_unlock(&ctx->lock);
     dp_ctx_counters(ctx, &v->sum);
@@ -81,11 +83,13 @@ serve_status(struct dp_status *st, struct MHD_Connection *conn)
     status_view(st->ctx, &v);
     return reply_json(
         conn, MHD_HTTP_OK,
-        json_pack("{s:s, s:I, s:b, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
+        json_pack("{s:s, s:I, s:b, s:o, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
                   " s:{s:I, s:I, s:I, s:I}}",
                   "configuration_hash", v.hash, "config_version", (json_int_t)v.version, "ready",
                   v.ready, "last_sync",
-                  v.last_sync ? json_integer((json_int_t)v.last_sync) : json_null(), "server",
+                  v.last_sync ? json_integer((json_int_t)v.last_sync) : json_null(),
+                  "control_plane",
+                  v.control_plane[0] != '\0' ? json_string(v.control_plane) : json_null(), "server",
                   "connections_accepted", (json_int_t)v.sum.accepted, "connections_active",
                   (json_int_t)v.sum.active, "connections_handled", (json_int_t)v.sum.handled,
                   "proxy", "bytes_splice", (json_int_t)v.sum.bytes_splice, "bytes_copy",

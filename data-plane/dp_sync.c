@@ -368,6 +368,15 @@ sync_payload_check(struct dp_sync *s, nng_pipe p, const char *cp)
     }
 }
 
+/* What GET /status says of the control plane (cp; "": none). */
+static void
+sync_set_connected(struct dp_sync *s, const char *cp)
+{
+    pthread_mutex_lock(&s->ctx->lock);
+    st_snprintf(s->ctx->control_plane, sizeof(s->ctx->control_plane), "%s", cp);
+    pthread_mutex_unlock(&s->ctx->lock);
+}
+
 /* Pipe events (on nng's threads). A lost connection ends the wait at once: req0 would
  * otherwise keep the request for a pipe that may never come.
  *
@@ -395,10 +404,12 @@ sync_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     cp = s->cps[atomic_load(&s->cur)];
     if (ev == NNG_PIPE_EV_ADD_POST) {
         atomic_store(&s->up, true);
+        sync_set_connected(s, cp);
         st_log(ST_LOG_NOTICE, 0, "connected to control plane %s", cp);
     } else if (ev == NNG_PIPE_EV_REM_POST) {
         atomic_store(&s->up, false);
         atomic_store(&s->lost, true);
+        sync_set_connected(s, "");
         st_log(ST_LOG_WARN, 0, "lost connection to control plane %s", cp);
         sync_payload_check(s, p, cp);
         nng_aio_cancel(s->aio);
@@ -460,6 +471,7 @@ sync_hangup(struct dp_sync *s)
     }
     atomic_store(&s->dialer_id, 0); /* its pipe events are ours now */
     atomic_store(&s->up, false);
+    sync_set_connected(s, "");
     s->dialing = false;
     (void)sync_close_bounded(s, true);
 }

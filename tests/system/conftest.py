@@ -1166,6 +1166,15 @@ def pg_database_new():
     }
 
 
+def pg_bootstrap(keys, tmp):
+    """`strait-cp migrations bootstrap` on the database of keys (the pg fixture's)."""
+    path = os.path.join(str(tmp), "migrations.conf")
+    write_conf(path, dict(keys, cluster_mtls="off"))
+    r = subprocess.run([CP_BIN, "migrations", "bootstrap", "-c", path, "-p", str(tmp)],
+                       capture_output=True, text=True, env=_child_env({}), timeout=scaled(60))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+
 @pytest.fixture
 def pg():
     """A fresh, empty database on the test server; yields the CP conf keys that point at

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from conftest import (CP_BIN, DP_BIN, _child_env, echo_once, echoes, holds_for, pg_ctl,
+from conftest import (DP_BIN, _child_env, echo_once, echoes, holds_for, pg_bootstrap, pg_ctl,
                       recv_exact, scaled, wait_for, write_conf)
 
 # ids whose first 8 hex digits pick entry 0 and entry 1 of a two-entry list
@@ -36,14 +36,6 @@ ID_SECOND = "00000001-0000-4000-8000-00000000f002"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def bootstrap(pg, tmp):
-    path = os.path.join(str(tmp), "migrations.conf")
-    write_conf(path, dict(pg, cluster_mtls="off"))
-    r = subprocess.run([CP_BIN, "migrations", "bootstrap", "-c", path, "-p", str(tmp)],
-                       capture_output=True, text=True, env=_child_env({}), timeout=scaled(60))
-    assert r.returncode == 0, (r.stdout, r.stderr)
 
 
 def cp_addr(cp):
@@ -64,7 +56,10 @@ def failover_dp(st, cps, dp_id, start=True, **kw):
 
 
 def listed(cp, dp):
-    return any(d["id"] == dp.dp_id() for d in cp.data_planes())
+    """The DP talks to cp (its status names it) and cp lists it. (On Postgres every CP
+    lists every DP of the database: the registry is shared.)"""
+    return dp.status().get("control_plane") == cp_addr(cp) and \
+        any(d["id"] == dp.dp_id() for d in cp.data_planes())
 
 
 def move_line(frm, to, reason):
@@ -107,7 +102,7 @@ class Traffic:
 
 
 def test_dp_moves_to_the_other_cp_when_its_cp_dies(pg, st, echo, tmp_path):
-    bootstrap(pg, tmp_path)
+    pg_bootstrap(pg, tmp_path)
     cp1 = st.cp(conf=pg)
     cp2 = st.cp(conf=pg)
     dp = failover_dp(st, [cp1, cp2], ID_FIRST, start=False, listeners=2)
@@ -196,7 +191,7 @@ def test_failover_needs_no_database(pg, st, echo, tmp_path):
     # A CP serves sync requests from its in-memory snapshot and registry: with Postgres
     # stopped, a DP whose CP dies still moves to the other CP, and a new DP still gets
     # the whole configuration from it. So a fleet failing over costs the database nothing.
-    bootstrap(pg, tmp_path)
+    pg_bootstrap(pg, tmp_path)
     cp1 = st.cp(conf=pg)
     cp2 = st.cp(conf=pg)
     dp = failover_dp(st, [cp1, cp2], ID_FIRST, start=False)

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import (ZERO_HASH, echo_once, echoes, holds_for, is_refused_connection,
-                      openssl_cli, scaled, wait_for)
+                      openssl_cli, pg_bootstrap, pg_psql, scaled, wait_for)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -324,3 +324,71 @@ def test_rejected_snapshot_reported_old_config_kept_then_recovered(st, echo):
     held.sendall(b"after\n")
     assert held.recv(64) == b"after\n"
     held.close()
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+def ids_listed(cp, size=None):
+    """Every DP id cp lists, following the pages (size per page when given)."""
+    ids, path = [], "/clustering/data-planes" + (f"?size={size}" if size else "")
+    while path:
+        r = cp.get(path)
+        assert r.status == 200, r
+        ids += [d["id"] for d in r.json["data"]]
+        path = r.json["next"]
+    return ids
+
+
+def test_registry_shared_by_the_cps_of_one_database(pg, st, echo, tmp_path):
+    """Two CPs on one Postgres database (Kong's clustering_data_planes): each lists the
+    DPs of both, with the same fields, paged across both sources; a goodbye leaves both
+    lists at once, a DP that crashed leaves both after the purge delay, a live one
+    stays."""
+    pg_bootstrap(pg, tmp_path)
+    purge_ms = int(scaled(6) * 1000)
+    env = {"STRAIT_TEST_PURGE_DELAY_MS": str(purge_ms)}
+    cp1 = st.cp(conf=dict(pg, cluster_heartbeat=1), env=env)
+    cp2 = st.cp(conf=dict(pg, cluster_heartbeat=1), env=env)
+    a = st.dp(cp1, conf={"cluster_heartbeat": 1, "cluster_dp_labels": "site:one"}, wait=False)
+    b = st.dp(cp2, conf={"cluster_heartbeat": 1}, wait=False)
+    c = st.dp(cp2, conf={"cluster_heartbeat": 1}, wait=False)
+    for dp in (a, b, c):
+        dp.wait_status_up()  # it has written its id
+    ids = sorted([a.dp_id(), b.dp_id(), c.dp_id()])
+    for cp in (cp1, cp2):
+        wait_for(lambda: ids_listed(cp) == ids, 20, f"{cp.name} to list the three DPs")
+    assert a.status()["control_plane"] == f"127.0.0.1:{cp1.cluster_port}"
+    assert b.status()["control_plane"] == f"127.0.0.1:{cp2.cluster_port}"
+
+    # the same entry on both CPs, in Kong's shape (last_seen and ttl move)
+    same = ("id", "ip", "hostname", "version", "sync_status", "sync_error", "config_hash",
+            "labels", "cert_details")
+    for dp in (a, b):
+        e1, e2 = entry(cp1, dp.dp_id()), entry(cp2, dp.dp_id())
+        assert set(e1) == FIELDS and set(e2) == FIELDS, (e1, e2)
+        assert {k: e1[k] for k in same} == {k: e2[k] for k in same}, (e1, e2)
+        assert 0 < e1["ttl"] <= (purge_ms + 999) // 1000
+    assert entry(cp2, a.dp_id())["labels"] == {"site": "one"}
+    # pages of one cross the CP's own entries and the database's
+    for cp in (cp1, cp2):
+        assert ids_listed(cp, size=1) == ids
+        assert sorted(cp.get("/clustering/status").json) == ids
+    rows = pg_psql(pg["pg_database"], "SELECT id FROM clustering_data_planes ORDER BY id")
+    assert rows.split() == ids
+
+    # a clean stop says goodbye (to CP2): gone from both lists and from the database
+    since = cp2.log_size()
+    b.stop()
+    cp2.wait_log(r"said goodbye", since=since)
+    for cp in (cp1, cp2):
+        wait_for(lambda: b.dp_id() not in ids_listed(cp), 10, f"{cp.name} to drop the DP")
+    # a crash says nothing: listed by both until the delay passes, then by neither
+    c.kill()
+    assert c.dp_id() in ids_listed(cp1)
+    for cp in (cp1, cp2):
+        wait_for(lambda: c.dp_id() not in ids_listed(cp), 30, f"{cp.name} to purge the DP")
+    wait_for(lambda: pg_psql(pg["pg_database"], "SELECT id FROM clustering_data_planes")
+             .split() == [a.dp_id()], 70, "the purge of the database's rows")
+    # the live one renews its entry with every request
+    holds_for(lambda: ids_listed(cp2) == [a.dp_id()], scaled(3), "the live DP listed")

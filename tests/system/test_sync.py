@@ -43,6 +43,7 @@ def test_dp_hash_equals_cp_hash(st, cluster):
     assert st_dp["config_version"] == st_cp["config_version"]
     assert st_dp["ready"] is True
     assert isinstance(st_dp["last_sync"], int) and abs(st_dp["last_sync"] - time.time()) < 120
+    assert st_dp["control_plane"] == f"127.0.0.1:{cp.cluster_port}"
     for i in range(3):
         cp.ok("PATCH", f"/services/{svc['id']}", json_body={"read_timeout": 5000 + i})
         h = dp.wait_synced()
@@ -67,6 +68,7 @@ def test_dp_not_ready_before_first_config(st):
     s = dp.status()
     assert s["ready"] is False and s["configuration_hash"] == ZERO_HASH
     assert s["last_sync"] is None
+    assert s["control_plane"] is None
 
 
 def test_cp_killed_dp_keeps_serving(st, cluster):

@@ -50,7 +50,7 @@ test_fields_and_statuses(void **state)
     q.n_labels = 1;
     q.cert_expiry = 1890322914;
     cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
-    arr = cp_registry_list(r, NULL, 100, &more);
+    arr = cp_registry_list(r, NULL, NULL, 100, &more);
     assert_false(more);
     assert_int_equal(json_array_size(arr), 1);
     e = json_array_get(arr, 0);
@@ -71,20 +71,20 @@ test_fields_and_statuses(void **state)
     /* the DP reports an apply error: apply_failed with it; the next clean request clears it */
     q.last_error = "bad snapshot";
     cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
-    arr = cp_registry_list(r, NULL, 100, NULL);
+    arr = cp_registry_list(r, NULL, NULL, 100, NULL);
     assert_string_equal(str(json_array_get(arr, 0), "sync_status"), "apply_failed");
     assert_string_equal(str(json_array_get(arr, 0), "sync_error"), "bad snapshot");
     json_decref(arr);
     q.last_error = NULL;
     cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
-    arr = cp_registry_list(r, NULL, 100, NULL);
+    arr = cp_registry_list(r, NULL, NULL, 100, NULL);
     assert_string_equal(str(json_array_get(arr, 0), "sync_status"), "normal");
     json_decref(arr);
 
     /* incompatible: the CP's reason */
     q.dp_version = "9.0.0";
     cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_VERSION_INCOMPATIBLE, "too new");
-    arr = cp_registry_list(r, NULL, 100, NULL);
+    arr = cp_registry_list(r, NULL, NULL, 100, NULL);
     assert_string_equal(str(json_array_get(arr, 0), "sync_status"), "kong_version_incompatible");
     assert_string_equal(str(json_array_get(arr, 0), "sync_error"), "too new");
     assert_string_equal(str(json_array_get(arr, 0), "version"), "9.0.0");
@@ -93,7 +93,7 @@ test_fields_and_statuses(void **state)
     /* goodbye */
     q.goodbye = true;
     cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
-    arr = cp_registry_list(r, NULL, 100, NULL);
+    arr = cp_registry_list(r, NULL, NULL, 100, NULL);
     assert_int_equal(json_array_size(arr), 0);
     json_decref(arr);
     cp_registry_free(r);
@@ -113,18 +113,18 @@ test_paging_by_id(void **state)
         req_init(&q, ids[i]);
         cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
     }
-    arr = cp_registry_list(r, NULL, 2, &more);
+    arr = cp_registry_list(r, NULL, NULL, 2, &more);
     assert_true(more);
     assert_int_equal(json_array_size(arr), 2);
     assert_string_equal(str(json_array_get(arr, 0), "id"), ID_A);
     assert_string_equal(str(json_array_get(arr, 1), "id"), ID_B);
     json_decref(arr);
-    arr = cp_registry_list(r, ID_B, 2, &more);
+    arr = cp_registry_list(r, NULL, ID_B, 2, &more);
     assert_false(more);
     assert_int_equal(json_array_size(arr), 1);
     assert_string_equal(str(json_array_get(arr, 0), "id"), ID_C);
     json_decref(arr);
-    arr = cp_registry_list(r, NULL, 3, &more);
+    arr = cp_registry_list(r, NULL, NULL, 3, &more);
     assert_false(more);
     assert_int_equal(json_array_size(arr), 3);
     json_decref(arr);
@@ -146,16 +146,103 @@ test_purge_knob(void **state)
     cp_registry_set_purge_delay(r, 3600); /* the knob wins */
     req_init(&q, ID_A);
     cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
-    arr = cp_registry_status(r);
+    arr = cp_registry_status(r, NULL);
     assert_int_equal(json_object_size(arr), 1);
     json_decref(arr);
     nanosleep(&ts, NULL);
-    arr = cp_registry_list(r, NULL, 100, NULL);
+    arr = cp_registry_list(r, NULL, NULL, 100, NULL);
     assert_int_equal(json_array_size(arr), 0);
     json_decref(arr);
-    arr = cp_registry_status(r);
+    arr = cp_registry_status(r, NULL);
     assert_int_equal(json_object_size(arr), 0);
     json_decref(arr);
+    cp_registry_free(r);
+}
+
+/* A shared record: doc in Kong's shape but for ttl, seen `ago_ms` ago. */
+static json_t *
+record(const char *id, const char *hostname, long long ago_ms)
+{
+    struct timespec now;
+    long long now_ms;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return json_pack("{s:s,s:I,s:{s:s,s:s,s:I}}", "id", id, "last_seen_ms",
+                     (json_int_t)(now_ms - ago_ms), "doc", "id", id, "hostname", hostname,
+                     "last_seen", (json_int_t)((now_ms - ago_ms) / 1000));
+}
+
+/* The shared registry: records of other CPs join this CP's entries, sorted and paged
+ * together; of two entries for one DP the one seen last wins (the DP moved); records
+ * older than the purge delay are not listed; take() hands over what changed once. */
+static void
+test_shared_records_and_take(void **state)
+{
+    struct cp_registry *r = cp_registry_new();
+    struct st_sync_req q;
+    json_t *shared, *arr, *seen, *gone;
+    bool more = false;
+
+    (void)state;
+    cp_registry_set_purge_delay(r, 3600);
+    req_init(&q, ID_B);
+    q.hostname = "local-b";
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    req_init(&q, ID_C);
+    q.hostname = "local-c";
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    /* A only elsewhere; B elsewhere too but earlier; C elsewhere later (it moved there) */
+    shared = json_pack("[o,o,o,o]", record(ID_A, "remote-a", 1000), record(ID_B, "remote-b", 5000),
+                       record(ID_C, "remote-c", -5000),
+                       record("44444444-4444-4444-8444-444444444444", "purged", 7200 * 1000));
+    arr = cp_registry_list(r, shared, NULL, 100, &more);
+    assert_false(more);
+    assert_int_equal(json_array_size(arr), 3);
+    assert_string_equal(str(json_array_get(arr, 0), "hostname"), "remote-a");
+    assert_string_equal(str(json_array_get(arr, 1), "hostname"), "local-b");
+    assert_string_equal(str(json_array_get(arr, 2), "hostname"), "remote-c");
+    assert_true(json_integer_value(json_object_get(json_array_get(arr, 0), "ttl")) > 3590);
+    json_decref(arr);
+    /* pages over both */
+    arr = cp_registry_list(r, shared, NULL, 2, &more);
+    assert_true(more);
+    assert_int_equal(json_array_size(arr), 2);
+    json_decref(arr);
+    arr = cp_registry_list(r, shared, ID_B, 2, &more);
+    assert_false(more);
+    assert_int_equal(json_array_size(arr), 1);
+    assert_string_equal(str(json_array_get(arr, 0), "id"), ID_C);
+    json_decref(arr);
+    arr = cp_registry_status(r, shared);
+    assert_int_equal(json_object_size(arr), 3);
+    assert_string_equal(str(json_object_get(arr, ID_A), "hostname"), "remote-a");
+    json_decref(arr);
+    json_decref(shared);
+
+    /* take: both entries once, then nothing; a goodbye is handed over as gone */
+    cp_registry_take(r, &seen, &gone);
+    assert_int_equal(json_array_size(seen), 2);
+    assert_string_equal(str(json_object_get(json_array_get(seen, 0), "doc"), "hostname"),
+                        "local-b");
+    assert_null(json_object_get(json_object_get(json_array_get(seen, 0), "doc"), "ttl"));
+    assert_int_equal(json_array_size(gone), 0);
+    json_decref(seen);
+    json_decref(gone);
+    cp_registry_take(r, &seen, &gone);
+    assert_int_equal(json_array_size(seen), 0);
+    json_decref(seen);
+    json_decref(gone);
+    req_init(&q, ID_B);
+    q.goodbye = true;
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    cp_registry_take(r, &seen, &gone);
+    assert_int_equal(json_array_size(seen), 0);
+    assert_int_equal(json_array_size(gone), 1);
+    assert_string_equal(str(json_array_get(gone, 0), "id"), ID_B);
+    assert_true(json_integer_value(json_object_get(json_array_get(gone, 0), "at_ms")) > 0);
+    json_decref(seen);
+    json_decref(gone);
     cp_registry_free(r);
 }
 
@@ -166,6 +253,7 @@ main(void)
         cmocka_unit_test(test_fields_and_statuses),
         cmocka_unit_test(test_paging_by_id),
         cmocka_unit_test(test_purge_knob),
+        cmocka_unit_test(test_shared_records_and_take),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
