@@ -18,6 +18,7 @@
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "cp_store_pool.h"
+#include "cp_sync_wait.h"
 #include "st_conf.h"
 #include "st_err.h"
 #include "st_log.h"
@@ -29,7 +30,7 @@
 #define HASH_NONE "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* ?wait_for_sync: the longest wait, and the answer to a bad value */
-#define CP_ADMIN_WAIT_MAX_S 300
+#define CP_ADMIN_WAIT_MAX_S CP_SYNC_WAIT_MAX_S
 #define CP_ADMIN_WAIT_MSG   "wait_for_sync must be a number of seconds greater than 0 and at most 300"
 
 /* ------------------------------------------------------------------------ */

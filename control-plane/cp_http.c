@@ -26,6 +26,7 @@
 #include "cp_admin.h"
 #include "cp_ctx.h"
 #include "cp_form.h"
+#include "cp_registry_share.h"
 #include "cp_store_pool.h"
 #include "cp_sync_wait.h"
 #include "st_addr.h"
@@ -856,6 +857,9 @@ cp_http_start(struct cp_ctx *cx, struct cp_http **out, struct st_err *err)
                                 &h->wait);
         if (rc < 0) {
             st_err_set(err, rc, NULL, "cannot start the wait_for_sync thread: %s", strerror(-rc));
+        } else if (cx->reg_share != NULL) {
+            /* the DPs of every CP on the database, through the shared registry */
+            cp_sync_wait_share(h->wait, cp_registry_share_acks, cx->reg_share);
         }
     }
     for (size_t i = 0; rc == 0 && i < set->n; i++) {

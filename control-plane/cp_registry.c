@@ -427,9 +427,9 @@ cp_registry_acks(struct cp_registry *r, int64_t since_ms)
         if (d->last_seen_ms < since_ms) {
             continue;
         }
-        json_object_set_new(
-            map, d->id,
-            json_pack("{s:s,s:s}", "config_hash", d->config_hash, "sync_status", status_name(d)));
+        json_object_set_new(map, d->id,
+                            json_pack("{s:s,s:s,s:I}", "config_hash", d->config_hash, "sync_status",
+                                      status_name(d), "last_seen_ms", (json_int_t)d->last_seen_ms));
     }
     pthread_mutex_unlock(&r->mu);
     return map;

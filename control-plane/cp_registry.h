@@ -78,7 +78,7 @@ void cp_registry_on_change(struct cp_registry *r, cp_registry_change_fn *fn, voi
 
 /* What each DP seen at or after since_ms (unix ms; 0: every entry) last reported: a new
  * object {id: {"config_hash": hash, "sync_status": "normal" | "apply_failed" |
- * "kong_version_incompatible"}}. */
+ * "kong_version_incompatible", "last_seen_ms": unix ms}}. */
 json_t *cp_registry_acks(struct cp_registry *r, int64_t since_ms);
 
 #endif

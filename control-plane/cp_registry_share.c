@@ -138,6 +138,54 @@ share_main(void *arg)
     return NULL;
 }
 
+json_t *
+cp_registry_share_acks(void *share, int64_t since_ms)
+{
+    struct cp_registry_share *sh = share;
+    struct cp_store *s = cp_store_pool_get(sh->pool);
+    json_t *acks = json_object();
+    char *after = NULL;
+    int rc;
+
+    for (;;) {
+        json_t *rows = NULL;
+        size_t i, n;
+        json_t *rec;
+
+        rc = cp_store_dps_page(s, after, 1000, since_ms, &rows);
+        if (rc < 0) {
+            break;
+        }
+        n = json_array_size(rows);
+        json_array_foreach(rows, i, rec)
+        {
+            const json_t *doc = json_object_get(rec, "doc");
+
+            json_object_set_new(acks, json_string_value(json_object_get(rec, "id")),
+                                json_pack("{s:O,s:O,s:O}", "config_hash",
+                                          json_object_get(doc, "config_hash"), "sync_status",
+                                          json_object_get(doc, "sync_status"), "last_seen_ms",
+                                          json_object_get(rec, "last_seen_ms")));
+        }
+        free(after);
+        after =
+            n > 0
+                ? st_xstrdup(json_string_value(json_object_get(json_array_get(rows, n - 1), "id")))
+                : NULL;
+        json_decref(rows);
+        if (n < 1000) {
+            break;
+        }
+    }
+    free(after);
+    cp_store_pool_put(sh->pool, s);
+    if (rc < 0) {
+        json_decref(acks);
+        return NULL;
+    }
+    return acks;
+}
+
 int
 cp_registry_share_start(struct cp_registry *reg, struct cp_store_pool *pool,
                         struct cp_registry_share **out)

@@ -42,6 +42,10 @@ struct cp_sync_wait {
     bool poked;
     struct waiter *head;
     uint64_t refreshed; /* the newest version this thread rebuilt for (thread only) */
+    cp_sync_wait_shared_fn *shared_fn; /* NULL: this CP's DPs only */
+    void *shared_arg;
+    json_t *shared;    /* the last answer of shared_fn (thread only) */
+    int64_t shared_at; /* when it was read, monotonic ms (thread only) */
 };
 
 /* ------------------------------------------------------------------------- */
@@ -125,6 +129,51 @@ judge(struct waiter *wt, const json_t *acks, const struct cp_snapshot_blob *cur)
     return n_pending;
 }
 
+/* Adds to acks (this CP's: cp_registry_acks) the shared reports of DPs it has not seen
+ * more recently. */
+static void
+merge_shared(json_t *acks, const json_t *shared)
+{
+    const char *id;
+    json_t *v;
+
+    json_object_foreach((json_t *)shared, id, v)
+    {
+        const json_t *mine = json_object_get(acks, id);
+
+        if (mine == NULL || json_integer_value(json_object_get(mine, "last_seen_ms")) <
+                                json_integer_value(json_object_get(v, "last_seen_ms"))) {
+            json_object_set(acks, id, v);
+        }
+    }
+}
+
+/* The reports the thread judges by: this CP's, and the shared ones, read again when the
+ * last read is CP_SYNC_WAIT_SHARED_MS old (a failed read keeps the previous one). Waits
+ * last at most CP_SYNC_WAIT_MAX_S: older reports cannot matter. */
+static json_t *
+thread_acks(struct cp_sync_wait *w)
+{
+    json_t *acks = cp_registry_acks(w->reg, 0);
+
+    if (w->shared_fn != NULL) {
+        int64_t now = st_mono_ms();
+
+        if (w->shared == NULL || now - w->shared_at >= CP_SYNC_WAIT_SHARED_MS) {
+            json_t *fresh = w->shared_fn(w->shared_arg, st_time_ms() - w->window_ms -
+                                                            (int64_t)CP_SYNC_WAIT_MAX_S * 1000);
+
+            if (fresh != NULL) {
+                json_decref(w->shared);
+                w->shared = fresh;
+                w->shared_at = now;
+            }
+        }
+        merge_shared(acks, w->shared);
+    }
+    return acks;
+}
+
 /* The current snapshot, rebuilt first when a waiter's version is newer than it (the
  * builder thread has not caught up with the commit yet). Rebuilt once per version: when
  * that fails (the database is away), the builder thread's own retries publish it, and
@@ -163,7 +212,7 @@ pass(struct cp_sync_wait *w, struct waiter *list, bool force)
         return NULL;
     }
     cur = current(w, list, force);
-    acks = cp_registry_acks(w->reg, 0);
+    acks = thread_acks(w);
     now = st_mono_ms();
     while (list != NULL) {
         struct waiter *wt = list;
@@ -216,6 +265,9 @@ sleep_locked(struct cp_sync_wait *w)
     for (const struct waiter *wt = w->head; wt != NULL; wt = wt->next) {
         int64_t t = wt->hash[0] == '\0' ? now + CP_SYNC_WAIT_RETRY_MS : wt->deadline_ms;
 
+        if (w->shared_fn != NULL && now + CP_SYNC_WAIT_SHARED_MS < t) {
+            t = now + CP_SYNC_WAIT_SHARED_MS; /* the other CPs' DPs do not poke */
+        }
         if (t < wake) {
             wake = t;
         }
@@ -329,12 +381,29 @@ waiter_new(const json_t *acks, uint64_t version, int64_t timeout_ms, cp_sync_wai
 }
 
 void
+cp_sync_wait_share(struct cp_sync_wait *w, cp_sync_wait_shared_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&w->mu);
+    w->shared_fn = fn;
+    w->shared_arg = arg;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
 cp_sync_wait_add(struct cp_sync_wait *w, uint64_t version, int64_t timeout_ms,
                  cp_sync_wait_done_fn *fn, void *arg)
 {
-    json_t *acks = cp_registry_acks(w->reg, st_time_ms() - w->window_ms);
-    struct waiter *wt = waiter_new(acks, version, timeout_ms, fn, arg);
+    const int64_t since = st_time_ms() - w->window_ms;
+    json_t *acks = cp_registry_acks(w->reg, since);
+    struct waiter *wt;
 
+    if (w->shared_fn != NULL) {
+        json_t *shared = w->shared_fn(w->shared_arg, since);
+
+        merge_shared(acks, shared); /* NULL (the database is away): this CP's DPs */
+        json_decref(shared);
+    }
+    wt = waiter_new(acks, version, timeout_ms, fn, arg);
     json_decref(acks);
     if (wt == NULL) {
         struct cp_sync_wait_result none = {0};
@@ -379,6 +448,7 @@ cp_sync_wait_free(struct cp_sync_wait *w)
         return;
     }
     cp_sync_wait_stop(w);
+    json_decref(w->shared);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -17,7 +17,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import http, scaled, wait_for
+from conftest import http, pg_bootstrap, scaled, wait_for
 
 PENDING = "x-strait-pending-data-planes"
 FAILED = "x-strait-failed-data-planes"
@@ -236,6 +236,37 @@ def test_dp_refusing_the_snapshot_is_pending_and_failed(st, echo):
     assert hdr(r, FAILED) == bad.dp_id(), r.headers
     assert good.status_hash() == cp.status_hash()
     assert bad.status_hash() != cp.status_hash()
+
+
+def test_waits_for_the_dps_of_every_cp_on_the_database(pg, st, echo, tmp_path):
+    """On Postgres the registry is shared, and so is the wait: a write on CP1 waits for
+    the DPs of CP2 too. It answers once they run it; a DP of CP2 that refuses the
+    snapshot keeps a write on CP1 pending, named (and, once it reported, failed)."""
+    pg_bootstrap(pg, tmp_path)
+    cp1, cp2 = st.cp(conf=dict(pg)), st.cp(conf=dict(pg))
+    good = st.dp(cp1)
+    bad = st.dp(cp2, env={"STRAIT_TEST_DP_REJECT": "poison-pill"})
+    both = sorted([good.dp_id(), bad.dp_id()])
+    wait_for(lambda: sorted(d["id"] for d in cp1.data_planes()) == both, 20,
+             "CP1 to list both DPs")
+    r = post_json(cp1, "/services?wait_for_sync=30",
+                  {"name": "shared", "protocol": "tcp", "host": "127.0.0.1", "port": 9600},
+                  timeout=40)
+    assert r.status == 201 and hdr(r, PENDING) is None, r
+    # answered only once the DP of the other CP ran it
+    assert bad.status_hash() == good.status_hash() == cp1.status_hash()
+
+    r = post_json(cp1, "/services?wait_for_sync=2",
+                  {"name": "poison-pill", "protocol": "tcp", "host": "127.0.0.1", "port": 9601})
+    assert r.status == 202 and r.json["name"] == "poison-pill", r
+    assert ids_in(r) == [bad.dp_id()], r.headers
+    wait_for(lambda: [d["sync_status"] for d in cp1.data_planes() if d["id"] == bad.dp_id()]
+             == ["apply_failed"], 20, "the DP's apply_failed report, through CP2")
+    r = post_json(cp1, "/services?wait_for_sync=2",
+                  {"name": "next", "protocol": "tcp", "host": "127.0.0.1", "port": 9602})
+    assert r.status == 202, r
+    assert ids_in(r) == [bad.dp_id()] and hdr(r, FAILED) == bad.dp_id(), r.headers
+    assert good.status_hash() == cp1.status_hash()
 
 
 # ----------------------------------------------------------------------------- at once

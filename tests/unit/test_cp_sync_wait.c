@@ -244,6 +244,81 @@ test_ends_when_every_dp_acknowledged(void **state)
     assert_int_equal(f->out.n_pending, 0);
 }
 
+/* A fake shared registry: what the other CPs' DPs reported (fake_shared: NULL answers
+ * as a database that cannot be read). */
+struct fake_shared {
+    pthread_mutex_t mu;
+    json_t *acks;
+    bool down;
+    int reads;
+};
+
+static json_t *
+fake_shared_fn(void *arg, int64_t since_ms)
+{
+    struct fake_shared *fs = arg;
+    json_t *out;
+
+    (void)since_ms;
+    pthread_mutex_lock(&fs->mu);
+    fs->reads++;
+    out = fs->down ? NULL : json_deep_copy(fs->acks);
+    pthread_mutex_unlock(&fs->mu);
+    return out;
+}
+
+static void
+fake_report(struct fake_shared *fs, const char *id, const char *hash)
+{
+    pthread_mutex_lock(&fs->mu);
+    json_object_set_new(fs->acks, id,
+                        json_pack("{s:s,s:s,s:I}", "config_hash", hash, "sync_status", "normal",
+                                  "last_seen_ms", (json_int_t)st_time_ms()));
+    pthread_mutex_unlock(&fs->mu);
+}
+
+/* With a shared registry, a wait covers the DPs of the other CPs too: they count as
+ * connected at the write and acknowledge through their reports, read again while the
+ * wait lasts (nothing pokes for them); a read that fails keeps the last answer, so such
+ * a DP is not mistaken for one that left. */
+static void
+test_shared_dps_are_waited_for(void **state)
+{
+    struct fx *f = *state;
+    struct fake_shared fs = {.acks = json_object()};
+    char h0[65], h1[65];
+    uint64_t v;
+
+    pthread_mutex_init(&fs.mu, NULL);
+    cp_sync_wait_share(f->sw, fake_shared_fn, &fs);
+    current_hash(f, h0);
+    report(f, "dp-local", h0, NULL, false);
+    fake_report(&fs, "dp-remote", h0);
+    v = write_one(f);
+    built_hash(f, h1);
+    assert_string_not_equal(h1, h0);
+    cp_sync_wait_add(f->sw, v, 60000, on_done, &f->out);
+    report(f, "dp-local", h1, NULL, false);
+    usleep(3 * CP_SYNC_WAIT_SHARED_MS * 1000);
+    assert_int_equal(calls(&f->out), 0); /* the remote DP has not acknowledged */
+    pthread_mutex_lock(&fs.mu);
+    fs.down = true;
+    pthread_mutex_unlock(&fs.mu);
+    usleep(3 * CP_SYNC_WAIT_SHARED_MS * 1000);
+    assert_int_equal(calls(&f->out), 0); /* unreadable: still waited for */
+    fake_report(&fs, "dp-remote", h1);
+    pthread_mutex_lock(&fs.mu);
+    fs.down = false;
+    pthread_mutex_unlock(&fs.mu);
+    assert_int_equal(await(&f->out), 1); /* no poke: the thread reads again by itself */
+    assert_int_equal(f->out.n_waited, 2);
+    assert_int_equal(f->out.n_pending, 0);
+    cp_sync_wait_stop(f->sw); /* before fs goes */
+    assert_true(fs.reads >= 3);
+    json_decref(fs.acks);
+    pthread_mutex_destroy(&fs.mu);
+}
+
 static void
 test_a_later_configuration_acknowledges(void **state)
 {
@@ -382,6 +457,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_goodbye_is_not_waited_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unchanged_hash_acknowledges_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_ends_every_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_dps_are_waited_for, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
