@@ -9,6 +9,7 @@
 
 #include "st_conf.h"
 #include "st_err.h"
+#include "st_ssl.h"
 #include "st_util.h"
 
 int
@@ -85,7 +86,97 @@ cp_store_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_op
 int
 cp_store_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
 {
-    return s->ops->read_all(s, version, lists);
+    return s->ops->read_all(s, NULL, version, lists);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the read cache */
+
+struct cp_store_cache {
+    json_t *last[ST_ENT__COUNT]; /* id -> [digest, object]: the last complete read */
+    json_t *next[ST_ENT__COUNT]; /* the read in progress */
+    size_t parsed, reused;
+};
+
+struct cp_store_cache *
+cp_store_cache_new(void)
+{
+    struct cp_store_cache *c = st_xcalloc(1, sizeof(*c));
+
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        c->last[k] = json_object();
+    }
+    return c;
+}
+
+void
+cp_store_cache_free(struct cp_store_cache *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(c->last[k]);
+        json_decref(c->next[k]);
+    }
+    free(c);
+}
+
+json_t *
+cp_store_cache_doc(struct cp_store_cache *c, enum st_entity_kind k, const char *id,
+                   const char *text, size_t len)
+{
+    json_error_t jerr;
+    char digest[65];
+    const json_t *hit;
+    json_t *doc;
+
+    if (c == NULL) {
+        return json_loadb(text, len, 0, &jerr);
+    }
+    st_ssl_sha256_hex(text, len, digest);
+    hit = json_object_get(c->last[k], id);
+    if (hit != NULL && strcmp(json_string_value(json_array_get(hit, 0)), digest) == 0) {
+        json_object_set(c->next[k], id, (json_t *)hit); /* the same entry, shared */
+        c->reused++;
+        return json_incref(json_array_get(hit, 1));
+    }
+    if ((doc = json_loadb(text, len, 0, &jerr)) == NULL) {
+        return NULL;
+    }
+    c->parsed++;
+    json_object_set_new(c->next[k], id, json_pack("[s,O]", digest, doc));
+    return doc;
+}
+
+int
+cp_store_read_all_cached(struct cp_store *s, struct cp_store_cache *c, uint64_t *version,
+                         json_t *lists[ST_ENT__COUNT], size_t *parsed, size_t *reused)
+{
+    int rc;
+
+    c->parsed = c->reused = 0;
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(c->next[k]);
+        c->next[k] = json_object();
+    }
+    rc = s->ops->read_all(s, c, version, lists);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        if (rc == 0) { /* what this read saw replaces the last one: deleted rows go */
+            json_decref(c->last[k]);
+            c->last[k] = c->next[k];
+        } else {
+            json_decref(c->next[k]);
+        }
+        c->next[k] = NULL;
+    }
+    if (parsed != NULL) {
+        *parsed = c->parsed;
+    }
+    if (reused != NULL) {
+        *reused = c->reused;
+    }
+    return rc;
 }
 
 int

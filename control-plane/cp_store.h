@@ -19,6 +19,7 @@
 struct st_conf;
 struct st_err;
 struct cp_store;
+struct cp_store_cache;
 
 #define CP_PAGE_SIZE_DEFAULT 100
 #define CP_PAGE_SIZE_MAX     1000
@@ -47,7 +48,9 @@ struct cp_store_ops {
     int (*remove)(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
     int (*page)(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
                 json_t **data, char **next_offset, struct st_err *err);
-    int (*read_all)(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT]);
+    /* cache NULL: parse every row; else through cp_store_cache_doc (cp_store_int.h) */
+    int (*read_all)(struct cp_store *s, struct cp_store_cache *cache, uint64_t *version,
+                    json_t *lists[ST_ENT__COUNT]);
     int (*version)(struct cp_store *s, uint64_t *version);
     int (*clear)(struct cp_store *s);
     int (*count)(struct cp_store *s, enum st_entity_kind k, uint64_t *n);
@@ -121,6 +124,18 @@ int cp_store_page(struct cp_store *s, enum st_entity_kind k, const struct cp_pag
  * lists[k] is a new array of the entities of kind k ordered by id, owned by the caller.
  * Returns 0, or -ST_EDB with every lists[k] NULL. */
 int cp_store_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT]);
+
+/* The entities of the last cp_store_read_all_cached, each with a digest of its stored
+ * text, so that the next read parses only the rows whose text changed (at 100k routes
+ * the parse is most of a read). For one thread at a time, with one store. */
+struct cp_store_cache *cp_store_cache_new(void);
+void cp_store_cache_free(struct cp_store_cache *c);
+
+/* cp_store_read_all through the cache: unchanged rows come back as the objects of the
+ * last read (shared references: read-only, as every list from the store is). Rows
+ * parsed anew and rows reused, of this read, in *parsed and *reused (may be NULL). */
+int cp_store_read_all_cached(struct cp_store *s, struct cp_store_cache *c, uint64_t *version,
+                             json_t *lists[ST_ENT__COUNT], size_t *parsed, size_t *reused);
 
 /* The committed config version. Returns 0 or -ST_EDB. */
 int cp_store_version(struct cp_store *s, uint64_t *version);

@@ -78,4 +78,12 @@ int cp_store_check_refs(const struct cp_store_probe *p, enum st_entity_kind k, c
 char *cp_store_tags_offset_make(const char *tag, const char *entity_name, const char *entity_id);
 json_t *cp_store_tags_offset_parse(const char *offset);
 
+/* read_all with a cache (cp_store_read_all_cached): the object for the row of kind k
+ * with this id and stored text (len bytes, not NUL-terminated), as a new reference:
+ * the cached one when the text is the same as at the last read, else parsed (NULL: not
+ * JSON). c NULL: parsed. */
+struct cp_store_cache;
+json_t *cp_store_cache_doc(struct cp_store_cache *c, enum st_entity_kind k, const char *id,
+                           const char *text, size_t len);
+
 #endif

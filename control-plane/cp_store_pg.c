@@ -554,14 +554,14 @@ pg_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
 /* the consistent read for the snapshot */
 
 static int
-pg_read_table(struct pg_store *q, const char *table, json_t **out)
+pg_read_table(struct pg_store *q, struct cp_store_cache *c, enum st_entity_kind k, json_t **out)
 {
     char sql[96];
     PGresult *r = NULL;
     json_t *arr;
     int rc;
 
-    st_snprintf(sql, sizeof(sql), "SELECT doc FROM %s ORDER BY id", table);
+    st_snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s ORDER BY id", cp_store_kinds[k].table);
     rc = pg_run(q, sql, 0, NULL, NULL, &r);
     if (rc < 0) {
         PQclear(r);
@@ -569,7 +569,10 @@ pg_read_table(struct pg_store *q, const char *table, json_t **out)
     }
     arr = json_array();
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *doc = pg_doc(r, i, 0);
+        json_t *doc = PQgetisnull(r, i, 1)
+                          ? NULL
+                          : cp_store_cache_doc(c, k, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                                               (size_t)PQgetlength(r, i, 1));
 
         if (doc == NULL) {
             json_decref(arr);
@@ -585,7 +588,8 @@ pg_read_table(struct pg_store *q, const char *table, json_t **out)
 }
 
 static int
-pg_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
+pg_read_all(struct cp_store *s, struct cp_store_cache *c, uint64_t *version,
+            json_t *lists[ST_ENT__COUNT])
 {
     struct pg_store *q = pg(s);
     int rc;
@@ -600,7 +604,7 @@ pg_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
     q->in_tx = true;
     rc = pg_version(s, version);
     for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
-        rc = pg_read_table(q, cp_store_kinds[k].table, &lists[k]);
+        rc = pg_read_table(q, c, (enum st_entity_kind)k, &lists[k]);
     }
     pg_rollback(s); /* read-only: nothing to commit */
     if (rc < 0) {

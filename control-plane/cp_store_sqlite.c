@@ -611,21 +611,25 @@ sq_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
 /* the consistent read for the snapshot */
 
 static int
-sq_read_table(struct sq_store *q, const char *table, json_t **out)
+sq_read_table(struct sq_store *q, struct cp_store_cache *c, enum st_entity_kind k, json_t **out)
 {
     char sql[96];
     sqlite3_stmt *st = NULL;
     json_t *arr;
     int rc;
 
-    st_snprintf(sql, sizeof(sql), "SELECT doc FROM %s ORDER BY id", table);
+    st_snprintf(sql, sizeof(sql), "SELECT id, doc FROM %s ORDER BY id", cp_store_kinds[k].table);
     rc = sq_prepare(q->db, sql, &st);
     if (rc < 0) {
         return rc;
     }
     arr = json_array();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *doc = sq_row_doc(st, 0);
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        json_t *doc = id != NULL && text != NULL
+                          ? cp_store_cache_doc(c, k, id, text, (size_t)sqlite3_column_bytes(st, 1))
+                          : NULL;
 
         if (doc == NULL) {
             rc = SQLITE_CORRUPT;
@@ -643,7 +647,8 @@ sq_read_table(struct sq_store *q, const char *table, json_t **out)
 }
 
 static int
-sq_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
+sq_read_all(struct cp_store *s, struct cp_store_cache *c, uint64_t *version,
+            json_t *lists[ST_ENT__COUNT])
 {
     struct sq_store *q = sq(s);
     int rc;
@@ -657,7 +662,7 @@ sq_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
     }
     rc = sq_version(s, version);
     for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
-        rc = sq_read_table(q, cp_store_kinds[k].table, &lists[k]);
+        rc = sq_read_table(q, c, (enum st_entity_kind)k, &lists[k]);
     }
     sq_rollback(s); /* read-only: nothing to commit */
     if (rc < 0) {

@@ -699,8 +699,10 @@ fs_page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
 }
 
 static int
-fs_read_all(struct cp_store *s, uint64_t *version, json_t *lists[ST_ENT__COUNT])
+fs_read_all(struct cp_store *s, struct cp_store_cache *c, uint64_t *version,
+            json_t *lists[ST_ENT__COUNT])
 {
+    (void)c;
     (void)version;
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         lists[k] = NULL;

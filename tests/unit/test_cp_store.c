@@ -1471,6 +1471,88 @@ test_unique_name_race(void **state)
     assert_int_equal(version(f->s), v0 + ROUNDS);
 }
 
+/* Reads everything through the cache; checks the lists equal a plain read's. */
+static void
+read_cached(struct fx *f, struct cp_store_cache *c, json_t *lists[ST_ENT__COUNT], size_t *parsed,
+            size_t *reused)
+{
+    json_t *plain[ST_ENT__COUNT] = {NULL};
+    uint64_t v1 = 0, v2 = 0;
+
+    assert_int_equal(cp_store_read_all_cached(f->s, c, &v1, lists, parsed, reused), 0);
+    assert_int_equal(cp_store_read_all(f->s, &v2, plain), 0);
+    assert_int_equal(v1, v2);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        assert_true(json_equal(lists[k], plain[k]));
+        json_decref(plain[k]);
+    }
+}
+
+static void
+lists_free(json_t *lists[ST_ENT__COUNT])
+{
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+        lists[k] = NULL;
+    }
+}
+
+/* The read cache: a second read parses nothing and shares the objects of the first; an
+ * update is parsed anew (and read as updated), a delete leaves the list, an insert is
+ * parsed; the result always equals a plain read. */
+static void
+test_read_cache(void **state)
+{
+    struct fx *f = *state;
+    struct cp_store_cache *c = cp_store_cache_new();
+    struct st_err err = {0};
+    json_t *lists[ST_ENT__COUNT] = {NULL};
+    json_t *first;
+    json_t *o;
+    size_t parsed = 9, reused = 9;
+
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC1, "a"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, service(SVC2, "b"), &err), 0);
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, route(RT1, SVC1), &err), 0);
+    read_cached(f, c, lists, &parsed, &reused);
+    assert_int_equal(parsed, 3);
+    assert_int_equal(reused, 0);
+    first = json_incref(json_array_get(lists[ST_ENT_SERVICE], 1));
+    lists_free(lists);
+
+    read_cached(f, c, lists, &parsed, &reused);
+    assert_int_equal(parsed, 0);
+    assert_int_equal(reused, 3);
+    assert_ptr_equal(json_array_get(lists[ST_ENT_SERVICE], 1), first);
+    lists_free(lists);
+
+    o = service(SVC2, "b");
+    json_object_set_new(o, "port", json_integer(8080));
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_update(f->s, ST_ENT_SERVICE, o, &err), 0);
+    assert_int_equal(cp_store_remove(f->s, ST_ENT_ROUTE, RT1, &err), 0);
+    assert_int_equal(cp_store_commit(f->s), 0);
+    json_decref(o);
+    read_cached(f, c, lists, &parsed, &reused);
+    assert_int_equal(parsed, 1);
+    assert_int_equal(reused, 1);
+    assert_int_equal(json_array_size(lists[ST_ENT_ROUTE]), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(lists[ST_ENT_SERVICE], 1), "port")),
+        8080);
+    assert_int_equal(json_integer_value(json_object_get(first, "port")), 80); /* untouched */
+    lists_free(lists);
+
+    /* the deleted route left the cache too: inserted again, it is parsed */
+    assert_int_equal(insert1(f->s, ST_ENT_ROUTE, route(RT1, SVC1), &err), 0);
+    read_cached(f, c, lists, &parsed, &reused);
+    assert_int_equal(parsed, 1);
+    assert_int_equal(reused, 2);
+    lists_free(lists);
+    json_decref(first);
+    cp_store_cache_free(c);
+}
+
 static json_t *
 dp_record(const char *id, long long seen_ms, const char *hostname)
 {
@@ -1623,7 +1705,8 @@ test_pg_open_refusals(void **state)
         cmocka_unit_test_setup_teardown(test_version_bumps, SETUP, teardown),                      \
         cmocka_unit_test_setup_teardown(test_concurrent_writers, SETUP, teardown),                 \
         cmocka_unit_test_setup_teardown(test_unique_name_race, SETUP, teardown),                   \
-        cmocka_unit_test_setup_teardown(test_dps, SETUP, teardown)
+        cmocka_unit_test_setup_teardown(test_dps, SETUP, teardown),                                \
+        cmocka_unit_test_setup_teardown(test_read_cache, SETUP, teardown)
 
 int
 main(int argc, char **argv)
