@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,48 @@ st_mono_deadline(int64_t ms, struct timespec *out)
         out->tv_sec++;
         out->tv_nsec -= 1000000000L;
     }
+}
+
+struct bounded {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static void *
+bounded_main(void *p)
+{
+    struct bounded *b = p;
+
+    b->fn(b->arg);
+    free(b);
+    return NULL;
+}
+
+bool
+st_run_bounded(void (*fn)(void *arg), void *arg, int ms)
+{
+    struct bounded *b = st_xmalloc(sizeof(*b));
+    struct timespec ts;
+    pthread_t t;
+
+    b->fn = fn;
+    b->arg = arg;
+    if (pthread_create(&t, NULL, bounded_main, b) != 0) {
+        bounded_main(b);
+        return true;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts); /* pthread_timedjoin_np's clock */
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(t, NULL, &ts) == 0) {
+        return true;
+    }
+    pthread_detach(t);
+    return false;
 }
 
 void

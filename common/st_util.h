@@ -3,6 +3,7 @@
 #ifndef STRAIT_ST_UTIL_H
 #define STRAIT_ST_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@ int64_t st_mono_ms(void);
  * condition variable whose clock is CLOCK_MONOTONIC (pthread_condattr_setclock). */
 struct timespec;
 void st_mono_deadline(int64_t ms, struct timespec *out);
+
+/* Runs fn(arg) on a new thread and waits at most ms for it (fn(arg) runs here when no
+ * thread can be made). Returns true when fn returned in time, false when it is still
+ * running: the thread is then detached and fn keeps arg. For calls into libraries that
+ * can hang on shutdown (nng 1.5.2's close), so that a process that is stopping does not. */
+bool st_run_bounded(void (*fn)(void *arg), void *arg, int ms);
 
 /* Replaces the file at path atomically: writes path.tmp with mode, fsyncs it, renames
  * it over path and fsyncs the folder, so a crash leaves the old file or the new one,

@@ -925,7 +925,7 @@ struct sync_closer {
     bool dialer_only;
 };
 
-static void *
+static void
 sync_close_main(void *arg)
 {
     struct sync_closer *cl = arg;
@@ -936,7 +936,6 @@ sync_close_main(void *arg)
         nng_close(cl->sock);
     }
     free(cl);
-    return NULL;
 }
 
 /* Closes the dialer (dialer_only) or the socket, waiting at most DP_SYNC_CLOSE_MS.
@@ -948,22 +947,13 @@ static bool
 sync_close_bounded(struct dp_sync *s, bool dialer_only)
 {
     struct sync_closer *cl = st_xcalloc(1, sizeof(*cl));
-    struct timespec ts;
-    pthread_t t;
 
     cl->sock = s->sock;
     cl->dialer = s->dialer;
     cl->dialer_only = dialer_only;
-    if (pthread_create(&t, NULL, sync_close_main, cl) != 0) {
-        sync_close_main(cl);
+    if (st_run_bounded(sync_close_main, cl, DP_SYNC_CLOSE_MS)) {
         return true;
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += DP_SYNC_CLOSE_MS / 1000;
-    if (pthread_timedjoin_np(t, NULL, &ts) == 0) {
-        return true;
-    }
-    pthread_detach(t);
     atomic_store(&sync_nng_stuck, true);
     st_log(ST_LOG_WARN, 0, "sync: the cluster %s did not close within %d ms; not waiting",
            dialer_only ? "dialer" : "socket", DP_SYNC_CLOSE_MS);
