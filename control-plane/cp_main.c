@@ -134,24 +134,38 @@ start_all(struct cp_ctx *cx, struct st_err *err)
     return rc;
 }
 
-static void
+/* A context whose sync socket nng would not close: nng may still call into the sync
+ * instance, which uses the context's configuration, snapshot and registry, so they are
+ * never freed (the process is exiting anyway). */
+static struct cp_ctx *volatile ctx_abandoned; /* volatile: a store never read stays */
+
+/* Stops everything start_all started. Returns false when the context must not be freed
+ * (ctx_abandoned). */
+static bool
 stop_all(struct cp_ctx *cx)
 {
+    bool closed;
+
     cp_http_stop(cx->http);
     cx->http = NULL;
     cp_pg_listen_stop(cx->pg_listen); /* its callback kicks the snapshot builder */
     cx->pg_listen = NULL;
     cp_snapshot_stop(cx->snap); /* no more notifications to the sync server */
-    cp_sync_stop(cx->sync);
+    closed = cp_sync_stop(cx->sync);
     cx->sync = NULL;
     cp_registry_share_stop(cx->reg_share); /* after the DPs' goodbyes */
     cx->reg_share = NULL;
+    if (!closed) {
+        ctx_abandoned = cx;
+        return false;
+    }
     cp_snapshot_free(cx->snap);
     cx->snap = NULL;
     cp_registry_free(cx->reg);
     cx->reg = NULL;
     cp_store_pool_free(cx->pool);
     cx->pool = NULL;
+    return true;
 }
 
 static int
@@ -184,10 +198,11 @@ cmd_start(const struct cp_args *a)
         sigwait(&set, &sig);
         st_log(ST_LOG_NOTICE, 0, "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
-    stop_all(cx);
-    pthread_mutex_destroy(&cx->config_mu);
-    st_conf_fini(&cx->conf);
-    free(cx);
+    if (stop_all(cx)) {
+        pthread_mutex_destroy(&cx->config_mu);
+        st_conf_fini(&cx->conf);
+        free(cx);
+    }
     if (rc < 0) {
         return fail(rc, &err);
     }

@@ -13,6 +13,10 @@
 
 #define CP_HASH_NONE "0000000000000000000000000000000000000000000000000000000000000000"
 
+/* With the shared records at hand, this CP lists its own entries seen within this long
+ * only: older ones are in the database already (cp_registry_share saves every second). */
+#define CP_REGISTRY_SAVED_MS 5000
+
 /* Kong's default cluster_data_plane_purge_delay (14 days), in ms */
 #define CP_PURGE_DELAY_DEFAULT_MS (1209600LL * 1000)
 
@@ -39,6 +43,7 @@ struct cp_registry {
     cp_registry_change_fn *on_change; /* wait_for_sync (cp_registry_on_change) */
     void *on_change_arg;
     json_t *gone; /* goodbyes since cp_registry_take(): [{"id", "at_ms"}] */
+    bool shared;  /* cp_registry_take() runs (cp_registry_share): keep the goodbyes */
 };
 
 static void notify_locked(struct cp_registry *r);
@@ -128,7 +133,10 @@ remove_locked(struct cp_registry *r, const char *id, int64_t now_ms)
 {
     struct cp_dp *d = find(r, id);
 
-    json_array_append_new(r->gone, json_pack("{s:s,s:I}", "id", id, "at_ms", (json_int_t)now_ms));
+    if (r->shared) {
+        json_array_append_new(r->gone,
+                              json_pack("{s:s,s:I}", "id", id, "at_ms", (json_int_t)now_ms));
+    }
     if (d != NULL) {
         dp_fini(d);
         *d = r->v[--r->n];
@@ -304,6 +312,11 @@ cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after,
     purge_locked(r, now_ms);
     sel = st_xcalloc(r->n + json_array_size(shared) + 1, sizeof(*sel));
     for (i = 0; i < r->n; i++) {
+        /* with the shared records at hand, this CP's older entries are in them already
+         * (saved within a second): a DP that moved on and said goodbye elsewhere is gone */
+        if (shared != NULL && now_ms - r->v[i].last_seen_ms > CP_REGISTRY_SAVED_MS) {
+            continue;
+        }
         if (after == NULL || strcmp(r->v[i].id, after) > 0) {
             sel[n++] = (struct listed){r->v[i].id, r->v[i].last_seen_ms, &r->v[i], NULL};
         }
@@ -384,6 +397,7 @@ cp_registry_take(struct cp_registry *r, json_t **seen, json_t **gone)
 {
     *seen = json_array();
     pthread_mutex_lock(&r->mu);
+    r->shared = true;
     for (size_t i = 0; i < r->n; i++) {
         if (r->v[i].unsaved) {
             json_array_append_new(*seen, entry_record(&r->v[i]));

@@ -48,7 +48,8 @@ void cp_registry_remove(struct cp_registry *r, const char *id);
  * {id, ip, hostname, version, sync_status, sync_error, config_hash, last_seen, updated_at,
  * ttl, labels, cert_details}. shared (may be NULL) holds records of the registry the CPs
  * on the database share (cp_store_dps_page: at least the first size + 1 after `after`):
- * they join this CP's entries, and of two entries for one DP the one seen last wins.
+ * they join this CP's entries seen in the last 5 s (older ones are in the records: this
+ * CP saved them), and of two entries for one DP the one seen last wins.
  * *more (may be NULL) is set when entries follow the page. */
 json_t *cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after,
                          size_t size, bool *more);
@@ -62,7 +63,8 @@ int64_t cp_registry_purge_ms(struct cp_registry *r);
 
 /* For the shared registry (cp_registry_share.h): the records of the entries that changed
  * since the last call ({"id", "last_seen_ms", "doc"}, doc in Kong's shape without ttl) and
- * the goodbyes since ({"id", "at_ms"}), as two new arrays. */
+ * the goodbyes since ({"id", "at_ms"}), as two new arrays. Goodbyes are kept from the
+ * first call on (a registry nobody takes from keeps none). */
 void cp_registry_take(struct cp_registry *r, json_t **seen, json_t **gone);
 
 /* ------------------------------------------------------------------------- */

@@ -23,9 +23,10 @@
 #include "st_log.h"
 #include "st_util.h"
 
-#define SHARE_ROUND_MS  1000
-#define SHARE_PURGE_MS  60000 /* the purge runs at least this often */
-#define SHARE_HANDLE_MS 1000  /* how long a round waits for a store handle */
+#define SHARE_ROUND_MS       1000
+#define SHARE_PURGE_MS       60000 /* the purge runs at least this often */
+#define SHARE_HANDLE_MS      1000  /* how long a round waits for a store handle */
+#define SHARE_ACKS_HANDLE_MS 200   /* how long wait_for_sync waits for one */
 
 struct cp_registry_share {
     struct cp_registry *reg;
@@ -69,14 +70,41 @@ share_collect(struct cp_registry_share *sh)
     json_decref(gone);
 }
 
+static int
+by_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The pending records as an array ordered by id: every CP upserts rows in the same
+ * order, so two CPs saving overlapping DPs (one moved) cannot deadlock in Postgres. */
+static json_t *
+sorted_records(json_t *pending)
+{
+    size_t n = 0;
+    const char **ids = st_xcalloc(json_object_size(pending) + 1, sizeof(*ids));
+    json_t *arr = json_array();
+    const char *id;
+    json_t *rec;
+
+    json_object_foreach(pending, id, rec)
+    {
+        ids[n++] = id;
+    }
+    qsort(ids, n, sizeof(*ids), by_str);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append(arr, json_object_get(pending, ids[i]));
+    }
+    free(ids);
+    return arr;
+}
+
 /* One round: saves what is pending (and purges when due). */
 static void
 share_round(struct cp_registry_share *sh)
 {
     const int64_t now = st_time_ms();
     json_t *seen;
-    const char *id;
-    json_t *rec;
     struct cp_store *s;
     int rc;
 
@@ -88,11 +116,7 @@ share_round(struct cp_registry_share *sh)
     if ((s = cp_store_pool_get_timed(sh->pool, SHARE_HANDLE_MS)) == NULL) {
         return; /* the admin API is busy: next round */
     }
-    seen = json_array();
-    json_object_foreach(sh->pending, id, rec)
-    {
-        json_array_append(seen, rec);
-    }
+    seen = sorted_records(sh->pending);
     rc = cp_store_dps_save(s, seen, sh->gone, now - cp_registry_purge_ms(sh->reg));
     cp_store_pool_put(sh->pool, s);
     json_decref(seen);
@@ -142,10 +166,15 @@ json_t *
 cp_registry_share_acks(void *share, int64_t since_ms)
 {
     struct cp_registry_share *sh = share;
-    struct cp_store *s = cp_store_pool_get(sh->pool);
-    json_t *acks = json_object();
+    struct cp_store *s = cp_store_pool_get_timed(sh->pool, SHARE_ACKS_HANDLE_MS);
+    json_t *acks;
     char *after = NULL;
-    int rc;
+    int rc = 0;
+
+    if (s == NULL) {
+        return NULL; /* every handle busy: the caller keeps what it had */
+    }
+    acks = json_object();
 
     for (;;) {
         json_t *rows = NULL;

@@ -864,13 +864,13 @@ sync_close(void *arg)
     }
 }
 
-void
+bool
 cp_sync_stop(struct cp_sync *sy)
 {
     struct sync_ctx *c;
 
     if (sy == NULL) {
-        return;
+        return true;
     }
     pthread_mutex_lock(&sy->mu);
     sy->closing = true;
@@ -880,7 +880,7 @@ cp_sync_stop(struct cp_sync *sy)
                "cluster: the sync socket did not close within %d ms; stopping without it",
                SYNC_CLOSE_MS);
         sync_abandoned = sy; /* nng may still call into it: never freed */
-        return;
+        return false;
     }
     while ((c = sy->all) != NULL) {
         sy->all = c->next;
@@ -894,4 +894,5 @@ cp_sync_stop(struct cp_sync *sy)
     }
     pthread_mutex_destroy(&sy->mu);
     free(sy);
+    return true;
 }

@@ -3,6 +3,8 @@
 #ifndef STRAIT_CP_SYNC_H
 #define STRAIT_CP_SYNC_H
 
+#include <stdbool.h>
+
 struct st_conf;
 struct st_err;
 struct cp_snapshot;
@@ -20,7 +22,10 @@ int cp_sync_start(const struct st_conf *conf, struct cp_snapshot *sn, struct cp_
 void cp_sync_notify(struct cp_sync *sy);
 
 /* Closes the socket, waits for every callback, frees everything. NULL is a no-op. */
-void cp_sync_stop(struct cp_sync *sy);
+/* Returns false when nng would not close the socket in time (nng 1.5.2): the instance
+ * is then left to nng, which may still call into it, so the configuration, snapshot and
+ * registry it was started with must stay allocated. */
+bool cp_sync_stop(struct cp_sync *sy);
 
 /* For the snapshot builder's change callback: arg is a struct cp_sync *. */
 void cp_sync_notify_cb(void *arg);

@@ -44,9 +44,14 @@ struct cp_sync_wait {
     uint64_t refreshed; /* the newest version this thread rebuilt for (thread only) */
     cp_sync_wait_shared_fn *shared_fn; /* NULL: this CP's DPs only */
     void *shared_arg;
-    json_t *shared;    /* the last answer of shared_fn (thread only) */
-    int64_t shared_at; /* when it was read, monotonic ms (thread only) */
+    json_t *shared;     /* the last answer of shared_fn (thread only) */
+    int64_t shared_at;  /* when it was read, monotonic ms (thread only) */
+    int64_t shared_try; /* when shared_fn last failed, monotonic ms (thread only) */
 };
+
+/* After a failed read of the shared reports (the database is away), the next waits this
+ * long: each try may take the store's timeout. */
+#define CP_SYNC_WAIT_SHARED_RETRY_MS 1000
 
 /* ------------------------------------------------------------------------- */
 /* waiters */
@@ -102,9 +107,11 @@ acked(const struct waiter *wt, const char *hash, const struct cp_snapshot_blob *
 
 /* Moves the DPs still pending to the front of wt->dps (setting their `failed`) and returns
  * how many there are. A DP the registry no longer has said goodbye (or was purged): it
- * is not waited for. acks: cp_registry_acks(). */
+ * is not waited for; but another CP's DP is taken for gone only by a read of the shared
+ * reports made after the wait began (shared_at, monotonic ms), never by an older one.
+ * acks: thread_acks(). */
 static size_t
-judge(struct waiter *wt, const json_t *acks, const struct cp_snapshot_blob *cur)
+judge(struct waiter *wt, const json_t *acks, const struct cp_snapshot_blob *cur, int64_t shared_at)
 {
     size_t n_pending = 0;
 
@@ -114,7 +121,8 @@ judge(struct waiter *wt, const json_t *acks, const struct cp_snapshot_blob *cur)
         const char *hash = json_string_value(json_object_get(a, "config_hash"));
         struct cp_sync_wait_dp t;
 
-        if (a == NULL) {
+        /* (a read in the same millisecond as the start may have come before it) */
+        if (a == NULL && !(wt->dps[i].remote && shared_at <= wt->start_ms)) {
             continue;
         }
         if (status != NULL && strcmp(status, "normal") == 0 && hash != NULL &&
@@ -122,7 +130,7 @@ judge(struct waiter *wt, const json_t *acks, const struct cp_snapshot_blob *cur)
             continue;
         }
         t = wt->dps[i];
-        t.failed = status == NULL || strcmp(status, "normal") != 0;
+        t.failed = a != NULL && (status == NULL || strcmp(status, "normal") != 0);
         wt->dps[i] = wt->dps[n_pending];
         wt->dps[n_pending++] = t;
     }
@@ -130,19 +138,20 @@ judge(struct waiter *wt, const json_t *acks, const struct cp_snapshot_blob *cur)
 }
 
 /* Adds to acks (this CP's: cp_registry_acks) the shared reports of DPs it has not seen
- * more recently. */
+ * more recently, marked "remote". */
 static void
-merge_shared(json_t *acks, const json_t *shared)
+merge_shared(json_t *acks, json_t *shared)
 {
     const char *id;
     json_t *v;
 
-    json_object_foreach((json_t *)shared, id, v)
+    json_object_foreach(shared, id, v)
     {
         const json_t *mine = json_object_get(acks, id);
 
         if (mine == NULL || json_integer_value(json_object_get(mine, "last_seen_ms")) <
                                 json_integer_value(json_object_get(v, "last_seen_ms"))) {
+            json_object_set_new(v, "remote", json_true());
             json_object_set(acks, id, v);
         }
     }
@@ -159,7 +168,8 @@ thread_acks(struct cp_sync_wait *w)
     if (w->shared_fn != NULL) {
         int64_t now = st_mono_ms();
 
-        if (w->shared == NULL || now - w->shared_at >= CP_SYNC_WAIT_SHARED_MS) {
+        if ((w->shared == NULL || now - w->shared_at >= CP_SYNC_WAIT_SHARED_MS) &&
+            (w->shared_try == 0 || now - w->shared_try >= CP_SYNC_WAIT_SHARED_RETRY_MS)) {
             json_t *fresh = w->shared_fn(w->shared_arg, st_time_ms() - w->window_ms -
                                                             (int64_t)CP_SYNC_WAIT_MAX_S * 1000);
 
@@ -167,9 +177,14 @@ thread_acks(struct cp_sync_wait *w)
                 json_decref(w->shared);
                 w->shared = fresh;
                 w->shared_at = now;
+                w->shared_try = 0;
+            } else {
+                w->shared_try = now;
             }
         }
-        merge_shared(acks, w->shared);
+        if (w->shared != NULL) {
+            merge_shared(acks, w->shared);
+        }
     }
     return acks;
 }
@@ -222,7 +237,7 @@ pass(struct cp_sync_wait *w, struct waiter *list, bool force)
         if (wt->hash[0] == '\0' && cur->version >= wt->version) {
             memcpy(wt->hash, cur->hash, sizeof(wt->hash));
         }
-        n_pending = judge(wt, acks, cur);
+        n_pending = judge(wt, acks, cur, w->shared != NULL ? w->shared_at : INT64_MIN);
         if (n_pending == 0 || force || now >= wt->deadline_ms) {
             fire(wt, n_pending);
         } else {
@@ -375,6 +390,7 @@ waiter_new(const json_t *acks, uint64_t version, int64_t timeout_ms, cp_sync_wai
     wt->dps = st_xcalloc(json_object_size(acks), sizeof(*wt->dps));
     json_object_foreach((json_t *)acks, id, v)
     {
+        wt->dps[wt->n].remote = json_is_true(json_object_get(v, "remote"));
         wt->dps[wt->n++].id = st_xstrdup(id);
     }
     return wt;

@@ -28,6 +28,7 @@ struct cp_sync_wait;
 struct cp_sync_wait_dp {
     const char *id;
     bool failed;
+    bool remote; /* known through the shared registry (another CP's DP) */
 };
 
 /* How a wait ended; valid only during the callback. */

@@ -250,6 +250,8 @@ struct fake_shared {
     pthread_mutex_t mu;
     json_t *acks;
     bool down;
+    bool down_for_thread; /* down for every thread but `adder` (the test's) */
+    pthread_t adder;
     int reads;
 };
 
@@ -262,7 +264,9 @@ fake_shared_fn(void *arg, int64_t since_ms)
     (void)since_ms;
     pthread_mutex_lock(&fs->mu);
     fs->reads++;
-    out = fs->down ? NULL : json_deep_copy(fs->acks);
+    out = fs->down || (fs->down_for_thread && !pthread_equal(pthread_self(), fs->adder))
+              ? NULL
+              : json_deep_copy(fs->acks);
     pthread_mutex_unlock(&fs->mu);
     return out;
 }
@@ -315,6 +319,46 @@ test_shared_dps_are_waited_for(void **state)
     assert_int_equal(f->out.n_pending, 0);
     cp_sync_wait_stop(f->sw); /* before fs goes */
     assert_true(fs.reads >= 3);
+    json_decref(fs.acks);
+    pthread_mutex_destroy(&fs.mu);
+}
+
+/* Another CP's DP is taken for gone only by a read of the shared reports made after the
+ * wait began: here the waiter thread's last good read (from an earlier wait) predates a
+ * DP that the add saw, and its reads fail since; the DP stays pending to the deadline. */
+static void
+test_shared_dp_not_gone_by_an_old_read(void **state)
+{
+    struct fx *f = *state;
+    struct fake_shared fs = {.acks = json_object(), .adder = pthread_self()};
+    char h0[65], h1[65];
+    uint64_t v;
+
+    pthread_mutex_init(&fs.mu, NULL);
+    cp_sync_wait_share(f->sw, fake_shared_fn, &fs);
+    current_hash(f, h0);
+    fake_report(&fs, "dp-r1", h0);
+    v = write_one(f);
+    built_hash(f, h1);
+    cp_sync_wait_add(f->sw, v, 60000, on_done, &f->out);
+    fake_report(&fs, "dp-r1", h1);
+    assert_int_equal(await(&f->out), 1); /* the thread's last good read: dp-r1 only */
+    assert_int_equal(f->out.n_waited, 1);
+
+    pthread_mutex_lock(&fs.mu);
+    json_object_del(fs.acks, "dp-r1"); /* it left; dp-r2 came, through another CP */
+    fs.down_for_thread = true;
+    pthread_mutex_unlock(&fs.mu);
+    fake_report(&fs, "dp-r2", h1);
+    f->out.calls = 0;
+    v = write_one(f);
+    cp_sync_wait_add(f->sw, v, 1500, on_done, &f->out);
+    assert_int_equal(await(&f->out), 1);
+    assert_int_equal(f->out.n_waited, 1);
+    assert_int_equal(f->out.n_pending, 1); /* at the deadline, not at once */
+    assert_string_equal(f->out.pending[0], "dp-r2");
+    assert_false(f->out.failed[0]);
+    cp_sync_wait_stop(f->sw);
     json_decref(fs.acks);
     pthread_mutex_destroy(&fs.mu);
 }
@@ -458,6 +502,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unchanged_hash_acknowledges_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_ends_every_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_dps_are_waited_for, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_dp_not_gone_by_an_old_read, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
