@@ -44,6 +44,8 @@ st_syncmsg_req_encode(const struct st_sync_req *r, uint8_t **out, size_t *len)
     m.last_error = r->last_error;
     m.has_cert_expiry = r->cert_expiry != 0;
     m.cert_expiry = r->cert_expiry;
+    m.has_max_payload = r->max_payload > 0;
+    m.max_payload = r->max_payload;
     m.has_goodbye = r->goodbye;
     m.goodbye = r->goodbye;
     *len = strait__v1__sync_request__get_packed_size(&m);
@@ -141,6 +143,7 @@ st_syncmsg_req_decode(const uint8_t *p, size_t len, struct st_sync_req *r)
     r->have_hash = dup_or_null(m->have_hash);
     r->last_error = dup_or_null(m->last_error);
     r->cert_expiry = m->has_cert_expiry ? m->cert_expiry : 0;
+    r->max_payload = m->has_max_payload && m->max_payload > 0 ? m->max_payload : 0;
     r->goodbye = m->has_goodbye && m->goodbye;
     r->labels = st_xcalloc(m->n_labels + 1, sizeof(*r->labels));
     r->n_labels = m->n_labels;

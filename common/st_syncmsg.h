@@ -21,6 +21,7 @@ struct st_sync_req {
     char *last_error;    /* NULL: none */
     int64_t cert_expiry; /* 0: unknown */
     bool goodbye;
+    int64_t max_payload; /* the DP's cluster_max_payload; 0: not said */
 };
 
 enum st_sync_status {

@@ -73,6 +73,7 @@ struct sync_ctx {
     nng_aio *timer; /* the hold */
     enum sync_state state;
     char have_hash[65];
+    int64_t dp_max; /* the asking DP's cluster_max_payload (0: it did not say) */
     struct sync_ctx *next;
 };
 
@@ -89,8 +90,9 @@ struct cp_sync {
     size_t n_receiving;
     uint64_t gen; /* bumped by every notify */
     bool closing;
-    bool corrupt;        /* STRAIT_TEST_CORRUPT_SNAPSHOT */
-    uint64_t big_logged; /* the last version refused as beyond cluster_max_payload, under mu */
+    bool corrupt;           /* STRAIT_TEST_CORRUPT_SNAPSHOT */
+    uint64_t big_logged;    /* the last version refused as beyond cluster_max_payload, under mu */
+    uint64_t dp_big_logged; /* ... as beyond a DP's (beyond_dp), under mu */
     struct refusal refused[REFUSAL_SLOTS]; /* pipe_cb's log, under mu */
     int64_t refusal_budget_ms;             /* pipe_cb's pauses, under mu */
     int64_t refusal_budget_at;             /* monotonic ms of its last update */
@@ -207,6 +209,37 @@ payload_too_big(struct cp_sync *sy, const struct cp_snapshot_blob *b, size_t len
     return true;
 }
 
+/* Whether a response of len bytes is beyond the asking DP's cluster_max_payload, which its
+ * request carries: sent anyway, nng on the DP would drop it with the connection and
+ * say nothing (nng 1.5.2), so the DP is told instead. Fills reason; logs once per
+ * version. */
+static bool
+beyond_dp(struct sync_ctx *c, const struct cp_snapshot_blob *b, size_t len, char *reason,
+          size_t size)
+{
+    struct cp_sync *sy = c->sy;
+    bool first;
+
+    if (c->dp_max <= 0 || (long long)len + SYNC_REPLY_SLACK <= (long long)c->dp_max) {
+        return false;
+    }
+    st_snprintf(reason, size,
+                "configuration version %llu is %zu bytes, beyond this data plane's "
+                "cluster_max_payload (%lld bytes): raise it to the control plane's (%lld bytes)",
+                (unsigned long long)b->version, len, (long long)c->dp_max,
+                (long long)sy->conf->cluster_max_payload);
+    pthread_mutex_lock(&sy->mu);
+    first = sy->dp_big_logged != b->version;
+    sy->dp_big_logged = b->version;
+    pthread_mutex_unlock(&sy->mu);
+    if (first) {
+        st_log(ST_LOG_WARN, 0,
+               "cluster: not sent to a data plane whose cluster_max_payload is %lld bytes: %s",
+               (long long)c->dp_max, reason);
+    }
+    return true;
+}
+
 /* Sends a response on c: OK with the snapshot b, or the status and reason. The
  * response is packed straight into the nng message: one copy of the snapshot per send. */
 static void
@@ -234,7 +267,8 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
     if (rv == 0 && status == ST_SYNC_OK) {
         char why[300];
 
-        if (payload_too_big(sy, b, len, why, sizeof(why))) {
+        if (payload_too_big(sy, b, len, why, sizeof(why)) ||
+            beyond_dp(c, b, len, why, sizeof(why))) {
             free(copy);
             send_resp(c, ST_SYNC_REFUSED, why, NULL);
             return;
@@ -430,6 +464,7 @@ handle_request(struct sync_ctx *c, nng_msg *m)
     }
     st_snprintf(c->have_hash, sizeof(c->have_hash), "%s",
                 req.have_hash != NULL ? req.have_hash : "");
+    c->dp_max = req.max_payload;
     st_log(ST_LOG_DEBUG, 0, "cluster: data plane %s (%s) asks, having hash %s", req.dp_id, ip,
            c->have_hash[0] != '\0' ? c->have_hash : "-");
     st_syncmsg_req_fini(&req);

@@ -645,6 +645,7 @@ sync_exchange(struct dp_sync *s, bool goodbye, int timeout_ms, struct st_sync_re
     req.have_hash = have ? hash : "";
     req.last_error = s->last_error;
     req.cert_expiry = s->cert_expiry;
+    req.max_payload = s->ctx->conf->cluster_max_payload; /* the CP sends no more */
     req.goodbye = goodbye;
     req.labels = s->labels;
     req.n_labels = s->n_labels;

@@ -57,8 +57,9 @@ def seed_echo(cp, dp, echo):
 def test_snapshot_beyond_max_payload(st, echo):
     """CP and DP at Kong's minimum (4 MiB): a configuration that encodes to more is not
     sent (the CP logs it once per version) and the DP logs the CP's refusal and keeps
-    serving its previous configuration. A DP whose own limit is the smaller one drops
-    the answer (nng closes the connection) and says why; raising its limit fixes it."""
+        serving its previous configuration. A DP whose own limit is the smaller one says so
+    in its request, and the CP refuses it too, with what to raise (sent anyway, nng on
+    the DP would drop it with the connection); raising the DP's limit fixes it."""
     cp = st.cp(conf={"cluster_max_payload": 4 * MIB, "log_level": "debug"})
     dp = st.dp(cp, conf={"cluster_max_payload": 4 * MIB, "log_level": "debug"}, start=False)
     seed_echo(cp, dp, echo)
@@ -86,8 +87,11 @@ def test_snapshot_beyond_max_payload(st, echo):
     cp.conf["cluster_max_payload"] = 64 * MIB
     mark = dp.log_size()
     cp.restart()
-    dp.wait_log(r"answer .*beyond this data plane's cluster_max_payload \(4194304 bytes\)",
-                timeout=60, since=mark)
+    dp.wait_log(r"control plane refused this data plane: configuration version \d+ is "
+                rf"{size} bytes, beyond this data plane's cluster_max_payload \(4194304 bytes\): "
+                r"raise it to the control plane's \(67108864 bytes\)", timeout=60, since=mark)
+    cp.wait_log(r"cluster: not sent to a data plane whose cluster_max_payload is 4194304 bytes")
+    assert "connection was dropped" not in dp.log_text()  # nng never had to drop it
     assert dp.status_hash() == before
     assert echo_once(dp.port, b"still\n") == b"still\n"
 

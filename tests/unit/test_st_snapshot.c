@@ -580,6 +580,7 @@ test_syncmsg_request(void **state)
         .last_error = "boom",
         .cert_expiry = 1800000000,
         .goodbye = true,
+        .max_payload = 4194304,
     };
     struct st_sync_req out;
     uint8_t *buf = NULL;
@@ -598,6 +599,7 @@ test_syncmsg_request(void **state)
     assert_string_equal(out.last_error, "boom");
     assert_int_equal(out.cert_expiry, 1800000000);
     assert_true(out.goodbye);
+    assert_int_equal(out.max_payload, 4194304);
     st_syncmsg_req_fini(&out);
     free(buf);
 
@@ -611,6 +613,7 @@ test_syncmsg_request(void **state)
     assert_null(out.last_error);
     assert_int_equal(out.cert_expiry, 0);
     assert_false(out.goodbye);
+    assert_int_equal(out.max_payload, 0);
     assert_int_equal(out.n_labels, 0);
     st_syncmsg_req_fini(&out);
     free(buf);
