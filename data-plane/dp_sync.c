@@ -80,9 +80,6 @@ struct dp_sync {
     _Atomic int64_t tls_last_sync;  /* ctx->last_sync when the last one was made */
     _Atomic int64_t tls_refused_ms; /* monotonic: last "refused control plane" line */
     atomic_uint tls_refused_quiet;  /* refusals since, not logged */
-    /* sync_payload_check: the dialer's "other errors" count at the last look */
-    atomic_int payload_dialer;
-    atomic_uint_fast64_t payload_errs;
 };
 
 /* ---------------------------------------------------------------- apply */
@@ -336,38 +333,6 @@ out:
     return rc;
 }
 
-/* nng 1.5.2 drops a message beyond NNG_OPT_RECVMAXSZ (cluster_max_payload) together
- * with its connection and says nothing: the one trace is the dialer's "other" error
- * count, read here when a connection closes. */
-static void
-sync_payload_check(struct dp_sync *s, nng_pipe p, const char *cp)
-{
-    nng_dialer d = nng_pipe_dialer(p);
-    nng_stat *all = NULL;
-    nng_stat *st;
-    uint64_t v = 0;
-
-    if (nng_stats_get(&all) != 0) {
-        return;
-    }
-    st = nng_stat_find_dialer(all, d);
-    st = st != NULL ? nng_stat_find(st, "other") : NULL;
-    if (st != NULL) {
-        v = nng_stat_value(st);
-    }
-    nng_stats_free(all);
-    if (atomic_exchange(&s->payload_dialer, nng_dialer_id(d)) != nng_dialer_id(d)) {
-        atomic_store(&s->payload_errs, 0);
-    }
-    if (v > atomic_exchange(&s->payload_errs, v)) {
-        st_log(ST_LOG_ERR, 0,
-               "cluster: control plane %s: its answer is beyond this data plane's "
-               "cluster_max_payload (%lld bytes), so the connection was dropped with it: raise "
-               "cluster_max_payload here to the control plane's",
-               cp, (long long)s->ctx->conf->cluster_max_payload);
-    }
-}
-
 /* What GET /status says of the control plane (cp; "": none). */
 static void
 sync_set_connected(struct dp_sync *s, const char *cp)
@@ -411,7 +376,6 @@ sync_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
         atomic_store(&s->lost, true);
         sync_set_connected(s, "");
         st_log(ST_LOG_WARN, 0, "lost connection to control plane %s", cp);
-        sync_payload_check(s, p, cp);
         nng_aio_cancel(s->aio);
         nng_aio_cancel(s->sleep_aio);
     }
