@@ -806,11 +806,10 @@ pg_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone, int64_t 
     PGresult *r = NULL;
     int rc;
 
-    ST_ASSERT(!q->in_tx);
-    if ((rc = pg_do(q, "BEGIN", 0, NULL)) < 0) {
+    /* a transaction of its own that writes no entity: its commit bumps no version */
+    if ((rc = pg_begin(s, false)) < 0) {
         return rc;
     }
-    q->in_tx = true;
     /* a DP that moved on to another CP may have a newer row already: keep that one */
     rc = pg_dps_each(q,
                      "INSERT INTO clustering_data_planes (id, last_seen_ms, doc)"
@@ -829,15 +828,11 @@ pg_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone, int64_t 
                     types, &r);
         PQclear(r);
     }
-    if (rc == 0) {
-        rc = pg_do(q, "COMMIT", 0, NULL);
-    }
     if (rc < 0) {
         pg_rollback(s);
         return rc;
     }
-    q->in_tx = false;
-    return 0;
+    return pg_commit(s);
 }
 
 static int
