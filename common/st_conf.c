@@ -51,6 +51,8 @@ enum conf_type {
     T_HOSTPORTS,
     T_CIDRS,
     T_TOKEN,
+    T_AUTO_INT, /* "auto" (stored as 0: derived at start) or a number in min..max */
+    T_SYNCHRONOUS,
 };
 
 struct conf_def {
@@ -89,11 +91,21 @@ static const struct conf_def conf_defs[] = {
     {"admin_allow_insecure", T_BOOL, OFF(admin_allow_insecure), "off", ST_PLANE_CP,
      "start even if a non-loopback admin_listen lacks ssl plus admin_token or "
      "admin_ssl_client_ca", 0, 0, NULL, 0},
+    {"admin_max_connections", T_INT, OFF(admin_max_connections), "512", ST_PLANE_CP,
+     "open admin connections at most (a client whose request is read displaces one that "
+     "has not sent its request head yet)", 1, 65536, NULL, 0},
+    {"admin_max_connections_per_ip", T_INT, OFF(admin_max_connections_per_ip), "64",
+     ST_PLANE_CP, "open admin connections from one client address at most", 1, 65536, NULL, 0},
+    {"admin_header_timeout", T_INT, OFF(admin_header_timeout), "10", ST_PLANE_CP,
+     "seconds from accept for a request's head to arrive whole (absolute)", 1, 3600, NULL, 0},
     {"database", T_DATABASE, OFF(database), "sqlite", ST_PLANE_CP,
      "store: sqlite (embedded, one CP) or postgres (a fleet of CPs)", 0, 0, NULL, 0},
     {"sqlite_path", T_STR, OFF(sqlite_path), "strait.db", ST_PLANE_CP,
      "SQLite database file; a relative path is under the prefix", 0, 0, NULL,
      CONF_F_IN_PREFX},
+    {"sqlite_synchronous", T_SYNCHRONOUS, OFF(sqlite_synchronous_full), "normal", ST_PLANE_CP,
+     "normal (a crash loses nothing, a power loss may lose the last writes) or full "
+     "(fsync on every commit)", 0, 0, NULL, 0},
     {"pg_host", T_STR, OFF(pg_host), "127.0.0.1", ST_PLANE_CP,
      "Postgres host", 0, 0, NULL, 0},
     {"pg_port", T_INT, OFF(pg_port), "5432", ST_PLANE_CP,
@@ -120,6 +132,12 @@ static const struct conf_def conf_defs[] = {
     {"cluster_data_plane_purge_delay", T_INT64, OFF(cluster_data_plane_purge_delay), "1209600",
      ST_PLANE_CP, "seconds a silent data plane stays listed", 60, INT64_MAX,
      "must be 60 or greater", 0},
+    {"cluster_handshake_timeout", T_INT, OFF(cluster_handshake_timeout), "10", ST_PLANE_CP,
+     "seconds from accept for a data plane to finish the cluster TLS handshake (absolute)",
+     1, 3600, NULL, 0},
+    {"cluster_max_pending", T_INT, OFF(cluster_max_pending), "256", ST_PLANE_CP,
+     "cluster connections still in their handshake at most (the oldest is closed for a new "
+     "one)", 1, 65536, NULL, 0},
 
     {"cluster_control_plane", T_HOSTPORTS, OFF(cluster_control_plane), NULL, ST_PLANE_DP,
      "host:port[,host:port...]: control planes' cluster_listen (required on a DP; several: "
@@ -144,7 +162,12 @@ static const struct conf_def conf_defs[] = {
     {"trusted_ips", T_CIDRS, OFF(trusted_ips), NULL, ST_PLANE_DP,
      "IPs/CIDRs whose PROXY protocol headers are believed", 0, 0, NULL, 0},
     {"status_listen", T_LISTEN_HTTP, OFF(status_listen), "127.0.0.1:8007", ST_PLANE_DP,
-     "status and metrics listener, or off", 0, 0, NULL, 0},
+     "status and metrics listener(s), or off", 0, 0, NULL, 0},
+    {"status_max_connections", T_INT, OFF(status_max_connections), "64", ST_PLANE_DP,
+     "open status connections at most, over every status_listen entry", 1, 65536, NULL, 0},
+    {"stream_max_sessions", T_AUTO_INT, OFF(stream_max_sessions), "auto", ST_PLANE_DP,
+     "proxied sessions at most: auto (from the descriptor limit, two descriptors a "
+     "session) or a number", 1, INT_MAX, NULL, 0},
     {"worker_processes", T_WORKERS, OFF(worker_processes), "auto", ST_PLANE_DP,
      "epoll worker threads: auto (one per core) or a number", 0, 0, NULL, 0},
     {"preread_timeout", T_INT, OFF(preread_timeout), "30000", ST_PLANE_DP,
@@ -453,6 +476,34 @@ conv_workers(struct conv *cv)
     return 0;
 }
 
+static int
+conv_auto_int(struct conv *cv)
+{
+    const struct conf_def *d = cv->d;
+    int64_t v;
+
+    if (strcmp(cv->text, "auto") == 0) {
+        *(int *)cv->field = 0;
+        return 0;
+    }
+    if (parse_i64(cv->text, &v) != 0 || v < d->min || v > d->max) {
+        return conv_why(cv, "'%s' is not auto or a number between %lld and %lld", cv->text,
+                        (long long)d->min, (long long)d->max);
+    }
+    *(int *)cv->field = (int)v;
+    return 0;
+}
+
+static int
+conv_synchronous(struct conv *cv)
+{
+    if (strcmp(cv->text, "normal") == 0 || strcmp(cv->text, "full") == 0) {
+        *(bool *)cv->field = strcmp(cv->text, "full") == 0;
+        return 0;
+    }
+    return conv_why(cv, "'%s' is not one of: normal, full", cv->text);
+}
+
 /* A string that must be one of choices; unsupported ones name themselves. */
 static int
 conv_choice(struct conv *cv, const char *const *choices, const char *const *unsupported,
@@ -693,6 +744,8 @@ static conv_fn *const conv_by_type[] = {
     [T_HOSTPORTS] = conv_hostports,
     [T_CIDRS] = conv_cidrs,
     [T_TOKEN] = conv_token,
+    [T_AUTO_INT] = conv_auto_int,
+    [T_SYNCHRONOUS] = conv_synchronous,
 };
 
 /* String-valued types: an empty value means unset (NULL). */

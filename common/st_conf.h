@@ -33,6 +33,7 @@ struct st_conf {
     struct st_listen_set admin_listen;
     char *database; /* "sqlite" | "postgres" */
     char *sqlite_path;
+    bool sqlite_synchronous_full; /* sqlite_synchronous = full */
     char *pg_host;
     int pg_port;
     char *pg_user, *pg_password, *pg_database;
@@ -46,6 +47,10 @@ struct st_conf {
     char *admin_ssl_client_ca;                 /* ssl admin listeners require client certs */
     char *admin_token;                         /* every admin request must carry it */
     bool admin_allow_insecure;
+    int admin_max_connections, admin_max_connections_per_ip;
+    int admin_header_timeout;      /* s, absolute, from accept to a whole request head */
+    int cluster_handshake_timeout; /* s, absolute, from accept to a verified pipe */
+    int cluster_max_pending;       /* cluster connections still in their handshake */
     int64_t cluster_data_plane_purge_delay;
 
     /* data plane */
@@ -57,9 +62,11 @@ struct st_conf {
     bool ssl_session_tickets;
     char *trusted_ips;
     struct st_listen_set status_listen;
-    int worker_processes; /* resolved: "auto" -> number of cores */
-    int preread_timeout;  /* ms */
-    int drain_timeout;    /* s */
+    int status_max_connections;
+    int stream_max_sessions; /* 0: auto, derived from the descriptor limit at start */
+    int worker_processes;    /* resolved: "auto" -> number of cores */
+    int preread_timeout;     /* ms */
+    int drain_timeout;       /* s */
 
     /* both */
     char *cluster_cert, *cluster_cert_key, *cluster_ca_cert;

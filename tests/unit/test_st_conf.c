@@ -176,9 +176,52 @@ test_defaults(void **state)
     assert_int_equal(c.cluster_max_payload, 16777216);
     assert_int_equal(c.cluster_heartbeat, 30);
     assert_int_equal(c.log_level, ST_LOG_NOTICE);
+    /* issue 14's limits */
+    assert_false(c.sqlite_synchronous_full);
+    assert_int_equal(c.admin_max_connections, 512);
+    assert_int_equal(c.admin_max_connections_per_ip, 64);
+    assert_int_equal(c.admin_header_timeout, 10);
+    assert_int_equal(c.cluster_handshake_timeout, 10);
+    assert_int_equal(c.cluster_max_pending, 256);
+    assert_int_equal(c.status_max_connections, 64);
+    assert_int_equal(c.stream_max_sessions, 0); /* auto */
     st_conf_fini(&c);
     assert_null(c.raw);
     assert_null(c.prefix);
+}
+
+/* The issue 14 limits' own value forms: auto or a number, normal or full. */
+static void
+test_limit_values(void **state)
+{
+    struct fixture *fx = *state;
+    struct st_conf c;
+    struct st_err err;
+
+    assert_int_equal(load(fx,
+                          "cluster_mtls = off\nstream_max_sessions = 1000\n"
+                          "sqlite_synchronous = full\ncluster_max_pending = 1\n",
+                          ST_PLANE_CP, &c, &err),
+                     0);
+    assert_int_equal(c.stream_max_sessions, 1000);
+    assert_true(c.sqlite_synchronous_full);
+    assert_int_equal(c.cluster_max_pending, 1);
+    st_conf_fini(&c);
+    expect_error(fx, "cluster_mtls = off\nstream_max_sessions = 0\n", ST_PLANE_CP,
+                 "stream_max_sessions",
+                 "strait.conf:2: stream_max_sessions: '0' is not auto or a number between 1 "
+                 "and 2147483647");
+    expect_error(fx, "cluster_mtls = off\nstream_max_sessions = lots\n", ST_PLANE_CP,
+                 "stream_max_sessions", "strait.conf:2: stream_max_sessions: 'lots' is not auto");
+    expect_error(fx, "cluster_mtls = off\nsqlite_synchronous = off\n", ST_PLANE_CP,
+                 "sqlite_synchronous",
+                 "strait.conf:2: sqlite_synchronous: 'off' is not one of: normal, full");
+    expect_error(fx, "cluster_mtls = off\nadmin_header_timeout = 0\n", ST_PLANE_CP,
+                 "admin_header_timeout",
+                 "strait.conf:2: admin_header_timeout: must be between 1 and 3600");
+    expect_error(fx, "cluster_mtls = off\ncluster_max_pending = 0\n", ST_PLANE_CP,
+                 "cluster_max_pending",
+                 "strait.conf:2: cluster_max_pending: must be between 1 and 65536");
 }
 
 static void
@@ -818,6 +861,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_env_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plane_requirements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_mtls_pki, setup, teardown),
