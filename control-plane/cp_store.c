@@ -23,7 +23,9 @@ cp_store_open(const struct st_conf *conf, struct cp_store **out, struct st_err *
         return st_err_set(err, -ST_ECONF, "database", "database: unknown value '%s'",
                           conf->database);
     }
-    return cp_store_sqlite_open(conf->sqlite_path, out, err);
+    return cp_store_sqlite_open_flags(
+        conf->sqlite_path, conf->sqlite_synchronous_full ? CP_STORE_SQLITE_F_SYNC_FULL : 0, out,
+        err);
 }
 
 void

@@ -81,8 +81,21 @@ int cp_store_open(const struct st_conf *conf, struct cp_store **out, struct st_e
  * the server returns -ST_EDBDOWN (instead of -ST_EDB). */
 int cp_store_pg_open(const struct st_conf *conf, struct cp_store **out, struct st_err *err);
 
-/* Opens the SQLite store at path (created and migrated if needed). */
+/* Opens the SQLite store at path (created and migrated if needed), with PRAGMA
+ * synchronous = NORMAL. */
 int cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err);
+
+enum cp_store_sqlite_flags {
+    CP_STORE_SQLITE_F_SYNC_FULL = 1 << 0, /* PRAGMA synchronous = FULL (sqlite_synchronous) */
+};
+
+/* cp_store_sqlite_open() with flags (enum cp_store_sqlite_flags, or-ed). */
+int cp_store_sqlite_open_flags(const char *path, unsigned flags, struct cp_store **out,
+                               struct st_err *err);
+
+/* The handle's PRAGMA synchronous as SQLite reads it back (1 NORMAL, 2 FULL), or a
+ * negative code. s must be a SQLite handle. */
+int cp_store_sqlite_synchronous(struct cp_store *s);
 
 void cp_store_close(struct cp_store *s);
 

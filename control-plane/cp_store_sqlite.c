@@ -862,6 +862,13 @@ static const struct cp_store_ops sq_ops = {
 int
 cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err)
 {
+    return cp_store_sqlite_open_flags(path, 0, out, err);
+}
+
+int
+cp_store_sqlite_open_flags(const char *path, unsigned flags, struct cp_store **out,
+                           struct st_err *err)
+{
     struct sq_store *q;
     int rc;
 
@@ -887,7 +894,11 @@ cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err
         rc = sq_exec(q->db, "PRAGMA foreign_keys = ON");
     }
     if (rc == 0) {
-        rc = sq_exec(q->db, "PRAGMA synchronous = NORMAL");
+        /* In WAL mode NORMAL survives a crash of the process but may lose the last
+         * commits to a power loss or an OS crash; FULL syncs the WAL at every commit
+         * (sqlite_synchronous). */
+        rc = sq_exec(q->db, (flags & CP_STORE_SQLITE_F_SYNC_FULL) ? "PRAGMA synchronous = FULL"
+                                                                  : "PRAGMA synchronous = NORMAL");
     }
     if (rc < 0) {
         st_err_set(err, rc, "sqlite_path", "sqlite: cannot set up %s: %s", path,
@@ -903,4 +914,18 @@ out:
     }
     *out = &q->base;
     return 0;
+}
+
+int
+cp_store_sqlite_synchronous(struct cp_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prepare(sq(s)->db, "PRAGMA synchronous", &st);
+
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -ST_EDB;
+    sqlite3_finalize(st);
+    return rc;
 }

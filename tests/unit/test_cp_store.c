@@ -1094,6 +1094,32 @@ test_open_fails_cleanly(void **state)
     assert_non_null(strstr(err.msg, "sqlite"));
 }
 
+/* Issue 14: sqlite_synchronous reaches the connection: `normal` is PRAGMA synchronous 1,
+ * `full` is 2, read back from the handle cp_store_open() made from the configuration. */
+static void
+test_sqlite_synchronous(void **state)
+{
+    struct db d;
+    char database[] = "sqlite";
+
+    (void)state;
+    db_create(BE_SQLITE, &d);
+    for (int full = 0; full <= 1; full++) {
+        struct st_conf conf;
+        struct st_err err = {0};
+        struct cp_store *s = NULL;
+
+        memset(&conf, 0, sizeof(conf));
+        conf.database = database;
+        conf.sqlite_path = d.path;
+        conf.sqlite_synchronous_full = full == 1;
+        assert_int_equal(cp_store_open(&conf, &s, &err), 0);
+        assert_int_equal(cp_store_sqlite_synchronous(s), full ? 2 : 1);
+        cp_store_close(s);
+    }
+    db_destroy(&d);
+}
+
 /* Issue 6: tag filters (all of the tags, or any) hold across pages: every page but the
  * last is full, the offset carries on with the same filter, and the pages together are
  * exactly the matching entities in id order. */
@@ -1714,6 +1740,7 @@ main(int argc, char **argv)
     const struct CMUnitTest sqlite_tests[] = {
         STORE_TESTS(setup_sqlite),
         cmocka_unit_test(test_open_fails_cleanly),
+        cmocka_unit_test(test_sqlite_synchronous),
     };
     const struct CMUnitTest pg_tests[] = {
         /* without the test server, each fails in its setup, saying so */
