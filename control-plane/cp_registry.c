@@ -20,6 +20,13 @@
 /* Kong's default cluster_data_plane_purge_delay (14 days), in ms */
 #define CP_PURGE_DELAY_DEFAULT_MS (1209600LL * 1000)
 
+/* A DP names itself, so a peer with the cluster certificate could invent ids without end:
+ * past this many entries, a new id replaces the entry silent the longest (issue 14). */
+#define CP_REGISTRY_MAX_DEFAULT 65536
+
+/* At most one "forgot" warning this often; the next one counts those in between. */
+#define CP_REGISTRY_EVICT_WARN_MS 60000
+
 struct cp_dp {
     char *id;
     char *ip;
@@ -30,6 +37,7 @@ struct cp_dp {
     json_t *labels;
     int64_t cert_expiry;
     int64_t last_seen_ms; /* unix ms */
+    uint64_t seen_seq;    /* r->seq at the last request: orders entries by recency */
     enum cp_registry_sync status;
     bool unsaved; /* changed since cp_registry_take() */
 };
@@ -38,6 +46,10 @@ struct cp_registry {
     pthread_mutex_t mu;
     struct cp_dp *v;
     size_t n, cap;
+    size_t max;                       /* entries at most (cp_registry_set_max) */
+    uint64_t seq;                     /* counts requests, for seen_seq */
+    uint64_t evicted;                 /* entries forgotten since the last warning */
+    int64_t evict_warned_ms;          /* st_mono_ms() of that warning, 0: never */
     int64_t purge_ms;                 /* entries older than this are dropped */
     bool purge_forced;                /* STRAIT_TEST_PURGE_DELAY_MS */
     cp_registry_change_fn *on_change; /* wait_for_sync (cp_registry_on_change) */
@@ -56,6 +68,7 @@ cp_registry_new(void)
 
     pthread_mutex_init(&r->mu, NULL);
     r->purge_ms = CP_PURGE_DELAY_DEFAULT_MS;
+    r->max = CP_REGISTRY_MAX_DEFAULT;
     r->gone = json_array();
     if (knob != NULL && *knob != '\0') {
         char *end = NULL;
@@ -85,6 +98,14 @@ cp_registry_set_purge_delay(struct cp_registry *r, int64_t seconds)
     if (!r->purge_forced && seconds > 0) {
         r->purge_ms = seconds * 1000;
     }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void
+cp_registry_set_max(struct cp_registry *r, size_t max)
+{
+    pthread_mutex_lock(&r->mu);
+    r->max = max > 0 ? max : 1;
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -143,6 +164,18 @@ remove_locked(struct cp_registry *r, const char *id, int64_t now_ms)
     }
 }
 
+/* remove_locked() for the entry at index i. */
+static void
+remove_at_locked(struct cp_registry *r, size_t i, int64_t now_ms)
+{
+    if (r->shared) {
+        json_array_append_new(
+            r->gone, json_pack("{s:s,s:I}", "id", r->v[i].id, "at_ms", (json_int_t)now_ms));
+    }
+    dp_fini(&r->v[i]);
+    r->v[i] = r->v[--r->n];
+}
+
 static char *
 dup_or_empty(const char *s)
 {
@@ -165,6 +198,33 @@ purge_locked(struct cp_registry *r, int64_t now_ms)
     }
 }
 
+/* Full, with a new id knocking: forgets the entry silent the longest, as a goodbye (a
+ * shared registry deletes its record too). A DP still talking comes back at its next
+ * request; the warning is rate-limited, since a flood of ids is what fills the registry. */
+static void
+evict_locked(struct cp_registry *r, const char *new_id, int64_t now_ms)
+{
+    const int64_t mono = st_mono_ms();
+    size_t old = 0;
+
+    for (size_t i = 1; i < r->n; i++) {
+        if (r->v[i].seen_seq < r->v[old].seen_seq) {
+            old = i;
+        }
+    }
+    r->evicted++;
+    if (r->evict_warned_ms == 0 || mono - r->evict_warned_ms >= CP_REGISTRY_EVICT_WARN_MS) {
+        st_log(ST_LOG_WARN, 0,
+               "cluster: the registry holds its maximum of %zu data planes: forgot %.64s "
+               "(silent for %lld s) for the new %.64s (%llu forgotten since the last such line)",
+               r->max, r->v[old].id, (long long)((now_ms - r->v[old].last_seen_ms) / 1000), new_id,
+               (unsigned long long)r->evicted);
+        r->evicted = 0;
+        r->evict_warned_ms = mono;
+    }
+    remove_at_locked(r, old, now_ms);
+}
+
 void
 cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const char *ip,
                  enum cp_registry_sync status, const char *why)
@@ -185,6 +245,9 @@ cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const cha
     }
     d = find(r, req->dp_id);
     if (d == NULL) {
+        while (r->n >= r->max) {
+            evict_locked(r, req->dp_id, now_ms);
+        }
         if (r->n == r->cap) {
             r->cap = r->cap ? r->cap * 2 : 8;
             r->v = st_xrealloc(r->v, r->cap * sizeof(*r->v));
@@ -216,6 +279,7 @@ cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const cha
     }
     d->cert_expiry = req->cert_expiry;
     d->last_seen_ms = now_ms;
+    d->seen_seq = ++r->seq;
     d->unsaved = true;
     notify_locked(r);
     pthread_mutex_unlock(&r->mu);

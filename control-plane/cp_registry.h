@@ -32,11 +32,18 @@ void cp_registry_free(struct cp_registry *r);
  * when STRAIT_TEST_PURGE_DELAY_MS is set. */
 void cp_registry_set_purge_delay(struct cp_registry *r, int64_t seconds);
 
+/* The most entries the registry keeps: 65536 until this is called (tests set it lower;
+ * 0 counts as 1). */
+void cp_registry_set_max(struct cp_registry *r, size_t max);
+
 /* Records a request from the DP at ip (text). Adds or refreshes the entry for
  * req->dp_id; last_seen = now; sync_status from status, or apply_failed when status is
  * NORMAL and req->last_error is set. why (may be NULL) is kept as sync_error for an
  * incompatible DP; an apply_failed DP's sync_error is its last_error. A goodbye removes
- * the entry instead. */
+ * the entry instead. A new id in a full registry (cp_registry_set_max) replaces the
+ * entry whose last request is the oldest, as if that DP had said goodbye (logged at
+ * warn, at most once a minute): the DP is still served, and listed again at its next
+ * request. */
 void cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const char *ip,
                       enum cp_registry_sync status, const char *why);
 

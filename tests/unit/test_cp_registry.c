@@ -1,10 +1,12 @@
 /* cp_registry (issue 7, point 2): entries from sync requests with Kong's fields, the
  * statuses (normal, kong_version_incompatible, apply_failed with the DP's error), paging
- * by id, goodbye, and the purge (STRAIT_TEST_PURGE_DELAY_MS). */
+ * by id, goodbye, and the purge (STRAIT_TEST_PURGE_DELAY_MS); issue 14: the bound on
+ * entries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -248,6 +250,63 @@ test_shared_records_and_take(void **state)
     cp_registry_free(r);
 }
 
+/* Issue 14: a DP names itself, so the registry is bounded. A new id in a full registry
+ * replaces the entry whose last request is the oldest (a shared registry records it as a
+ * goodbye); refreshing a known id never evicts; a flood of new ids keeps it at its bound. */
+static void
+test_bound_evicts_the_longest_silent(void **state)
+{
+    struct cp_registry *r = cp_registry_new();
+    struct st_sync_req q;
+    json_t *arr, *seen, *gone;
+    char id[40];
+
+    (void)state;
+    cp_registry_set_max(r, 3);
+    cp_registry_take(r, &seen, &gone); /* shared from now on: goodbyes are kept */
+    json_decref(seen);
+    json_decref(gone);
+    req_init(&q, ID_A);
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    req_init(&q, ID_B);
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    req_init(&q, ID_C);
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    req_init(&q, ID_A); /* A talks again: B is now the one silent the longest */
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    arr = cp_registry_list(r, NULL, NULL, 100, NULL);
+    assert_int_equal(json_array_size(arr), 3);
+    json_decref(arr);
+
+    req_init(&q, "44444444-4444-4444-8444-444444444444");
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    arr = cp_registry_list(r, NULL, NULL, 100, NULL);
+    assert_int_equal(json_array_size(arr), 3);
+    assert_string_equal(str(json_array_get(arr, 0), "id"), ID_A);
+    assert_string_equal(str(json_array_get(arr, 1), "id"), ID_C);
+    assert_string_equal(str(json_array_get(arr, 2), "id"), "44444444-4444-4444-8444-444444444444");
+    json_decref(arr);
+    cp_registry_take(r, &seen, &gone);
+    assert_int_equal(json_array_size(gone), 1);
+    assert_string_equal(str(json_array_get(gone, 0), "id"), ID_B);
+    json_decref(seen);
+    json_decref(gone);
+
+    /* B comes back; then a flood of invented ids, each evicting one entry */
+    req_init(&q, ID_B);
+    cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "flood-%d", i);
+        req_init(&q, id);
+        cp_registry_seen(r, &q, "127.0.0.1", CP_REGISTRY_SYNC_NORMAL, NULL);
+    }
+    arr = cp_registry_list(r, NULL, NULL, SIZE_MAX, NULL);
+    assert_int_equal(json_array_size(arr), 3);
+    assert_string_equal(str(json_array_get(arr, 0), "id"), "flood-997");
+    json_decref(arr);
+    cp_registry_free(r);
+}
+
 int
 main(void)
 {
@@ -256,6 +315,7 @@ main(void)
         cmocka_unit_test(test_paging_by_id),
         cmocka_unit_test(test_purge_knob),
         cmocka_unit_test(test_shared_records_and_take),
+        cmocka_unit_test(test_bound_evicts_the_longest_silent),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
