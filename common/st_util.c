@@ -202,7 +202,14 @@ st_file_replace(const char *path, const void *p, size_t len, int mode)
         st_snprintf(dir, sizeof(dir), "%s", path) != 0) {
         return -ENAMETOOLONG;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* A stale temporary (a crash between open and rename) is removed, never written
+     * through: a symlink planted at its name must not redirect the write, so unlink
+     * (which does not follow) and create afresh; O_EXCL|O_NOFOLLOW refuse whatever
+     * appears at the name in between. */
+    if (unlink(tmp) == -1 && errno != ENOENT) {
+        return -errno;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd == -1) {
         return -errno;
     }

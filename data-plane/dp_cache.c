@@ -14,7 +14,11 @@
 #include "st_ssl.h"
 #include "st_util.h"
 
-#define DP_CACHE_MAX (256u * 1024 * 1024)
+/* Room beyond one snapshot of cluster_max_payload bytes, for a header. */
+#define DP_CACHE_HEADROOM (64u * 1024)
+
+/* strait.id is a UUID and a newline. */
+#define DP_ID_FILE_MAX 4096
 
 /* Writes PREFIX/name atomically (st_file_replace). */
 static int
@@ -35,7 +39,8 @@ file_replace(const char *prefix, const char *name, const uint8_t *p, size_t len,
 }
 
 static int
-file_read(const char *prefix, const char *name, uint8_t **out, size_t *len, struct st_err *err)
+file_read(const char *prefix, const char *name, uint64_t max, uint8_t **out, size_t *len,
+          struct st_err *err)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -51,9 +56,16 @@ file_read(const char *prefix, const char *name, uint8_t **out, size_t *len, stru
         rc = -errno;
         return rc == -ENOENT ? rc : st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
     }
-    if (fstat(fd, &st) == -1 || st.st_size < 0 || (uint64_t)st.st_size > DP_CACHE_MAX) {
+    if (fstat(fd, &st) == -1) {
+        rc = -errno;
         close(fd);
-        return st_err_set(err, -EFBIG, NULL, "%s: unreadable or too large", path);
+        return st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+        close(fd);
+        return st_err_set(err, -EFBIG, NULL,
+                          "%s: %lld bytes, more than the %llu this data plane reads", path,
+                          (long long)st.st_size, (unsigned long long)max);
     }
     buf = st_xmalloc((size_t)st.st_size + 1);
     while (got < (size_t)st.st_size) {
@@ -85,10 +97,16 @@ dp_cache_write(const char *prefix, const uint8_t *p, size_t len, struct st_err *
     return file_replace(prefix, "config.cache", p, len, 0600, err);
 }
 
-int
-dp_cache_read(const char *prefix, uint8_t **out, size_t *len, struct st_err *err)
+uint64_t
+dp_cache_max(int64_t cluster_max_payload)
 {
-    return file_read(prefix, "config.cache", out, len, err);
+    return (cluster_max_payload > 0 ? (uint64_t)cluster_max_payload : 0) + DP_CACHE_HEADROOM;
+}
+
+int
+dp_cache_read(const char *prefix, uint64_t max, uint8_t **out, size_t *len, struct st_err *err)
+{
+    return file_read(prefix, "config.cache", max, out, len, err);
 }
 
 int
@@ -96,7 +114,7 @@ dp_cache_id(const char *prefix, char id[37], struct st_err *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = file_read(prefix, "strait.id", &buf, &len, err);
+    int rc = file_read(prefix, "strait.id", DP_ID_FILE_MAX, &buf, &len, err);
 
     if (rc == 0) {
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) {
@@ -118,7 +136,7 @@ dp_cache_id(const char *prefix, char id[37], struct st_err *err)
         return st_err_set(err, rc, NULL, "cannot make an id: %s", st_strerror(rc));
     }
     id[36] = '\n';
-    rc = file_replace(prefix, "strait.id", (const uint8_t *)id, 37, 0644, err);
+    rc = file_replace(prefix, "strait.id", (const uint8_t *)id, 37, 0600, err);
     id[36] = '\0';
     return rc;
 }

@@ -118,7 +118,8 @@ load_cache(struct dp_ctx *ctx)
     int rc;
 
     memset(&err, 0, sizeof(err));
-    rc = dp_cache_read(ctx->conf->prefix, &buf, &len, &err);
+    rc = dp_cache_read(ctx->conf->prefix, dp_cache_max(ctx->conf->cluster_max_payload), &buf, &len,
+                       &err);
     if (rc == -ENOENT) {
         st_log(ST_LOG_NOTICE, 0, "config.cache: none; waiting for the control plane");
         return;
