@@ -26,6 +26,7 @@
 #include "st_conf.h"
 #include "st_decl.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_ssl.h"
 #include "st_util.h"
@@ -61,12 +62,26 @@ load_conf(struct st_conf *conf, const struct cp_args *a, struct st_err *err)
 static int
 make_prefix(const char *prefix, struct st_err *err)
 {
-    if (mkdir(prefix, 0755) == -1 && errno != EEXIST) {
-        int e = errno;
+    return st_file_prefix_make(prefix, err);
+}
 
-        return st_err_set(err, -e, "prefix", "cannot create prefix %s: %s", prefix, strerror(e));
+/* Files of earlier starts (or the operator's) that hold secrets but are open to other
+ * users: one line each. SQLite gives -wal and -shm the mode of the database file. */
+static void
+warn_exposed_files(const struct st_conf *c)
+{
+    static const char *const sfx[] = {"", "-wal", "-shm"};
+    char path[4096];
+
+    if (c->database == NULL || strcmp(c->database, "postgres") != 0) {
+        for (size_t i = 0; c->sqlite_path != NULL && i < ST_ARRAY_SIZE(sfx); i++) {
+            if (st_snprintf(path, sizeof(path), "%s%s", c->sqlite_path, sfx[i]) == 0) {
+                st_file_warn_exposed(path, "the configuration, private keys included");
+            }
+        }
     }
-    return 0;
+    st_file_warn_exposed(c->cluster_cert_key, "the cluster private key (cluster_cert_key)");
+    st_file_warn_exposed(c->admin_ssl_cert_key, "a private key (admin_ssl_cert_key)");
 }
 
 static void
@@ -96,6 +111,7 @@ start_all(struct cp_ctx *cx, struct st_err *err)
 
     rc = make_prefix(cx->conf.prefix, err);
     if (rc == 0) {
+        warn_exposed_files(&cx->conf);
         rc = cp_store_pool_new(&cx->conf, &cx->pool, err);
     }
     if (rc == 0) {
@@ -305,12 +321,13 @@ read_all_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
-/* Writes p to a new file (never an existing one; "-": stdout). 0 or -errno. */
+/* Writes p to a new file (never an existing one; "-": stdout), mode 0600: an export holds
+ * the certificates' private keys. 0 or -errno. */
 static int
 write_new_file(const char *path, const char *p, size_t len)
 {
     int fd = strcmp(path, "-") == 0 ? STDOUT_FILENO
-                                    : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                                    : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     size_t off = 0;
     int rc = 0;
 
@@ -492,6 +509,7 @@ main(int argc, char **argv)
     struct cp_args a;
     struct st_err err = {0};
 
+    umask(ST_FILE_UMASK); /* strait.db, its WAL and exports hold private keys */
     if (cp_cli_parse(argc, argv, &a, &err) < 0) {
         fprintf(stderr, "strait: %s\n", err.msg);
         return EXIT_CONFIG;

@@ -22,6 +22,7 @@
 #include "dp_worker.h"
 #include "st_conf.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_util.h"
 
@@ -133,6 +134,19 @@ load_cache(struct dp_ctx *ctx)
     free(buf);
 }
 
+/* Files of earlier starts (or the operator's) that hold secrets but are open to other
+ * users: one line each. New files are 0600 (ST_FILE_UMASK, explicit modes). */
+static void
+warn_exposed_files(const struct st_conf *c)
+{
+    st_file_warn_exposed_in(c->prefix, "config.cache", "the configuration's private keys");
+    st_file_warn_exposed_in(c->prefix, "strait.id", "this data plane's id");
+    st_file_warn_exposed_in(c->prefix, "ssl/strait-default.key", "a private key");
+    st_file_warn_exposed_in(c->prefix, "ssl/strait-default-ecdsa.key", "a private key");
+    st_file_warn_exposed(c->cluster_cert_key, "the cluster private key (cluster_cert_key)");
+    st_file_warn_exposed_list(c->ssl_cert_key, "a private key (ssl_cert_key)");
+}
+
 /* Test knobs are environment variables, never conf keys (DESIGN.md), read once here. */
 static void
 read_test_knobs(struct dp_ctx *ctx)
@@ -181,9 +195,11 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
     if (gethostname(ctx->hostname, sizeof(ctx->hostname) - 1) == -1) {
         (void)st_snprintf(ctx->hostname, sizeof(ctx->hostname), "unknown");
     }
-    if (mkdir(conf->prefix, 0755) == -1 && errno != EEXIST) {
-        return st_err_set(err, -errno, "prefix", "%s: %s", conf->prefix, strerror(errno));
+    rc = st_file_prefix_make(conf->prefix, err);
+    if (rc < 0) {
+        return rc;
     }
+    warn_exposed_files(conf);
     rc = dp_cache_id(conf->prefix, ctx->id, err);
     if (rc < 0) {
         return rc;
@@ -368,8 +384,10 @@ main(int argc, char **argv)
     struct dp_args a;
     struct st_conf conf;
     struct st_err err;
-    int rc = parse_args(argc, argv, &a);
+    int rc;
 
+    umask(ST_FILE_UMASK); /* config.cache and the keys hold secrets */
+    rc = parse_args(argc, argv, &a);
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
     }
