@@ -45,6 +45,17 @@ struct dp_ctx {
     struct dp_worker **workers;
     struct dp_logger *logger; /* drains the workers' log rings; NULL: they log directly */
 
+    /* stream_max_sessions, for all workers together (issue 14). `sessions` counts live
+     * sessions plus accepts in progress: a worker reserves a slot before accept4 and
+     * gives it back when the session is freed (or no connection came); at the cap it
+     * stops watching its listeners until a slot comes free (dp_worker.h). */
+    int64_t max_sessions; /* resolved at start (dp_ctx_max_sessions_init); <= 0: no cap */
+    atomic_int_fast64_t sessions;
+    atomic_bool capped;                /* some worker paused its listeners at the cap */
+    atomic_bool cap_logged;            /* this episode's "reached" line was logged */
+    atomic_int_fast64_t cap_warned_ms; /* st_mono_ms() of the last "reached" line */
+    atomic_uint_fast64_t cap_reached;  /* episodes (for /status and /metrics) */
+
     /* Guards the fields below: written by the sync thread (and main at start), read
      * by the status thread. Workers never take it. */
     pthread_mutex_t lock;
@@ -56,6 +67,24 @@ struct dp_ctx {
      * several CPs sharing one registry, the status says which one serves it */
     char control_plane[256];
 };
+
+/* Descriptors stream_max_sessions = auto keeps out of the sessions' reach: stdio, logs,
+ * the cluster link, config.cache, upstream TLS and DNS work (DP_FD_RESERVE_BASE), the
+ * status listener (status_max_connections, plus DP_FD_PER_STATUS_LISTEN for each
+ * status_listen entry: its socket and its daemon's epoll and wake-up descriptors) and
+ * each worker's epoll, eventfd and listening sockets. */
+#define DP_FD_RESERVE_BASE      64
+#define DP_FD_PER_STATUS_LISTEN 3
+
+/* stream_max_sessions = auto for a descriptor limit of nofile: (nofile - reserve) / 2,
+ * each proxied session holding two descriptors (client and upstream); at least 1, at
+ * most 2147483647. Pure: for tests. */
+int64_t dp_ctx_max_sessions_auto(uint64_t nofile, const struct st_conf *c, size_t n_workers);
+
+/* Sets ctx->max_sessions from ctx->conf: stream_max_sessions, or auto from the soft
+ * descriptor limit now in force (the DP raised it first). Logs the value at notice, and
+ * warns when an explicit value needs more descriptors than the limit allows. */
+void dp_ctx_max_sessions_init(struct dp_ctx *ctx, size_t n_workers);
 
 /* Sums the workers' counters (relaxed reads). */
 void dp_ctx_counters(struct dp_ctx *ctx, struct dp_counters_sum *out);

@@ -14,6 +14,7 @@
 #include "dp_log.h"
 #include "dp_loop.h"
 #include "dp_session.h"
+#include "dp_worker.h"
 #include "st_addr.h"
 #include "st_err.h"
 #include "st_log.h"
@@ -23,19 +24,41 @@
 #define DP_ACCEPT_PAUSE_MS 100
 #define DP_ACCEPT_WARN_MS  10000
 
+void
+dp_listener_watch(struct dp_listener *li)
+{
+    int rc;
+
+    if (li->io.fd == -1 || li->watching || li->resume.idx != 0) {
+        return;
+    }
+    rc = dp_loop_io_add(&li->w->loop, &li->io, EPOLLIN);
+    if (rc < 0) {
+        dp_log(li->w->log, ST_LOG_CRIT, rc, "%s: cannot watch the listening socket again",
+               li->conf->text);
+        return;
+    }
+    li->watching = true;
+}
+
+void
+dp_listener_unwatch(struct dp_listener *li)
+{
+    if (li->io.fd == -1 || !li->watching) {
+        return;
+    }
+    dp_loop_io_del(&li->w->loop, &li->io);
+    li->watching = false;
+}
+
 static void
 listener_on_resume(struct dp_loop *l, void *arg)
 {
     struct dp_listener *li = arg;
-    int rc;
 
-    if (li->io.fd == -1) {
-        return;
-    }
-    rc = dp_loop_io_add(l, &li->io, EPOLLIN);
-    if (rc < 0) {
-        dp_log(li->w->log, ST_LOG_CRIT, rc, "%s: cannot watch the listening socket again",
-               li->conf->text);
+    (void)l;
+    if (!li->w->cap_paused) { /* at the cap, the worker watches it when a slot frees */
+        dp_listener_watch(li);
     }
 }
 
@@ -52,7 +75,7 @@ listener_pause(struct dp_listener *li, int e)
                li->conf->text, DP_ACCEPT_PAUSE_MS);
         li->warned_at = l->now;
     }
-    dp_loop_io_del(l, &li->io);
+    dp_listener_unwatch(li);
     if (dp_timer_set(l, &li->resume, l->now + DP_ACCEPT_PAUSE_MS) < 0) {
         listener_on_resume(l, li); /* no timer: keep accepting rather than go deaf */
     }
@@ -68,14 +91,19 @@ listener_on_accept(struct dp_loop *l, int fd, void *arg, uint32_t events)
     for (int i = 0; i < DP_ACCEPT_BATCH; i++) {
         struct sockaddr_storage client;
         socklen_t len = sizeof(client);
-        int c = accept4(fd, (struct sockaddr *)&client, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        int e;
+        int c, e;
 
+        /* a slot of stream_max_sessions first: at the cap the connection stays queued */
+        if (!dp_worker_session_reserve(li->w)) {
+            return;
+        }
+        c = accept4(fd, (struct sockaddr *)&client, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c != -1) {
-            dp_session_accept(li->w, li, c, (struct sockaddr *)&client);
+            dp_session_accept(li->w, li, c, (struct sockaddr *)&client); /* owns the slot */
             continue;
         }
         e = errno;
+        dp_worker_session_release(li->w);
         if (e == EINTR || e == ECONNABORTED) {
             continue;
         }
@@ -142,6 +170,7 @@ dp_listener_open(struct dp_listener *li, struct dp_worker *w, const struct st_li
 
     li->io.fd = -1;
     li->warned_at = 0;
+    li->watching = false;
     dp_timer_init(&li->resume, listener_on_resume, li);
     if (fd < 0) {
         return fd;
@@ -158,6 +187,7 @@ dp_listener_open(struct dp_listener *li, struct dp_worker *w, const struct st_li
         li->io.fd = -1;
         return st_err_set(err, rc, NULL, "%s: epoll: %s", conf->text, strerror(-rc));
     }
+    li->watching = true;
     return 0;
 }
 
@@ -168,7 +198,7 @@ dp_listener_close(struct dp_listener *li)
         return;
     }
     dp_timer_del(&li->w->loop, &li->resume);
-    dp_loop_io_del(&li->w->loop, &li->io);
+    dp_listener_unwatch(li);
     close(li->io.fd);
     li->io.fd = -1;
 }

@@ -15,4 +15,12 @@ int dp_listener_open(struct dp_listener *li, struct dp_worker *w, const struct s
 /* Deregisters and closes the socket (idempotent). */
 void dp_listener_close(struct dp_listener *li);
 
+/* Stops watching the socket (stream_max_sessions reached): new connections wait in the
+ * backlog. Idempotent. */
+void dp_listener_unwatch(struct dp_listener *li);
+
+/* Watches the socket again, unless it is closed, already watched, or paused for want of
+ * descriptors (its timer watches it again). */
+void dp_listener_watch(struct dp_listener *li);
+
 #endif

@@ -190,6 +190,7 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
 
     ctx->conf = conf;
     read_test_knobs(ctx);
+    dp_ctx_max_sessions_init(ctx, n); /* after raise_nofile(): auto reads the limit */
     pthread_mutex_init(&ctx->lock, NULL);
     memset(ctx->hash, '0', 64);
     if (gethostname(ctx->hostname, sizeof(ctx->hostname) - 1) == -1) {
@@ -265,6 +266,9 @@ proc_free(struct dp_proc *p)
     }
     st_log(ST_LOG_DEBUG, 0, "stopping: workers");
     for (size_t i = 0; i < ctx->n_workers; i++) {
+        dp_worker_join(ctx->workers[i]); /* all, before any is freed: they wake each other */
+    }
+    for (size_t i = 0; i < ctx->n_workers; i++) {
         dp_worker_free(ctx->workers[i]);
     }
     dp_logger_free(ctx->logger); /* after the workers: their last lines get out */
@@ -321,7 +325,8 @@ wait_signals(struct dp_proc *p, const sigset_t *set)
 }
 
 /* Every session takes two sockets (and pipes while bytes move): raise the soft limit
- * on descriptors to the hard one, as HAProxy does for its maxconn. */
+ * on descriptors to the hard one, as HAProxy does for its maxconn. stream_max_sessions =
+ * auto is derived from the result (dp_ctx_max_sessions_init). */
 static void
 raise_nofile(void)
 {

@@ -279,6 +279,7 @@ session_free(struct dp_loop *l, void *arg)
     }
     atomic_fetch_sub_explicit(&w->cnt.active, 1, memory_order_relaxed);
     dp_pool_put(&w->sess_pool, s);
+    dp_worker_session_release(w); /* its stream_max_sessions slot, taken at accept */
 }
 
 static void
@@ -1038,6 +1039,7 @@ dp_session_accept(struct dp_worker *w, struct dp_listener *li, int fd,
     if (s == NULL) {
         dp_log(w->log, ST_LOG_WARN, ENOMEM, "%s: cannot allocate a session", li->conf->text);
         close(fd);
+        dp_worker_session_release(w);
         return;
     }
     atomic_fetch_add_explicit(&w->cnt.handled, 1, memory_order_relaxed);

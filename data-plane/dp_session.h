@@ -7,8 +7,9 @@
 
 #include "dp_worker-t.h"
 
-/* Starts a session for an accepted, non-blocking fd. Takes ownership of fd: on any
- * failure (memory, no route) the fd is closed and the outcome logged. */
+/* Starts a session for an accepted, non-blocking fd. Takes ownership of fd and of the
+ * stream_max_sessions slot reserved for it (dp_worker_session_reserve): on any failure
+ * (memory, no route) the fd is closed, the slot given back and the outcome logged. */
 void dp_session_accept(struct dp_worker *w, struct dp_listener *li, int fd,
                        const struct sockaddr *client);
 

@@ -31,6 +31,8 @@ struct status_view {
     char control_plane[256];
     bool ready;
     struct dp_counters_sum sum;
+    int64_t max_sessions; /* stream_max_sessions in force */
+    uint64_t max_reached; /* times the DP reached it */
 };
 
 static void
@@ -44,6 +46,8 @@ status_view(struct dp_ctx *ctx, struct status_view *v)
     v->ready = ctx->rt != NULL;
     pthread_mutex_unlock(&ctx->lock);
     dp_ctx_counters(ctx, &v->sum);
+    v->max_sessions = ctx->max_sessions;
+    v->max_reached = atomic_load_explicit(&ctx->cap_reached, memory_order_relaxed);
 }
 
 static enum MHD_Result
@@ -83,7 +87,7 @@ serve_status(struct dp_status *st, struct MHD_Connection *conn)
     status_view(st->ctx, &v);
     return reply_json(
         conn, MHD_HTTP_OK,
-        json_pack("{s:s, s:I, s:b, s:o, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
+        json_pack("{s:s, s:I, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
                   " s:{s:I, s:I, s:I, s:I}}",
                   "configuration_hash", v.hash, "config_version", (json_int_t)v.version, "ready",
                   v.ready, "last_sync",
@@ -92,11 +96,13 @@ serve_status(struct dp_status *st, struct MHD_Connection *conn)
                   v.control_plane[0] != '\0' ? json_string(v.control_plane) : json_null(), "server",
                   "connections_accepted", (json_int_t)v.sum.accepted, "connections_active",
                   (json_int_t)v.sum.active, "connections_handled", (json_int_t)v.sum.handled,
-                  "proxy", "bytes_splice", (json_int_t)v.sum.bytes_splice, "bytes_copy",
-                  (json_int_t)v.sum.bytes_copy, "sessions_no_route", (json_int_t)v.sum.no_route,
-                  "tls", "handshakes", (json_int_t)v.sum.tls_handshakes, "resumed",
-                  (json_int_t)v.sum.tls_resumed, "handshake_errors", (json_int_t)v.sum.tls_errors,
-                  "ticket_key_rotations", (json_int_t)dp_tls_ticket_rotations()));
+                  "connections_max", (json_int_t)v.max_sessions, "connections_max_reached",
+                  (json_int_t)v.max_reached, "proxy", "bytes_splice",
+                  (json_int_t)v.sum.bytes_splice, "bytes_copy", (json_int_t)v.sum.bytes_copy,
+                  "sessions_no_route", (json_int_t)v.sum.no_route, "tls", "handshakes",
+                  (json_int_t)v.sum.tls_handshakes, "resumed", (json_int_t)v.sum.tls_resumed,
+                  "handshake_errors", (json_int_t)v.sum.tls_errors, "ticket_key_rotations",
+                  (json_int_t)dp_tls_ticket_rotations()));
 }
 
 static enum MHD_Result
@@ -129,6 +135,13 @@ serve_metrics(struct dp_status *st, struct MHD_Connection *conn)
                       "# HELP strait_connections_active Sessions open now.\n"
                       "# TYPE strait_connections_active gauge\n"
                       "strait_connections_active %lld\n"
+                      "# HELP strait_connections_max Sessions at most (stream_max_sessions).\n"
+                      "# TYPE strait_connections_max gauge\n"
+                      "strait_connections_max %lld\n"
+                      "# HELP strait_connections_max_reached_total Times the DP reached "
+                      "stream_max_sessions and paused accepts.\n"
+                      "# TYPE strait_connections_max_reached_total counter\n"
+                      "strait_connections_max_reached_total %llu\n"
                       "# HELP strait_bytes_splice_total Bytes proxied with splice.\n"
                       "# TYPE strait_bytes_splice_total counter\n"
                       "strait_bytes_splice_total %llu\n"
@@ -154,7 +167,8 @@ serve_metrics(struct dp_status *st, struct MHD_Connection *conn)
                       "# TYPE strait_ready gauge\n"
                       "strait_ready %d\n",
                       (unsigned long long)v.sum.accepted, (unsigned long long)v.sum.handled,
-                      (long long)v.sum.active, (unsigned long long)v.sum.bytes_splice,
+                      (long long)v.sum.active, (long long)v.max_sessions,
+                      (unsigned long long)v.max_reached, (unsigned long long)v.sum.bytes_splice,
                       (unsigned long long)v.sum.bytes_copy, (unsigned long long)v.sum.no_route,
                       (unsigned long long)v.sum.tls_handshakes,
                       (unsigned long long)v.sum.tls_resumed, (unsigned long long)v.sum.tls_errors,

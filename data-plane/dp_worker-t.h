@@ -27,6 +27,7 @@ struct dp_listener {
     struct dp_timer resume; /* armed while accepts are paused (out of fds or memory) */
     int64_t warned_at;      /* st_mono_ms() of the last "pausing" warning, 0: never */
     bool local_known;       /* bound to one address, so every session's local address */
+    bool watching;          /* registered on the loop (not paused, not closed) */
 };
 
 enum dp_worker_cmd {
@@ -45,6 +46,10 @@ struct dp_worker {
     struct dp_listener *listeners;
     size_t n_listeners;
     bool listening;
+    /* At stream_max_sessions: the listeners are not watched (cap_paused, worker thread
+     * only) until a slot comes free; cap_wait asks the thread that frees it for a wake-up. */
+    bool cap_paused;
+    atomic_bool cap_wait;
 
     int evfd; /* wakes the loop: new runtime, drain, stop */
     struct dp_io ev_io;

@@ -26,6 +26,10 @@
 #define DP_PRE_POOL_KEEP  256
 #define DP_PIPE_POOL_KEEP 256
 
+/* At most one "stream_max_sessions reached" line this often (its "accepting again" line
+ * follows the one logged). */
+#define DP_CAP_WARN_MS 10000
+
 static void
 worker_wake(struct dp_worker *w)
 {
@@ -34,15 +38,112 @@ worker_wake(struct dp_worker *w)
     (void)!write(w->evfd, &one, sizeof(one));
 }
 
+/* ---------------------------------------------------------------- sessions cap */
+
+/* The cap cleared: says so if its "reached" line was logged, and wakes the workers that
+ * paused (they watch their listeners again in worker_on_event). Any worker thread. */
+static void
+cap_cleared(struct dp_worker *w)
+{
+    struct dp_ctx *ctx = w->ctx;
+
+    if (atomic_exchange(&ctx->capped, false) && atomic_exchange(&ctx->cap_logged, false)) {
+        dp_log(w->log, ST_LOG_WARN, 0,
+               "stream_max_sessions: below %lld sessions again, accepting connections",
+               (long long)ctx->max_sessions);
+    }
+    for (size_t i = 0; i < ctx->n_workers; i++) {
+        struct dp_worker *x = ctx->workers[i];
+
+        if (atomic_load(&x->cap_wait) && atomic_exchange(&x->cap_wait, false)) {
+            worker_wake(x);
+        }
+    }
+}
+
+static void
+cap_pause_listeners(struct dp_worker *w, bool pause)
+{
+    w->cap_paused = pause;
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        if (pause) {
+            dp_listener_unwatch(&w->listeners[i]);
+        } else {
+            dp_listener_watch(&w->listeners[i]);
+        }
+    }
+}
+
+/* A reservation failed (it is still counted). The order matters, against a slot freed
+ * on another worker at any point: ask for a wake-up and mark the episode first, then give
+ * the slot back and look again; a slot freed after that look sees cap_wait and wakes us. */
+static void
+cap_reached(struct dp_worker *w)
+{
+    struct dp_ctx *ctx = w->ctx;
+
+    atomic_store(&w->cap_wait, true);
+    if (!atomic_exchange(&ctx->capped, true)) {
+        int64_t now = st_mono_ms();
+        int64_t last = atomic_load(&ctx->cap_warned_ms);
+
+        atomic_fetch_add_explicit(&ctx->cap_reached, 1, memory_order_relaxed);
+        if ((last == 0 || now - last >= DP_CAP_WARN_MS) &&
+            atomic_compare_exchange_strong(&ctx->cap_warned_ms, &last, now)) {
+            atomic_store(&ctx->cap_logged, true);
+            dp_log(w->log, ST_LOG_WARN, 0,
+                   "stream_max_sessions: %lld sessions reached, not accepting connections "
+                   "until one ends",
+                   (long long)ctx->max_sessions);
+        }
+    }
+    dp_worker_session_release(w);
+    if (atomic_load(&ctx->sessions) < ctx->max_sessions) {
+        /* freed meanwhile: no pause after all (and none left from earlier in this turn) */
+        atomic_store(&w->cap_wait, false);
+        cap_cleared(w);
+        if (w->cap_paused) {
+            cap_pause_listeners(w, false);
+        }
+        return;
+    }
+    if (!w->cap_paused) {
+        cap_pause_listeners(w, true);
+    }
+}
+
+bool
+dp_worker_session_reserve(struct dp_worker *w)
+{
+    struct dp_ctx *ctx = w->ctx;
+
+    if (atomic_fetch_add(&ctx->sessions, 1) < ctx->max_sessions || ctx->max_sessions <= 0) {
+        return true;
+    }
+    cap_reached(w);
+    return false;
+}
+
+void
+dp_worker_session_release(struct dp_worker *w)
+{
+    if (atomic_fetch_sub(&w->ctx->sessions, 1) == w->ctx->max_sessions) {
+        cap_cleared(w);
+    }
+}
+
 static void
 worker_on_event(struct dp_loop *l, int fd, void *arg, uint32_t events)
 {
+    struct dp_worker *w = arg;
     uint64_t v;
 
     (void)l;
-    (void)arg;
     (void)events;
     (void)!read(fd, &v, sizeof(v));
+    if (w->cap_paused && !atomic_load(&w->cap_wait)) {
+        cap_pause_listeners(w, false); /* a slot came free: the next accept tries for it */
+    }
 }
 
 struct dp_worker *
@@ -60,6 +161,7 @@ dp_worker_new(struct dp_ctx *ctx, size_t index, struct st_err *err)
     atomic_init(&w->cmd, DP_WORKER_RUN);
     atomic_init(&w->finished, false);
     atomic_init(&w->pending_rt, NULL);
+    atomic_init(&w->cap_wait, false);
     dp_pool_init(&w->sess_pool, "session", dp_session_size(), DP_SESS_POOL_KEEP);
     dp_pool_init(&w->buf_pool, "buffer", DP_COPY_BUF_SIZE, DP_BUF_POOL_KEEP);
     dp_pool_init(&w->pre_pool, "preread", sizeof(struct dp_preread), DP_PRE_POOL_KEEP);
@@ -221,15 +323,23 @@ dp_worker_is_finished(struct dp_worker *w)
 }
 
 void
+dp_worker_join(struct dp_worker *w)
+{
+    if (w->started) {
+        dp_worker_stop(w);
+        pthread_join(w->thread, NULL);
+        w->started = false;
+        atomic_store(&w->finished, true);
+    }
+}
+
+void
 dp_worker_free(struct dp_worker *w)
 {
     if (w == NULL) {
         return;
     }
-    if (w->started) {
-        dp_worker_stop(w);
-        pthread_join(w->thread, NULL);
-    }
+    dp_worker_join(w);
     worker_unlisten(w);
     dp_runtime_unref(atomic_exchange(&w->pending_rt, NULL));
     dp_runtime_unref(w->rt);

@@ -35,7 +35,22 @@ void dp_worker_stop(struct dp_worker *w);
 /* True once the thread has left its loop. */
 bool dp_worker_is_finished(struct dp_worker *w);
 
+/* Stops the thread (if started) and waits for it; idempotent. Join every worker before
+ * freeing any: a worker that ends its sessions may wake the others. */
+void dp_worker_join(struct dp_worker *w);
+
 /* Joins the thread (if started) and frees the worker. NULL is a no-op. */
 void dp_worker_free(struct dp_worker *w);
+
+/* stream_max_sessions, across the workers (ctx->sessions). Worker thread only. */
+
+/* Takes a slot for a connection about to be accepted: one atomic add. At the cap it
+ * returns false, having stopped watching w's listeners (and logged, at most once per
+ * 10 s, that the cap is reached) until a slot comes free. */
+bool dp_worker_session_reserve(struct dp_worker *w);
+
+/* Gives a slot back: the session was freed, or no connection was there to accept. The
+ * release that brings the DP back under its cap wakes every worker that paused. */
+void dp_worker_session_release(struct dp_worker *w);
 
 #endif

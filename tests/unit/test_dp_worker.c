@@ -1,7 +1,8 @@
 /* dp_worker and dp_listener, driven turn by turn on the test's thread: a connection
  * with no configuration is accepted and closed; out of fds, the listener pauses its
  * accepts (instead of spinning on a level-triggered socket) and takes the waiting
- * connection once fds are back. Issue 2, point 5 (workers, listeners). */
+ * connection once fds are back. Issue 2, point 5 (workers, listeners). Issue 14: at
+ * stream_max_sessions the listener pauses, and resumes when a slot is given back. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -143,12 +144,64 @@ test_out_of_fds_pauses_accepts(void **state)
     dp_worker_free(r.w);
 }
 
+/* Issue 14, defect 7: stream_max_sessions across workers. At the cap (here a slot held
+ * by "another worker") the listener is not watched: the waiting connection neither spins
+ * the loop nor is accepted. The slot given back elsewhere wakes this worker through its
+ * eventfd, and the connection is taken; its session's slot is given back at its end. */
+static void
+test_cap_pauses_and_resumes(void **state)
+{
+    struct rig r;
+    struct dp_listener *li;
+    int c;
+
+    (void)state;
+    rig_init(&r);
+    li = &r.w->listeners[0];
+    r.ctx.workers = &r.w;
+    r.ctx.n_workers = 1;
+    r.ctx.max_sessions = 1;
+    atomic_store(&r.ctx.sessions, 1); /* the one slot, held by another worker's session */
+    c = client_connect(&r);
+
+    assert_int_equal(dp_loop_run_once(&r.w->loop, 1000), 0);
+    assert_int_equal(accepted(&r), 0);
+    assert_true(r.w->cap_paused);
+    assert_false(li->watching);
+    assert_true(atomic_load(&r.w->cap_wait));
+    assert_true(atomic_load(&r.ctx.capped));
+    assert_int_equal(atomic_load(&r.ctx.cap_reached), 1);
+    assert_int_equal(atomic_load(&r.ctx.sessions), 1); /* the failed reservation given back */
+    /* paused: the pending connection no longer wakes the loop */
+    assert_int_equal(dp_loop_run_once(&r.w->loop, 0), 0);
+    assert_int_equal(accepted(&r), 0);
+
+    dp_worker_session_release(r.w); /* the other session ends */
+    assert_false(atomic_load(&r.ctx.capped));
+    assert_false(atomic_load(&r.w->cap_wait));
+    run_until(&r, 1);         /* woken: watches the listener again, takes the connection */
+    assert_closed_by_peer(c); /* no configuration: closed */
+    /* holding the one slot, the worker paused again (a second episode); the session's end
+     * gives the slot back and the worker listens again */
+    for (int i = 0; i < 50 && (r.w->cap_paused || atomic_load(&r.ctx.sessions) != 0); i++) {
+        assert_int_equal(dp_loop_run_once(&r.w->loop, 100), 0);
+    }
+    assert_false(r.w->cap_paused);
+    assert_true(li->watching);
+    assert_int_equal(atomic_load(&r.ctx.sessions), 0);
+    assert_false(atomic_load(&r.ctx.capped));
+    assert_int_equal(atomic_load(&r.ctx.cap_reached), 2);
+    close(c);
+    dp_worker_free(r.w);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_configuration_closes),
         cmocka_unit_test(test_out_of_fds_pauses_accepts),
+        cmocka_unit_test(test_cap_pauses_and_resumes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
