@@ -15,23 +15,25 @@
 int
 st_file_prefix_make(const char *prefix, struct st_err *err)
 {
-    struct stat st;
-
-    if (mkdir(prefix, 0700) == 0) {
-        return 0;
-    }
-    if (errno != EEXIST) {
+    if (mkdir(prefix, 0700) == -1 && errno != EEXIST) {
         int e = errno;
 
         return st_err_set(err, -e, "prefix", "cannot create prefix %s: %s", prefix, strerror(e));
     }
+    return 0;
+}
+
+void
+st_file_warn_prefix(const char *prefix)
+{
+    struct stat st;
+
     if (stat(prefix, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & ST_FILE_OTHERS) != 0) {
         st_log(ST_LOG_WARN, 0,
                "prefix %s: other users can enter it (mode %04o), and its files hold private "
                "keys: chmod 700 it",
                prefix, (unsigned)(st.st_mode & 07777));
     }
-    return 0;
 }
 
 void

@@ -11,11 +11,14 @@ struct st_err;
  * sets another mode explicitly (certificates: 0644). */
 #define ST_FILE_UMASK 077
 
-/* Creates the folder prefix with mode 0700. An existing folder is used as it is (its mode
- * is the operator's choice, never changed here), with one warn line when group or others
- * have any access to it. Returns 0, or a negative errno with err filled ("cannot create
- * prefix P: ..."). */
+/* Creates the folder prefix with mode 0700. An existing folder is used as it is: its mode
+ * is the operator's choice, never changed here (st_file_warn_prefix() says when it is
+ * open). Returns 0, or a negative errno with err filled ("cannot create prefix P: ..."). */
 int st_file_prefix_make(const char *prefix, struct st_err *err);
+
+/* Logs one warn line when group or others have any access to the folder prefix (for
+ * `start`: the command-line tools keep their output to their results). */
+void st_file_warn_prefix(const char *prefix);
 
 /* When the file at path exists and group or others have any access to it, logs one warn
  * line naming path, its mode and what (what it holds: "private keys"). A missing file is

@@ -73,6 +73,7 @@ warn_exposed_files(const struct st_conf *c)
     static const char *const sfx[] = {"", "-wal", "-shm"};
     char path[4096];
 
+    st_file_warn_prefix(c->prefix);
     if (c->database == NULL || strcmp(c->database, "postgres") != 0) {
         for (size_t i = 0; c->sqlite_path != NULL && i < ST_ARRAY_SIZE(sfx); i++) {
             if (st_snprintf(path, sizeof(path), "%s%s", c->sqlite_path, sfx[i]) == 0) {

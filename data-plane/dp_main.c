@@ -139,6 +139,7 @@ load_cache(struct dp_ctx *ctx)
 static void
 warn_exposed_files(const struct st_conf *c)
 {
+    st_file_warn_prefix(c->prefix);
     st_file_warn_exposed_in(c->prefix, "config.cache", "the configuration's private keys");
     st_file_warn_exposed_in(c->prefix, "strait.id", "this data plane's id");
     st_file_warn_exposed_in(c->prefix, "ssl/strait-default.key", "a private key");
