@@ -200,6 +200,7 @@ static json_t *
 parts_decode(struct http_req *r, const char **why)
 {
     struct st_err err = {0};
+    struct cp_form *f;
     json_t *o;
 
     if (r->pp != NULL) {
@@ -212,15 +213,19 @@ parts_decode(struct http_req *r, const char **why)
         *why = "Cannot parse multipart/form-data body";
         return NULL;
     }
-    o = json_object();
+    f = cp_form_new(r->received);
     for (size_t i = 0; i < r->n_parts; i++) {
-        if (cp_form_add(o, r->parts[i].key, r->parts[i].val, &err) < 0) {
+        const struct http_part *p = &r->parts[i];
+
+        if (cp_form_add(f, p->key, strlen(p->key), p->val, p->len, &err) < 0) {
             st_snprintf(r->parts_msg, sizeof(r->parts_msg), "%s", err.msg);
             *why = r->parts_msg;
-            json_decref(o);
+            cp_form_free(f);
             return NULL;
         }
     }
+    o = cp_form_object(f);
+    cp_form_free(f);
     return o;
 }
 

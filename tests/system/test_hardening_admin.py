@@ -121,3 +121,81 @@ def test_log_lines_cannot_be_forged_before_authentication(st):
     line = cp.wait_log(r"admin: GET /status\\x0a2030", since=since)
     assert "401 from 127.0.0.1" in line, line
     assert forged_lines(cp, since) == [], cp.log_text()[since:]
+
+
+# ----------------------------------------------------------------------------- forms
+
+
+def multipart(fields, boundary="xYzB0undary"):
+    """A multipart/form-data body of (name as bytes or str, value) parts."""
+    out = b""
+    for name, value in fields:
+        name = name.encode() if isinstance(name, str) else name
+        value = value.encode() if isinstance(value, str) else value
+        out += (b"--" + boundary.encode() + b"\r\nContent-Disposition: form-data; name=\"" +
+                name + b"\"\r\n\r\n" + value + b"\r\n")
+    out += b"--" + boundary.encode() + b"--\r\n"
+    return (f"multipart/form-data; boundary={boundary}", out)
+
+
+def post(cp, path, ctype, body):
+    return request(cp, "POST", path, body, [("Content-Type", ctype)])
+
+
+BAD_VALUE = "not UTF-8 text, or a NUL byte in it"
+
+
+def test_form_keys_and_values_that_are_not_text(cp):
+    # defect 1: `%FF[1]=x` freed the array jansson refused and wrote to it (an ASan CP
+    # aborted); Kong's error body instead, for urlencoded and multipart bodies alike
+    before = version(cp)
+    for path in ("/services", "/routes", "/services/svc-a/routes"):
+        for text, key in (("%FF[1]=x", "%FF[1]"), ("%FF=x", "%FF"),
+                          ("name=n&sources[1].%C3=x", "sources[1].%C3"),
+                          ("name%00x=n", "name%00x")):
+            expect(post(cp, path, FORM, text), 400, {"message": f"invalid form key '{key}'"},
+                   (path, text))
+        for name, key in ((b"\xff[1]", "%FF[1]"), (b"a.\xfe\xff", "a.%FE%FF")):
+            ctype, body = multipart([(name, "x"), ("host", "h.test")])
+            expect(post(cp, path, ctype, body), 400, {"message": f"invalid form key '{key}'"},
+                   (path, name))
+        for text, key in (("name=%FF", "name"), ("name=a%00b", "name"),
+                          ("tags[]=ok&tags[]=%C3", "tags[]")):
+            expect(post(cp, path, FORM, text), 400,
+                   {"message": f"invalid form value for key '{key}': {BAD_VALUE}"}, text)
+        ctype, body = multipart([("host", "h.test"), ("name", b"a\x00b")])
+        expect(post(cp, path, ctype, body), 400,
+               {"message": f"invalid form value for key 'name': {BAD_VALUE}"}, path)
+    assert version(cp) == before
+    # what is text still works, UTF-8 and new lines included
+    r = post(cp, "/services", FORM, "name=svc-form&host=h.test&port=1&tags[]=caf%C3%A9")
+    assert r.status == 201 and r.json["tags"] == ["café"], r
+    assert cp.api("DELETE", "/services/svc-form").status == 204
+
+
+def test_form_limits(cp):
+    # defect 2's form part: what a body decodes into is bounded (docs/admin-api.md)
+    before = version(cp)
+    expect(post(cp, "/services", FORM, "name=x&tags[1001]=t"), 400,
+           {"message": "invalid form key 'tags[1001]': an index is at most 1000"})
+    text = "a[1000][1000][1000][1000][1000]=x"
+    expect(post(cp, "/services", FORM, text), 400,
+           {"message": f"form body too large: it decodes into more than {4096 + len(text)} "
+                       "values"})
+    expect(post(cp, "/services", FORM, "&".join(["tags=t"] * 1001)), 400,
+           {"message": "form body too large: more than 1000 fields"})
+    ctype, body = multipart([("tags", "t")] * 1001)
+    expect(post(cp, "/services", ctype, body), 400,
+           {"message": "form body too large: more than 1000 fields"})
+    # the reproduction's shape: 167 KB of keys, each padding arrays at 8 levels
+    keys = "&".join(f"a[{i}][999][999][999][999][999][1]=x" for i in range(1, 4600))
+    r = post(cp, "/services", FORM, keys)
+    assert r.status == 400 and r.json["message"].startswith("form body too large"), r
+    assert version(cp) == before
+    # what a Kong curl line sends is far from them
+    form = ("name=rt-form&protocols=tcp&service.name=svc-a&" +
+            "&".join(f"sources[{i}].ip=10.0.0.{i}&sources[{i}].port={i}" for i in range(1, 21)) +
+            "&" + "&".join(f"tags[]=t{i}" for i in range(1, 31)))
+    r = post(cp, "/routes", FORM, form)
+    assert r.status == 201 and len(r.json["sources"]) == 20, r
+    assert cp.api("DELETE", "/routes/rt-form").status == 204
