@@ -45,17 +45,87 @@ cp_admin__reply(struct cp_response *rs, int status, json_t *body)
     json_decref(body);
 }
 
+/* The length of the UTF-8 character at p (avail > 0 bytes), or 0 when none starts there
+ * (RFC 3629 §4: no overlong form, no surrogate, nothing above U+10FFFF). */
+static size_t
+utf8_char_len(const unsigned char *p, size_t avail)
+{
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    size_t n;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+    if (p[0] < 0xc2 || p[0] > 0xf4) {
+        return 0;
+    }
+    n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+    if (p[0] == 0xe0) {
+        lo = 0xa0;
+    } else if (p[0] == 0xed) {
+        hi = 0x9f;
+    } else if (p[0] == 0xf0) {
+        lo = 0x90;
+    } else if (p[0] == 0xf4) {
+        hi = 0x8f;
+    }
+    if (avail < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+json_t *
+cp_admin__text(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    json_t *v = json_string(s);
+    char *buf;
+    size_t o = 0;
+
+    if (v != NULL) {
+        return v;
+    }
+    buf = st_xmalloc(len * 3 + 1);
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_char_len(p + i, len - i);
+
+        if (k > 0) {
+            memcpy(buf + o, p + i, k);
+            o += k;
+            i += k;
+        } else {
+            buf[o++] = '%';
+            buf[o++] = hex[p[i] >> 4];
+            buf[o++] = hex[p[i] & 0xf];
+            i++;
+        }
+    }
+    v = json_stringn(buf, o);
+    free(buf);
+    return v;
+}
+
 void
 cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg)
 {
-    cp_admin__reply(rs, status, json_pack("{s:s}", "message", msg));
+    cp_admin__reply(rs, status, json_pack("{s:o}", "message", cp_admin__text(msg)));
 }
 
 void
 cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *name,
                      const char *msg, json_t *fields)
 {
-    json_t *o = json_pack("{s:i,s:s,s:s}", "code", code, "name", name, "message", msg);
+    json_t *o =
+        json_pack("{s:i,s:s,s:o}", "code", code, "name", name, "message", cp_admin__text(msg));
 
     if (fields != NULL) {
         json_object_set_new(o, "fields", fields);

@@ -561,16 +561,20 @@ page_tags(const struct cp_request *rq, struct cp_response *rs, json_t **tags, bo
     }
     if (why == NULL) {
         *tags = json_array();
-        for (p = v; *p != '\0';) {
+        for (p = v; *p != '\0' && why == NULL;) {
             size_t n = strcspn(p, ",/");
 
-            json_array_append_new(*tags, json_stringn(p, n));
+            /* a tag that is not UTF-8 is no tag (jansson refuses it): dropped, it would
+             * have widened the filter */
+            if (json_array_append_new(*tags, json_stringn(p, n)) != 0) {
+                why = "invalid filter syntax";
+            }
             p += n;
             if (*p != '\0') {
                 p++;
             }
         }
-        if (json_array_size(*tags) > 5) {
+        if (why == NULL && json_array_size(*tags) > 5) {
             why = "cannot query more than 5 tags";
         }
     }

@@ -118,14 +118,55 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *val
     return MHD_YES;
 }
 
+/* A query argument, as bytes (http_unescape leaves no NUL in them): what is not UTF-8 is
+ * kept for the handler to refuse (cp_admin__text shows it in the error). A key that is
+ * not UTF-8 (jansson refuses it) names no argument the admin API reads: it is dropped. */
 static enum MHD_Result
 scan_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
-    json_object_set_new(
+    (void)json_object_set_new(
         cls, key,
         json_stringn_nocheck(value != NULL ? value : "", value != NULL ? strlen(value) : 0));
     return MHD_YES;
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+        return (c | 0x20) - 'a' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decodes the path and each query key and value in place, as libmicrohttpd does by
+ * default, except that %00 stays the three characters "%00": a decoded NUL would end the
+ * C string there, and `GET /services/%00abc` was served as `GET /services`, `?size=1%00x`
+ * read as size=1. Returns the new length. */
+static size_t
+http_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *o = s;
+
+    (void)cls;
+    (void)c;
+    for (const char *p = s; *p != '\0'; p++) {
+        int hi = p[0] == '%' ? hexval(p[1]) : -1;
+        int lo = hi >= 0 ? hexval(p[2]) : -1;
+
+        if (lo >= 0 && (hi | lo) != 0) {
+            *o++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - s);
 }
 
 /* Keeps the urlencoded or JSON body, at most HTTP_MAX_BODY bytes (+1 for the NUL: the
@@ -770,8 +811,9 @@ start_one(struct http_srv *srv)
         flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->addr, MHD_OPTION_THREAD_POOL_SIZE,
         h->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_ARRAY,
-        srv->tls ? tls : none, MHD_OPTION_END);
+        on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_ARRAY, srv->tls ? tls : none,
+        MHD_OPTION_END);
 }
 
 /* One warning line per listener that admin_allow_insecure lets through. */

@@ -276,3 +276,60 @@ def test_multipart_part_split_after_its_headers(cp):
         assert r.status == 201, (chunks, r)
         assert (r.json["name"], r.json["host"], r.json["port"]) == ("svc-split", "h.test", 7)
         assert cp.api("DELETE", "/services/svc-split").status == 204
+
+
+# ----------------------------------------------------------------------------- paths and queries
+
+
+def invalid_offset(shown):
+    return {"code": 7, "name": "invalid offset",
+            "message": f"'{shown}' is not a valid offset: bad base64 encoding"}
+
+
+def test_query_bytes_that_are_not_utf8_get_kong_error_bodies(cp):
+    # defect 10: `?offset=%ff` was a 400 with an empty body (the message could not be
+    # encoded); Kong's invalid offset now, the byte shown as the URL carried it
+    for path in ("/services", "/routes", "/services/svc-a/routes", "/clustering/data-planes"):
+        expect(request(cp, "GET", f"{path}?offset=%ff"), 400, invalid_offset("%FF"), path)
+    expect(request(cp, "GET", "/tags?offset=%ff"), 400,
+           {"code": 7, "name": "invalid offset",
+            "message": "'%FF' is not a valid offset: bad offset"})  # as test_tags.py
+    expect(request(cp, "GET", "/services?offset=caf%C3%A9%C3"), 400, invalid_offset("café%C3"))
+    expect(request(cp, "GET", "/schemas/%ff"), 404, {"message": "No entity named '%FF'"})
+    expect(request(cp, "GET", "/services?tags=a,%ff"), 400,
+           {"code": 11, "name": "invalid options",
+            "message": "invalid option (tags: invalid filter syntax)"})
+
+
+def test_nul_in_a_path_or_query_cuts_nothing(cp):
+    # defect 10: libmicrohttpd decoded %00 and the path ended there: GET /services/%00abc
+    # was GET /services. %00 now stays "%00", so the path names an entity that cannot
+    # exist (Kong looks up the name "\0abc" and refuses it as an invalid name)
+    expect(request(cp, "GET", "/services/%00abc"), 400,
+           {"code": 10, "name": "invalid unique name",
+            "message": "invalid value '%00abc': it must only contain alphanumeric and "
+                       "'., -, _, ~' characters"})
+    for target in ("/services/%00", "/services/svc-a%00", "/services/svc-a%00/routes",
+                   "/routes/%00abc/service"):
+        r = request(cp, "GET", target)
+        assert r.status == 400 and r.json["code"] == 10, (target, r)
+    expect(request(cp, "GET", "/sta%00tus"), 404, {"message": "Not found"})
+    expect(request(cp, "GET", "/services%00"), 404, {"message": "Not found"})
+    expect(request(cp, "GET", "/ca_certificates/%00"), 400,
+           {"code": 1, "name": "invalid primary key",
+            "message": "invalid primary key: '{id=\"expected a valid UUID\"}'",
+            "fields": {"id": "expected a valid UUID"}})
+    before = version(cp)
+    r = request(cp, "DELETE", "/services/svc-a%00")
+    assert r.status == 400, r
+    assert cp.get("/services/svc-a").status == 200
+    assert version(cp) == before
+    # no query argument is cut either: size=1%00x is not size=1
+    expect(request(cp, "GET", "/services?size=1%00x"), 400,
+           {"code": 9, "name": "invalid size", "message": "size must be a number"})
+    expect(request(cp, "GET", "/services?offset=%00"), 400, invalid_offset("%00"))
+    # the other escapes still decode
+    r = request(cp, "GET", "/services/svc%2Da")
+    assert r.status == 200 and r.json["name"] == "svc-a", r
+    r = request(cp, "GET", "/services?size=%31")
+    assert r.status == 200 and len(r.json["data"]) == 1, r

@@ -924,6 +924,56 @@ test_status_reachable(void **state)
     json_decref(o);
 }
 
+/* Runs GET path with one query argument whose value is these bytes, as cp_http hands it
+ * over (not checked as UTF-8); returns the status and the body text (caller frees). */
+static int
+get_raw(struct fx *f, const char *path, const char *key, const char *value, char **body)
+{
+    struct cp_request rq = {.method = "GET", .path = path};
+    struct cp_response rs;
+    json_t *query = json_object();
+
+    if (key != NULL) {
+        json_object_set_new(query, key, json_stringn_nocheck(value, strlen(value)));
+    }
+    rq.query = query;
+    cp_admin_handle(&f->cx, &rq, &rs);
+    *body = rs.body;
+    json_decref(query);
+    return rs.status;
+}
+
+static void
+test_errors_echoing_bytes_that_are_not_utf8(void **state)
+{
+    /* issue 14, defect 10: an error message that echoes what the client sent (a path, a
+     * query argument) could not be encoded when that was not UTF-8, and the answer went
+     * out with no body at all; each such byte is now %HH */
+    struct fx *f = *state;
+    char *body = NULL;
+
+    assert_int_equal(get_raw(f, "/services", "offset", "\xff", &body), 400);
+    assert_string_equal(body, "{\"code\":7,\"name\":\"invalid offset\",\"message\":\"'%FF' is "
+                              "not a valid offset: bad base64 encoding\"}");
+    free(body);
+    assert_int_equal(get_raw(f, "/clustering/data-planes", "offset", "a\xc3", &body), 400);
+    assert_string_equal(body, "{\"code\":7,\"name\":\"invalid offset\",\"message\":\"'a%C3' "
+                              "is not a valid offset: bad base64 encoding\"}");
+    free(body);
+    assert_int_equal(get_raw(f, "/tags", "offset", "\xed\xa0\x80", &body), 400);
+    assert_non_null(strstr(body, "\"code\":7"));
+    assert_non_null(strstr(body, "%ED%A0%80")); /* a surrogate is not UTF-8 */
+    free(body);
+    assert_int_equal(get_raw(f, "/schemas/caf\xc3\xa9\xff", NULL, NULL, &body), 404);
+    assert_string_equal(body, "{\"message\":\"No entity named 'caf\u00e9%FF'\"}");
+    free(body);
+    /* a tag that is not UTF-8 was dropped from the filter, which then matched more */
+    assert_int_equal(get_raw(f, "/services", "tags", "a,\xff", &body), 400);
+    assert_string_equal(body, "{\"code\":11,\"name\":\"invalid options\",\"message\":"
+                              "\"invalid option (tags: invalid filter syntax)\"}");
+    free(body);
+}
+
 int
 main(void)
 {
@@ -937,6 +987,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_snis_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_reachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_echoing_bytes_that_are_not_utf8, setup,
+                                        teardown),
         cmocka_unit_test(test_database_down_503),
         cmocka_unit_test(test_database_error_500),
     };
