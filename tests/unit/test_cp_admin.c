@@ -974,6 +974,72 @@ test_errors_echoing_bytes_that_are_not_utf8(void **state)
     free(body);
 }
 
+static void
+test_unique_violation_on_a_long_utf8_name(void **state)
+{
+    /* an error record keeps 511 bytes of a name: a 600-byte UTF-8 route name was cut in a
+     * character, and the answer lost its "fields" (jansson refused the cut text) */
+    struct fx *f = *state;
+    char body[4096];
+    size_t len = (size_t)snprintf(body, sizeof(body), "protocols=tcp&destinations[1].port=1&name=");
+    json_t *o = NULL;
+    const char *name;
+
+    for (int i = 0; i < 300; i++) {
+        len += (size_t)snprintf(body + len, sizeof(body) - len, "%%C3%%A9");
+    }
+    assert_int_equal(call(f, "POST", "/routes", FORM, body, &o), 201);
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/routes", FORM, body, &o), 409);
+    assert_int_equal(json_integer_value(json_object_get(o, "code")), 5);
+    name = json_string_value(json_object_get(json_object_get(o, "fields"), "name"));
+    assert_non_null(name);
+    assert_non_null(strstr(name, "\xc3\xa9\xc3\xa9"));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "message")), "\xc3\xa9\xc3\xa9"));
+    json_decref(o);
+}
+
+static void
+test_json_body_bounded_by_what_it_decodes_into(void **state)
+{
+    /* issue 14, defect 2's class: "[{},{},...]" decodes into 70 bytes per byte of body
+     * (a 16 MiB body held 1.2 GB); what a body may build is bounded (1 MiB + 24 per byte) */
+    struct fx *f = *state;
+    const size_t n = 100000;
+    size_t len = 0;
+    char *body = malloc(64 + 3 * n);
+    char want[128];
+    json_t *o = NULL;
+
+    len += (size_t)snprintf(body, 64, "{\"name\":\"big\",\"host\":\"h\",\"tags\":[");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(body + len, "{},", 3);
+        len += 3;
+    }
+    memcpy(body + len - 1, "]}", 3);
+    len += 1;
+    assert_int_equal(strlen(body), len);
+    (void)snprintf(want, sizeof(want), "JSON body too large: it decodes into more than %zu bytes",
+                   ((size_t)1 << 20) + 24 * len);
+    assert_int_equal(call(f, "POST", "/services", JSON, body, &o), 400);
+    assert_string_equal(json_string_value(json_object_get(o, "message")), want);
+    json_decref(o);
+    free(body);
+    assert_int_equal(count(f, "/services"), 0);
+    /* the bound is the request's only: the next body decodes as usual, and a real one
+     * with many values is far from it */
+    body = malloc(64 + 8 * 1000);
+    len = (size_t)snprintf(body, 64, "{\"name\":\"ok\",\"host\":\"h\",\"tags\":[");
+    for (int i = 0; i < 64; i++) {
+        len += (size_t)snprintf(body + len, 16, "\"t%d\",", i);
+    }
+    memcpy(body + len - 1, "]}", 3);
+    assert_int_equal(call(f, "POST", "/services", JSON, body, &o), 201);
+    assert_int_equal(json_array_size(json_object_get(o, "tags")), 64);
+    json_decref(o);
+    free(body);
+}
+
 int
 main(void)
 {
@@ -988,6 +1054,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_ca_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_reachable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_echoing_bytes_that_are_not_utf8, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unique_violation_on_a_long_utf8_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_body_bounded_by_what_it_decodes_into, setup,
                                         teardown),
         cmocka_unit_test(test_database_down_503),
         cmocka_unit_test(test_database_error_500),
