@@ -924,6 +924,27 @@ test_status_reachable(void **state)
     json_decref(o);
 }
 
+/* s percent-encoded as cp_admin__escape does (all but RFC 3986 unreserved bytes). */
+static char *
+cp_test_escape(const char *s)
+{
+    char *out = malloc(strlen(s) * 3 + 1);
+    size_t o = 0;
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~", c) != NULL) {
+            out[o++] = (char)c;
+        } else {
+            o += (size_t)snprintf(out + o, 4, "%%%02X", c);
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* Runs GET path with one query argument whose value is these bytes, as cp_http hands it
  * over (not checked as UTF-8); returns the status and the body text (caller frees). */
 static int
@@ -1000,6 +1021,59 @@ test_unique_violation_on_a_long_utf8_name(void **state)
 }
 
 static void
+test_next_link_keeps_a_long_tags_filter(void **state)
+{
+    /* the next page's link was built in 1 KiB: five tags of 256 UTF-8 bytes (768 bytes
+     * each once escaped) were cut, and following `next` gave another filter */
+    struct fx *f = *state;
+    struct cp_request rq = {.method = "GET", .path = "/services"};
+    struct cp_response rs;
+    json_t *query = json_object();
+    json_t *tags = json_array();
+    char tag[5][300];
+    char filter[1600] = "";
+    json_error_t jerr;
+    json_t *o;
+    const char *next;
+    char *esc;
+
+    for (int t = 0; t < 5; t++) {
+        int n = snprintf(tag[t], sizeof(tag[t]), "%d", t);
+
+        for (; n < 254; n += 2) {
+            memcpy(tag[t] + n, "\xc3\xa9", 3);
+        }
+        json_array_append_new(tags, json_string(tag[t]));
+        (void)snprintf(filter + strlen(filter), sizeof(filter) - strlen(filter), "%s%s",
+                       t > 0 ? "," : "", tag[t]);
+    }
+    for (int i = 0; i < 2; i++) {
+        o = json_pack("{s:s,s:s,s:O}", "name", i == 0 ? "a" : "b", "host", "h", "tags", tags);
+        esc = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        assert_int_equal(call(f, "POST", "/services", JSON, esc, &o), 201);
+        json_decref(o);
+        free(esc);
+    }
+    json_decref(tags);
+    json_object_set_new(query, "tags", json_string(filter));
+    json_object_set_new(query, "size", json_string("1"));
+    rq.query = query;
+    cp_admin_handle(&f->cx, &rq, &rs);
+    assert_int_equal(rs.status, 200);
+    o = json_loads(rs.body, 0, &jerr);
+    free(rs.body);
+    next = json_string_value(json_object_get(o, "next"));
+    assert_non_null(next);
+    esc = cp_test_escape(filter);
+    assert_non_null(strstr(next, "&tags="));
+    assert_string_equal(strstr(next, "&tags=") + strlen("&tags="), esc);
+    free(esc);
+    json_decref(o);
+    json_decref(query);
+}
+
+static void
 test_json_body_bounded_by_what_it_decodes_into(void **state)
 {
     /* issue 14, defect 2's class: "[{},{},...]" decodes into 70 bytes per byte of body
@@ -1056,6 +1130,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_errors_echoing_bytes_that_are_not_utf8, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unique_violation_on_a_long_utf8_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_link_keeps_a_long_tags_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_body_bounded_by_what_it_decodes_into, setup,
                                         teardown),
         cmocka_unit_test(test_database_down_503),
