@@ -1,5 +1,7 @@
 /* Logging: one line per call, formatted into a stack buffer and written to stderr
- * with one write(2), so lines from threads never interleave. */
+ * with one write(2), so lines from threads never interleave. The message's control
+ * bytes are escaped here, once for every caller (the DP's log rings drain through
+ * st_log too): a record is exactly one line. */
 #include "st_log.h"
 
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "st_err.h"
+#include "st_util.h"
 
 static const char *const level_names[] = {
     [ST_LOG_EMERG] = "emerg", [ST_LOG_ALERT] = "alert", [ST_LOG_CRIT] = "crit",
@@ -46,10 +49,37 @@ st_log_enabled(enum st_log_level level)
     return (int)level <= atomic_load_explicit(&log_threshold, memory_order_relaxed);
 }
 
+size_t
+st_log_escape(char *dst, size_t size, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            if (n + 1 >= size) {
+                break;
+            }
+            dst[n++] = (char)*p;
+            continue;
+        }
+        if (n + 4 >= size) {
+            break;
+        }
+        dst[n++] = '\\';
+        dst[n++] = 'x';
+        dst[n++] = hex[*p >> 4];
+        dst[n++] = hex[*p & 0xf];
+    }
+    dst[n] = '\0';
+    return n;
+}
+
 void
 st_log(enum st_log_level level, int err, const char *fmt, ...)
 {
     char line[2048];
+    char msg[2048];
     struct timespec ts;
     struct tm tm;
     va_list ap;
@@ -67,23 +97,21 @@ st_log(enum st_log_level level, int err, const char *fmt, ...)
     if (rc > 0) {
         n += (size_t)rc;
     }
+    /* formatted apart, then escaped into the line: what a client sent (a path, a
+     * header, a name) must never start a line of its own */
     va_start(ap, fmt);
-    rc = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    rc = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (rc > 0) {
-        n += (size_t)rc;
+    if (rc < 0) {
+        msg[0] = '\0';
     }
-    if (n >= sizeof(line) - 1) {
-        n = sizeof(line) - 2; /* truncated: keep the newline */
-    }
+    /* room for the newline is kept: a cut message still ends its line */
+    n += st_log_escape(line + n, sizeof(line) - n - 1, msg);
     if (err != 0) {
-        rc = snprintf(line + n, sizeof(line) - n, ": %s", st_strerror(err));
-        if (rc > 0) {
-            n += (size_t)rc;
-        }
-        if (n >= sizeof(line) - 1) {
-            n = sizeof(line) - 2;
-        }
+        msg[0] = ':';
+        msg[1] = ' ';
+        (void)st_snprintf(msg + 2, sizeof(msg) - 2, "%s", st_strerror(err)); /* cut: fine */
+        n += st_log_escape(line + n, sizeof(line) - n - 1, msg);
     }
     line[n++] = '\n';
     /* Best effort: a log line that cannot be written has nowhere else to go. */

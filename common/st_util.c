@@ -61,6 +61,19 @@ st_xrealloc(void *p, size_t n)
     return q;
 }
 
+size_t
+st_grow(size_t cap, size_t need, size_t max)
+{
+    size_t n;
+
+    ST_ASSERT(need <= max);
+    if (need <= cap) {
+        return cap;
+    }
+    n = cap > max / 2 ? max : cap * 2;
+    return n < need ? need : n;
+}
+
 char *
 st_xstrdup(const char *s)
 {

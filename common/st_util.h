@@ -25,6 +25,12 @@ void *st_xcalloc(size_t n, size_t size);
 void *st_xrealloc(void *p, size_t n);
 char *st_xstrdup(const char *s);
 
+/* The capacity a buffer of cap units grows to so that it holds need (<= max) units: at
+ * least twice cap, so that growing one unit at a time stays amortised O(1), and never
+ * more than max, so that a buffer bounded by a limit never allocates beyond it. cap when
+ * it already holds need. */
+size_t st_grow(size_t cap, size_t need, size_t max);
+
 /* snprintf that reports truncation: returns 0, or -ENOSPC if the output was cut. */
 int st_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -5,6 +5,7 @@
  * kong/api/routes/{kong,health,clustering}.lua. */
 #include "cp_admin.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,13 @@
 
 #define ADMIN_MAX_SEGS 6
 
+/* What a JSON body may decode into (body_json): 1 MiB plus 24 bytes per byte of the body,
+ * at most 256 MiB. A real configuration needs about 10 per byte (a compact declarative
+ * file of 20,000 services and routes); the 16 MiB body limit then needs 168 MiB. */
+#define CP_ADMIN_JSON_BASE     ((size_t)1 << 20)
+#define CP_ADMIN_JSON_PER_BYTE ((size_t)24)
+#define CP_ADMIN_JSON_MAX      ((size_t)256 << 20)
+
 #define HASH_NONE "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* ?wait_for_sync: the longest wait, and the answer to a bad value */
@@ -45,17 +53,87 @@ cp_admin__reply(struct cp_response *rs, int status, json_t *body)
     json_decref(body);
 }
 
+/* The length of the UTF-8 character at p (avail > 0 bytes), or 0 when none starts there
+ * (RFC 3629 §4: no overlong form, no surrogate, nothing above U+10FFFF). */
+static size_t
+utf8_char_len(const unsigned char *p, size_t avail)
+{
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    size_t n;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+    if (p[0] < 0xc2 || p[0] > 0xf4) {
+        return 0;
+    }
+    n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+    if (p[0] == 0xe0) {
+        lo = 0xa0;
+    } else if (p[0] == 0xed) {
+        hi = 0x9f;
+    } else if (p[0] == 0xf0) {
+        lo = 0x90;
+    } else if (p[0] == 0xf4) {
+        hi = 0x8f;
+    }
+    if (avail < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+json_t *
+cp_admin__text(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    json_t *v = json_string(s);
+    char *buf;
+    size_t o = 0;
+
+    if (v != NULL) {
+        return v;
+    }
+    buf = st_xmalloc(len * 3 + 1);
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_char_len(p + i, len - i);
+
+        if (k > 0) {
+            memcpy(buf + o, p + i, k);
+            o += k;
+            i += k;
+        } else {
+            buf[o++] = '%';
+            buf[o++] = hex[p[i] >> 4];
+            buf[o++] = hex[p[i] & 0xf];
+            i++;
+        }
+    }
+    v = json_stringn(buf, o);
+    free(buf);
+    return v;
+}
+
 void
 cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg)
 {
-    cp_admin__reply(rs, status, json_pack("{s:s}", "message", msg));
+    cp_admin__reply(rs, status, json_pack("{s:o}", "message", cp_admin__text(msg)));
 }
 
 void
 cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *name,
                      const char *msg, json_t *fields)
 {
-    json_t *o = json_pack("{s:i,s:s,s:s}", "code", code, "name", name, "message", msg);
+    json_t *o =
+        json_pack("{s:i,s:s,s:o}", "code", code, "name", name, "message", cp_admin__text(msg));
 
     if (fields != NULL) {
         json_object_set_new(o, "fields", fields);
@@ -117,7 +195,7 @@ reply_foreign(struct cp_response *rs, const struct st_err *e)
                 "the foreign key '{%s=\"%s\"}' does not reference an existing '%s' entity.", key,
                 e->msg, foreign_entity(field));
     cp_admin__reply_code(rs, 400, 4, "foreign key violation", msg,
-                         json_pack("{s:{s:s}}", field, key, e->msg));
+                         json_pack("{s:{s:o}}", field, key, cp_admin__text(e->msg)));
 }
 
 void
@@ -139,12 +217,12 @@ cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const
     case -ST_EPKEY:
         st_snprintf(msg, sizeof(msg), "primary key violation on key '{id=\"%s\"}'", e->msg);
         cp_admin__reply_code(rs, 400, 3, "primary key violation", msg,
-                             json_pack("{s:s}", "id", e->msg));
+                             json_pack("{s:o}", "id", cp_admin__text(e->msg)));
         break;
     case -ST_EPARSE:
         st_snprintf(msg, sizeof(msg), "invalid primary key: '{id=\"%s\"}'", e->msg);
         cp_admin__reply_code(rs, 400, 1, "invalid primary key", msg,
-                             json_pack("{s:s}", "id", e->msg));
+                             json_pack("{s:o}", "id", cp_admin__text(e->msg)));
         break;
     case -ST_EFOREIGN:
         reply_foreign(rs, e);
@@ -166,7 +244,7 @@ cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const
 
         st_snprintf(msg, sizeof(msg), "UNIQUE violation detected on '{%s=\"%s\"}'", field, e->msg);
         cp_admin__reply_code(rs, 409, 5, "unique constraint violation", msg,
-                             json_pack("{s:s}", field, e->msg));
+                             json_pack("{s:o}", field, cp_admin__text(e->msg)));
         break;
     }
     case -ST_ENOTFOUND:
@@ -196,12 +274,68 @@ cp_admin__ct_is(const char *ct, const char *type)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
 }
 
+/* What jansson may allocate while it decodes one JSON body (see body_json). */
+struct json_budget {
+    bool on;
+    bool over; /* an allocation was refused */
+    size_t left;
+};
+
+/* jansson's allocator is process-wide and takes no argument: the budget of the body being
+ * decoded on this thread is the one place it can look. Off (no limit) everywhere else. */
+static _Thread_local struct json_budget json_budget;
+
+static void *
+json_budget_malloc(size_t n)
+{
+    struct json_budget *b = &json_budget;
+
+    if (b->on) {
+        if (n > b->left) {
+            b->over = true;
+            return NULL;
+        }
+        b->left -= n;
+    }
+    return malloc(n);
+}
+
+/* Installed before main() starts any thread (jansson reads the functions without a lock).
+ * They are malloc and free underneath, so memory from either side frees the same way. */
+__attribute__((constructor)) static void
+json_budget_install(void)
+{
+    json_set_alloc_funcs(json_budget_malloc, free);
+}
+
+/* Decodes a JSON body with what it builds bounded, not only what it reads: jansson makes
+ * about 10 bytes of objects per byte of a real configuration, but up to 70 per byte of
+ * "[{},{},...]" (16 MiB: 1.2 GB). A body may take CP_ADMIN_JSON_BASE plus
+ * CP_ADMIN_JSON_PER_BYTE per byte of it, at most CP_ADMIN_JSON_MAX (issue 14, defect 2's
+ * class). */
 static json_t *
 body_json(const struct cp_request *rq, struct cp_response *rs)
 {
+    size_t max = rq->body_len < (CP_ADMIN_JSON_MAX - CP_ADMIN_JSON_BASE) / CP_ADMIN_JSON_PER_BYTE
+                     ? CP_ADMIN_JSON_BASE + rq->body_len * CP_ADMIN_JSON_PER_BYTE
+                     : CP_ADMIN_JSON_MAX;
     json_error_t jerr;
-    json_t *o = json_loadb(rq->body != NULL ? rq->body : "", rq->body_len, 0, &jerr);
+    json_t *o;
+    bool over;
 
+    json_budget = (struct json_budget){.on = true, .left = max};
+    o = json_loadb(rq->body != NULL ? rq->body : "", rq->body_len, 0, &jerr);
+    over = json_budget.over;
+    json_budget = (struct json_budget){0};
+    if (over) {
+        char msg[128];
+
+        json_decref(o);
+        st_snprintf(msg, sizeof(msg), "JSON body too large: it decodes into more than %zu bytes",
+                    max);
+        cp_admin__reply_msg(rs, 400, msg);
+        return NULL;
+    }
     if (!json_is_object(o)) {
         json_decref(o);
         cp_admin__reply_msg(rs, 400, "Cannot parse JSON body");

@@ -561,16 +561,20 @@ page_tags(const struct cp_request *rq, struct cp_response *rs, json_t **tags, bo
     }
     if (why == NULL) {
         *tags = json_array();
-        for (p = v; *p != '\0';) {
+        for (p = v; *p != '\0' && why == NULL;) {
             size_t n = strcspn(p, ",/");
 
-            json_array_append_new(*tags, json_stringn(p, n));
+            /* a tag that is not UTF-8 is no tag (jansson refuses it): dropped, it would
+             * have widened the filter */
+            if (json_array_append_new(*tags, json_stringn(p, n)) != 0) {
+                why = "invalid filter syntax";
+            }
             p += n;
             if (*p != '\0') {
                 p++;
             }
         }
-        if (json_array_size(*tags) > 5) {
+        if (why == NULL && json_array_size(*tags) > 5) {
             why = "cannot query more than 5 tags";
         }
     }
@@ -609,6 +613,8 @@ cp_admin__escape(const char *s)
     return out;
 }
 
+/* The page after this one: the request's path, the offset and size, and the tags filter,
+ * whole however long (a 1 KiB buffer cut five long tags short). */
 static json_t *
 next_link(const struct cp_request *rq, const char *offset, size_t size)
 {
@@ -616,15 +622,22 @@ next_link(const struct cp_request *rq, const char *offset, size_t size)
     char *path = st_xstrdup(rq->path);
     char *etags = tags != NULL ? cp_admin__escape(tags) : NULL;
     size_t len = strlen(path);
-    char buf[1024];
+    size_t n;
+    char *buf;
     json_t *v;
 
     while (len > 1 && path[len - 1] == '/') {
         path[--len] = '\0';
     }
-    st_snprintf(buf, sizeof(buf), "%s?offset=%s&size=%zu%s%s", path, offset, size,
-                etags != NULL ? "&tags=" : "", etags != NULL ? etags : "");
+    n = len + strlen("?offset=&size=&tags=") + strlen(offset) + 24 +
+        (etags != NULL ? strlen(etags) : 0);
+    buf = st_xmalloc(n);
+    if (st_snprintf(buf, n, "%s?offset=%s&size=%zu%s%s", path, offset, size,
+                    etags != NULL ? "&tags=" : "", etags != NULL ? etags : "") < 0) {
+        buf[0] = '\0'; /* not reached: n counts every byte */
+    }
     v = json_string(buf);
+    free(buf);
     free(path);
     free(etags);
     return v;

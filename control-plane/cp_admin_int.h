@@ -15,7 +15,12 @@ struct st_err;
 
 /* Sets the status and body (takes `body`; NULL: no body). */
 void cp_admin__reply(struct cp_response *rs, int status, json_t *body);
-/* {"message": msg} */
+/* msg as a JSON string (new reference). A message may echo what a client sent in a path
+ * or a query argument, which need not be UTF-8: each byte that starts no UTF-8 character
+ * is written %HH, as the URL carried it, so every error has its body. */
+json_t *cp_admin__text(const char *msg);
+
+/* {"message": msg} (msg through cp_admin__text) */
 void cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg);
 /* Kong's error body for a store or schema failure rc; fields (taken) for schema errors. */
 void cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc,
@@ -28,7 +33,8 @@ void cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc,
  * later"}. cp_admin__reply_err answers this way for -ST_EDBDOWN; any other store failure
  * (-ST_EDB, ...) is a 500. */
 void cp_admin__reply_db_down(struct cp_response *rs);
-/* {"code": code, "name": name, "message": msg} plus fields (taken) if not NULL. */
+/* {"code": code, "name": name, "message": msg} plus fields (taken) if not NULL (msg through
+ * cp_admin__text). */
 void cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *name,
                           const char *msg, json_t *fields);
 

@@ -12,6 +12,22 @@
 #include "st_util.h"
 
 #define FORM_MAX_DEPTH 8
+/* how much of a bad key an error message shows (cp_form_add) */
+#define FORM_KEY_SHOWN 128
+
+/* Why a field could not be added (cp_form_add maps each to its message). */
+enum add_rc {
+    ADD_OK = 0,
+    ADD_SHAPE = -1,  /* the key does not fit what the body built so far */
+    ADD_BUDGET = -2, /* more values than the body may build */
+};
+
+struct cp_form {
+    json_t *root;
+    size_t fields;     /* fields added (or refused) so far */
+    size_t values;     /* values created so far, padding included */
+    size_t max_values; /* CP_FORM_VALUES_BASE + the body's length, at most CP_FORM_MAX_VALUES */
+};
 
 static const char *const int_fields[] = {
     "port",           "retries",       "connect_timeout",
@@ -62,7 +78,7 @@ hexval(int c)
 }
 
 char *
-cp_form_unescape(const char *s, size_t n)
+cp_form_unescape(const char *s, size_t n, size_t *out_len)
 {
     char *out = st_xmalloc(n + 1);
     size_t o = 0;
@@ -80,10 +96,12 @@ cp_form_unescape(const char *s, size_t n)
         }
     }
     out[o] = '\0';
+    *out_len = o;
     return out;
 }
 
-/* Splits "a[1].b" into segments. Returns the count, or -1 when malformed. */
+/* Splits "a[1].b" into segments. Returns the count, -1 when malformed, or -2 when an index
+ * is above CP_FORM_MAX_INDEX. */
 static int
 parse_key(const char *key, struct seg *segs, int max)
 {
@@ -112,8 +130,11 @@ parse_key(const char *key, struct seg *segs, int max)
                     return -1;
                 }
                 v = strtoul(p, &end, 10);
-                if (*end != ']' || v == 0 || v > 10000) {
+                if (*end != ']' || v == 0) {
                     return -1;
+                }
+                if (v > CP_FORM_MAX_INDEX) {
+                    return -2;
                 }
                 s->type = SEG_INDEX;
                 s->index = v;
@@ -144,11 +165,12 @@ parse_key(const char *key, struct seg *segs, int max)
     return n;
 }
 
-/* The value of a leaf, inferred from the text and the field's name. */
+/* The value of a leaf, inferred from the text (len bytes, no NUL) and the field's name.
+ * NULL when the text is not UTF-8. */
 static json_t *
-infer(const char *text, const char *field)
+infer(const char *text, size_t len, const char *field)
 {
-    if (text[0] == '\0') {
+    if (len == 0) {
         return json_null();
     }
     if (strcmp(text, "true") == 0) {
@@ -168,15 +190,89 @@ infer(const char *text, const char *field)
             return json_integer(strtoll(text, NULL, 10));
         }
     }
-    return json_string(text);
+    return json_stringn(text, len);
 }
 
-/* The child of cur for segment s, created with the shape `next` needs. */
-static json_t *
-child_for(json_t *cur, const struct seg *s, const struct seg *next)
+/* Whether len bytes of s are text a JSON string can hold whole: UTF-8 (jansson's check)
+ * without a NUL, which the C strings downstream would cut. */
+static bool
+is_text(const char *s, size_t len)
+{
+    json_t *t;
+
+    if (memchr(s, '\0', len) != NULL) {
+        return false;
+    }
+    t = json_stringn(s, len);
+    json_decref(t);
+    return t != NULL;
+}
+
+/* Takes n more values from the body's budget; false when they do not fit. */
+static bool
+spend(struct cp_form *f, size_t n)
+{
+    if (n > f->max_values - f->values) {
+        return false;
+    }
+    f->values += n;
+    return true;
+}
+
+/* The nulls that storing at segment s of the array cur adds before the value. */
+static size_t
+padding(const json_t *cur, const struct seg *s)
+{
+    size_t size = json_array_size(cur);
+
+    return s->type == SEG_INDEX && s->index > size + 1 ? s->index - size - 1 : 0;
+}
+
+/* Whether segment s can hold a new value in cur: a key of an object, an index or [] of
+ * an array. */
+static bool
+fits(const json_t *cur, const struct seg *s)
+{
+    return s->type == SEG_KEY ? json_is_object(cur) : json_is_array(cur);
+}
+
+/* Stores v (taking it, also on failure) at segment s of cur, which fits(); the budget
+ * was spent. Returns 0, or ADD_SHAPE when jansson refuses (v is then released). */
+static int
+put(json_t *cur, const struct seg *s, json_t *v)
+{
+    int rc;
+
+    switch (s->type) {
+    case SEG_KEY:
+        rc = json_object_set_new(cur, s->name, v);
+        break;
+    case SEG_INDEX:
+        rc = 0;
+        while (rc == 0 && json_array_size(cur) < s->index) {
+            rc = json_array_append_new(cur, json_null());
+        }
+        if (rc == 0) {
+            rc = json_array_set_new(cur, s->index - 1, v);
+        } else {
+            json_decref(v);
+        }
+        break;
+    default:
+        rc = json_array_append_new(cur, v);
+        break;
+    }
+    return rc == 0 ? ADD_OK : ADD_SHAPE;
+}
+
+/* The child of cur for segment s (*out, borrowed), created with the shape `next` needs. */
+static int
+child_for(struct cp_form *f, json_t *cur, const struct seg *s, const struct seg *next, json_t **out)
 {
     json_t *child = NULL;
+    int rc;
 
+    *out = NULL;
     if (s->type == SEG_KEY && json_is_object(cur)) {
         child = json_object_get(cur, s->name);
     } else if (s->type == SEG_INDEX && json_is_array(cur)) {
@@ -186,102 +282,201 @@ child_for(json_t *cur, const struct seg *s, const struct seg *next)
         }
     }
     if (child != NULL) {
-        return child;
+        *out = child;
+        return ADD_OK;
+    }
+    if (!fits(cur, s)) {
+        return ADD_SHAPE;
+    }
+    if (!spend(f, 1 + padding(cur, s))) {
+        return ADD_BUDGET;
     }
     child = next->type == SEG_KEY ? json_object() : json_array();
-    if (s->type == SEG_KEY && json_is_object(cur)) {
-        json_object_set_new(cur, s->name, child);
-    } else if (s->type == SEG_INDEX && json_is_array(cur)) {
-        while (json_array_size(cur) < s->index) {
-            json_array_append_new(cur, json_null());
-        }
-        json_array_set_new(cur, s->index - 1, child);
-    } else if (s->type == SEG_APPEND && json_is_array(cur)) {
-        json_array_append_new(cur, child);
-    } else {
-        json_decref(child);
-        return NULL;
+    rc = put(cur, s, child);
+    if (rc == ADD_OK) {
+        *out = child; /* cur holds it */
     }
-    return child;
+    return rc;
+}
+
+/* Stores v (taking it) at a key of the object cur that holds old: a repeated key makes an
+ * array, and a top-level array field's first value is one already. */
+static int
+set_key(struct cp_form *f, json_t *cur, const struct seg *s, json_t *v, bool top)
+{
+    json_t *old = json_object_get(cur, s->name);
+    bool wrap = old == NULL && top && in_list(array_fields, s->name) && !json_is_null(v);
+    json_t *arr;
+
+    if (!spend(f, old == NULL || json_is_array(old) ? 1 + wrap : 2)) {
+        json_decref(v);
+        return ADD_BUDGET;
+    }
+    if (old == NULL && !wrap) {
+        return put(cur, s, v);
+    }
+    if (json_is_array(old)) {
+        return json_array_append_new(old, v) == 0 ? ADD_OK : ADD_SHAPE;
+    }
+    /* a repeated key, or the first value of an array field: a new array */
+    arr = json_array();
+    if (old != NULL && json_array_append(arr, old) != 0) {
+        json_decref(v);
+        json_decref(arr);
+        return ADD_SHAPE;
+    }
+    if (json_array_append_new(arr, v) != 0) {
+        json_decref(arr);
+        return ADD_SHAPE;
+    }
+    return put(cur, s, arr);
 }
 
 /* Stores v (taking it) at the last segment s of cur. */
 static int
-set_leaf(json_t *cur, const struct seg *s, json_t *v, bool top)
+set_leaf(struct cp_form *f, json_t *cur, const struct seg *s, json_t *v, bool top)
 {
-    if (s->type == SEG_KEY && json_is_object(cur)) {
-        json_t *old = json_object_get(cur, s->name);
-
-        if (old == NULL) {
-            if (top && in_list(array_fields, s->name) && !json_is_null(v)) {
-                json_t *arr = json_array();
-
-                json_array_append_new(arr, v);
-                return json_object_set_new(cur, s->name, arr);
-            }
-            return json_object_set_new(cur, s->name, v);
-        }
-        if (json_is_array(old)) {
-            return json_array_append_new(old, v);
-        }
-        /* a repeated key makes an array */
-        {
-            json_t *arr = json_array();
-
-            json_array_append(arr, old);
-            json_array_append_new(arr, v);
-            return json_object_set_new(cur, s->name, arr);
-        }
+    if (!fits(cur, s)) {
+        json_decref(v);
+        return ADD_SHAPE;
     }
-    if (s->type == SEG_INDEX && json_is_array(cur)) {
-        while (json_array_size(cur) < s->index) {
-            json_array_append_new(cur, json_null());
-        }
-        return json_array_set_new(cur, s->index - 1, v);
+    if (s->type == SEG_KEY) {
+        return set_key(f, cur, s, v, top);
     }
-    if (s->type == SEG_APPEND && json_is_array(cur)) {
-        return json_array_append_new(cur, v);
+    if (!spend(f, 1 + padding(cur, s))) {
+        json_decref(v);
+        return ADD_BUDGET;
     }
-    json_decref(v);
-    return -1;
+    return put(cur, s, v);
 }
 
-int
-cp_form_add(json_t *root, const char *key, const char *value, struct st_err *err)
+/* The key as an error message shows it, cut to fit buf: printable ASCII as it is, any
+ * other byte as %HH, so the message is text whatever the key holds. */
+static void
+key_text(const char *key, size_t len, char *buf, size_t size)
 {
-    struct seg segs[FORM_MAX_DEPTH];
-    const char *field = NULL;
-    json_t *cur = root;
-    int n = parse_key(key, segs, FORM_MAX_DEPTH);
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
 
-    if (n <= 0) {
-        return st_err_set(err, -ST_EPARSE, key, "invalid form key '%s'", key);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)key[i];
+
+        if (ch > 0x20 && ch < 0x7f) {
+            if (o + 1 >= size) {
+                break;
+            }
+            buf[o++] = (char)ch;
+        } else {
+            if (o + 3 >= size) {
+                break;
+            }
+            buf[o++] = '%';
+            buf[o++] = hex[ch >> 4];
+            buf[o++] = hex[ch & 0xf];
+        }
     }
-    /* the field a leaf belongs to: the last named segment */
+    buf[o] = '\0';
+}
+
+/* The field a leaf belongs to: the last named segment. */
+static const char *
+leaf_field(const struct seg *segs, int n)
+{
+    const char *field = NULL;
+
     for (int i = 0; i < n; i++) {
         if (segs[i].type == SEG_KEY) {
             field = segs[i].name;
         }
     }
-    /* a[] is the same as a repeated a */
-    if (n == 2 && segs[0].type == SEG_KEY && segs[1].type == SEG_APPEND) {
-        json_t *arr = json_object_get(root, segs[0].name);
+    return field;
+}
 
-        if (arr == NULL) {
-            arr = json_array();
-            json_object_set_new(root, segs[0].name, arr);
-        }
-        if (!json_is_array(arr)) {
-            return st_err_set(err, -ST_EPARSE, key, "invalid form key '%s'", key);
-        }
-        json_array_append_new(arr, infer(value, field));
-        return 0;
+/* Walks (creating) the path of segs to its last segment and stores v there (taking it). */
+static int
+add_path(struct cp_form *f, const struct seg *segs, int n, json_t *v)
+{
+    json_t *cur = f->root;
+    int rc = ADD_OK;
+
+    for (int i = 0; i < n - 1 && rc == ADD_OK; i++) {
+        rc = child_for(f, cur, &segs[i], &segs[i + 1], &cur);
     }
-    for (int i = 0; i < n - 1 && cur != NULL; i++) {
-        cur = child_for(cur, &segs[i], &segs[i + 1]);
+    if (rc != ADD_OK) {
+        json_decref(v);
+        return rc;
     }
-    if (cur == NULL || set_leaf(cur, &segs[n - 1], infer(value, field), n == 1) != 0) {
-        return st_err_set(err, -ST_EPARSE, key, "invalid form key '%s'", key);
+    return set_leaf(f, cur, &segs[n - 1], v, n == 1);
+}
+
+struct cp_form *
+cp_form_new(size_t body_len)
+{
+    struct cp_form *f = st_xcalloc(1, sizeof(*f));
+
+    f->root = json_object();
+    ST_ASSERT(f->root != NULL);
+    f->max_values = body_len < CP_FORM_MAX_VALUES - CP_FORM_VALUES_BASE
+                        ? CP_FORM_VALUES_BASE + body_len
+                        : CP_FORM_MAX_VALUES;
+    return f;
+}
+
+void
+cp_form_free(struct cp_form *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    json_decref(f->root);
+    free(f);
+}
+
+json_t *
+cp_form_object(const struct cp_form *f)
+{
+    return json_incref(f->root);
+}
+
+int
+cp_form_add(struct cp_form *f, const char *key, size_t key_len, const char *value, size_t value_len,
+            struct st_err *err)
+{
+    struct seg segs[FORM_MAX_DEPTH];
+    char shown[FORM_KEY_SHOWN];
+    json_t *v;
+    int n;
+    int rc;
+
+    key_text(key, key_len, shown, sizeof(shown));
+    if (f->fields == CP_FORM_MAX_FIELDS) {
+        return st_err_set(err, -ST_EPARSE, NULL, "form body too large: more than %d fields",
+                          CP_FORM_MAX_FIELDS);
+    }
+    f->fields++;
+    n = is_text(key, key_len) ? parse_key(key, segs, FORM_MAX_DEPTH) : -1;
+    if (n == -2) {
+        return st_err_set(err, -ST_EPARSE, NULL, "invalid form key '%s': an index is at most %d",
+                          shown, CP_FORM_MAX_INDEX);
+    }
+    if (n <= 0) {
+        return st_err_set(err, -ST_EPARSE, NULL, "invalid form key '%s'", shown);
+    }
+    v = memchr(value, '\0', value_len) == NULL ? infer(value, value_len, leaf_field(segs, n))
+                                               : NULL;
+    if (v == NULL) {
+        return st_err_set(err, -ST_EPARSE, NULL,
+                          "invalid form value for key '%s': not UTF-8 text, or a NUL byte in it",
+                          shown);
+    }
+    rc = add_path(f, segs, n, v);
+    if (rc == ADD_BUDGET) {
+        return st_err_set(err, -ST_EPARSE, NULL,
+                          "form body too large: it decodes into more than %zu values",
+                          f->max_values);
+    }
+    if (rc != ADD_OK) {
+        return st_err_set(err, -ST_EPARSE, NULL, "invalid form key '%s'", shown);
     }
     return 0;
 }
@@ -289,7 +484,7 @@ cp_form_add(json_t *root, const char *key, const char *value, struct st_err *err
 int
 cp_form_decode(const char *p, size_t len, json_t **out, struct st_err *err)
 {
-    json_t *root = json_object();
+    struct cp_form *f = cp_form_new(len);
     size_t i = 0;
     int rc = 0;
 
@@ -297,6 +492,8 @@ cp_form_decode(const char *p, size_t len, json_t **out, struct st_err *err)
     while (i < len && rc == 0) {
         size_t end = i;
         size_t eq;
+        size_t key_len = 0;
+        size_t value_len = 0;
         char *key;
         char *value;
 
@@ -308,20 +505,20 @@ cp_form_decode(const char *p, size_t len, json_t **out, struct st_err *err)
             eq++;
         }
         if (end > i) {
-            key = cp_form_unescape(p + i, eq - i);
-            value = eq < end ? cp_form_unescape(p + eq + 1, end - eq - 1) : st_xstrdup("");
-            if (key[0] != '\0') {
-                rc = cp_form_add(root, key, value, err);
+            key = cp_form_unescape(p + i, eq - i, &key_len);
+            value =
+                eq < end ? cp_form_unescape(p + eq + 1, end - eq - 1, &value_len) : st_xstrdup("");
+            if (key_len > 0) {
+                rc = cp_form_add(f, key, key_len, value, value_len, err);
             }
             free(key);
             free(value);
         }
         i = end + 1;
     }
-    if (rc < 0) {
-        json_decref(root);
-        return rc;
+    if (rc == 0) {
+        *out = cp_form_object(f);
     }
-    *out = root;
-    return 0;
+    cp_form_free(f);
+    return rc;
 }

@@ -57,13 +57,6 @@
 #define HTTP_ID_MAX          64
 #define HTTP_SYNC_MARGIN_MS  10000
 
-/* One field of a multipart body. */
-struct http_part {
-    char *key;
-    char *val;
-    size_t len, cap;
-};
-
 /* One admin_listen entry: the closure of its daemon's callbacks. */
 struct http_srv {
     struct cp_http *h;
@@ -86,15 +79,16 @@ struct cp_http {
 
 /* One request being received. */
 struct http_req {
-    char *body;
+    char *body; /* the whole body, multipart included (parts_decode) */
     size_t len, cap;
     bool too_big;
-    size_t received;              /* body bytes, counted for multipart too */
-    struct MHD_PostProcessor *pp; /* multipart/form-data only */
-    struct http_part *parts;
-    size_t n_parts;
-    bool parts_bad;
-    char parts_msg[512];
+    bool multipart;
+    /* parts_decode: the form being built and the part being read */
+    struct cp_form *form;
+    char *part_key; /* NULL: none yet */
+    char *part_val;
+    size_t part_len, part_cap;
+    char parts_msg[256]; /* why the form refused a part */
     /* wait_for_sync: the answer held while the connection is suspended */
     struct MHD_Connection *c;
     struct cp_response rs;
@@ -124,25 +118,71 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *val
     return MHD_YES;
 }
 
+/* A query argument, as bytes (http_unescape leaves no NUL in them): what is not UTF-8 is
+ * kept for the handler to refuse (cp_admin__text shows it in the error). A key that is
+ * not UTF-8 (jansson refuses it) names no argument the admin API reads: it is dropped. */
 static enum MHD_Result
 scan_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
-    json_object_set_new(
+    (void)json_object_set_new(
         cls, key,
         json_stringn_nocheck(value != NULL ? value : "", value != NULL ? strlen(value) : 0));
     return MHD_YES;
 }
 
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+        return (c | 0x20) - 'a' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decodes the path and each query key and value in place, as libmicrohttpd does by
+ * default, except that %00 stays the three characters "%00": a decoded NUL would end the
+ * C string there, and `GET /services/%00abc` was served as `GET /services`, `?size=1%00x`
+ * read as size=1. Returns the new length. */
+static size_t
+http_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *o = s;
+
+    (void)cls;
+    (void)c;
+    for (const char *p = s; *p != '\0'; p++) {
+        int hi = p[0] == '%' ? hexval(p[1]) : -1;
+        int lo = hi >= 0 ? hexval(p[2]) : -1;
+
+        if (lo >= 0 && (hi | lo) != 0) {
+            *o++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - s);
+}
+
+/* Keeps the urlencoded or JSON body, at most HTTP_MAX_BODY bytes (+1 for the NUL: the
+ * buffer never grows past that); beyond, the request is too_big and the body dropped. */
 static void
 body_append(struct http_req *r, const char *p, size_t n)
 {
-    if (r->too_big || r->len + n > HTTP_MAX_BODY) {
+    if (r->too_big || n > HTTP_MAX_BODY - r->len) {
         r->too_big = true;
+        free(r->body);
+        r->body = NULL;
+        r->len = r->cap = 0;
         return;
     }
     if (r->len + n + 1 > r->cap) {
-        r->cap = (r->len + n + 1) * 2;
+        r->cap = st_grow(r->cap, r->len + n + 1, HTTP_MAX_BODY + 1);
         r->body = st_xrealloc(r->body, r->cap);
     }
     memcpy(r->body + r->len, p, n);
@@ -159,14 +199,36 @@ is_multipart(const char *ct)
     return ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0;
 }
 
-/* The post processor's iterator: a field arrives in chunks, the first at off 0. */
+/* Adds the part read so far (if any) to r->form. Returns 0, or -1 with r->parts_msg. */
+static int
+part_flush(struct http_req *r)
+{
+    struct st_err err = {0};
+    int rc = 0;
+
+    if (r->part_key == NULL) {
+        return 0;
+    }
+    if (cp_form_add(r->form, r->part_key, strlen(r->part_key),
+                    r->part_val != NULL ? r->part_val : "", r->part_len, &err) < 0) {
+        st_snprintf(r->parts_msg, sizeof(r->parts_msg), "%s", err.msg);
+        rc = -1;
+    }
+    free(r->part_key);
+    r->part_key = NULL;
+    r->part_len = 0;
+    return rc;
+}
+
+/* The post processor's iterator: a part arrives in pieces, the first at off 0 (possibly
+ * empty), the others after it. Each part goes to the form as soon as the next begins, so
+ * only one part's value is held. */
 static enum MHD_Result
 on_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
         const char *content_type, const char *transfer_encoding, const char *data, uint64_t off,
         size_t size)
 {
     struct http_req *r = cls;
-    struct http_part *p;
 
     (void)kind;
     (void)filename;
@@ -175,66 +237,59 @@ on_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filenam
     if (key == NULL) {
         return MHD_YES;
     }
-    if (off == 0 || r->n_parts == 0 || strcmp(r->parts[r->n_parts - 1].key, key) != 0) {
-        r->parts = st_xrealloc(r->parts, (r->n_parts + 1) * sizeof(*r->parts));
-        p = &r->parts[r->n_parts++];
-        memset(p, 0, sizeof(*p));
-        p->key = st_xstrdup(key);
-        p->cap = 64;
-        p->val = st_xmalloc(p->cap);
-        p->val[0] = '\0';
+    if (off == 0 || r->part_key == NULL) {
+        if (part_flush(r) < 0) {
+            return MHD_NO;
+        }
+        r->part_key = st_xstrdup(key);
     }
-    p = &r->parts[r->n_parts - 1];
-    if (p->len + size + 1 > p->cap) {
-        p->cap = (p->len + size + 1) * 2;
-        p->val = st_xrealloc(p->val, p->cap);
+    /* a part is part of the body: HTTP_MAX_BODY bounds it */
+    if (size > HTTP_MAX_BODY - r->part_len) {
+        return MHD_NO;
     }
-    memcpy(p->val + p->len, data, size);
-    p->len += size;
-    p->val[p->len] = '\0';
+    if (r->part_len + size + 1 > r->part_cap) {
+        r->part_cap = st_grow(r->part_cap, r->part_len + size + 1, HTTP_MAX_BODY + 1);
+        r->part_val = st_xrealloc(r->part_val, r->part_cap);
+    }
+    memcpy(r->part_val + r->part_len, data, size);
+    r->part_len += size;
+    r->part_val[r->part_len] = '\0';
     return MHD_YES;
 }
 
-/* The decoded multipart body, or NULL with *why set. */
+/* The decoded multipart body, or NULL with *why set. The post processor reads the whole
+ * body in one call: fed piece by piece as the body arrives, it announces a part whose
+ * headers end a piece with an empty first piece at off 0, then its value at off 0
+ * again, and a part of its own could not be told from that. */
 static json_t *
-parts_decode(struct http_req *r, const char **why)
+parts_decode(struct http_req *r, struct MHD_Connection *c, const char **why)
 {
-    struct st_err err = {0};
-    json_t *o;
+    struct MHD_PostProcessor *pp = MHD_create_post_processor(c, HTTP_PP_BUFFER, on_part, r);
+    bool ok = pp != NULL;
+    json_t *o = NULL;
 
-    if (r->pp != NULL) {
-        if (MHD_destroy_post_processor(r->pp) != MHD_YES) {
-            r->parts_bad = true;
-        }
-        r->pp = NULL;
+    r->form = cp_form_new(r->len);
+    if (ok && r->len > 0) {
+        ok = MHD_post_process(pp, r->body, r->len) == MHD_YES;
     }
-    if (r->parts_bad) {
-        *why = "Cannot parse multipart/form-data body";
-        return NULL;
+    if (pp != NULL && MHD_destroy_post_processor(pp) != MHD_YES) {
+        ok = false; /* the body ended before its last boundary */
     }
-    o = json_object();
-    for (size_t i = 0; i < r->n_parts; i++) {
-        if (cp_form_add(o, r->parts[i].key, r->parts[i].val, &err) < 0) {
-            st_snprintf(r->parts_msg, sizeof(r->parts_msg), "%s", err.msg);
-            *why = r->parts_msg;
-            json_decref(o);
-            return NULL;
-        }
+    if (ok && part_flush(r) == 0) {
+        o = cp_form_object(r->form);
+    } else {
+        *why = r->parts_msg[0] != '\0' ? r->parts_msg : "Cannot parse multipart/form-data body";
     }
+    cp_form_free(r->form);
+    r->form = NULL;
     return o;
 }
 
 static void
 req_free(struct http_req *r)
 {
-    if (r->pp != NULL) {
-        MHD_destroy_post_processor(r->pp);
-    }
-    for (size_t i = 0; i < r->n_parts; i++) {
-        free(r->parts[i].key);
-        free(r->parts[i].val);
-    }
-    free(r->parts);
+    free(r->part_key);
+    free(r->part_val);
     free(r->body);
     free(r->rs.body);
     free(r->pending);
@@ -512,10 +567,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         }
         r = st_xcalloc(1, sizeof(*r));
         MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &hs);
-        if (hs.n_content_types == 1 && is_multipart(hs.content_type)) {
-            r->pp = MHD_create_post_processor(c, HTTP_PP_BUFFER, on_part, r);
-            r->parts_bad = r->pp == NULL;
-        }
+        r->multipart = hs.n_content_types == 1 && is_multipart(hs.content_type);
         *con_cls = r;
         return MHD_YES;
     }
@@ -527,16 +579,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         return wait_end(r, c, method, url);
     }
     if (*upload_data_size > 0) {
-        r->received += *upload_data_size;
-        if (r->received > HTTP_MAX_BODY) {
-            r->too_big = true;
-        } else if (r->pp != NULL) {
-            if (MHD_post_process(r->pp, upload_data, *upload_data_size) != MHD_YES) {
-                r->parts_bad = true;
-            }
-        } else if (!r->parts_bad) {
-            body_append(r, upload_data, *upload_data_size);
-        }
+        body_append(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -556,10 +599,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     rq.n_content_types = hs.n_content_types;
     rq.body = r->body;
     rq.body_len = r->len;
-    if (r->pp != NULL || r->parts_bad) {
-        parts = parts_decode(r, &rq.parts_err);
+    if (r->multipart) {
+        parts = parts_decode(r, c, &rq.parts_err);
         rq.parts = parts;
-        rq.body_len = r->received;
     }
     cp_admin_handle(h->cx, &rq, &rs);
     json_decref(parts);
@@ -769,8 +811,9 @@ start_one(struct http_srv *srv)
         flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->addr, MHD_OPTION_THREAD_POOL_SIZE,
         h->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_ARRAY,
-        srv->tls ? tls : none, MHD_OPTION_END);
+        on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_ARRAY, srv->tls ? tls : none,
+        MHD_OPTION_END);
 }
 
 /* One warning line per listener that admin_allow_insecure lets through. */

@@ -924,6 +924,196 @@ test_status_reachable(void **state)
     json_decref(o);
 }
 
+/* s percent-encoded as cp_admin__escape does (all but RFC 3986 unreserved bytes). */
+static char *
+cp_test_escape(const char *s)
+{
+    char *out = malloc(strlen(s) * 3 + 1);
+    size_t o = 0;
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~", c) != NULL) {
+            out[o++] = (char)c;
+        } else {
+            o += (size_t)snprintf(out + o, 4, "%%%02X", c);
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Runs GET path with one query argument whose value is these bytes, as cp_http hands it
+ * over (not checked as UTF-8); returns the status and the body text (caller frees). */
+static int
+get_raw(struct fx *f, const char *path, const char *key, const char *value, char **body)
+{
+    struct cp_request rq = {.method = "GET", .path = path};
+    struct cp_response rs;
+    json_t *query = json_object();
+
+    if (key != NULL) {
+        json_object_set_new(query, key, json_stringn_nocheck(value, strlen(value)));
+    }
+    rq.query = query;
+    cp_admin_handle(&f->cx, &rq, &rs);
+    *body = rs.body;
+    json_decref(query);
+    return rs.status;
+}
+
+static void
+test_errors_echoing_bytes_that_are_not_utf8(void **state)
+{
+    /* issue 14, defect 10: an error message that echoes what the client sent (a path, a
+     * query argument) could not be encoded when that was not UTF-8, and the answer went
+     * out with no body at all; each such byte is now %HH */
+    struct fx *f = *state;
+    char *body = NULL;
+
+    assert_int_equal(get_raw(f, "/services", "offset", "\xff", &body), 400);
+    assert_string_equal(body, "{\"code\":7,\"name\":\"invalid offset\",\"message\":\"'%FF' is "
+                              "not a valid offset: bad base64 encoding\"}");
+    free(body);
+    assert_int_equal(get_raw(f, "/clustering/data-planes", "offset", "a\xc3", &body), 400);
+    assert_string_equal(body, "{\"code\":7,\"name\":\"invalid offset\",\"message\":\"'a%C3' "
+                              "is not a valid offset: bad base64 encoding\"}");
+    free(body);
+    assert_int_equal(get_raw(f, "/tags", "offset", "\xed\xa0\x80", &body), 400);
+    assert_non_null(strstr(body, "\"code\":7"));
+    assert_non_null(strstr(body, "%ED%A0%80")); /* a surrogate is not UTF-8 */
+    free(body);
+    assert_int_equal(get_raw(f, "/schemas/caf\xc3\xa9\xff", NULL, NULL, &body), 404);
+    assert_string_equal(body, "{\"message\":\"No entity named 'caf\u00e9%FF'\"}");
+    free(body);
+    /* a tag that is not UTF-8 was dropped from the filter, which then matched more */
+    assert_int_equal(get_raw(f, "/services", "tags", "a,\xff", &body), 400);
+    assert_string_equal(body, "{\"code\":11,\"name\":\"invalid options\",\"message\":"
+                              "\"invalid option (tags: invalid filter syntax)\"}");
+    free(body);
+}
+
+static void
+test_unique_violation_on_a_long_utf8_name(void **state)
+{
+    /* an error record keeps 511 bytes of a name: a 600-byte UTF-8 route name was cut in a
+     * character, and the answer lost its "fields" (jansson refused the cut text) */
+    struct fx *f = *state;
+    char body[4096];
+    size_t len = (size_t)snprintf(body, sizeof(body), "protocols=tcp&destinations[1].port=1&name=");
+    json_t *o = NULL;
+    const char *name;
+
+    for (int i = 0; i < 300; i++) {
+        len += (size_t)snprintf(body + len, sizeof(body) - len, "%%C3%%A9");
+    }
+    assert_int_equal(call(f, "POST", "/routes", FORM, body, &o), 201);
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/routes", FORM, body, &o), 409);
+    assert_int_equal(json_integer_value(json_object_get(o, "code")), 5);
+    name = json_string_value(json_object_get(json_object_get(o, "fields"), "name"));
+    assert_non_null(name);
+    assert_non_null(strstr(name, "\xc3\xa9\xc3\xa9"));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "message")), "\xc3\xa9\xc3\xa9"));
+    json_decref(o);
+}
+
+static void
+test_next_link_keeps_a_long_tags_filter(void **state)
+{
+    /* the next page's link was built in 1 KiB: five tags of 256 UTF-8 bytes (768 bytes
+     * each once escaped) were cut, and following `next` gave another filter */
+    struct fx *f = *state;
+    struct cp_request rq = {.method = "GET", .path = "/services"};
+    struct cp_response rs;
+    json_t *query = json_object();
+    json_t *tags = json_array();
+    char tag[5][300];
+    char filter[1600] = "";
+    json_error_t jerr;
+    json_t *o;
+    const char *next;
+    char *esc;
+
+    for (int t = 0; t < 5; t++) {
+        int n = snprintf(tag[t], sizeof(tag[t]), "%d", t);
+
+        for (; n < 254; n += 2) {
+            memcpy(tag[t] + n, "\xc3\xa9", 3);
+        }
+        json_array_append_new(tags, json_string(tag[t]));
+        (void)snprintf(filter + strlen(filter), sizeof(filter) - strlen(filter), "%s%s",
+                       t > 0 ? "," : "", tag[t]);
+    }
+    for (int i = 0; i < 2; i++) {
+        o = json_pack("{s:s,s:s,s:O}", "name", i == 0 ? "a" : "b", "host", "h", "tags", tags);
+        esc = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        assert_int_equal(call(f, "POST", "/services", JSON, esc, &o), 201);
+        json_decref(o);
+        free(esc);
+    }
+    json_decref(tags);
+    json_object_set_new(query, "tags", json_string(filter));
+    json_object_set_new(query, "size", json_string("1"));
+    rq.query = query;
+    cp_admin_handle(&f->cx, &rq, &rs);
+    assert_int_equal(rs.status, 200);
+    o = json_loads(rs.body, 0, &jerr);
+    free(rs.body);
+    next = json_string_value(json_object_get(o, "next"));
+    assert_non_null(next);
+    esc = cp_test_escape(filter);
+    assert_non_null(strstr(next, "&tags="));
+    assert_string_equal(strstr(next, "&tags=") + strlen("&tags="), esc);
+    free(esc);
+    json_decref(o);
+    json_decref(query);
+}
+
+static void
+test_json_body_bounded_by_what_it_decodes_into(void **state)
+{
+    /* issue 14, defect 2's class: "[{},{},...]" decodes into 70 bytes per byte of body
+     * (a 16 MiB body held 1.2 GB); what a body may build is bounded (1 MiB + 24 per byte) */
+    struct fx *f = *state;
+    const size_t n = 100000;
+    size_t len = 0;
+    char *body = malloc(64 + 3 * n);
+    char want[128];
+    json_t *o = NULL;
+
+    len += (size_t)snprintf(body, 64, "{\"name\":\"big\",\"host\":\"h\",\"tags\":[");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(body + len, "{},", 3);
+        len += 3;
+    }
+    memcpy(body + len - 1, "]}", 3);
+    len += 1;
+    assert_int_equal(strlen(body), len);
+    (void)snprintf(want, sizeof(want), "JSON body too large: it decodes into more than %zu bytes",
+                   ((size_t)1 << 20) + 24 * len);
+    assert_int_equal(call(f, "POST", "/services", JSON, body, &o), 400);
+    assert_string_equal(json_string_value(json_object_get(o, "message")), want);
+    json_decref(o);
+    free(body);
+    assert_int_equal(count(f, "/services"), 0);
+    /* the bound is the request's only: the next body decodes as usual, and a real one
+     * with many values is far from it */
+    body = malloc(64 + 8 * 1000);
+    len = (size_t)snprintf(body, 64, "{\"name\":\"ok\",\"host\":\"h\",\"tags\":[");
+    for (int i = 0; i < 64; i++) {
+        len += (size_t)snprintf(body + len, 16, "\"t%d\",", i);
+    }
+    memcpy(body + len - 1, "]}", 3);
+    assert_int_equal(call(f, "POST", "/services", JSON, body, &o), 201);
+    assert_int_equal(json_array_size(json_object_get(o, "tags")), 64);
+    json_decref(o);
+    free(body);
+}
+
 int
 main(void)
 {
@@ -937,6 +1127,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_snis_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_reachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_echoing_bytes_that_are_not_utf8, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unique_violation_on_a_long_utf8_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_link_keeps_a_long_tags_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_body_bounded_by_what_it_decodes_into, setup,
+                                        teardown),
         cmocka_unit_test(test_database_down_503),
         cmocka_unit_test(test_database_error_500),
     };

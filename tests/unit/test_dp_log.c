@@ -1,7 +1,8 @@
 /* dp_log: a worker's log ring keeps lines in order with their level and error, cuts a
  * long line, drops and counts lines when full (never blocks), and the logger thread
- * writes every line and the drop count out, the last ones at stop. DESIGN.md "Data
- * plane" (logs from workers go through a per-worker ring); issue 2, point 5. */
+ * writes every line and the drop count out, the last ones at stop, one line per record
+ * whatever it holds. DESIGN.md "Data plane" (logs from workers go through a per-worker
+ * ring); issue 2, point 5; issue 14, defect 9. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,9 +75,10 @@ test_ring_full_drops_and_counts(void **state)
     dp_log_ring_free(r);
 }
 
-/* Runs the logger with stderr sent to a file; returns what it wrote (caller frees). */
+/* Runs the logger with stderr sent to a file; returns what it wrote (caller frees).
+ * Worker 1 logs one line with `extra` in it. */
 static char *
-logger_output(int overflow)
+logger_output(int overflow, const char *extra)
 {
     struct st_err e;
     struct dp_logger *lg;
@@ -92,7 +94,7 @@ logger_output(int overflow)
     lg = dp_logger_new(2, &e);
     assert_non_null(lg);
     assert_null(dp_logger_ring(lg, 2));
-    dp_log(dp_logger_ring(lg, 1), ST_LOG_ERR, 2, "from worker %d", 1);
+    dp_log(dp_logger_ring(lg, 1), ST_LOG_ERR, 2, "from worker %d%s", 1, extra);
     for (int i = 0; i < overflow; i++) {
         dp_log(dp_logger_ring(lg, 0), ST_LOG_NOTICE, 0, "burst %d", i);
     }
@@ -109,7 +111,7 @@ logger_output(int overflow)
 static void
 test_logger_writes_everything_at_stop(void **state)
 {
-    char *out = logger_output(3);
+    char *out = logger_output(3, "");
 
     (void)state;
     assert_non_null(strstr(out, "[error]"));
@@ -127,7 +129,7 @@ test_logger_reports_drops(void **state)
     /* Far more than a ring holds, faster than a thread polling every 100 ms drains:
      * whatever was dropped is reported, and the lines written plus the drops add up. */
     const int total = 20 * DP_LOG_SLOTS;
-    char *out = logger_output(total);
+    char *out = logger_output(total, "");
     const char *p = out;
     unsigned long long dropped = 0;
     int lines = 0;
@@ -144,6 +146,25 @@ test_logger_reports_drops(void **state)
     free(out);
 }
 
+static void
+test_logger_one_line_per_record(void **state)
+{
+    /* what a worker logs from a client (a name, a reason) cannot start a line: the
+     * logger writes through st_log, which escapes control bytes (issue 14, defect 9) */
+    char *out = logger_output(0, " sni a\n2024/01/01 00:00:00 [emerg] 1#1: forged\r\x1b");
+    const char *p;
+    int lines = 0;
+
+    (void)state;
+    for (p = out; *p != '\0'; p++) {
+        lines += *p == '\n';
+    }
+    assert_int_equal(lines, 1);
+    assert_non_null(strstr(out, "from worker 1 sni a\\x0a2024/01/01 00:00:00 [emerg] 1#1: "
+                                "forged\\x0d\\x1b: No such file or directory\n"));
+    free(out);
+}
+
 int
 main(void)
 {
@@ -152,6 +173,7 @@ main(void)
         cmocka_unit_test(test_ring_full_drops_and_counts),
         cmocka_unit_test(test_logger_writes_everything_at_stop),
         cmocka_unit_test(test_logger_reports_drops),
+        cmocka_unit_test(test_logger_one_line_per_record),
     };
 
     st_log_set_level(ST_LOG_NOTICE);

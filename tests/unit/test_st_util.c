@@ -1,5 +1,6 @@
-/* st_util: the monotonic deadline helper and st_run_bounded (a call that may hang gets a
- * time limit: in time it is joined, too slow it is left running, detached). */
+/* st_util: st_grow (amortised buffer growth that never passes a limit; issue 14, defect
+ * 10), the monotonic deadline helper and st_run_bounded (a call that may hang gets a time
+ * limit: in time it is joined, too slow it is left running, detached). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,12 +61,41 @@ test_run_bounded(void **state)
     assert_int_equal(atomic_load(&late.done), 1); /* left running, it finished on its own */
 }
 
+static void
+test_grow(void **state)
+{
+    const size_t max = (16u << 20) + 1;
+    size_t cap = 0;
+    int steps = 0;
+
+    (void)state;
+    assert_int_equal(st_grow(0, 10, 100), 10);
+    assert_int_equal(st_grow(10, 10, 100), 10);
+    assert_int_equal(st_grow(10, 11, 100), 20);
+    assert_int_equal(st_grow(10, 50, 100), 50);
+    assert_int_equal(st_grow(60, 61, 100), 100);
+    assert_int_equal(st_grow(99, 100, 100), 100);
+    /* an admin body arriving 1000 bytes at a time up to the 16 MiB limit: a logarithmic
+     * number of reallocations, and never more than the limit (issue 14, defect 10: the
+     * body buffer doubled past it, a 16 MiB body could hold 32 MiB) */
+    for (size_t len = 0; len + 1000 <= max - 1; len += 1000) {
+        size_t next = st_grow(cap, len + 1000 + 1, max);
+
+        steps += next != cap;
+        cap = next;
+        assert_true(cap <= max);
+    }
+    assert_true(steps < 40);
+    assert_int_equal(st_grow(cap, max, max), max);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mono_deadline),
         cmocka_unit_test(test_run_bounded),
+        cmocka_unit_test(test_grow),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
