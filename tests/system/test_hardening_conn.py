@@ -1,0 +1,206 @@
+# Guards issue 14, defects 3, 4 and 8: connections that hostile clients hold open.
+#
+# - The admin API (defect 4): connections that never finish their request head cannot
+#   lock out an authenticated user (admin_max_connections displaces the oldest such
+#   connection, admin_max_connections_per_ip refuses the excess from one address), and
+#   admin_header_timeout is absolute: a client trickling bytes is closed all the same.
+# - The DP's status listener (defect 8): every status_listen entry is served, and
+#   /status/ready answers while status_max_connections silent clients sit on it.
+# - The cluster port (defect 3): raw TCP connections that never finish the TLS handshake
+#   are closed after cluster_handshake_timeout (absolute) and displaced beyond
+#   cluster_max_pending, so a DP still connects and syncs; the CP raises its descriptor
+#   limit as the DP does; log lines say what was refused or closed, at most one a second
+#   per kind with the count of the ones left out; the CP still names a DP's own address.
+#
+# Silent and trickling clients come from several loopback addresses (127.0.0.x), so that
+# the totals are exceeded without reaching a per-address limit.
+
+import contextlib
+import http.client
+import re
+import resource
+import socket
+import time
+
+import pytest
+
+from conftest import Resp, scaled, wait_for
+
+TOKEN = "hardening-token"
+SOURCES = [f"127.0.0.{i}" for i in range(10, 30)]  # 20 client addresses
+
+
+@pytest.fixture(scope="module", autouse=True)
+def many_fds():
+    """This process holds over a thousand sockets at once."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is too low for these tests")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@contextlib.contextmanager
+def nofile_soft(n):
+    """Children started inside get a soft descriptor limit of n (a common default)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def connect_from(port, src="127.0.0.1", timeout=5):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(scaled(timeout))
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)  # is_closed() must never wait
+    return s
+
+
+@contextlib.contextmanager
+def held(port, n, sources=SOURCES):
+    """n connections to port, round robin over sources, that never send a byte."""
+    socks = []
+    try:
+        for i in range(n):
+            socks.append(connect_from(port, sources[i % len(sources)]))
+        yield socks
+    finally:
+        for s in socks:
+            s.close()
+
+
+def is_closed(s):
+    """True once the server closed s (EOF or reset); never blocks."""
+    try:
+        d = s.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return d == b""
+
+
+def closed_ones(socks):
+    return [i for i, s in enumerate(socks) if is_closed(s)]
+
+
+def request(port, path="/status", headers=None, src="127.0.0.1", timeout=10):
+    """One GET on a fresh connection from src. Returns Resp."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(timeout),
+                                      source_address=(src, 0))
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return Resp(r.status, r.read(), dict(r.getheaders()))
+    finally:
+        conn.close()
+
+
+def tok():
+    return {"Kong-Admin-Token": TOKEN}
+
+
+def token_cp(st, conf):
+    """A CP with admin_token (the harness cannot probe it by itself)."""
+    cp = st.cp(conf=dict({"admin_token": TOKEN}, **conf), start=False)
+    cp.start(wait=False)
+    wait_for(lambda: cp.check_alive() and request(cp.admin_port, headers=tok()).status == 200,
+             20, f"{cp.name} admin API")
+    return cp
+
+
+def log_lines(proc, pattern, since=0):
+    rx = re.compile(pattern)
+    return [ln for ln in proc.log_text()[since:].splitlines() if rx.search(ln)]
+
+
+def events_logged(lines):
+    """What rate-limited lines account for: one event each, plus the ones left out."""
+    n = 0
+    for ln in lines:
+        m = re.search(r"\(and (\d+) more since the last line\)", ln)
+        n += 1 + (int(m.group(1)) if m else 0)
+    return n
+
+
+def trickle_until_closed(s, what, timeout=10, chunk=b"X"):
+    """Sends a byte every 0.1 s (each would restart an idle timeout) until the server
+    closes s."""
+
+    def closed():
+        try:
+            s.send(chunk)
+        except OSError:
+            return True
+        return is_closed(s)
+
+    wait_for(closed, timeout, what, interval=0.1)
+
+
+# ----------------------------------------------------------------------------- admin
+
+
+def test_admin_serves_the_token_holder_under_a_slowloris(st):
+    """1,100 silent connections (the old libmicrohttpd limit was about 1,020): an
+    authenticated request is served, the oldest silent ones were displaced, and the
+    displacements are logged at most once a second."""
+    cp = token_cp(st, {"admin_header_timeout": 60})
+    mark = len(cp.log_text())
+    t0 = time.monotonic()
+    with held(cp.admin_port, 1100) as socks:
+        # the defaults: 512 at most, 64 per address (55 here from each)
+        wait_for(lambda: len(closed_ones(socks)) == 1100 - 512, 20,
+                 "the 588 oldest silent connections to be displaced")
+        assert closed_ones(socks) == list(range(1100 - 512))
+        r = request(cp.admin_port, headers=tok())
+        assert r.status == 200, r
+        r = request(cp.admin_port)
+        assert r.status == 401, r  # a request without the token is answered too
+        lines = log_lines(cp, r"\[warn\].*admin: closed the connection from 127\.0\.0\.\d+:\d+, "
+                              r"the oldest without a finished request head, to admit a new "
+                              r"one: 512 open \(admin_max_connections\)", mark)
+        elapsed = time.monotonic() - t0
+        assert lines, cp.log_tail()
+        assert len(lines) <= int(elapsed) + 1, lines  # at most one a second
+        assert events_logged(lines) <= 1100 - 512 + 2
+
+
+def test_admin_head_deadline_is_absolute(st):
+    """admin_header_timeout = 1: a silent client and one trickling a header byte every
+    0.1 s are both closed (libmicrohttpd's own timeout restarts on every byte)."""
+    cp = token_cp(st, {"admin_header_timeout": 1})
+    mark = len(cp.log_text())
+    silent = connect_from(cp.admin_port)
+    slow = connect_from(cp.admin_port, "127.0.0.2")
+    with silent, slow:
+        slow.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        trickle_until_closed(slow, "the trickling client to be closed", timeout=8)
+        wait_for(lambda: is_closed(silent), 8, "the silent client to be closed")
+    line = cp.wait_log(r"admin: closed the connection from 127\.0\.0\.[12]:\d+: no finished "
+                       r"request head within admin_header_timeout \(1 s\)", since=mark)
+    assert "[info]" in line, line
+    # a client that sends its request at once is unaffected
+    assert request(cp.admin_port, headers=tok()).status == 200
+
+
+def test_admin_per_address_limit(st):
+    """admin_max_connections_per_ip = 4: a fifth connection from one address is closed
+    at once, while other addresses are still admitted."""
+    cp = token_cp(st, {"admin_max_connections_per_ip": 4, "admin_header_timeout": 60})
+    mark = len(cp.log_text())
+    with held(cp.admin_port, 4, ["127.0.0.2"]) as four, \
+            held(cp.admin_port, 4, ["127.0.0.3"]) as others:
+        fifth = connect_from(cp.admin_port, "127.0.0.2")
+        with fifth:
+            wait_for(lambda: is_closed(fifth), 5, "the fifth connection from 127.0.0.2 to close")
+        assert closed_ones(four) == [] and closed_ones(others) == []
+        line = cp.wait_log(r"admin: refused a connection from 127\.0\.0\.2:\d+: 4 open from "
+                           r"that address \(admin_max_connections_per_ip\)", since=mark)
+        assert "[info]" in line, line
+        # the limit is per address: the token holder on 127.0.0.1 is served
+        assert request(cp.admin_port, headers=tok()).status == 200
