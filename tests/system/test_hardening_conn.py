@@ -20,6 +20,7 @@ import http.client
 import re
 import resource
 import socket
+import ssl
 import time
 
 import pytest
@@ -239,3 +240,107 @@ def test_status_ready_answers_on_every_listener_under_load(st):
                        r"without a finished request, to admit a new one: 64 open "
                        r"\(status_max_connections\)", since=mark)
     assert "[warn]" in line, line
+
+
+# ----------------------------------------------------------------------------- cluster
+
+
+def cp_nofile(cp):
+    with open(f"/proc/{cp.p.pid}/limits") as f:
+        for ln in f:
+            if ln.startswith("Max open files"):
+                soft, hard = ln.split()[3:5]
+                return soft, hard
+    raise AssertionError("no Max open files line")
+
+
+def test_cluster_port_survives_silent_connections(st):
+    """Started with a soft descriptor limit of 1,024, the CP raises it; 1,100 raw
+    connections that never speak sit on the cluster port: the ones beyond
+    cluster_max_pending are closed, a DP connects and syncs, the admin API answers."""
+    with nofile_soft(1024):
+        cp = st.cp()
+    soft, hard = cp_nofile(cp)
+    assert soft == hard and soft != "1024", (soft, hard)
+    svc = cp.service("svc-nofile", 9)
+    with held(cp.cluster_port, 1100) as socks:
+        wait_for(lambda: len(closed_ones(socks)) >= 1100 - 256, 20,
+                 "the 844 oldest raw cluster connections to be displaced")
+        assert_oldest_closed(socks, 1100 - 256, 0)
+        dp = st.dp(cp)
+        dp.wait_synced()
+        assert cp.get("/clustering/data-planes").status == 200
+        cp.ok("PATCH", f"/services/{svc['id']}", json_body={"port": 10})
+        dp.wait_synced()
+
+
+def test_cluster_handshake_deadline_is_absolute(st):
+    """cluster_handshake_timeout = 1: a silent connection and one trickling a TLS record
+    byte by byte are closed; a verified DP's connection is not (it syncs long after)."""
+    cp = st.cp({"cluster_handshake_timeout": 1})
+    dp = st.dp(cp)
+    mark = len(cp.log_text())
+    silent = connect_from(cp.cluster_port)
+    slow = connect_from(cp.cluster_port, "127.0.0.2")
+    with silent, slow:
+        # a TLS handshake record of 16,383 bytes, a byte at a time
+        slow.sendall(b"\x16\x03\x01\x3f\xff\x01")
+        trickle_until_closed(slow, "the trickling cluster client to be closed", timeout=8,
+                             chunk=b"\x00")
+        wait_for(lambda: is_closed(silent), 8, "the silent cluster client to be closed")
+    cp.wait_log(r"cluster: closed the connection from 127\.0\.0\.[12]:\d+: no finished TLS "
+                r"handshake within cluster_handshake_timeout \(1 s\)", since=mark)
+    svc = cp.service("svc-after", 9)
+    dp.wait_synced()
+    cp.ok("PATCH", f"/services/{svc['id']}", json_body={"port": 10})
+    dp.wait_synced()
+
+
+def test_cluster_max_pending_and_rate_limited_lines(st):
+    """cluster_max_pending = 8: of 50 raw connections the 42 oldest are closed at once;
+    the lines about it, one a second at most, account for every one closed."""
+    cp = st.cp({"cluster_max_pending": 8, "cluster_handshake_timeout": 600})
+    mark = len(cp.log_text())
+    pat = (r"\[warn\].*cluster: closed the connection from 127\.0\.0\.\d+:\d+, the oldest "
+           r"without a finished TLS handshake, to admit a new one: 8 open "
+           r"\(cluster_max_pending\)")
+    with held(cp.cluster_port, 50) as socks:
+        wait_for(lambda: len(closed_ones(socks)) >= 42, 20, "42 connections to be displaced")
+        assert_oldest_closed(socks, 42, 0)
+        # one more connection at a time (each displacing one, seen closed before the log is
+        # read) until a line counts the ones left out since the line before
+        extra = []
+        try:
+            def step():
+                if len(closed_ones(socks + extra)) < 42 + len(extra):
+                    return False  # the last one is not through yet
+                if any("more since the last line" in ln for ln in log_lines(cp, pat, mark)):
+                    return True
+                extra.append(connect_from(cp.cluster_port))
+                return False
+
+            wait_for(step, 10, "a line with the count of lines left out", interval=0.1)
+            assert_oldest_closed(socks + extra, 42 + len(extra), 0)
+            assert events_logged(log_lines(cp, pat, mark)) == 42 + len(extra)
+        finally:
+            for s in extra:
+                s.close()
+
+
+def test_cluster_refusal_names_the_peer_address(st, foreign_certs):
+    """A client with another cluster's certificate, from 127.0.0.5: the refusal line names
+    127.0.0.5 and its own port (the CP relays the cluster port, the log must not name the
+    relay)."""
+    cp = st.cp()
+    mark = len(cp.log_text())
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(*foreign_certs)
+    raw = connect_from(cp.cluster_port, "127.0.0.5")
+    port = raw.getsockname()[1]
+    raw.settimeout(scaled(10))
+    with ctx.wrap_socket(raw) as s:
+        s.sendall(b"\x00SP\x00\x00\x30\x00\x00")  # SP header, protocol req0 (48)
+        line = cp.wait_log(r"refused data plane", since=mark, timeout=15)
+    assert f"refused data plane 127.0.0.5:{port}: its certificate does not match" in line, line
