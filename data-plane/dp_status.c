@@ -27,7 +27,7 @@
 /* libmicrohttpd's own limit beyond status_max_connections: the connections the guard
  * displaced that are still closing. The guard decides; this keeps libmicrohttpd out of
  * its way. */
-#define DP_STATUS_LIMIT_SLACK 16
+#define DP_STATUS_LIMIT_SLACK 64
 
 struct dp_status {
     struct dp_ctx *ctx;
