@@ -4,8 +4,9 @@
 #   lock out an authenticated user (admin_max_connections displaces the oldest such
 #   connection, admin_max_connections_per_ip refuses the excess from one address), and
 #   admin_header_timeout is absolute: a client trickling bytes is closed all the same.
-# - The DP's status listener (defect 8): every status_listen entry is served, and
-#   /status/ready answers while status_max_connections silent clients sit on it.
+# - The DP's status listener (defect 8): every status_listen entry is served,
+#   /status/ready answers while status_max_connections silent clients sit on it, and a
+#   request must arrive whole within an absolute deadline.
 # - The cluster port (defect 3): raw TCP connections that never finish the TLS handshake
 #   are closed after cluster_handshake_timeout (absolute) and displaced beyond
 #   cluster_max_pending, so a DP still connects and syncs; the CP raises its descriptor
@@ -240,6 +241,25 @@ def test_status_ready_answers_on_every_listener_under_load(st):
                        r"without a finished request, to admit a new one: 64 open "
                        r"\(status_max_connections\)", since=mark)
     assert "[warn]" in line, line
+
+
+def test_status_request_deadline_is_absolute(st):
+    """A status request must arrive whole within its deadline (10 s; 1 s here through the
+    test knob): a silent client and one trickling a header byte every 0.1 s are closed,
+    and a probe is still answered."""
+    cp = st.cp()
+    dp = st.dp(cp, env={"STRAIT_TEST_STATUS_REQUEST_MS": "1000"})
+    mark = len(dp.log_text())
+    silent = connect_from(dp.status_port)
+    slow = connect_from(dp.status_port, "127.0.0.2")
+    with silent, slow:
+        slow.sendall(b"GET /status/ready HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        trickle_until_closed(slow, "the trickling status client to be closed", timeout=8)
+        wait_for(lambda: is_closed(silent), 8, "the silent status client to be closed")
+        assert request(dp.status_port, "/status/ready").status == 200
+    line = dp.wait_log(r"status: closed the connection from 127\.0\.0\.[12]:\d+: no finished "
+                       r"request within 1 s", since=mark)
+    assert "[info]" in line, line
 
 
 # ----------------------------------------------------------------------------- cluster
