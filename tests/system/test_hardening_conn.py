@@ -91,11 +91,12 @@ def closed_ones(socks):
     return [i for i, s in enumerate(socks) if is_closed(s)]
 
 
-def assert_oldest_closed(socks, n, extra):
-    """The first n (and at most extra more) of socks were closed, the oldest first."""
+def assert_oldest_closed(socks, n, extra, reorder=0):
+    """n (to n + extra) of socks were closed, the oldest first. reorder: how far a server
+    accepting on several threads may admit connections out of their order."""
     closed = closed_ones(socks)
     assert n <= len(closed) <= n + extra, (len(closed), n, extra)
-    assert closed == list(range(len(closed))), closed
+    assert all(i < len(closed) + reorder for i in closed), closed
 
 
 def request(port, path="/status", headers=None, src="127.0.0.1", timeout=10):
@@ -170,7 +171,7 @@ def test_admin_serves_the_token_holder_under_a_slowloris(st):
         # have displaced one more
         wait_for(lambda: len(closed_ones(socks)) >= 1100 - 512, 20,
                  "the 588 oldest silent connections to be displaced")
-        assert_oldest_closed(socks, 1100 - 512, 2)
+        assert_oldest_closed(socks, 1100 - 512, 2, reorder=32)  # 2 accepting threads
         lines = log_lines(cp, r"\[warn\].*admin: closed the connection from 127\.0\.0\.\d+:\d+, "
                               r"the oldest without a finished request head, to admit a new "
                               r"one: 512 open \(admin_max_connections\)", mark)
