@@ -5,9 +5,12 @@
  * socket asks for EPOLLIN while its direction has room and no end yet, for EPOLLOUT while
  * the other direction has bytes for it. An end read is passed on as shutdown(SHUT_WR)
  * once the bytes before it are written; when both directions are shut, the connection is
- * done. Closing is deferred: whatever closes a connection (an error, the guard's kill,
- * the end) marks it and puts it on the close list, freed after the events in hand are
- * dispatched (CONVENTIONS §5), so no event can reach a freed connection. */
+ * done. A socket that hung up (EPOLLHUP: it ended and we shut our side, or it was reset)
+ * still has its last bytes read and passed on; it leaves the epoll set while it has
+ * nothing to offer, since epoll reports a hang-up whatever the interest. Closing is deferred:
+ * whatever closes a connection (an error, the guard's kill, the end) marks it and puts it on the
+ * close list, freed after the events in hand are dispatched (CONVENTIONS §5), so no event can reach
+ * a freed connection. */
 #include "cp_gate.h"
 
 #include <arpa/inet.h>
@@ -63,6 +66,7 @@ struct gate_conn {
     struct gate_dir dir[2];
     uint32_t events[2]; /* the interest registered with epoll */
     bool watched[2];    /* registered at all */
+    bool hup[2];        /* EPOLLHUP seen: reads drain what is left, writes would fail */
     bool connecting;    /* fd[GATE_NNG]'s connect is under way */
     bool closing;       /* on the close list */
     uint16_t port;      /* local port of fd[GATE_NNG], the key nng reports */
@@ -142,6 +146,15 @@ watch(struct cp_gate *g, struct gate_conn *c, int s)
     }
     if (out->len > 0 || nng_down) {
         ev |= EPOLLOUT;
+    }
+    if (c->hup[s] && ev == 0) {
+        /* epoll reports a hang-up whatever the interest: out of the set until there is
+         * room to read again, or the connection spins */
+        if (c->watched[s] && epoll_ctl(g->ep, EPOLL_CTL_DEL, c->fd[s], NULL) == -1) {
+            return -errno;
+        }
+        c->watched[s] = false;
+        return 0;
     }
     if (c->watched[s] && ev == c->events[s]) {
         return 0;
@@ -338,12 +351,11 @@ conn_event(struct cp_gate *g, struct gate_conn *c, int s, uint32_t ev)
     if (ok && (ev & EPOLLERR)) {
         ok = false;
     }
+    if (ev & EPOLLHUP) {
+        c->hup[s] = true;
+    }
     if (ok) {
         ok = pump(c);
-    }
-    /* hung up both ways: nothing more can be written to it, what it sent was passed on */
-    if (ok && (ev & EPOLLHUP)) {
-        ok = false;
     }
     if (ok) {
         ok = watch(g, c, GATE_PEER) == 0 && watch(g, c, GATE_NNG) == 0;
