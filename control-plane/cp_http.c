@@ -810,10 +810,10 @@ start_one(struct http_srv *srv)
     if (srv->tls) {
         flags |= MHD_USE_TLS;
     }
-    /* the logger first, so that libmicrohttpd uses it for the other options too */
     /* libmicrohttpd splits its connection limit among the pool's threads; each one may
      * have to hold all of them */
     limit = ((unsigned)h->cx->conf.admin_max_connections + HTTP_LIMIT_SLACK) * h->threads;
+    /* the logger first, so that libmicrohttpd uses it for the other options too */
     return MHD_start_daemon(
         flags, port, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->addr, MHD_OPTION_THREAD_POOL_SIZE,
