@@ -31,6 +31,7 @@
 #include "cp_sync_wait.h"
 #include "st_addr.h"
 #include "st_conf.h"
+#include "st_connguard.h"
 #include "st_err.h"
 #include "st_log.h"
 #include "st_ssl.h"
@@ -56,6 +57,10 @@
 #define HTTP_PENDING_MAX_IDS 100
 #define HTTP_ID_MAX          64
 #define HTTP_SYNC_MARGIN_MS  10000
+/* Connections libmicrohttpd may hold beyond admin_max_connections in each thread: the
+ * ones the guard displaced and that are still closing. The guard decides; this only
+ * keeps libmicrohttpd's own limit out of its way. */
+#define HTTP_LIMIT_SLACK 64
 
 /* One admin_listen entry: the closure of its daemon's callbacks. */
 struct http_srv {
@@ -72,9 +77,10 @@ struct cp_http {
     size_t n;
     char *cert_pem, *key_pem, *ca_pem; /* read once, shared by the ssl daemons */
     bool has_token;
-    char token_sha256[65];     /* hex SHA-256 of admin_token: equal lengths to compare */
-    unsigned threads;          /* each daemon's thread pool */
-    struct cp_sync_wait *wait; /* wait_for_sync; NULL without a snapshot builder */
+    char token_sha256[65];      /* hex SHA-256 of admin_token: equal lengths to compare */
+    unsigned threads;           /* each daemon's thread pool */
+    struct st_connguard *guard; /* every daemon's connections: limits and head deadline */
+    struct cp_sync_wait *wait;  /* wait_for_sync; NULL without a snapshot builder */
 };
 
 /* One request being received. */
@@ -406,6 +412,16 @@ peer_text(struct MHD_Connection *c, char *buf, size_t size)
     return buf;
 }
 
+/* The guard's record of c (on_connection), NULL if it has none. */
+static struct st_connguard_conn *
+guard_conn(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
 /* Refuses the request with 401 before anything reads it: the body is never received
  * and libmicrohttpd closes the connection after the answer. NULL: allowed. */
 static const char *
@@ -560,6 +576,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 
     (void)version;
     if (r == NULL) {
+        st_connguard_head_done(h->guard, guard_conn(c));
         denied = access_denied(srv, c);
         if (denied != NULL) {
             __atomic_add_fetch(&h->cx->stats.requests, 1, __ATOMIC_RELAXED);
@@ -617,15 +634,16 @@ static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
+    struct http_srv *srv = cls;
     struct http_req *r = *con_cls;
 
-    (void)cls;
-    (void)c;
     (void)toe;
     if (r != NULL) {
         req_free(r);
         *con_cls = NULL;
     }
+    /* kept alive, the connection waits for its next request's head: a deadline again */
+    st_connguard_head_again(srv->h->guard, guard_conn(c), st_mono_ms());
 }
 
 /* With admin_ssl_client_ca, the handshake itself requires a certificate that verifies
@@ -643,6 +661,23 @@ require_client_cert(struct MHD_Connection *c)
     }
 }
 
+/* The accept policy: admin_max_connections_per_ip, and admin_max_connections with the
+ * oldest connection still without a whole request head displaced (st_connguard.h).
+ * MHD_NO: libmicrohttpd closes the socket at once, before any byte is read. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct http_srv *srv = cls;
+
+    (void)addrlen;
+    return st_connguard_admit(srv->h->guard, addr, st_mono_ms()) == ST_CONNGUARD_ADMIT ? MHD_YES
+                                                                                       : MHD_NO;
+}
+
+/* Each connection is known to the guard from NOTIFY_STARTED to NOTIFY_CLOSED (its socket
+ * context). libmicrohttpd 0.9.75 closes the socket only after NOTIFY_CLOSED returns
+ * (MHD_cleanup_connections), and the guard shuts a socket down only under the lock that
+ * st_connguard_remove takes, so it never touches a descriptor reused meanwhile. */
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
               enum MHD_ConnectionNotificationCode toe)
@@ -650,14 +685,24 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
     struct http_srv *srv = cls;
     struct cp_server_stats *st = &srv->h->cx->stats;
 
-    (void)socket_context;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ca =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        if (fd != NULL && ca != NULL && ca->client_addr != NULL) {
+            *socket_context = st_connguard_claim(srv->h->guard, ca->client_addr, fd->connect_fd,
+                                                 NULL, st_mono_ms());
+        }
         if (srv->client_cert) {
             require_client_cert(c);
         }
         __atomic_add_fetch(&st->accepted, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&st->active, 1, __ATOMIC_RELAXED);
     } else {
+        st_connguard_remove(srv->h->guard, *socket_context);
+        *socket_context = NULL;
         __atomic_sub_fetch(&st->active, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&st->handled, 1, __ATOMIC_RELAXED);
     }
@@ -795,6 +840,7 @@ start_one(struct http_srv *srv)
         {MHD_OPTION_END, 0, NULL},
     };
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    unsigned limit;
     uint16_t port;
 
     if (l->addr.ss_family == AF_INET6) {
@@ -806,14 +852,17 @@ start_one(struct http_srv *srv)
     if (srv->tls) {
         flags |= MHD_USE_TLS;
     }
+    /* libmicrohttpd splits its connection limit among the pool's threads; each one may
+     * have to hold all of them */
+    limit = ((unsigned)h->cx->conf.admin_max_connections + HTTP_LIMIT_SLACK) * h->threads;
     /* the logger first, so that libmicrohttpd uses it for the other options too */
     return MHD_start_daemon(
-        flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        flags, port, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->addr, MHD_OPTION_THREAD_POOL_SIZE,
         h->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_ARRAY, srv->tls ? tls : none,
-        MHD_OPTION_END);
+        on_connection, srv, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_UNESCAPE_CALLBACK,
+        http_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_ARRAY,
+        srv->tls ? tls : none, MHD_OPTION_END);
 }
 
 /* One warning line per listener that admin_allow_insecure lets through. */
@@ -867,6 +916,32 @@ cp_http_check(const struct st_conf *conf, struct st_err *err)
     return rc;
 }
 
+/* The admin listeners' guard (docs/configuration.md: admin_max_connections, ...): its
+ * reaper thread closes the connections past admin_header_timeout. */
+static int
+guard_start(const struct st_conf *conf, struct cp_http *h, struct st_err *err)
+{
+    const struct st_connguard_limits lim = {
+        .name = "admin",
+        .head = "request head",
+        .max = (size_t)conf->admin_max_connections,
+        .max_key = "admin_max_connections",
+        .max_per_ip = (size_t)conf->admin_max_connections_per_ip,
+        .per_ip_key = "admin_max_connections_per_ip",
+        .deadline_ms = (int64_t)conf->admin_header_timeout * 1000,
+        .deadline_key = "admin_header_timeout",
+    };
+    int rc;
+
+    h->guard = st_connguard_new(&lim, NULL, NULL);
+    rc = st_connguard_reaper_start(h->guard);
+    if (rc < 0) {
+        return st_err_set(err, rc, NULL, "cannot start the admin connection reaper: %s",
+                          strerror(-rc));
+    }
+    return 0;
+}
+
 int
 cp_http_start(struct cp_ctx *cx, struct cp_http **out, struct st_err *err)
 {
@@ -893,6 +968,9 @@ cp_http_start(struct cp_ctx *cx, struct cp_http **out, struct st_err *err)
     }
     if (any_ssl(set)) {
         rc = load_tls(conf, h, err);
+    }
+    if (rc == 0) {
+        rc = guard_start(conf, h, err);
     }
     if (rc == 0 && cx->reg != NULL && cx->snap != NULL) {
         rc = cp_sync_wait_start(cx->reg, cx->snap,
@@ -947,6 +1025,7 @@ cp_http_stop(struct cp_http *h)
         MHD_stop_daemon(h->srv[i].d);
     }
     cp_sync_wait_free(h->wait);
+    st_connguard_free(h->guard); /* after the daemons: they closed every connection */
     free(h->srv);
     free_tls(h);
     explicit_bzero(h->token_sha256, sizeof(h->token_sha256));

@@ -9,7 +9,12 @@
  * request, another one is opened. Contexts live until the server stops.
  *
  * Every submission to nng happens under `mu` after checking `closing`, so after stop
- * sets `closing` nothing new is started, and nng_close() fails what is in flight. */
+ * sets `closing` nothing new is started, and nng_close() fails what is in flight.
+ *
+ * nng listens on 127.0.0.1 (an ephemeral port) behind cp_gate, which owns cluster_listen
+ * and bounds the connections that have not finished their handshake (issue 14, defect
+ * 3). A pipe's remote address is then the gate's end of the relay: pipe_addr() maps it
+ * back to the DP's own address, and pipe_cb tells the gate which relays are verified. */
 #include "cp_sync.h"
 
 #include <arpa/inet.h>
@@ -25,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_gate.h"
 #include "cp_registry.h"
 #include "cp_snapshot.h"
 #include "st_addr.h"
@@ -83,6 +89,7 @@ struct cp_sync {
     struct cp_registry *reg;
     nng_socket sock;
     bool sock_open;
+    struct cp_gate *gate; /* cluster_listen, in front of sock's listener */
     nng_tls_config *tls;
     pthread_mutex_t mu;
     struct sync_ctx *all;
@@ -377,19 +384,68 @@ version_ok(const char *dp, char *reason, size_t size)
     return VERSION_OK;
 }
 
-static void
-pipe_ip(nng_pipe p, char *buf, size_t size)
+/* The local port of the gate's relay that pipe p came through (its remote address on
+ * 127.0.0.1), 0 if it did not come through the gate. */
+static uint16_t
+pipe_relay_port(nng_pipe p)
 {
     nng_sockaddr sa;
 
-    st_snprintf(buf, size, "unknown");
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0 || sa.s_family != NNG_AF_INET ||
+        sa.s_in.sa_addr != htonl(INADDR_LOOPBACK)) {
+        return 0;
+    }
+    return ntohs(sa.s_in.sa_port);
+}
+
+/* The address of pipe p's peer: the DP's own (from the gate), else what nng says.
+ * Returns false when there is none. */
+static bool
+pipe_addr(const struct cp_sync *sy, nng_pipe p, struct sockaddr_storage *out)
+{
+    const uint16_t relay = pipe_relay_port(p);
+    nng_sockaddr sa;
+
+    memset(out, 0, sizeof(*out));
+    if (relay != 0 && sy->gate != NULL && cp_gate_peer(sy->gate, relay, out)) {
+        return true;
+    }
     if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
-        return;
+        return false;
     }
     if (sa.s_family == NNG_AF_INET) {
-        inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, (socklen_t)size);
-    } else if (sa.s_family == NNG_AF_INET6) {
-        inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, (socklen_t)size);
+        struct sockaddr_in *sin = (struct sockaddr_in *)out;
+
+        sin->sin_family = AF_INET;
+        sin->sin_port = sa.s_in.sa_port;
+        sin->sin_addr.s_addr = sa.s_in.sa_addr;
+        return true;
+    }
+    if (sa.s_family == NNG_AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = sa.s_in6.sa_port;
+        memcpy(&sin6->sin6_addr, sa.s_in6.sa_addr, sizeof(sin6->sin6_addr));
+        return true;
+    }
+    return false;
+}
+
+/* The DP's IP address, for the registry and the logs ("unknown" without one). */
+static void
+pipe_ip(const struct cp_sync *sy, nng_pipe p, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+
+    st_snprintf(buf, size, "unknown");
+    if (!pipe_addr(sy, p, &ss)) {
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
+    } else {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
     }
 }
 
@@ -424,7 +480,7 @@ handle_request(struct sync_ctx *c, nng_msg *m)
     enum version_verdict vv;
     uint64_t gen0;
 
-    pipe_ip(nng_msg_get_pipe(m), ip, sizeof(ip));
+    pipe_ip(sy, nng_msg_get_pipe(m), ip, sizeof(ip));
     if (st_syncmsg_req_decode(nng_msg_body(m), nng_msg_len(m), &req) < 0) {
         nng_msg_free(m);
         st_log(ST_LOG_INFO, 0, "cluster: undecodable request from %s", ip);
@@ -573,20 +629,14 @@ cp_sync_notify_cb(void *arg)
 
 /* "ip:port" of the pipe's peer, for the refusal log line. */
 static void
-pipe_peer(nng_pipe p, char *buf, size_t size)
+pipe_peer(const struct cp_sync *sy, nng_pipe p, char *buf, size_t size)
 {
-    nng_sockaddr sa;
-    char ip[64];
+    struct sockaddr_storage ss;
 
-    pipe_ip(p, ip, sizeof(ip));
-    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
-        st_snprintf(buf, size, "%s", ip);
-    } else if (sa.s_family == NNG_AF_INET) {
-        st_snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(sa.s_in.sa_port));
-    } else if (sa.s_family == NNG_AF_INET6) {
-        st_snprintf(buf, size, "[%s]:%u", ip, (unsigned)ntohs(sa.s_in6.sa_port));
+    if (pipe_addr(sy, p, &ss)) {
+        st_addr_format((const struct sockaddr *)&ss, buf, size);
     } else {
-        st_snprintf(buf, size, "%s", ip);
+        st_snprintf(buf, size, "unknown");
     }
 }
 
@@ -650,11 +700,13 @@ refusal_pause_due(struct cp_sync *sy)
     return true;
 }
 
-/* Refuses a DP whose certificate did not verify: in shared mode against the cluster
+/* Tells the gate that a pipe finished its handshake (TLS verified, or cluster_mtls = off),
+ * or refuses a DP whose certificate did not verify: in shared mode against the cluster
  * certificate (the only CA), in pki mode against cluster_ca_cert. The TLS handshake
  * verifies optionally so that the refusal can be logged here, with the peer's address
  * (nng 1.5.2 with mbedTLS has no other hook). Closing at ADD_PRE: the protocol never
- * sees the pipe, so nothing is received from or sent to the DP. */
+ * sees the pipe, so nothing is received from or sent to the DP. A refused pipe stays
+ * pending at the gate until it closes. */
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -670,11 +722,17 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     if (ev != NNG_PIPE_EV_ADD_PRE) {
         return;
     }
-    if (nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &verified) == 0 && verified) {
+    if (sy->tls == NULL ||
+        (nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &verified) == 0 && verified)) {
+        const uint16_t relay = pipe_relay_port(p);
+
+        if (relay != 0 && sy->gate != NULL) {
+            (void)cp_gate_verified(sy->gate, relay);
+        }
         return;
     }
-    pipe_ip(p, ip, sizeof(ip));
-    pipe_peer(p, peer, sizeof(peer));
+    pipe_ip(sy, p, ip, sizeof(ip));
+    pipe_peer(sy, p, peer, sizeof(peer));
     pthread_mutex_lock(&sy->mu);
     log = refusal_log_due(sy, ip, &quiet);
     pause = refusal_pause_due(sy);
@@ -789,34 +847,46 @@ out:
     return rc;
 }
 
+/* nng listens on 127.0.0.1, on a port the kernel picks; the gate listens on
+ * cluster_listen and relays to it. */
 static int
 listen_on(struct cp_sync *sy, struct st_err *err)
 {
     const struct st_conf *conf = sy->conf;
-    const bool tls = conf->cluster_mtls != ST_MTLS_OFF;
+    const char *scheme = conf->cluster_mtls != ST_MTLS_OFF ? "tls+tcp" : "tcp";
     char addr[160];
     char url[200];
     nng_listener l;
+    int port = 0;
     int rv;
 
     if (conf->cluster_listen.n == 0) {
         return st_err_set(err, -ST_ECONF, "cluster_listen",
                           "cluster_listen must be specified on a control plane");
     }
-    st_addr_format((const struct sockaddr *)&conf->cluster_listen.v[0].addr, addr, sizeof(addr));
-    st_snprintf(url, sizeof(url), "%s://%s", tls ? "tls+tcp" : "tcp", addr);
+    st_snprintf(url, sizeof(url), "%s://127.0.0.1:0", scheme);
     rv = nng_listener_create(&l, sy->sock, url);
-    if (rv == 0 && tls) {
+    if (rv == 0 && sy->tls != NULL) {
         rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sy->tls);
     }
     if (rv == 0) {
         rv = nng_listener_start(l, 0);
     }
-    if (rv != 0) {
-        return st_err_set(err, -ST_ECONF, "cluster_listen",
-                          "cluster_listen: cannot listen on %s: %s", url, nng_strerror(rv));
+    if (rv == 0) {
+        rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
     }
-    st_log(ST_LOG_NOTICE, 0, "cluster: listening on %s", url);
+    if (rv != 0 || port <= 0 || port > 65535) {
+        return st_err_set(err, -ST_ECONF, "cluster_listen",
+                          "cluster: cannot listen on 127.0.0.1 for the gate: %s",
+                          rv != 0 ? nng_strerror(rv) : "no port");
+    }
+    rv = cp_gate_start(conf, (uint16_t)port, &sy->gate, err);
+    if (rv < 0) {
+        return rv;
+    }
+    st_addr_format((const struct sockaddr *)&conf->cluster_listen.v[0].addr, addr, sizeof(addr));
+    st_log(ST_LOG_NOTICE, 0, "cluster: listening on %s://%s", scheme, addr);
+    st_log(ST_LOG_DEBUG, 0, "cluster: the gate relays to %s://127.0.0.1:%d", scheme, port);
     return 0;
 }
 
@@ -857,9 +927,7 @@ cp_sync_start(const struct st_conf *conf, struct cp_snapshot *sn, struct cp_regi
     }
     sy->sock_open = true;
     nng_socket_set_size(sy->sock, NNG_OPT_RECVMAXSZ, (size_t)conf->cluster_max_payload);
-    if (sy->tls != NULL) {
-        nng_pipe_notify(sy->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, sy);
-    }
+    nng_pipe_notify(sy->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, sy);
     rc = listen_on(sy, err);
     if (rc < 0) {
         goto out;
@@ -910,6 +978,7 @@ cp_sync_stop(struct cp_sync *sy)
     pthread_mutex_lock(&sy->mu);
     sy->closing = true;
     pthread_mutex_unlock(&sy->mu);
+    cp_gate_stop(sy->gate); /* no new DP; nng sees every relayed connection end */
     if (!st_run_bounded(sync_close, sy, SYNC_CLOSE_MS)) {
         st_log(ST_LOG_WARN, 0,
                "cluster: the sync socket did not close within %d ms; stopping without it",
@@ -927,6 +996,7 @@ cp_sync_stop(struct cp_sync *sy)
     if (sy->tls != NULL) {
         nng_tls_config_free(sy->tls);
     }
+    cp_gate_free(sy->gate); /* after nng: its pipe callbacks ask the gate */
     pthread_mutex_destroy(&sy->mu);
     free(sy);
     return true;

@@ -11,10 +11,11 @@ struct cp_snapshot;
 struct cp_registry;
 struct cp_sync;
 
-/* Listens on conf->cluster_listen (first entry): `tls+tcp://` with conf->cluster_cert
- * as own certificate and only CA, or `tcp://` when cluster_mtls = off (warned). conf,
- * sn and reg must outlive the server. Returns 0 and a running server, or a negative code
- * with err filled. */
+/* Listens on conf->cluster_listen (its one entry) through cp_gate, which bounds the
+ * connections still in their handshake: `tls+tcp://` with conf->cluster_cert as own
+ * certificate and only CA, or `tcp://` when cluster_mtls = off (warned). conf, sn and reg
+ * must outlive the server. Returns 0 and a running server, or a negative code with err
+ * filled. */
 int cp_sync_start(const struct st_conf *conf, struct cp_snapshot *sn, struct cp_registry *reg,
                   struct cp_sync **out, struct st_err *err);
 

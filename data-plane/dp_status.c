@@ -1,5 +1,11 @@
 /* Status API of the data plane (Kong's Status API names): /status, /status/ready,
- * /metrics. Bodies are built with jansson; nothing here touches a worker. */
+ * /metrics, on every status_listen entry (one libmicrohttpd daemon each, one thread each).
+ * Bodies are built with jansson; nothing here touches a worker.
+ *
+ * A readiness probe must get its answer while others hold connections open (issue 14,
+ * defect 8): the daemons share one st_connguard, so status_max_connections are open at
+ * most, a new connection displaces the oldest one that has not sent its whole request,
+ * and a request must arrive whole within DP_STATUS_REQUEST_MS of accept. */
 #include "dp_status.h"
 
 #include <errno.h>
@@ -12,16 +18,23 @@
 #include "dp_tls.h"
 #include "st_addr.h"
 #include "st_conf.h"
+#include "st_connguard.h"
 #include "st_err.h"
+#include "st_log.h"
 #include "st_util.h"
 
-/* A scraper needs one or two; the cap keeps a flood of idle clients from taking fds
- * the proxy needs. */
-#define DP_STATUS_MAX_CONNS 128
+/* From accept to a whole request (a probe sends it at once), absolute. */
+#define DP_STATUS_REQUEST_MS 10000
+/* libmicrohttpd's own limit beyond status_max_connections: the connections the guard
+ * displaced that are still closing. The guard decides; this keeps libmicrohttpd out of
+ * its way. */
+#define DP_STATUS_LIMIT_SLACK 64
 
 struct dp_status {
     struct dp_ctx *ctx;
-    struct MHD_Daemon *d;
+    struct st_connguard *guard;
+    struct MHD_Daemon **d; /* one per status_listen entry */
+    size_t n;
 };
 
 struct status_view {
@@ -176,6 +189,16 @@ serve_metrics(struct dp_status *st, struct MHD_Connection *conn)
     return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }
 
+/* The guard's record of conn (on_connection), NULL if it has none. */
+static struct st_connguard_conn *
+guard_conn(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result
 status_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size,
@@ -186,6 +209,7 @@ status_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     (void)version;
     (void)upload_data;
     (void)con_cls;
+    st_connguard_head_done(st->guard, guard_conn(conn));
     if (*upload_data_size != 0) {
         *upload_data_size = 0; /* GET only: ignore any body */
         return MHD_YES;
@@ -206,32 +230,134 @@ status_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     return reply_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "message", "Not found"));
 }
 
+/* The accept policy: MHD_NO closes the socket before anything is read. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct dp_status *st = cls;
+
+    (void)addrlen;
+    return st_connguard_admit(st->guard, addr, st_mono_ms()) == ST_CONNGUARD_ADMIT ? MHD_YES
+                                                                                   : MHD_NO;
+}
+
+/* The guard knows each connection from NOTIFY_STARTED to NOTIFY_CLOSED. libmicrohttpd
+ * 0.9.75 closes the socket only after NOTIFY_CLOSED returns, and the guard shuts a socket
+ * down only under the lock st_connguard_remove takes: never a reused descriptor. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    struct dp_status *st = cls;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ca =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        if (fd != NULL && ca != NULL && ca->client_addr != NULL) {
+            *socket_context =
+                st_connguard_claim(st->guard, ca->client_addr, fd->connect_fd, NULL, st_mono_ms());
+        }
+    } else {
+        st_connguard_remove(st->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* A connection kept alive after its answer waits for the next request: a deadline again. */
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct dp_status *st = cls;
+
+    (void)con_cls;
+    (void)toe;
+    st_connguard_head_again(st->guard, guard_conn(conn), st_mono_ms());
+}
+
+/* DP_STATUS_REQUEST_MS, or the test knob STRAIT_TEST_STATUS_REQUEST_MS (an environment
+ * variable, never a conf key: DESIGN.md), so that a test need not wait 10 s. */
+static int64_t
+request_ms(void)
+{
+    const char *v = getenv("STRAIT_TEST_STATUS_REQUEST_MS");
+    char *end = NULL;
+    long long ms;
+
+    if (v == NULL || *v == '\0') {
+        return DP_STATUS_REQUEST_MS;
+    }
+    ms = strtoll(v, &end, 10);
+    if (*end != '\0' || ms <= 0) {
+        st_log(ST_LOG_WARN, 0,
+               "STRAIT_TEST_STATUS_REQUEST_MS='%s' is not a positive number of ms: ignored", v);
+        return DP_STATUS_REQUEST_MS;
+    }
+    st_log(ST_LOG_NOTICE, 0,
+           "STRAIT_TEST_STATUS_REQUEST_MS=%lld: status requests must arrive "
+           "whole within %lld ms",
+           ms, ms);
+    return ms;
+}
+
+static struct MHD_Daemon *
+start_one(struct dp_status *st, const struct st_listen *li)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned limit = (unsigned)st->ctx->conf->status_max_connections + DP_STATUS_LIMIT_SLACK;
+
+    if (li->addr.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    return MHD_start_daemon(flags, 0, on_accept, st, status_handler, st, MHD_OPTION_SOCK_ADDR,
+                            (const struct sockaddr *)&li->addr, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, st,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, st, MHD_OPTION_END);
+}
+
 int
 dp_status_start(struct dp_ctx *ctx, struct dp_status **out, struct st_err *err)
 {
-    const struct st_listen_set *set = &ctx->conf->status_listen;
-    const struct st_listen *li;
+    const struct st_conf *conf = ctx->conf;
+    const struct st_listen_set *set = &conf->status_listen;
+    struct st_connguard_limits lim = {
+        .name = "status",
+        .head = "request",
+        .max = (size_t)conf->status_max_connections,
+        .max_key = "status_max_connections",
+    };
     struct dp_status *st;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    int rc;
 
     *out = NULL;
     if (set->n == 0) {
         return 0;
     }
-    li = &set->v[0];
-    if (li->addr.ss_family == AF_INET6) {
-        flags |= MHD_USE_IPv6;
-    }
+    lim.deadline_ms = request_ms();
     st = st_xcalloc(1, sizeof(*st));
     st->ctx = ctx;
-    st->d = MHD_start_daemon(flags, 0, NULL, NULL, status_handler, st, MHD_OPTION_SOCK_ADDR,
-                             (const struct sockaddr *)&li->addr, MHD_OPTION_CONNECTION_TIMEOUT,
-                             (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
-                             (unsigned)DP_STATUS_MAX_CONNS, MHD_OPTION_END);
-    if (st->d == NULL) {
-        free(st);
-        return st_err_set(err, -EADDRINUSE, "status_listen", "status_listen: cannot listen on %s",
-                          li->text);
+    st->d = st_xcalloc(set->n, sizeof(*st->d));
+    st->guard = st_connguard_new(&lim, NULL, NULL);
+    rc = st_connguard_reaper_start(st->guard);
+    if (rc < 0) {
+        dp_status_stop(st);
+        return st_err_set(err, rc, NULL, "status: cannot start a thread: %s", strerror(-rc));
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        errno = 0;
+        st->d[i] = start_one(st, &set->v[i]);
+        if (st->d[i] == NULL) {
+            int e = errno != 0 ? errno : EADDRINUSE;
+
+            dp_status_stop(st);
+            return st_err_set(err, -e, "status_listen", "status_listen: cannot listen on %s: %s",
+                              set->v[i].text, strerror(e));
+        }
+        st->n++;
     }
     *out = st;
     return 0;
@@ -243,6 +369,10 @@ dp_status_stop(struct dp_status *st)
     if (st == NULL) {
         return;
     }
-    MHD_stop_daemon(st->d);
+    for (size_t i = 0; i < st->n; i++) {
+        MHD_stop_daemon(st->d[i]);
+    }
+    st_connguard_free(st->guard); /* after the daemons: they closed every connection */
+    free(st->d);
     free(st);
 }

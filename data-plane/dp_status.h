@@ -8,8 +8,9 @@ struct dp_ctx;
 struct dp_status;
 struct st_err;
 
-/* Starts serving on the first status_listen address. *out is NULL when status_listen
- * is off. Returns 0 or a negative code with err filled. */
+/* Starts serving on every status_listen address (status_max_connections over all of
+ * them). *out is NULL when status_listen is off. Returns 0 or a negative code with err
+ * filled. */
 int dp_status_start(struct dp_ctx *ctx, struct dp_status **out, struct st_err *err);
 
 /* Stops the listener and frees it. NULL is a no-op. */
