@@ -1218,6 +1218,7 @@ test_export_empty(void **state)
 struct text {
     char *p;
     size_t len;
+    size_t cap;
 };
 
 static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1232,8 +1233,11 @@ text_add(struct text *t, const char *fmt, ...)
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     assert_true(n >= 0);
-    t->p = realloc(t->p, t->len + (size_t)n + 1);
-    assert_non_null(t->p);
+    if (t->len + (size_t)n + 1 > t->cap) {
+        t->cap = (t->len + (size_t)n + 1) * 2;
+        t->p = realloc(t->p, t->cap);
+        assert_non_null(t->p);
+    }
     va_start(ap, fmt);
     vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
