@@ -299,7 +299,9 @@ cp_snapshot_fit(struct cp_snapshot *sn, struct cp_store *st, int64_t max, struct
         f->after = size_after(base, g.bytes, f->version);
     }
     f->wrote = g.wrote;
-    if ((int64_t)f->after + CP_SNAPSHOT_SEND_SLACK > max) {
+    /* a write that does not grow the snapshot is let through even beyond the limit (the
+     * limit was lowered under the configuration): it is how the operator gets back under */
+    if ((int64_t)f->after + CP_SNAPSHOT_SEND_SLACK > max && (g.cleared || g.bytes > 0)) {
         return st_err_set(err, -ST_ETOOBIG, NULL,
                           "the configuration would be sent to data planes as %zu bytes (%zu now), "
                           "beyond cluster_max_payload (%lld bytes): raise cluster_max_payload on "

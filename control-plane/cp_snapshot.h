@@ -67,8 +67,9 @@ struct cp_snapshot_fit {
  * (cp_snapshot_fit_commit); when neither knows it (another CP or `strait-cp config
  * db_import` wrote), the snapshot is rebuilt first, on the calling thread. The rest comes
  * from what the transaction wrote (cp_store_growth), so an ordinary write encodes only
- * its own entity. Returns 0 and *f, -ST_ETOOBIG with err->msg naming both sizes (and
- * *f), or a store error. */
+ * its own entity. A write that does not grow the snapshot always fits (the operator's way
+ * back under a limit lowered beneath the configuration). Returns 0 and *f, -ST_ETOOBIG
+ * with err->msg naming both sizes (and *f), or a store error. */
 int cp_snapshot_fit(struct cp_snapshot *sn, struct cp_store *st, int64_t max,
                     struct cp_snapshot_fit *f, struct st_err *err);
 

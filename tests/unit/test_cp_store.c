@@ -1796,6 +1796,13 @@ test_snapshot_fit(void **state)
                                (int64_t)(fit.after + len + CP_SNAPSHOT_SEND_SLACK), &fit, &err),
                      0);
 
+    /* beyond a limit lowered under the configuration: a write that does not grow the
+     * snapshot goes through, one that does is refused */
+    o = valid(ST_ENT_SERVICE, service(SVC2, "b")); /* the same size */
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, true, 300, &fit, &err), 0);
+    o = valid(ST_ENT_SERVICE, service(SVC2, "bb")); /* a byte more */
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, true, 300, &fit, &err), -ST_ETOOBIG);
+
     /* after a clear, only what the transaction wrote counts */
     assert_int_equal(cp_store_begin(f->s, true), 0);
     assert_int_equal(cp_store_clear(f->s), 0);
