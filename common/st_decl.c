@@ -28,6 +28,10 @@
  *   `routes[2]`, the wrong entity.
  * - Flattening: errors Kong's flatten_errors loses (a uniqueness message, a reference
  *   error keyed by name) become "entity" errors of the entity they belong to.
+ * - Limits Kong does not have (st_decl.h, issue 14): the text's depth, what a YAML
+ *   document builds (aliases count as copies), the number of errors reported and the
+ *   size of what an error quotes or copies. A reference error keyed by a name made of
+ *   digits stays keyed by that name (Kong's string key), never an array position.
  * - Export nests routes under their service and snis under their certificate and
  *   omits null fields; Kong's export writes every collection flat with foreign keys as
  *   ids and keeps nulls. Both read back the same.
@@ -49,10 +53,16 @@
 #include "st_ssl.h"
 #include "st_util.h"
 
-#define DECL_DEPTH_MAX   64      /* nesting of the YAML/JSON text */
-#define DECL_NODES_MAX   2000000 /* nodes after alias expansion */
 #define DECL_PLACEHOLDER "00000000-0000-0000-0000-000000000000"
 #define MSG_PARSE        "failed parsing declarative configuration: "
+/* What a node of the document costs besides its text, in ST_DECL_EXPANDED_* units: about
+ * what jansson spends on a value, so that a million empty nodes weigh as they cost. */
+#define DECL_NODE_WEIGHT 16
+/* Marks a phase-2 error keyed by a name or id (Kong's errs[entity][name], a string key in
+ * Lua) apart from one keyed by a position (errs[entity][i], an integer key), until
+ * normalise() turns the integer-keyed tables into arrays: a name such as "99999999999"
+ * must never become an array index. Names and ids never hold a control character. */
+#define DECL_NAMED_MARK '\x01'
 
 /* ------------------------------------------------------------------------ */
 /* entities, collections and their relationships                              */
@@ -596,8 +606,9 @@ core_resolve(const char *s)
 
 struct yread {
     yaml_parser_t p;
-    json_t *anchors; /* name: {"v": node, "n": its size} */
-    size_t nodes;
+    json_t *anchors; /* name: {"v": node, "n": its weight} */
+    size_t weight;   /* of what was built so far, aliases expanded */
+    size_t limit;    /* the most weight the document may build */
     int depth;
     char err[256];
 };
@@ -632,6 +643,24 @@ y_fail(struct yread *y, const yaml_event_t *ev, const char *what)
     snprintf(y->err, sizeof(y->err), "%zu:%zu: %s", ev->start_mark.line + 1,
              ev->start_mark.column + 1, what);
     return -1;
+}
+
+/* Adds w to what the document built. Returns -1 (err set) when that goes beyond its
+ * limit: Kong has none, and 1 MiB of aliases once built 836 MB (issue 14). */
+static int
+y_weigh(struct yread *y, const yaml_event_t *ev, size_t w)
+{
+    char what[160];
+
+    if (w <= y->limit && y->weight <= y->limit - w) {
+        y->weight += w;
+        return 0;
+    }
+    st_snprintf(what, sizeof(what),
+                "document too large: it builds more than %zu bytes (an alias counts as a copy "
+                "of what it names)",
+                y->limit);
+    return y_fail(y, ev, what);
 }
 
 /* A scalar event's value: strings unless plain (or tagged with a core type). */
@@ -701,10 +730,16 @@ y_map(struct yread *y, json_t *obj)
             return rc;
         }
         if (c.type == YAML_SCALAR_EVENT) {
+            size_t w = DECL_NODE_WEIGHT + c.data.scalar.length;
+
+            if (y_weigh(y, &c, w) < 0) {
+                yaml_event_delete(&c);
+                return -1;
+            }
             key = json_stringn((const char *)c.data.scalar.value, c.data.scalar.length);
             if (c.data.scalar.anchor != NULL) {
                 json_object_set_new(y->anchors, (const char *)c.data.scalar.anchor,
-                                    json_pack("{s:O,s:i}", "v", key, "n", 1));
+                                    json_pack("{s:O,s:I}", "v", key, "n", (json_int_t)w));
             }
             yaml_event_delete(&c);
         } else if (y_node(y, &c, &key) < 0) {
@@ -738,15 +773,14 @@ y_map(struct yread *y, json_t *obj)
 static int
 y_node(struct yread *y, yaml_event_t *ev, json_t **out)
 {
-    size_t before = y->nodes;
+    size_t before = y->weight;
     const char *anchor = NULL;
     json_t *v = NULL;
     int rc = 0;
 
     *out = NULL;
     y->depth++;
-    y->nodes++;
-    if (y->depth > DECL_DEPTH_MAX) {
+    if (y->depth > ST_DECL_DEPTH_MAX) {
         rc = y_fail(y, ev, "document nested too deeply");
         goto out;
     }
@@ -758,34 +792,42 @@ y_node(struct yread *y, yaml_event_t *ev, json_t **out)
             rc = y_fail(y, ev, "found undefined alias");
             break;
         }
-        v = json_incref(json_object_get(a, "v"));
-        y->nodes += (size_t)json_integer_value(json_object_get(a, "n"));
+        rc = y_weigh(y, ev, (size_t)json_integer_value(json_object_get(a, "n")));
+        if (rc == 0) {
+            v = json_incref(json_object_get(a, "v"));
+        }
         break;
     }
     case YAML_SCALAR_EVENT:
         anchor = (const char *)ev->data.scalar.anchor;
-        v = y_scalar(ev);
+        rc = y_weigh(y, ev, DECL_NODE_WEIGHT + ev->data.scalar.length);
+        if (rc == 0) {
+            v = y_scalar(ev);
+        }
         break;
     case YAML_SEQUENCE_START_EVENT:
         anchor = (const char *)ev->data.sequence_start.anchor;
-        v = json_array();
-        rc = y_seq(y, v);
+        rc = y_weigh(y, ev, DECL_NODE_WEIGHT);
+        if (rc == 0) {
+            v = json_array();
+            rc = y_seq(y, v);
+        }
         break;
     case YAML_MAPPING_START_EVENT:
         anchor = (const char *)ev->data.mapping_start.anchor;
-        v = json_object();
-        rc = y_map(y, v);
+        rc = y_weigh(y, ev, DECL_NODE_WEIGHT);
+        if (rc == 0) {
+            v = json_object();
+            rc = y_map(y, v);
+        }
         break;
     default:
         rc = y_fail(y, ev, "unexpected event");
         break;
     }
-    if (rc == 0 && y->nodes > DECL_NODES_MAX) {
-        rc = y_fail(y, ev, "document too large (aliases expand beyond the limit)");
-    }
     if (rc == 0 && anchor != NULL) {
         json_object_set_new(y->anchors, anchor,
-                            json_pack("{s:O,s:I}", "v", v, "n", (json_int_t)(y->nodes - before)));
+                            json_pack("{s:O,s:I}", "v", v, "n", (json_int_t)(y->weight - before)));
     }
 out:
     y->depth--;
@@ -808,6 +850,11 @@ yaml_load(const char *text, size_t len, char *err, size_t errsize)
     json_t *doc = NULL;
 
     memset(&y, 0, sizeof(y));
+    y.limit = len > ST_DECL_EXPAND_MAX / ST_DECL_EXPAND_RATIO ? ST_DECL_EXPAND_MAX
+                                                              : len * ST_DECL_EXPAND_RATIO;
+    if (y.limit < ST_DECL_EXPAND_FLOOR) {
+        y.limit = ST_DECL_EXPAND_FLOOR;
+    }
     if (!yaml_parser_initialize(&y.p)) {
         snprintf(err, errsize, "out of memory");
         return NULL;
@@ -835,8 +882,45 @@ yaml_load(const char *text, size_t len, char *err, size_t errsize)
     return doc;
 }
 
+/* The nesting of v (1 for a scalar), counted no further than max + 1. */
+static int
+json_depth(const json_t *v, int max)
+{
+    int deepest = 0;
+    const char *key;
+    json_t *el;
+    size_t i;
+
+    if (max < 0 || !(json_is_object(v) || json_is_array(v))) {
+        return 1;
+    }
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, el)
+        {
+            int d = json_depth(el, max - 1);
+
+            deepest = d > deepest ? d : deepest;
+            if (deepest > max) {
+                break;
+            }
+        }
+    } else {
+        json_array_foreach(v, i, el)
+        {
+            int d = json_depth(el, max - 1);
+
+            deepest = d > deepest ? d : deepest;
+            if (deepest > max) {
+                break;
+            }
+        }
+    }
+    return deepest + 1;
+}
+
 /* Kong's unserialize: JSON first (when it looks like JSON), then YAML, which reads
- * flow mappings JSON does not. Returns the document or NULL with err set. */
+ * flow mappings JSON does not. Returns the document or NULL with err set. JSON keeps
+ * jansson's (and Kong's cjson's) way with a repeated key: the last one wins. */
 static json_t *
 text_load(const char *text, size_t len, char *err, size_t errsize)
 {
@@ -852,6 +936,12 @@ text_load(const char *text, size_t len, char *err, size_t errsize)
         json_error_t je;
         json_t *doc = json_loadb(text, len, 0, &je);
 
+        if (doc != NULL && json_depth(doc, ST_DECL_DEPTH_MAX) > ST_DECL_DEPTH_MAX) {
+            /* jansson stops at 2048 levels; the YAML reader at ST_DECL_DEPTH_MAX */
+            json_decref(doc);
+            snprintf(err, errsize, "document nested too deeply");
+            return NULL;
+        }
         if (doc != NULL) {
             return doc;
         }
@@ -1276,30 +1366,62 @@ item_key(const struct item *it)
     return name != NULL ? name : json_string_value(json_object_get(it->obj, "id"));
 }
 
+/* The key of an error Kong keys by a name or id (see DECL_NAMED_MARK). */
+static void
+named_key(struct sbuf *b, const char *name)
+{
+    char mark[2] = {DECL_NAMED_MARK, '\0'};
+
+    sb_add(b, mark);
+    sb_add(b, name);
+}
+
+/* s quoted in a message: at most ST_DECL_ECHO_MAX bytes of it (whole UTF-8 characters),
+ * then "...". Longer than any name, so it still says which reference was meant. */
+static void
+sb_echo(struct sbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n <= ST_DECL_ECHO_MAX) {
+        sb_addn(b, s, n);
+        return;
+    }
+    n = ST_DECL_ECHO_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+        n--;
+    }
+    sb_addn(b, s, n);
+    sb_add(b, "...");
+}
+
 /* Kong's errs[entity][name-or-id] list of "invalid reference" messages. */
 static void
 ref_err(struct decl *d, long i, const char *field, const json_t *v, enum st_entity_kind to)
 {
     json_t *l = list_errs(d, i);
-    const char *at = item_key(&d->items[i]);
-    json_t *list = json_object_get(l, at);
+    struct sbuf at = {0};
+    json_t *list;
     char *dump = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     struct sbuf b = {0};
 
+    named_key(&at, item_key(&d->items[i]));
+    list = json_object_get(l, at.p);
     sb_add(&b, "invalid reference '");
     sb_add(&b, field);
     sb_add(&b, ": ");
-    sb_add(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
+    sb_echo(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
     sb_add(&b, "' (no such entry in '");
     sb_add(&b, st_entity_name(to));
     sb_add(&b, "')");
     free(dump);
     if (!json_is_array(list)) {
         list = json_array();
-        json_object_set_new(l, at, list);
+        json_object_set_new(l, at.p, list);
     }
     json_array_append_new(list, json_string(b.p));
     free(b.p);
+    free(at.p);
 }
 
 /* The item of kind k named by key: by name first, then by id (Kong's find_entity). */
@@ -1357,28 +1479,83 @@ resolve_refs(struct decl *d, long i, json_t *const names[ST_ENT__COUNT],
     }
 }
 
-/* Objects whose keys are all 1..n become arrays with nulls (Lua's sequences). */
+/* Adds the messages of a named error (a string or a list of them) to cur, the error
+ * of the same key by position (Kong sends both as one JSON key). */
+static json_t *
+named_merge(json_t *cur, json_t *named)
+{
+    json_t *list = cur;
+    size_t i;
+    json_t *el;
+
+    if (json_is_object(cur)) {
+        list = json_object_get(cur, "@entity");
+        if (!json_is_array(list)) {
+            list = json_array();
+            json_object_set_new(cur, "@entity", list);
+        }
+    } else if (!json_is_array(cur)) {
+        list = json_pack("[O]", cur);
+        json_decref(cur);
+        cur = list;
+    }
+    if (json_is_array(named)) {
+        json_array_foreach(named, i, el)
+        {
+            json_array_append(list, el);
+        }
+    } else {
+        json_array_append(list, named);
+    }
+    json_decref(named);
+    return cur;
+}
+
+/* Objects whose keys are all positions 1..n become arrays with nulls (Lua's
+ * sequences); n is at most the length of the list the errors are about, never a
+ * number read from the document. Named keys lose their mark. */
 static json_t *
 normalise(json_t *v)
 {
     const char *key;
     json_t *el;
+    void *tmp;
+    json_t *named = NULL;
     size_t max = 0;
     bool seq = true;
 
     if (!json_is_object(v)) {
         return v;
     }
-    json_object_foreach(v, key, el)
+    json_object_foreach_safe(v, tmp, key, el)
     {
         size_t i;
 
+        if (key[0] == DECL_NAMED_MARK) {
+            if (named == NULL) {
+                named = json_object();
+            }
+            json_object_set_new(named, key + 1, normalise(json_incref(el)));
+            json_object_del(v, key);
+            continue;
+        }
         json_object_set_new(v, key, normalise(json_incref(el)));
         if (!is_index_key(key, &i)) {
             seq = false;
         } else if (i > max) {
             max = i;
         }
+    }
+    if (named != NULL) {
+        json_object_foreach(named, key, el)
+        {
+            json_t *cur = json_object_get(v, key);
+
+            json_incref(el);
+            json_object_set_new(v, key, cur != NULL ? named_merge(json_incref(cur), el) : el);
+        }
+        json_decref(named);
+        return v;
     }
     if (seq && json_object_size(v) > 0) {
         json_t *arr = json_array();
@@ -1439,8 +1616,12 @@ refs_check(struct decl *d)
             const char *dg = json_string_value(json_object_get(it->obj, "cert_digest"));
 
             if (dg != NULL && json_object_get(digests, dg) != NULL) {
+                struct sbuf at = {0};
+
+                named_key(&at, id);
                 uniq_msg(msg, sizeof(msg), it->k, "cert_digest", dg);
-                json_object_set_new(list_errs(d, (long)i), id, json_string(msg));
+                json_object_set_new(list_errs(d, (long)i), at.p, json_string(msg));
+                free(at.p);
             } else if (dg != NULL) {
                 json_object_set_new(digests, dg, json_true());
             }
@@ -1455,6 +1636,109 @@ refs_check(struct decl *d)
     }
     json_decref(digests);
     return d->errs;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the size of an error                                                       */
+
+static bool
+is_blank(const json_t *v)
+{
+    size_t i;
+    json_t *el;
+
+    if (json_is_object(v)) {
+        return json_object_size(v) == 0;
+    }
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, el)
+        {
+            if (!json_is_null(el)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    return json_is_null(v);
+}
+
+/* Keeps the first *keep messages of v (objects in key order, arrays in position order)
+ * and drops the others, with the lists and records they leave empty. What is dropped is
+ * always the end of each list, so no position moves. Returns how many messages v held. */
+static size_t
+prune(json_t *v, size_t *keep)
+{
+    size_t n = 0;
+
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *el = json_array_get(v, i);
+
+            if (json_is_object(el) || json_is_array(el)) {
+                n += prune(el, keep);
+                if (is_blank(el)) {
+                    json_array_set_new(v, i, json_null());
+                }
+            } else if (!json_is_null(el)) {
+                n++;
+                if (*keep == 0) {
+                    json_array_set_new(v, i, json_null());
+                } else {
+                    (*keep)--;
+                }
+            }
+        }
+        while (json_array_size(v) > 0 && json_is_null(json_array_get(v, json_array_size(v) - 1))) {
+            json_array_remove(v, json_array_size(v) - 1);
+        }
+    } else if (json_is_object(v)) {
+        size_t cnt = 0;
+        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
+        const char *key;
+        json_t *el;
+
+        json_object_foreach(v, key, el)
+        {
+            keys[cnt++] = key;
+        }
+        qsort(keys, cnt, sizeof(*keys), cmp_cstr);
+        for (size_t i = 0; i < cnt; i++) {
+            bool drop;
+
+            el = json_object_get(v, keys[i]);
+            if (json_is_object(el) || json_is_array(el)) {
+                n += prune(el, keep);
+                drop = is_blank(el);
+            } else if (json_is_null(el)) {
+                drop = true;
+            } else {
+                n++;
+                drop = *keep == 0;
+                *keep -= drop ? 0 : 1;
+            }
+            if (drop) {
+                json_object_del(v, keys[i]); /* frees keys[i], which is not read again */
+            }
+        }
+        free(keys);
+    }
+    return n;
+}
+
+/* Bounds an error's `fields` to ST_DECL_ERRORS_MAX messages (Kong reports every one: a
+ * document of many broken entities would answer with a body many times its size). */
+static void
+errors_bound(json_t *fields)
+{
+    size_t keep = ST_DECL_ERRORS_MAX;
+    size_t n = prune(fields, &keep);
+    char msg[128];
+
+    if (n > ST_DECL_ERRORS_MAX) {
+        st_snprintf(msg, sizeof(msg), "only the first %d of %zu errors are shown",
+                    ST_DECL_ERRORS_MAX, n);
+        json_object_set_new(fields, "@truncated", json_string(msg));
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1563,13 +1847,45 @@ is_string_list(const json_t *v)
     return true;
 }
 
-static void fl_list(json_t *out, enum st_entity_kind k, json_t *items, json_t *errs, bool desc);
+/* Kong's flattened list being built, and how many more bytes of entity copies it may
+ * take (ST_DECL_FLAT_ENTITY_BYTES). */
+struct flat {
+    json_t *out;
+    size_t budget;
+};
+
+static void fl_list(struct flat *f, enum st_entity_kind k, json_t *items, json_t *errs, bool desc);
+
+/* The entity an entry of flattened_errors shows: a copy while the budget lasts, then
+ * only its id and name (the entry names it too). */
+static json_t *
+fl_copy(struct flat *f, json_t *entity)
+{
+    size_t n = json_dumpb(entity, NULL, 0, JSON_COMPACT);
+    json_t *stub;
+    const char *keys[] = {"id", "name"};
+
+    if (n <= f->budget) {
+        f->budget -= n;
+        return json_incref(entity);
+    }
+    f->budget = 0;
+    stub = json_object();
+    for (size_t i = 0; i < ST_ARRAY_SIZE(keys); i++) {
+        json_t *v = json_object_get(entity, keys[i]);
+
+        if (json_is_string(v) && json_string_length(v) <= ST_DECL_ECHO_MAX) {
+            json_object_set(stub, keys[i], v);
+        }
+    }
+    return stub;
+}
 
 /* Kong's add_entity_errors: hoists the errors of nested and referenced entities into
  * entries of their own, then one entry for what is left. entity and err are ours to
  * change. */
 static void
-fl_entity(json_t *out, enum st_entity_kind k, json_t *entity, json_t *err)
+fl_entity(struct flat *f, enum st_entity_kind k, json_t *entity, json_t *err)
 {
     const struct fkey *fk = fkey_of(k);
     json_t *wrapped = NULL;
@@ -1601,7 +1917,7 @@ fl_entity(json_t *out, enum st_entity_kind k, json_t *entity, json_t *err)
             } else {
                 json_object_del(entity, fk->field);
             }
-            fl_entity(out, fk->ref, fv, fe);
+            fl_entity(f, fk->ref, fv, fe);
             json_decref(fv);
             json_decref(fe);
         }
@@ -1631,7 +1947,7 @@ fl_entity(json_t *out, enum st_entity_kind k, json_t *entity, json_t *err)
         if (json_is_object(ce) || json_is_array(ce)) {
             json_incref(ce);
             json_object_del(err, nt->key);
-            fl_list(out, nt->child, cv, ce, false);
+            fl_list(f, nt->child, cv, ce, false);
             json_decref(ce);
         }
         json_decref(cv);
@@ -1656,9 +1972,9 @@ fl_entity(json_t *out, enum st_entity_kind k, json_t *entity, json_t *err)
             if (is_string_list(v)) {
                 json_object_set(entry, "entity_tags", (json_t *)v);
             }
-            json_object_set(entry, "entity", entity);
+            json_object_set_new(entry, "entity", fl_copy(f, entity));
             json_object_set_new(entry, "errors", errors);
-            json_array_append_new(out, entry);
+            json_array_append_new(f->out, entry);
         } else {
             json_decref(errors);
         }
@@ -1674,7 +1990,7 @@ fl_item(json_t *items, const char *key)
     size_t i;
     json_t *el;
 
-    if (is_index_key(key, &i)) {
+    if (is_index_key(key, &i) && i <= json_array_size(items)) {
         return json_array_get(items, i - 1);
     }
     json_array_foreach(items, i, el)
@@ -1692,7 +2008,7 @@ fl_item(json_t *items, const char *key)
 /* The errors of a list (an array, or an object keyed by index or name), each given to
  * the record it belongs to; top-level lists go from the last (Kong's drain). */
 static void
-fl_list(json_t *out, enum st_entity_kind k, json_t *items, json_t *errs, bool desc)
+fl_list(struct flat *f, enum st_entity_kind k, json_t *items, json_t *errs, bool desc)
 {
     if (json_is_array(errs)) {
         size_t n = json_array_size(errs);
@@ -1703,7 +2019,7 @@ fl_list(json_t *out, enum st_entity_kind k, json_t *items, json_t *errs, bool de
             json_t *item = json_array_get(items, i);
 
             if (!json_is_null(e) && json_is_object(item)) {
-                fl_entity(out, k, item, e);
+                fl_entity(f, k, item, e);
             }
         }
     } else if (json_is_object(errs)) {
@@ -1721,7 +2037,7 @@ fl_list(json_t *out, enum st_entity_kind k, json_t *items, json_t *errs, bool de
             json_t *item = fl_item(items, keys[j]);
 
             if (json_is_object(item)) {
-                fl_entity(out, k, item, json_object_get(errs, keys[j]));
+                fl_entity(f, k, item, json_object_get(errs, keys[j]));
             }
         }
         free(keys);
@@ -1733,7 +2049,7 @@ fl_list(json_t *out, enum st_entity_kind k, json_t *items, json_t *errs, bool de
 static json_t *
 flatten(const json_t *doc, const json_t *fields)
 {
-    json_t *out = json_array();
+    struct flat f = {json_array(), ST_DECL_FLAT_ENTITY_BYTES};
     json_t *input = json_deep_copy(doc);
     json_t *errs = json_deep_copy(fields);
     size_t n = 0;
@@ -1752,13 +2068,13 @@ flatten(const json_t *doc, const json_t *fields)
         int k = kind_of(keys[i]);
 
         if ((json_is_object(sec) || json_is_array(sec)) && json_is_array(items) && k >= 0) {
-            fl_list(out, (enum st_entity_kind)k, items, sec, true);
+            fl_list(&f, (enum st_entity_kind)k, items, sec, true);
         }
     }
     free(keys);
     json_decref(errs);
     json_decref(input);
-    return out;
+    return f.out;
 }
 
 void
@@ -1837,7 +2153,10 @@ st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
         fields = normalise(json_incref(refs_check(&d)));
     }
     if (json_object_size(fields) > 0) {
-        json_t *flat = flatten(doc, fields);
+        json_t *flat;
+
+        errors_bound(fields);
+        flat = flatten(doc, fields);
 
         *error = error_body(fields, flat);
         rc = -ST_ESCHEMA;

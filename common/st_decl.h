@@ -12,6 +12,26 @@
 
 #include "st_entity.h"
 
+/* Limits of a parse (issue 14): what a document may build and what its error may hold,
+ * so that a small request never grows into a large allocation.
+ * - ST_DECL_DEPTH_MAX: nesting of the text, YAML and JSON alike.
+ * - A YAML document builds at most max(ST_DECL_EXPAND_FLOOR, ST_DECL_EXPAND_RATIO x its
+ *   length) and never more than ST_DECL_EXPAND_MAX, counted as the bytes of every scalar
+ *   and key plus 16 a node, with each alias counted as a full copy of what it names
+ *   (a document without aliases builds at most about 11 times its length).
+ * - An error body holds at most ST_DECL_ERRORS_MAX messages (the first ones, collections
+ *   and keys in order; then fields["@truncated"] says how many there were), a reference
+ *   is quoted in a message up to ST_DECL_ECHO_MAX bytes, and flattened_errors copies the
+ *   entities in error up to ST_DECL_FLAT_ENTITY_BYTES in all (then only their id and
+ *   name). */
+#define ST_DECL_DEPTH_MAX         64
+#define ST_DECL_EXPAND_RATIO      16
+#define ST_DECL_EXPAND_FLOOR      (1u << 20)
+#define ST_DECL_EXPAND_MAX        (256u << 20)
+#define ST_DECL_ERRORS_MAX        1000
+#define ST_DECL_ECHO_MAX          256
+#define ST_DECL_FLAT_ENTITY_BYTES (4u << 20)
+
 /* Asks the caller whether an entity of kind k with endpoint key `name` (services,
  * routes and snis: name) already exists; if so fills id and *created_at_ms and
  * returns 0, else returns -1. Lets a re-posted file without ids keep its ids. */

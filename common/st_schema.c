@@ -223,6 +223,18 @@ check_str(const json_t *v)
     return NULL;
 }
 
+/* check_str and at most max bytes (Kong's len_max message). */
+static json_t *
+check_str_max(const json_t *v, size_t max)
+{
+    json_t *e = check_str(v);
+
+    if (e == NULL && json_string_length(v) > max) {
+        e = errf("length must be at most %zu", max);
+    }
+    return e;
+}
+
 bool
 st_schema_is_uuid(const char *s)
 {
@@ -298,7 +310,7 @@ is_alnum(unsigned char c)
 static json_t *
 check_name_ascii(json_t *obj, const char *key, json_t *v)
 {
-    json_t *e = check_str(v);
+    json_t *e = check_str_max(v, ST_SCHEMA_NAME_MAX);
     const unsigned char *s;
 
     (void)obj;
@@ -321,7 +333,7 @@ check_name_ascii(json_t *obj, const char *key, json_t *v)
 static json_t *
 check_name_utf8(json_t *obj, const char *key, json_t *v)
 {
-    json_t *e = check_str(v);
+    json_t *e = check_str_max(v, ST_SCHEMA_NAME_MAX);
     const unsigned char *s;
     size_t bad;
 
@@ -738,7 +750,7 @@ check_protocols(json_t *obj, const char *key, json_t *v)
 static json_t *
 check_tag(const json_t *v)
 {
-    json_t *e = check_str(v);
+    json_t *e = check_str_max(v, ST_SCHEMA_TAG_MAX);
     const unsigned char *s;
     size_t bad;
 
@@ -789,6 +801,9 @@ check_string_set(json_t *obj, const char *key, json_t *v, json_t *(*elem)(const 
 static json_t *
 check_tags(json_t *obj, const char *key, json_t *v)
 {
+    if (json_is_array(v) && json_array_size(v) > ST_SCHEMA_TAGS_MAX) {
+        return errf("length must be at most %d", ST_SCHEMA_TAGS_MAX);
+    }
     return check_string_set(obj, key, v, check_tag);
 }
 
@@ -986,9 +1001,11 @@ check_key(json_t *obj, const char *key, json_t *v)
 static json_t *
 check_sni_name(json_t *obj, const char *key, json_t *v)
 {
+    json_t *e = check_str_max(v, ST_SCHEMA_NAME_MAX);
+
     (void)obj;
     (void)key;
-    return check_sni(v);
+    return e != NULL ? e : check_sni(v);
 }
 
 /* ca_certificates.cert_digest: a string; validation recomputes it from cert. */
@@ -1526,6 +1543,21 @@ st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields_out)
     return st_schema_validate_ex(k, obj, 0, fields_out);
 }
 
+/* An entity as the CP stores it (compact JSON) is at most ST_SCHEMA_ENTITY_MAX bytes, so
+ * that one write cannot fill the snapshot every DP must take (issue 14). */
+static void
+entity_size_check(const json_t *obj, json_t *fields)
+{
+    size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    char msg[128];
+
+    if (n > ST_SCHEMA_ENTITY_MAX) {
+        st_snprintf(msg, sizeof(msg), "entity too large: %zu bytes stored, at most %u", n,
+                    ST_SCHEMA_ENTITY_MAX);
+        entity_err(fields, msg);
+    }
+}
+
 int
 st_schema_validate_ex(enum st_entity_kind k, json_t *obj, unsigned flags, json_t **fields_out)
 {
@@ -1585,6 +1617,7 @@ st_schema_validate_ex(enum st_entity_kind k, json_t *obj, unsigned flags, json_t
     default:
         break;
     }
+    entity_size_check(obj, fields);
     if (json_object_size(fields) > 0) {
         goto fail;
     }

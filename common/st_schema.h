@@ -13,6 +13,16 @@
 
 #include "st_entity.h"
 
+/* Limits Kong does not have (issue 14): every accepted write must stay sendable to the
+ * data planes, and the DP checks them again on every snapshot. A name (services,
+ * routes, snis) and a tag are at most 256 bytes ("length must be at most 256"), an
+ * entity has at most 64 tags ("length must be at most 64"), and an entity as stored
+ * (compact JSON, defaults filled) is at most 1 MiB (an "@entity" error naming its size). */
+#define ST_SCHEMA_NAME_MAX   256
+#define ST_SCHEMA_TAG_MAX    256
+#define ST_SCHEMA_TAGS_MAX   64
+#define ST_SCHEMA_ENTITY_MAX (1u << 20)
+
 /* Normalises obj in place for storing: expands the `url` shorthand of services into
  * protocol/host/port/path (and removes `url`), fills defaults for missing fields
  * (Kong's: services protocol tcp... port 80, timeouts 60000, retries 5, enabled true;

@@ -429,6 +429,72 @@ encode_config(struct build *b, size_t *len)
     return buf;
 }
 
+/* Bytes of a protobuf varint holding v. */
+static size_t
+varint_size(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t
+st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj)
+{
+    struct arena a = {0};
+    struct ent e = {.id = obj_id(obj), .o = obj};
+    size_t n = 0;
+
+    if (e.id == NULL) {
+        e.id = "";
+    }
+    switch (k) {
+    case ST_ENT_SERVICE: {
+        Strait__V1__Service m;
+
+        build_service(&a, &m, &e);
+        n = strait__v1__service__get_packed_size(&m);
+        break;
+    }
+    case ST_ENT_ROUTE: {
+        Strait__V1__Route m;
+
+        build_route(&a, &m, &e);
+        n = strait__v1__route__get_packed_size(&m);
+        break;
+    }
+    case ST_ENT_CERTIFICATE: {
+        Strait__V1__Certificate m;
+
+        build_certificate(&a, &m, &e);
+        n = strait__v1__certificate__get_packed_size(&m);
+        break;
+    }
+    case ST_ENT_SNI: {
+        Strait__V1__Sni m;
+
+        build_sni(&a, &m, &e);
+        n = strait__v1__sni__get_packed_size(&m);
+        break;
+    }
+    case ST_ENT_CA_CERTIFICATE: {
+        Strait__V1__CaCertificate m;
+
+        build_ca_certificate(&a, &m, &e);
+        n = strait__v1__ca_certificate__get_packed_size(&m);
+        break;
+    }
+    default:
+        break;
+    }
+    arena_fini(&a);
+    return 1 + varint_size(n) + n; /* Config's field tag (1 to 5), length, message */
+}
+
 int
 st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint8_t **out,
                   size_t *outlen, char hash[65], struct st_err *err)

@@ -19,6 +19,15 @@ struct st_err;
 int st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint8_t **out,
                       size_t *outlen, char hash[65], struct st_err *err);
 
+/* The bytes an entity of kind k adds to an encoded snapshot (its message in Config, with
+ * the field's tag and length), as st_snapshot_build encodes it. An encoded snapshot is
+ * the sum of its entities' sizes plus at most ST_SNAPSHOT_ENVELOPE_MAX bytes (version,
+ * hash, created_at, Config's tag and length), so the CP knows what a write does to the
+ * snapshot's size without encoding it (issue 14). */
+size_t st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj);
+
+#define ST_SNAPSHOT_ENVELOPE_MAX 96
+
 /* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
 struct st_snapshot {
     uint64_t version;

@@ -2,6 +2,10 @@
  * (kong/api/routes/config.lua), on a node with a database. POST replaces the whole
  * configuration in one store transaction (cp_decl_load.c); GET exports it as YAML.
  *
+ * The document is parsed before the store's write lock is taken (cp_decl_load), and a
+ * document whose snapshot would be beyond cluster_max_payload is refused with Kong's 413
+ * for a configuration that does not fit (issue 14).
+ *
  * POST takes, as Kong does: the document as the raw body (application/json with a
  * `_format_version`, or application/yaml / text/yaml, accepted here only), or a
  * `config` field holding the document text (JSON, form-urlencoded, multipart); a body
@@ -191,6 +195,11 @@ reply_load_error(struct cp_response *rs, int rc, struct cp_decl_result *r, bool 
         cp_admin__reply(rs, 400, e);
         return;
     }
+    if (rc == -ST_ETOOBIG) {
+        /* Kong's 413 for a configuration that does not fit where it goes (its LMDB) */
+        cp_admin__reply_msg(rs, 413, r->err.msg);
+        return;
+    }
     /* a store constraint the parse could not see (Kong's DAO errors), or the database */
     cp_admin__reply_err(rs, r->kind, rc, &r->err, NULL);
 }
@@ -232,6 +241,8 @@ remember(struct cp_ctx *cx, const char *sha, int rc_before, uint64_t before, int
 static void
 post_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs)
 {
+    const struct cp_decl_limits lim = {.snap = cx->snap,
+                                       .max_payload = cx->conf.cluster_max_payload};
     struct cp_decl_result r;
     struct config_in in;
     struct cp_store *st;
@@ -253,7 +264,7 @@ post_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
         return;
     }
     rc_before = cp_store_version(st, &before);
-    rc = cp_decl_load(st, in.text, in.len, CP_DECL_REPLACE, &r);
+    rc = cp_decl_load(st, in.text, in.len, CP_DECL_REPLACE, &lim, &r);
     if (rc == 0) {
         int rc_after = cp_store_version(st, &after);
 

@@ -379,10 +379,32 @@ out:
     return 0;
 }
 
+/* Inside the write's transaction: refuses (Kong's schema-violation body, an "@entity"
+ * error naming both sizes) a write after which the snapshot would be beyond
+ * cluster_max_payload, which no DP would take (issue 14). */
+static int
+check_fits(struct cp_ctx *cx, struct cp_store *st, struct cp_snapshot_fit *fit, json_t **fields,
+           struct st_err *err)
+{
+    int rc;
+
+    if (cx->snap == NULL) {
+        fit->wrote = false;
+        return 0;
+    }
+    rc = cp_snapshot_fit(cx->snap, st, cx->conf.cluster_max_payload, fit, err);
+    if (rc == -ST_ETOOBIG) {
+        *fields = json_pack("{s:[s]}", "@entity", err->msg);
+        return -ST_ESCHEMA;
+    }
+    return rc;
+}
+
 static void
 write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
 {
     struct cp_store *st;
+    struct cp_snapshot_fit fit = {0};
     struct st_err err = {0};
     json_t *fields = NULL;
     json_t *o = NULL;
@@ -394,9 +416,15 @@ write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
     if (rc == 0) {
         rc = store_one(st, w, &o, &fields, &err);
         if (rc == 0) {
+            rc = check_fits(cx, st, &fit, &fields, &err);
+        }
+        if (rc == 0) {
             rc = cp_store_commit(st);
         } else {
             cp_store_rollback(st);
+        }
+        if (rc == 0 && cx->snap != NULL) {
+            cp_snapshot_fit_commit(cx->snap, &fit);
         }
     }
     cp_store_pool_put(cx->pool, st);

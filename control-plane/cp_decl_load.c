@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_snapshot.h"
 #include "cp_store.h"
 #include "st_decl.h"
+#include "st_snapshot.h"
 #include "st_util.h"
 
 /* Foreign keys point backwards in this order, so inserting in it never dangles. */
@@ -17,26 +19,119 @@ static const enum st_entity_kind write_order[] = {
     ST_ENT_CA_CERTIFICATE, ST_ENT_CERTIFICATE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_ROUTE,
 };
 
-/* st_decl_lookup_fn over the store, inside the load's transaction. */
+/* A name the parse asked the store about, and the answer. */
+struct seen {
+    enum st_entity_kind k;
+    char *name;
+    bool found;
+    char id[37];
+    int64_t created_at_ms;
+};
+
+/* The names a parse looked up (before the write lock: replayed under it when another
+ * write committed meanwhile). */
+struct lookups {
+    struct cp_store *st;
+    struct seen *v;
+    size_t n;
+    size_t cap;
+    int rc; /* the first store error (not "not found"), 0 if none */
+};
+
+/* The stored entity of kind k named name: 1 and id/created_at set, 0 when there is
+ * none, or a store error. */
 static int
-lookup(void *arg, enum st_entity_kind k, const char *name, char id[37], int64_t *created_at_ms)
+store_find(struct cp_store *st, enum st_entity_kind k, const char *name, char id[37],
+           int64_t *created_at_ms)
 {
-    struct cp_store *st = arg;
     json_t *o = NULL;
     const char *v;
-    int rc = -1;
+    int rc = cp_store_get(st, k, name, &o);
 
-    if (cp_store_get(st, k, name, &o) < 0) {
-        return -1;
+    if (rc == -ST_ENOTFOUND) {
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
     }
     v = json_string_value(json_object_get(o, "id"));
+    rc = 0;
     if (v != NULL && strlen(v) == 36) {
         memcpy(id, v, 37);
         *created_at_ms = json_integer_value(json_object_get(o, "created_at"));
-        rc = 0;
+        rc = 1;
     }
     json_decref(o);
     return rc;
+}
+
+/* st_decl_lookup_fn over the store, recording every answer. */
+static int
+lookup(void *arg, enum st_entity_kind k, const char *name, char id[37], int64_t *created_at_ms)
+{
+    struct lookups *l = arg;
+    struct seen *s;
+    int rc = store_find(l->st, k, name, id, created_at_ms);
+
+    if (rc < 0) {
+        l->rc = l->rc < 0 ? l->rc : rc;
+        return -1;
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap > 0 ? l->cap * 2 : 64;
+        l->v = st_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    s = &l->v[l->n++];
+    memset(s, 0, sizeof(*s));
+    s->k = k;
+    s->name = st_xstrdup(name);
+    s->found = rc == 1;
+    if (s->found) {
+        memcpy(s->id, id, 37);
+        s->created_at_ms = *created_at_ms;
+    }
+    return s->found ? 0 : -1;
+}
+
+/* Whether every answer the parse got is still the store's. Returns 1, 0, or a store
+ * error. */
+static int
+lookups_hold(struct lookups *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const struct seen *s = &l->v[i];
+        char id[37] = "";
+        int64_t created = 0;
+        int rc = store_find(l->st, s->k, s->name, id, &created);
+
+        if (rc < 0) {
+            return rc;
+        }
+        if ((rc == 1) != s->found ||
+            (s->found && (strcmp(id, s->id) != 0 || created != s->created_at_ms))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+lookups_reset(struct lookups *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].name);
+    }
+    l->n = 0;
+    l->rc = 0;
+}
+
+static void
+lookups_fini(struct lookups *l)
+{
+    lookups_reset(l);
+    free(l->v);
+    l->v = NULL;
+    l->cap = 0;
 }
 
 /* Kong's upsert by primary key. An entity whose created_at is the load's default (the
@@ -90,23 +185,58 @@ write_all(struct cp_store *st, enum cp_decl_mode mode, int64_t now, struct cp_de
     return rc;
 }
 
-int
-cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode mode,
-             struct cp_decl_result *r)
+static void
+lists_drop(struct cp_decl_result *r)
 {
-    struct st_decl_opts o = {.lookup = lookup, .lookup_arg = st};
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(r->lists[k]);
+        r->lists[k] = NULL;
+    }
+}
+
+/* POST /config replaces everything: the snapshot after it is the document's, whatever
+ * is stored, so a document that would not fit is refused before the lock. */
+static int
+replace_fits(const struct cp_decl_limits *lim, struct cp_decl_result *r)
+{
+    size_t size = ST_SNAPSHOT_ENVELOPE_MAX + CP_SNAPSHOT_SEND_SLACK;
+    size_t i;
+    json_t *o;
+
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_array_foreach(r->lists[k], i, o)
+        {
+            size += st_snapshot_entity_size((enum st_entity_kind)k, o);
+        }
+    }
+    if ((int64_t)size <= lim->max_payload) {
+        return 0;
+    }
+    return st_err_set(&r->err, -ST_ETOOBIG, NULL,
+                      "the configuration would be sent to data planes as %zu bytes, beyond "
+                      "cluster_max_payload (%lld bytes): raise cluster_max_payload on the "
+                      "control plane and every data plane",
+                      size, (long long)lim->max_payload);
+}
+
+/* The parse (no transaction open unless `locked`). */
+static int
+parse(const char *text, size_t len, struct lookups *l, int64_t now, struct cp_decl_result *r)
+{
+    struct st_decl_opts o = {.lookup = lookup, .lookup_arg = l, .now_ms = now};
     int rc;
 
-    memset(r, 0, sizeof(*r));
-    /* whole seconds, as the admin API writes them: an export re-imported hashes the same */
-    o.now_ms = st_time_ms() / 1000 * 1000;
-    rc = cp_store_begin(st, true);
-    if (rc < 0) {
-        return rc;
-    }
+    lookups_reset(l);
+    lists_drop(r);
+    json_decref(r->error);
+    r->error = NULL;
     rc = st_decl_parse(text, len, &o, r->lists, &r->error);
+    if (rc == 0 && l->rc < 0) {
+        /* an id the store could not be asked for would be a new one: not a load */
+        lists_drop(r);
+        return l->rc;
+    }
     if (rc < 0) {
-        cp_store_rollback(st);
         if (r->error == NULL) {
             r->error =
                 json_pack("{s:i,s:s,s:s}", "code", 14, "name", "invalid declarative configuration",
@@ -114,17 +244,104 @@ cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mod
         }
         return -ST_ESCHEMA;
     }
-    rc = write_all(st, mode, o.now_ms, r);
-    if (rc == 0) {
-        rc = cp_store_commit(st);
-    } else {
-        cp_store_rollback(st);
+    return 0;
+}
+
+/* Under the write lock, after the parse: whether what the parse read (at version
+ * `seen`) still holds. Returns 1, 0 (parse again) or a store error. */
+static int
+still_valid(struct cp_store *st, struct lookups *l, uint64_t seen)
+{
+    uint64_t now = 0;
+    int rc = cp_store_version(st, &now);
+
+    if (rc < 0) {
+        return rc;
+    }
+    return now == seen ? 1 : lookups_hold(l);
+}
+
+/* The writes and the commit, inside the transaction. */
+static int
+write_commit(struct cp_store *st, enum cp_decl_mode mode, int64_t now,
+             const struct cp_decl_limits *lim, struct cp_decl_result *r)
+{
+    struct cp_snapshot_fit fit = {0};
+    int rc = write_all(st, mode, now, r);
+
+    if (rc == 0 && lim != NULL && lim->snap != NULL) {
+        rc = cp_snapshot_fit(lim->snap, st, lim->max_payload, &fit, &r->err);
     }
     if (rc < 0) {
-        for (int k = 0; k < ST_ENT__COUNT; k++) {
-            json_decref(r->lists[k]);
-            r->lists[k] = NULL;
+        cp_store_rollback(st);
+        return rc;
+    }
+    rc = cp_store_commit(st);
+    if (rc == 0 && lim != NULL && lim->snap != NULL) {
+        cp_snapshot_fit_commit(lim->snap, &fit);
+    }
+    return rc;
+}
+
+/* One parse and write: the parse before the lock, unless `locked` (then under it).
+ * Returns 0, a negative code (nothing changed), or 1 when another write changed what the
+ * parse read (nothing changed: parse again). */
+static int
+load_once(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode mode,
+          const struct cp_decl_limits *lim, bool locked, struct lookups *l, int64_t now,
+          struct cp_decl_result *r)
+{
+    uint64_t seen = 0;
+    int rc = locked ? cp_store_begin(st, true) : cp_store_version(st, &seen);
+
+    if (rc < 0) {
+        return rc;
+    }
+    rc = parse(text, len, l, now, r);
+    if (rc == 0 && mode == CP_DECL_REPLACE && lim != NULL) {
+        rc = replace_fits(lim, r);
+    }
+    if (rc == 0 && !locked) {
+        rc = cp_store_begin(st, true);
+        if (rc < 0) {
+            return rc;
         }
+        locked = true;
+        rc = still_valid(st, l, seen);
+        if (rc == 0) {
+            cp_store_rollback(st);
+            return 1;
+        }
+        rc = rc > 0 ? 0 : rc;
+    }
+    if (rc < 0) {
+        if (locked) {
+            cp_store_rollback(st);
+        }
+        return rc;
+    }
+    return write_commit(st, mode, now, lim, r);
+}
+
+int
+cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode mode,
+             const struct cp_decl_limits *lim, struct cp_decl_result *r)
+{
+    struct lookups l = {.st = st};
+    /* whole seconds, as the admin API writes them: an export re-imported hashes the same */
+    int64_t now = st_time_ms() / 1000 * 1000;
+    int attempt = 1;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    do {
+        /* the last attempt, when writes kept changing the names this document uses,
+         * parses under the lock */
+        rc = load_once(st, text, len, mode, lim, attempt == CP_DECL_ATTEMPTS, &l, now, r);
+    } while (rc == 1 && ++attempt <= CP_DECL_ATTEMPTS);
+    lookups_fini(&l);
+    if (rc < 0) {
+        lists_drop(r);
     }
     return rc;
 }

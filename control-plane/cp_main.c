@@ -412,15 +412,37 @@ config_parse(const char *text, size_t len)
     return 0;
 }
 
+/* Imports with the size check of every write (issue 14): the snapshot of what is stored,
+ * built once through a handle of its own, tells what the import would make of it. */
 static int
-config_import(struct cp_store *st, const char *text, size_t len)
+config_import(const struct st_conf *conf, struct cp_store *st, const char *text, size_t len)
 {
+    struct cp_decl_limits lim = {.max_payload = conf->cluster_max_payload};
+    struct cp_store *snap_store = NULL;
     struct cp_decl_result r;
+    struct st_err err = {0};
+    enum st_log_level level = ST_LOG_DEBUG;
     char msg[768];
-    int rc = cp_decl_load(st, text, len, CP_DECL_UPSERT, &r);
+    int rc = cp_store_open(conf, &snap_store, &err);
 
+    while (level > ST_LOG_EMERG && !st_log_enabled(level)) {
+        level--;
+    }
+    if (rc == 0) {
+        st_log_set_level(ST_LOG_WARN); /* not the notice of a snapshot no DP will get */
+        rc = cp_snapshot_new(snap_store, &lim.snap, &err); /* takes snap_store */
+        st_log_set_level(level);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "strait: %s\n", err.msg[0] != '\0' ? err.msg : st_strerror(rc));
+        return EXIT_FAILURE;
+    }
+    rc = cp_decl_load(st, text, len, CP_DECL_UPSERT, &lim, &r);
+    cp_snapshot_free(lim.snap);
     if (rc == -ST_ESCHEMA) {
         print_decl_error("Failed parsing", r.error);
+    } else if (rc == -ST_ETOOBIG) {
+        fprintf(stderr, "strait: Failed importing:\n%s\n", r.err.msg);
     } else if (rc < 0) {
         cp_decl_store_msg(r.kind, rc, &r.err, msg, sizeof(msg));
         fprintf(stderr, "strait: Failed importing:\n%s\n", msg);
@@ -503,7 +525,7 @@ cmd_config(const struct cp_args *a)
         rc = fail(rc, &err);
         goto out;
     }
-    rc = import ? config_import(st, text, len) : config_export(st, a->file);
+    rc = import ? config_import(&conf, st, text, len) : config_export(st, a->file);
 out:
     cp_store_close(st);
     free(text);

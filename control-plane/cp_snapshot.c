@@ -34,6 +34,10 @@ struct cp_snapshot {
     int64_t read_ms, build_ms;    /* of the last build (for its log line), under build_mu */
     size_t parsed;                /* rows the last read parsed (the others were cached) */
     struct cp_store_cache *cache; /* the last read's entities (build_mu) */
+    /* the encoded size at the store's version known_version (under mu): the last build's,
+     * or an upper bound a write of this CP left (cp_snapshot_fit_commit) */
+    uint64_t known_version;
+    size_t known_len;
 };
 
 void
@@ -112,6 +116,17 @@ log_built(const struct cp_snapshot *sn, const struct cp_snapshot_blob *b)
            (long long)sn->build_ms);
 }
 
+/* A size for a version (under mu): the newest version wins, and a build's exact size
+ * replaces a write's estimate of the same version. */
+static void
+known_set(struct cp_snapshot *sn, uint64_t version, size_t len)
+{
+    if (version >= sn->known_version) {
+        sn->known_version = version;
+        sn->known_len = len;
+    }
+}
+
 static void
 publish(struct cp_snapshot *sn, struct cp_snapshot_blob *b)
 {
@@ -120,6 +135,7 @@ publish(struct cp_snapshot *sn, struct cp_snapshot_blob *b)
     pthread_mutex_lock(&sn->mu);
     old = sn->cur;
     sn->cur = b;
+    known_set(sn, b->version, b->len);
     pthread_mutex_unlock(&sn->mu);
     log_built(sn, b);
     cp_snapshot_blob_unref(old);
@@ -198,8 +214,113 @@ cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err 
         return rc;
     }
     log_built(sn, sn->cur);
+    known_set(sn, sn->cur->version, sn->cur->len);
     *out = sn;
     return 0;
+}
+
+/* The encoded size at version, if known (the last build's or a write's). */
+static bool
+known_get(struct cp_snapshot *sn, uint64_t version, size_t *len)
+{
+    bool ok;
+
+    pthread_mutex_lock(&sn->mu);
+    ok = sn->known_version == version;
+    *len = sn->known_len;
+    pthread_mutex_unlock(&sn->mu);
+    return ok;
+}
+
+static size_t
+varint_size(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* What a snapshot of `base` bytes at version `version` becomes when its entities change by
+ * `growth` bytes (an upper bound): besides the entities, Config's length and the version
+ * are varints that may take a byte more. Config's length is within
+ * ST_SNAPSHOT_ENVELOPE_MAX of the whole. */
+static size_t
+size_after(size_t base, int64_t growth, uint64_t version)
+{
+    int64_t after = (int64_t)base + growth;
+    size_t lo = base > ST_SNAPSHOT_ENVELOPE_MAX ? base - ST_SNAPSHOT_ENVELOPE_MAX : 0;
+    size_t extra;
+
+    if (after < 0) {
+        after = 0;
+    }
+    extra = varint_size((uint64_t)after) - varint_size(lo < (size_t)after ? lo : (size_t)after);
+    return (size_t)after + extra + varint_size(version + 1) - varint_size(version);
+}
+
+int
+cp_snapshot_fit(struct cp_snapshot *sn, struct cp_store *st, int64_t max, struct cp_snapshot_fit *f,
+                struct st_err *err)
+{
+    struct cp_store_growth g;
+    size_t base = 0;
+    int rc;
+
+    memset(f, 0, sizeof(*f));
+    cp_store_growth(st, &g);
+    rc = cp_store_version(st, &f->version);
+    if (rc < 0) {
+        return st_err_set(err, rc, NULL, "cannot read the config version");
+    }
+    if (g.cleared) {
+        base = ST_SNAPSHOT_ENVELOPE_MAX;
+    } else if (!known_get(sn, f->version, &base)) {
+        /* another CP or db_import wrote since: build what is committed (the caller holds
+         * the write lock, so it is the version the transaction started from) */
+        rc = cp_snapshot_refresh(sn);
+        if (rc == 0 && !known_get(sn, f->version, &base)) {
+            rc = -ST_EDB;
+            st_log(ST_LOG_ERR, 0, "snapshot size: built a version other than %llu",
+                   (unsigned long long)f->version);
+        }
+        if (rc < 0) {
+            return st_err_set(err, rc, NULL, "cannot build the configuration to know its size");
+        }
+    }
+    f->before = base;
+    if (g.cleared) {
+        /* the envelope's varints are counted at their largest */
+        f->after = base + (g.bytes > 0 ? (size_t)g.bytes : 0);
+    } else {
+        f->after = size_after(base, g.bytes, f->version);
+    }
+    f->wrote = g.wrote;
+    /* a write that does not grow the snapshot is let through even beyond the limit (the
+     * limit was lowered under the configuration): it is how the operator gets back under */
+    if ((int64_t)f->after + CP_SNAPSHOT_SEND_SLACK > max && (g.cleared || g.bytes > 0)) {
+        return st_err_set(err, -ST_ETOOBIG, NULL,
+                          "the configuration would be sent to data planes as %zu bytes (%zu now), "
+                          "beyond cluster_max_payload (%lld bytes): raise cluster_max_payload on "
+                          "the control plane and every data plane",
+                          f->after + CP_SNAPSHOT_SEND_SLACK, f->before + CP_SNAPSHOT_SEND_SLACK,
+                          (long long)max);
+    }
+    return 0;
+}
+
+void
+cp_snapshot_fit_commit(struct cp_snapshot *sn, const struct cp_snapshot_fit *f)
+{
+    if (!f->wrote) {
+        return;
+    }
+    pthread_mutex_lock(&sn->mu);
+    known_set(sn, f->version + 1, f->after);
+    pthread_mutex_unlock(&sn->mu);
 }
 
 void

@@ -4,6 +4,7 @@
 #ifndef STRAIT_CP_SNAPSHOT_H
 #define STRAIT_CP_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,38 @@ int cp_snapshot_refresh(struct cp_snapshot *sn);
 /* The current snapshot with a reference the caller drops with cp_snapshot_blob_unref(). */
 struct cp_snapshot_blob *cp_snapshot_acquire(struct cp_snapshot *sn);
 void cp_snapshot_blob_unref(struct cp_snapshot_blob *b);
+
+/* ------------------------------------------------------------------------ */
+/* the size a write leaves the snapshot at (issue 14) */
+
+/* What a sync answer adds to the snapshot it carries (its fields and nng's header), kept
+ * free under cluster_max_payload by every write. */
+#define CP_SNAPSHOT_SEND_SLACK 256
+
+/* A write's size check, for cp_snapshot_fit_commit. */
+struct cp_snapshot_fit {
+    uint64_t version; /* the store's version the transaction started from */
+    size_t before;    /* the encoded snapshot at that version (an upper bound) */
+    size_t after;     /* after the transaction (an upper bound) */
+    bool wrote;       /* the commit will bump the version */
+};
+
+/* Inside st's write transaction, after its writes, before its commit: whether the
+ * snapshot of the configuration the commit would make fits a data plane that takes max
+ * bytes (cluster_max_payload), with CP_SNAPSHOT_SEND_SLACK to spare. The size at the
+ * store's version comes from the last build, or from the writes this CP made since
+ * (cp_snapshot_fit_commit); when neither knows it (another CP or `strait-cp config
+ * db_import` wrote), the snapshot is rebuilt first, on the calling thread. The rest comes
+ * from what the transaction wrote (cp_store_growth), so an ordinary write encodes only
+ * its own entity. A write that does not grow the snapshot always fits (the operator's way
+ * back under a limit lowered beneath the configuration). Returns 0 and *f, -ST_ETOOBIG
+ * with err->msg naming both sizes (and *f), or a store error. */
+int cp_snapshot_fit(struct cp_snapshot *sn, struct cp_store *st, int64_t max,
+                    struct cp_snapshot_fit *f, struct st_err *err);
+
+/* After the transaction of f committed: remembers the size for the version its commit
+ * made, so that the next write needs no rebuild. */
+void cp_snapshot_fit_commit(struct cp_snapshot *sn, const struct cp_snapshot_fit *f);
 
 /* Stops and joins the builder thread (no more change callbacks). Idempotent. */
 void cp_snapshot_stop(struct cp_snapshot *sn);

@@ -9,6 +9,8 @@
 
 #include "st_conf.h"
 #include "st_err.h"
+#include "st_schema.h"
+#include "st_snapshot.h"
 #include "st_ssl.h"
 #include "st_util.h"
 
@@ -39,6 +41,7 @@ cp_store_close(struct cp_store *s)
 int
 cp_store_begin(struct cp_store *s, bool write)
 {
+    memset(&s->tx, 0, sizeof(s->tx));
     return s->ops->begin(s, write);
 }
 
@@ -63,13 +66,40 @@ cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, 
 int
 cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
 {
-    return s->ops->write(s, k, obj, true, err);
+    int rc = s->ops->write(s, k, obj, true, err);
+
+    if (rc == 0) {
+        s->tx.bytes += (int64_t)st_snapshot_entity_size(k, obj);
+        s->tx.wrote = true;
+    }
+    return rc;
 }
 
 int
 cp_store_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
 {
-    return s->ops->write(s, k, obj, false, err);
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    json_t *old = NULL;
+    int64_t before = 0;
+    int rc;
+
+    /* by id only: a name would find another entity (ids are UUIDs, names are not) */
+    if (id != NULL && st_schema_is_uuid(id) && s->ops->get(s, k, id, &old) == 0) {
+        before = (int64_t)st_snapshot_entity_size(k, old);
+        json_decref(old);
+    }
+    rc = s->ops->write(s, k, obj, false, err);
+    if (rc == 0) {
+        s->tx.bytes += (int64_t)st_snapshot_entity_size(k, obj) - before;
+        s->tx.wrote = true;
+    }
+    return rc;
+}
+
+void
+cp_store_growth(const struct cp_store *s, struct cp_store_growth *g)
+{
+    *g = s->tx;
 }
 
 int
@@ -190,7 +220,13 @@ cp_store_version(struct cp_store *s, uint64_t *version)
 int
 cp_store_clear(struct cp_store *s)
 {
-    return s->ops->clear(s);
+    int rc = s->ops->clear(s);
+
+    if (rc == 0) {
+        s->tx.bytes = 0;
+        s->tx.cleared = true;
+    }
+    return rc;
 }
 
 int

@@ -65,9 +65,20 @@ struct cp_store_ops {
     void (*close)(struct cp_store *s);
 };
 
+/* What the open write transaction does to the encoded snapshot's size (issue 14):
+ * cp_store_insert and cp_store_update count what their entity adds to it (an update less
+ * what it replaces), through st_snapshot_entity_size. Deletions are not counted (they only
+ * shrink it), so `bytes` is an upper bound. */
+struct cp_store_growth {
+    int64_t bytes;
+    bool cleared; /* cp_store_clear ran: what was stored before no longer counts */
+    bool wrote;   /* an insert or update succeeded, so the commit bumps the version */
+};
+
 /* Every backend's handle starts with this. */
 struct cp_store {
     const struct cp_store_ops *ops;
+    struct cp_store_growth tx; /* of the open transaction; reset by cp_store_begin */
 };
 
 /* Opens the backend `conf->database` names, creating and migrating the schema where the
@@ -119,6 +130,9 @@ int cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj
 /* Replaces the entity with obj's id. Same errors as insert, plus -ST_ENOTFOUND. */
 int cp_store_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj,
                     struct st_err *err);
+
+/* What the open transaction did so far to the snapshot's size (see cp_store_growth). */
+void cp_store_growth(const struct cp_store *s, struct cp_store_growth *g);
 
 /* Deletes by id; deleting a certificate deletes its snis. Returns 0 (also when absent),
  * -ST_EREFERENCED with err->field the referencing collection (a service that routes use:

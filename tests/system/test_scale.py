@@ -1,17 +1,18 @@
 # Large configurations on the cluster link (issue 7, point 6): a snapshot beyond
 # cluster_max_payload is refused with a clear line on both sides while the DP keeps
-# serving what it has, and connections open through a DP keep working while a
-# configuration of 10k routes is swapped in under them.
+# serving what it has (issue 14: a write that would make it so is refused with a 413),
+# and connections open through a DP keep working while a configuration of 10k routes is
+# swapped in under them.
 #
 # The documents go in with one POST /config (kong/api/routes/config.lua): ~20k services
 # with a route each is the smallest honest way past Kong's minimum cluster_max_payload
 # (4 MiB; the encoded snapshot is ~240 bytes per service + route).
 
+import json
+import re
 import socket
 import threading
 import time
-
-import json
 
 from conftest import echo_once, http, recv_exact, scaled, wait_for
 
@@ -55,41 +56,46 @@ def seed_echo(cp, dp, echo):
 
 
 def test_snapshot_beyond_max_payload(st, echo):
-    """CP and DP at Kong's minimum (4 MiB): a configuration that encodes to more is not
-    sent (the CP logs it once per version) and the DP logs the CP's refusal and keeps
-        serving its previous configuration. A DP whose own limit is the smaller one says so
-    in its request, and the CP refuses it too, with what to raise (sent anyway, nng on
-    the DP would drop it with the connection); raising the DP's limit fixes it."""
+    """CP and DP at Kong's minimum (4 MiB): a POST /config whose snapshot would encode to
+    more is refused at once, with both sizes (issue 14: an accepted write must stay
+    sendable). A DP whose own limit is the smaller one says so in its request, and the CP
+    refuses it, with what to raise (sent anyway, nng on the DP would drop it with the
+    connection). A CP whose limit was lowered under a stored configuration does not send
+    it (it logs it once per version) and the DP logs the CP's refusal and keeps serving
+    its previous configuration. Raising both limits fixes it."""
     cp = st.cp(conf={"cluster_max_payload": 4 * MIB, "log_level": "debug"})
     dp = st.dp(cp, conf={"cluster_max_payload": 4 * MIB, "log_level": "debug"}, start=False)
     seed_echo(cp, dp, echo)
     dp.start()
     before = dp.wait_synced()
     assert echo_once(dp.port, b"small\n") == b"small\n"
+    doc = json.dumps(big_doc(20000, echo.port, dp.port)).encode()
 
-    took = post_config(cp, big_doc(20000, echo.port, dp.port))
-    print(f"POST /config with 20001 services and routes: {took:.1f} s")
-    line = cp.wait_log(r"cluster: not sent to data planes: configuration version \d+ is \d+ "
-                       r"bytes, beyond cluster_max_payload \(4194304 bytes\): raise "
-                       r"cluster_max_payload on the control plane and every data plane")
-    size = int(line.split(" is ")[1].split(" bytes")[0])
-    assert 4 * MIB < size < 8 * MIB, line
-    dp.wait_log(r"control plane refused this data plane: configuration version \d+ is "
-                rf"{size} bytes, beyond cluster_max_payload \(4194304 bytes\)")
-    # the DP keeps the configuration it has, and serves it
-    assert dp.status_hash() == before
+    # refused at write time: nothing stored, nothing to send
+    h0 = cp.status_hash()
+    r = http("POST", cp.base + "/config", doc, {"Content-Type": "application/json"},
+             timeout=scaled(120))
+    assert r.status == 413, f"{r.status} {r.raw[:300]!r}"
+    msg = r.json["message"]
+    assert re.fullmatch(r"the configuration would be sent to data planes as \d+ bytes, beyond "
+                        r"cluster_max_payload \(4194304 bytes\): raise cluster_max_payload on "
+                        r"the control plane and every data plane", msg), msg
+    assert 4 * MIB < int(msg.split(" as ")[1].split(" bytes")[0]) < 8 * MIB, msg
+    assert cp.status_hash() == h0
     assert echo_once(dp.port, b"still\n") == b"still\n"
-    # once per version on the CP, however often the DP asks again
-    dp.wait_log(r"refused this data plane", since=dp.log_size())
-    assert len([ln for ln in cp.log_text().splitlines() if "not sent to data planes" in ln]) == 1
 
     # the operator raises the CP's limit first: now the DP's own limit is the smaller one
     cp.conf["cluster_max_payload"] = 64 * MIB
-    mark = dp.log_size()
     cp.restart()
-    dp.wait_log(r"control plane refused this data plane: configuration version \d+ is "
-                rf"{size} bytes, beyond this data plane's cluster_max_payload \(4194304 bytes\): "
-                r"raise it to the control plane's \(67108864 bytes\)", timeout=60, since=mark)
+    mark = dp.log_size()
+    took = post_config(cp, doc)
+    print(f"POST /config with 20001 services and routes: {took:.1f} s")
+    line = dp.wait_log(r"control plane refused this data plane: configuration version \d+ is "
+                       r"\d+ bytes, beyond this data plane's cluster_max_payload \(4194304 "
+                       r"bytes\): raise it to the control plane's \(67108864 bytes\)",
+                       timeout=60, since=mark)
+    size = int(line.split(" is ")[1].split(" bytes")[0])
+    assert 4 * MIB < size < 8 * MIB, line
     cp.wait_log(r"cluster: not sent to a data plane whose cluster_max_payload is 4194304 bytes")
     # refused, not dropped: the DP asks again on the same connection
     mark = dp.log_size()
@@ -100,7 +106,25 @@ def test_snapshot_beyond_max_payload(st, echo):
     assert dp.status_hash() == before
     assert echo_once(dp.port, b"still\n") == b"still\n"
 
-    # and then the DP's: the configuration lands
+    # the CP's limit lowered under that configuration: not sent, logged once per version
+    cp.conf["cluster_max_payload"] = 4 * MIB
+    mark = dp.log_size()
+    cp.restart()
+    cp.wait_log(r"cluster: not sent to data planes: configuration version \d+ is "
+                rf"{size} bytes, beyond cluster_max_payload \(4194304 bytes\): raise "
+                r"cluster_max_payload on the control plane and every data plane")
+    dp.wait_log(r"control plane refused this data plane: configuration version \d+ is "
+                rf"{size} bytes, beyond cluster_max_payload \(4194304 bytes\)", since=mark)
+    # the DP keeps the configuration it has, and serves it
+    assert dp.status_hash() == before
+    assert echo_once(dp.port, b"still\n") == b"still\n"
+    # once per version on the CP, however often the DP asks again
+    dp.wait_log(r"refused this data plane", since=dp.log_size())
+    assert len([ln for ln in cp.log_text().splitlines() if "not sent to data planes" in ln]) == 1
+
+    # and then both: the configuration lands
+    cp.conf["cluster_max_payload"] = 64 * MIB
+    cp.restart()
     dp.conf["cluster_max_payload"] = 64 * MIB
     dp.restart()
     dp.wait_synced(timeout=60)

@@ -1711,6 +1711,140 @@ test_pg_open_refusals(void **state)
     pg_db_drop(&d);
 }
 
+/* ------------------------------------------------------------------------ */
+/* issue 14: the snapshot's size after a write, known without encoding it */
+
+/* One write through cp_snapshot_fit as the admin API does it: begin, insert (or update)
+ * o, fit against max, commit and remember. Returns fit's code (0: committed). */
+static int
+fit_write(struct cp_store *s, struct cp_snapshot *sn, enum st_entity_kind k, json_t *o, bool update,
+          int64_t max, struct cp_snapshot_fit *fit, struct st_err *err)
+{
+    int rc;
+
+    assert_int_equal(cp_store_begin(s, true), 0);
+    rc = update ? cp_store_update(s, k, o, err) : cp_store_insert(s, k, o, err);
+    assert_int_equal(rc, 0);
+    rc = cp_snapshot_fit(sn, s, max, fit, err);
+    if (rc == 0) {
+        assert_int_equal(cp_store_commit(s), 0);
+        cp_snapshot_fit_commit(sn, fit);
+    } else {
+        cp_store_rollback(s);
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* The published snapshot's version and size. */
+static uint64_t
+blob_now(struct cp_snapshot *sn, size_t *len)
+{
+    struct cp_snapshot_blob *b = cp_snapshot_acquire(sn);
+    uint64_t v = b->version;
+
+    *len = b->len;
+    cp_snapshot_blob_unref(b);
+    return v;
+}
+
+static void
+test_snapshot_fit(void **state)
+{
+    struct fx *f = *state;
+    struct st_err err = {0};
+    struct cp_store *b = NULL;
+    struct cp_store *other = NULL;
+    struct cp_snapshot *sn = NULL;
+    struct cp_snapshot_fit fit;
+    const int64_t max = 1 << 30;
+    size_t len0, len;
+    json_t *o;
+
+    assert_int_equal(insert1(f->s, ST_ENT_SERVICE, valid(ST_ENT_SERVICE, service(SVC1, "a")), &err),
+                     0);
+    db_open(&f->db, &b);
+    assert_int_equal(cp_snapshot_new(b, &sn, &err), 0);
+    assert_int_equal(blob_now(sn, &len0), 1);
+
+    /* a write counts its entity (and a byte for each varint its size may lengthen) */
+    o = valid(ST_ENT_ROUTE, route(RT1, SVC1));
+    len = st_snapshot_entity_size(ST_ENT_ROUTE, o);
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_ROUTE, o, false, max, &fit, &err), 0);
+    assert_int_equal(fit.version, 1);
+    assert_int_equal(fit.before, len0);
+    assert_true(fit.after >= len0 + len && fit.after <= len0 + len + 2);
+    /* the next write needs no build: the size this CP's write left is known */
+    o = valid(ST_ENT_SERVICE, service(SVC2, "b"));
+    json_object_set_new(o, "tags", json_pack("[s,s]", "x", "y"));
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, false, max, &fit, &err), 0);
+    assert_int_equal(blob_now(sn, &len), 1); /* not rebuilt */
+    assert_int_equal(fit.version, 2);
+    /* the build agrees with the estimate */
+    assert_int_equal(cp_snapshot_refresh(sn), 0);
+    assert_int_equal(blob_now(sn, &len), 3);
+    if (!(len <= fit.after && fit.after - len <= 16)) {
+        fail_msg("built %zu, estimated %zu (from %zu)", len, fit.after, fit.before);
+    }
+
+    /* an update counts the difference (fewer tags: smaller) */
+    o = valid(ST_ENT_SERVICE, service(SVC2, "b"));
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, true, max, &fit, &err), 0);
+    assert_true(fit.after < fit.before);
+    assert_int_equal(cp_snapshot_refresh(sn), 0);
+    assert_int_equal(blob_now(sn, &len), 4);
+    if (!(len <= fit.after && fit.after - len <= 16)) {
+        fail_msg("built %zu, estimated %zu (from %zu)", len, fit.after, fit.before);
+    }
+
+    /* another writer (another CP, db_import) committed: the size is built first */
+    db_open(&f->db, &other);
+    o = valid(ST_ENT_SERVICE, service("a0000000-0000-4000-8000-00000000000a", "c"));
+    json_object_set_new(o, "tags", json_pack("[s]", "from-another-cp"));
+    assert_int_equal(insert1(other, ST_ENT_SERVICE, o, &err), 0);
+    o = valid(ST_ENT_SERVICE, service("b0000000-0000-4000-8000-00000000000b", "d"));
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, false, max, &fit, &err), 0);
+    assert_int_equal(fit.version, 5);
+    assert_int_equal(blob_now(sn, &len), 5); /* built at the version the write started from */
+    assert_int_equal(fit.before, len);
+
+    /* beyond the limit: refused, both sizes named, nothing written */
+    o = valid(ST_ENT_SERVICE, service("c0000000-0000-4000-8000-00000000000c", "e"));
+    len = st_snapshot_entity_size(ST_ENT_SERVICE, o);
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, json_incref(o), false,
+                               (int64_t)(fit.after + len + CP_SNAPSHOT_SEND_SLACK - 1), &fit, &err),
+                     -ST_ETOOBIG);
+    if (strstr(err.msg, "beyond cluster_max_payload (") == NULL ||
+        strstr(err.msg, "would be sent to data planes as ") == NULL) {
+        fail_msg("%s", err.msg);
+    }
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, false,
+                               (int64_t)(fit.after + len + CP_SNAPSHOT_SEND_SLACK), &fit, &err),
+                     0);
+
+    /* beyond a limit lowered under the configuration: a write that does not grow the
+     * snapshot goes through, one that does is refused */
+    o = valid(ST_ENT_SERVICE, service(SVC2, "b")); /* the same size */
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, true, 300, &fit, &err), 0);
+    o = valid(ST_ENT_SERVICE, service(SVC2, "bb")); /* a byte more */
+    assert_int_equal(fit_write(f->s, sn, ST_ENT_SERVICE, o, true, 300, &fit, &err), -ST_ETOOBIG);
+
+    /* after a clear, only what the transaction wrote counts */
+    assert_int_equal(cp_store_begin(f->s, true), 0);
+    assert_int_equal(cp_store_clear(f->s), 0);
+    o = valid(ST_ENT_SERVICE, service(SVC1, "a"));
+    assert_int_equal(cp_store_insert(f->s, ST_ENT_SERVICE, o, &err), 0);
+    assert_int_equal(cp_snapshot_fit(sn, f->s, max, &fit, &err), 0);
+    assert_int_equal(fit.before, ST_SNAPSHOT_ENVELOPE_MAX);
+    assert_int_equal(fit.after,
+                     ST_SNAPSHOT_ENVELOPE_MAX + st_snapshot_entity_size(ST_ENT_SERVICE, o));
+    cp_store_rollback(f->s);
+    json_decref(o);
+
+    cp_store_close(other);
+    cp_snapshot_free(sn);
+}
+
 /* The suite both backends run unchanged. */
 #define STORE_TESTS(SETUP)                                                                         \
     cmocka_unit_test_setup_teardown(test_crud, SETUP, teardown),                                   \
@@ -1732,7 +1866,8 @@ test_pg_open_refusals(void **state)
         cmocka_unit_test_setup_teardown(test_concurrent_writers, SETUP, teardown),                 \
         cmocka_unit_test_setup_teardown(test_unique_name_race, SETUP, teardown),                   \
         cmocka_unit_test_setup_teardown(test_dps, SETUP, teardown),                                \
-        cmocka_unit_test_setup_teardown(test_read_cache, SETUP, teardown)
+        cmocka_unit_test_setup_teardown(test_read_cache, SETUP, teardown),                         \
+        cmocka_unit_test_setup_teardown(test_snapshot_fit, SETUP, teardown)
 
 int
 main(int argc, char **argv)

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "st_decl.h"
@@ -1210,6 +1211,302 @@ test_export_empty(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* limits (issue 14, defect 2): what a small document may make the parser build     */
+
+/* A growing string for the documents of these tests. */
+struct text {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+text_add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0);
+    if (t->len + (size_t)n + 1 > t->cap) {
+        t->cap = (t->len + (size_t)n + 1) * 2;
+        t->p = realloc(t->p, t->cap);
+        assert_non_null(t->p);
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+/* The size of the error body as the admin API would send it. */
+static size_t
+body_size(const json_t *error)
+{
+    return json_dumpb(error, NULL, 0, JSON_COMPACT);
+}
+
+/* Kong keys a reference error by the entity's name, a string key in Lua: a name made of
+ * digits must not become an array index (a route named "99999999999" made an array of
+ * 10^11 nulls). */
+static void
+test_limit_numeric_names(void **state)
+{
+    static const char *const names[] = {"3000000", "99999999999", "18446744073709551615"};
+    char text[512];
+    char want[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct res r;
+        json_t *flat;
+
+        snprintf(text, sizeof(text),
+                 "_format_version: '3.0'\nroutes:\n- name: '%s'\n  service: nope\n"
+                 "  destinations: [{port: 1}]\n",
+                 names[i]);
+        snprintf(want, sizeof(want),
+                 "{\"routes\": {\"%s\": [\"invalid reference 'service: nope' (no such entry in"
+                 " 'services')\"]}}",
+                 names[i]);
+        r = parse(text);
+        assert_int_equal(r.rc, -ST_ESCHEMA);
+        assert_json(json_object_get(r.error, "fields"), want);
+        assert_true(body_size(r.error) < 4096);
+        /* flattened: the error is the route's, found by its name */
+        flat = json_object_get(r.error, "flattened_errors");
+        assert_int_equal(json_array_size(flat), 1);
+        assert_string_equal(sget(json_array_get(flat, 0), "entity_name"), names[i]);
+        res_free(&r);
+    }
+    /* a name that is also a position of an error of the same list: one key, both errors */
+    json_decref(expect_err(
+        "_format_version: '3.0'\nservices:\n- {name: a, host: h.org}\n"
+        "routes:\n- {name: x, service: a, destinations: [{port: 1}]}\n"
+        "- {name: x, service: a, destinations: [{port: 1}]}\n"
+        "- {name: '2', service: nope, destinations: [{port: 1}]}\n",
+        "{\"routes\": {\"2\": [\"uniqueness violation: 'routes' entity with name set to 'x'"
+        " already declared\", \"invalid reference 'service: nope' (no such entry in"
+        " 'services')\"]}}",
+        NULL));
+}
+
+/* A reference is quoted up to ST_DECL_ECHO_MAX bytes. */
+static void
+test_limit_reference_echo(void **state)
+{
+    struct text t = {0};
+    struct res r;
+    const char *msg;
+    char *big = malloc(100001);
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, 'n', 100000);
+    big[100000] = '\0';
+    text_add(&t,
+             "_format_version: '3.0'\nroutes:\n- name: r\n  service: %s\n"
+             "  destinations: [{port: 1}]\n",
+             big);
+    r = parse(t.p);
+    assert_int_equal(r.rc, -ST_ESCHEMA);
+    msg = json_string_value(json_array_get(
+        json_object_get(json_object_get(json_object_get(r.error, "fields"), "routes"), "r"), 0));
+    assert_non_null(msg);
+    assert_true(strlen(msg) < ST_DECL_ECHO_MAX + 100);
+    assert_non_null(strstr(msg, "nnn...' (no such entry in 'services')"));
+    res_free(&r);
+    free(t.p);
+    free(big);
+}
+
+/* YAML aliases count as copies of what they name: 64 KiB aliased 1,000 times is 64 MiB
+ * built from 70 KB of text, refused; a document without aliases is never refused for
+ * its size, and modest aliases still work (test_yaml_scalars). */
+static void
+test_limit_yaml_aliases(void **state)
+{
+    struct text t = {0};
+    struct res r;
+    const char *msg;
+    char *big = malloc(65537);
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, 'a', 65536);
+    big[65536] = '\0';
+    text_add(&t,
+             "_format_version: '3.0'\nx: &big %s\nservices:\n- name: s\n  host: h.org\n"
+             "  tags: [",
+             big);
+    for (int i = 0; i < 1000; i++) {
+        text_add(&t, "%s*big", i > 0 ? ", " : "");
+    }
+    text_add(&t, "]\n");
+    r = parse(t.p);
+    assert_int_equal(r.rc, -ST_EPARSE);
+    msg = json_string_value(json_object_get(json_object_get(r.error, "fields"), "error"));
+    assert_non_null(msg);
+    if (strstr(msg, "document too large: it builds more than ") == NULL) {
+        fail_msg("got %s", msg);
+    }
+    res_free(&r);
+    free(t.p);
+
+    /* nested aliases (a billion laughs) stop at the limit, early */
+    t = (struct text){0};
+    text_add(&t, "_format_version: '3.0'\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for (int i = 1; i < 30; i++) {
+        text_add(&t, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i,
+                 i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+    }
+    r = parse(t.p);
+    assert_int_equal(r.rc, -ST_EPARSE);
+    res_free(&r);
+    free(t.p);
+
+    /* 2 MiB of text without aliases is never refused for what it builds */
+    t = (struct text){0};
+    text_add(&t, "_format_version: '3.0'\nservices:\n- name: s\n  host: h.org\n  tags: [");
+    for (int i = 0; t.len < (2u << 20); i++) {
+        text_add(&t, "%s%d", i > 0 ? "," : "", i % 10);
+    }
+    text_add(&t, "]\n");
+    r = parse(t.p);
+    assert_int_not_equal(r.rc, -ST_EPARSE);
+    res_free(&r);
+    free(t.p);
+    free(big);
+}
+
+/* A JSON document of depth levels (the document is level 1, "x" level 2), in JSON or
+ * in YAML's flow style. */
+static char *
+nested(int depth, bool json)
+{
+    struct text t = {0};
+
+    text_add(&t, json ? "{\"_format_version\": \"3.0\", \"x\": " : "_format_version: '3.0'\nx: ");
+    for (int i = 0; i < depth - 2; i++) {
+        text_add(&t, "[");
+    }
+    text_add(&t, "1");
+    for (int i = 0; i < depth - 2; i++) {
+        text_add(&t, "]");
+    }
+    text_add(&t, json ? "}" : "\n");
+    return t.p;
+}
+
+/* JSON documents have the YAML reader's depth limit (jansson's is 2048). */
+static void
+test_limit_json_depth(void **state)
+{
+    (void)state;
+    for (int json = 0; json <= 1; json++) {
+        char *ok = nested(ST_DECL_DEPTH_MAX, json);
+        char *deep = nested(ST_DECL_DEPTH_MAX + 1, json);
+        struct res r = parse(deep);
+        const char *msg;
+
+        json_decref(expect_err(ok, "{\"x\": \"unknown field\"}", NULL));
+        assert_int_equal(r.rc, -ST_EPARSE);
+        msg = json_string_value(json_object_get(json_object_get(r.error, "fields"), "error"));
+        assert_non_null(msg);
+        assert_non_null(strstr(msg, "document nested too deeply"));
+        res_free(&r);
+        free(ok);
+        free(deep);
+    }
+}
+
+/* An error holds at most ST_DECL_ERRORS_MAX messages, then says how many there were. */
+static void
+test_limit_error_count(void **state)
+{
+    struct text t = {0};
+    struct res r;
+    json_t *fields;
+    json_t *svcs;
+    size_t i;
+    json_t *el;
+    size_t n = 0;
+
+    (void)state;
+    text_add(&t, "{\"_format_version\": \"3.0\", \"services\": [");
+    for (int j = 0; j < 1500; j++) {
+        text_add(&t, "%s{\"name\": \"s%d\", \"host\": \"h.org\", \"port\": \"x\"}",
+                 j > 0 ? "," : "", j);
+    }
+    text_add(&t, "]}");
+    r = parse(t.p);
+    assert_int_equal(r.rc, -ST_ESCHEMA);
+    fields = json_object_get(r.error, "fields");
+    assert_string_equal(sget(fields, "@truncated"), "only the first 1000 of 1500 errors are shown");
+    svcs = json_object_get(fields, "services");
+    assert_int_equal(json_array_size(svcs), 1000);
+    json_array_foreach(svcs, i, el)
+    {
+        assert_json(el, "{\"port\": \"expected an integer\"}");
+        n++;
+    }
+    assert_int_equal(n, 1000);
+    assert_int_equal(json_array_size(json_object_get(r.error, "flattened_errors")), 1000);
+    assert_non_null(strstr(json_string_value(json_object_get(r.error, "message")),
+                           "[\"@truncated\"]=\"only the first 1000 of 1500 errors are shown\""));
+    /* Kong's flatten_errors=1 form keeps the note */
+    st_decl_error_flatten(r.error);
+    assert_json(json_object_get(r.error, "fields"),
+                "{\"@truncated\": \"only the first 1000 of 1500 errors are shown\"}");
+    res_free(&r);
+    free(t.p);
+}
+
+/* flattened_errors copies entities up to ST_DECL_FLAT_ENTITY_BYTES in all. */
+static void
+test_limit_flattened_copies(void **state)
+{
+    struct text t = {0};
+    struct res r;
+    json_t *flat;
+    size_t i;
+    json_t *el;
+    size_t copies = 0;
+    char *big = malloc(900001);
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, 'j', 900000);
+    big[900000] = '\0';
+    text_add(&t, "{\"_format_version\": \"3.0\", \"services\": [");
+    for (int j = 0; j < 6; j++) {
+        text_add(&t, "%s{\"name\": \"s%d\", \"host\": \"h.org\", \"junk\": \"%s\"}",
+                 j > 0 ? "," : "", j, big);
+    }
+    text_add(&t, "]}");
+    r = parse(t.p);
+    assert_int_equal(r.rc, -ST_ESCHEMA);
+    flat = json_object_get(r.error, "flattened_errors");
+    assert_int_equal(json_array_size(flat), 6);
+    json_array_foreach(flat, i, el)
+    {
+        json_t *e = json_object_get(el, "entity");
+
+        assert_non_null(sget(e, "name"));
+        copies += json_object_get(e, "junk") != NULL;
+    }
+    assert_int_equal(copies, 4);
+    assert_true(body_size(r.error) < 5 * 900000 + 100000);
+    res_free(&r);
+    free(t.p);
+    free(big);
+}
+
 int
 main(void)
 {
@@ -1236,6 +1533,12 @@ main(void)
         cmocka_unit_test(test_export_json_roundtrip),
         cmocka_unit_test(test_export_shape),
         cmocka_unit_test(test_export_empty),
+        cmocka_unit_test(test_limit_numeric_names),
+        cmocka_unit_test(test_limit_reference_echo),
+        cmocka_unit_test(test_limit_yaml_aliases),
+        cmocka_unit_test(test_limit_json_depth),
+        cmocka_unit_test(test_limit_error_count),
+        cmocka_unit_test(test_limit_flattened_copies),
     };
 
     return cmocka_run_group_tests(tests, make_certs, free_certs);

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "st_err.h"
@@ -893,6 +895,124 @@ test_ca_certificate(void **state)
     free(two);
 }
 
+/* Issue 14, defect 5: limits that keep every accepted entity sendable to the DPs. */
+
+/* A string of n copies of c (json). */
+static json_t *
+str_of(size_t n, char c)
+{
+    char *b = malloc(n + 1);
+    json_t *v;
+
+    assert_non_null(b);
+    memset(b, c, n);
+    b[n] = '\0';
+    v = json_string(b);
+    free(b);
+    return v;
+}
+
+static void
+test_limits_names_and_tags(void **state)
+{
+    json_t *o;
+    json_t *tags;
+    json_t *f = NULL;
+
+    (void)state;
+    /* names: 256 bytes pass, 257 do not (services, routes, snis) */
+    o = load("{\"host\": \"h.org\"}");
+    json_object_set_new(o, "name", str_of(ST_SCHEMA_NAME_MAX, 'n'));
+    json_decref(obj_ok(ST_ENT_SERVICE, 0, o));
+    o = load("{\"host\": \"h.org\"}");
+    json_object_set_new(o, "name", str_of(ST_SCHEMA_NAME_MAX + 1, 'n'));
+    obj_msg(ST_ENT_SERVICE, 0, o, "schema violation (name: length must be at most 256)", true);
+    o = load("{\"protocols\": [\"tcp\"]" DST "}");
+    json_object_set_new(o, "name", str_of(ST_SCHEMA_NAME_MAX + 1, 'r'));
+    obj_msg(ST_ENT_ROUTE, 0, o, "schema violation (name: length must be at most 256)", true);
+    o = load("{\"certificate\": {\"id\": \"" UUID1 "\"}}");
+    json_object_set_new(o, "name", str_of(ST_SCHEMA_NAME_MAX + 1, 'a'));
+    obj_msg(ST_ENT_SNI, 0, o, "schema violation (name: length must be at most 256)", true);
+
+    /* a tag: 256 bytes pass, 257 do not, at its position */
+    o = load("{\"host\": \"h.org\", \"tags\": [\"a\"]}");
+    json_array_append_new(json_object_get(o, "tags"), str_of(ST_SCHEMA_TAG_MAX, 't'));
+    json_decref(obj_ok(ST_ENT_SERVICE, 0, o));
+    o = load("{\"host\": \"h.org\", \"tags\": [\"a\"]}");
+    json_array_append_new(json_object_get(o, "tags"), str_of(ST_SCHEMA_TAG_MAX + 1, 't'));
+    assert_int_equal(st_schema_validate(ST_ENT_SERVICE, o, &f), -ST_ESCHEMA);
+    assert_json(f, "{\"tags\": [null, \"length must be at most 256\"]}");
+    json_decref(f);
+    json_decref(o);
+
+    /* 64 tags pass, 65 do not (every kind has tags) */
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        char t[16];
+
+        tags = json_array();
+        for (int i = 0; i <= ST_SCHEMA_TAGS_MAX; i++) {
+            snprintf(t, sizeof(t), "t%d", i);
+            json_array_append_new(tags, json_string(t));
+        }
+        o = json_pack("{s:o}", "tags", tags);
+        f = NULL;
+        assert_int_equal(st_schema_validate((enum st_entity_kind)k, o, &f), -ST_ESCHEMA);
+        assert_string_equal(json_string_value(json_object_get(f, "tags")),
+                            "length must be at most 64");
+        json_decref(f);
+        json_decref(o);
+    }
+    o = load("{\"host\": \"h.org\", \"tags\": []}");
+    for (int i = 0; i < ST_SCHEMA_TAGS_MAX; i++) {
+        char t[16];
+
+        snprintf(t, sizeof(t), "t%d", i);
+        json_array_append_new(json_object_get(o, "tags"), json_string(t));
+    }
+    json_decref(obj_ok(ST_ENT_SERVICE, 0, o));
+}
+
+/* One entity as stored is at most 1 MiB; the DP's check of a snapshot applies it too. */
+static void
+test_limits_entity_size(void **state)
+{
+    json_t *o;
+    json_t *f = NULL;
+    char buf[1024];
+    char want[128];
+    size_t stored;
+
+    (void)state;
+    /* a route of many destinations, about 1.8 MB stored */
+    o = load("{\"protocols\": [\"tcp\"], \"destinations\": []}");
+    for (int i = 0; i < 60000; i++) {
+        json_array_append_new(json_object_get(o, "destinations"),
+                              json_pack("{s:s,s:i}", "ip", "10.0.0.1", "port", 1 + i % 65000));
+    }
+    assert_int_equal(st_schema_validate(ST_ENT_ROUTE, o, &f), -ST_ESCHEMA);
+    stored = json_dumpb(o, NULL, 0, JSON_COMPACT);
+    assert_true(stored > ST_SCHEMA_ENTITY_MAX);
+    snprintf(want, sizeof(want),
+             "schema violation (entity too large: %zu bytes stored, at most %u)", stored,
+             ST_SCHEMA_ENTITY_MAX);
+    st_schema_message(f, buf, sizeof(buf));
+    assert_string_equal(buf, want);
+    json_decref(f);
+    /* the same as a stored entity (the DP's snapshot check) */
+    f = NULL;
+    assert_int_equal(st_schema_validate_ex(ST_ENT_ROUTE, o, ST_SCHEMA_F_STORED, &f), -ST_ESCHEMA);
+    json_decref(f);
+    json_decref(o);
+
+    /* just below the limit passes */
+    o = load("{\"protocols\": [\"tcp\"], \"destinations\": []}");
+    for (int i = 0; i < 30000; i++) {
+        json_array_append_new(json_object_get(o, "destinations"),
+                              json_pack("{s:s,s:i}", "ip", "10.0.0.1", "port", 1 + i % 65000));
+    }
+    json_decref(obj_ok(ST_ENT_ROUTE, 0, o));
+}
+
 int
 main(void)
 {
@@ -921,6 +1041,8 @@ main(void)
         cmocka_unit_test(test_certificate_errors),
         cmocka_unit_test(test_sni),
         cmocka_unit_test(test_ca_certificate),
+        cmocka_unit_test(test_limits_names_and_tags),
+        cmocka_unit_test(test_limits_entity_size),
     };
 
     return cmocka_run_group_tests(tests, make_certs, free_certs);

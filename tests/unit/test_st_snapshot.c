@@ -1070,6 +1070,44 @@ test_tls_refusals(void **state)
     tls_config_fini(&c);
 }
 
+/* Issue 14: the sum of st_snapshot_entity_size over every entity is the snapshot's
+ * size less at most ST_SNAPSHOT_ENVELOPE_MAX, so a write's effect on the size is known
+ * without encoding the configuration. */
+static void
+test_entity_sizes_add_up(void **state)
+{
+    struct tls_config c;
+    struct built b;
+    size_t sum = 0;
+    size_t i;
+    json_t *el;
+
+    (void)state;
+    tls_config(&c);
+    /* sources and destinations, tags, many of them */
+    for (int j = 0; j < 300; j++) {
+        char id[40];
+
+        snprintf(id, sizeof(id), "3f4e2d1c-0b9a-4877-8655-4433221%05d", j);
+        add(&c, ST_ENT_ROUTE,
+            json_pack("{s:s,s:[s],s:[{s:s,s:i},{s:s}],s:[{s:i}],s:{s:s},s:[s,s]}", "id", id,
+                      "protocols", "tcp", "sources", "ip", "10.0.0.0/8", "port", j, "ip",
+                      "192.0.2.1", "destinations", "port", 1000 + j, "service", "id", S1, "tags",
+                      "a", "b"));
+    }
+    build_lists(c.lists, &b);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_array_foreach(c.lists[k], i, el)
+        {
+            sum += st_snapshot_entity_size((enum st_entity_kind)k, el);
+        }
+    }
+    assert_true(b.len > sum);
+    assert_true(b.len - sum <= ST_SNAPSHOT_ENVELOPE_MAX);
+    free(b.bytes);
+    tls_config_fini(&c);
+}
+
 int
 main(void)
 {
@@ -1090,6 +1128,7 @@ main(void)
         cmocka_unit_test(test_tls_hash_stability),
         cmocka_unit_test(test_tls_round_trip),
         cmocka_unit_test(test_tls_refusals),
+        cmocka_unit_test(test_entity_sizes_add_up),
     };
 
     return cmocka_run_group_tests(tests, make_certs, free_certs);
