@@ -27,24 +27,24 @@ struct dp_runtime {
     atomic_int refs;
     struct st_snapshot *snap;
     struct dp_router *router;
-    struct dp_upstream *ups;             /* one per service */
-    const struct dp_upstream **route_up; /* one per route: its service's upstream */
-    struct dp_tls_certs *certs;          /* server contexts by SNI */
-    struct sockaddr_storage *addrs;      /* every upstream's addresses, one block */
+    struct dp_service_ep *eps;             /* one per service */
+    const struct dp_service_ep **route_ep; /* one per route: its service's endpoint */
+    struct dp_tls_certs *certs;            /* server contexts by SNI */
+    struct sockaddr_storage *addrs;        /* every upstream's addresses, one block */
 };
 
 static void
 runtime_free(struct dp_runtime *rt)
 {
-    if (rt->ups != NULL) {
+    if (rt->eps != NULL) {
         for (size_t i = 0; i < rt->snap->n_services; i++) {
-            SSL_CTX_free(rt->ups[i].tls);
+            SSL_CTX_free(rt->eps[i].tls);
         }
     }
     dp_tls_certs_free(rt->certs);
     free(rt->addrs);
-    free(rt->ups);
-    free(rt->route_up);
+    free(rt->eps);
+    free(rt->route_ep);
     dp_router_free(rt->router);
     st_snapshot_free(rt->snap);
     free(rt);
@@ -198,15 +198,15 @@ host_resolve(struct addrs *a, const char *host, int *rc)
     return n;
 }
 
-/* Resolves svc's host:port into up's slice of a (pointers fixed once a is complete);
+/* Resolves svc's host:port into ep's slice of a (pointers fixed once a is complete);
  * a failure leaves the service without addresses (its sessions close with 503) rather
  * than refusing the whole configuration. Each host is resolved once per build, into
  * pool (without port). */
 static void
-upstream_resolve(struct memo *hosts, struct addrs *pool, struct addrs *a, size_t i,
-                 struct dp_upstream *up)
+ep_resolve(struct memo *hosts, struct addrs *pool, struct addrs *a, size_t i,
+           struct dp_service_ep *ep)
 {
-    const struct st_service *svc = up->svc;
+    const struct st_service *svc = ep->svc;
     struct memo_ent *e;
     bool added;
 
@@ -230,7 +230,7 @@ upstream_resolve(struct memo *hosts, struct addrs *pool, struct addrs *a, size_t
         sa_set_port(&ss, svc->port);
         addrs_push(a, &ss, sizeof(ss));
     }
-    up->n_addrs = e->n;
+    ep->n_addrs = e->n;
 }
 
 /* The key of a `tls` service's client settings: services with equal keys get one
@@ -255,9 +255,9 @@ tls_key(const struct st_service *svc, char *buf, size_t size)
  * sessions close with 502) rather than refusing the whole configuration. Services
  * with the same settings share one context. */
 static void
-upstream_tls(struct memo *tlsm, struct dp_upstream *up)
+ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
 {
-    const struct st_service *svc = up->svc;
+    const struct st_service *svc = ep->svc;
     struct memo_ent *e;
     struct st_err err;
     char key[2048];
@@ -277,7 +277,7 @@ upstream_tls(struct memo *tlsm, struct dp_upstream *up)
         }
         if (e == NULL) {
             /* a key too long to share (hundreds of CA certificates): its own context */
-            up->tls = ctx;
+            ep->tls = ctx;
             if (ctx == NULL) {
                 st_log(ST_LOG_ERR, 0, "service %s (%s): cannot set up TLS to the upstream: %s",
                        svc->id, svc->name ? svc->name : "-", err.msg);
@@ -293,11 +293,11 @@ upstream_tls(struct memo *tlsm, struct dp_upstream *up)
         return;
     }
     SSL_CTX_up_ref(e->ctx);
-    up->tls = e->ctx;
+    ep->tls = e->ctx;
 }
 
-static const struct dp_upstream *
-route_upstream(const struct dp_runtime *rt, const struct st_route *r)
+static const struct dp_service_ep *
+route_ep_find(const struct dp_runtime *rt, const struct st_route *r)
 {
     const struct st_snapshot *snap = rt->snap;
 
@@ -305,11 +305,11 @@ route_upstream(const struct dp_runtime *rt, const struct st_route *r)
         return NULL;
     }
     if (r->service >= snap->services && r->service < snap->services + snap->n_services) {
-        return &rt->ups[r->service - snap->services];
+        return &rt->eps[r->service - snap->services];
     }
     for (size_t i = 0; i < snap->n_services; i++) {
         if (strcmp(snap->services[i].id, r->service->id) == 0) {
-            return &rt->ups[i];
+            return &rt->eps[i];
         }
     }
     return NULL;
@@ -326,13 +326,13 @@ dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err 
 
     atomic_init(&rt->refs, 1);
     rt->snap = snap;
-    rt->ups = st_xcalloc(snap->n_services ? snap->n_services : 1, sizeof(*rt->ups));
+    rt->eps = st_xcalloc(snap->n_services ? snap->n_services : 1, sizeof(*rt->eps));
     a.off = st_xcalloc(snap->n_services + 1, sizeof(*a.off));
     for (size_t i = 0; i < snap->n_services; i++) {
-        rt->ups[i].svc = &snap->services[i];
+        rt->eps[i].svc = &snap->services[i];
         if (snap->services[i].enabled) {
-            upstream_resolve(&hosts, &pool, &a, i, &rt->ups[i]);
-            upstream_tls(&tlsm, &rt->ups[i]);
+            ep_resolve(&hosts, &pool, &a, i, &rt->eps[i]);
+            ep_tls(&tlsm, &rt->eps[i]);
         }
     }
     rt->addrs = a.n > 0 ? st_xrealloc(a.v, a.n * sizeof(*a.v)) : NULL;
@@ -340,7 +340,7 @@ dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err 
         free(a.v);
     }
     for (size_t i = 0; i < snap->n_services; i++) {
-        rt->ups[i].addrs = rt->ups[i].n_addrs > 0 ? rt->addrs + a.off[i] : NULL;
+        rt->eps[i].addrs = rt->eps[i].n_addrs > 0 ? rt->addrs + a.off[i] : NULL;
     }
     free(a.off);
     free(pool.v);
@@ -351,9 +351,9 @@ dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err 
         runtime_free(rt);
         return rc;
     }
-    rt->route_up = st_xcalloc(snap->n_routes ? snap->n_routes : 1, sizeof(*rt->route_up));
+    rt->route_ep = st_xcalloc(snap->n_routes ? snap->n_routes : 1, sizeof(*rt->route_ep));
     for (size_t i = 0; i < snap->n_routes; i++) {
-        rt->route_up[i] = route_upstream(rt, &snap->routes[i]);
+        rt->route_ep[i] = route_ep_find(rt, &snap->routes[i]);
     }
     rt->router = dp_router_new(snap->routes, snap->n_routes);
     if (rt->router == NULL) {
@@ -402,15 +402,15 @@ dp_runtime_version(const struct dp_runtime *rt)
 
 int
 dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
-                 const struct st_route **route, const struct dp_upstream **up)
+                 const struct st_route **route, const struct dp_service_ep **ep)
 {
     ssize_t i = dp_router_match(rt->router, k);
 
-    if (i < 0 || rt->route_up[i] == NULL) {
+    if (i < 0 || rt->route_ep[i] == NULL) {
         return -ST_ENOTFOUND;
     }
     *route = &rt->snap->routes[i];
-    *up = rt->route_up[i];
+    *ep = rt->route_ep[i];
     return 0;
 }
 

@@ -20,8 +20,9 @@ struct st_snapshot;
 struct dp_router_key;
 struct dp_runtime;
 
-/* A service as the workers connect to it. */
-struct dp_upstream {
+/* A service as the workers connect to it: its resolved addresses and TLS client context.
+ * (Not an `upstreams` entity: that is a balancer's set of targets.) */
+struct dp_service_ep {
     const struct st_service *svc;
     struct sockaddr_storage *addrs; /* resolved at build; n_addrs 0: resolution failed */
     size_t n_addrs;
@@ -44,10 +45,10 @@ int dp_runtime_refs(const struct dp_runtime *rt);
 const char *dp_runtime_hash(const struct dp_runtime *rt);
 uint64_t dp_runtime_version(const struct dp_runtime *rt);
 
-/* Routes a connection (dp_router_match). Returns 0 with *route and *up set (both valid
+/* Routes a connection (dp_router_match). Returns 0 with *route and *ep set (both valid
  * while the caller holds its reference), or -ST_ENOTFOUND. */
 int dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
-                     const struct st_route **route, const struct dp_upstream **up);
+                     const struct st_route **route, const struct dp_service_ep **ep);
 
 /* The server context that terminates TLS for sni (NULL: none sent), chosen by
  * dp_tls_certs_select(); valid while the caller holds its reference. NULL only when

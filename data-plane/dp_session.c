@@ -3,7 +3,7 @@
  *   PREREAD (ssl listeners: peek the ClientHello for SNI, under preread_timeout)
  *   -> ROUTE (sources, destinations, SNI) -> HANDSHAKE (tls routes: terminate with the
  *   certificate chosen by SNI) -> CONNECT (retries, connect_timeout per attempt)
- *   -> UP_HANDSHAKE (tls services: TLS to the upstream) -> PROXY (dp_splice forwarders,
+ *   -> UP_HANDSHAKE (tls services: TLS to the upstream) -> PROXY (dp_fwd forwarders,
  *   read/write timeouts) -> LOG -> free
  *
  * tls_passthrough routes skip both handshakes: the peeked ClientHello is still in the
@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "dp_fwd.h"
 #include "dp_log.h"
 #include "dp_loop.h"
 #include "dp_preread.h"
@@ -76,14 +77,14 @@ struct dp_session {
     struct dp_listener *li;
     enum dp_sess_state state;
     const char *action; /* for logs: "... while <action>" */
-    /* The runtime the session was accepted with, and the route and upstream in it: held
+    /* The runtime the session was accepted with, and the route and service in it: held
      * only until proxying starts (routing, TLS setup, connect attempts, all bounded by
      * timeouts), then dropped so that a long connection does not keep an old runtime
      * alive across configuration changes. What the rest of the session needs is copied
      * below at routing. */
     struct dp_runtime *rt;
     const struct st_route *route;
-    const struct dp_upstream *up;
+    const struct dp_service_ep *ep;
     bool routed;
     char route_id[DP_ROUTE_ID_MAX];
     const char *route_name; /* route_name_inline or route_name_long; NULL: none */
@@ -410,11 +411,11 @@ session_on_timer(struct dp_loop *l, void *arg)
     case DP_SESS_UP_HANDSHAKE:
         atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
         dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream timed out (%u ms)",
-                    s->up->svc->connect_timeout);
+                    s->ep->svc->connect_timeout);
         session_close(s, 502, "upstream handshake timeout");
         break;
     case DP_SESS_CONNECT:
-        dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->up->svc->connect_timeout);
+        dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->ep->svc->connect_timeout);
         upstream_drop(s);
         if (session_connect_start(s) == DP_NEXT) {
             dp_session_step(s);
@@ -548,8 +549,8 @@ session_keep_route(struct dp_session *s)
     memcpy(s->route_id, id, n);
     s->route_id[n] = '\0';
     s->routed = true;
-    s->read_timeout = s->up->svc->read_timeout;
-    s->write_timeout = s->up->svc->write_timeout;
+    s->read_timeout = s->ep->svc->read_timeout;
+    s->write_timeout = s->ep->svc->write_timeout;
     if (name == NULL) {
         return 0;
     }
@@ -578,7 +579,7 @@ session_drop_runtime(struct dp_session *s)
     dp_runtime_unref(s->rt);
     s->rt = NULL;
     s->route = NULL;
-    s->up = NULL;
+    s->ep = NULL;
 }
 
 /* ssl listeners: peeks what the client sent into the worker's buffer and parses the
@@ -657,7 +658,7 @@ session_route(struct dp_session *s)
     };
 
     s->action = "routing";
-    if (s->rt == NULL || dp_runtime_match(s->rt, &key, &s->route, &s->up) != 0) {
+    if (s->rt == NULL || dp_runtime_match(s->rt, &key, &s->route, &s->ep) != 0) {
         log_no_route(s);
         atomic_fetch_add_explicit(&s->w->cnt.no_route, 1, memory_order_relaxed);
         s->quiet = true;
@@ -669,12 +670,12 @@ session_route(struct dp_session *s)
         session_close(s, 500, "out of memory");
         return DP_ERROR;
     }
-    if (s->up->n_addrs == 0) {
-        dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->up->svc->host);
+    if (s->ep->n_addrs == 0) {
+        dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->ep->svc->host);
         session_close(s, 503, "no upstream address");
         return DP_ERROR;
     }
-    if (s->up->svc->protocol == ST_PROTO_TLS && s->up->tls == NULL) {
+    if (s->ep->svc->protocol == ST_PROTO_TLS && s->ep->tls == NULL) {
         dp_sess_log(s, ST_LOG_ERR, 0, "service has no TLS context (see the configuration log)");
         session_close(s, 502, "no upstream TLS");
         return DP_ERROR;
@@ -796,7 +797,7 @@ session_proxy_begin(struct dp_session *s)
 static void
 session_connected(struct dp_session *s)
 {
-    const struct st_service *svc = s->up->svc;
+    const struct st_service *svc = s->ep->svc;
     const char *name = s->route->preserve_host && s->sni != NULL ? s->sni : svc->host;
 
     if (svc->protocol != ST_PROTO_TLS) {
@@ -805,7 +806,7 @@ session_connected(struct dp_session *s)
     }
     s->action = "TLS handshaking with upstream";
     s->state = DP_SESS_UP_HANDSHAKE;
-    s->u.ssl = SSL_new(s->up->tls);
+    s->u.ssl = SSL_new(s->ep->tls);
     if (s->u.ssl == NULL || SSL_set_fd(s->u.ssl, s->u.fd) != 1 ||
         dp_tls_upstream_prepare(s->u.ssl, name) != 0) {
         ERR_clear_error();
@@ -840,13 +841,13 @@ session_up_handshake(struct dp_session *s)
 static enum dp_verdict
 session_connect_start(struct dp_session *s)
 {
-    const struct st_service *svc = s->up->svc;
+    const struct st_service *svc = s->ep->svc;
 
     s->action = "connecting to upstream";
     while (s->attempts <= svc->retries) {
         int rc;
 
-        addr_copy(&s->peer, (const struct sockaddr *)&s->up->addrs[s->attempts % s->up->n_addrs]);
+        addr_copy(&s->peer, (const struct sockaddr *)&s->ep->addrs[s->attempts % s->ep->n_addrs]);
         s->has_peer = true;
         s->attempts++;
         rc = upstream_open(s, &s->peer);

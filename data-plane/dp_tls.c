@@ -2,7 +2,7 @@
  * state: the protocol range and ciphers (ssl_protocols, ssl_cipher_suite), the
  * default certificate, the session ticket key ring, and a cache of server contexts
  * keyed by certificate id and content so that a new runtime reuses what did not
- * change. It does not read or write application bytes (dp_splice does), and it does
+ * change. It does not read or write application bytes (dp_fwd does), and it does
  * not pick routes (dp_router does): it only says which SSL_CTX a ClientHello's SNI
  * gets and drives handshakes.
  *
@@ -31,7 +31,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "dp_splice.h"
+#include "dp_fwd.h"
 #include "st_conf.h"
 #include "st_entity.h"
 #include "st_err.h"

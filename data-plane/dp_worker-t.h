@@ -10,8 +10,8 @@
 
 #include "dp_ctx.h"
 #include "dp_loop-t.h"
+#include "dp_pipe.h"
 #include "dp_pool.h"
-#include "dp_splice.h"
 
 struct st_listen;
 struct dp_log_ring;

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "dp_fwd.h"
 #include "dp_listener.h"
 #include "dp_log.h"
 #include "dp_loop.h"

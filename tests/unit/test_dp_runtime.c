@@ -95,7 +95,7 @@ test_match_and_resolve(void **state)
     struct sockaddr_in client = sin4("127.0.0.1", 40000);
     struct sockaddr_in local = sin4("127.0.0.1", 5555);
     const struct st_route *route = NULL;
-    const struct dp_upstream *up = NULL;
+    const struct dp_service_ep *up = NULL;
     const struct sockaddr_in *a;
     struct dp_router_key key = {.client = (struct sockaddr *)&client,
                                 .local = (struct sockaddr *)&local};

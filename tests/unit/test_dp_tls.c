@@ -20,7 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "dp_splice.h"
+#include "dp_fwd.h"
 #include "dp_tls.h"
 #include "st_conf.h"
 #include "st_entity.h"

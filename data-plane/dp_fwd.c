@@ -19,10 +19,10 @@
  * Fairness: a forwarder reads at most env->budget bytes per call and then reports
  * DP_FWD_F_MORE, leaving the source's readiness set; the session resumes it in the
  * next loop turn, so one busy session cannot keep its worker from the others. */
-#include "dp_splice.h"
+#include "dp_fwd.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <fcntl.h> /* splice */
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,78 +31,8 @@
 #include <openssl/ssl.h>
 
 #include "dp_ctx.h"
+#include "dp_pipe.h"
 #include "dp_pool.h"
-
-void
-dp_pipe_pool_init(struct dp_pipe_pool *pp, size_t max_free)
-{
-    pp->free_list = NULL;
-    pp->n_free = 0;
-    pp->max_free = max_free;
-}
-
-static void
-pipe_close(struct dp_pipe *p)
-{
-    close(p->rfd);
-    close(p->wfd);
-    free(p);
-}
-
-void
-dp_pipe_pool_fini(struct dp_pipe_pool *pp)
-{
-    while (pp->free_list != NULL) {
-        struct dp_pipe *p = pp->free_list;
-
-        pp->free_list = p->next;
-        pipe_close(p);
-    }
-    pp->n_free = 0;
-}
-
-struct dp_pipe *
-dp_pipe_get(struct dp_pipe_pool *pp)
-{
-    struct dp_pipe *p = pp->free_list;
-    int fds[2];
-
-    if (p != NULL) {
-        pp->free_list = p->next;
-        pp->n_free--;
-        p->next = NULL;
-        return p;
-    }
-    p = malloc(sizeof(*p));
-    if (p == NULL) {
-        return NULL;
-    }
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
-        free(p);
-        return NULL;
-    }
-    (void)fcntl(fds[1], F_SETPIPE_SZ, DP_PIPE_SIZE);
-    p->rfd = fds[0];
-    p->wfd = fds[1];
-    p->data = 0;
-    p->next = NULL;
-    return p;
-}
-
-void
-dp_pipe_put(struct dp_pipe_pool *pp, struct dp_pipe *p)
-{
-    if (p == NULL) {
-        return;
-    }
-    if (p->data != 0 || pp->n_free >= pp->max_free) {
-        pipe_close(p);
-        return;
-    }
-    p->next = pp->free_list;
-    pp->free_list = p;
-    pp->n_free++;
-}
 
 void
 dp_fwd_init(struct dp_fwd *f, struct dp_sock *src, struct dp_sock *dst)

@@ -2,52 +2,25 @@
  * bulk transfers between plain sockets by zero-copy splice(2) through pooled pipes, and
  * every byte through OpenSSL when a side is TLS. One forwarder
  * (struct dp_fwd) serves one direction; a session runs two with src/dst swapped. */
-#ifndef STRAIT_DP_SPLICE_H
-#define STRAIT_DP_SPLICE_H
+#ifndef STRAIT_DP_FWD_H
+#define STRAIT_DP_FWD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dp_pipe.h"
+
 struct dp_pool;
 struct dp_counters;
 struct ssl_st; /* OpenSSL's SSL */
 
-/* Pipes are asked for 1 MiB (the default fs.pipe-max-size): a bulk transfer then moves
- * a megabyte per splice pair, which cut the proxy's CPU per GB by a third against 64 KiB
- * (bench/README.md). A pipe holds pages only while data is in it; where the kernel
- * refuses the size (fs.pipe-user-pages-soft) the pipe keeps its default and works. */
-#define DP_PIPE_SIZE     (1024 * 1024)
 #define DP_COPY_BUF_SIZE 16384
 
 /* Bytes one forwarder may read per loop turn before it yields to the other sessions
  * of its worker (one pipe's worth: large enough that splice stays efficient). */
 #define DP_FWD_BUDGET DP_PIPE_SIZE
-
-struct dp_pipe {
-    int rfd, wfd;
-    size_t data; /* bytes inside */
-    struct dp_pipe *next;
-};
-
-/* A worker's spare pipes. */
-struct dp_pipe_pool {
-    struct dp_pipe *free_list;
-    size_t n_free;
-    size_t max_free;
-};
-
-void dp_pipe_pool_init(struct dp_pipe_pool *pp, size_t max_free);
-
-/* Closes the spare pipes. */
-void dp_pipe_pool_fini(struct dp_pipe_pool *pp);
-
-/* Returns an empty pipe (from the pool or new), or NULL (fd or memory exhaustion). */
-struct dp_pipe *dp_pipe_get(struct dp_pipe_pool *pp);
-
-/* Gives a pipe back; one that still holds data is closed, never reused. NULL: no-op. */
-void dp_pipe_put(struct dp_pipe_pool *pp, struct dp_pipe *p);
 
 /* One socket of a session with its edge-triggered readiness, plain or TLS. */
 struct dp_sock {

@@ -1,4 +1,4 @@
-/* dp_splice: one forwarder moves bytes between real loopback TCP sockets by splice, by
+/* dp_fwd: one forwarder moves bytes between real loopback TCP sockets by splice, by
  * copy when told to (STRAIT_TEST_NO_SPLICE) and by copy when the kernel refuses to
  * splice (EINVAL); it stops on its per-turn budget and says so; it passes the FIN on
  * only after everything it holds is written; a full destination blocks it and stops
@@ -20,8 +20,8 @@
 #include <cmocka.h>
 
 #include "dp_ctx.h"
+#include "dp_fwd.h"
 #include "dp_pool.h"
-#include "dp_splice.h"
 
 /* A forwarder from `src` to `dst`, with the far ends the test writes to and reads from. */
 struct rig {
