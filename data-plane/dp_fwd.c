@@ -1,5 +1,8 @@
 /* Forwarding one direction of a session.
  *
+ * Every byte moves through the sockets' transports (dp_xprt.h): this file decides
+ * when to copy and when to splice, the transport makes the call.
+ *
  * A direction starts by copying: recv into a pooled buffer, send it on. For the short
  * exchanges of request/response traffic that is the cheapest way (two syscalls, no
  * pipe). When a read fills the whole buffer the direction is moving bulk data and
@@ -13,8 +16,8 @@
  * socket's read readiness and edge-triggered epoll tells us when more arrives. In the
  * other direction we only splice out of a pipe that holds data, so EAGAIN means "the
  * socket is full". EINVAL or ENOSYS mean these fds cannot be spliced: the direction
- * copies for good (as does every direction when a side is TLS, or when
- * STRAIT_TEST_NO_SPLICE=1).
+ * copies for good (as does every direction when a side's transport cannot splice,
+ * TLS, or when STRAIT_TEST_NO_SPLICE=1).
  *
  * Fairness: a forwarder reads at most env->budget bytes per call and then reports
  * DP_FWD_F_MORE, leaving the source's readiness set; the session resumes it in the
@@ -22,13 +25,6 @@
 #include "dp_fwd.h"
 
 #include <errno.h>
-#include <fcntl.h> /* splice */
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "dp_ctx.h"
 #include "dp_pipe.h"
@@ -74,112 +70,6 @@ fwd_pending(const struct dp_fwd *f)
     return (f->len - f->off) + (f->pipe ? f->pipe->data : 0);
 }
 
-/* The syscalls, retried on EINTR (which would otherwise lose an edge-triggered
- * readiness), with errors as -errno. */
-static ssize_t
-sys_splice(int in, int out, size_t len)
-{
-    for (;;) {
-        ssize_t n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-
-        if (n != -1) {
-            return n;
-        }
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
-}
-
-static ssize_t
-sys_recv(int fd, void *buf, size_t len)
-{
-    for (;;) {
-        ssize_t n = recv(fd, buf, len, 0);
-
-        if (n != -1) {
-            return n;
-        }
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
-}
-
-static ssize_t
-sys_send(int fd, const void *buf, size_t len)
-{
-    for (;;) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-        if (n != -1) {
-            return n;
-        }
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
-}
-
-/* The socket's side of a TLS read or write that did not complete, as -errno: -EAGAIN
- * when OpenSSL waits for readiness (a read that needs the socket writable first says so
- * in rd_wants_wr), 0 at a clean end (close_notify, or EOF: SSL_OP_IGNORE_UNEXPECTED_EOF),
- * -EPROTO for a TLS error. The thread's error queue is left empty. */
-static ssize_t
-ssl_io_error(struct dp_sock *k, bool reading)
-{
-    int e = SSL_get_error(k->ssl, 0);
-    int saved = errno;
-
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-        return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        k->rd_wants_wr = reading;
-        return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        if (saved == EAGAIN || saved == EINTR) {
-            return -EAGAIN;
-        }
-        return saved != 0 ? -saved : (reading ? 0 : -EPIPE);
-    default:
-        ERR_clear_error();
-        return -EPROTO;
-    }
-}
-
-/* recv/send on a plain or TLS socket: bytes (> 0), 0 at EOF (reads), or -errno. */
-static ssize_t
-sock_recv(struct dp_sock *k, void *buf, size_t len)
-{
-    size_t n;
-
-    if (k->ssl == NULL) {
-        return sys_recv(k->fd, buf, len);
-    }
-    if (SSL_read_ex(k->ssl, buf, len, &n) == 1) {
-        return (ssize_t)n;
-    }
-    return ssl_io_error(k, true);
-}
-
-static ssize_t
-sock_send(struct dp_sock *k, const void *buf, size_t len)
-{
-    size_t n;
-
-    if (k->ssl == NULL) {
-        return sys_send(k->fd, buf, len);
-    }
-    if (SSL_write_ex(k->ssl, buf, len, &n) == 1) {
-        return (ssize_t)n;
-    }
-    return ssl_io_error(k, false);
-}
-
 /* Writes held bytes to dst. Returns bytes written (> 0), or a negative errno
  * (-EAGAIN: dst is full). */
 static ssize_t
@@ -188,7 +78,7 @@ fwd_write(struct dp_fwd *f, struct dp_fwd_env *env)
     ssize_t n;
 
     if (f->len > f->off) {
-        n = sock_send(f->dst, f->buf + f->off, f->len - f->off);
+        n = f->dst->xprt->send(f->dst, f->buf + f->off, f->len - f->off);
         if (n <= 0) {
             return n == 0 ? -EIO : n;
         }
@@ -199,7 +89,7 @@ fwd_write(struct dp_fwd *f, struct dp_fwd_env *env)
         atomic_fetch_add_explicit(&env->cnt->bytes_copy, (uint64_t)n, memory_order_relaxed);
         return n;
     }
-    n = sys_splice(f->pipe->rfd, f->dst->fd, f->pipe->data);
+    n = f->dst->xprt->splice_out(f->dst, f->pipe->rfd, f->pipe->data);
     if (n <= 0) {
         /* 0 from a pipe we believe holds data: our count is wrong; never spin on it. */
         return n == 0 ? -EIO : n;
@@ -220,7 +110,7 @@ fwd_read_copy(struct dp_fwd *f, struct dp_fwd_env *env)
             return -ENOMEM;
         }
     }
-    n = sock_recv(f->src, f->buf, DP_COPY_BUF_SIZE);
+    n = f->src->xprt->recv(f->src, f->buf, DP_COPY_BUF_SIZE);
     if (n < 0) {
         return n;
     }
@@ -237,8 +127,9 @@ fwd_read(struct dp_fwd *f, struct dp_fwd_env *env, size_t *asked)
     ssize_t n;
 
     *asked = DP_COPY_BUF_SIZE;
-    if (!f->copy && (env->no_splice || f->src->ssl != NULL || f->dst->ssl != NULL)) {
-        f->copy = true; /* TLS on a side: the bytes pass through OpenSSL, so memory */
+    if (!f->copy &&
+        (env->no_splice || f->src->xprt->splice_in == NULL || f->dst->xprt->splice_out == NULL)) {
+        f->copy = true; /* a side cannot splice (TLS): the bytes pass through memory */
     }
     if (f->copy || !f->bulk) {
         n = fwd_read_copy(f, env);
@@ -254,7 +145,7 @@ fwd_read(struct dp_fwd *f, struct dp_fwd_env *env, size_t *asked)
         }
     }
     *asked = DP_PIPE_SIZE;
-    n = sys_splice(f->src->fd, f->pipe->wfd, DP_PIPE_SIZE);
+    n = f->src->xprt->splice_in(f->src, f->pipe->wfd, DP_PIPE_SIZE);
     if (n == -EINVAL || n == -ENOSYS) {
         dp_pipe_put(env->pipes, f->pipe); /* still empty: reusable */
         f->pipe = NULL;
@@ -272,14 +163,7 @@ static void
 fwd_finish(struct dp_fwd *f)
 {
     if (!f->dst->shut_wr) {
-        if (f->dst->ssl != NULL) {
-            /* close_notify first; best effort (a full socket drops it, the FIN follows) */
-            if (SSL_shutdown(f->dst->ssl) < 0) {
-                ERR_clear_error();
-            }
-        }
-        /* ENOTCONN: the peer is already gone; the other direction will see it. */
-        (void)shutdown(f->dst->fd, SHUT_WR);
+        f->dst->xprt->shutw(f->dst); /* TLS: close_notify, then the FIN */
         f->dst->shut_wr = true;
     }
     f->done = true;
@@ -361,8 +245,9 @@ dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
         /* A short read of a plain socket emptied its queue: with edge-triggered epoll,
          * anything arriving later makes a new event, so skip the read that would only
          * say EAGAIN. Not after a RDHUP/HUP edge, whose FIN may still be queued, nor on
-         * TLS, where OpenSSL may hold bytes of its own. */
-        if ((size_t)n < asked && f->src->ssl == NULL && !f->src->hup) {
+         * a transport that may hold bytes of its own (TLS). */
+        if ((size_t)n < asked && (f->src->xprt->flags & DP_XPRT_F_HOLDS_INPUT) == 0 &&
+            !f->src->hup) {
             f->src->rd_ready = false;
         }
     }

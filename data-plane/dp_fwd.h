@@ -1,7 +1,8 @@
-/* Moving bytes between two sockets: small exchanges by copy through a pooled buffer,
- * bulk transfers between plain sockets by zero-copy splice(2) through pooled pipes, and
- * every byte through OpenSSL when a side is TLS. One forwarder
- * (struct dp_fwd) serves one direction; a session runs two with src/dst swapped. */
+/* Moving bytes between two sockets through their transports (dp_xprt.h): small
+ * exchanges by copy through a pooled buffer, bulk transfers between plain sockets by
+ * zero-copy splice(2) through pooled pipes, and every byte through memory when a side
+ * cannot splice (TLS). One forwarder (struct dp_fwd) serves one direction; a session
+ * runs two with src/dst swapped. */
 #ifndef STRAIT_DP_FWD_H
 #define STRAIT_DP_FWD_H
 
@@ -11,10 +12,10 @@
 #include <sys/types.h>
 
 #include "dp_pipe.h"
+#include "dp_xprt.h"
 
 struct dp_pool;
 struct dp_counters;
-struct ssl_st; /* OpenSSL's SSL */
 
 #define DP_COPY_BUF_SIZE 16384
 
@@ -22,28 +23,16 @@ struct ssl_st; /* OpenSSL's SSL */
  * of its worker (one pipe's worth: large enough that splice stays efficient). */
 #define DP_FWD_BUDGET DP_PIPE_SIZE
 
-/* One socket of a session with its edge-triggered readiness, plain or TLS. */
-struct dp_sock {
-    int fd;
-    struct ssl_st *ssl; /* NULL: plain; else every byte goes through OpenSSL (copy mode) */
-    bool rd_ready;      /* set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN */
-    bool wr_ready;      /* set by EPOLLOUT/ERR, cleared by EAGAIN */
-    bool rd_wants_wr;   /* OpenSSL's read needs the socket writable first */
-    bool hup;           /* EPOLLRDHUP/EPOLLHUP seen: the peer will send nothing more */
-    bool err;           /* EPOLLERR seen (a failed connect, a reset) */
-    bool shut_wr;       /* we sent FIN (and close_notify on TLS) */
-};
-
 /* One direction, src -> dst. */
 struct dp_fwd {
     struct dp_sock *src, *dst;
-    struct dp_pipe *pipe;  /* splice mode, taken at first use */
-    uint8_t *buf;          /* copying: DP_COPY_BUF_SIZE from env->bufs */
-    size_t off, len;       /* pending bytes in buf */
-    bool copy;             /* never splice: TLS, told to, or refused by the kernel */
-    bool bulk;             /* a read filled the buffer: splice from now on */
-    bool eof;              /* src sent FIN */
-    bool done;             /* eof seen, everything written, FIN passed to dst */
+    struct dp_pipe *pipe; /* splice mode, taken at first use */
+    uint8_t *buf;         /* copying: DP_COPY_BUF_SIZE from env->bufs */
+    size_t off, len;      /* pending bytes in buf */
+    bool copy;            /* never splice: a side cannot (TLS), told to, or refused by the kernel */
+    bool bulk;            /* a read filled the buffer: splice from now on */
+    bool eof;             /* src sent FIN */
+    bool done;            /* eof seen, everything written, FIN passed to dst */
     int64_t blocked_since; /* when dst stopped taking bytes, 0: not blocked */
     uint64_t bytes;        /* written to dst */
 };

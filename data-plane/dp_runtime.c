@@ -38,7 +38,7 @@ runtime_free(struct dp_runtime *rt)
 {
     if (rt->eps != NULL) {
         for (size_t i = 0; i < rt->snap->n_services; i++) {
-            SSL_CTX_free(rt->eps[i].tls);
+            dp_tls_ctx_unref(rt->eps[i].tls);
         }
     }
     dp_tls_certs_free(rt->certs);
@@ -56,10 +56,10 @@ runtime_free(struct dp_runtime *rt)
  * already resolved and the upstream TLS settings already made, so that 100k services
  * on a few hosts cost a few lookups, not 100k. */
 struct memo_ent {
-    char *key;     /* NULL: free slot */
-    size_t off, n; /* host: its addresses in the pool, [off, off + n) */
-    int rc;        /* host: getaddrinfo's error, 0: none */
-    SSL_CTX *ctx;  /* TLS settings: the context (NULL: failed, why) */
+    char *key;              /* NULL: free slot */
+    size_t off, n;          /* host: its addresses in the pool, [off, off + n) */
+    int rc;                 /* host: getaddrinfo's error, 0: none */
+    struct ssl_ctx_st *ctx; /* TLS settings: the context (NULL: failed, why) */
     char *why;
 };
 
@@ -122,7 +122,7 @@ memo_fini(struct memo *m)
     for (size_t i = 0; i < m->cap; i++) {
         free(m->v[i].key);
         free(m->v[i].why);
-        SSL_CTX_free(m->v[i].ctx);
+        dp_tls_ctx_unref(m->v[i].ctx);
     }
     free(m->v);
     memset(m, 0, sizeof(*m));
@@ -269,7 +269,7 @@ ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
     tls_key(svc, key, sizeof(key));
     e = strlen(key) + 1 < sizeof(key) ? memo_get(tlsm, key, &added) : NULL;
     if (e == NULL || added) {
-        SSL_CTX *ctx = NULL;
+        struct ssl_ctx_st *ctx = NULL;
 
         memset(&err, 0, sizeof(err));
         if (dp_tls_upstream_ctx_new(svc, &ctx, &err) != 0) {
@@ -292,7 +292,7 @@ ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
                svc->name ? svc->name : "-", e->why);
         return;
     }
-    SSL_CTX_up_ref(e->ctx);
+    dp_tls_ctx_ref(e->ctx);
     ep->tls = e->ctx;
 }
 
@@ -414,7 +414,7 @@ dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
     return 0;
 }
 
-SSL_CTX *
+struct ssl_ctx_st *
 dp_runtime_server_ctx(const struct dp_runtime *rt, const char *sni)
 {
     return dp_tls_certs_select(rt->certs, sni);

@@ -11,14 +11,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include <openssl/ssl.h>
-
 struct st_err;
 struct st_route;
 struct st_service;
 struct st_snapshot;
 struct dp_router_key;
 struct dp_runtime;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 /* A service as the workers connect to it: its resolved addresses and TLS client context.
  * (Not an `upstreams` entity: that is a balancer's set of targets.) */
@@ -26,7 +25,7 @@ struct dp_service_ep {
     const struct st_service *svc;
     struct sockaddr_storage *addrs; /* resolved at build; n_addrs 0: resolution failed */
     size_t n_addrs;
-    SSL_CTX *tls; /* `tls` services: the client context (NULL: it could not be built) */
+    struct ssl_ctx_st *tls; /* `tls` services: the client context (NULL: it could not be built) */
 };
 
 /* Builds a runtime from a parsed snapshot, resolving every enabled service's host.
@@ -53,6 +52,6 @@ int dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
 /* The server context that terminates TLS for sni (NULL: none sent), chosen by
  * dp_tls_certs_select(); valid while the caller holds its reference. NULL only when
  * the process has no TLS set up (dp_tls_init not called: unit tests). */
-SSL_CTX *dp_runtime_server_ctx(const struct dp_runtime *rt, const char *sni);
+struct ssl_ctx_st *dp_runtime_server_ctx(const struct dp_runtime *rt, const char *sni);
 
 #endif

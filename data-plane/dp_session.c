@@ -25,9 +25,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "dp_fwd.h"
 #include "dp_log.h"
 #include "dp_loop.h"
@@ -37,6 +34,8 @@
 #include "dp_tls.h"
 #include "dp_verdict.h"
 #include "dp_worker.h"
+#include "dp_xprt.h"
+#include "dp_xprt_tls.h"
 #include "st_addr.h"
 #include "st_conf.h"
 #include "st_entity.h"
@@ -205,15 +204,6 @@ log_no_route(struct dp_session *s)
 
 /* ---------------------------------------------------------------- close and free */
 
-static void
-sock_close(struct dp_sock *k)
-{
-    if (k->fd != -1) {
-        close(k->fd); /* also removes it from epoll */
-        k->fd = -1;
-    }
-}
-
 /* A client closed before proxying (no route, no upstream) may have sent bytes already;
  * closing over unread bytes makes the kernel send a reset, so read what is there
  * first and let the client see a plain FIN. */
@@ -257,16 +247,14 @@ session_free(struct dp_loop *l, void *arg)
     }
     dp_fwd_fini(&s->fwd[0], &env);
     dp_fwd_fini(&s->fwd[1], &env);
-    if (s->fwd[0].src == NULL && s->c.fd != -1 && s->c.ssl == NULL) {
+    if (s->fwd[0].src == NULL && s->c.fd != -1 && s->c.xprt == &dp_xprt_raw) {
         client_discard_input(&s->c);
     }
-    SSL_free(s->c.ssl);
-    SSL_free(s->u.ssl);
     dp_pool_put(&w->pre_pool, s->pre);
     dp_pool_put(&w->name_pool, s->sni_long);
     dp_pool_put(&w->name_pool, s->route_name_long);
-    sock_close(&s->c);
-    sock_close(&s->u);
+    s->c.xprt->close(&s->c);
+    s->u.xprt->close(&s->u);
     dp_timer_del(&w->loop, &s->timer);
     dp_loop_cancel(&w->loop, &s->resume);
     dp_runtime_unref(s->rt);
@@ -372,12 +360,11 @@ addr_copy(union dp_addr *dst, const struct sockaddr *src)
 }
 static enum dp_verdict session_handshake_start(struct dp_session *s);
 
+/* A failed connect attempt: the socket goes, with the readiness it had seen. */
 static void
 upstream_drop(struct dp_session *s)
 {
-    sock_close(&s->u);
-    s->u.rd_ready = s->u.wr_ready = false;
-    s->u.hup = s->u.err = false;
+    s->u.xprt->close(&s->u);
 }
 
 static void
@@ -696,19 +683,16 @@ session_route(struct dp_session *s)
 static enum dp_verdict
 session_handshake_start(struct dp_session *s)
 {
-    SSL_CTX *ctx = dp_runtime_server_ctx(s->rt, s->sni);
+    struct ssl_ctx_st *ctx = dp_runtime_server_ctx(s->rt, s->sni);
 
     s->action = "TLS handshaking with client";
     s->state = DP_SESS_HANDSHAKE;
-    s->c.ssl = ctx != NULL ? SSL_new(ctx) : NULL;
-    if (s->c.ssl == NULL || SSL_set_fd(s->c.ssl, s->c.fd) != 1) {
-        ERR_clear_error();
+    if (ctx == NULL || dp_xprt_tls_accept(&s->c, ctx) < 0) {
         dp_sess_log(s, ST_LOG_ERR, 0, "cannot start TLS (%s)",
                     ctx == NULL ? "no certificate" : "out of memory");
         session_close(s, 500, "TLS unavailable");
         return DP_ERROR;
     }
-    SSL_set_accept_state(s->c.ssl);
     if (session_arm_deadline(s, s->w->ctx->conf->preread_timeout) < 0) {
         return DP_ERROR;
     }
@@ -719,7 +703,7 @@ static enum dp_verdict
 session_handshake(struct dp_session *s)
 {
     char why[160];
-    enum dp_verdict v = dp_tls_handshake(&s->c, why, sizeof(why));
+    enum dp_verdict v = s->c.xprt->handshake(&s->c, why, sizeof(why));
 
     if (v == DP_AGAIN) {
         return DP_AGAIN;
@@ -731,8 +715,8 @@ session_handshake(struct dp_session *s)
         return DP_ERROR;
     }
     dp_timer_del(&s->w->loop, &s->timer);
-    s->tls = SSL_get_version(s->c.ssl);
-    s->resumed = SSL_session_reused(s->c.ssl) == 1;
+    s->tls = dp_xprt_tls_version(&s->c);
+    s->resumed = dp_xprt_tls_is_resumed(&s->c);
     atomic_fetch_add_explicit(&s->w->cnt.tls_handshakes, 1, memory_order_relaxed);
     if (s->resumed) {
         atomic_fetch_add_explicit(&s->w->cnt.tls_resumed, 1, memory_order_relaxed);
@@ -784,8 +768,8 @@ session_proxy_begin(struct dp_session *s)
      * before anything could arrive), so a plain side is not read for an EAGAIN; a TLS
      * side is read once (OpenSSL may hold bytes of the handshake's last read). */
     s->c.wr_ready = s->u.wr_ready = true;
-    s->c.rd_ready = s->c.rd_ready || s->c.ssl != NULL;
-    s->u.rd_ready = s->u.rd_ready || s->u.ssl != NULL;
+    s->c.rd_ready = s->c.rd_ready || (s->c.xprt->flags & DP_XPRT_F_HOLDS_INPUT) != 0;
+    s->u.rd_ready = s->u.rd_ready || (s->u.xprt->flags & DP_XPRT_F_HOLDS_INPUT) != 0;
     s->last_io = s->w->loop.now;
     s->state = DP_SESS_PROXY;
     session_drop_runtime(s);
@@ -806,15 +790,11 @@ session_connected(struct dp_session *s)
     }
     s->action = "TLS handshaking with upstream";
     s->state = DP_SESS_UP_HANDSHAKE;
-    s->u.ssl = SSL_new(s->ep->tls);
-    if (s->u.ssl == NULL || SSL_set_fd(s->u.ssl, s->u.fd) != 1 ||
-        dp_tls_upstream_prepare(s->u.ssl, name) != 0) {
-        ERR_clear_error();
+    if (dp_xprt_tls_connect(&s->u, s->ep->tls, name) < 0) {
         dp_sess_log(s, ST_LOG_ERR, ENOMEM, "cannot start TLS to the upstream");
         session_close(s, 500, "out of memory");
         return;
     }
-    SSL_set_connect_state(s->u.ssl);
     s->u.rd_ready = s->u.wr_ready = true;
     (void)session_arm_deadline(s, svc->connect_timeout ? svc->connect_timeout : 60000);
 }
@@ -823,7 +803,7 @@ static enum dp_verdict
 session_up_handshake(struct dp_session *s)
 {
     char why[160];
-    enum dp_verdict v = dp_tls_handshake(&s->u, why, sizeof(why));
+    enum dp_verdict v = s->u.xprt->handshake(&s->u, why, sizeof(why));
 
     if (v == DP_AGAIN) {
         return DP_AGAIN;
@@ -999,8 +979,8 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     if (li->local_known || getsockname(fd, &s->local.sa, &len) == -1) {
         addr_copy(&s->local, (const struct sockaddr *)&li->conf->addr);
     }
-    s->c.fd = fd;
-    s->u.fd = -1;
+    dp_xprt_raw_init(&s->c, fd);
+    dp_xprt_raw_init(&s->u, -1);
     s->cio.fd = fd;
     s->cio.cb = session_on_client;
     s->cio.arg = s;

@@ -2,14 +2,14 @@
  * state: the protocol range and ciphers (ssl_protocols, ssl_cipher_suite), the
  * default certificate, the session ticket key ring, and a cache of server contexts
  * keyed by certificate id and content so that a new runtime reuses what did not
- * change. It does not read or write application bytes (dp_fwd does), and it does
- * not pick routes (dp_router does): it only says which SSL_CTX a ClientHello's SNI
- * gets and drives handshakes.
+ * change. It does not drive connections (dp_xprt_tls does: handshakes, reads and
+ * writes), and it does not pick routes (dp_router does): it only says which SSL_CTX a
+ * ClientHello's SNI gets, and builds the contexts.
  *
  * Threads: dp_tls_init/fini run on the main thread; dp_tls_certs_new/free and
  * dp_tls_upstream_ctx_new on the sync thread (the certificate cache has a mutex for
- * safety); workers call dp_tls_certs_select, dp_tls_upstream_prepare and
- * dp_tls_handshake, which take no locks and allocate nothing but what OpenSSL does. */
+ * safety); workers call dp_tls_certs_select and dp_tls_upstream_prepare (through
+ * dp_xprt_tls), which take no locks and allocate nothing but what OpenSSL does. */
 #include "dp_tls.h"
 
 #include <arpa/inet.h>
@@ -29,9 +29,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "dp_fwd.h"
 #include "st_conf.h"
 #include "st_entity.h"
 #include "st_err.h"
@@ -121,9 +121,8 @@ static struct {
     size_t n_cache;
 } tls = {.cache_lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* The reason of the most recent OpenSSL error, or `dflt`; clears the queue. */
-static void
-ssl_reason(char *why, size_t size, const char *dflt)
+void
+dp_tls_reason(char *why, size_t size, const char *dflt)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
@@ -474,13 +473,13 @@ ctx_use_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem, struct key
     }
     x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL);
     if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1) {
-        ssl_reason(why, size, "no certificate");
+        dp_tls_reason(why, size, "no certificate");
         goto out;
     }
     X509_free(x);
     while ((x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
         if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
-            ssl_reason(why, size, "bad chain certificate");
+            dp_tls_reason(why, size, "bad chain certificate");
             goto out;
         }
     }
@@ -489,17 +488,17 @@ ctx_use_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem, struct key
     b = NULL;
     pkey = key_read(kr, key_pem);
     if (pkey == NULL) {
-        ssl_reason(why, size, "no private key");
+        dp_tls_reason(why, size, "no private key");
         goto out;
     }
     if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        ssl_reason(why, size, "key does not match the certificate");
+        dp_tls_reason(why, size, "key does not match the certificate");
         goto out;
     }
     rc = 0;
 out:
     if (rc != 0 && why[0] == '\0') {
-        ssl_reason(why, size, "out of memory");
+        dp_tls_reason(why, size, "out of memory");
     }
     X509_free(x);
     EVP_PKEY_free(pkey);
@@ -516,7 +515,7 @@ cert_ctx_new(const struct st_certificate *ce, struct key_reader *kr, char *why, 
 
     why[0] = '\0';
     if (ctx == NULL) {
-        ssl_reason(why, size, "out of memory");
+        dp_tls_reason(why, size, "out of memory");
         return NULL;
     }
     if (ce->cert == NULL || ce->key == NULL) {
@@ -802,7 +801,7 @@ default_ctx_init(const struct st_conf *conf, struct st_err *err)
     if (tls.dflt == NULL) {
         char why[256];
 
-        ssl_reason(why, sizeof(why), "out of memory");
+        dp_tls_reason(why, sizeof(why), "out of memory");
         return st_err_set(err, -ST_ECONF, "ssl_cipher_suite",
                           "ssl_cipher_suite: cannot set up TLS with '%s': %s",
                           tls.ciphers != NULL ? tls.ciphers : "default ciphers", why);
@@ -1235,7 +1234,7 @@ ca_store_add(SSL_CTX *ctx, const struct st_service *svc, char *why, size_t size)
         if (!ok) {
             char reason[200];
 
-            ssl_reason(reason, sizeof(reason), "no certificate");
+            dp_tls_reason(reason, sizeof(reason), "no certificate");
             snprintf(why, size, "ca_certificate %s: %s",
                      ca != NULL && ca->id != NULL ? ca->id : "-", reason);
             return -1;
@@ -1253,7 +1252,7 @@ dp_tls_upstream_ctx_new(const struct st_service *svc, SSL_CTX **out, struct st_e
     int depth;
 
     if (ctx == NULL) {
-        ssl_reason(why, sizeof(why), "out of memory");
+        dp_tls_reason(why, sizeof(why), "out of memory");
         return st_err_set(err, -ENOMEM, "", "cannot create a TLS context: %s", why);
     }
     /* Kong's ssl_protocols face clients; upstreams get lua_ssl_protocols' default. */
@@ -1261,7 +1260,7 @@ dp_tls_upstream_ctx_new(const struct st_service *svc, SSL_CTX **out, struct st_e
     SSL_CTX_set_mode(ctx, TLS_MODES);
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-        ssl_reason(why, sizeof(why), "cannot set the protocol range");
+        dp_tls_reason(why, sizeof(why), "cannot set the protocol range");
         goto fail;
     }
     if (svc->tls_verify == 1) {
@@ -1273,7 +1272,7 @@ dp_tls_upstream_ctx_new(const struct st_service *svc, SSL_CTX **out, struct st_e
                 goto fail;
             }
         } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-            ssl_reason(why, sizeof(why), "cannot load the system CA store");
+            dp_tls_reason(why, sizeof(why), "cannot load the system CA store");
             goto fail;
         }
     }
@@ -1332,55 +1331,14 @@ dp_tls_upstream_prepare(SSL *ssl, const char *name)
     return 0;
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* Handshake                                                                            */
-
-static void
-handshake_why(SSL *ssl, int e, int saved_errno, char *why, size_t size)
+void
+dp_tls_ctx_ref(struct ssl_ctx_st *ctx)
 {
-    unsigned long last = ERR_peek_last_error();
-    long vr;
-
-    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && last == 0 && saved_errno == 0) ||
-        (last != 0 && ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
-        snprintf(why, size, "connection closed by peer");
-        return;
-    }
-    if (e == SSL_ERROR_SYSCALL && last == 0) {
-        snprintf(why, size, "%s", strerror(saved_errno));
-        return;
-    }
-    vr = SSL_get_verify_result(ssl);
-    if (last != 0 && ERR_GET_LIB(last) == ERR_LIB_SSL &&
-        ERR_GET_REASON(last) == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
-        snprintf(why, size, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
-        return;
-    }
-    ssl_reason(why, size, "handshake failed");
+    SSL_CTX_up_ref(ctx);
 }
 
-enum dp_verdict
-dp_tls_handshake(struct dp_sock *k, char *why, size_t size)
+void
+dp_tls_ctx_unref(struct ssl_ctx_st *ctx)
 {
-    int rc, e, saved;
-
-    ERR_clear_error();
-    errno = 0;
-    rc = SSL_do_handshake(k->ssl);
-    if (rc == 1) {
-        return DP_NEXT;
-    }
-    saved = errno;
-    e = SSL_get_error(k->ssl, rc);
-    if (e == SSL_ERROR_WANT_READ) {
-        k->rd_ready = false;
-        return DP_AGAIN;
-    }
-    if (e == SSL_ERROR_WANT_WRITE) {
-        k->wr_ready = false;
-        return DP_AGAIN;
-    }
-    handshake_why(k->ssl, e, saved, why, size);
-    ERR_clear_error();
-    return DP_ERROR;
+    SSL_CTX_free(ctx);
 }

@@ -1,8 +1,9 @@
-/* OpenSSL on the data path: the server contexts that terminate TLS (one per certificate
- * entity, chosen by SNI, plus the default certificate), the client contexts that speak
- * TLS to `tls` services, the process-wide session ticket key ring, and the non-blocking
- * handshake of one socket. Contexts are built on the sync thread with the runtime and
- * are read-only afterwards; workers only call SSL_new() on them and dp_tls_handshake(). */
+/* OpenSSL's contexts on the data path: the server contexts that terminate TLS (one per
+ * certificate entity, chosen by SNI, plus the default certificate), the client contexts
+ * that speak TLS to `tls` services, and the process-wide session ticket key ring.
+ * Contexts are built on the sync thread with the runtime and are read-only afterwards;
+ * workers only start connections on them (dp_xprt_tls). OpenSSL's types stay opaque
+ * here: callers need not include OpenSSL. */
 #ifndef STRAIT_DP_TLS_H
 #define STRAIT_DP_TLS_H
 
@@ -10,16 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/ssl.h>
-
-#include "dp_verdict.h"
-
 struct st_conf;
 struct st_err;
 struct st_service;
 struct st_snapshot;
-struct dp_sock;
 struct dp_tls_certs;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+struct ssl_st;     /* OpenSSL's SSL */
 
 /* How long a ticket key encrypts new tickets before the next one takes over; the
  * previous key still decrypts (and the ticket is renewed) for one more period. */
@@ -52,27 +50,30 @@ void dp_tls_certs_free(struct dp_tls_certs *c);
  * gets the default certificate, as in Kong. NULL only on a process without ssl
  * listeners (nothing to terminate) or before dp_tls_init (unit tests). Lock-free; the
  * context lives as long as c. */
-SSL_CTX *dp_tls_certs_select(const struct dp_tls_certs *c, const char *sni);
+struct ssl_ctx_st *dp_tls_certs_select(const struct dp_tls_certs *c, const char *sni);
 
 /* The client context for a `tls` service: verification per tls_verify (off when
  * unset, as Kong), tls_verify_depth (1 when unset, as Kong's lua_ssl_verify_depth),
  * ca_certificates (the system store when none), client_certificate. Returns 0 and *out
  * (one reference), or a negative code with err filled. */
-int dp_tls_upstream_ctx_new(const struct st_service *svc, SSL_CTX **out, struct st_err *err);
+int dp_tls_upstream_ctx_new(const struct st_service *svc, struct ssl_ctx_st **out,
+                            struct st_err *err);
 
 /* Readies ssl (from the upstream context) for a connection: SNI `name` (none when name is
  * NULL or an IP literal, as nginx) and, when the context verifies, the name (or IP) the
  * upstream's certificate must carry. Returns 0 or -ENOMEM. */
-int dp_tls_upstream_prepare(SSL *ssl, const char *name);
-
-/* Advances the handshake of k->ssl (accept or connect state already set) without
- * blocking. DP_NEXT: done; DP_AGAIN: waiting for readiness (k's rd_ready / wr_ready
- * cleared as OpenSSL asks); DP_ERROR: failed, with a short reason in why (static or
- * from OpenSSL's error queue, e.g. "certificate verify failed: self-signed
- * certificate"), and OpenSSL's error queue cleared. */
-enum dp_verdict dp_tls_handshake(struct dp_sock *k, char *why, size_t size);
+int dp_tls_upstream_prepare(struct ssl_st *ssl, const char *name);
 
 /* Number of ticket key rotations since start (for /status). */
 uint64_t dp_tls_ticket_rotations(void);
+
+/* A context's reference count (SSL_CTX_up_ref, SSL_CTX_free): the runtime shares one
+ * upstream context between services with the same settings. Unref of NULL: no-op. */
+void dp_tls_ctx_ref(struct ssl_ctx_st *ctx);
+void dp_tls_ctx_unref(struct ssl_ctx_st *ctx);
+
+/* The reason of the thread's most recent OpenSSL error ("bad chain certificate"), or
+ * dflt when there is none, into why; clears the thread's error queue. */
+void dp_tls_reason(char *why, size_t size, const char *dflt);
 
 #endif

@@ -63,8 +63,8 @@ rig_init(struct rig *r, bool no_splice, size_t budget)
     memset(r, 0, sizeof(*r));
     tcp_pair(&r->src_peer, &r->src_fd);
     tcp_pair(&r->dst_peer, &r->dst_fd);
-    r->src.fd = r->src_fd;
-    r->dst.fd = r->dst_fd;
+    dp_xprt_raw_init(&r->src, r->src_fd);
+    dp_xprt_raw_init(&r->dst, r->dst_fd);
     r->src.rd_ready = r->dst.wr_ready = true;
     dp_fwd_init(&r->f, &r->src, &r->dst);
     dp_pipe_pool_init(&r->pipes, 4);

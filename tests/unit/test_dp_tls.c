@@ -20,8 +20,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "dp_fwd.h"
 #include "dp_tls.h"
+#include "dp_xprt_tls.h"
 #include "st_conf.h"
 #include "st_entity.h"
 #include "st_err.h"
@@ -158,21 +158,21 @@ conn_open(struct conn *c, SSL_CTX *sctx, SSL_CTX *cctx)
     SSL_set_accept_state(c->srv);
 }
 
-/* Runs both handshakes with dp_tls_handshake until each side is done or one fails. */
+/* Runs both handshakes with the TLS transport's handshake until each side is done or one fails. */
 static void
 conn_handshake(struct conn *c)
 {
-    struct dp_sock kc = {.fd = c->fds[0], .ssl = c->cli};
-    struct dp_sock ks = {.fd = c->fds[1], .ssl = c->srv};
+    struct dp_sock kc = {.fd = c->fds[0], .xprt = &dp_xprt_tls, .xprt_ctx = c->cli};
+    struct dp_sock ks = {.fd = c->fds[1], .xprt = &dp_xprt_tls, .xprt_ctx = c->srv};
     int i;
 
     c->vc = c->vs = DP_AGAIN;
     for (i = 0; i < 100 && (c->vc == DP_AGAIN || c->vs == DP_AGAIN); i++) {
         if (c->vc == DP_AGAIN) {
-            c->vc = dp_tls_handshake(&kc, c->why_c, sizeof(c->why_c));
+            c->vc = dp_xprt_tls.handshake(&kc, c->why_c, sizeof(c->why_c));
         }
         if (c->vs == DP_AGAIN) {
-            c->vs = dp_tls_handshake(&ks, c->why_s, sizeof(c->why_s));
+            c->vs = dp_xprt_tls.handshake(&ks, c->why_s, sizeof(c->why_s));
         }
         if (c->vc == DP_ERROR || c->vs == DP_ERROR) {
             break;
@@ -716,11 +716,12 @@ test_handshake_errors(void **state)
     ssl = SSL_new(dp_tls_certs_select(certs, NULL));
     SSL_set_fd(ssl, fds[1]);
     SSL_set_accept_state(ssl);
-    k = (struct dp_sock){.fd = fds[1], .ssl = ssl, .rd_ready = true, .wr_ready = true};
-    assert_int_equal(dp_tls_handshake(&k, why, sizeof(why)), DP_AGAIN);
+    k = (struct dp_sock){
+        .fd = fds[1], .xprt = &dp_xprt_tls, .xprt_ctx = ssl, .rd_ready = true, .wr_ready = true};
+    assert_int_equal(dp_xprt_tls.handshake(&k, why, sizeof(why)), DP_AGAIN);
     assert_false(k.rd_ready);
     assert_int_equal(write(fds[0], "GET / HTTP/1.0\r\n\r\n", 18), 18);
-    assert_int_equal(dp_tls_handshake(&k, why, sizeof(why)), DP_ERROR);
+    assert_int_equal(dp_xprt_tls.handshake(&k, why, sizeof(why)), DP_ERROR);
     assert_true(why[0] != '\0');
     assert_int_equal(ERR_peek_error(), 0);
     SSL_free(ssl);
@@ -732,9 +733,9 @@ test_handshake_errors(void **state)
     ssl = SSL_new(dp_tls_certs_select(certs, NULL));
     SSL_set_fd(ssl, fds[1]);
     SSL_set_accept_state(ssl);
-    k = (struct dp_sock){.fd = fds[1], .ssl = ssl};
+    k = (struct dp_sock){.fd = fds[1], .xprt = &dp_xprt_tls, .xprt_ctx = ssl};
     close(fds[0]);
-    assert_int_equal(dp_tls_handshake(&k, why, sizeof(why)), DP_ERROR);
+    assert_int_equal(dp_xprt_tls.handshake(&k, why, sizeof(why)), DP_ERROR);
     assert_string_equal(why, "connection closed by peer");
     SSL_free(ssl);
     close(fds[1]);
