@@ -1,19 +1,44 @@
-/* Sessions: the one path from accept to the log line.
+/* Sessions: the one path from accept to the log line, as a state machine that only
+ * dp_session_step() advances (nginx's phase engine; HAProxy's process_stream()).
  *
- *   PREREAD (ssl listeners: peek the ClientHello for SNI, under preread_timeout)
- *   -> ROUTE (sources, destinations, SNI) -> HANDSHAKE (tls routes: terminate with the
- *   certificate chosen by SNI) -> CONNECT (retries, connect_timeout per attempt)
- *   -> UP_HANDSHAKE (tls services: TLS to the upstream) -> PROXY (dp_fwd forwarders,
- *   read/write timeouts) -> LOG -> free
+ *   PREREAD -> ROUTE -> [TLS] -> CONNECT -> [UPSTREAM_TLS] -> PROXY -> LOG -> free
  *
- * tls_passthrough routes skip both handshakes: the peeked ClientHello is still in the
- * socket and reaches the upstream untouched.
+ * Each state is one phase function, called with what woke the session; it returns a
+ * verdict and the next state (struct dp_step), and dp_session_step() alone writes
+ * s->state and s->action, so that every transition is in one place. A phase that ends
+ * the session records the status and reason of its log line and goes to LOG.
  *
- * Both sockets are registered edge-triggered once; events only set readiness flags and
- * call dp_session_step(). A forwarder that used its per-turn byte budget leaves its
- * readiness set and the session steps again next turn (s->resume), after the other
- * sessions of the worker. A session is never freed inside its own callback: closing
- * marks it and defers the free to the end of the loop turn, which also unqueues it. */
+ * What wakes each state (both sockets are registered edge-triggered for everything
+ * from the start, so I/O on either wakes any state; a state looks only at the
+ * readiness it needs):
+ *
+ *   state         entered                      woken by, then
+ *   PREREAD       at accept                    client readable: peek and parse the
+ *                                              ClientHello (ssl listeners; plain ones go
+ *                                              straight on); timer: preread_timeout
+ *   ROUTE         after PREREAD                nothing: runs at once (sources,
+ *                                              destinations, SNI)
+ *   TLS           tls routes                   client readable/writable: the handshake,
+ *                                              on the certificate chosen by SNI; timer:
+ *                                              preread_timeout
+ *   CONNECT       after ROUTE or TLS           upstream writable or in error: connected,
+ *                                              or the next attempt; timer:
+ *                                              connect_timeout, then the next attempt
+ *   UPSTREAM_TLS  tls services, once connected upstream readable/writable: the handshake;
+ *                                              timer: connect_timeout
+ *   PROXY         after CONNECT or             either socket: the two dp_fwd forwarders;
+ *                 UPSTREAM_TLS                 resume: the turn after a forwarder used
+ *                                              its byte budget; timer: read_timeout,
+ *                                              write_timeout
+ *   LOG           from any state (the end;     nothing: the session is freed, and its
+ *                 shutdown, a failed accept)   line logged, at the end of the loop turn
+ *
+ * (PLUGINS will sit between ROUTE and TLS.) tls_passthrough routes skip both
+ * handshakes: the peeked ClientHello is still in the socket and reaches the upstream
+ * untouched.
+ *
+ * A session is never freed inside its own callback: entering LOG defers the free to the
+ * end of the loop turn, which also unqueues it. */
 #include "dp_session.h"
 
 #include <errno.h>
@@ -43,14 +68,42 @@
 #include "st_log.h"
 #include "st_util.h"
 
+/* The states, in the order a session goes through them (CONVENTIONS §6). */
 enum dp_sess_state {
     DP_SESS_PREREAD = 0,
     DP_SESS_ROUTE,
-    DP_SESS_HANDSHAKE,
+    DP_SESS_TLS,
     DP_SESS_CONNECT,
-    DP_SESS_UP_HANDSHAKE,
+    DP_SESS_UPSTREAM_TLS,
     DP_SESS_PROXY,
     DP_SESS_LOG,
+};
+
+/* What woke the session, for the phase of its state. */
+enum dp_sess_event {
+    DP_SESS_EV_ENTER = 0, /* the state was just entered (the first state: accepted) */
+    DP_SESS_EV_IO,        /* readiness on the client or the upstream socket (s->c, s->u) */
+    DP_SESS_EV_TIMER,     /* the session timer: the state's deadline or a proxy timeout */
+    DP_SESS_EV_RESUME,    /* the turn after a forwarder stopped on its byte budget */
+    DP_SESS_EV_ABORT,     /* closed from outside its phases (shutdown, a failed accept) */
+};
+
+/* A phase's answer: DP_AGAIN waits in the same state for the next event; DP_NEXT goes
+ * on to `next`; DP_DONE, DP_DECLINED and DP_ERROR end the session (next is LOG). */
+struct dp_step {
+    enum dp_verdict v;
+    enum dp_sess_state next;
+};
+
+/* s->action in each state, for "... while <action>" (nginx's log->action). */
+static const char *const session_actions[] = {
+    [DP_SESS_PREREAD] = "prereading",
+    [DP_SESS_ROUTE] = "routing",
+    [DP_SESS_TLS] = "TLS handshaking with client",
+    [DP_SESS_CONNECT] = "connecting to upstream",
+    [DP_SESS_UPSTREAM_TLS] = "TLS handshaking with upstream",
+    [DP_SESS_PROXY] = "proxying",
+    [DP_SESS_LOG] = "closing",
 };
 
 #define DP_SESS_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
@@ -74,8 +127,8 @@ union dp_addr {
 struct dp_session {
     struct dp_worker *w;
     struct dp_listener *li;
-    enum dp_sess_state state;
-    const char *action; /* for logs: "... while <action>" */
+    enum dp_sess_state state; /* written by dp_session_step() only */
+    const char *action;       /* for logs: "... while <action>"; idem */
     /* The runtime the session was accepted with, and the route and service in it: held
      * only until proxying starts (routing, TLS setup, connect attempts, all bounded by
      * timeouts), then dropped so that a long connection does not keep an old runtime
@@ -111,14 +164,13 @@ struct dp_session {
     struct dp_deferred defer;  /* session_free at the end of the turn it closed in */
     struct dp_deferred resume; /* session_resume next turn, after a forwarder's budget */
 
-    int status;
-    const char *reason;
-    bool closing;
-    bool quiet; /* no session line (the no-route line says it all) */
+    int status;         /* for the log line, set when the session ends */
+    const char *reason; /* idem */
+    bool quiet;         /* no session line (the no-route line says it all) */
     struct dp_session *prev, *next;
 };
 
-static void dp_session_step(struct dp_session *s);
+static void dp_session_step(struct dp_session *s, enum dp_sess_event ev);
 
 size_t
 dp_session_size(void)
@@ -271,30 +323,88 @@ session_free(struct dp_loop *l, void *arg)
     dp_worker_session_release(w); /* its stream_max_sessions slot, taken at accept */
 }
 
-static void
-session_close(struct dp_session *s, int status, const char *reason)
+static bool
+session_is_closed(const struct dp_session *s)
 {
-    if (s->closing) {
+    return s->state == DP_SESS_LOG;
+}
+
+/* Closes s from outside its phases (worker shutdown, an accept that failed): the step
+ * function takes it to LOG. A session already closed keeps its first reason. */
+static void
+session_abort(struct dp_session *s, int status, const char *reason)
+{
+    if (session_is_closed(s)) {
         return;
     }
-    s->closing = true;
     s->status = status;
     s->reason = reason;
-    s->state = DP_SESS_LOG;
-    dp_timer_del(&s->w->loop, &s->timer);
-    dp_loop_defer(&s->w->loop, &s->defer);
+    dp_session_step(s, DP_SESS_EV_ABORT);
 }
 
 void
 dp_session_abort_all(struct dp_worker *w)
 {
     for (struct dp_session *s = w->sessions; s != NULL; s = s->next) {
-        s->action = "shutting down";
-        session_close(s, 200, "shutdown");
+        session_abort(s, 200, "shutdown");
     }
 }
 
-/* ---------------------------------------------------------------- timers */
+/* ---------------------------------------------------------------- phase helpers */
+
+static struct dp_step
+step_wait(const struct dp_session *s)
+{
+    return (struct dp_step){DP_AGAIN, s->state};
+}
+
+static struct dp_step
+step_to(enum dp_sess_state next)
+{
+    return (struct dp_step){DP_NEXT, next};
+}
+
+/* Records why the session ends (its log line's status and end). Returns -1. */
+static int
+session_fail(struct dp_session *s, int status, const char *reason)
+{
+    s->status = status;
+    s->reason = reason;
+    return -1;
+}
+
+/* The session ends with verdict v (DP_DONE, DP_DECLINED or DP_ERROR). */
+static struct dp_step
+step_end(struct dp_session *s, enum dp_verdict v, int status, const char *reason)
+{
+    (void)session_fail(s, status, reason);
+    return (struct dp_step){v, DP_SESS_LOG};
+}
+
+/* The session ends for the reason session_fail() recorded. */
+static struct dp_step
+step_failed(void)
+{
+    return (struct dp_step){DP_ERROR, DP_SESS_LOG};
+}
+
+static bool
+listener_is_ssl(const struct dp_session *s)
+{
+    return (s->li->conf->flags & ST_LISTEN_F_SSL) != 0;
+}
+
+/* Arms the session timer for a phase deadline `ms` from now. Returns 0, or -1 with the
+ * session's end recorded (no memory for the timer heap). */
+static int
+session_arm_deadline(struct dp_session *s, int64_t ms)
+{
+    s->deadline = s->w->loop.now + ms;
+    if (dp_timer_set(&s->w->loop, &s->timer, s->deadline) < 0) {
+        return session_fail(s, 500, "out of memory");
+    }
+    return 0;
+}
 
 static int64_t
 min64(int64_t a, int64_t b)
@@ -303,8 +413,9 @@ min64(int64_t a, int64_t b)
 }
 
 /* Arms the timer for the earliest proxy deadline. Lazy: a later deadline than the one
- * armed is left for the callback to find, so a read does not touch the heap. */
-static void
+ * armed is left for the callback to find, so a read does not touch the heap. Returns 0,
+ * or -1 with the session's end recorded. */
+static int
 session_arm_proxy_timer(struct dp_session *s)
 {
     int64_t next = INT64_MAX;
@@ -319,181 +430,21 @@ session_arm_proxy_timer(struct dp_session *s)
     }
     if (next == INT64_MAX) {
         dp_timer_del(&s->w->loop, &s->timer);
-        return;
+        return 0;
     }
     if (s->timer.idx == 0 || next < s->timer.expire) {
         if (dp_timer_set(&s->w->loop, &s->timer, next) < 0) {
-            session_close(s, 500, "out of memory");
+            return session_fail(s, 500, "out of memory");
         }
     }
+    return 0;
 }
-
-static void
-session_proxy_timeouts(struct dp_session *s)
-{
-    int64_t now = s->w->loop.now;
-
-    if (s->read_timeout > 0 && now - s->last_io >= s->read_timeout) {
-        dp_sess_log(s, ST_LOG_INFO, 0, "read timed out (%u ms)", s->read_timeout);
-        session_close(s, 200, "read timeout");
-        return;
-    }
-    for (int i = 0; i < 2; i++) {
-        if (s->write_timeout > 0 && s->fwd[i].blocked_since != 0 &&
-            now - s->fwd[i].blocked_since >= s->write_timeout) {
-            dp_sess_log(s, ST_LOG_INFO, 0, "write to %s timed out (%u ms)",
-                        i == 0 ? "upstream" : "client", s->write_timeout);
-            session_close(s, 200, "write timeout");
-            return;
-        }
-    }
-    session_arm_proxy_timer(s);
-}
-
-static enum dp_verdict session_connect_start(struct dp_session *s);
 
 static void
 addr_copy(union dp_addr *dst, const struct sockaddr *src)
 {
     memcpy(dst, src,
            src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-}
-static enum dp_verdict session_handshake_start(struct dp_session *s);
-
-/* A failed connect attempt: the socket goes, with the readiness it had seen. */
-static void
-upstream_drop(struct dp_session *s)
-{
-    s->u.xprt->close(&s->u);
-}
-
-static void
-session_on_timer(struct dp_loop *l, void *arg)
-{
-    struct dp_session *s = arg;
-
-    if (s->closing) {
-        return;
-    }
-    if (s->state == DP_SESS_PROXY) {
-        session_proxy_timeouts(s);
-        return;
-    }
-    if (l->now < s->deadline) {
-        (void)dp_timer_set(l, &s->timer, s->deadline);
-        return;
-    }
-    switch (s->state) {
-    case DP_SESS_PREREAD:
-        dp_sess_log(s, ST_LOG_INFO, 0, "preread timed out (%d ms)",
-                    s->w->ctx->conf->preread_timeout);
-        session_close(s, 400, "preread timeout");
-        break;
-    case DP_SESS_HANDSHAKE:
-        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client timed out (%d ms)",
-                    s->w->ctx->conf->preread_timeout);
-        session_close(s, 400, "handshake timeout");
-        break;
-    case DP_SESS_UP_HANDSHAKE:
-        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream timed out (%u ms)",
-                    s->ep->svc->connect_timeout);
-        session_close(s, 502, "upstream handshake timeout");
-        break;
-    case DP_SESS_CONNECT:
-        dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->ep->svc->connect_timeout);
-        upstream_drop(s);
-        if (session_connect_start(s) == DP_NEXT) {
-            dp_session_step(s);
-        }
-        break;
-    default:
-        break;
-    }
-}
-
-/* ---------------------------------------------------------------- I/O callbacks */
-
-static void
-sock_events(struct dp_sock *k, uint32_t events)
-{
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        k->rd_ready = true;
-    }
-    if (events & (EPOLLRDHUP | EPOLLHUP)) {
-        k->hup = true;
-    }
-    if (events & EPOLLERR) {
-        k->err = true;
-    }
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
-        k->wr_ready = true;
-        if (k->rd_wants_wr) {
-            k->rd_wants_wr = false; /* the TLS read that waited for this can go on */
-            k->rd_ready = true;
-        }
-    }
-}
-
-static void
-session_on_client(struct dp_loop *l, int fd, void *arg, uint32_t events)
-{
-    struct dp_session *s = arg;
-
-    (void)l;
-    (void)fd;
-    if (s->closing) {
-        return;
-    }
-    sock_events(&s->c, events);
-    dp_session_step(s);
-}
-
-static void
-session_on_upstream(struct dp_loop *l, int fd, void *arg, uint32_t events)
-{
-    struct dp_session *s = arg;
-
-    (void)l;
-    if (s->closing || fd != s->u.fd) {
-        return; /* a stale event for a socket of a failed connect attempt */
-    }
-    sock_events(&s->u, events);
-    dp_session_step(s);
-}
-
-/* A forwarder stopped on its budget last turn: carry on where it left off. */
-static void
-session_resume(struct dp_loop *l, void *arg)
-{
-    struct dp_session *s = arg;
-
-    (void)l;
-    if (s->closing) {
-        return;
-    }
-    dp_session_step(s);
-}
-
-/* ---------------------------------------------------------------- phases */
-
-static bool
-listener_is_ssl(const struct dp_session *s)
-{
-    return (s->li->conf->flags & ST_LISTEN_F_SSL) != 0;
-}
-
-/* Arms the session timer for a phase deadline `ms` from now. */
-static int
-session_arm_deadline(struct dp_session *s, int64_t ms)
-{
-    s->deadline = s->w->loop.now + ms;
-    if (dp_timer_set(&s->w->loop, &s->timer, s->deadline) < 0) {
-        session_close(s, 500, "out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 /* Copies the ClientHello's SNI (NULL: none) into the session. Returns 0 or -1. */
@@ -569,160 +520,11 @@ session_drop_runtime(struct dp_session *s)
     s->ep = NULL;
 }
 
-/* ssl listeners: peeks what the client sent into the worker's buffer and parses the
- * ClientHello from its first byte (dp_preread's feeding contract). Nothing is read off
- * the socket: the same bytes go on to OpenSSL or, passed through, to the upstream. */
-static enum dp_verdict
-session_preread(struct dp_session *s)
+/* A failed connect attempt: the socket goes, with the readiness it had seen. */
+static void
+upstream_drop(struct dp_session *s)
 {
-    uint8_t *buf = s->w->peek;
-    enum dp_verdict v;
-    ssize_t n;
-
-    s->action = "prereading";
-    if (!listener_is_ssl(s)) {
-        s->state = DP_SESS_ROUTE; /* plain listeners read nothing before routing */
-        return DP_NEXT;
-    }
-    if (!s->c.rd_ready) {
-        return DP_AGAIN;
-    }
-    do {
-        n = recv(s->c.fd, buf, DP_PREREAD_BUF_MAX, MSG_PEEK);
-    } while (n == -1 && errno == EINTR);
-    if (n == -1 && errno == EAGAIN) {
-        s->c.rd_ready = false;
-        return DP_AGAIN;
-    }
-    if (n <= 0) {
-        dp_sess_log(s, ST_LOG_INFO, n == 0 ? 0 : errno, "client closed before its ClientHello");
-        session_close(s, 400, n == 0 ? "client closed" : "client error");
-        return DP_ERROR;
-    }
-    v = dp_preread_feed(s->pre, buf, buf + n);
-    switch (v) {
-    case DP_AGAIN:
-        if (s->c.hup) {
-            dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: client closed after %zd bytes of it",
-                        n);
-            session_close(s, 400, "bad client hello");
-            return DP_ERROR;
-        }
-        /* The peeked bytes stay queued: only new bytes (or the FIN) make a new edge. */
-        s->c.rd_ready = false;
-        return DP_AGAIN;
-    case DP_NEXT:
-        dp_timer_del(&s->w->loop, &s->timer);
-        if (session_keep_sni(s, dp_preread_sni(s->pre)) < 0) {
-            dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the SNI");
-            session_close(s, 500, "out of memory");
-            return DP_ERROR;
-        }
-        dp_pool_put(&s->w->pre_pool, s->pre); /* the parser's work is done */
-        s->pre = NULL;
-        s->state = DP_SESS_ROUTE;
-        return DP_NEXT;
-    case DP_DECLINED:
-        dp_sess_log(s, ST_LOG_INFO, 0, "client did not send a TLS ClientHello (%s)",
-                    dp_preread_why(s->pre));
-        break;
-    default:
-        dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: %s", dp_preread_why(s->pre));
-        break;
-    }
-    session_close(s, 400, "bad client hello");
-    return DP_ERROR;
-}
-
-static enum dp_verdict
-session_route(struct dp_session *s)
-{
-    struct dp_router_key key = {
-        .client = &s->client.sa,
-        .local = &s->local.sa,
-        .sni = s->sni,
-        .tls = listener_is_ssl(s),
-    };
-
-    s->action = "routing";
-    if (s->rt == NULL || dp_runtime_match(s->rt, &key, &s->route, &s->ep) != 0) {
-        log_no_route(s);
-        atomic_fetch_add_explicit(&s->w->cnt.no_route, 1, memory_order_relaxed);
-        s->quiet = true;
-        session_close(s, 500, "no route");
-        return DP_DECLINED;
-    }
-    if (session_keep_route(s) < 0) {
-        dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the route's name");
-        session_close(s, 500, "out of memory");
-        return DP_ERROR;
-    }
-    if (s->ep->n_addrs == 0) {
-        dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->ep->svc->host);
-        session_close(s, 503, "no upstream address");
-        return DP_ERROR;
-    }
-    if (s->ep->svc->protocol == ST_PROTO_TLS && s->ep->tls == NULL) {
-        dp_sess_log(s, ST_LOG_ERR, 0, "service has no TLS context (see the configuration log)");
-        session_close(s, 502, "no upstream TLS");
-        return DP_ERROR;
-    }
-    if (!key.tls) {
-        s->state = DP_SESS_CONNECT;
-        return session_connect_start(s);
-    }
-    if ((s->route->protocols & ST_PROTO_TLS) == 0) {
-        s->tls = "passthrough";
-        s->state = DP_SESS_CONNECT;
-        return session_connect_start(s);
-    }
-    return session_handshake_start(s);
-}
-
-/* A tls route: TLS with the client, on the certificate chosen by SNI. */
-static enum dp_verdict
-session_handshake_start(struct dp_session *s)
-{
-    struct ssl_ctx_st *ctx = dp_runtime_server_ctx(s->rt, s->sni);
-
-    s->action = "TLS handshaking with client";
-    s->state = DP_SESS_HANDSHAKE;
-    if (ctx == NULL || dp_xprt_tls_accept(&s->c, ctx) < 0) {
-        dp_sess_log(s, ST_LOG_ERR, 0, "cannot start TLS (%s)",
-                    ctx == NULL ? "no certificate" : "out of memory");
-        session_close(s, 500, "TLS unavailable");
-        return DP_ERROR;
-    }
-    if (session_arm_deadline(s, s->w->ctx->conf->preread_timeout) < 0) {
-        return DP_ERROR;
-    }
-    return DP_NEXT;
-}
-
-static enum dp_verdict
-session_handshake(struct dp_session *s)
-{
-    char why[160];
-    enum dp_verdict v = s->c.xprt->handshake(&s->c, why, sizeof(why));
-
-    if (v == DP_AGAIN) {
-        return DP_AGAIN;
-    }
-    if (v != DP_NEXT) {
-        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client failed: %s", why);
-        session_close(s, 400, "handshake failed");
-        return DP_ERROR;
-    }
-    dp_timer_del(&s->w->loop, &s->timer);
-    s->tls = dp_xprt_tls_version(&s->c);
-    s->resumed = dp_xprt_tls_is_resumed(&s->c);
-    atomic_fetch_add_explicit(&s->w->cnt.tls_handshakes, 1, memory_order_relaxed);
-    if (s->resumed) {
-        atomic_fetch_add_explicit(&s->w->cnt.tls_resumed, 1, memory_order_relaxed);
-    }
-    s->state = DP_SESS_CONNECT;
-    return session_connect_start(s);
+    s->u.xprt->close(&s->u);
 }
 
 /* Opens and connects one upstream socket. Returns 0, 1 when connected at once, or a
@@ -758,6 +560,312 @@ upstream_open(struct dp_session *s, const union dp_addr *addr)
     return rc;
 }
 
+/* ---------------------------------------------------------------- PREREAD */
+
+/* ssl listeners: peeks what the client sent into the worker's buffer and parses the
+ * ClientHello from its first byte (dp_preread's feeding contract). Nothing is read off
+ * the socket: the same bytes go on to OpenSSL or, passed through, to the upstream. */
+static struct dp_step
+session_preread_peek(struct dp_session *s)
+{
+    uint8_t *buf = s->w->peek;
+    enum dp_verdict v;
+    ssize_t n;
+
+    if (!s->c.rd_ready) {
+        return step_wait(s);
+    }
+    do {
+        n = recv(s->c.fd, buf, DP_PREREAD_BUF_MAX, MSG_PEEK);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1 && errno == EAGAIN) {
+        s->c.rd_ready = false;
+        return step_wait(s);
+    }
+    if (n <= 0) {
+        dp_sess_log(s, ST_LOG_INFO, n == 0 ? 0 : errno, "client closed before its ClientHello");
+        return step_end(s, DP_ERROR, 400, n == 0 ? "client closed" : "client error");
+    }
+    v = dp_preread_feed(s->pre, buf, buf + n);
+    switch (v) {
+    case DP_AGAIN:
+        if (s->c.hup) {
+            dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: client closed after %zd bytes of it",
+                        n);
+            return step_end(s, DP_ERROR, 400, "bad client hello");
+        }
+        /* The peeked bytes stay queued: only new bytes (or the FIN) make a new edge. */
+        s->c.rd_ready = false;
+        return step_wait(s);
+    case DP_NEXT:
+        dp_timer_del(&s->w->loop, &s->timer);
+        if (session_keep_sni(s, dp_preread_sni(s->pre)) < 0) {
+            dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the SNI");
+            return step_end(s, DP_ERROR, 500, "out of memory");
+        }
+        dp_pool_put(&s->w->pre_pool, s->pre); /* the parser's work is done */
+        s->pre = NULL;
+        return step_to(DP_SESS_ROUTE);
+    case DP_DECLINED:
+        dp_sess_log(s, ST_LOG_INFO, 0, "client did not send a TLS ClientHello (%s)",
+                    dp_preread_why(s->pre));
+        break;
+    default:
+        dp_sess_log(s, ST_LOG_INFO, 0, "bad ClientHello: %s", dp_preread_why(s->pre));
+        break;
+    }
+    return step_end(s, DP_ERROR, 400, "bad client hello");
+}
+
+static struct dp_step
+session_preread(struct dp_session *s, enum dp_sess_event ev)
+{
+    if (!listener_is_ssl(s)) {
+        return step_to(DP_SESS_ROUTE); /* plain listeners read nothing before routing */
+    }
+    if (ev == DP_SESS_EV_ENTER) {
+        if (s->pre == NULL) {
+            dp_log(s->w->log, ST_LOG_WARN, ENOMEM, "%s: cannot allocate a preread",
+                   s->li->conf->text);
+            return step_end(s, DP_ERROR, 500, "out of memory");
+        }
+        if (session_arm_deadline(s, s->w->ctx->conf->preread_timeout) < 0) {
+            return step_failed();
+        }
+    } else if (ev == DP_SESS_EV_TIMER) {
+        dp_sess_log(s, ST_LOG_INFO, 0, "preread timed out (%d ms)",
+                    s->w->ctx->conf->preread_timeout);
+        return step_end(s, DP_ERROR, 400, "preread timeout");
+    }
+    return session_preread_peek(s);
+}
+
+/* ---------------------------------------------------------------- ROUTE */
+
+static struct dp_step
+session_route(struct dp_session *s, enum dp_sess_event ev)
+{
+    struct dp_router_key key = {
+        .client = &s->client.sa,
+        .local = &s->local.sa,
+        .sni = s->sni,
+        .tls = listener_is_ssl(s),
+    };
+
+    (void)ev; /* entered only: routing never waits */
+    if (s->rt == NULL || dp_runtime_match(s->rt, &key, &s->route, &s->ep) != 0) {
+        log_no_route(s);
+        atomic_fetch_add_explicit(&s->w->cnt.no_route, 1, memory_order_relaxed);
+        s->quiet = true;
+        return step_end(s, DP_DECLINED, 500, "no route");
+    }
+    if (session_keep_route(s) < 0) {
+        dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the route's name");
+        return step_end(s, DP_ERROR, 500, "out of memory");
+    }
+    if (s->ep->n_addrs == 0) {
+        dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->ep->svc->host);
+        return step_end(s, DP_ERROR, 503, "no upstream address");
+    }
+    if (s->ep->svc->protocol == ST_PROTO_TLS && s->ep->tls == NULL) {
+        dp_sess_log(s, ST_LOG_ERR, 0, "service has no TLS context (see the configuration log)");
+        return step_end(s, DP_ERROR, 502, "no upstream TLS");
+    }
+    if (!key.tls) {
+        return step_to(DP_SESS_CONNECT);
+    }
+    if ((s->route->protocols & ST_PROTO_TLS) == 0) {
+        s->tls = "passthrough";
+        return step_to(DP_SESS_CONNECT);
+    }
+    return step_to(DP_SESS_TLS);
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+/* A tls route: TLS with the client, on the certificate chosen by SNI. Returns 0 or -1
+ * with the session's end recorded. */
+static int
+session_tls_start(struct dp_session *s)
+{
+    struct ssl_ctx_st *ctx = dp_runtime_server_ctx(s->rt, s->sni);
+
+    if (ctx == NULL || dp_xprt_tls_accept(&s->c, ctx) < 0) {
+        dp_sess_log(s, ST_LOG_ERR, 0, "cannot start TLS (%s)",
+                    ctx == NULL ? "no certificate" : "out of memory");
+        return session_fail(s, 500, "TLS unavailable");
+    }
+    return session_arm_deadline(s, s->w->ctx->conf->preread_timeout);
+}
+
+static struct dp_step
+session_tls(struct dp_session *s, enum dp_sess_event ev)
+{
+    char why[160];
+    enum dp_verdict v;
+
+    if (ev == DP_SESS_EV_ENTER && session_tls_start(s) < 0) {
+        return step_failed();
+    }
+    if (ev == DP_SESS_EV_TIMER) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client timed out (%d ms)",
+                    s->w->ctx->conf->preread_timeout);
+        return step_end(s, DP_ERROR, 400, "handshake timeout");
+    }
+    v = s->c.xprt->handshake(&s->c, why, sizeof(why));
+    if (v == DP_AGAIN) {
+        return step_wait(s);
+    }
+    if (v != DP_NEXT) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client failed: %s", why);
+        return step_end(s, DP_ERROR, 400, "handshake failed");
+    }
+    dp_timer_del(&s->w->loop, &s->timer);
+    s->tls = dp_xprt_tls_version(&s->c);
+    s->resumed = dp_xprt_tls_is_resumed(&s->c);
+    atomic_fetch_add_explicit(&s->w->cnt.tls_handshakes, 1, memory_order_relaxed);
+    if (s->resumed) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_resumed, 1, memory_order_relaxed);
+    }
+    return step_to(DP_SESS_CONNECT);
+}
+
+/* ---------------------------------------------------------------- CONNECT */
+
+static int64_t
+connect_timeout(const struct dp_session *s)
+{
+    return s->ep->svc->connect_timeout ? s->ep->svc->connect_timeout : 60000;
+}
+
+/* Where a connected session goes: TLS to the upstream for tls services, else proxying. */
+static struct dp_step
+session_connected(const struct dp_session *s)
+{
+    return step_to(s->ep->svc->protocol == ST_PROTO_TLS ? DP_SESS_UPSTREAM_TLS : DP_SESS_PROXY);
+}
+
+/* The next connect attempt, over the service's addresses in turn, until one is under
+ * way or connected, or the retries are spent. */
+static struct dp_step
+session_connect_next(struct dp_session *s)
+{
+    const struct dp_service_ep *ep = s->ep;
+
+    while (s->attempts <= ep->svc->retries) {
+        int rc;
+
+        addr_copy(&s->peer, (const struct sockaddr *)&ep->addrs[s->attempts % ep->n_addrs]);
+        s->has_peer = true;
+        s->attempts++;
+        rc = upstream_open(s, &s->peer);
+        if (rc == 1) {
+            return session_connected(s);
+        }
+        if (rc == 0) {
+            if (session_arm_deadline(s, connect_timeout(s)) < 0) {
+                return step_failed();
+            }
+            return step_wait(s);
+        }
+        dp_sess_log(s, ST_LOG_INFO, rc, "connect() failed (attempt %u)", s->attempts);
+        upstream_drop(s);
+        if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
+            break;
+        }
+    }
+    dp_sess_log(s, ST_LOG_ERR, 0, "upstream unreachable after %u attempts", s->attempts);
+    return step_end(s, DP_ERROR, 502, "connect failed");
+}
+
+/* An event during a connect attempt: EPOLLOUT without EPOLLERR means connected. */
+static struct dp_step
+session_connect_check(struct dp_session *s)
+{
+    socklen_t len = sizeof(int);
+    int err = 0;
+
+    if (!s->u.wr_ready && !s->u.err) {
+        return step_wait(s);
+    }
+    if (!s->u.err) {
+        dp_timer_del(&s->w->loop, &s->timer);
+        return session_connected(s);
+    }
+    if (getsockopt(s->u.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        err = errno;
+    } else if (err == 0) {
+        err = ECONNREFUSED; /* EPOLLERR, and the error already taken */
+    }
+    dp_sess_log(s, ST_LOG_INFO, err, "connect() failed (attempt %u)", s->attempts);
+    upstream_drop(s);
+    dp_timer_del(&s->w->loop, &s->timer);
+    return session_connect_next(s);
+}
+
+static struct dp_step
+session_connect(struct dp_session *s, enum dp_sess_event ev)
+{
+    if (ev == DP_SESS_EV_ENTER) {
+        return session_connect_next(s);
+    }
+    if (ev == DP_SESS_EV_TIMER) {
+        dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->ep->svc->connect_timeout);
+        upstream_drop(s);
+        return session_connect_next(s);
+    }
+    return session_connect_check(s);
+}
+
+/* ---------------------------------------------------------------- UPSTREAM_TLS */
+
+/* The upstream socket is connected and the service is tls. The SNI is the client's when
+ * the route preserves the host, else the service host (none for an IP literal:
+ * dp_tls_upstream_prepare). Returns 0 or -1 with the session's end recorded. */
+static int
+session_upstream_tls_start(struct dp_session *s)
+{
+    const char *name = s->route->preserve_host && s->sni != NULL ? s->sni : s->ep->svc->host;
+
+    if (dp_xprt_tls_connect(&s->u, s->ep->tls, name) < 0) {
+        dp_sess_log(s, ST_LOG_ERR, ENOMEM, "cannot start TLS to the upstream");
+        return session_fail(s, 500, "out of memory");
+    }
+    s->u.rd_ready = s->u.wr_ready = true;
+    return session_arm_deadline(s, connect_timeout(s));
+}
+
+static struct dp_step
+session_upstream_tls(struct dp_session *s, enum dp_sess_event ev)
+{
+    char why[160];
+    enum dp_verdict v;
+
+    if (ev == DP_SESS_EV_ENTER && session_upstream_tls_start(s) < 0) {
+        return step_failed();
+    }
+    if (ev == DP_SESS_EV_TIMER) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream timed out (%u ms)",
+                    s->ep->svc->connect_timeout);
+        return step_end(s, DP_ERROR, 502, "upstream handshake timeout");
+    }
+    v = s->u.xprt->handshake(&s->u, why, sizeof(why));
+    if (v == DP_AGAIN) {
+        return step_wait(s);
+    }
+    if (v != DP_NEXT) {
+        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream failed: %s", why);
+        return step_end(s, DP_ERROR, 502, "upstream handshake failed");
+    }
+    return step_to(DP_SESS_PROXY);
+}
+
+/* ---------------------------------------------------------------- PROXY */
+
 static void
 session_proxy_begin(struct dp_session *s)
 {
@@ -771,110 +879,27 @@ session_proxy_begin(struct dp_session *s)
     s->c.rd_ready = s->c.rd_ready || (s->c.xprt->flags & DP_XPRT_F_HOLDS_INPUT) != 0;
     s->u.rd_ready = s->u.rd_ready || (s->u.xprt->flags & DP_XPRT_F_HOLDS_INPUT) != 0;
     s->last_io = s->w->loop.now;
-    s->state = DP_SESS_PROXY;
     session_drop_runtime(s);
 }
 
-/* The upstream socket is connected: TLS to it for tls services, then proxy. The SNI is
- * the client's when the route preserves the host, else the service host (none for an
- * IP literal: dp_tls_upstream_prepare). */
-static void
-session_connected(struct dp_session *s)
+static struct dp_step
+session_proxy_timeouts(struct dp_session *s)
 {
-    const struct st_service *svc = s->ep->svc;
-    const char *name = s->route->preserve_host && s->sni != NULL ? s->sni : svc->host;
+    int64_t now = s->w->loop.now;
 
-    if (svc->protocol != ST_PROTO_TLS) {
-        session_proxy_begin(s);
-        return;
+    if (s->read_timeout > 0 && now - s->last_io >= s->read_timeout) {
+        dp_sess_log(s, ST_LOG_INFO, 0, "read timed out (%u ms)", s->read_timeout);
+        return step_end(s, DP_ERROR, 200, "read timeout");
     }
-    s->action = "TLS handshaking with upstream";
-    s->state = DP_SESS_UP_HANDSHAKE;
-    if (dp_xprt_tls_connect(&s->u, s->ep->tls, name) < 0) {
-        dp_sess_log(s, ST_LOG_ERR, ENOMEM, "cannot start TLS to the upstream");
-        session_close(s, 500, "out of memory");
-        return;
-    }
-    s->u.rd_ready = s->u.wr_ready = true;
-    (void)session_arm_deadline(s, svc->connect_timeout ? svc->connect_timeout : 60000);
-}
-
-static enum dp_verdict
-session_up_handshake(struct dp_session *s)
-{
-    char why[160];
-    enum dp_verdict v = s->u.xprt->handshake(&s->u, why, sizeof(why));
-
-    if (v == DP_AGAIN) {
-        return DP_AGAIN;
-    }
-    if (v != DP_NEXT) {
-        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream failed: %s", why);
-        session_close(s, 502, "upstream handshake failed");
-        return DP_ERROR;
-    }
-    session_proxy_begin(s);
-    return DP_NEXT;
-}
-
-static enum dp_verdict
-session_connect_start(struct dp_session *s)
-{
-    const struct st_service *svc = s->ep->svc;
-
-    s->action = "connecting to upstream";
-    while (s->attempts <= svc->retries) {
-        int rc;
-
-        addr_copy(&s->peer, (const struct sockaddr *)&s->ep->addrs[s->attempts % s->ep->n_addrs]);
-        s->has_peer = true;
-        s->attempts++;
-        rc = upstream_open(s, &s->peer);
-        if (rc == 1) {
-            session_connected(s);
-            return s->closing ? DP_ERROR : DP_NEXT;
-        }
-        if (rc == 0) {
-            if (session_arm_deadline(s, svc->connect_timeout ? svc->connect_timeout : 60000) < 0) {
-                return DP_ERROR;
-            }
-            return DP_AGAIN;
-        }
-        dp_sess_log(s, ST_LOG_INFO, rc, "connect() failed (attempt %u)", s->attempts);
-        upstream_drop(s);
-        if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
-            break;
+    for (int i = 0; i < 2; i++) {
+        if (s->write_timeout > 0 && s->fwd[i].blocked_since != 0 &&
+            now - s->fwd[i].blocked_since >= s->write_timeout) {
+            dp_sess_log(s, ST_LOG_INFO, 0, "write to %s timed out (%u ms)",
+                        i == 0 ? "upstream" : "client", s->write_timeout);
+            return step_end(s, DP_ERROR, 200, "write timeout");
         }
     }
-    dp_sess_log(s, ST_LOG_ERR, 0, "upstream unreachable after %u attempts", s->attempts);
-    session_close(s, 502, "connect failed");
-    return DP_ERROR;
-}
-
-static enum dp_verdict
-session_connect_check(struct dp_session *s)
-{
-    socklen_t len = sizeof(int);
-    int err = 0;
-
-    if (!s->u.wr_ready && !s->u.err) {
-        return DP_AGAIN;
-    }
-    if (!s->u.err) {
-        dp_timer_del(&s->w->loop, &s->timer);
-        session_connected(s);
-        return s->closing ? DP_ERROR : DP_NEXT;
-    }
-    if (getsockopt(s->u.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
-        err = errno;
-    } else if (err == 0) {
-        err = ECONNREFUSED; /* EPOLLERR, and the error already taken */
-    }
-    dp_sess_log(s, ST_LOG_INFO, err, "connect() failed (attempt %u)", s->attempts);
-    upstream_drop(s);
-    dp_timer_del(&s->w->loop, &s->timer);
-    return session_connect_start(s);
+    return session_arm_proxy_timer(s) < 0 ? step_failed() : step_wait(s);
 }
 
 static const char *
@@ -889,13 +914,18 @@ proxy_error_reason(int rc)
     return "error";
 }
 
-static enum dp_verdict
-session_proxy(struct dp_session *s)
+static struct dp_step
+session_proxy(struct dp_session *s, enum dp_sess_event ev)
 {
-    struct dp_fwd_env env = session_env(s);
+    struct dp_fwd_env env;
     unsigned flags = 0;
 
-    s->action = "proxying";
+    if (ev == DP_SESS_EV_ENTER) {
+        session_proxy_begin(s);
+    } else if (ev == DP_SESS_EV_TIMER) {
+        return session_proxy_timeouts(s);
+    }
+    env = session_env(s);
     for (int i = 0; i < 2; i++) {
         int rc = dp_fwd_run(&s->fwd[i], &env, &flags);
 
@@ -904,60 +934,150 @@ session_proxy(struct dp_session *s)
                         i == 0 ? "client -> upstream" : "upstream -> client");
             /* e.g. an upstream that answered and reset: its answer may still go out */
             dp_fwd_flush(&s->fwd[1 - i], &env);
-            session_close(s, 200, proxy_error_reason(rc));
-            return DP_ERROR;
+            return step_end(s, DP_ERROR, 200, proxy_error_reason(rc));
         }
     }
     if (flags & DP_FWD_F_PROGRESS) {
         s->last_io = env.now;
     }
     if (s->fwd[0].done && s->fwd[1].done) {
-        session_close(s, 200, "closed");
-        return DP_DONE;
+        return step_end(s, DP_DONE, 200, "closed");
     }
     if (flags & DP_FWD_F_MORE) {
         dp_loop_defer_next(&s->w->loop, &s->resume);
     }
-    session_arm_proxy_timer(s);
-    return DP_AGAIN;
+    return session_arm_proxy_timer(s) < 0 ? step_failed() : step_wait(s);
 }
 
-/* Advances the session as far as it can go without blocking. */
-static void
-dp_session_step(struct dp_session *s)
-{
-    for (;;) {
-        enum dp_verdict v = DP_AGAIN;
+/* ---------------------------------------------------------------- the step function */
 
-        if (s->closing) {
+static struct dp_step
+session_phase(struct dp_session *s, enum dp_sess_event ev)
+{
+    switch (s->state) {
+    case DP_SESS_PREREAD:
+        return session_preread(s, ev);
+    case DP_SESS_ROUTE:
+        return session_route(s, ev);
+    case DP_SESS_TLS:
+        return session_tls(s, ev);
+    case DP_SESS_CONNECT:
+        return session_connect(s, ev);
+    case DP_SESS_UPSTREAM_TLS:
+        return session_upstream_tls(s, ev);
+    case DP_SESS_PROXY:
+        return session_proxy(s, ev);
+    case DP_SESS_LOG:
+        break;
+    }
+    return step_wait(s);
+}
+
+/* Advances the session as far as it can go without blocking, from the event that woke
+ * it: the one place that changes s->state and s->action. Entering LOG stops the timer
+ * and defers the free (and the log line) to the end of the loop turn. */
+static void
+dp_session_step(struct dp_session *s, enum dp_sess_event ev)
+{
+    struct dp_step r;
+
+    if (session_is_closed(s)) {
+        return; /* waiting for the end of the turn */
+    }
+    for (;;) {
+        if (ev == DP_SESS_EV_ENTER) {
+            s->action = session_actions[s->state];
+        }
+        r = ev == DP_SESS_EV_ABORT ? step_failed() : session_phase(s, ev);
+        if (r.v == DP_AGAIN) {
             return;
         }
-        switch (s->state) {
-        case DP_SESS_PREREAD:
-            v = session_preread(s);
+        ST_ASSERT(r.v == DP_NEXT || r.next == DP_SESS_LOG);
+        s->state = r.next;
+        if (r.next == DP_SESS_LOG) {
             break;
-        case DP_SESS_ROUTE:
-            v = session_route(s);
-            break;
-        case DP_SESS_HANDSHAKE:
-            v = session_handshake(s);
-            break;
-        case DP_SESS_CONNECT:
-            v = session_connect_check(s);
-            break;
-        case DP_SESS_UP_HANDSHAKE:
-            v = session_up_handshake(s);
-            break;
-        case DP_SESS_PROXY:
-            v = session_proxy(s);
-            break;
-        case DP_SESS_LOG:
-            return;
         }
-        if (v != DP_NEXT) {
-            return;
+        ev = DP_SESS_EV_ENTER;
+    }
+    s->action = session_actions[DP_SESS_LOG];
+    dp_timer_del(&s->w->loop, &s->timer);
+    dp_loop_defer(&s->w->loop, &s->defer);
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void
+sock_events(struct dp_sock *k, uint32_t events)
+{
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        k->rd_ready = true;
+    }
+    if (events & (EPOLLRDHUP | EPOLLHUP)) {
+        k->hup = true;
+    }
+    if (events & EPOLLERR) {
+        k->err = true;
+    }
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+        k->wr_ready = true;
+        if (k->rd_wants_wr) {
+            k->rd_wants_wr = false; /* the TLS read that waited for this can go on */
+            k->rd_ready = true;
         }
     }
+}
+
+static void
+session_on_client(struct dp_loop *l, int fd, void *arg, uint32_t events)
+{
+    struct dp_session *s = arg;
+
+    (void)l;
+    (void)fd;
+    if (session_is_closed(s)) {
+        return;
+    }
+    sock_events(&s->c, events);
+    dp_session_step(s, DP_SESS_EV_IO);
+}
+
+static void
+session_on_upstream(struct dp_loop *l, int fd, void *arg, uint32_t events)
+{
+    struct dp_session *s = arg;
+
+    (void)l;
+    if (session_is_closed(s) || fd != s->u.fd) {
+        return; /* a stale event for a socket of a failed connect attempt */
+    }
+    sock_events(&s->u, events);
+    dp_session_step(s, DP_SESS_EV_IO);
+}
+
+/* The session timer: a phase deadline (s->deadline) or the earliest proxy timeout. */
+static void
+session_on_timer(struct dp_loop *l, void *arg)
+{
+    struct dp_session *s = arg;
+
+    if (session_is_closed(s)) {
+        return;
+    }
+    if (s->state != DP_SESS_PROXY && l->now < s->deadline) {
+        (void)dp_timer_set(l, &s->timer, s->deadline);
+        return;
+    }
+    dp_session_step(s, DP_SESS_EV_TIMER);
+}
+
+/* A forwarder stopped on its budget last turn: carry on where it left off. */
+static void
+session_resume(struct dp_loop *l, void *arg)
+{
+    struct dp_session *s = arg;
+
+    (void)l;
+    dp_session_step(s, DP_SESS_EV_RESUME);
 }
 
 /* ---------------------------------------------------------------- accept */
@@ -968,11 +1088,9 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
 {
     socklen_t len = sizeof(s->local);
 
-    memset(s, 0, sizeof(*s));
+    memset(s, 0, sizeof(*s)); /* state PREREAD, entered by the accept's first step */
     s->w = w;
     s->li = li;
-    s->state = DP_SESS_PREREAD;
-    s->action = "accepting";
     s->start_ms = w->loop.now;
     addr_copy(&s->client, client);
     /* A listener bound to one address saves a syscall per session. */
@@ -1027,19 +1145,9 @@ dp_session_accept(struct dp_worker *w, struct dp_listener *li, int fd,
     atomic_fetch_add_explicit(&w->cnt.active, 1, memory_order_relaxed);
     session_init(s, w, li, fd, client);
     if (dp_loop_io_add(&w->loop, &s->cio, DP_SESS_EVENTS) < 0) {
-        session_close(s, 500, "epoll");
+        session_abort(s, 500, "epoll");
         return;
     }
-    if (li->conf->flags & ST_LISTEN_F_SSL) {
-        if (s->pre == NULL) {
-            dp_log(w->log, ST_LOG_WARN, ENOMEM, "%s: cannot allocate a preread", li->conf->text);
-            session_close(s, 500, "out of memory");
-            return;
-        }
-        if (session_arm_deadline(s, w->ctx->conf->preread_timeout) < 0) {
-            return;
-        }
-    }
     s->c.rd_ready = true; /* the hello may have arrived with the connection */
-    dp_session_step(s);
+    dp_session_step(s, DP_SESS_EV_ENTER);
 }
