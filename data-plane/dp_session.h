@@ -1,5 +1,5 @@
-/* A proxied TCP session: accept -> preread -> route -> connect -> proxy -> log -> free,
- * advanced only by dp_session_step() on its worker's loop. */
+/* A proxied TCP session: accept -> PREREAD -> ROUTE -> [TLS] -> CONNECT -> [UPSTREAM_TLS]
+ * -> PROXY -> LOG -> free, advanced only by dp_session_step() on its worker's loop. */
 #ifndef STRAIT_DP_SESSION_H
 #define STRAIT_DP_SESSION_H
 
