@@ -1,0 +1,205 @@
+/* Unit tests for st_entity, the table of entity kinds (issue 15): every kind has every
+ * slot its consumers read (validation, GET /schemas, the admin routes, the declarative
+ * walk, the snapshot's field names and the DP struct's offsets), every foreign key names
+ * a registered kind, and what is derived from the table (lookups, the dependency order)
+ * holds. A kind added with a slot missing fails here, not by falling back to another kind. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_check.h"
+#include "st_entity.h"
+#include "st_schema.h"
+
+/* Whether the dp conversion keeps a second slot (a count, an id). */
+static bool
+dp_has_off2(enum st_dpconv dp)
+{
+    return dp == ST_DP_STRS || dp == ST_DP_ENDPOINTS || dp == ST_DP_REF || dp == ST_DP_REFS;
+}
+
+static bool
+is_foreign(const struct st_field *f)
+{
+    return f->type == ST_FT_FOREIGN || f->type == ST_FT_FOREIGN_SET;
+}
+
+/* The checks every row must pass; sub-records recurse with dp_size 0 (not on the DP). */
+static void
+check_rows(const char *kind, const struct st_field *fields, size_t dp_size)
+{
+    for (const struct st_field *f = fields; f->name != NULL; f++) {
+        char members[1024];
+        json_t *v;
+
+        assert_true(f->name[0] != '\0');
+        for (const struct st_field *g = fields; g != f; g++) {
+            if (strcmp(g->name, f->name) == 0) {
+                fail_msg("%s.%s: named twice", kind, f->name);
+            }
+        }
+        if (is_foreign(f) != (f->ref != NULL)) {
+            fail_msg("%s.%s: a foreign key needs `ref`, and only one may have it", kind, f->name);
+        }
+        if (f->ref != NULL && st_entities[f->ref->kind] != f->ref) {
+            fail_msg("%s.%s: references an unregistered kind", kind, f->name);
+        }
+        if ((f->flags & (ST_FIELD_F_PARENT | ST_FIELD_F_CASCADE)) && f->type != ST_FT_FOREIGN) {
+            fail_msg("%s.%s: PARENT and CASCADE are for FOREIGN fields", kind, f->name);
+        }
+        if ((f->type == ST_FT_RECORDS) != (f->sub != NULL)) {
+            fail_msg("%s.%s: RECORDS need `sub`, and only they have it", kind, f->name);
+        }
+        if (st_check_of(f) == NULL && !(f->flags & ST_FIELD_F_HTTP_ONLY)) {
+            fail_msg("%s.%s: no check (the type has none of its own)", kind, f->name);
+        }
+        if (f->dflt != NULL) {
+            v = json_loads(f->dflt, JSON_DECODE_ANY, NULL);
+            if (v == NULL) {
+                fail_msg("%s.%s: the default is not JSON", kind, f->name);
+            }
+            json_decref(v);
+        }
+        snprintf(members, sizeof(members), "{%s}", f->schema != NULL ? f->schema : "");
+        v = json_loads(members, 0, NULL);
+        if (v == NULL) {
+            fail_msg("%s.%s: the schema text is not JSON object members", kind, f->name);
+        }
+        json_decref(v);
+        if (f->pb != NULL && strcmp(f->pb, f->name) == 0) {
+            fail_msg("%s.%s: pb repeats the name", kind, f->name);
+        }
+        if ((f->flags & ST_FIELD_F_NO_SNAP) && f->dp != ST_DP_NONE) {
+            fail_msg("%s.%s: not in the snapshot, yet kept by the DP", kind, f->name);
+        }
+        if (f->dp != ST_DP_NONE &&
+            (f->dp_off >= dp_size ||
+             (dp_has_off2(f->dp) && f->dp_off2 != ST_DP_NO_OFF && f->dp_off2 >= dp_size))) {
+            fail_msg("%s.%s: a DP offset outside struct st_%s", kind, f->name, kind);
+        }
+        if (f->sub != NULL) {
+            check_rows(kind, f->sub, 0);
+        }
+    }
+}
+
+static void
+test_every_slot(void **state)
+{
+    (void)state;
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        const struct st_entity_desc *d = st_entities[k];
+        int endpoints = 0;
+        int parents = 0;
+        json_t *v;
+
+        assert_non_null(d);
+        assert_int_equal(d->kind, k);
+        assert_non_null(d->name);
+        assert_non_null(d->singular);
+        assert_true(strncmp(d->name, d->singular, strlen(d->singular)) == 0);
+        assert_true(d->dp_size > 0);
+        assert_non_null(d->fields);
+        assert_string_equal(d->fields[0].name, "id");
+        for (int j = 0; j < k; j++) {
+            assert_string_not_equal(st_entities[j]->name, d->name);
+        }
+        check_rows(d->singular, d->fields, d->dp_size);
+        for (const struct st_field *f = d->fields; f->name != NULL; f++) {
+            endpoints += (f->flags & ST_FIELD_F_ENDPOINT) != 0;
+            parents += (f->flags & ST_FIELD_F_PARENT) != 0;
+            if ((f->flags & ST_FIELD_F_ENDPOINT) &&
+                (f->type != ST_FT_STRING || !(f->flags & ST_FIELD_F_UNIQUE))) {
+                fail_msg("%s.%s: an endpoint key is a unique string", d->name, f->name);
+            }
+        }
+        assert_true(endpoints <= 1);
+        assert_true(parents <= 1);
+        if (d->nested_only && parents == 0) {
+            fail_msg("%s: nested only, under no parent", d->name);
+        }
+        for (const char *const *u = d->unique; u != NULL && *u != NULL; u++) {
+            assert_non_null(st_entity_field((enum st_entity_kind)k, *u));
+        }
+        v = json_loads(d->checks_schema != NULL ? d->checks_schema : "", 0, NULL);
+        if (!json_is_array(v)) {
+            fail_msg("%s: checks_schema is not a JSON array", d->name);
+        }
+        json_decref(v);
+    }
+}
+
+static void
+test_lookups(void **state)
+{
+    enum st_entity_kind k = ST_ENT__COUNT;
+
+    (void)state;
+    for (int i = 0; i < ST_ENT__COUNT; i++) {
+        assert_true(st_entity_by_name(st_entity_name((enum st_entity_kind)i), &k));
+        assert_int_equal(k, i);
+    }
+    assert_false(st_entity_by_name("upstreams", &k));
+    assert_false(st_entity_by_name("service", &k));
+    assert_string_equal(st_entity_name(ST_ENT__COUNT), "unknown");
+    assert_string_equal(st_entity_endpoint(ST_ENT_SERVICE)->name, "name");
+    assert_null(st_entity_endpoint(ST_ENT_CERTIFICATE));
+    assert_null(st_entity_endpoint(ST_ENT_CA_CERTIFICATE));
+    assert_string_equal(st_entity_parent(ST_ENT_ROUTE)->name, "service");
+    assert_string_equal(st_entity_parent(ST_ENT_SNI)->name, "certificate");
+    assert_null(st_entity_parent(ST_ENT_SERVICE));
+    assert_ptr_equal(st_entity_ref(ST_ENT_SERVICE, "ca_certificates"), &st_ent_ca_certificate);
+    assert_ptr_equal(st_entity_ref(ST_ENT_SERVICE, "client_certificate"), &st_ent_certificate);
+    assert_null(st_entity_ref(ST_ENT_SERVICE, "host"));
+    assert_null(st_entity_ref(ST_ENT_SERVICE, "service"));
+}
+
+/* Every kind once, each after the kinds it references; for today's kinds, the order in
+ * which Kong's declarative config walks them. */
+static void
+test_order(void **state)
+{
+    static const enum st_entity_kind kong[] = {
+        ST_ENT_CERTIFICATE, ST_ENT_CA_CERTIFICATE, ST_ENT_SERVICE, ST_ENT_ROUTE, ST_ENT_SNI,
+    };
+    enum st_entity_kind order[ST_ENT__COUNT];
+    int pos[ST_ENT__COUNT];
+
+    (void)state;
+    st_entity_order(order);
+    for (int i = 0; i < ST_ENT__COUNT; i++) {
+        pos[i] = -1;
+    }
+    for (int i = 0; i < ST_ENT__COUNT; i++) {
+        assert_int_equal(pos[order[i]], -1);
+        pos[order[i]] = i;
+    }
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        for (const struct st_field *f = st_entities[k]->fields; f->name != NULL; f++) {
+            if (is_foreign(f)) {
+                assert_true(pos[f->ref->kind] < pos[k]);
+            }
+        }
+    }
+    assert_memory_equal(order, kong, sizeof(kong));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_slot),
+        cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_order),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
