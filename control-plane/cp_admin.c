@@ -14,6 +14,7 @@
 
 #include "cp_admin_int.h"
 #include "cp_ctx.h"
+#include "cp_dberr.h"
 #include "cp_form.h"
 #include "cp_registry.h"
 #include "cp_snapshot.h"
@@ -53,79 +54,10 @@ cp_admin__reply(struct cp_response *rs, int status, json_t *body)
     json_decref(body);
 }
 
-/* The length of the UTF-8 character at p (avail > 0 bytes), or 0 when none starts there
- * (RFC 3629 §4: no overlong form, no surrogate, nothing above U+10FFFF). */
-static size_t
-utf8_char_len(const unsigned char *p, size_t avail)
-{
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    size_t n;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-    if (p[0] < 0xc2 || p[0] > 0xf4) {
-        return 0;
-    }
-    n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    if (p[0] == 0xe0) {
-        lo = 0xa0;
-    } else if (p[0] == 0xed) {
-        hi = 0x9f;
-    } else if (p[0] == 0xf0) {
-        lo = 0x90;
-    } else if (p[0] == 0xf4) {
-        hi = 0x8f;
-    }
-    if (avail < n || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xbf) {
-            return 0;
-        }
-    }
-    return n;
-}
-
-json_t *
-cp_admin__text(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s);
-    json_t *v = json_string(s);
-    char *buf;
-    size_t o = 0;
-
-    if (v != NULL) {
-        return v;
-    }
-    buf = st_xmalloc(len * 3 + 1);
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_char_len(p + i, len - i);
-
-        if (k > 0) {
-            memcpy(buf + o, p + i, k);
-            o += k;
-            i += k;
-        } else {
-            buf[o++] = '%';
-            buf[o++] = hex[p[i] >> 4];
-            buf[o++] = hex[p[i] & 0xf];
-            i++;
-        }
-    }
-    v = json_stringn(buf, o);
-    free(buf);
-    return v;
-}
-
 void
 cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg)
 {
-    cp_admin__reply(rs, status, json_pack("{s:o}", "message", cp_admin__text(msg)));
+    cp_admin__reply(rs, status, json_pack("{s:o}", "message", cp_dberr_text(msg)));
 }
 
 void
@@ -133,7 +65,7 @@ cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *n
                      const char *msg, json_t *fields)
 {
     json_t *o =
-        json_pack("{s:i,s:s,s:o}", "code", code, "name", name, "message", cp_admin__text(msg));
+        json_pack("{s:i,s:s,s:o}", "code", code, "name", name, "message", cp_dberr_text(msg));
 
     if (fields != NULL) {
         json_object_set_new(o, "fields", fields);
@@ -162,100 +94,26 @@ reply_schema(struct cp_response *rs, json_t *fields)
     cp_admin__reply_code(rs, 400, 2, "schema violation", msg, fields);
 }
 
-/* The collection a foreign-key field points at. */
-static const char *
-foreign_entity(const char *field)
-{
-    if (strcmp(field, "certificate") == 0 || strcmp(field, "client_certificate") == 0) {
-        return st_entity_name(ST_ENT_CERTIFICATE);
-    }
-    if (strcmp(field, "ca_certificates") == 0) {
-        return st_entity_name(ST_ENT_CA_CERTIFICATE);
-    }
-    return st_entity_name(ST_ENT_SERVICE);
-}
-
-/* Kong's foreign_key_violation_invalid_reference: the key is {id=...} or {name=...};
- * e->field is the referencing field, "service.name" when the key is a name. */
-static void
-reply_foreign(struct cp_response *rs, const struct st_err *e)
-{
-    char field[64];
-    const char *key = "id";
-    char *dot;
-    char msg[768];
-
-    st_snprintf(field, sizeof(field), "%s", e->field[0] != '\0' ? e->field : "service");
-    dot = strchr(field, '.');
-    if (dot != NULL) {
-        *dot = '\0';
-        key = "name";
-    }
-    st_snprintf(msg, sizeof(msg),
-                "the foreign key '{%s=\"%s\"}' does not reference an existing '%s' entity.", key,
-                e->msg, foreign_entity(field));
-    cp_admin__reply_code(rs, 400, 4, "foreign key violation", msg,
-                         json_pack("{s:{s:o}}", field, key, cp_admin__text(e->msg)));
-}
-
 void
 cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const struct st_err *e,
                     json_t *fields)
 {
-    static const struct st_err none = {0};
-    char msg[768];
+    struct cp_dberr d;
 
     if (rc == -ST_ESCHEMA) {
         reply_schema(rs, fields);
         return;
     }
     json_decref(fields);
-    if (e == NULL) {
-        e = &none;
-    }
-    switch (rc) {
-    case -ST_EPKEY:
-        st_snprintf(msg, sizeof(msg), "primary key violation on key '{id=\"%s\"}'", e->msg);
-        cp_admin__reply_code(rs, 400, 3, "primary key violation", msg,
-                             json_pack("{s:o}", "id", cp_admin__text(e->msg)));
-        break;
-    case -ST_EPARSE:
-        st_snprintf(msg, sizeof(msg), "invalid primary key: '{id=\"%s\"}'", e->msg);
-        cp_admin__reply_code(rs, 400, 1, "invalid primary key", msg,
-                             json_pack("{s:o}", "id", cp_admin__text(e->msg)));
-        break;
-    case -ST_EFOREIGN:
-        reply_foreign(rs, e);
-        break;
-    case -ST_EREFERENCED:
-        if (k == ST_ENT_CA_CERTIFICATE) {
-            /* Kong's ca_certificates DAO: REFERENCED_BY_OTHERS */
-            cp_admin__reply_code(rs, 400, 19, "referenced by others", e->msg, NULL);
-            break;
-        }
-        st_snprintf(msg, sizeof(msg), "an existing '%s' entity references this '%s' entity",
-                    e->field[0] != '\0' ? e->field : "routes", st_entity_name(k));
-        cp_admin__reply_code(
-            rs, 400, 4, "foreign key violation", msg,
-            json_pack("{s:s}", "@referenced_by", e->field[0] != '\0' ? e->field : "routes"));
-        break;
-    case -ST_EUNIQUE: {
-        const char *field = e->field[0] != '\0' ? e->field : "name";
-
-        st_snprintf(msg, sizeof(msg), "UNIQUE violation detected on '{%s=\"%s\"}'", field, e->msg);
-        cp_admin__reply_code(rs, 409, 5, "unique constraint violation", msg,
-                             json_pack("{s:o}", field, cp_admin__text(e->msg)));
-        break;
-    }
-    case -ST_ENOTFOUND:
-        cp_admin__reply_msg(rs, 404, strcmp(e->field, "sni") == 0 ? "SNI not found" : "Not found");
-        break;
-    case -ST_EDBDOWN:
+    if (rc == -ST_EDBDOWN) {
         cp_admin__reply_db_down(rs);
-        break;
-    default:
-        cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
-        break;
+        return;
+    }
+    cp_dberr_of(k, rc, e, &d);
+    if (d.code == 0) {
+        cp_admin__reply_msg(rs, d.status, d.msg);
+    } else {
+        cp_admin__reply_code(rs, d.status, d.code, d.name, d.msg, d.fields);
     }
 }
 
@@ -783,7 +641,7 @@ dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
     } else if (n == 3 && nested(s, n)) {
         cp_admin__collection(cx, rq, rs, child, s[1]);
     } else if (n == 3) {
-        cp_admin__route_service(cx, rq, rs, s[1]);
+        cp_admin__foreign(cx, rq, rs, ST_ENT_ROUTE, "service", s[1]);
     } else {
         cp_admin__entity(cx, rq, rs, child, s[3], s[1]);
     }

@@ -83,9 +83,9 @@ cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs, c
     if (body == NULL) {
         return;
     }
-    if (k == ST_ENT_CERTIFICATE) {
-        /* the snis shorthand is part of what Kong validates for a certificate */
-        rc = cp_admin__cert_snis_take(body, NULL, &names, &fields);
+    if (cp_admin__hooks(k)->take != NULL) {
+        /* what is not a field (a certificate's snis) is part of what Kong validates */
+        rc = cp_admin__hooks(k)->take(body, NULL, false, &names, &fields);
     }
     if (rc == 0) {
         rc = st_schema_validate(k, body, &fields);

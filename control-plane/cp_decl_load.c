@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_dberr.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "st_decl.h"
@@ -380,40 +381,19 @@ cp_decl_export(struct cp_store *st, bool yaml, char **out, size_t *len)
 /* ------------------------------------------------------------------------ */
 /* messages */
 
-static const char *
-foreign_collection(const char *field)
-{
-    if (strncmp(field, "certificate", 11) == 0 || strncmp(field, "client_certificate", 18) == 0) {
-        return st_entity_name(ST_ENT_CERTIFICATE);
-    }
-    if (strncmp(field, "ca_certificates", 15) == 0) {
-        return st_entity_name(ST_ENT_CA_CERTIFICATE);
-    }
-    return st_entity_name(ST_ENT_SERVICE);
-}
-
 void
 cp_decl_store_msg(enum st_entity_kind k, int rc, const struct st_err *err, char *buf, size_t size)
 {
-    const char *field = err->field[0] != '\0' ? err->field : "name";
+    struct cp_dberr d;
 
-    switch (rc) {
-    case -ST_EUNIQUE:
-        st_snprintf(buf, size, "UNIQUE violation detected on '{%s=\"%s\"}'", field, err->msg);
-        break;
-    case -ST_EPKEY:
-        st_snprintf(buf, size, "primary key violation on key '{id=\"%s\"}'", err->msg);
-        break;
-    case -ST_EFOREIGN:
-        st_snprintf(buf, size,
-                    "the foreign key '{id=\"%s\"}' does not reference an existing '%s' entity.",
-                    err->msg, foreign_collection(field));
-        break;
-    default:
-        st_snprintf(buf, size, "%s: %s", st_entity_name(k),
-                    err->msg[0] != '\0' ? err->msg : st_strerror(rc));
-        break;
+    if (rc == -ST_EUNIQUE || rc == -ST_EPKEY || rc == -ST_EFOREIGN) {
+        cp_dberr_of(k, rc, err, &d);
+        json_decref(d.fields);
+        st_snprintf(buf, size, "%s", d.msg);
+        return;
     }
+    st_snprintf(buf, size, "%s: %s", st_entity_name(k),
+                err->msg[0] != '\0' ? err->msg : st_strerror(rc));
 }
 
 /* A growing string. */
