@@ -77,6 +77,26 @@ st_entity_ref(enum st_entity_kind k, const char *field)
     return f != NULL && (f->type == ST_FT_FOREIGN || f->type == ST_FT_FOREIGN_SET) ? f->ref : NULL;
 }
 
+size_t
+st_entity_nests(enum st_entity_kind parent, struct st_entity_nest *out)
+{
+    size_t n = 0;
+
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned want = pass == 0 ? ST_FIELD_F_PARENT : 0;
+
+        for (int k = 0; k < ST_ENT__COUNT; k++) {
+            for (const struct st_field *f = st_entities[k]->fields; f->name != NULL; f++) {
+                if (f->type == ST_FT_FOREIGN && f->ref->kind == parent &&
+                    (f->flags & ST_FIELD_F_PARENT) == want) {
+                    out[n++] = (struct st_entity_nest){st_entities[k], f};
+                }
+            }
+        }
+    }
+    return n;
+}
+
 /* Appends k to out after the kinds it references (depth first). */
 static void
 order_visit(enum st_entity_kind k, bool done[ST_ENT__COUNT], enum st_entity_kind *out, int *n)

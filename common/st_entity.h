@@ -160,6 +160,25 @@ const struct st_field *st_entity_parent(enum st_entity_kind k);
  * when k has no such field. */
 const struct st_entity_desc *st_entity_ref(enum st_entity_kind k, const char *field);
 
+/* The most foreign keys (FOREIGN fields) one kind has (tests/unit/test_st_entity.c). */
+#define ST_ENTITY_FOREIGN_MAX 4
+
+/* A kind whose entities a declarative document may write inside those of the kind its
+ * foreign key `field` references, under the child's collection name (Kong's nesting
+ * through foreign keys: services[].routes, certificates[].snis). */
+struct st_entity_nest {
+    const struct st_entity_desc *child;
+    const struct st_field *field;
+};
+
+/* The largest count st_entity_nests returns. */
+#define ST_ENTITY_NESTS_MAX (ST_ENT__COUNT * ST_ENTITY_FOREIGN_MAX)
+
+/* The kinds that nest under kind parent into out[ST_ENTITY_NESTS_MAX], those nested by a
+ * PARENT foreign key first (the admin API's nested collections), kinds in enum order;
+ * returns their count. */
+size_t st_entity_nests(enum st_entity_kind parent, struct st_entity_nest *out);
+
 /* Every kind, referenced kinds before the kinds that reference them (each kind's foreign
  * keys visited in field order, kinds in enum order): the order Kong's declarative
  * config walks and the order in which inserts never dangle. */

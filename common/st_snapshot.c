@@ -736,15 +736,6 @@ ca_certificate_json(const Strait__V1__CaCertificate *m)
     return o;
 }
 
-/* The singular of each kind, for messages. */
-static const char *const kind_what[ST_ENT__COUNT] = {
-    [ST_ENT_SERVICE] = "service",
-    [ST_ENT_ROUTE] = "route",
-    [ST_ENT_CERTIFICATE] = "certificate",
-    [ST_ENT_SNI] = "sni",
-    [ST_ENT_CA_CERTIFICATE] = "ca_certificate",
-};
-
 /* Validates a decoded entity as a stored one (ST_SCHEMA_F_STORED: what was valid
  * when written stays valid, e.g. a CA certificate that has expired since). obj stays
  * the caller's (NULL: a string was not UTF-8). */
@@ -753,7 +744,7 @@ check_entity(enum st_entity_kind k, json_t *obj, const char *id, struct st_err *
 {
     json_t *fields = NULL;
     char msg[512];
-    const char *what = kind_what[k];
+    const char *what = st_entities[k]->singular;
 
     if (obj == NULL) {
         return st_err_set(err, -ST_EPARSE, st_entity_name(k), "%s %.40s: a string is not UTF-8",
@@ -1268,7 +1259,7 @@ sort_unique(void *base, size_t n, size_t size, enum st_entity_kind k, struct st_
         const char *id = *(const char *const *)((const char *)base + i * size);
         if (prev != NULL && strcmp(prev, id) == 0) {
             return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s appears twice",
-                              kind_what[k], id);
+                              st_entities[k]->singular, id);
         }
         prev = id;
     }

@@ -15,11 +15,6 @@
 #include "st_snapshot.h"
 #include "st_util.h"
 
-/* Foreign keys point backwards in this order, so inserting in it never dangles. */
-static const enum st_entity_kind write_order[] = {
-    ST_ENT_CA_CERTIFICATE, ST_ENT_CERTIFICATE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_ROUTE,
-};
-
 /* A name the parse asked the store about, and the answer. */
 struct seen {
     enum st_entity_kind k;
@@ -160,16 +155,20 @@ upsert_one(struct cp_store *st, enum st_entity_kind k, json_t *o, int64_t now, s
     return cp_store_update(st, k, o, err);
 }
 
+/* Every entity, kinds in st_entity_order's order: foreign keys point backwards in it, so
+ * inserting in it never dangles. */
 static int
 write_all(struct cp_store *st, enum cp_decl_mode mode, int64_t now, struct cp_decl_result *r)
 {
+    enum st_entity_kind order[ST_ENT__COUNT];
     int rc = 0;
 
+    st_entity_order(order);
     if (mode == CP_DECL_REPLACE) {
         rc = cp_store_clear(st);
     }
-    for (size_t i = 0; rc == 0 && i < ST_ARRAY_SIZE(write_order); i++) {
-        enum st_entity_kind k = write_order[i];
+    for (size_t i = 0; rc == 0 && i < ST_ENT__COUNT; i++) {
+        enum st_entity_kind k = order[i];
         size_t j;
         json_t *o;
 

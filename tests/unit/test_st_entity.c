@@ -99,6 +99,7 @@ test_every_slot(void **state)
         const struct st_entity_desc *d = st_entities[k];
         int endpoints = 0;
         int parents = 0;
+        int foreign = 0;
         json_t *v;
 
         assert_non_null(d);
@@ -116,11 +117,13 @@ test_every_slot(void **state)
         for (const struct st_field *f = d->fields; f->name != NULL; f++) {
             endpoints += (f->flags & ST_FIELD_F_ENDPOINT) != 0;
             parents += (f->flags & ST_FIELD_F_PARENT) != 0;
+            foreign += f->type == ST_FT_FOREIGN;
             if ((f->flags & ST_FIELD_F_ENDPOINT) &&
                 (f->type != ST_FT_STRING || !(f->flags & ST_FIELD_F_UNIQUE))) {
                 fail_msg("%s.%s: an endpoint key is a unique string", d->name, f->name);
             }
         }
+        assert_true(foreign <= ST_ENTITY_FOREIGN_MAX);
         assert_true(endpoints <= 1);
         assert_true(parents <= 1);
         if (d->nested_only && parents == 0) {
@@ -162,6 +165,25 @@ test_lookups(void **state)
     assert_null(st_entity_ref(ST_ENT_SERVICE, "service"));
 }
 
+/* Kong's nesting in declarative documents: through every foreign key, the admin API's
+ * nested collections first. */
+static void
+test_nests(void **state)
+{
+    struct st_entity_nest n[ST_ENTITY_NESTS_MAX];
+
+    (void)state;
+    assert_int_equal(st_entity_nests(ST_ENT_SERVICE, n), 1);
+    assert_ptr_equal(n[0].child, &st_ent_route);
+    assert_string_equal(n[0].field->name, "service");
+    assert_int_equal(st_entity_nests(ST_ENT_CERTIFICATE, n), 2);
+    assert_ptr_equal(n[0].child, &st_ent_sni);
+    assert_ptr_equal(n[1].child, &st_ent_service);
+    assert_string_equal(n[1].field->name, "client_certificate");
+    assert_int_equal(st_entity_nests(ST_ENT_CA_CERTIFICATE, n), 0);
+    assert_int_equal(st_entity_nests(ST_ENT_ROUTE, n), 0);
+}
+
 /* Every kind once, each after the kinds it references; for today's kinds, the order in
  * which Kong's declarative config walks them. */
 static void
@@ -198,6 +220,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_slot),
         cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_nests),
         cmocka_unit_test(test_order),
     };
 
