@@ -18,13 +18,13 @@
  * an arena (s->priv) and each entity's JSON object is dropped once checked, so a parsed
  * snapshot is a handful of blocks, freed in a few ms wherever the last reference goes
  * (often a worker thread, after a swap). The digest of every entity message that passed
- * the check is remembered from the last successful parse, and an unchanged entity is
+ * the check is remembered from the last successful parse with the same memo (struct
+ * st_snapshot_memo, the sync client's), and an unchanged entity is
  * filled straight from its message, unchecked: the check depends on nothing but the
  * message's bytes, and an entity is remembered only when that fill equals the one from
  * its checked JSON (see "entities that passed before"). */
 #include "st_snapshot.h"
 
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -766,18 +766,33 @@ check_entity(enum st_entity_kind k, json_t *obj, const char *id, struct st_err *
  * depends on nothing but those bytes, so the same bytes pass again: a configuration
  * change checks only the entities it changed, and the others are filled from their
  * message without the JSON round trip (certificates save OpenSSL's PEM parsing, the
- * bulk of the time; routes and services the JSON objects). Sorted; under mu. */
+ * bulk of the time; routes and services the JSON objects). Sorted; the memo belongs to
+ * its caller (the sync client), which parses on one thread at a time. */
 #define DIGEST_LEN 16
 
 struct digest {
     uint8_t b[DIGEST_LEN];
 };
 
-static struct {
-    pthread_mutex_t mu;
+struct st_snapshot_memo {
     struct digest *v;
     size_t n;
-} passed = {.mu = PTHREAD_MUTEX_INITIALIZER};
+};
+
+struct st_snapshot_memo *
+st_snapshot_memo_new(void)
+{
+    return st_xcalloc(1, sizeof(struct st_snapshot_memo));
+}
+
+void
+st_snapshot_memo_free(struct st_snapshot_memo *memo)
+{
+    if (memo != NULL) {
+        free(memo->v);
+        free(memo);
+    }
+}
 
 /* This parse's digests, one per entity; ok: may be remembered. */
 struct digests {
@@ -822,19 +837,15 @@ digest_add(struct digests *d, enum st_entity_kind k, const ProtobufCMessage *m)
 }
 
 static bool
-passed_has(const struct digest *dg)
+passed_has(const struct st_snapshot_memo *memo, const struct digest *dg)
 {
-    bool found;
-
-    pthread_mutex_lock(&passed.mu);
-    found = passed.n > 0 && bsearch(dg, passed.v, passed.n, sizeof(*dg), cmp_digest) != NULL;
-    pthread_mutex_unlock(&passed.mu);
-    return found;
+    return memo != NULL && memo->n > 0 &&
+           bsearch(dg, memo->v, memo->n, sizeof(*dg), cmp_digest) != NULL;
 }
 
-/* Remembers the digests of d marked ok (instead of the last parse's). */
+/* Remembers the digests of d marked ok in memo (instead of the last parse's). */
 static void
-passed_set(struct digests *d)
+passed_set(struct st_snapshot_memo *memo, struct digests *d)
 {
     struct digest *v = st_xcalloc(d->n + 1, sizeof(*v));
     size_t n = 0;
@@ -845,11 +856,9 @@ passed_set(struct digests *d)
         }
     }
     qsort(v, n, sizeof(*v), cmp_digest);
-    pthread_mutex_lock(&passed.mu);
-    free(passed.v);
-    passed.v = v;
-    passed.n = n;
-    pthread_mutex_unlock(&passed.mu);
+    free(memo->v);
+    memo->v = v;
+    memo->n = n;
 }
 
 /* Every entity struct starts with its id. */
@@ -868,6 +877,7 @@ struct parse {
     struct arena *a;
     struct arena scratch;
     struct digests d;
+    struct st_snapshot_memo *memo; /* NULL: none */
 };
 
 static int64_t
@@ -1289,7 +1299,7 @@ parse_certificates(struct parse *ps, const Strait__V1__Config *cfg, struct st_er
         json_t *obj;
 
         s->n_certificates++;
-        if (passed_has(&ps->d.v[d])) {
+        if (passed_has(ps->memo, &ps->d.v[d])) {
             certificate_from_msg(ps->a, c, m);
             ps->d.ok[d] = true;
             continue;
@@ -1350,7 +1360,7 @@ parse_snis(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
         size_t d = digest_add(&ps->d, ST_ENT_SNI, &m->base);
         json_t *obj;
 
-        if (passed_has(&ps->d.v[d])) {
+        if (passed_has(ps->memo, &ps->d.v[d])) {
             sni_from_msg(ps->a, n, m);
             ps->d.ok[d] = true;
         } else {
@@ -1392,7 +1402,7 @@ parse_ca_certificates(struct parse *ps, const Strait__V1__Config *cfg, struct st
         json_t *obj;
 
         s->n_ca_certificates++;
-        if (passed_has(&ps->d.v[d])) {
+        if (passed_has(ps->memo, &ps->d.v[d])) {
             ca_from_msg(ps->a, c, m);
             ps->d.ok[d] = true;
             continue;
@@ -1427,7 +1437,7 @@ parse_services(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *e
         json_t *obj;
 
         s->n_services++;
-        if (passed_has(&ps->d.v[d])) {
+        if (passed_has(ps->memo, &ps->d.v[d])) {
             service_from_msg(ps->a, svc, m);
             rc = service_resolve(ps, ps->a, svc, m->client_certificate_id,
                                  (const char *const *)m->ca_certificate_ids,
@@ -1471,7 +1481,7 @@ parse_routes(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err
         json_t *obj;
 
         s->n_routes++;
-        if (passed_has(&ps->d.v[d]) && route_from_msg(ps->a, r, m) == 0) {
+        if (passed_has(ps->memo, &ps->d.v[d]) && route_from_msg(ps->a, r, m) == 0) {
             ps->d.ok[d] = true;
         } else {
             memset(r, 0, sizeof(*r));
@@ -1500,7 +1510,8 @@ parse_routes(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err
 }
 
 int
-st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct st_err *err)
+st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
+                  struct st_snapshot **out, struct st_err *err)
 {
     Strait__V1__Snapshot *snap;
     Strait__V1__Config *cfg = NULL;
@@ -1536,6 +1547,7 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct
     s->priv = st_xcalloc(1, sizeof(struct arena));
     ps.s = s;
     ps.a = s->priv;
+    ps.memo = memo;
     n = cfg->n_certificates + cfg->n_snis + cfg->n_ca_certificates + cfg->n_services +
         cfg->n_routes;
     ps.d.v = st_xcalloc(n + 1, sizeof(*ps.d.v));
@@ -1554,8 +1566,8 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct
     if (rc == 0) {
         rc = parse_routes(&ps, cfg, err);
     }
-    if (rc == 0) {
-        passed_set(&ps.d);
+    if (rc == 0 && memo != NULL) {
+        passed_set(memo, &ps.d);
     }
 
 out:
