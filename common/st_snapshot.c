@@ -25,6 +25,7 @@
  * its checked JSON (see "entities that passed before"). */
 #include "st_snapshot.h"
 
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -141,6 +142,13 @@ arena_fini(struct arena *a)
 
 /* ------------------------------------------------------------------------ */
 /* build                                                                      */
+
+bool st_snapshot_legacy;
+
+struct build;
+typedef struct Strait__V1__Config Strait__V1__Config;
+static void config_generic(struct build *b, Strait__V1__Config *cfg);
+static size_t entity_size_generic(enum st_entity_kind k, const json_t *obj);
 
 /* One entity to encode, with its id looked up once (the sort compares ids). */
 struct ent {
@@ -416,6 +424,10 @@ encode_config(struct build *b, size_t *len)
     Strait__V1__Config cfg = STRAIT__V1__CONFIG__INIT;
     uint8_t *buf;
 
+    if (!st_snapshot_legacy) {
+        config_generic(b, &cfg);
+        goto pack;
+    }
     BUILD_MSGS(b, ST_ENT_SERVICE, Strait__V1__Service, build_service, cfg.n_services, cfg.services);
     BUILD_MSGS(b, ST_ENT_ROUTE, Strait__V1__Route, build_route, cfg.n_routes, cfg.routes);
     BUILD_MSGS(b, ST_ENT_CERTIFICATE, Strait__V1__Certificate, build_certificate,
@@ -423,6 +435,7 @@ encode_config(struct build *b, size_t *len)
     BUILD_MSGS(b, ST_ENT_SNI, Strait__V1__Sni, build_sni, cfg.n_snis, cfg.snis);
     BUILD_MSGS(b, ST_ENT_CA_CERTIFICATE, Strait__V1__CaCertificate, build_ca_certificate,
                cfg.n_ca_certificates, cfg.ca_certificates);
+pack:
     *len = strait__v1__config__get_packed_size(&cfg);
     buf = st_xmalloc(*len + 1);
     strait__v1__config__pack(&cfg, buf);
@@ -449,6 +462,10 @@ st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj)
     struct ent e = {.id = obj_id(obj), .o = obj};
     size_t n = 0;
 
+    if (!st_snapshot_legacy) {
+        n = entity_size_generic(k, obj);
+        return 1 + varint_size(n) + n;
+    }
     if (e.id == NULL) {
         e.id = "";
     }
@@ -878,6 +895,7 @@ struct parse {
     struct arena scratch;
     struct digests d;
     struct st_snapshot_memo *memo; /* NULL: none */
+    json_t *pending;               /* a checked object a fixed message points into */
 };
 
 static int64_t
@@ -1509,6 +1527,755 @@ parse_routes(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err
     return sort_unique(s->routes, s->n_routes, sizeof(*s->routes), ST_ENT_ROUTE, err);
 }
 
+/* ------------------------------------------------------------------------ */
+/* the generic codec: the descriptions (st_entity.h) and protobuf-c's own     */
+
+/* One field of a kind that the snapshot carries, with its protobuf field. */
+struct plan_field {
+    const struct st_field *f;
+    const ProtobufCFieldDescriptor *pb;
+    const struct plan_field *sub; /* RECORDS: the record's fields */
+    size_t n_sub;
+    json_t *dflt; /* the schema's default (f->dflt), what an absent field is; NULL: none */
+};
+
+/* A kind's message in Config and its fields. */
+struct plan_kind {
+    const ProtobufCFieldDescriptor *list; /* Config's repeated field */
+    const ProtobufCMessageDescriptor *msg;
+    struct plan_field fields[32];
+    size_t n_fields;
+};
+
+#define PLAN_SUB_MAX 8
+
+static struct {
+    struct plan_kind kinds[ST_ENT__COUNT];
+    struct plan_field subs[ST_ENT__COUNT][32][PLAN_SUB_MAX];
+    enum st_entity_kind order[ST_ENT__COUNT];
+} plan;
+
+static pthread_once_t plan_once = PTHREAD_ONCE_INIT;
+
+/* The fields of `fields` that message desc carries into out (at most max). A field the
+ * snapshot does not carry (ST_FIELD_F_NO_SNAP, Kong's HTTP-only ones) has no protobuf
+ * field; any other must have one (tests/unit/test_st_snapshot.c checks every kind). */
+static size_t
+plan_fields(const ProtobufCMessageDescriptor *desc, const struct st_field *fields,
+            struct plan_field *out, size_t max)
+{
+    size_t n = 0;
+
+    for (const struct st_field *f = fields; f->name != NULL && n < max; f++) {
+        const ProtobufCFieldDescriptor *pb;
+
+        if ((f->flags & (ST_FIELD_F_NO_SNAP | ST_FIELD_F_HTTP_ONLY)) != 0) {
+            continue;
+        }
+        pb = protobuf_c_message_descriptor_get_field_by_name(desc, f->pb != NULL ? f->pb : f->name);
+        if (pb == NULL) {
+            abort(); /* a description that does not match the .proto */
+        }
+        out[n].f = f;
+        out[n].pb = pb;
+        out[n].dflt = f->dflt != NULL ? json_loads(f->dflt, JSON_DECODE_ANY, NULL) : NULL;
+        n++;
+    }
+    return n;
+}
+
+static void
+plan_init(void)
+{
+    const ProtobufCMessageDescriptor *cfg = &strait__v1__config__descriptor;
+
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        struct plan_kind *pk = &plan.kinds[k];
+
+        pk->list = protobuf_c_message_descriptor_get_field_by_name(cfg, st_entities[k]->name);
+        if (pk->list == NULL) {
+            abort();
+        }
+        pk->msg = pk->list->descriptor;
+        pk->n_fields = plan_fields(pk->msg, st_entities[k]->fields, pk->fields, 32);
+        for (size_t i = 0; i < pk->n_fields; i++) {
+            struct plan_field *pf = &pk->fields[i];
+
+            if (pf->f->type == ST_FT_RECORDS) {
+                pf->n_sub =
+                    plan_fields(pf->pb->descriptor, pf->f->sub, plan.subs[k][i], PLAN_SUB_MAX);
+                pf->sub = plan.subs[k][i];
+            }
+        }
+    }
+    st_entity_order(plan.order);
+}
+
+static const struct plan_kind *
+plan_of(enum st_entity_kind k)
+{
+    pthread_once(&plan_once, plan_init);
+    return &plan.kinds[k];
+}
+
+#define AT(p, off, type) (*(type *)((char *)(p) + (off)))
+
+/* ---- JSON -> message ------------------------------------------------------ */
+
+static void msg_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
+                          const struct plan_field *fields, size_t n, const json_t *o,
+                          ProtobufCMessage *m);
+
+/* A new message of desc in the arena, its fields from o. */
+static ProtobufCMessage *
+msg_new_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
+                  const struct plan_field *fields, size_t n, const json_t *o)
+{
+    ProtobufCMessage *m = arena_alloc(a, desc->sizeof_message);
+
+    desc->message_init(m);
+    msg_from_json(a, desc, fields, n, o, m);
+    return m;
+}
+
+static void
+msg_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
+              const struct plan_field *fields, size_t n, const json_t *o, ProtobufCMessage *m)
+{
+    (void)desc;
+    for (size_t i = 0; i < n; i++) {
+        const struct st_field *f = fields[i].f;
+        const ProtobufCFieldDescriptor *pb = fields[i].pb;
+        const json_t *v = json_object_get(o, f->name);
+
+        if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = json_is_array(v) ? json_array_size(v) : 0, k = 0;
+            void **arr;
+
+            if (cnt == 0) {
+                continue;
+            }
+            arr = arena_alloc(a, cnt * sizeof(*arr));
+            for (size_t j = 0; j < cnt; j++) {
+                const json_t *el = json_array_get(v, j);
+
+                if (pb->type == PROTOBUF_C_TYPE_MESSAGE) {
+                    arr[k++] =
+                        msg_new_from_json(a, pb->descriptor, fields[i].sub, fields[i].n_sub, el);
+                } else if (json_is_string(el)) {
+                    arr[k++] = (char *)json_string_value(el);
+                }
+            }
+            /* sets are sorted; arrays, records and foreign sets keep the user's order */
+            if (f->type == ST_FT_SET && k > 1) {
+                qsort(arr, k, sizeof(*arr), cmp_cstr);
+            }
+            if (k > 0) {
+                AT(m, pb->quantifier_offset, size_t) = k;
+                AT(m, pb->offset, void **) = arr;
+            }
+            continue;
+        }
+        if (f->type == ST_FT_FOREIGN) {
+            v = json_object_get(v, "id");
+        }
+        switch (pb->type) {
+        case PROTOBUF_C_TYPE_STRING:
+            AT(m, pb->offset, char *) = (char *)json_string_value(v);
+            continue;
+        case PROTOBUF_C_TYPE_UINT32:
+            if (!json_is_integer(v)) {
+                continue;
+            }
+            AT(m, pb->offset, uint32_t) = (uint32_t)json_integer_value(v);
+            break;
+        case PROTOBUF_C_TYPE_INT64:
+            if (!json_is_integer(v)) {
+                continue;
+            }
+            AT(m, pb->offset, int64_t) = (int64_t)json_integer_value(v);
+            break;
+        case PROTOBUF_C_TYPE_BOOL:
+            if (!json_is_boolean(v)) {
+                continue;
+            }
+            AT(m, pb->offset, protobuf_c_boolean) = json_is_true(v);
+            break;
+        default:
+            abort(); /* a type the descriptions do not use */
+        }
+        if (pb->label == PROTOBUF_C_LABEL_OPTIONAL) {
+            AT(m, pb->quantifier_offset, protobuf_c_boolean) = 1;
+        }
+    }
+}
+
+/* ---- message -> JSON ------------------------------------------------------ */
+
+/* Whether m holds the non-repeated field pb. */
+static bool
+msg_has(const ProtobufCFieldDescriptor *pb, const ProtobufCMessage *m)
+{
+    if (pb->type == PROTOBUF_C_TYPE_STRING) {
+        return AT(m, pb->offset, const char *) != NULL;
+    }
+    return pb->label != PROTOBUF_C_LABEL_OPTIONAL ||
+           AT(m, pb->quantifier_offset, protobuf_c_boolean);
+}
+
+/* The JSON shape of message m (of fields), a field it lacks being the schema's default,
+ * or NULL when a string is not UTF-8. */
+static json_t *
+msg_to_json(const struct plan_field *fields, size_t n, const ProtobufCMessage *m)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < n; i++) {
+        const struct st_field *f = fields[i].f;
+        const ProtobufCFieldDescriptor *pb = fields[i].pb;
+        json_t *v = NULL;
+
+        if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = AT(m, pb->quantifier_offset, size_t);
+            void *const *arr = AT(m, pb->offset, void *const *);
+
+            if (cnt == 0) {
+                if (fields[i].dflt != NULL) {
+                    json_object_set_new(o, f->name, json_deep_copy(fields[i].dflt));
+                }
+                continue;
+            }
+            v = json_array();
+            json_object_set_new(o, f->name, v);
+            for (size_t j = 0; j < cnt; j++) {
+                json_t *el = pb->type == PROTOBUF_C_TYPE_MESSAGE
+                                 ? msg_to_json(fields[i].sub, fields[i].n_sub, arr[j])
+                                 : json_string(arr[j]);
+                if (el == NULL) {
+                    json_decref(o);
+                    return NULL;
+                }
+                json_array_append_new(v, el);
+            }
+            continue;
+        }
+        if (!msg_has(pb, m)) {
+            if (fields[i].dflt != NULL) {
+                json_object_set_new(o, f->name, json_deep_copy(fields[i].dflt));
+            }
+            continue;
+        }
+        switch (pb->type) {
+        case PROTOBUF_C_TYPE_STRING: {
+            const char *s = AT(m, pb->offset, const char *);
+
+            v = json_string(s);
+            if (v == NULL) {
+                json_decref(o);
+                return NULL;
+            }
+            if (f->type == ST_FT_FOREIGN) {
+                v = json_pack("{s:o}", "id", v);
+            }
+            break;
+        }
+        case PROTOBUF_C_TYPE_UINT32:
+            v = json_integer(AT(m, pb->offset, uint32_t));
+            break;
+        case PROTOBUF_C_TYPE_INT64:
+            v = json_integer(AT(m, pb->offset, int64_t));
+            break;
+        case PROTOBUF_C_TYPE_BOOL:
+            v = json_boolean(AT(m, pb->offset, protobuf_c_boolean));
+            break;
+        default:
+            abort();
+        }
+        json_object_set_new(o, f->name, v);
+    }
+    return o;
+}
+
+/* Whether the checked object o is what message m says: validation changed nothing (a
+ * null is an absent field, the only absence a message has). Sets *bad to the first
+ * field that differs. */
+static bool
+msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage *m, const json_t *o,
+              const char **bad)
+{
+    const char *key;
+    json_t *val;
+
+    /* a key the snapshot does not carry may only be null */
+    json_object_foreach((json_t *)o, key, val)
+    {
+        size_t i = 0;
+
+        while (i < n && strcmp(fields[i].f->name, key) != 0) {
+            i++;
+        }
+        if (i == n && !json_is_null(val)) {
+            *bad = key;
+            return false;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct st_field *f = fields[i].f;
+        const ProtobufCFieldDescriptor *pb = fields[i].pb;
+        const json_t *v = json_object_get(o, f->name);
+        bool same = true;
+
+        if (json_is_null(v)) {
+            v = NULL;
+        }
+        *bad = f->name;
+        if (fields[i].dflt != NULL &&
+            (pb->label == PROTOBUF_C_LABEL_REPEATED ? AT(m, pb->quantifier_offset, size_t) == 0
+                                                    : !msg_has(pb, m))) {
+            same = v != NULL && json_equal((json_t *)v, fields[i].dflt);
+        } else if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = AT(m, pb->quantifier_offset, size_t);
+            void *const *arr = AT(m, pb->offset, void *const *);
+
+            if (v == NULL || (json_is_array(v) && json_array_size(v) == 0)) {
+                same = cnt == 0;
+            } else if (!json_is_array(v) || json_array_size(v) != cnt) {
+                same = false;
+            }
+            for (size_t j = 0; same && v != NULL && j < cnt; j++) {
+                const json_t *el = json_array_get(v, j);
+
+                same = pb->type == PROTOBUF_C_TYPE_MESSAGE
+                           ? json_is_object(el) &&
+                                 msg_json_same(fields[i].sub, fields[i].n_sub, arr[j], el, bad)
+                           : json_is_string(el) && strcmp(json_string_value(el), arr[j]) == 0;
+            }
+        } else if (pb->type == PROTOBUF_C_TYPE_STRING) {
+            const char *s = AT(m, pb->offset, const char *);
+
+            if (f->type == ST_FT_FOREIGN && v != NULL) {
+                v = json_is_object(v) && json_object_size(v) == 1 ? json_object_get(v, "id")
+                                                                  : json_true();
+            }
+            same =
+                s == NULL ? v == NULL : json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+        } else if (pb->label == PROTOBUF_C_LABEL_OPTIONAL &&
+                   !AT(m, pb->quantifier_offset, protobuf_c_boolean)) {
+            same = v == NULL;
+        } else if (pb->type == PROTOBUF_C_TYPE_BOOL) {
+            same = json_is_boolean(v) &&
+                   json_is_true(v) == (AT(m, pb->offset, protobuf_c_boolean) != 0);
+        } else if (pb->type == PROTOBUF_C_TYPE_UINT32) {
+            same = json_is_integer(v) && json_integer_value(v) == AT(m, pb->offset, uint32_t);
+        } else {
+            same = json_is_integer(v) && json_integer_value(v) == AT(m, pb->offset, int64_t);
+        }
+        if (!same) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- message -> the DP's struct ------------------------------------------ */
+
+/* Where struct st_snapshot keeps each kind's array and count. */
+static const struct {
+    size_t arr, n;
+} snap_lists[ST_ENT__COUNT] = {
+    [ST_ENT_SERVICE] = {offsetof(struct st_snapshot, services),
+                        offsetof(struct st_snapshot, n_services)},
+    [ST_ENT_ROUTE] = {offsetof(struct st_snapshot, routes), offsetof(struct st_snapshot, n_routes)},
+    [ST_ENT_CERTIFICATE] = {offsetof(struct st_snapshot, certificates),
+                            offsetof(struct st_snapshot, n_certificates)},
+    [ST_ENT_SNI] = {offsetof(struct st_snapshot, snis), offsetof(struct st_snapshot, n_snis)},
+    [ST_ENT_CA_CERTIFICATE] = {offsetof(struct st_snapshot, ca_certificates),
+                               offsetof(struct st_snapshot, n_ca_certificates)},
+};
+
+/* The entity of kind k whose id is id in a parsed snapshot (its kind already sorted),
+ * or NULL. Every DP struct starts with its id. */
+static const void *
+find_entity(const struct st_snapshot *s, enum st_entity_kind k, const char *id)
+{
+    const char *key = id;
+
+    return bsearch(&key, AT(s, snap_lists[k].arr, void *), AT(s, snap_lists[k].n, size_t),
+                   st_entities[k]->dp_size, cmp_id);
+}
+
+/* "client certificate", "CA certificate": what a reference error calls field f. */
+static void
+ref_words(const struct st_field *f, char *buf, size_t size)
+{
+    const char *src = f->type == ST_FT_FOREIGN_SET ? f->ref->singular : f->name;
+    size_t i = 0;
+
+    if (strncmp(src, "ca_", 3) == 0) {
+        st_snprintf(buf, size, "CA ");
+        src += 3;
+        i = 3;
+    }
+    for (; *src != '\0' && i + 1 < size; src++) {
+        buf[i++] = *src == '_' ? ' ' : *src;
+    }
+    buf[i] = '\0';
+}
+
+static int
+ref_missing(enum st_entity_kind k, const struct st_field *f, const char *id, const char *ref,
+            struct st_err *err)
+{
+    char words[64];
+
+    ref_words(f, words, sizeof(words));
+    return st_err_set(err, -ST_EFOREIGN, st_entity_name(k),
+                      "%s %s: its %s %s is not in the snapshot", st_entities[k]->singular, id,
+                      words, ref);
+}
+
+/* An {ip, port} record into e; -ST_EPARSE for an ip the schema accepted but st_cidr
+ * refuses. */
+static int
+endpoint_from_msg(const struct plan_field *sub, size_t n, const ProtobufCMessage *m,
+                  struct st_endpoint *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCFieldDescriptor *pb = sub[i].pb;
+
+        if (pb->type == PROTOBUF_C_TYPE_STRING) {
+            const char *ip = AT(m, pb->offset, const char *);
+
+            if (ip != NULL) {
+                if (st_cidr_parse(ip, &e->ip) != 0) {
+                    return -ST_EPARSE;
+                }
+                e->has_ip = true;
+            }
+        } else if (AT(m, pb->quantifier_offset, protobuf_c_boolean)) {
+            e->has_port = true;
+            e->port = (uint16_t)AT(m, pb->offset, uint32_t);
+        }
+    }
+    return 0;
+}
+
+/* Field f of the DP struct ent as its default d (a field the message lacks). */
+static void
+dp_from_dflt(struct arena *a, const struct st_field *f, const json_t *d, void *ent)
+{
+    size_t i;
+    json_t *el;
+
+    switch (f->dp) {
+    case ST_DP_STR:
+        AT(ent, f->dp_off, const char *) = arena_str(a, json_string_value(d));
+        break;
+    case ST_DP_U16:
+        AT(ent, f->dp_off, uint16_t) = (uint16_t)json_integer_value(d);
+        break;
+    case ST_DP_U32:
+        AT(ent, f->dp_off, uint32_t) = (uint32_t)json_integer_value(d);
+        break;
+    case ST_DP_I64:
+        AT(ent, f->dp_off, int64_t) = (int64_t)json_integer_value(d);
+        break;
+    case ST_DP_BOOL:
+        AT(ent, f->dp_off, bool) = json_is_true(d);
+        break;
+    case ST_DP_TRISTATE:
+        AT(ent, f->dp_off, int) = json_is_true(d) ? 1 : 0;
+        break;
+    case ST_DP_INT:
+        AT(ent, f->dp_off, int) = (int)json_integer_value(d);
+        break;
+    case ST_DP_PROTO:
+        AT(ent, f->dp_off, unsigned) = st_proto_parse(json_string_value(d));
+        json_array_foreach((json_t *)d, i, el)
+        {
+            AT(ent, f->dp_off, unsigned) |= st_proto_parse(json_string_value(el));
+        }
+        break;
+    default:
+        abort(); /* a default the descriptions do not give */
+    }
+}
+
+/* Fills the DP struct ent of kind k from message m, by the descriptions' offsets,
+ * resolving references against s (their kinds parsed and sorted before k). */
+static int
+ent_from_msg(struct arena *a, const struct st_snapshot *s, enum st_entity_kind k,
+             const ProtobufCMessage *m, void *ent, struct st_err *err)
+{
+    const struct plan_kind *pk = plan_of(k);
+
+    for (size_t i = 0; i < pk->n_fields; i++) {
+        const struct st_field *f = pk->fields[i].f;
+        const ProtobufCFieldDescriptor *pb = pk->fields[i].pb;
+        size_t cnt = 0;
+        void *const *arr = NULL;
+        bool has = true;
+
+        if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
+            cnt = AT(m, pb->quantifier_offset, size_t);
+            arr = AT(m, pb->offset, void *const *);
+            has = cnt > 0;
+        } else {
+            has = msg_has(pb, m);
+        }
+        if (!has && pk->fields[i].dflt != NULL) {
+            dp_from_dflt(a, f, pk->fields[i].dflt, ent);
+            continue;
+        }
+        switch (f->dp) {
+        case ST_DP_NONE:
+            break;
+        case ST_DP_STR:
+            AT(ent, f->dp_off, const char *) = arena_str(a, AT(m, pb->offset, const char *));
+            break;
+        case ST_DP_U16:
+            AT(ent, f->dp_off, uint16_t) = has ? (uint16_t)AT(m, pb->offset, uint32_t) : 0;
+            break;
+        case ST_DP_U32:
+            AT(ent, f->dp_off, uint32_t) = has ? AT(m, pb->offset, uint32_t) : 0;
+            break;
+        case ST_DP_I64:
+            AT(ent, f->dp_off, int64_t) = has ? AT(m, pb->offset, int64_t) : 0;
+            break;
+        case ST_DP_BOOL:
+            AT(ent, f->dp_off, bool) = has && AT(m, pb->offset, protobuf_c_boolean);
+            break;
+        case ST_DP_TRISTATE:
+            AT(ent, f->dp_off, int) = has ? (AT(m, pb->offset, protobuf_c_boolean) ? 1 : 0) : -1;
+            break;
+        case ST_DP_INT:
+            AT(ent, f->dp_off, int) = has ? (int)(int64_t)AT(m, pb->offset, uint32_t) : -1;
+            break;
+        case ST_DP_PROTO: {
+            unsigned flags = 0;
+
+            if (pb->label != PROTOBUF_C_LABEL_REPEATED) {
+                flags = st_proto_parse(AT(m, pb->offset, const char *));
+            }
+            for (size_t j = 0; j < cnt; j++) {
+                flags |= st_proto_parse(arr[j]);
+            }
+            AT(ent, f->dp_off, unsigned) = flags;
+            break;
+        }
+        case ST_DP_STRS: {
+            const char **v = arena_alloc(a, (cnt + 1) * sizeof(*v));
+
+            for (size_t j = 0; j < cnt; j++) {
+                v[j] = arena_str(a, arr[j]);
+            }
+            AT(ent, f->dp_off, const char **) = v;
+            AT(ent, f->dp_off2, size_t) = cnt;
+            break;
+        }
+        case ST_DP_ENDPOINTS: {
+            struct st_endpoint *v = arena_alloc(a, (cnt + 1) * sizeof(*v));
+
+            AT(ent, f->dp_off, struct st_endpoint *) = v;
+            AT(ent, f->dp_off2, size_t) = cnt;
+            for (size_t j = 0; j < cnt; j++) {
+                if (endpoint_from_msg(pk->fields[i].sub, pk->fields[i].n_sub, arr[j], &v[j]) != 0) {
+                    return st_err_set(err, -ST_EPARSE, st_entity_name(k), "%s %s: bad ip",
+                                      st_entities[k]->singular, AT(ent, 0, const char *));
+                }
+            }
+            break;
+        }
+        case ST_DP_REF: {
+            const char *id = AT(m, pb->offset, const char *);
+
+            if (id == NULL) {
+                break;
+            }
+            AT(ent, f->dp_off, const void *) = find_entity(s, f->ref->kind, id);
+            if (AT(ent, f->dp_off, const void *) == NULL) {
+                return ref_missing(k, f, AT(ent, 0, const char *), id, err);
+            }
+            if (f->dp_off2 != ST_DP_NO_OFF) {
+                AT(ent, f->dp_off2, const char *) = arena_str(a, id);
+            }
+            break;
+        }
+        case ST_DP_REFS: {
+            const void **v = arena_alloc(a, (cnt + 1) * sizeof(*v));
+
+            AT(ent, f->dp_off, const void **) = v;
+            for (size_t j = 0; j < cnt; j++) {
+                v[j] = find_entity(s, f->ref->kind, arr[j]);
+                if (v[j] == NULL) {
+                    return ref_missing(k, f, AT(ent, 0, const char *), arr[j], err);
+                }
+                AT(ent, f->dp_off2, size_t) = j + 1;
+            }
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+/* ---- each kind, generically ---------------------------------------------- */
+
+/* The id of an entity message (the descriptions' first field). */
+static const char *
+msg_id(const struct plan_kind *pk, const ProtobufCMessage *m)
+{
+    return AT(m, pk->fields[0].pb->offset, const char *);
+}
+
+/* Checks message m of kind k as the CP would: its JSON shape (a field it lacks being
+ * the schema's default, as the fill from the message takes it) through st_schema. *same
+ * tells whether validation left that JSON as it was; when it did not (a buggy or
+ * hostile CP: a set with repeats, a CA certificate's digest that is not its cert's),
+ * *fixed is the message of what validation left, in ps->scratch, for the fill. */
+static int
+check_msg(struct parse *ps, enum st_entity_kind k, const struct plan_kind *pk,
+          const ProtobufCMessage *m, bool *same, ProtobufCMessage **fixed, struct st_err *err)
+{
+    json_t *obj = msg_to_json(pk->fields, pk->n_fields, m);
+    const char *bad = NULL;
+    int rc = check_entity(k, obj, msg_id(pk, m), err);
+
+    *same = rc == 0 && msg_json_same(pk->fields, pk->n_fields, m, obj, &bad);
+    if (rc == 0 && !*same) {
+        *fixed = msg_new_from_json(&ps->scratch, pk->msg, pk->fields, pk->n_fields, obj);
+        /* strings still point into obj: the caller fills before obj goes */
+        ps->pending = obj;
+        return 0;
+    }
+    json_decref(obj);
+    return rc;
+}
+
+/* A required unique string the DP keeps (snis' name: certificate choice relies on it)
+ * appears once among the n entities of kind k at base. */
+static int
+required_unique(enum st_entity_kind k, const struct plan_kind *pk, const char *base, size_t n,
+                struct st_err *err)
+{
+    const unsigned want = ST_FIELD_F_REQUIRED | ST_FIELD_F_UNIQUE;
+
+    for (size_t i = 0; i < pk->n_fields; i++) {
+        const struct st_field *f = pk->fields[i].f;
+        const char **v;
+        int rc = 0;
+
+        if ((f->flags & want) != want || f->dp != ST_DP_STR) {
+            continue;
+        }
+        v = st_xcalloc(n + 1, sizeof(*v));
+        for (size_t j = 0; j < n; j++) {
+            v[j] = AT(base + j * st_entities[k]->dp_size, f->dp_off, const char *);
+        }
+        qsort(v, n, sizeof(*v), cmp_cstr);
+        for (size_t j = 1; j < n && rc == 0; j++) {
+            if (strcmp(v[j - 1], v[j]) == 0) {
+                rc = st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s %s appears twice",
+                                st_entities[k]->singular, f->name, v[j]);
+            }
+        }
+        free(v);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The entities of kind k in cfg into ps->s (sorted by id, references resolved). */
+static int
+parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k, struct st_err *err)
+{
+    const struct plan_kind *pk = plan_of(k);
+    size_t n = AT(cfg, pk->list->quantifier_offset, size_t);
+    ProtobufCMessage *const *msgs = AT(cfg, pk->list->offset, ProtobufCMessage *const *);
+    size_t size = st_entities[k]->dp_size;
+    char *base = st_xcalloc(n + 1, size);
+    int rc;
+
+    AT(ps->s, snap_lists[k].arr, void *) = base;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = digest_add(&ps->d, k, msgs[i]);
+
+        const ProtobufCMessage *m = msgs[i];
+        bool same = true;
+
+        if (!passed_has(ps->memo, &ps->d.v[d])) {
+            ProtobufCMessage *fixed = NULL;
+
+            rc = check_msg(ps, k, pk, m, &same, &fixed, err);
+            if (rc != 0) {
+                return rc;
+            }
+            if (!same) {
+                m = fixed;
+            }
+        }
+        rc = ent_from_msg(ps->a, ps->s, k, m, base + i * size, err);
+        json_decref(ps->pending);
+        ps->pending = NULL;
+        arena_reset(&ps->scratch);
+        if (rc != 0) {
+            return rc;
+        }
+        /* remembered only when the message alone gives the entity */
+        ps->d.ok[d] = same;
+    }
+    AT(ps->s, snap_lists[k].n, size_t) = n;
+    rc = sort_unique(base, n, size, k, err);
+    return rc != 0 ? rc : required_unique(k, pk, base, n, err);
+}
+
+static int
+parse_generic(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
+{
+    int rc = 0;
+
+    (void)plan_of(ST_ENT_SERVICE);
+    /* referenced kinds first, so each reference resolves against a sorted array */
+    for (int i = 0; i < ST_ENT__COUNT && rc == 0; i++) {
+        rc = parse_kind(ps, &cfg->base, plan.order[i], err);
+    }
+    return rc;
+}
+
+/* The Config of the sorted entities, generically. */
+static void
+config_generic(struct build *b, Strait__V1__Config *cfg)
+{
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        const struct plan_kind *pk = plan_of((enum st_entity_kind)k);
+        ProtobufCMessage **v = arena_alloc(&b->a, (b->n[k] + 1) * sizeof(*v));
+
+        for (size_t i = 0; i < b->n[k]; i++) {
+            v[i] = msg_new_from_json(&b->a, pk->msg, pk->fields, pk->n_fields, b->ents[k][i].o);
+        }
+        AT(cfg, pk->list->quantifier_offset, size_t) = b->n[k];
+        AT(cfg, pk->list->offset, ProtobufCMessage **) = v;
+    }
+}
+
+static size_t
+entity_size_generic(enum st_entity_kind k, const json_t *obj)
+{
+    const struct plan_kind *pk = plan_of(k);
+    struct arena a = {0};
+    ProtobufCMessage *m = msg_new_from_json(&a, pk->msg, pk->fields, pk->n_fields, obj);
+    size_t n;
+
+    if (msg_id(pk, m) == NULL) {
+        AT(m, pk->fields[0].pb->offset, const char *) = "";
+    }
+    n = protobuf_c_message_get_packed_size(m);
+    arena_fini(&a);
+    return n;
+}
+
 int
 st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
                   struct st_snapshot **out, struct st_err *err)
@@ -1553,6 +2320,10 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
     ps.d.v = st_xcalloc(n + 1, sizeof(*ps.d.v));
     ps.d.ok = st_xcalloc(n + 1, sizeof(*ps.d.ok));
     /* referenced kinds first, so each reference resolves against a sorted array */
+    if (!st_snapshot_legacy) {
+        rc = parse_generic(&ps, cfg, err);
+        goto parsed;
+    }
     rc = parse_certificates(&ps, cfg, err);
     if (rc == 0) {
         rc = parse_snis(&ps, cfg, err);
@@ -1566,6 +2337,7 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
     if (rc == 0) {
         rc = parse_routes(&ps, cfg, err);
     }
+parsed:
     if (rc == 0 && memo != NULL) {
         passed_set(memo, &ps.d);
     }

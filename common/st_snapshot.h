@@ -4,6 +4,7 @@
 #define STRAIT_ST_SNAPSHOT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,10 @@ int st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint
 size_t st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj);
 
 #define ST_SNAPSHOT_ENVELOPE_MAX 96
+
+/* Temporary (issue 15): the per-kind codec instead of the generic one, for the test that
+ * compares them. */
+extern bool st_snapshot_legacy;
 
 /* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
 struct st_snapshot {
