@@ -7,22 +7,30 @@
  * hash changes only when the configuration does. The hash covers the exact Config bytes carried in
  * the Snapshot; the parser hashes those bytes, never a re-encoding.
  *
+ * One codec for every kind: the entity descriptions (st_entity.h: each field's message
+ * field `pb`, its place `dp`/`dp_off` in the DP's struct) and protobuf-c's own field
+ * descriptors drive JSON -> message (build), message -> JSON (the check) and message ->
+ * DP struct (the fill, by offset). A field the message lacks is its schema default on
+ * every path.
+ *
  * The parser trusts nothing: it checks the hash, then turns every entity back into
  * its JSON shape and runs st_schema_validate_ex on it (as a stored entity: a CA
  * certificate that expired after it was written is still accepted), so the DP refuses
- * what the CP would, then resolves every reference (sni->certificate,
- * service->client_certificate and ->ca_certificates, route->service); one that points
- * nowhere refuses the snapshot.
+ * what the CP would, then fills the DP's struct from the message and resolves every
+ * reference (sni->certificate, service->client_certificate and ->ca_certificates,
+ * route->service); one that points nowhere refuses the snapshot. Validation leaves the
+ * JSON of what the CP encodes as it is; when it rewrites it (a buggy or hostile CP), the
+ * entity is filled from what validation left.
  *
  * Scale (100k routes): decoded strings and the small per-entity arrays are copied into
  * an arena (s->priv) and each entity's JSON object is dropped once checked, so a parsed
  * snapshot is a handful of blocks, freed in a few ms wherever the last reference goes
  * (often a worker thread, after a swap). The digest of every entity message that passed
  * the check is remembered from the last successful parse with the same memo (struct
- * st_snapshot_memo, the sync client's), and an unchanged entity is
- * filled straight from its message, unchecked: the check depends on nothing but the
- * message's bytes, and an entity is remembered only when that fill equals the one from
- * its checked JSON (see "entities that passed before"). */
+ * st_snapshot_memo, the sync client's), and an unchanged entity is filled straight from
+ * its message, unchecked: the check depends on nothing but the message's bytes, and an
+ * entity is remembered only when validation left its JSON as it was, so that the
+ * message alone gives it (see "entities that passed before"). */
 #include "st_snapshot.h"
 
 #include <pthread.h>
@@ -143,13 +151,6 @@ arena_fini(struct arena *a)
 /* ------------------------------------------------------------------------ */
 /* build                                                                      */
 
-bool st_snapshot_legacy;
-
-struct build;
-typedef struct Strait__V1__Config Strait__V1__Config;
-static void config_generic(struct build *b, Strait__V1__Config *cfg);
-static size_t entity_size_generic(enum st_entity_kind k, const json_t *obj);
-
 /* One entity to encode, with its id looked up once (the sort compares ids). */
 struct ent {
     const char *id;
@@ -216,183 +217,6 @@ sorted_entities(json_t *arr, const char *what, struct ent **out, size_t *n, stru
     return 0;
 }
 
-/* The strings of a JSON array (other values skipped), sorted when `sort`. */
-static char **
-string_list(struct arena *a, const json_t *arr, bool sort, size_t *n)
-{
-    size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
-    char **v;
-    size_t k = 0;
-
-    *n = 0;
-    if (cnt == 0) {
-        return NULL;
-    }
-    v = arena_alloc(a, cnt * sizeof(*v));
-    for (size_t i = 0; i < cnt; i++) {
-        const char *s = json_string_value(json_array_get(arr, i));
-        if (s != NULL) {
-            v[k++] = (char *)s;
-        }
-    }
-    if (sort && k > 1) {
-        qsort(v, k, sizeof(*v), cmp_cstr);
-    }
-    *n = k;
-    return v;
-}
-
-static char *
-opt_str(const json_t *o, const char *key)
-{
-    return (char *)json_string_value(json_object_get(o, key));
-}
-
-static protobuf_c_boolean
-opt_u32(const json_t *o, const char *key, uint32_t *out)
-{
-    const json_t *v = json_object_get(o, key);
-
-    if (!json_is_integer(v)) {
-        return 0;
-    }
-    *out = (uint32_t)json_integer_value(v);
-    return 1;
-}
-
-static protobuf_c_boolean
-opt_i64(const json_t *o, const char *key, int64_t *out)
-{
-    const json_t *v = json_object_get(o, key);
-
-    if (!json_is_integer(v)) {
-        return 0;
-    }
-    *out = (int64_t)json_integer_value(v);
-    return 1;
-}
-
-static protobuf_c_boolean
-opt_bool(const json_t *o, const char *key, protobuf_c_boolean *out)
-{
-    const json_t *v = json_object_get(o, key);
-
-    if (!json_is_boolean(v)) {
-        return 0;
-    }
-    *out = json_is_true(v);
-    return 1;
-}
-
-static void
-build_service(struct arena *a, Strait__V1__Service *m, const struct ent *e)
-{
-    const json_t *o = e->o;
-
-    strait__v1__service__init(m);
-    m->id = (char *)e->id;
-    m->name = opt_str(o, "name");
-    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
-    m->protocol = opt_str(o, "protocol");
-    m->host = opt_str(o, "host");
-    m->has_port = opt_u32(o, "port", &m->port);
-    m->has_connect_timeout = opt_u32(o, "connect_timeout", &m->connect_timeout);
-    m->has_read_timeout = opt_u32(o, "read_timeout", &m->read_timeout);
-    m->has_write_timeout = opt_u32(o, "write_timeout", &m->write_timeout);
-    m->has_retries = opt_u32(o, "retries", &m->retries);
-    m->has_enabled = opt_bool(o, "enabled", &m->enabled);
-    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
-    m->has_tls_verify = opt_bool(o, "tls_verify", &m->tls_verify);
-    m->has_tls_verify_depth = opt_u32(o, "tls_verify_depth", &m->tls_verify_depth);
-    /* an ordered list: the user's order is the verification store's order */
-    m->ca_certificate_ids =
-        string_list(a, json_object_get(o, "ca_certificates"), false, &m->n_ca_certificate_ids);
-    m->client_certificate_id = opt_str(json_object_get(o, "client_certificate"), "id");
-}
-
-static void
-build_certificate(struct arena *a, Strait__V1__Certificate *m, const struct ent *e)
-{
-    const json_t *o = e->o;
-
-    strait__v1__certificate__init(m);
-    m->id = (char *)e->id;
-    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
-    m->cert = opt_str(o, "cert");
-    m->key = opt_str(o, "key");
-    m->cert_alt = opt_str(o, "cert_alt");
-    m->key_alt = opt_str(o, "key_alt");
-    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
-}
-
-static void
-build_sni(struct arena *a, Strait__V1__Sni *m, const struct ent *e)
-{
-    const json_t *o = e->o;
-
-    strait__v1__sni__init(m);
-    m->id = (char *)e->id;
-    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
-    m->name = opt_str(o, "name");
-    m->certificate_id = opt_str(json_object_get(o, "certificate"), "id");
-    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
-}
-
-static void
-build_ca_certificate(struct arena *a, Strait__V1__CaCertificate *m, const struct ent *e)
-{
-    const json_t *o = e->o;
-
-    strait__v1__ca_certificate__init(m);
-    m->id = (char *)e->id;
-    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
-    m->cert = opt_str(o, "cert");
-    m->cert_digest = opt_str(o, "cert_digest");
-    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
-}
-
-/* sources/destinations, in the given order. */
-static Strait__V1__Endpoint **
-build_endpoints(struct arena *a, const json_t *arr, size_t *n)
-{
-    size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
-    Strait__V1__Endpoint **ptr;
-    Strait__V1__Endpoint *ep;
-
-    *n = cnt;
-    if (cnt == 0) {
-        return NULL;
-    }
-    ptr = arena_alloc(a, cnt * sizeof(*ptr));
-    ep = arena_alloc(a, cnt * sizeof(*ep));
-    for (size_t i = 0; i < cnt; i++) {
-        const json_t *rec = json_array_get(arr, i);
-        strait__v1__endpoint__init(&ep[i]);
-        ep[i].ip = opt_str(rec, "ip");
-        ep[i].has_port = opt_u32(rec, "port", &ep[i].port);
-        ptr[i] = &ep[i];
-    }
-    return ptr;
-}
-
-static void
-build_route(struct arena *a, Strait__V1__Route *m, const struct ent *e)
-{
-    const json_t *o = e->o;
-
-    strait__v1__route__init(m);
-    m->id = (char *)e->id;
-    m->name = opt_str(o, "name");
-    m->has_created_at_ms = opt_i64(o, "created_at", &m->created_at_ms);
-    m->protocols = string_list(a, json_object_get(o, "protocols"), true, &m->n_protocols);
-    m->sources = build_endpoints(a, json_object_get(o, "sources"), &m->n_sources);
-    m->destinations = build_endpoints(a, json_object_get(o, "destinations"), &m->n_destinations);
-    m->snis = string_list(a, json_object_get(o, "snis"), true, &m->n_snis);
-    m->has_preserve_host = opt_bool(o, "preserve_host", &m->preserve_host);
-    m->service_id = opt_str(json_object_get(o, "service"), "id");
-    m->tags = string_list(a, json_object_get(o, "tags"), true, &m->n_tags);
-}
-
 static void
 build_fini(struct build *b)
 {
@@ -400,46 +224,6 @@ build_fini(struct build *b)
         free(b->ents[k]);
     }
     arena_fini(&b->a);
-}
-
-/* n messages built by fn from the sorted entities of kind k, as the array of pointers
- * the Config holds (in the arena). */
-#define BUILD_MSGS(b, k, type, fn, n_out, ptrs_out)                                                \
-    do {                                                                                           \
-        size_t n_ = (b)->n[k];                                                                     \
-        type *msgs_ = arena_alloc(&(b)->a, (n_ + 1) * sizeof(type));                               \
-        type **ptrs_ = arena_alloc(&(b)->a, (n_ + 1) * sizeof(type *));                            \
-        for (size_t i_ = 0; i_ < n_; i_++) {                                                       \
-            fn(&(b)->a, &msgs_[i_], &(b)->ents[k][i_]);                                            \
-            ptrs_[i_] = &msgs_[i_];                                                                \
-        }                                                                                          \
-        (n_out) = n_;                                                                              \
-        (ptrs_out) = ptrs_;                                                                        \
-    } while (0)
-
-/* Encodes the Config of the sorted entities into a malloc'd buffer. */
-static uint8_t *
-encode_config(struct build *b, size_t *len)
-{
-    Strait__V1__Config cfg = STRAIT__V1__CONFIG__INIT;
-    uint8_t *buf;
-
-    if (!st_snapshot_legacy) {
-        config_generic(b, &cfg);
-        goto pack;
-    }
-    BUILD_MSGS(b, ST_ENT_SERVICE, Strait__V1__Service, build_service, cfg.n_services, cfg.services);
-    BUILD_MSGS(b, ST_ENT_ROUTE, Strait__V1__Route, build_route, cfg.n_routes, cfg.routes);
-    BUILD_MSGS(b, ST_ENT_CERTIFICATE, Strait__V1__Certificate, build_certificate,
-               cfg.n_certificates, cfg.certificates);
-    BUILD_MSGS(b, ST_ENT_SNI, Strait__V1__Sni, build_sni, cfg.n_snis, cfg.snis);
-    BUILD_MSGS(b, ST_ENT_CA_CERTIFICATE, Strait__V1__CaCertificate, build_ca_certificate,
-               cfg.n_ca_certificates, cfg.ca_certificates);
-pack:
-    *len = strait__v1__config__get_packed_size(&cfg);
-    buf = st_xmalloc(*len + 1);
-    strait__v1__config__pack(&cfg, buf);
-    return buf;
 }
 
 /* Bytes of a protobuf varint holding v. */
@@ -455,303 +239,8 @@ varint_size(uint64_t v)
     return n;
 }
 
-size_t
-st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj)
-{
-    struct arena a = {0};
-    struct ent e = {.id = obj_id(obj), .o = obj};
-    size_t n = 0;
-
-    if (!st_snapshot_legacy) {
-        n = entity_size_generic(k, obj);
-        return 1 + varint_size(n) + n;
-    }
-    if (e.id == NULL) {
-        e.id = "";
-    }
-    switch (k) {
-    case ST_ENT_SERVICE: {
-        Strait__V1__Service m;
-
-        build_service(&a, &m, &e);
-        n = strait__v1__service__get_packed_size(&m);
-        break;
-    }
-    case ST_ENT_ROUTE: {
-        Strait__V1__Route m;
-
-        build_route(&a, &m, &e);
-        n = strait__v1__route__get_packed_size(&m);
-        break;
-    }
-    case ST_ENT_CERTIFICATE: {
-        Strait__V1__Certificate m;
-
-        build_certificate(&a, &m, &e);
-        n = strait__v1__certificate__get_packed_size(&m);
-        break;
-    }
-    case ST_ENT_SNI: {
-        Strait__V1__Sni m;
-
-        build_sni(&a, &m, &e);
-        n = strait__v1__sni__get_packed_size(&m);
-        break;
-    }
-    case ST_ENT_CA_CERTIFICATE: {
-        Strait__V1__CaCertificate m;
-
-        build_ca_certificate(&a, &m, &e);
-        n = strait__v1__ca_certificate__get_packed_size(&m);
-        break;
-    }
-    default:
-        break;
-    }
-    arena_fini(&a);
-    return 1 + varint_size(n) + n; /* Config's field tag (1 to 5), length, message */
-}
-
-int
-st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint8_t **out,
-                  size_t *outlen, char hash[65], struct st_err *err)
-{
-    struct build b = {0};
-    Strait__V1__Snapshot snap = STRAIT__V1__SNAPSHOT__INIT;
-    uint8_t *cbuf = NULL;
-    size_t clen = 0;
-    int rc = 0;
-
-    *out = NULL;
-    for (int k = 0; k < ST_ENT__COUNT && rc == 0; k++) {
-        rc = sorted_entities(lists != NULL ? lists[k] : NULL, st_entity_name(k), &b.ents[k],
-                             &b.n[k], err);
-    }
-    if (rc != 0) {
-        goto out;
-    }
-    cbuf = encode_config(&b, &clen);
-    st_ssl_sha256_hex(cbuf, clen, hash);
-
-    snap.version = version;
-    snap.hash = hash;
-    snap.config.data = cbuf;
-    snap.config.len = clen;
-    snap.has_created_at_ms = 1;
-    snap.created_at_ms = st_time_ms();
-    *outlen = strait__v1__snapshot__get_packed_size(&snap);
-    *out = st_xmalloc(*outlen + 1);
-    strait__v1__snapshot__pack(&snap, *out);
-
-out:
-    free(cbuf);
-    build_fini(&b);
-    return rc;
-}
-
 /* ------------------------------------------------------------------------ */
 /* parse: protobuf -> JSON (validated) -> plain structs                       */
-
-/* Sets obj[key] to the string s (when not NULL). Returns false when s is not UTF-8,
- * which JSON, and so the schema, cannot carry. */
-static bool
-set_str(json_t *obj, const char *key, const char *s)
-{
-    json_t *v;
-
-    if (s == NULL) {
-        return true;
-    }
-    v = json_string(s);
-    if (v == NULL) {
-        return false;
-    }
-    json_object_set_new(obj, key, v);
-    return true;
-}
-
-static bool
-set_strings(json_t *obj, const char *key, char **v, size_t n)
-{
-    json_t *arr;
-
-    if (n == 0) {
-        return true;
-    }
-    arr = json_array();
-    json_object_set_new(obj, key, arr);
-    for (size_t i = 0; i < n; i++) {
-        json_t *s = json_string(v[i]);
-        if (s == NULL) {
-            return false;
-        }
-        json_array_append_new(arr, s);
-    }
-    return true;
-}
-
-static bool
-set_endpoints(json_t *obj, const char *key, Strait__V1__Endpoint **v, size_t n)
-{
-    json_t *arr;
-
-    if (n == 0) {
-        return true;
-    }
-    arr = json_array();
-    json_object_set_new(obj, key, arr);
-    for (size_t i = 0; i < n; i++) {
-        json_t *rec = json_object();
-        json_array_append_new(arr, rec);
-        if (!set_str(rec, "ip", v[i]->ip)) {
-            return false;
-        }
-        if (v[i]->has_port) {
-            json_object_set_new(rec, "port", json_integer(v[i]->port));
-        }
-    }
-    return true;
-}
-
-/* Sets obj[key] to the foreign key {"id": id} (when id is not NULL). */
-static bool
-set_ref(json_t *obj, const char *key, const char *id)
-{
-    json_t *ref;
-
-    if (id == NULL) {
-        return true;
-    }
-    ref = json_object();
-    json_object_set_new(obj, key, ref);
-    return set_str(ref, "id", id);
-}
-
-static void
-set_created(json_t *obj, protobuf_c_boolean has, int64_t ms)
-{
-    if (has) {
-        json_object_set_new(obj, "created_at", json_integer(ms));
-    }
-}
-
-/* Returns a new object, or NULL when a string is not UTF-8. */
-static json_t *
-service_json(const Strait__V1__Service *m)
-{
-    json_t *o = json_object();
-    bool ok = set_str(o, "id", m->id) && set_str(o, "name", m->name) &&
-              set_str(o, "protocol", m->protocol) && set_str(o, "host", m->host) &&
-              set_strings(o, "tags", m->tags, m->n_tags);
-
-    if (m->has_created_at_ms) {
-        json_object_set_new(o, "created_at", json_integer(m->created_at_ms));
-    }
-    if (m->has_port) {
-        json_object_set_new(o, "port", json_integer(m->port));
-    }
-    if (m->has_connect_timeout) {
-        json_object_set_new(o, "connect_timeout", json_integer(m->connect_timeout));
-    }
-    if (m->has_read_timeout) {
-        json_object_set_new(o, "read_timeout", json_integer(m->read_timeout));
-    }
-    if (m->has_write_timeout) {
-        json_object_set_new(o, "write_timeout", json_integer(m->write_timeout));
-    }
-    if (m->has_retries) {
-        json_object_set_new(o, "retries", json_integer(m->retries));
-    }
-    if (m->has_enabled) {
-        json_object_set_new(o, "enabled", json_boolean(m->enabled));
-    }
-    if (m->has_tls_verify) {
-        json_object_set_new(o, "tls_verify", json_boolean(m->tls_verify));
-    }
-    if (m->has_tls_verify_depth) {
-        json_object_set_new(o, "tls_verify_depth", json_integer(m->tls_verify_depth));
-    }
-    ok = ok && set_strings(o, "ca_certificates", m->ca_certificate_ids, m->n_ca_certificate_ids);
-    ok = ok && set_ref(o, "client_certificate", m->client_certificate_id);
-    if (!ok) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *
-route_json(const Strait__V1__Route *m)
-{
-    json_t *o = json_object();
-    bool ok = set_str(o, "id", m->id) && set_str(o, "name", m->name) &&
-              set_strings(o, "protocols", m->protocols, m->n_protocols) &&
-              set_endpoints(o, "sources", m->sources, m->n_sources) &&
-              set_endpoints(o, "destinations", m->destinations, m->n_destinations) &&
-              set_strings(o, "snis", m->snis, m->n_snis) &&
-              set_strings(o, "tags", m->tags, m->n_tags);
-
-    ok = ok && set_ref(o, "service", m->service_id);
-    if (m->has_created_at_ms) {
-        json_object_set_new(o, "created_at", json_integer(m->created_at_ms));
-    }
-    if (m->has_preserve_host) {
-        json_object_set_new(o, "preserve_host", json_boolean(m->preserve_host));
-    }
-    if (!ok) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *
-certificate_json(const Strait__V1__Certificate *m)
-{
-    json_t *o = json_object();
-    bool ok = set_str(o, "id", m->id) && set_str(o, "cert", m->cert) && set_str(o, "key", m->key) &&
-              set_str(o, "cert_alt", m->cert_alt) && set_str(o, "key_alt", m->key_alt) &&
-              set_strings(o, "tags", m->tags, m->n_tags);
-
-    set_created(o, m->has_created_at_ms, m->created_at_ms);
-    if (!ok) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *
-sni_json(const Strait__V1__Sni *m)
-{
-    json_t *o = json_object();
-    bool ok = set_str(o, "id", m->id) && set_str(o, "name", m->name) &&
-              set_ref(o, "certificate", m->certificate_id) &&
-              set_strings(o, "tags", m->tags, m->n_tags);
-
-    set_created(o, m->has_created_at_ms, m->created_at_ms);
-    if (!ok) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *
-ca_certificate_json(const Strait__V1__CaCertificate *m)
-{
-    json_t *o = json_object();
-    bool ok = set_str(o, "id", m->id) && set_str(o, "cert", m->cert) &&
-              set_str(o, "cert_digest", m->cert_digest) &&
-              set_strings(o, "tags", m->tags, m->n_tags);
-
-    set_created(o, m->has_created_at_ms, m->created_at_ms);
-    if (!ok) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
 
 /* Validates a decoded entity as a stored one (ST_SCHEMA_F_STORED: what was valid
  * when written stays valid, e.g. a CA certificate that has expired since). obj stays
@@ -778,8 +267,8 @@ check_entity(enum st_entity_kind k, json_t *obj, const char *id, struct st_err *
 /* ---- entities that passed before ----------------------------------------- */
 
 /* The first 16 bytes of SHA-256 over the kind and an entity's message, for every
- * entity of the last successful parse that passed the check and whose struct, filled
- * straight from the message, equals the one filled from the checked JSON. The check
+ * entity of the last successful parse that passed the check with its JSON left as it
+ * was (so the message alone gives its struct). The check
  * depends on nothing but those bytes, so the same bytes pass again: a configuration
  * change checks only the entities it changed, and the others are filled from their
  * message without the JSON round trip (certificates save OpenSSL's PEM parsing, the
@@ -800,6 +289,12 @@ struct st_snapshot_memo *
 st_snapshot_memo_new(void)
 {
     return st_xcalloc(1, sizeof(struct st_snapshot_memo));
+}
+
+size_t
+st_snapshot_memo_size(const struct st_snapshot_memo *memo)
+{
+    return memo->n;
 }
 
 void
@@ -885,10 +380,8 @@ cmp_id(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* ---- filling the structs --------------------------------------------------- */
-
-/* Strings and small arrays go into `a`; `scratch` holds a fill from a message made
- * only to compare with the checked JSON's (reset after each). */
+/* Strings and small arrays go into `a`; `scratch` holds the message of what validation
+ * left of an entity it rewrote (reset after each). */
 struct parse {
     struct st_snapshot *s;
     struct arena *a;
@@ -897,384 +390,6 @@ struct parse {
     struct st_snapshot_memo *memo; /* NULL: none */
     json_t *pending;               /* a checked object a fixed message points into */
 };
-
-static int64_t
-int_of(const json_t *o, const char *key)
-{
-    return (int64_t)json_integer_value(json_object_get(o, key));
-}
-
-/* obj[key] as a string copied into the arena (NULL when absent or not a string). */
-static const char *
-str_of(struct arena *a, const json_t *o, const char *key)
-{
-    return arena_str(a, json_string_value(json_object_get(o, key)));
-}
-
-static bool
-str_eq(const char *x, const char *y)
-{
-    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
-}
-
-static const struct st_certificate *
-find_certificate(const struct st_snapshot *s, const char *id)
-{
-    struct st_certificate key = {.id = id};
-
-    return bsearch(&key, s->certificates, s->n_certificates, sizeof(key), cmp_id);
-}
-
-/* certificates */
-
-static void
-certificate_from_json(struct arena *a, struct st_certificate *c, const json_t *obj)
-{
-    c->id = str_of(a, obj, "id");
-    c->created_at_ms = int_of(obj, "created_at");
-    c->cert = str_of(a, obj, "cert");
-    c->key = str_of(a, obj, "key");
-    c->cert_alt = str_of(a, obj, "cert_alt");
-    c->key_alt = str_of(a, obj, "key_alt");
-}
-
-static void
-certificate_from_msg(struct arena *a, struct st_certificate *c, const Strait__V1__Certificate *m)
-{
-    c->id = arena_str(a, m->id);
-    c->created_at_ms = m->has_created_at_ms ? m->created_at_ms : 0;
-    c->cert = arena_str(a, m->cert);
-    c->key = arena_str(a, m->key);
-    c->cert_alt = arena_str(a, m->cert_alt);
-    c->key_alt = arena_str(a, m->key_alt);
-}
-
-static bool
-certificate_eq(const struct st_certificate *x, const struct st_certificate *y)
-{
-    return str_eq(x->id, y->id) && x->created_at_ms == y->created_at_ms &&
-           str_eq(x->cert, y->cert) && str_eq(x->key, y->key) && str_eq(x->cert_alt, y->cert_alt) &&
-           str_eq(x->key_alt, y->key_alt);
-}
-
-/* snis (certificate resolved by the caller) */
-
-static void
-sni_from_json(struct arena *a, struct st_sni *n, const json_t *obj)
-{
-    n->id = str_of(a, obj, "id");
-    n->name = str_of(a, obj, "name");
-    n->certificate_id =
-        arena_str(a, json_string_value(json_object_get(json_object_get(obj, "certificate"), "id")));
-}
-
-static void
-sni_from_msg(struct arena *a, struct st_sni *n, const Strait__V1__Sni *m)
-{
-    n->id = arena_str(a, m->id);
-    n->name = arena_str(a, m->name);
-    n->certificate_id = arena_str(a, m->certificate_id);
-}
-
-static bool
-sni_eq(const struct st_sni *x, const struct st_sni *y)
-{
-    return str_eq(x->id, y->id) && str_eq(x->name, y->name) &&
-           str_eq(x->certificate_id, y->certificate_id);
-}
-
-/* ca_certificates */
-
-static void
-ca_from_json(struct arena *a, struct st_ca_certificate *c, const json_t *obj)
-{
-    c->id = str_of(a, obj, "id");
-    c->cert = str_of(a, obj, "cert");
-    c->cert_digest = str_of(a, obj, "cert_digest");
-}
-
-static void
-ca_from_msg(struct arena *a, struct st_ca_certificate *c, const Strait__V1__CaCertificate *m)
-{
-    c->id = arena_str(a, m->id);
-    c->cert = arena_str(a, m->cert);
-    c->cert_digest = arena_str(a, m->cert_digest);
-}
-
-static bool
-ca_eq(const struct st_ca_certificate *x, const struct st_ca_certificate *y)
-{
-    return str_eq(x->id, y->id) && str_eq(x->cert, y->cert) &&
-           str_eq(x->cert_digest, y->cert_digest);
-}
-
-/* services */
-
-static void
-service_from_json(struct arena *a, struct st_service *s, const json_t *o)
-{
-    s->id = str_of(a, o, "id");
-    s->name = str_of(a, o, "name");
-    s->created_at_ms = int_of(o, "created_at");
-    s->protocol = st_proto_parse(json_string_value(json_object_get(o, "protocol")));
-    s->host = str_of(a, o, "host");
-    s->port = (uint16_t)int_of(o, "port");
-    s->connect_timeout = (uint32_t)int_of(o, "connect_timeout");
-    s->read_timeout = (uint32_t)int_of(o, "read_timeout");
-    s->write_timeout = (uint32_t)int_of(o, "write_timeout");
-    s->retries = (uint32_t)int_of(o, "retries");
-    s->enabled = json_is_true(json_object_get(o, "enabled"));
-    s->tls_verify = json_is_boolean(json_object_get(o, "tls_verify"))
-                        ? json_is_true(json_object_get(o, "tls_verify"))
-                        : -1;
-    s->tls_verify_depth = json_is_integer(json_object_get(o, "tls_verify_depth"))
-                              ? (int)int_of(o, "tls_verify_depth")
-                              : -1;
-}
-
-static void
-service_from_msg(struct arena *a, struct st_service *s, const Strait__V1__Service *m)
-{
-    s->id = arena_str(a, m->id);
-    s->name = arena_str(a, m->name);
-    s->created_at_ms = m->has_created_at_ms ? m->created_at_ms : 0;
-    s->protocol = st_proto_parse(m->protocol);
-    s->host = arena_str(a, m->host);
-    s->port = m->has_port ? (uint16_t)m->port : 0;
-    s->connect_timeout = m->has_connect_timeout ? m->connect_timeout : 0;
-    s->read_timeout = m->has_read_timeout ? m->read_timeout : 0;
-    s->write_timeout = m->has_write_timeout ? m->write_timeout : 0;
-    s->retries = m->has_retries ? m->retries : 0;
-    s->enabled = m->has_enabled && m->enabled;
-    s->tls_verify = m->has_tls_verify ? (m->tls_verify ? 1 : 0) : -1;
-    s->tls_verify_depth = m->has_tls_verify_depth ? (int)(int64_t)m->tls_verify_depth : -1;
-}
-
-/* service->client_certificate and service->ca_certificates (in the user's order), from
- * their ids. */
-static int
-service_resolve(struct parse *ps, struct arena *a, struct st_service *svc, const char *cc,
-                const char *const *cas, size_t n_cas, struct st_err *err)
-{
-    const struct st_snapshot *s = ps->s;
-    const struct st_ca_certificate **v;
-
-    if (cc != NULL) {
-        svc->client_certificate = find_certificate(s, cc);
-        if (svc->client_certificate == NULL) {
-            return st_err_set(err, -ST_EFOREIGN, "services",
-                              "service %s: its client certificate %s is not in the snapshot",
-                              svc->id, cc);
-        }
-    }
-    v = arena_alloc(a, (n_cas + 1) * sizeof(*v));
-    svc->ca_certificates = v;
-    for (size_t i = 0; i < n_cas; i++) {
-        struct st_ca_certificate key = {.id = cas[i]};
-        const struct st_ca_certificate *ca =
-            bsearch(&key, s->ca_certificates, s->n_ca_certificates, sizeof(key), cmp_id);
-        if (ca == NULL) {
-            return st_err_set(err, -ST_EFOREIGN, "services",
-                              "service %s: its CA certificate %s is not in the snapshot", svc->id,
-                              key.id);
-        }
-        v[svc->n_ca_certificates++] = ca;
-    }
-    return 0;
-}
-
-/* service_resolve with the ids of a checked JSON object. */
-static int
-service_resolve_json(struct parse *ps, struct st_service *svc, const json_t *o, struct st_err *err)
-{
-    const json_t *cas = json_object_get(o, "ca_certificates");
-    size_t n = json_array_size(cas);
-    const char **ids = st_xcalloc(n + 1, sizeof(*ids));
-    int rc;
-
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = json_string_value(json_array_get(cas, i));
-    }
-    rc = service_resolve(
-        ps, ps->a, svc,
-        json_string_value(json_object_get(json_object_get(o, "client_certificate"), "id")), ids, n,
-        err);
-    free(ids);
-    return rc;
-}
-
-static bool
-service_eq(const struct st_service *x, const struct st_service *y)
-{
-    if (!(str_eq(x->id, y->id) && str_eq(x->name, y->name) &&
-          x->created_at_ms == y->created_at_ms && x->protocol == y->protocol &&
-          str_eq(x->host, y->host) && x->port == y->port &&
-          x->connect_timeout == y->connect_timeout && x->read_timeout == y->read_timeout &&
-          x->write_timeout == y->write_timeout && x->retries == y->retries &&
-          x->enabled == y->enabled && x->tls_verify == y->tls_verify &&
-          x->tls_verify_depth == y->tls_verify_depth &&
-          x->client_certificate == y->client_certificate &&
-          x->n_ca_certificates == y->n_ca_certificates)) {
-        return false;
-    }
-    for (size_t i = 0; i < x->n_ca_certificates; i++) {
-        if (x->ca_certificates[i] != y->ca_certificates[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* routes (service resolved by the caller) */
-
-/* One endpoint; returns 0, or -ST_EPARSE for an ip the schema accepted but st_cidr
- * refuses. */
-static int
-endpoint_set(struct st_endpoint *e, const char *ip, bool has_port, uint32_t port)
-{
-    if (ip != NULL) {
-        if (st_cidr_parse(ip, &e->ip) != 0) {
-            return -ST_EPARSE;
-        }
-        e->has_ip = true;
-    }
-    if (has_port) {
-        e->has_port = true;
-        e->port = (uint16_t)port;
-    }
-    return 0;
-}
-
-static int
-endpoints_from_json(struct arena *a, const json_t *arr, struct st_endpoint **out, size_t *n)
-{
-    size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
-    struct st_endpoint *v = arena_alloc(a, (cnt + 1) * sizeof(*v));
-
-    *out = v;
-    *n = cnt;
-    for (size_t i = 0; i < cnt; i++) {
-        const json_t *rec = json_array_get(arr, i);
-        const json_t *port = json_object_get(rec, "port");
-
-        if (endpoint_set(&v[i], json_string_value(json_object_get(rec, "ip")),
-                         json_is_integer(port), (uint32_t)json_integer_value(port)) != 0) {
-            return -ST_EPARSE;
-        }
-    }
-    return 0;
-}
-
-static int
-endpoints_from_msg(struct arena *a, Strait__V1__Endpoint *const *m, size_t cnt,
-                   struct st_endpoint **out, size_t *n)
-{
-    struct st_endpoint *v = arena_alloc(a, (cnt + 1) * sizeof(*v));
-
-    *out = v;
-    *n = cnt;
-    for (size_t i = 0; i < cnt; i++) {
-        if (endpoint_set(&v[i], m[i]->ip, m[i]->has_port, m[i]->port) != 0) {
-            return -ST_EPARSE;
-        }
-    }
-    return 0;
-}
-
-static int
-route_from_json(struct arena *a, struct st_route *r, const json_t *o, struct st_err *err)
-{
-    const json_t *protocols = json_object_get(o, "protocols");
-    const json_t *snis = json_object_get(o, "snis");
-    const char **v;
-    size_t i;
-    json_t *el;
-
-    r->id = str_of(a, o, "id");
-    r->name = str_of(a, o, "name");
-    r->created_at_ms = int_of(o, "created_at");
-    json_array_foreach(protocols, i, el)
-    {
-        r->protocols |= st_proto_parse(json_string_value(el));
-    }
-    r->n_snis = json_is_array(snis) ? json_array_size(snis) : 0;
-    v = arena_alloc(a, (r->n_snis + 1) * sizeof(*v));
-    for (i = 0; i < r->n_snis; i++) {
-        v[i] = arena_str(a, json_string_value(json_array_get(snis, i)));
-    }
-    r->snis = v;
-    r->preserve_host = json_is_true(json_object_get(o, "preserve_host"));
-    r->service_id =
-        arena_str(a, json_string_value(json_object_get(json_object_get(o, "service"), "id")));
-    if (endpoints_from_json(a, json_object_get(o, "sources"), &r->sources, &r->n_sources) != 0 ||
-        endpoints_from_json(a, json_object_get(o, "destinations"), &r->destinations,
-                            &r->n_destinations) != 0) {
-        return st_err_set(err, -ST_EPARSE, "routes", "route %s: bad ip", r->id);
-    }
-    return 0;
-}
-
-static int
-route_from_msg(struct arena *a, struct st_route *r, const Strait__V1__Route *m)
-{
-    const char **v = arena_alloc(a, (m->n_snis + 1) * sizeof(*v));
-
-    r->id = arena_str(a, m->id);
-    r->name = arena_str(a, m->name);
-    r->created_at_ms = m->has_created_at_ms ? m->created_at_ms : 0;
-    for (size_t i = 0; i < m->n_protocols; i++) {
-        r->protocols |= st_proto_parse(m->protocols[i]);
-    }
-    for (size_t i = 0; i < m->n_snis; i++) {
-        v[i] = arena_str(a, m->snis[i]);
-    }
-    r->snis = v;
-    r->n_snis = m->n_snis;
-    r->preserve_host = m->has_preserve_host && m->preserve_host;
-    r->service_id = arena_str(a, m->service_id);
-    if (endpoints_from_msg(a, m->sources, m->n_sources, &r->sources, &r->n_sources) != 0 ||
-        endpoints_from_msg(a, m->destinations, m->n_destinations, &r->destinations,
-                           &r->n_destinations) != 0) {
-        return -ST_EPARSE;
-    }
-    return 0;
-}
-
-static bool
-endpoints_eq(const struct st_endpoint *x, const struct st_endpoint *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (x[i].has_ip != y[i].has_ip || x[i].has_port != y[i].has_port ||
-            (x[i].has_port && x[i].port != y[i].port)) {
-            return false;
-        }
-        if (x[i].has_ip && (x[i].ip.family != y[i].ip.family || x[i].ip.bits != y[i].ip.bits ||
-                            x[i].ip.is_host != y[i].ip.is_host ||
-                            memcmp(x[i].ip.addr, y[i].ip.addr, sizeof(x[i].ip.addr)) != 0)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool
-route_eq(const struct st_route *x, const struct st_route *y)
-{
-    if (!(str_eq(x->id, y->id) && str_eq(x->name, y->name) &&
-          x->created_at_ms == y->created_at_ms && x->protocols == y->protocols &&
-          x->n_snis == y->n_snis && x->preserve_host == y->preserve_host &&
-          str_eq(x->service_id, y->service_id) && x->n_sources == y->n_sources &&
-          x->n_destinations == y->n_destinations)) {
-        return false;
-    }
-    for (size_t i = 0; i < x->n_snis; i++) {
-        if (!str_eq(x->snis[i], y->snis[i])) {
-            return false;
-        }
-    }
-    return endpoints_eq(x->sources, y->sources, x->n_sources) &&
-           endpoints_eq(x->destinations, y->destinations, x->n_destinations);
-}
 
 /* Sorts n structs of size bytes at base by id and refuses a repeated id. */
 static int
@@ -1292,239 +407,6 @@ sort_unique(void *base, size_t n, size_t size, enum st_entity_kind k, struct st_
         prev = id;
     }
     return 0;
-}
-
-/* ---- each kind ------------------------------------------------------------ */
-
-/* The JSON shape of a message, checked; *obj is the caller's to drop. */
-#define CHECK_JSON(k, m, to_json, obj, rc, err)                                                    \
-    do {                                                                                           \
-        (obj) = to_json(m);                                                                        \
-        (rc) = check_entity((k), (obj), (m)->id, (err));                                           \
-    } while (0)
-
-static int
-parse_certificates(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
-{
-    struct st_snapshot *s = ps->s;
-    int rc;
-
-    s->certificates = st_xcalloc(cfg->n_certificates + 1, sizeof(*s->certificates));
-    for (size_t i = 0; i < cfg->n_certificates; i++) {
-        const Strait__V1__Certificate *m = cfg->certificates[i];
-        struct st_certificate *c = &s->certificates[i], tmp = {0};
-        size_t d = digest_add(&ps->d, ST_ENT_CERTIFICATE, &m->base);
-        json_t *obj;
-
-        s->n_certificates++;
-        if (passed_has(ps->memo, &ps->d.v[d])) {
-            certificate_from_msg(ps->a, c, m);
-            ps->d.ok[d] = true;
-            continue;
-        }
-        CHECK_JSON(ST_ENT_CERTIFICATE, m, certificate_json, obj, rc, err);
-        if (rc == 0) {
-            certificate_from_json(ps->a, c, obj);
-            certificate_from_msg(&ps->scratch, &tmp, m);
-            ps->d.ok[d] = certificate_eq(c, &tmp);
-            arena_reset(&ps->scratch);
-        }
-        json_decref(obj);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return sort_unique(s->certificates, s->n_certificates, sizeof(*s->certificates),
-                       ST_ENT_CERTIFICATE, err);
-}
-
-static int
-cmp_sni_name(const void *a, const void *b)
-{
-    return strcmp((*(const struct st_sni *const *)a)->name,
-                  (*(const struct st_sni *const *)b)->name);
-}
-
-/* SNI names are unique (the store's constraint; certificate choice relies on it). */
-static int
-sni_names_unique(const struct st_snapshot *s, struct st_err *err)
-{
-    const struct st_sni **v = st_xcalloc(s->n_snis + 1, sizeof(*v));
-    int rc = 0;
-
-    for (size_t i = 0; i < s->n_snis; i++) {
-        v[i] = &s->snis[i];
-    }
-    qsort(v, s->n_snis, sizeof(*v), cmp_sni_name);
-    for (size_t i = 1; i < s->n_snis && rc == 0; i++) {
-        if (strcmp(v[i - 1]->name, v[i]->name) == 0) {
-            rc = st_err_set(err, -ST_EUNIQUE, "snis", "sni name %s appears twice", v[i]->name);
-        }
-    }
-    free(v);
-    return rc;
-}
-
-static int
-parse_snis(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
-{
-    struct st_snapshot *s = ps->s;
-    int rc;
-
-    s->snis = st_xcalloc(cfg->n_snis + 1, sizeof(*s->snis));
-    for (size_t i = 0; i < cfg->n_snis; i++) {
-        const Strait__V1__Sni *m = cfg->snis[i];
-        struct st_sni *n = &s->snis[i], tmp = {0};
-        size_t d = digest_add(&ps->d, ST_ENT_SNI, &m->base);
-        json_t *obj;
-
-        if (passed_has(ps->memo, &ps->d.v[d])) {
-            sni_from_msg(ps->a, n, m);
-            ps->d.ok[d] = true;
-        } else {
-            CHECK_JSON(ST_ENT_SNI, m, sni_json, obj, rc, err);
-            if (rc == 0) {
-                sni_from_json(ps->a, n, obj);
-                sni_from_msg(&ps->scratch, &tmp, m);
-                ps->d.ok[d] = sni_eq(n, &tmp);
-                arena_reset(&ps->scratch);
-            }
-            json_decref(obj);
-            if (rc != 0) {
-                return rc;
-            }
-        }
-        s->n_snis++;
-        n->certificate = find_certificate(s, n->certificate_id);
-        if (n->certificate == NULL) {
-            return st_err_set(err, -ST_EFOREIGN, "snis",
-                              "sni %s: its certificate %s is not in the snapshot", n->id,
-                              n->certificate_id);
-        }
-    }
-    rc = sort_unique(s->snis, s->n_snis, sizeof(*s->snis), ST_ENT_SNI, err);
-    return rc != 0 ? rc : sni_names_unique(s, err);
-}
-
-static int
-parse_ca_certificates(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
-{
-    struct st_snapshot *s = ps->s;
-    int rc;
-
-    s->ca_certificates = st_xcalloc(cfg->n_ca_certificates + 1, sizeof(*s->ca_certificates));
-    for (size_t i = 0; i < cfg->n_ca_certificates; i++) {
-        const Strait__V1__CaCertificate *m = cfg->ca_certificates[i];
-        struct st_ca_certificate *c = &s->ca_certificates[i], tmp = {0};
-        size_t d = digest_add(&ps->d, ST_ENT_CA_CERTIFICATE, &m->base);
-        json_t *obj;
-
-        s->n_ca_certificates++;
-        if (passed_has(ps->memo, &ps->d.v[d])) {
-            ca_from_msg(ps->a, c, m);
-            ps->d.ok[d] = true;
-            continue;
-        }
-        CHECK_JSON(ST_ENT_CA_CERTIFICATE, m, ca_certificate_json, obj, rc, err);
-        if (rc == 0) {
-            ca_from_json(ps->a, c, obj);
-            ca_from_msg(&ps->scratch, &tmp, m);
-            ps->d.ok[d] = ca_eq(c, &tmp);
-            arena_reset(&ps->scratch);
-        }
-        json_decref(obj);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return sort_unique(s->ca_certificates, s->n_ca_certificates, sizeof(*s->ca_certificates),
-                       ST_ENT_CA_CERTIFICATE, err);
-}
-
-static int
-parse_services(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
-{
-    struct st_snapshot *s = ps->s;
-    int rc;
-
-    s->services = st_xcalloc(cfg->n_services + 1, sizeof(*s->services));
-    for (size_t i = 0; i < cfg->n_services; i++) {
-        const Strait__V1__Service *m = cfg->services[i];
-        struct st_service *svc = &s->services[i], tmp = {0};
-        size_t d = digest_add(&ps->d, ST_ENT_SERVICE, &m->base);
-        json_t *obj;
-
-        s->n_services++;
-        if (passed_has(ps->memo, &ps->d.v[d])) {
-            service_from_msg(ps->a, svc, m);
-            rc = service_resolve(ps, ps->a, svc, m->client_certificate_id,
-                                 (const char *const *)m->ca_certificate_ids,
-                                 m->n_ca_certificate_ids, err);
-            if (rc != 0) {
-                return rc;
-            }
-            ps->d.ok[d] = true;
-            continue;
-        }
-        CHECK_JSON(ST_ENT_SERVICE, m, service_json, obj, rc, err);
-        if (rc == 0) {
-            service_from_json(ps->a, svc, obj);
-            rc = service_resolve_json(ps, svc, obj, err);
-        }
-        json_decref(obj);
-        if (rc != 0) {
-            return rc;
-        }
-        service_from_msg(&ps->scratch, &tmp, m);
-        ps->d.ok[d] = service_resolve(ps, &ps->scratch, &tmp, m->client_certificate_id,
-                                      (const char *const *)m->ca_certificate_ids,
-                                      m->n_ca_certificate_ids, NULL) == 0 &&
-                      service_eq(svc, &tmp);
-        arena_reset(&ps->scratch);
-    }
-    return sort_unique(s->services, s->n_services, sizeof(*s->services), ST_ENT_SERVICE, err);
-}
-
-static int
-parse_routes(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
-{
-    struct st_snapshot *s = ps->s;
-    int rc;
-
-    s->routes = st_xcalloc(cfg->n_routes + 1, sizeof(*s->routes));
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        const Strait__V1__Route *m = cfg->routes[i];
-        struct st_route *r = &s->routes[i], tmp = {0};
-        size_t d = digest_add(&ps->d, ST_ENT_ROUTE, &m->base);
-        json_t *obj;
-
-        s->n_routes++;
-        if (passed_has(ps->memo, &ps->d.v[d]) && route_from_msg(ps->a, r, m) == 0) {
-            ps->d.ok[d] = true;
-        } else {
-            memset(r, 0, sizeof(*r));
-            CHECK_JSON(ST_ENT_ROUTE, m, route_json, obj, rc, err);
-            if (rc == 0) {
-                rc = route_from_json(ps->a, r, obj, err);
-            }
-            json_decref(obj);
-            if (rc != 0) {
-                return rc;
-            }
-            ps->d.ok[d] = route_from_msg(&ps->scratch, &tmp, m) == 0 && route_eq(r, &tmp);
-            arena_reset(&ps->scratch);
-        }
-        if (r->service_id != NULL) {
-            struct st_service key = {.id = r->service_id};
-            r->service = bsearch(&key, s->services, s->n_services, sizeof(key), cmp_id);
-            if (r->service == NULL) {
-                return st_err_set(err, -ST_EFOREIGN, "routes",
-                                  "route %s: its service %s is not in the snapshot", r->id,
-                                  r->service_id);
-            }
-        }
-    }
-    return sort_unique(s->routes, s->n_routes, sizeof(*s->routes), ST_ENT_ROUTE, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2231,23 +1113,29 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
     return rc != 0 ? rc : required_unique(k, pk, base, n, err);
 }
 
+/* Every kind of cfg into ps->s, referenced kinds first (st_entity_order), so each
+ * reference resolves against a sorted array. */
 static int
-parse_generic(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
+parse_config(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
 {
     int rc = 0;
 
     (void)plan_of(ST_ENT_SERVICE);
-    /* referenced kinds first, so each reference resolves against a sorted array */
     for (int i = 0; i < ST_ENT__COUNT && rc == 0; i++) {
         rc = parse_kind(ps, &cfg->base, plan.order[i], err);
     }
     return rc;
 }
 
-/* The Config of the sorted entities, generically. */
-static void
-config_generic(struct build *b, Strait__V1__Config *cfg)
+/* ---- build ---------------------------------------------------------------- */
+
+/* Encodes the Config of the sorted entities into a malloc'd buffer. */
+static uint8_t *
+encode_config(struct build *b, size_t *len)
 {
+    Strait__V1__Config cfg = STRAIT__V1__CONFIG__INIT;
+    uint8_t *buf;
+
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         const struct plan_kind *pk = plan_of((enum st_entity_kind)k);
         ProtobufCMessage **v = arena_alloc(&b->a, (b->n[k] + 1) * sizeof(*v));
@@ -2255,13 +1143,17 @@ config_generic(struct build *b, Strait__V1__Config *cfg)
         for (size_t i = 0; i < b->n[k]; i++) {
             v[i] = msg_new_from_json(&b->a, pk->msg, pk->fields, pk->n_fields, b->ents[k][i].o);
         }
-        AT(cfg, pk->list->quantifier_offset, size_t) = b->n[k];
-        AT(cfg, pk->list->offset, ProtobufCMessage **) = v;
+        AT(&cfg, pk->list->quantifier_offset, size_t) = b->n[k];
+        AT(&cfg, pk->list->offset, ProtobufCMessage **) = v;
     }
+    *len = strait__v1__config__get_packed_size(&cfg);
+    buf = st_xmalloc(*len + 1);
+    strait__v1__config__pack(&cfg, buf);
+    return buf;
 }
 
-static size_t
-entity_size_generic(enum st_entity_kind k, const json_t *obj)
+size_t
+st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj)
 {
     const struct plan_kind *pk = plan_of(k);
     struct arena a = {0};
@@ -2269,11 +1161,48 @@ entity_size_generic(enum st_entity_kind k, const json_t *obj)
     size_t n;
 
     if (msg_id(pk, m) == NULL) {
-        AT(m, pk->fields[0].pb->offset, const char *) = "";
+        AT(m, pk->fields[0].pb->offset, const char *) = ""; /* a required field */
     }
     n = protobuf_c_message_get_packed_size(m);
     arena_fini(&a);
-    return n;
+    return 1 + varint_size(n) + n; /* Config's field tag (1 to 5), length, message */
+}
+
+int
+st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint8_t **out,
+                  size_t *outlen, char hash[65], struct st_err *err)
+{
+    struct build b = {0};
+    Strait__V1__Snapshot snap = STRAIT__V1__SNAPSHOT__INIT;
+    uint8_t *cbuf = NULL;
+    size_t clen = 0;
+    int rc = 0;
+
+    *out = NULL;
+    for (int k = 0; k < ST_ENT__COUNT && rc == 0; k++) {
+        rc = sorted_entities(lists != NULL ? lists[k] : NULL, st_entity_name(k), &b.ents[k],
+                             &b.n[k], err);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    cbuf = encode_config(&b, &clen);
+    st_ssl_sha256_hex(cbuf, clen, hash);
+
+    snap.version = version;
+    snap.hash = hash;
+    snap.config.data = cbuf;
+    snap.config.len = clen;
+    snap.has_created_at_ms = 1;
+    snap.created_at_ms = st_time_ms();
+    *outlen = strait__v1__snapshot__get_packed_size(&snap);
+    *out = st_xmalloc(*outlen + 1);
+    strait__v1__snapshot__pack(&snap, *out);
+
+out:
+    free(cbuf);
+    build_fini(&b);
+    return rc;
 }
 
 int
@@ -2315,29 +1244,13 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
     ps.s = s;
     ps.a = s->priv;
     ps.memo = memo;
-    n = cfg->n_certificates + cfg->n_snis + cfg->n_ca_certificates + cfg->n_services +
-        cfg->n_routes;
+    n = 0;
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        n += AT(&cfg->base, plan_of((enum st_entity_kind)k)->list->quantifier_offset, size_t);
+    }
     ps.d.v = st_xcalloc(n + 1, sizeof(*ps.d.v));
     ps.d.ok = st_xcalloc(n + 1, sizeof(*ps.d.ok));
-    /* referenced kinds first, so each reference resolves against a sorted array */
-    if (!st_snapshot_legacy) {
-        rc = parse_generic(&ps, cfg, err);
-        goto parsed;
-    }
-    rc = parse_certificates(&ps, cfg, err);
-    if (rc == 0) {
-        rc = parse_snis(&ps, cfg, err);
-    }
-    if (rc == 0) {
-        rc = parse_ca_certificates(&ps, cfg, err);
-    }
-    if (rc == 0) {
-        rc = parse_services(&ps, cfg, err);
-    }
-    if (rc == 0) {
-        rc = parse_routes(&ps, cfg, err);
-    }
-parsed:
+    rc = parse_config(&ps, cfg, err);
     if (rc == 0 && memo != NULL) {
         passed_set(memo, &ps.d);
     }

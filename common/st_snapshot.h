@@ -4,7 +4,6 @@
 #define STRAIT_ST_SNAPSHOT_H
 
 #include <jansson.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,10 +27,6 @@ int st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint
 size_t st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj);
 
 #define ST_SNAPSHOT_ENVELOPE_MAX 96
-
-/* Temporary (issue 15): the per-kind codec instead of the generic one, for the test that
- * compares them. */
-extern bool st_snapshot_legacy;
 
 /* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
 struct st_snapshot {
@@ -58,6 +53,10 @@ struct st_snapshot_memo;
 
 struct st_snapshot_memo *st_snapshot_memo_new(void);
 void st_snapshot_memo_free(struct st_snapshot_memo *memo); /* NULL: no-op */
+
+/* How many entities memo remembers (those of its last successful parse that the next
+ * parse fills from their message unchecked). */
+size_t st_snapshot_memo_size(const struct st_snapshot_memo *memo);
 
 /* Decodes an encoded Snapshot, hashes the config bytes it carries (never a
  * re-encoding) and refuses a mismatch (-ST_EHASH), then validates every entity

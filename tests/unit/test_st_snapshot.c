@@ -581,6 +581,52 @@ test_memo(void **state)
     free(bad.bytes);
 }
 
+/* Issue 15: a field the message lacks is its schema default whether the entity is
+ * checked or filled from its message: a service without enabled (or any default) is
+ * enabled, and remembered, since its message alone gives what the check gives (the
+ * per-kind fill took a missing enabled as false, a missing port as 0, so such an entity
+ * was never remembered and was checked again at every parse). An entity that validation
+ * rewrites (a repeat in a set) is filled from what validation left, and not remembered. */
+static void
+test_missing_defaults(void **state)
+{
+    struct st_snapshot_memo *memo = st_snapshot_memo_new();
+    struct st_snapshot *s = NULL;
+    struct st_err err = {0};
+    json_t *svcs = json_array(), *rts = json_array();
+    struct built b;
+
+    (void)state;
+    json_array_append_new(svcs, load("{\"id\": \"" S1 "\", \"host\": \"h\"}"));
+    json_array_append_new(rts, entity(ST_ENT_ROUTE, RT2));
+    json_array_append_new(rts, load("{\"id\": \"" R1 "\", \"protocols\": [\"tls\"], "
+                                    "\"snis\": [\"a.test\", \"a.test\"]}"));
+    build_ok(1, svcs, rts, &b);
+    for (int round = 0; round < 2; round++) {
+        const struct st_service *svc;
+
+        assert_int_equal(st_snapshot_parse(b.bytes, b.len, memo, &s, &err), 0);
+        svc = &s->services[0];
+        assert_true(svc->enabled);
+        assert_int_equal(svc->protocol, ST_PROTO_TCP);
+        assert_int_equal(svc->port, 80);
+        assert_int_equal(svc->retries, 5);
+        assert_int_equal(svc->connect_timeout, 60000);
+        assert_int_equal(svc->tls_verify, -1);
+        assert_int_equal(svc->tls_verify_depth, -1);
+        assert_false(s->routes[0].preserve_host);
+        assert_int_equal(s->routes[0].n_snis, 1);
+        assert_string_equal(s->routes[0].snis[0], "a.test");
+        /* the service and RT2, not R1 */
+        assert_int_equal(st_snapshot_memo_size(memo), 2);
+        st_snapshot_free(s);
+    }
+    st_snapshot_memo_free(memo);
+    free(b.bytes);
+    json_decref(svcs);
+    json_decref(rts);
+}
+
 static void
 test_invalid_entity_refused(void **state)
 {
@@ -1219,6 +1265,7 @@ main(void)
         cmocka_unit_test(test_tls_refusals),
         cmocka_unit_test(test_entity_sizes_add_up),
         cmocka_unit_test(test_memo),
+        cmocka_unit_test(test_missing_defaults),
     };
 
     return cmocka_run_group_tests(tests, make_certs, free_certs);
