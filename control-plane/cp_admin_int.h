@@ -71,8 +71,6 @@ void cp_admin__offset_error(struct cp_response *rs, const char *offset, const ch
  * frees (cp_admin_entity.c; also GET /tags). */
 char *cp_admin__escape(const char *s);
 
-/* GET /endpoints (cp_admin_meta.c) */
-void cp_admin__endpoints(struct cp_response *rs);
 /* GET /schemas/{name} (cp_admin_meta.c) */
 void cp_admin__schema_get(struct cp_response *rs, const char *name);
 /* Kong's JSON form of kind k's schema, {"fields": [...], "entity_checks": [...]}, for the
