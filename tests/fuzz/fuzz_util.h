@@ -1,0 +1,120 @@
+/* Helpers the libFuzzer targets share (header only; not a target: tests/fuzz/CMakeLists.txt
+ * registers fuzz_<name>.c files by name). Inputs are cut into fields with a cursor, so a
+ * target reads "the next line" or "the next byte" without caring how much is left. */
+#ifndef STRAIT_TESTS_FUZZ_UTIL_H
+#define STRAIT_TESTS_FUZZ_UTIL_H
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A position in the input. */
+struct fz_in {
+    const uint8_t *p;
+    const uint8_t *end;
+};
+
+/* The next byte, or 0 once the input is used up. */
+__attribute__((unused)) static uint8_t
+fz_byte(struct fz_in *in)
+{
+    return in->p < in->end ? *in->p++ : 0;
+}
+
+/* A new NUL-terminated copy of the bytes up to the next `sep` (consumed) or the end;
+ * NUL bytes inside it stay, so C-string code sees a shorter string. The caller frees. */
+__attribute__((unused)) static char *
+fz_field(struct fz_in *in, uint8_t sep, size_t *len)
+{
+    const uint8_t *e = memchr(in->p, sep, (size_t)(in->end - in->p));
+    size_t n = (size_t)((e != NULL ? e : in->end) - in->p);
+    char *s = malloc(n + 1);
+
+    if (s == NULL) {
+        abort();
+    }
+    memcpy(s, in->p, n);
+    s[n] = '\0';
+    in->p += n + (e != NULL);
+    if (len != NULL) {
+        *len = n;
+    }
+    return s;
+}
+
+/* The rest of the input as a new NUL-terminated string. */
+__attribute__((unused)) static char *
+fz_rest(struct fz_in *in, size_t *len)
+{
+    size_t n = (size_t)(in->end - in->p);
+    char *s = malloc(n + 1);
+
+    if (s == NULL) {
+        abort();
+    }
+    memcpy(s, in->p, n);
+    s[n] = '\0';
+    in->p = in->end;
+    if (len != NULL) {
+        *len = n;
+    }
+    return s;
+}
+
+static char fz_dir[64];
+
+/* Removes the folder of fz_tmpdir() and the files in it (at exit). */
+__attribute__((unused)) static void
+fz_tmpdir_clean(void)
+{
+    DIR *d = opendir(fz_dir);
+    struct dirent *e;
+    char path[384];
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(path, sizeof(path), "%s/%s", fz_dir, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    rmdir(fz_dir);
+}
+
+/* A private temporary folder, made once per process and removed at exit (a crash
+ * leaves it: /tmp/strait-fuzz.*). */
+__attribute__((unused)) static const char *
+fz_tmpdir(void)
+{
+    if (fz_dir[0] == '\0') {
+        snprintf(fz_dir, sizeof(fz_dir), "/tmp/strait-fuzz.XXXXXX");
+        if (mkdtemp(fz_dir) == NULL) {
+            abort();
+        }
+        atexit(fz_tmpdir_clean);
+    }
+    return fz_dir;
+}
+
+/* Writes p[0..n) to dir/name (created 0600, truncated). */
+__attribute__((unused)) static void
+fz_write_file(const char *dir, const char *name, const void *p, size_t n)
+{
+    char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "wb");
+    if (f == NULL || (n > 0 && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
+        abort();
+    }
+}
+
+#endif
