@@ -6,10 +6,11 @@
  * The input is up to four requests separated by NUL bytes, each
  *     METHOD SP TARGET [SP CONTENT-TYPE] LF BODY
  * TARGET is a path and query as a client sends them: the target decodes them as cp_http
- * gets them from libmicrohttpd (MHD_http_unescape; the query cut at '&' and the first
- * '='). A multipart/form-data body is lines "name=value", each part given to cp_form_add
- * as cp_http does. Each input starts on an empty store of its own (an in-memory SQLite
- * database), so the requests of one input see each other's writes and no other input's.
+ * gets them from libmicrohttpd (its unescape callback: %XX decoded but %00; the query cut
+ * at '&' and the first '='; fuzz_util.h). A multipart/form-data body is lines "name=value", each
+ * part given to cp_form_add as cp_http does. Each input starts on an empty store of its own (an
+ * in-memory SQLite database), so the requests of one input see each other's writes and no other
+ * input's.
  *
  * STRAIT_FUZZ_VERBOSE=1 in the environment prints each request and its answer (to read a
  * crash input).
@@ -22,8 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <microhttpd.h>
 
 #include "cp_admin.h"
 #include "cp_ctx.h"
@@ -61,34 +60,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* The query string q (modified) as cp_http's scan_arg makes it. */
-static json_t *
-query_of(char *q)
-{
-    json_t *o = json_object();
-
-    while (q != NULL && *q != '\0') {
-        char *amp = strchr(q, '&');
-        char *eq;
-
-        if (amp != NULL) {
-            *amp = '\0';
-        }
-        eq = strchr(q, '=');
-        if (eq != NULL) {
-            *eq = '\0';
-        }
-        MHD_http_unescape(q);
-        if (eq != NULL) {
-            MHD_http_unescape(eq + 1);
-        }
-        json_object_set_new(o, q, json_string_nocheck(eq != NULL ? eq + 1 : ""));
-        q = amp != NULL ? amp + 1 : NULL;
-    }
-    return o;
-}
-
-/* A multipart body: lines "name=value" into parts, as cp_http's parts_decode does. */
 static json_t *
 parts_of(const char *body, size_t len, char *why, size_t whylen)
 {
@@ -178,9 +149,9 @@ one_request(char *text, size_t len)
         *q++ = '\0';
     }
     if (target != NULL) {
-        MHD_http_unescape(target);
+        fz_http_unescape(target);
     }
-    query = query_of(q);
+    query = fz_http_query(q);
     rq.method = line;
     rq.path = target != NULL ? target : "/";
     rq.query = query;

@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "../unit/cp_test_certs.h"
 #include "cp_admin.h"
 #include "cp_ctx.h"
@@ -198,31 +196,6 @@ has_tags(const json_t *entity, const char *filter)
     return !any || found_one;
 }
 
-/* The query of a `next` link, decoded as cp_http gets it. */
-static json_t *
-query_of(char *q)
-{
-    json_t *o = json_object();
-
-    while (q != NULL && *q != '\0') {
-        char *amp = strchr(q, '&');
-        char *eq;
-
-        if (amp != NULL) {
-            *amp = '\0';
-        }
-        eq = strchr(q, '=');
-        if (eq != NULL) {
-            *eq = '\0';
-            MHD_http_unescape(eq + 1);
-        }
-        MHD_http_unescape(q);
-        json_object_set_new(o, q, json_string_nocheck(eq != NULL ? eq + 1 : ""));
-        q = amp != NULL ? amp + 1 : NULL;
-    }
-    return o;
-}
-
 static void check_page(const char *path, const json_t *query, const json_t *body, bool tags_apply,
                        int depth);
 
@@ -244,8 +217,8 @@ follow_next(const json_t *body, bool tags_apply, int depth)
     if (q != NULL) {
         *q++ = '\0';
     }
-    MHD_http_unescape(link);
-    query = query_of(q);
+    fz_http_unescape(link);
+    query = fz_http_query(q);
     if (call("GET", link, query, NULL, &out) != 200) {
         abort();
     }

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 /* A position in the input. */
 struct fz_in {
     const uint8_t *p;
@@ -115,6 +117,68 @@ fz_write_file(const char *dir, const char *name, const void *p, size_t n)
     if (f == NULL || (n > 0 && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
         abort();
     }
+}
+
+/* --- requests as cp_http hands them to cp_admin (fuzz_cp_admin, fuzz_cp_paging) --- */
+
+__attribute__((unused)) static int
+fz_hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+        return (c | 0x20) - 'a' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decodes s in place as cp_http's http_unescape (its libmicrohttpd unescape
+ * callback) does: %XX decoded, but %00 kept as the three characters. */
+__attribute__((unused)) static void
+fz_http_unescape(char *s)
+{
+    char *o = s;
+
+    for (const char *p = s; *p != '\0'; p++) {
+        int hi = p[0] == '%' ? fz_hexval(p[1]) : -1;
+        int lo = hi >= 0 ? fz_hexval(p[2]) : -1;
+
+        if (lo >= 0 && (hi | lo) != 0) {
+            *o++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+/* The query string q (modified) as cp_http's scan_arg makes it: cut at '&' and the first
+ * '=', each part decoded, values kept as bytes. */
+__attribute__((unused)) static json_t *
+fz_http_query(char *q)
+{
+    json_t *o = json_object();
+
+    while (q != NULL && *q != '\0') {
+        char *amp = strchr(q, '&');
+        char *eq;
+
+        if (amp != NULL) {
+            *amp = '\0';
+        }
+        eq = strchr(q, '=');
+        if (eq != NULL) {
+            *eq = '\0';
+            fz_http_unescape(eq + 1);
+        }
+        fz_http_unescape(q);
+        (void)json_object_set_new(
+            o, q, json_stringn_nocheck(eq != NULL ? eq + 1 : "", eq != NULL ? strlen(eq + 1) : 0));
+        q = amp != NULL ? amp + 1 : NULL;
+    }
+    return o;
 }
 
 #endif
