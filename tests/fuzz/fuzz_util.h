@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include "cp_form.h"
+
 /* A position in the input. */
 struct fz_in {
     const uint8_t *p;
@@ -121,37 +123,11 @@ fz_write_file(const char *dir, const char *name, const void *p, size_t n)
 
 /* --- requests as cp_http hands them to cp_admin (fuzz_cp_admin, fuzz_cp_paging) --- */
 
-__attribute__((unused)) static int
-fz_hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
-        return (c | 0x20) - 'a' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes s in place as cp_http's http_unescape (its libmicrohttpd unescape
- * callback) does: %XX decoded, but %00 kept as the three characters. */
+/* Percent-decodes s in place as cp_http's libmicrohttpd unescape callback does. */
 __attribute__((unused)) static void
 fz_http_unescape(char *s)
 {
-    char *o = s;
-
-    for (const char *p = s; *p != '\0'; p++) {
-        int hi = p[0] == '%' ? fz_hexval(p[1]) : -1;
-        int lo = hi >= 0 ? fz_hexval(p[2]) : -1;
-
-        if (lo >= 0 && (hi | lo) != 0) {
-            *o++ = (char)(hi * 16 + lo);
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
+    (void)cp_form_url_unescape(s);
 }
 
 /* The query string q (modified) as cp_http's scan_arg makes it: cut at '&' and the first
