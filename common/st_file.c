@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "st_err.h"
@@ -83,5 +84,21 @@ st_file_warn_exposed_in(const char *prefix, const char *name, const char *what)
 
     if (st_snprintf(path, sizeof(path), "%s/%s", prefix, name) == 0) {
         st_file_warn_exposed(path, what);
+    }
+}
+
+void
+st_file_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            st_log(ST_LOG_WARN, errno, "cannot raise the descriptor limit to %llu",
+                   (unsigned long long)want);
+        }
     }
 }

@@ -32,4 +32,10 @@ void st_file_warn_exposed_list(const char *paths, const char *what);
 /* st_file_warn_exposed() for PREFIX/name. */
 void st_file_warn_exposed_in(const char *prefix, const char *name, const char *what);
 
+/* Raises the soft limit on descriptors (RLIMIT_NOFILE) to the hard one, as HAProxy does
+ * for its maxconn: each DP session takes two sockets, and the CP's admin, cluster and
+ * store connections must not run out before their own limits apply. Logs a warning when
+ * the kernel refuses; the limit then stays as it was. */
+void st_file_raise_nofile(void);
+
 #endif

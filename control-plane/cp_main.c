@@ -186,25 +186,6 @@ stop_all(struct cp_ctx *cx)
     return true;
 }
 
-/* Every admin connection, relayed data plane (two sockets) and store handle takes
- * descriptors: raise the soft limit to the hard one, as the DP does (issue 14, defect 3:
- * a few hundred idle cluster connections used to exhaust the default 1,024). */
-static void
-raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max;
-
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            st_log(ST_LOG_WARN, errno, "cannot raise the descriptor limit to %llu",
-                   (unsigned long long)want);
-        }
-    }
-}
-
 static int
 cmd_start(const struct cp_args *a)
 {
@@ -228,7 +209,7 @@ cmd_start(const struct cp_args *a)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_mutex_init(&cx->config_mu, NULL);
     ctx_identity(cx);
-    raise_nofile();
+    st_file_raise_nofile();
     rc = start_all(cx, &err);
     if (rc == 0) {
         st_log(ST_LOG_NOTICE, 0, "strait-cp %s started (node %s, prefix %s)", STRAIT_VERSION,
