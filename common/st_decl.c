@@ -41,7 +41,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +50,7 @@
 #include "st_err.h"
 #include "st_schema.h"
 #include "st_ssl.h"
+#include "st_str.h"
 #include "st_util.h"
 
 #define DECL_PLACEHOLDER "00000000-0000-0000-0000-000000000000"
@@ -149,61 +149,6 @@ kind_of(const char *coll)
     return -1;
 }
 
-static bool
-str_in(const char *s, const char *const *list)
-{
-    for (; *list != NULL; list++) {
-        if (strcmp(s, *list) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* ------------------------------------------------------------------------ */
-/* a growing string                                                           */
-
-struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static void
-sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = st_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void
-sb_add(struct sbuf *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_addf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-sb_addf(struct sbuf *b, const char *fmt, ...)
-{
-    char buf[128];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        sb_addn(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-    }
-}
-
 /* ------------------------------------------------------------------------ */
 /* Kong's message: penlight's pretty.write(err_t, "")                          */
 
@@ -216,7 +161,7 @@ is_lua_keyword(const char *s)
         "repeat",   "return", "then", "true", "until",  "while", NULL,
     };
 
-    return str_in(s, kw);
+    return st_str_in(s, kw);
 }
 
 static bool
@@ -258,7 +203,7 @@ long_quote_level(const char *s, size_t n)
 /* stringx.quote_string: a long bracket string when s holds a newline or a long
  * bracket, else Lua's %q. */
 static void
-lua_quote(struct sbuf *b, const char *s, size_t n)
+lua_quote(struct st_str *b, const char *s, size_t n)
 {
     int level = long_quote_level(s, n);
 
@@ -268,39 +213,39 @@ lua_quote(struct sbuf *b, const char *s, size_t n)
 
         memset(eq, '=', (size_t)k);
         eq[k] = '\0';
-        sb_add(b, "[");
-        sb_add(b, eq);
-        sb_add(b, "[");
+        st_str_add(b, "[");
+        st_str_add(b, eq);
+        st_str_add(b, "[");
         if (n > 0 && s[0] == '\n') {
-            sb_add(b, "\n");
+            st_str_add(b, "\n");
         }
-        sb_addn(b, s, n);
-        sb_add(b, "]");
-        sb_add(b, eq);
-        sb_add(b, "]");
+        st_str_addn(b, s, n);
+        st_str_add(b, "]");
+        st_str_add(b, eq);
+        st_str_add(b, "]");
         return;
     }
-    sb_add(b, "\"");
+    st_str_add(b, "\"");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            sb_addn(b, esc, 2);
+            st_str_addn(b, esc, 2);
         } else if (c == '\r') {
-            sb_add(b, "\\r");
+            st_str_add(b, "\\r");
         } else if (c < 0x20 || c == 0x7f) {
             bool digit_next = i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9';
             if (digit_next) {
-                sb_addf(b, "\\%03u", c);
+                st_str_addf(b, "\\%03u", c);
             } else {
-                sb_addf(b, "\\%u", c);
+                st_str_addf(b, "\\%u", c);
             }
         } else {
-            sb_addn(b, s + i, 1);
+            st_str_addn(b, s + i, 1);
         }
     }
-    sb_add(b, "\"");
+    st_str_add(b, "\"");
 }
 
 /* "12" and not "012": a key that stands for a Lua array index. */
@@ -342,18 +287,18 @@ cmp_ikey(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-static void lua_pretty(struct sbuf *b, const json_t *v);
+static void lua_pretty(struct st_str *b, const json_t *v);
 
 static void
-lua_item(struct sbuf *b, bool *first, const char *key, const json_t *v)
+lua_item(struct st_str *b, bool *first, const char *key, const json_t *v)
 {
     if (!*first) {
-        sb_add(b, ",");
+        st_str_add(b, ",");
     }
     *first = false;
     if (key != NULL) {
-        sb_add(b, key);
-        sb_add(b, "=");
+        st_str_add(b, key);
+        st_str_add(b, "=");
     }
     lua_pretty(b, v);
 }
@@ -361,7 +306,7 @@ lua_item(struct sbuf *b, bool *first, const char *key, const json_t *v)
 /* An object: array-like keys first (positional while they run 1, 2, ..., then
  * "[n]="), then the other keys sorted (Lua's own order is its hash order). */
 static void
-lua_object(struct sbuf *b, const json_t *v)
+lua_object(struct st_str *b, const json_t *v)
 {
     size_t n = json_object_size(v);
     struct ikey *nums = st_xcalloc(n + 1, sizeof(*nums));
@@ -389,7 +334,7 @@ lua_object(struct sbuf *b, const json_t *v)
     }
     qsort(nums, nn, sizeof(*nums), cmp_ikey);
     qsort(strs, ns, sizeof(*strs), cmp_cstr);
-    sb_add(b, "{");
+    st_str_add(b, "{");
     for (size_t i = 0; i < nn; i++) {
         char k[48];
 
@@ -402,25 +347,25 @@ lua_object(struct sbuf *b, const json_t *v)
         }
     }
     for (size_t i = 0; i < ns; i++) {
-        struct sbuf k = {0};
+        struct st_str k = {0};
 
         if (is_identifier(strs[i])) {
-            sb_add(&k, strs[i]);
+            st_str_add(&k, strs[i]);
         } else {
-            sb_add(&k, "[");
+            st_str_add(&k, "[");
             lua_quote(&k, strs[i], strlen(strs[i]));
-            sb_add(&k, "]");
+            st_str_add(&k, "]");
         }
         lua_item(b, &first, k.p, json_object_get(v, strs[i]));
         free(k.p);
     }
-    sb_add(b, "}");
+    st_str_add(b, "}");
     free(nums);
     free(strs);
 }
 
 static void
-lua_pretty(struct sbuf *b, const json_t *v)
+lua_pretty(struct st_str *b, const json_t *v)
 {
     size_t i;
     json_t *el;
@@ -433,7 +378,7 @@ lua_pretty(struct sbuf *b, const json_t *v)
         bool first = true;
         bool positional = true;
 
-        sb_add(b, "{");
+        st_str_add(b, "{");
         json_array_foreach(v, i, el)
         {
             char k[48];
@@ -445,33 +390,33 @@ lua_pretty(struct sbuf *b, const json_t *v)
             snprintf(k, sizeof(k), "[%zu]", i + 1);
             lua_item(b, &first, positional ? NULL : k, el);
         }
-        sb_add(b, "}");
+        st_str_add(b, "}");
         break;
     }
     case JSON_STRING:
         lua_quote(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        sb_addf(b, "%lld", (long long)json_integer_value(v));
+        st_str_addf(b, "%lld", (long long)json_integer_value(v));
         break;
     case JSON_REAL: {
         double d = json_real_value(v);
 
         if (d > -9.2e18 && d < 9.2e18 && (double)(long long)d == d) {
-            sb_addf(b, "%lld", (long long)d);
+            st_str_addf(b, "%lld", (long long)d);
         } else {
-            sb_addf(b, "%.14g", d);
+            st_str_addf(b, "%.14g", d);
         }
         break;
     }
     case JSON_TRUE:
-        sb_add(b, "true");
+        st_str_add(b, "true");
         break;
     case JSON_FALSE:
-        sb_add(b, "false");
+        st_str_add(b, "false");
         break;
     default:
-        sb_add(b, "nil");
+        st_str_add(b, "nil");
         break;
     }
 }
@@ -480,10 +425,10 @@ lua_pretty(struct sbuf *b, const json_t *v)
 static json_t *
 error_body(json_t *fields, json_t *flattened)
 {
-    struct sbuf b = {0};
+    struct st_str b = {0};
     json_t *body;
 
-    sb_add(&b, "declarative config is invalid: ");
+    st_str_add(&b, "declarative config is invalid: ");
     lua_pretty(&b, fields);
     body = json_pack("{s:i,s:s,s:s,s:o}", "code", 14, "name", "invalid declarative configuration",
                      "message", b.p, "fields", fields);
@@ -568,13 +513,13 @@ core_resolve(const char *s)
     const char *d = s + (*s == '-' || *s == '+');
     char *end;
 
-    if (str_in(s, nulls)) {
+    if (st_str_in(s, nulls)) {
         return json_null();
     }
-    if (str_in(s, trues)) {
+    if (st_str_in(s, trues)) {
         return json_true();
     }
-    if (str_in(s, falses)) {
+    if (st_str_in(s, falses)) {
         return json_false();
     }
     if (all_in(d, "0123456789")) {
@@ -1239,7 +1184,7 @@ doc_in(struct decl *d, const json_t *doc)
         json_object_set_new(errs, "_format_version", json_string("required field missing"));
     } else if (!json_is_string(v)) {
         json_object_set_new(errs, "_format_version", json_string("expected a string"));
-    } else if (!str_in(json_string_value(v), versions)) {
+    } else if (!st_str_in(json_string_value(v), versions)) {
         json_object_set_new(errs, "_format_version", json_string("expected one of: 1.1, 2.1, 3.0"));
     }
     json_object_foreach((json_t *)doc, key, val)
@@ -1247,7 +1192,7 @@ doc_in(struct decl *d, const json_t *doc)
         if (strcmp(key, "_format_version") == 0 || kind_of(key) >= 0) {
             continue;
         }
-        if (json_is_null(val) && (key[0] == '_' || str_in(key, later_collections))) {
+        if (json_is_null(val) && (key[0] == '_' || st_str_in(key, later_collections))) {
             continue;
         }
         if (strcmp(key, "_transform") == 0) {
@@ -1262,7 +1207,7 @@ doc_in(struct decl *d, const json_t *doc)
             if (!json_is_array(val)) {
                 json_object_set_new(errs, key, json_string("expected an array"));
             }
-        } else if (str_in(key, later_collections)) {
+        } else if (st_str_in(key, later_collections)) {
             if (!is_empty_value(val)) {
                 char msg[128];
 
@@ -1368,31 +1313,31 @@ item_key(const struct item *it)
 
 /* The key of an error Kong keys by a name or id (see DECL_NAMED_MARK). */
 static void
-named_key(struct sbuf *b, const char *name)
+named_key(struct st_str *b, const char *name)
 {
     char mark[2] = {DECL_NAMED_MARK, '\0'};
 
-    sb_add(b, mark);
-    sb_add(b, name);
+    st_str_add(b, mark);
+    st_str_add(b, name);
 }
 
 /* s quoted in a message: at most ST_DECL_ECHO_MAX bytes of it (whole UTF-8 characters),
  * then "...". Longer than any name, so it still says which reference was meant. */
 static void
-sb_echo(struct sbuf *b, const char *s)
+echo_add(struct st_str *b, const char *s)
 {
     size_t n = strlen(s);
 
     if (n <= ST_DECL_ECHO_MAX) {
-        sb_addn(b, s, n);
+        st_str_addn(b, s, n);
         return;
     }
     n = ST_DECL_ECHO_MAX;
     while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
         n--;
     }
-    sb_addn(b, s, n);
-    sb_add(b, "...");
+    st_str_addn(b, s, n);
+    st_str_add(b, "...");
 }
 
 /* Kong's errs[entity][name-or-id] list of "invalid reference" messages. */
@@ -1400,20 +1345,20 @@ static void
 ref_err(struct decl *d, long i, const char *field, const json_t *v, enum st_entity_kind to)
 {
     json_t *l = list_errs(d, i);
-    struct sbuf at = {0};
+    struct st_str at = {0};
     json_t *list;
     char *dump = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    struct sbuf b = {0};
+    struct st_str b = {0};
 
     named_key(&at, item_key(&d->items[i]));
     list = json_object_get(l, at.p);
-    sb_add(&b, "invalid reference '");
-    sb_add(&b, field);
-    sb_add(&b, ": ");
-    sb_echo(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
-    sb_add(&b, "' (no such entry in '");
-    sb_add(&b, st_entity_name(to));
-    sb_add(&b, "')");
+    st_str_add(&b, "invalid reference '");
+    st_str_add(&b, field);
+    st_str_add(&b, ": ");
+    echo_add(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
+    st_str_add(&b, "' (no such entry in '");
+    st_str_add(&b, st_entity_name(to));
+    st_str_add(&b, "')");
     free(dump);
     if (!json_is_array(list)) {
         list = json_array();
@@ -1616,7 +1561,7 @@ refs_check(struct decl *d)
             const char *dg = json_string_value(json_object_get(it->obj, "cert_digest"));
 
             if (dg != NULL && json_object_get(digests, dg) != NULL) {
-                struct sbuf at = {0};
+                struct st_str at = {0};
 
                 named_key(&at, id);
                 uniq_msg(msg, sizeof(msg), it->k, "cert_digest", dg);
@@ -1782,13 +1727,13 @@ static void categorize(json_t *errors, const json_t *err, const char *ns);
 static void
 categorize_one(json_t *errors, const char *key, const json_t *v, const char *ns)
 {
-    struct sbuf path = {0};
+    struct st_str path = {0};
 
     if (ns != NULL && ns[0] != '\0') {
-        sb_add(&path, ns);
-        sb_add(&path, ".");
+        st_str_add(&path, ns);
+        st_str_add(&path, ".");
     }
-    sb_add(&path, key);
+    st_str_add(&path, key);
     if (strcmp(key, "@entity") == 0) {
         add_entity_error(errors, v);
     } else if (json_is_string(v)) {
@@ -2084,7 +2029,7 @@ st_decl_error_flatten(json_t *error)
     json_t *rest = json_object();
     const char *key;
     json_t *v;
-    struct sbuf b = {0};
+    struct st_str b = {0};
 
     if (json_object_get(error, "flattened_errors") == NULL) {
         json_decref(rest);
@@ -2098,7 +2043,7 @@ st_decl_error_flatten(json_t *error)
             json_object_set(rest, key, v);
         }
     }
-    sb_add(&b, "declarative config is invalid: ");
+    st_str_add(&b, "declarative config is invalid: ");
     lua_pretty(&b, rest);
     json_object_set_new(error, "message", json_string(b.p));
     json_object_set_new(error, "fields", rest);
@@ -2349,7 +2294,7 @@ yaml11_word(const char *s)
         ".INF", "-.inf", "+.inf", ".nan", ".NaN", ".NAN", "=",   "<<",   NULL,
     };
 
-    return str_in(s, words);
+    return st_str_in(s, words);
 }
 
 /* A number in any YAML version's sense (1_000, 0b1, 0x1F, 1:30, 010, 1.5e3), loosely:
@@ -2370,7 +2315,7 @@ yaml11_number(const char *s)
 
 struct yemit {
     yaml_emitter_t em;
-    struct sbuf out;
+    struct st_str out;
     bool failed;
 };
 
@@ -2379,7 +2324,7 @@ y_write(void *data, unsigned char *buffer, size_t size)
 {
     struct yemit *y = data;
 
-    sb_addn(&y->out, (const char *)buffer, size);
+    st_str_addn(&y->out, (const char *)buffer, size);
     return 1;
 }
 
@@ -2536,10 +2481,10 @@ st_decl_export(json_t *const lists[ST_ENT__COUNT], bool yaml, char **out, size_t
         if (s == NULL) {
             rc = -ENOMEM;
         } else {
-            struct sbuf b = {0};
+            struct st_str b = {0};
 
-            sb_add(&b, s);
-            sb_add(&b, "\n");
+            st_str_add(&b, s);
+            st_str_add(&b, "\n");
             free(s);
             *out = b.p;
             *outlen = b.len;

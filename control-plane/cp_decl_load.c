@@ -12,6 +12,7 @@
 #include "cp_store.h"
 #include "st_decl.h"
 #include "st_snapshot.h"
+#include "st_str.h"
 #include "st_util.h"
 
 /* Foreign keys point backwards in this order, so inserting in it never dangles. */
@@ -416,31 +417,11 @@ cp_decl_store_msg(enum st_entity_kind k, int rc, const struct st_err *err, char 
     }
 }
 
-/* A growing string. */
-struct text {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static void
-text_add(struct text *t, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        t->p = st_xrealloc(t->p, t->cap);
-    }
-    memcpy(t->p + t->len, s, n + 1);
-    t->len += n;
-}
-
-static void pretty(struct text *t, const json_t *v, const char *item, int depth);
+static void pretty(struct st_str *t, const json_t *v, const char *item, int depth);
 
 /* One line: the key, then either the message or a colon and the nested errors. */
 static void
-pretty_entry(struct text *t, const char *prettykey, const json_t *v, const char *item, int depth)
+pretty_entry(struct st_str *t, const char *prettykey, const json_t *v, const char *item, int depth)
 {
     char line[1024];
 
@@ -449,8 +430,8 @@ pretty_entry(struct text *t, const char *prettykey, const json_t *v, const char 
     }
     if (json_is_object(v) || json_is_array(v)) {
         st_snprintf(line, sizeof(line), "%*s%s:", depth * 2, "", prettykey);
-        text_add(t, t->len > 0 ? "\n" : "");
-        text_add(t, line);
+        st_str_add(t, t->len > 0 ? "\n" : "");
+        st_str_add(t, line);
         pretty(t, v, item, depth + 1);
         return;
     }
@@ -464,14 +445,14 @@ pretty_entry(struct text *t, const char *prettykey, const json_t *v, const char 
                     dump != NULL ? dump : "?");
         free(dump);
     }
-    text_add(t, t->len > 0 ? "\n" : "");
-    text_add(t, line);
+    st_str_add(t, t->len > 0 ? "\n" : "");
+    st_str_add(t, line);
 }
 
 /* Kong's pretty_print_error: objects give "in '<key>'", lists "- in entry N of '<item>'"
  * (1-based). Keys come sorted so the output is stable. */
 static void
-pretty(struct text *t, const json_t *v, const char *item, int depth)
+pretty(struct st_str *t, const json_t *v, const char *item, int depth)
 {
     char key[320];
 
@@ -516,16 +497,16 @@ char *
 cp_decl_error_text(const json_t *error)
 {
     const json_t *fields = json_object_get(error, "fields");
-    struct text t = {0};
+    struct st_str t = {0};
 
-    text_add(&t, "");
+    st_str_add(&t, "");
     if (json_is_object(fields) && json_object_size(fields) > 0) {
         pretty(&t, fields, "", 0);
     }
     if (t.len == 0) {
         const char *msg = json_string_value(json_object_get(error, "message"));
 
-        text_add(&t, msg != NULL ? msg : "declarative config is invalid");
+        st_str_add(&t, msg != NULL ? msg : "declarative config is invalid");
     }
     return t.p;
 }
