@@ -48,6 +48,7 @@
 #include <yaml.h>
 
 #include "st_err.h"
+#include "st_json.h"
 #include "st_schema.h"
 #include "st_ssl.h"
 #include "st_str.h"
@@ -267,12 +268,6 @@ is_index_key(const char *s, size_t *out)
     return true;
 }
 
-static int
-cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 struct ikey {
     size_t i;
     const char *key;
@@ -308,32 +303,30 @@ lua_item(struct st_str *b, bool *first, const char *key, const json_t *v)
 static void
 lua_object(struct st_str *b, const json_t *v)
 {
-    size_t n = json_object_size(v);
+    size_t n;
+    const char **keys = st_json_keys(v, &n);
     struct ikey *nums = st_xcalloc(n + 1, sizeof(*nums));
     const char **strs = st_xcalloc(n + 1, sizeof(*strs));
     size_t nn = 0;
     size_t ns = 0;
     bool first = true;
-    const char *key;
-    json_t *el;
     size_t next = 1;
 
-    json_object_foreach((json_t *)v, key, el)
-    {
+    for (size_t j = 0; j < n; j++) {
         size_t i;
 
-        if (json_is_null(el)) {
+        if (json_is_null(json_object_get(v, keys[j]))) {
             continue;
         }
-        if (is_index_key(key, &i)) {
+        if (is_index_key(keys[j], &i)) {
             nums[nn].i = i;
-            nums[nn++].key = key;
+            nums[nn++].key = keys[j];
         } else {
-            strs[ns++] = key;
+            strs[ns++] = keys[j]; /* in order */
         }
     }
+    free(keys);
     qsort(nums, nn, sizeof(*nums), cmp_ikey);
-    qsort(strs, ns, sizeof(*strs), cmp_cstr);
     st_str_add(b, "{");
     for (size_t i = 0; i < nn; i++) {
         char k[48];
@@ -933,19 +926,6 @@ item_add(struct decl *d, enum st_entity_kind k, size_t idx, long parent)
     return (long)d->n++;
 }
 
-/* Puts err at index i (0-based) of *arr, created on demand, nulls before it. */
-static void
-arr_put(json_t **arr, size_t i, json_t *err)
-{
-    if (*arr == NULL) {
-        *arr = json_array();
-    }
-    while (json_array_size(*arr) < i) {
-        json_array_append_new(*arr, json_null());
-    }
-    json_array_append_new(*arr, err);
-}
-
 /* _comment and _ignore, allowed in every record and dropped. */
 static void
 strip_meta(json_t *obj, json_t *e)
@@ -1157,7 +1137,7 @@ list_in(struct decl *d, enum st_entity_kind k, const json_t *list, long parent)
         json_t *e = entity_in(d, k, raw, i + 1, parent);
 
         if (e != NULL) {
-            arr_put(&errs, i, e);
+            st_json_arr_put(&errs, i, e);
         }
     }
     return errs;
@@ -1637,16 +1617,10 @@ prune(json_t *v, size_t *keep)
             json_array_remove(v, json_array_size(v) - 1);
         }
     } else if (json_is_object(v)) {
-        size_t cnt = 0;
-        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
-        const char *key;
+        size_t cnt;
+        const char **keys = st_json_keys(v, &cnt);
         json_t *el;
 
-        json_object_foreach(v, key, el)
-        {
-            keys[cnt++] = key;
-        }
-        qsort(keys, cnt, sizeof(*keys), cmp_cstr);
         for (size_t i = 0; i < cnt; i++) {
             bool drop;
 
@@ -1700,12 +1674,6 @@ make_pk(const json_t *entity)
     return NULL;
 }
 
-static int
-cmp_cstr_desc(const void *a, const void *b)
-{
-    return -cmp_cstr(a, b);
-}
-
 static void
 add_entity_error(json_t *errors, const json_t *err)
 {
@@ -1757,18 +1725,11 @@ categorize(json_t *errors, const json_t *err, const char *ns)
             categorize_one(errors, key, json_array_get(err, i - 1), ns);
         }
     } else if (json_is_object(err)) {
-        size_t n = 0;
-        const char **keys = st_xcalloc(json_object_size(err) + 1, sizeof(*keys));
-        const char *key;
-        json_t *v;
+        size_t n;
+        const char **keys = st_json_keys(err, &n);
 
-        json_object_foreach((json_t *)err, key, v)
-        {
-            keys[n++] = key;
-        }
-        qsort(keys, n, sizeof(*keys), cmp_cstr_desc);
-        for (size_t i = 0; i < n; i++) {
-            categorize_one(errors, keys[i], json_object_get(err, keys[i]), ns);
+        for (size_t i = n; i > 0; i--) {
+            categorize_one(errors, keys[i - 1], json_object_get(err, keys[i - 1]), ns);
         }
         free(keys);
     }
@@ -1968,21 +1929,15 @@ fl_list(struct flat *f, enum st_entity_kind k, json_t *items, json_t *errs, bool
             }
         }
     } else if (json_is_object(errs)) {
-        size_t n = 0;
-        const char **keys = st_xcalloc(json_object_size(errs) + 1, sizeof(*keys));
-        const char *key;
-        json_t *v;
+        size_t n;
+        const char **keys = st_json_keys(errs, &n);
 
-        json_object_foreach(errs, key, v)
-        {
-            keys[n++] = key;
-        }
-        qsort(keys, n, sizeof(*keys), desc ? cmp_cstr_desc : cmp_cstr);
         for (size_t j = 0; j < n; j++) {
-            json_t *item = fl_item(items, keys[j]);
+            const char *key = keys[desc ? n - 1 - j : j];
+            json_t *item = fl_item(items, key);
 
             if (json_is_object(item)) {
-                fl_entity(f, k, item, json_object_get(errs, keys[j]));
+                fl_entity(f, k, item, json_object_get(errs, key));
             }
         }
         free(keys);
@@ -1997,20 +1952,13 @@ flatten(const json_t *doc, const json_t *fields)
     struct flat f = {json_array(), ST_DECL_FLAT_ENTITY_BYTES};
     json_t *input = json_deep_copy(doc);
     json_t *errs = json_deep_copy(fields);
-    size_t n = 0;
-    const char **keys = st_xcalloc(json_object_size(errs) + 1, sizeof(*keys));
-    const char *key;
-    json_t *v;
+    size_t n;
+    const char **keys = st_json_keys(errs, &n);
 
-    json_object_foreach(errs, key, v)
-    {
-        keys[n++] = key;
-    }
-    qsort(keys, n, sizeof(*keys), cmp_cstr_desc);
-    for (size_t i = 0; i < n; i++) {
-        json_t *sec = json_object_get(errs, keys[i]);
-        json_t *items = json_object_get(input, keys[i]);
-        int k = kind_of(keys[i]);
+    for (size_t i = n; i > 0; i--) {
+        json_t *sec = json_object_get(errs, keys[i - 1]);
+        json_t *items = json_object_get(input, keys[i - 1]);
+        int k = kind_of(keys[i - 1]);
 
         if ((json_is_object(sec) || json_is_array(sec)) && json_is_array(items) && k >= 0) {
             fl_list(&f, (enum st_entity_kind)k, items, sec, true);
@@ -2377,15 +2325,9 @@ y_value(struct yemit *y, const json_t *v)
 
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
-        size_t n = 0;
-        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
-        const char *key;
+        size_t n;
+        const char **keys = st_json_keys(v, &n);
 
-        json_object_foreach((json_t *)v, key, el)
-        {
-            keys[n++] = key;
-        }
-        qsort(keys, n, sizeof(*keys), cmp_cstr);
         yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
         y_emit(y, &ev);
         for (i = 0; i < n; i++) {

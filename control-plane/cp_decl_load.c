@@ -11,6 +11,7 @@
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "st_decl.h"
+#include "st_json.h"
 #include "st_snapshot.h"
 #include "st_str.h"
 #include "st_util.h"
@@ -468,23 +469,9 @@ pretty(struct st_str *t, const json_t *v, const char *item, int depth)
         return;
     }
     if (json_is_object(v)) {
-        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
-        size_t n = 0;
-        const char *k;
-        const json_t *e;
+        size_t n;
+        const char **keys = st_json_keys(v, &n);
 
-        json_object_foreach((json_t *)v, k, e)
-        {
-            keys[n++] = k;
-        }
-        for (size_t i = 1; i < n; i++) {
-            for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
-                const char *tmp = keys[j];
-
-                keys[j] = keys[j - 1];
-                keys[j - 1] = tmp;
-            }
-        }
         for (size_t i = 0; i < n; i++) {
             st_snprintf(key, sizeof(key), "in '%s'", keys[i]);
             pretty_entry(t, key, json_object_get(v, keys[i]), keys[i], depth);
