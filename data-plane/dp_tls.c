@@ -35,6 +35,7 @@
 #include "st_conf.h"
 #include "st_entity.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_snapshot.h"
 #include "st_ssl.h"
@@ -535,46 +536,21 @@ cert_ctx_new(const struct st_certificate *ce, struct key_reader *kr, char *why, 
 /* ------------------------------------------------------------------------------------ */
 /* The default certificate                                                              */
 
-/* Reads a whole (small) file. Returns a malloc'd NUL-terminated buffer, or NULL with
- * errno set. */
+/* The largest certificate or key file read (a chain of many certificates fits). */
+#define DP_TLS_PEM_MAX (4u << 20)
+
+/* Reads a PEM file whole (DP_TLS_PEM_MAX at most). Returns a malloc'd NUL-terminated
+ * buffer, or NULL with errno set. */
 static char *
 file_read(const char *path)
 {
-    FILE *f = fopen(path, "re");
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    int saved;
+    char *buf;
+    size_t len;
+    int rc = st_file_read(path, DP_TLS_PEM_MAX, &buf, &len);
 
-    if (f == NULL) {
-        return NULL;
+    if (rc < 0) {
+        errno = -rc;
     }
-    errno = 0;
-    for (;;) {
-        if (cap - len < 4096) {
-            cap = cap == 0 ? 8192 : cap * 2;
-            if (cap > (1u << 22)) {
-                free(buf);
-                fclose(f);
-                errno = EFBIG;
-                return NULL;
-            }
-            buf = st_xrealloc(buf, cap);
-        }
-        n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0) {
-            break;
-        }
-    }
-    saved = errno;
-    if (ferror(f)) {
-        free(buf);
-        fclose(f);
-        errno = saved != 0 ? saved : EIO;
-        return NULL;
-    }
-    fclose(f);
-    buf[len] = '\0';
     return buf;
 }
 
