@@ -14,6 +14,17 @@ struct st_err;
  * prompting on the terminal. Pass it to every PEM_read_bio_* call. */
 int st_ssl_no_passphrase(char *buf, int size, int rwflag, void *u);
 
+/* Flags of st_ssl_reason(). */
+#define ST_SSL_REASON_FIRST (1u << 0) /* the oldest error queued, not the last (most specific) */
+#define ST_SSL_REASON_SHORT                                                                        \
+    (1u << 1) /* the reason alone ("no start line"), not OpenSSL's                                 \
+               * line ("error:0480006C:PEM routines::no start line") */
+
+/* One error of the calling thread's OpenSSL error queue as text, into buf (size bytes):
+ * the last one queued (ST_SSL_REASON_FIRST: the first), or dflt when the queue is empty.
+ * Clears the queue. Returns buf, for messages. */
+const char *st_ssl_reason(char *buf, size_t size, unsigned flags, const char *dflt);
+
 /* SHA-256 of n bytes as 64 lower-case hex digits plus NUL. */
 void st_ssl_sha256_hex(const void *p, size_t n, char out[65]);
 
