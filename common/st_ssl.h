@@ -1,6 +1,7 @@
-/* OpenSSL helpers for boot and CP code: hashes, randomness, UUIDs, the cluster
- * certificate pair, and the PEM checks of the certificate entities (st_schema). The
- * DP's TLS data path lives in dp_xprt_tls. */
+/* OpenSSL helpers for boot and CP code: hashes, a constant-time compare, randomness,
+ * UUIDs, the cluster certificate pair, Kong's PEM checks of the certificate entities
+ * (st_schema), and OpenSSL's error queue as text. The DP's TLS lives in dp_tls (contexts)
+ * and dp_xprt_tls (the transport). */
 #ifndef STRAIT_ST_SSL_H
 #define STRAIT_ST_SSL_H
 
@@ -32,7 +33,7 @@ void st_ssl_sha256_hex(const void *p, size_t n, char out[65]);
  * differ (secrets: tokens, digests). */
 bool st_ssl_memeq(const void *a, const void *b, size_t n);
 
-/* Cryptographically random bytes. Returns 0 or -ST_EPARSE-free negative on failure. */
+/* Cryptographically random bytes. Returns 0, or -EIO when OpenSSL cannot make them. */
 int st_ssl_random(void *p, size_t n);
 
 /* A random (version 4) UUID in canonical lower-case form. Returns 0 or negative. */
