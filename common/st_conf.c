@@ -187,8 +187,8 @@ static const struct conf_def conf_defs[] = {
      "CA that signs the cluster certificates (PEM file; required when cluster_mtls = pki, "
      "not used in shared mode)", 0, 0, NULL, 0},
     {"cluster_max_payload", T_INT64, OFF(cluster_max_payload), "16777216", ST_PLANE_BOTH,
-     "largest snapshot accepted over the cluster link (bytes; 100k routes with 10k "
-     "certificates need about 48 MiB)",
+     "largest snapshot accepted over the cluster link (bytes; 100k routes with their "
+     "services and 10k certificates are about 41 MiB: set 64 MiB)",
      4194304, INT32_MAX, "must be 4194304 (4MB) or greater", 0},
     {"cluster_heartbeat", T_INT, OFF(cluster_heartbeat), "30", ST_PLANE_BOTH,
      "seconds a CP may hold a DP's sync request", 1, 3600, NULL, 0},
