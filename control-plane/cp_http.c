@@ -33,6 +33,7 @@
 #include "st_conf.h"
 #include "st_connguard.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_ssl.h"
 #include "st_util.h"
@@ -706,32 +707,17 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
     st_log(ST_LOG_INFO, 0, "admin: %s", msg);
 }
 
-/* Reads a PEM file whole into a NUL-terminated string (caller frees). */
+/* Reads a PEM file whole (HTTP_PEM_MAX at most) into a NUL-terminated string (caller
+ * frees). */
 static int
 read_pem(const char *key, const char *path, char **out, struct st_err *err)
 {
-    FILE *f = fopen(path, "re");
-    char *buf;
     size_t n;
+    int rc = st_file_read(path, HTTP_PEM_MAX, out, &n);
 
-    *out = NULL;
-    if (f == NULL) {
-        int e = errno;
-
-        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(e));
+    if (rc < 0) {
+        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(-rc));
     }
-    buf = st_xmalloc(HTTP_PEM_MAX + 1);
-    n = fread(buf, 1, HTTP_PEM_MAX + 1, f);
-    if (ferror(f) || n > HTTP_PEM_MAX) {
-        int e = ferror(f) ? EIO : EFBIG;
-
-        fclose(f);
-        free(buf);
-        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(e));
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,49 +282,6 @@ cmd_migrations(const struct cp_args *a)
 /* ------------------------------------------------------------------------ */
 /* config db_import | db_export | parse (Kong's kong/cmd/config.lua) */
 
-/* Reads a whole file ("-": stdin) into *out (malloc'd, NUL-terminated). 0 or -errno. */
-static int
-read_all_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    size_t cap = 65536;
-    size_t n = 0;
-    char *buf;
-    int rc = 0;
-
-    if (f == NULL) {
-        return -errno;
-    }
-    buf = st_xmalloc(cap);
-    for (;;) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-
-        n += got;
-        if (n + 1 == cap) {
-            cap *= 2;
-            buf = st_xrealloc(buf, cap);
-            continue;
-        }
-        if (got == 0) {
-            break;
-        }
-    }
-    if (ferror(f)) {
-        rc = -EIO;
-    }
-    if (f != stdin) {
-        fclose(f);
-    }
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* Writes p to a new file (never an existing one; "-": stdout), mode 0600: an export holds
  * the certificates' private keys. 0 or -errno. */
 static int
@@ -481,7 +439,8 @@ cmd_config(const struct cp_args *a)
     int rc;
 
     if (import || strcmp(a->subcommand, "parse") == 0) {
-        rc = read_all_file(a->file, &text, &len);
+        rc = strcmp(a->file, "-") == 0 ? st_file_read_fd(STDIN_FILENO, SIZE_MAX, &text, &len)
+                                       : st_file_read(a->file, SIZE_MAX, &text, &len);
         if (rc < 0) {
             fprintf(stderr, "strait: cannot read %s: %s\n", a->file, st_strerror(rc));
             return EXIT_FAILURE;
