@@ -82,6 +82,16 @@ cp_admin__reply_db_down(struct cp_response *rs)
     rs->header_value = "5";
 }
 
+void
+cp_admin__reply_db_fail(struct cp_response *rs, int rc)
+{
+    if (rc == -ST_EDBDOWN) {
+        cp_admin__reply_db_down(rs);
+    } else {
+        cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
+    }
+}
+
 static void
 reply_schema(struct cp_response *rs, json_t *fields)
 {
