@@ -46,17 +46,24 @@ json_t *
 st_schema_check_value(enum st_entity_kind k, const char *field, const json_t *v)
 {
     const struct st_field *f = st_entity_field(k, field);
+
+    return f != NULL ? st_schema_check_field(f, v) : NULL;
+}
+
+json_t *
+st_schema_check_field(const struct st_field *f, const json_t *v)
+{
     json_t *scratch;
     json_t *copy;
     json_t *e;
 
-    if (f == NULL || st_check_of(f) == NULL || v == NULL || json_is_null(v)) {
+    if (st_check_of(f) == NULL || v == NULL || json_is_null(v)) {
         return NULL;
     }
     /* checkers may normalise the value in place: give them a scratch copy */
     copy = json_deep_copy(v);
     scratch = json_object();
-    json_object_set(scratch, field, copy);
+    json_object_set(scratch, f->name, copy);
     e = st_check_of(f)(scratch, f, copy);
     json_decref(copy);
     json_decref(scratch);

@@ -55,6 +55,10 @@ void st_schema_message(const json_t *fields, char *buf, size_t size);
  * values) owned by the caller. */
 json_t *st_schema_check_value(enum st_entity_kind k, const char *field, const json_t *v);
 
+/* st_schema_check_value with the field's row f itself (a row every kind shares, as
+ * ST_FIELD_TAGS: GET /tags/{tag} checks its tag this way). */
+json_t *st_schema_check_field(const struct st_field *f, const json_t *v);
+
 /* True when s is a UUID in canonical 8-4-4-4-12 hex form. */
 bool st_schema_is_uuid(const char *s);
 

@@ -29,6 +29,9 @@ void cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc,
  * later"}. cp_admin__reply_err answers this way for -ST_EDBDOWN; any other store failure
  * (-ST_EDB, ...) is a 500. */
 void cp_admin__reply_db_down(struct cp_response *rs);
+/* A store failure rc of a read about no one kind (GET /config, GET /tags): -ST_EDBDOWN as
+ * cp_admin__reply_db_down, anything else 500 {"message": "An unexpected error occurred"}. */
+void cp_admin__reply_db_fail(struct cp_response *rs, int rc);
 /* {"code": code, "name": name, "message": msg} plus fields (taken) if not NULL (msg through
  * cp_dberr_text). */
 void cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *name,
@@ -71,8 +74,6 @@ void cp_admin__offset_error(struct cp_response *rs, const char *offset, const ch
  * frees (cp_admin_entity.c; also GET /tags). */
 char *cp_admin__escape(const char *s);
 
-/* GET /endpoints (cp_admin_meta.c) */
-void cp_admin__endpoints(struct cp_response *rs);
 /* GET /schemas/{name} (cp_admin_meta.c) */
 void cp_admin__schema_get(struct cp_response *rs, const char *name);
 /* Kong's JSON form of kind k's schema, {"fields": [...], "entity_checks": [...]}, for the

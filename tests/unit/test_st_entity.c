@@ -91,28 +91,100 @@ check_rows(const char *kind, const struct st_field *fields, size_t dp_size)
     }
 }
 
+/* What is missing or wrong in the kind-level slots of description d, registered as kind
+ * k (NULL: nothing): the name (a path segment: lowercase letters and '_', no other kind's),
+ * the singular (a prefix of the name, no other kind's), the fields (starting with id), the
+ * DP struct's size. */
+static const char *
+slot_missing(const struct st_entity_desc *d, int k)
+{
+    if (d == NULL) {
+        return "no description";
+    }
+    if (d->kind != (enum st_entity_kind)k) {
+        return "registered under another kind";
+    }
+    if (d->name == NULL || d->name[0] == '\0' ||
+        strspn(d->name, "abcdefghijklmnopqrstuvwxyz_") != strlen(d->name)) {
+        return "no name, or one that is no path segment";
+    }
+    if (d->singular == NULL || d->singular[0] == '\0' ||
+        strncmp(d->name, d->singular, strlen(d->singular)) != 0 ||
+        strcmp(d->name, d->singular) == 0) {
+        return "no singular, or one that is not the name's";
+    }
+    if (d->fields == NULL || d->fields[0].name == NULL || strcmp(d->fields[0].name, "id") != 0) {
+        return "no fields, or not starting with id";
+    }
+    if (d->dp_size == 0) {
+        return "no dp_size";
+    }
+    for (int j = 0; j < ST_ENT__COUNT; j++) {
+        const struct st_entity_desc *o = st_entities[j];
+
+        if (j != k && o != NULL && o->name != NULL &&
+            (strcmp(o->name, d->name) == 0 || strcmp(o->singular, d->singular) == 0)) {
+            return "the name or singular of another kind";
+        }
+    }
+    return NULL;
+}
+
+/* slot_missing finds a hole: each slot of a real description, emptied in a copy. */
+static void
+test_missing_slot_fails(void **state)
+{
+    const struct st_field none[] = {{NULL}};
+    struct st_entity_desc d;
+
+    (void)state;
+    assert_non_null(slot_missing(NULL, 0));
+    d = *st_entities[1];
+    assert_non_null(slot_missing(&d, 0)); /* another kind's slot */
+    d = *st_entities[1];
+    d.name = NULL;
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    d.name = "Routes";
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    d.singular = NULL;
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    d.singular = d.name;
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    d.fields = NULL;
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    d.fields = none;
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    d.dp_size = 0;
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    d.name = st_entities[0]->name;
+    assert_non_null(slot_missing(&d, 1));
+    d = *st_entities[1];
+    assert_null(slot_missing(&d, 1));
+}
+
 static void
 test_every_slot(void **state)
 {
     (void)state;
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         const struct st_entity_desc *d = st_entities[k];
+        const char *why = slot_missing(d, k);
         int endpoints = 0;
         int parents = 0;
         int foreign = 0;
         json_t *v;
 
-        assert_non_null(d);
-        assert_int_equal(d->kind, k);
-        assert_non_null(d->name);
-        assert_non_null(d->singular);
-        assert_true(strncmp(d->name, d->singular, strlen(d->singular)) == 0);
-        assert_true(d->dp_size > 0);
-        assert_non_null(d->fields);
-        assert_string_equal(d->fields[0].name, "id");
-        for (int j = 0; j < k; j++) {
-            assert_string_not_equal(st_entities[j]->name, d->name);
+        if (why != NULL) {
+            fail_msg("kind %d: %s", k, why);
         }
+        assert_string_equal(st_entity_name((enum st_entity_kind)k), d->name);
         check_rows(d->singular, d->fields, d->dp_size);
         for (const struct st_field *f = d->fields; f->name != NULL; f++) {
             endpoints += (f->flags & ST_FIELD_F_ENDPOINT) != 0;
@@ -122,12 +194,19 @@ test_every_slot(void **state)
                 (f->type != ST_FT_STRING || !(f->flags & ST_FIELD_F_UNIQUE))) {
                 fail_msg("%s.%s: an endpoint key is a unique string", d->name, f->name);
             }
+            if ((f->flags & ST_FIELD_F_PARENT) && f->ref == d) {
+                fail_msg("%s.%s: a kind nested under itself", d->name, f->name);
+            }
         }
         assert_true(foreign <= ST_ENTITY_FOREIGN_MAX);
         assert_true(endpoints <= 1);
         assert_true(parents <= 1);
         if (d->nested_only && parents == 0) {
             fail_msg("%s: nested only, under no parent", d->name);
+        }
+        if ((endpoints == 1) != (st_entity_endpoint((enum st_entity_kind)k) != NULL) ||
+            (parents == 1) != (st_entity_parent((enum st_entity_kind)k) != NULL)) {
+            fail_msg("%s: the endpoint or parent lookup disagrees with the rows", d->name);
         }
         for (const char *const *u = d->unique; u != NULL && *u != NULL; u++) {
             assert_non_null(st_entity_field((enum st_entity_kind)k, *u));
@@ -218,6 +297,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_missing_slot_fails),
         cmocka_unit_test(test_every_slot),
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_nests),
