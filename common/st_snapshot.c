@@ -421,19 +421,23 @@ struct plan_field {
     json_t *dflt; /* the schema's default (f->dflt), what an absent field is; NULL: none */
 };
 
+/* The most fields a kind's message carries (a kind with more aborts at the first use
+ * of the codec, in every test). */
+#define PLAN_FIELDS_MAX 32
+
 /* A kind's message in Config and its fields. */
 struct plan_kind {
     const ProtobufCFieldDescriptor *list; /* Config's repeated field */
     const ProtobufCMessageDescriptor *msg;
-    struct plan_field fields[32];
+    struct plan_field fields[PLAN_FIELDS_MAX];
     size_t n_fields;
 };
 
-#define PLAN_SUB_MAX 8
+#define PLAN_SUB_MAX 8 /* fields of a record */
 
 static struct {
     struct plan_kind kinds[ST_ENT__COUNT];
-    struct plan_field subs[ST_ENT__COUNT][32][PLAN_SUB_MAX];
+    struct plan_field subs[ST_ENT__COUNT][PLAN_FIELDS_MAX][PLAN_SUB_MAX];
     enum st_entity_kind order[ST_ENT__COUNT];
 } plan;
 
@@ -448,11 +452,14 @@ plan_fields(const ProtobufCMessageDescriptor *desc, const struct st_field *field
 {
     size_t n = 0;
 
-    for (const struct st_field *f = fields; f->name != NULL && n < max; f++) {
+    for (const struct st_field *f = fields; f->name != NULL; f++) {
         const ProtobufCFieldDescriptor *pb;
 
         if ((f->flags & (ST_FIELD_F_NO_SNAP | ST_FIELD_F_HTTP_ONLY)) != 0) {
             continue;
+        }
+        if (n == max) {
+            abort(); /* raise PLAN_FIELDS_MAX or PLAN_SUB_MAX */
         }
         pb = protobuf_c_message_descriptor_get_field_by_name(desc, f->pb != NULL ? f->pb : f->name);
         if (pb == NULL) {
@@ -479,7 +486,7 @@ plan_init(void)
             abort();
         }
         pk->msg = pk->list->descriptor;
-        pk->n_fields = plan_fields(pk->msg, st_entities[k]->fields, pk->fields, 32);
+        pk->n_fields = plan_fields(pk->msg, st_entities[k]->fields, pk->fields, PLAN_FIELDS_MAX);
         for (size_t i = 0; i < pk->n_fields; i++) {
             struct plan_field *pf = &pk->fields[i];
 
@@ -1271,17 +1278,22 @@ out:
     return 0;
 }
 
+const void *
+st_snapshot_entities(const struct st_snapshot *s, enum st_entity_kind k, size_t *n)
+{
+    *n = AT(s, snap_lists[k].n, size_t);
+    return AT(s, snap_lists[k].arr, void *);
+}
+
 void
 st_snapshot_free(struct st_snapshot *s)
 {
     if (s == NULL) {
         return;
     }
-    free(s->routes);
-    free(s->services);
-    free(s->certificates);
-    free(s->snis);
-    free(s->ca_certificates);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        free(AT(s, snap_lists[k].arr, void *));
+    }
     if (s->priv != NULL) {
         arena_fini(s->priv);
         free(s->priv);

@@ -21,6 +21,7 @@
 #include "cp_test_certs.h"
 #include "st_decl.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_schema.h"
 #include "st_snapshot.h"
 #include "st_ssl.h"
@@ -350,18 +351,16 @@ dump_ent(enum st_entity_kind k, const void *x, FILE *out)
 static void
 dump_hash(const struct st_snapshot *s, char hash[65])
 {
-    const void *arr[ST_ENT__COUNT] = {s->services, s->routes, s->certificates, s->snis,
-                                      s->ca_certificates};
-    size_t n[ST_ENT__COUNT] = {s->n_services, s->n_routes, s->n_certificates, s->n_snis,
-                               s->n_ca_certificates};
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
 
     for (int k = 0; k < ST_ENT__COUNT; k++) {
-        for (size_t i = 0; i < n[k]; i++) {
-            dump_ent((enum st_entity_kind)k, (const char *)arr[k] + i * st_entities[k]->dp_size,
-                     out);
+        size_t n;
+        const char *arr = st_snapshot_entities(s, (enum st_entity_kind)k, &n);
+
+        for (size_t i = 0; i < n; i++) {
+            dump_ent((enum st_entity_kind)k, arr + i * st_entities[k]->dp_size, out);
         }
     }
     fclose(out);
@@ -372,24 +371,16 @@ dump_hash(const struct st_snapshot *s, char hash[65])
 static void
 assert_same_snapshot(const struct st_snapshot *x, const struct st_snapshot *y)
 {
-    const void *xa[ST_ENT__COUNT] = {x->services, x->routes, x->certificates, x->snis,
-                                     x->ca_certificates};
-    const void *ya[ST_ENT__COUNT] = {y->services, y->routes, y->certificates, y->snis,
-                                     y->ca_certificates};
-    size_t xn[ST_ENT__COUNT] = {x->n_services, x->n_routes, x->n_certificates, x->n_snis,
-                                x->n_ca_certificates};
-    size_t yn[ST_ENT__COUNT] = {y->n_services, y->n_routes, y->n_certificates, y->n_snis,
-                                y->n_ca_certificates};
-
     assert_int_equal(x->version, y->version);
     assert_string_equal(x->hash, y->hash);
     for (int k = 0; k < ST_ENT__COUNT; k++) {
-        size_t size = st_entities[k]->dp_size;
+        size_t size = st_entities[k]->dp_size, xn, yn;
+        const char *xa = st_snapshot_entities(x, (enum st_entity_kind)k, &xn);
+        const char *ya = st_snapshot_entities(y, (enum st_entity_kind)k, &yn);
 
-        assert_int_equal(xn[k], yn[k]);
-        for (size_t i = 0; i < xn[k]; i++) {
-            assert_same_ent((enum st_entity_kind)k, (const char *)xa[k] + i * size,
-                            (const char *)ya[k] + i * size);
+        assert_int_equal(xn, yn);
+        for (size_t i = 0; i < xn; i++) {
+            assert_same_ent((enum st_entity_kind)k, xa + i * size, ya + i * size);
         }
     }
 }
@@ -449,18 +440,6 @@ test_generated(void **state)
     }
 }
 
-static char *
-read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = calloc(1, 1 << 20);
-
-    assert_non_null(f);
-    *len = fread(buf, 1, (1 << 20) - 1, f);
-    fclose(f);
-    return buf;
-}
-
 static void
 test_corpus(void **state)
 {
@@ -486,7 +465,7 @@ test_corpus(void **state)
             continue;
         }
         st_snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        text = read_all(path, &len);
+        assert_int_equal(st_file_read(path, 1 << 20, &text, &len), 0);
         if (st_decl_parse(text, len, &opts, lists, &error) == 0) {
             encode_parse(lists, hash, &sizes, structs);
             n_ok++;
