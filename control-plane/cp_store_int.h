@@ -100,11 +100,12 @@ struct cp_sql_arg {
 /* A statement and its arguments, numbered in the order they were added (?1 or $1, by the
  * dialect's placeholder character). Argument texts are borrowed: they must outlive the run. */
 struct cp_sql {
-    char *text; /* malloc'd, NUL-terminated */
+    char *text; /* NUL-terminated: buf, or malloc'd once it outgrows it (never copy a cp_sql) */
     size_t len, cap;
     char ph;
     int n;
     struct cp_sql_arg args[CP_SQL_ARGS_MAX];
+    char buf[512];
 };
 
 void cp_sql_init(struct cp_sql *st, char ph);

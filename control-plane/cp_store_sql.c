@@ -27,16 +27,20 @@
 void
 cp_sql_init(struct cp_sql *st, char ph)
 {
-    memset(st, 0, sizeof(*st));
+    st->text = st->buf;
+    st->text[0] = '\0';
+    st->len = 0;
+    st->cap = sizeof(st->buf);
     st->ph = ph;
-    st->cap = 256;
-    st->text = st_xcalloc(st->cap, 1);
+    st->n = 0;
 }
 
 void
 cp_sql_fini(struct cp_sql *st)
 {
-    free(st->text);
+    if (st->text != st->buf) {
+        free(st->text);
+    }
     st->text = NULL;
 }
 
@@ -50,8 +54,13 @@ sql_vadd(struct cp_sql *st, const char *fmt, va_list ap)
     n = vsnprintf(st->text + st->len, st->cap - st->len, fmt, ap);
     ST_ASSERT(n >= 0);
     if ((size_t)n >= st->cap - st->len) {
+        char *was = st->text;
+
         st->cap = st_grow(st->cap, st->len + (size_t)n + 1, SIZE_MAX);
-        st->text = st_xrealloc(st->text, st->cap);
+        st->text = st_xrealloc(was != st->buf ? was : NULL, st->cap);
+        if (was == st->buf) {
+            memcpy(st->text, st->buf, st->len);
+        }
         vsnprintf(st->text + st->len, st->cap - st->len, fmt, again);
     }
     va_end(again);
@@ -361,15 +370,21 @@ cp_store__version(struct cp_store *s, uint64_t *version)
 /* ------------------------------------------------------------------------ */
 /* lookups */
 
+/* The doc of the row found by get_by (key, in table). */
+struct doc {
+    const char *table, *key;
+    json_t *doc;
+};
+
 static int
 row_doc(void *arg, const struct cp_sql_row *row)
 {
+    struct doc *d = arg;
     json_error_t jerr;
-    json_t **out = arg;
 
-    *out = row->col[1] != NULL ? json_loadb(row->col[1], row->len[1], 0, &jerr) : NULL;
-    if (*out == NULL) {
-        st_log(ST_LOG_ERR, 0, "store: the doc of %s is corrupt", row->col[0] ? row->col[0] : "?");
+    d->doc = row->col[0] != NULL ? json_loadb(row->col[0], row->len[0], 0, &jerr) : NULL;
+    if (d->doc == NULL) {
+        st_log(ST_LOG_ERR, 0, "store: the doc of %s %s is corrupt", d->table, d->key);
         return -ST_EDB;
     }
     return 1;
@@ -379,17 +394,19 @@ static int
 get_by(struct cp_store_sql *q, const struct cp_rel *r, const char *col, const char *key,
        const struct cp_rel_col *parent, const char *parent_id, json_t **out)
 {
+    struct doc d = {r->table, key, NULL};
     struct cp_sql st;
     int rc;
 
-    start(q, &st, "SELECT id, doc FROM %s WHERE %s = ", r->table, col);
+    start(q, &st, "SELECT doc FROM %s WHERE %s = ", r->table, col);
     cp_sql_text(&st, key);
     if (parent != NULL) {
         cp_sql_add(&st, " AND %s = ", parent->name);
         cp_sql_text(&st, parent_id);
     }
-    rc = run(q, &st, row_doc, out, NULL);
-    return rc == 0 && *out == NULL ? -ST_ENOTFOUND : rc;
+    rc = run(q, &st, row_doc, &d, NULL);
+    *out = d.doc;
+    return rc == 0 && d.doc == NULL ? -ST_ENOTFOUND : rc;
 }
 
 int
@@ -762,6 +779,16 @@ cp_store__remove(struct cp_store *s, const struct cp_rel *r, const char *id, str
 /* ------------------------------------------------------------------------ */
 /* paging */
 
+/* " WHERE" before a statement's first condition, " AND" before the others. */
+static const char *
+where(bool *first)
+{
+    const char *w = *first ? " WHERE" : " AND";
+
+    *first = false;
+    return w;
+}
+
 struct page {
     size_t size;
     json_t *arr;
@@ -782,7 +809,7 @@ row_page(void *arg, const struct cp_sql_row *row)
         p->next = st_xstrdup(json_string_value(json_object_get(last, "id")));
         return 1;
     }
-    doc = row->col[1] != NULL ? json_loadb(row->col[1], row->len[1], 0, &jerr) : NULL;
+    doc = row->col[0] != NULL ? json_loadb(row->col[0], row->len[0], 0, &jerr) : NULL;
     if (doc != NULL) {
         json_array_append_new(p->arr, doc);
     }
@@ -814,6 +841,7 @@ cp_store__page(struct cp_store *s, const struct cp_rel *r, const struct cp_page_
     struct cp_store_sql *q = sql(s);
     const struct cp_rel_col *parent = o->parent_id ? parent_col(r, o->parent_field) : NULL;
     char *tags_text = NULL;
+    bool first = true;
     struct cp_sql st;
     int rc;
 
@@ -823,15 +851,18 @@ cp_store__page(struct cp_store *s, const struct cp_rel *r, const struct cp_page_
         return st_err_set(err, -ST_EPARSE, "offset", "'%s' is not a valid offset: bad offset",
                           o->offset);
     }
-    start(q, &st, "SELECT id, doc FROM %s WHERE id > ", r->table); /* every id > '' */
-    cp_sql_text(&st, o->offset != NULL ? o->offset : "");
+    start(q, &st, "SELECT doc FROM %s", r->table);
+    if (o->offset != NULL) {
+        cp_sql_add(&st, "%s id > ", where(&first));
+        cp_sql_text(&st, o->offset);
+    }
     if (parent != NULL) {
-        cp_sql_add(&st, " AND %s = ", parent->name);
+        cp_sql_add(&st, "%s %s = ", where(&first), parent->name);
         cp_sql_text(&st, o->parent_id);
     }
     if (o->tags != NULL && json_array_size(o->tags) > 0) {
         tags_text = json_dumps(o->tags, JSON_COMPACT);
-        cp_sql_add(&st, " AND ");
+        cp_sql_add(&st, "%s ", where(&first));
         q->d->tags_match(&st, tags_text, o->tags_any);
     }
     cp_sql_add(&st, " ORDER BY id LIMIT ");
