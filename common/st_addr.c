@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "st_err.h"
+#include "st_str.h"
 #include "st_util.h"
 
 #define LISTEN_ENTRIES_MAX 64
@@ -300,21 +301,6 @@ parse_entry(const char *key, enum st_listen_kind kind, char *entry, struct st_li
     return 0;
 }
 
-static char *
-trim(char *s)
-{
-    char *end;
-
-    while (isspace((unsigned char)*s)) {
-        s++;
-    }
-    end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1])) {
-        *--end = '\0';
-    }
-    return s;
-}
-
 int
 st_listen_parse(const char *key, const char *value, enum st_listen_kind kind,
                 struct st_listen_set *out, struct st_err *err)
@@ -327,7 +313,7 @@ st_listen_parse(const char *key, const char *value, enum st_listen_kind kind,
     out->n = 0;
     out->v = NULL;
     copy = st_xstrdup(value ? value : "");
-    v = trim(copy);
+    v = st_str_trim(copy);
     if (strcmp(v, "off") == 0) {
         goto out;
     }
@@ -343,7 +329,7 @@ st_listen_parse(const char *key, const char *value, enum st_listen_kind kind,
         if (comma != NULL) {
             *comma = '\0';
         }
-        entry = trim(p);
+        entry = st_str_trim(p);
         if (*entry == '\0') {
             rc = listen_fail(err, key, kind, "empty entry");
             goto out;

@@ -24,6 +24,7 @@
 
 #include "st_cidr.h"
 #include "st_err.h"
+#include "st_str.h"
 #include "st_util.h"
 
 #define DEFAULT_PREFIX  "/usr/local/strait"
@@ -186,8 +187,8 @@ static const struct conf_def conf_defs[] = {
      "CA that signs the cluster certificates (PEM file; required when cluster_mtls = pki, "
      "not used in shared mode)", 0, 0, NULL, 0},
     {"cluster_max_payload", T_INT64, OFF(cluster_max_payload), "16777216", ST_PLANE_BOTH,
-     "largest snapshot accepted over the cluster link (bytes; 100k routes with 10k "
-     "certificates need about 48 MiB)",
+     "largest snapshot accepted over the cluster link (bytes; 100k routes with their "
+     "services and 10k certificates are about 41 MiB: set 64 MiB)",
      4194304, INT32_MAX, "must be 4194304 (4MB) or greater", 0},
     {"cluster_heartbeat", T_INT, OFF(cluster_heartbeat), "30", ST_PLANE_BOTH,
      "seconds a CP may hold a DP's sync request", 1, 3600, NULL, 0},
@@ -569,21 +570,6 @@ conv_protocols(struct conv *cv)
     return rc;
 }
 
-static char *
-trim(char *s)
-{
-    char *end;
-
-    while (isspace((unsigned char)*s)) {
-        s++;
-    }
-    end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1])) {
-        *--end = '\0';
-    }
-    return s;
-}
-
 /* "host:port" where host is a name, an IPv4 address or [IPv6]. */
 static bool
 is_host_port(const char *s)
@@ -634,7 +620,7 @@ conv_hostports(struct conv *cv)
         if (comma != NULL) {
             *comma = '\0';
         }
-        t = trim(p);
+        t = st_str_trim(p);
         n++;
         if (*t == '\0') {
             rc = conv_why(cv, "entry %zu of the list is empty (host:port[,host:port...])", n);
@@ -685,7 +671,7 @@ conv_cidrs(struct conv *cv)
     for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
         struct st_cidr cidr;
 
-        t = trim(t);
+        t = st_str_trim(t);
         if (st_cidr_parse(t, &cidr) != 0) {
             rc = conv_why(cv, "'%s' is not an IP address or CIDR block", t);
             break;
@@ -815,7 +801,7 @@ parse_line(struct loader *ld, char *line, int lineno)
     ssize_t i;
 
     strip_comment(line);
-    line = trim(line);
+    line = st_str_trim(line);
     if (*line == '\0') {
         return 0;
     }
@@ -825,8 +811,8 @@ parse_line(struct loader *ld, char *line, int lineno)
                           ld->file_base, lineno, line);
     }
     *eq = '\0';
-    key = trim(line);
-    value = trim(eq + 1);
+    key = st_str_trim(line);
+    value = st_str_trim(eq + 1);
     i = key_index(key);
     if (i < 0) {
         return st_err_set(ld->err, -ST_ECONF, key, "%s:%d: %.64s: unknown configuration key",
@@ -879,7 +865,7 @@ read_env(struct loader *ld)
         if (v != NULL) {
             char *copy = st_xstrdup(v);
 
-            set_raw(ld, i, trim(copy), SRC_ENV, 0);
+            set_raw(ld, i, st_str_trim(copy), SRC_ENV, 0);
             free(copy);
         }
     }

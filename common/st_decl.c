@@ -1,11 +1,13 @@
-/* Kong's declarative configuration, read and written (see st_decl.h).
+/* Kong's declarative configuration, read and written (see st_decl.h). This file holds the
+ * parse; the module's other files (st_decl_int.h) read the text (st_decl_yaml.c), write
+ * Kong's error body (st_decl_kong.c) and export (st_decl_export.c).
  *
  * Kong's sources: kong/db/declarative/init.lua (unserialize: JSON, then YAML through
  * lyaml; "failed parsing declarative configuration: ..."), kong/db/schema/others/
  * declarative_config.lua (the document schema, nesting through foreign keys,
  * populate_references/validate_references: uniqueness and reference errors),
- * kong/db/errors.lua (declarative_config: the code-14 body, its message written with
- * penlight's pretty.write; flatten_errors), kong/db/declarative/export.lua.
+ * kong/db/errors.lua (declarative_config: the code-14 body; flatten_errors),
+ * kong/db/declarative/export.lua.
  *
  * A parse runs in Kong's two phases, each reporting all its problems at once:
  *   1. structure and schemas: the top-level keys, then every entity (st_schema), nested
@@ -26,38 +28,28 @@
  * - A duplicate name of a nested entity is reported under its parent
  *   (`services[1].routes[2]`), as Kong does for duplicate ids; Kong puts it at
  *   `routes[2]`, the wrong entity.
- * - Flattening: errors Kong's flatten_errors loses (a uniqueness message, a reference
- *   error keyed by name) become "entity" errors of the entity they belong to.
- * - Limits Kong does not have (st_decl.h, issue 14): the text's depth, what a YAML
- *   document builds (aliases count as copies), the number of errors reported and the
- *   size of what an error quotes or copies. A reference error keyed by a name made of
- *   digits stays keyed by that name (Kong's string key), never an array position.
- * - Export nests routes under their service and snis under their certificate and
- *   omits null fields; Kong's export writes every collection flat with foreign keys as
- *   ids and keeps nulls. Both read back the same.
+ * - Limits Kong does not have (st_decl.h, issue 14): a reference is quoted in a message
+ *   up to ST_DECL_ECHO_MAX bytes (the text's own limits are st_decl_yaml.c's, the error
+ *   body's st_decl_kong.c's). A reference error keyed by a name made of digits stays
+ *   keyed by that name (Kong's string key), never an array position.
  */
 #include "st_decl.h"
 
-#include <errno.h>
 #include <limits.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <yaml.h>
-
+#include "st_decl_int.h"
 #include "st_err.h"
+#include "st_json.h"
 #include "st_schema.h"
 #include "st_ssl.h"
+#include "st_str.h"
 #include "st_util.h"
 
 #define DECL_PLACEHOLDER "00000000-0000-0000-0000-000000000000"
 #define MSG_PARSE        "failed parsing declarative configuration: "
-/* What a node of the document costs besides its text, in ST_DECL_EXPANDED_* units: about
- * what jansson spends on a value, so that a million empty nodes weigh as they cost. */
-#define DECL_NODE_WEIGHT 16
 /* Marks a phase-2 error keyed by a name or id (Kong's errs[entity][name], a string key in
  * Lua) apart from one keyed by a position (errs[entity][i], an integer key), until
  * normalise() turns the integer-keyed tables into arrays: a name such as "99999999999"
@@ -149,806 +141,6 @@ kind_of(const char *coll)
     return -1;
 }
 
-static bool
-str_in(const char *s, const char *const *list)
-{
-    for (; *list != NULL; list++) {
-        if (strcmp(s, *list) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* ------------------------------------------------------------------------ */
-/* a growing string                                                           */
-
-struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static void
-sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = st_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void
-sb_add(struct sbuf *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_addf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-sb_addf(struct sbuf *b, const char *fmt, ...)
-{
-    char buf[128];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        sb_addn(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-    }
-}
-
-/* ------------------------------------------------------------------------ */
-/* Kong's message: penlight's pretty.write(err_t, "")                          */
-
-static bool
-is_lua_keyword(const char *s)
-{
-    static const char *const kw[] = {
-        "and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
-        "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
-        "repeat",   "return", "then", "true", "until",  "while", NULL,
-    };
-
-    return str_in(s, kw);
-}
-
-static bool
-is_identifier(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) {
-        return false;
-    }
-    for (const char *p = s; *p != '\0'; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_')) {
-            return false;
-        }
-    }
-    return !is_lua_keyword(s);
-}
-
-/* The longest run of '=' in a "[=*[" or "]=*]" of s, -1 if none (stringx.has_lquote). */
-static int
-long_quote_level(const char *s, size_t n)
-{
-    int best = -1;
-
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '[' || s[i] == ']') {
-            size_t j = i + 1;
-
-            while (j < n && s[j] == '=') {
-                j++;
-            }
-            if (j < n && s[j] == s[i] && (int)(j - i - 1) > best) {
-                best = (int)(j - i - 1);
-            }
-        }
-    }
-    return best;
-}
-
-/* stringx.quote_string: a long bracket string when s holds a newline or a long
- * bracket, else Lua's %q. */
-static void
-lua_quote(struct sbuf *b, const char *s, size_t n)
-{
-    int level = long_quote_level(s, n);
-
-    if (memchr(s, '\n', n) != NULL || level >= 0) {
-        char eq[64];
-        int k = level + 1 < (int)sizeof(eq) ? level + 1 : (int)sizeof(eq) - 1;
-
-        memset(eq, '=', (size_t)k);
-        eq[k] = '\0';
-        sb_add(b, "[");
-        sb_add(b, eq);
-        sb_add(b, "[");
-        if (n > 0 && s[0] == '\n') {
-            sb_add(b, "\n");
-        }
-        sb_addn(b, s, n);
-        sb_add(b, "]");
-        sb_add(b, eq);
-        sb_add(b, "]");
-        return;
-    }
-    sb_add(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            sb_addn(b, esc, 2);
-        } else if (c == '\r') {
-            sb_add(b, "\\r");
-        } else if (c < 0x20 || c == 0x7f) {
-            bool digit_next = i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9';
-            if (digit_next) {
-                sb_addf(b, "\\%03u", c);
-            } else {
-                sb_addf(b, "\\%u", c);
-            }
-        } else {
-            sb_addn(b, s + i, 1);
-        }
-    }
-    sb_add(b, "\"");
-}
-
-/* "12" and not "012": a key that stands for a Lua array index. */
-static bool
-is_index_key(const char *s, size_t *out)
-{
-    size_t v = 0;
-
-    if (*s < '1' || *s > '9') {
-        return false;
-    }
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9' || v > SIZE_MAX / 10 - 10) {
-            return false;
-        }
-        v = v * 10 + (size_t)(*p - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static int
-cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-struct ikey {
-    size_t i;
-    const char *key;
-};
-
-static int
-cmp_ikey(const void *a, const void *b)
-{
-    const struct ikey *x = a;
-    const struct ikey *y = b;
-
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-static void lua_pretty(struct sbuf *b, const json_t *v);
-
-static void
-lua_item(struct sbuf *b, bool *first, const char *key, const json_t *v)
-{
-    if (!*first) {
-        sb_add(b, ",");
-    }
-    *first = false;
-    if (key != NULL) {
-        sb_add(b, key);
-        sb_add(b, "=");
-    }
-    lua_pretty(b, v);
-}
-
-/* An object: array-like keys first (positional while they run 1, 2, ..., then
- * "[n]="), then the other keys sorted (Lua's own order is its hash order). */
-static void
-lua_object(struct sbuf *b, const json_t *v)
-{
-    size_t n = json_object_size(v);
-    struct ikey *nums = st_xcalloc(n + 1, sizeof(*nums));
-    const char **strs = st_xcalloc(n + 1, sizeof(*strs));
-    size_t nn = 0;
-    size_t ns = 0;
-    bool first = true;
-    const char *key;
-    json_t *el;
-    size_t next = 1;
-
-    json_object_foreach((json_t *)v, key, el)
-    {
-        size_t i;
-
-        if (json_is_null(el)) {
-            continue;
-        }
-        if (is_index_key(key, &i)) {
-            nums[nn].i = i;
-            nums[nn++].key = key;
-        } else {
-            strs[ns++] = key;
-        }
-    }
-    qsort(nums, nn, sizeof(*nums), cmp_ikey);
-    qsort(strs, ns, sizeof(*strs), cmp_cstr);
-    sb_add(b, "{");
-    for (size_t i = 0; i < nn; i++) {
-        char k[48];
-
-        if (nums[i].i == next) {
-            lua_item(b, &first, NULL, json_object_get(v, nums[i].key));
-            next++;
-        } else {
-            snprintf(k, sizeof(k), "[%zu]", nums[i].i);
-            lua_item(b, &first, k, json_object_get(v, nums[i].key));
-        }
-    }
-    for (size_t i = 0; i < ns; i++) {
-        struct sbuf k = {0};
-
-        if (is_identifier(strs[i])) {
-            sb_add(&k, strs[i]);
-        } else {
-            sb_add(&k, "[");
-            lua_quote(&k, strs[i], strlen(strs[i]));
-            sb_add(&k, "]");
-        }
-        lua_item(b, &first, k.p, json_object_get(v, strs[i]));
-        free(k.p);
-    }
-    sb_add(b, "}");
-    free(nums);
-    free(strs);
-}
-
-static void
-lua_pretty(struct sbuf *b, const json_t *v)
-{
-    size_t i;
-    json_t *el;
-
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        lua_object(b, v);
-        break;
-    case JSON_ARRAY: {
-        bool first = true;
-        bool positional = true;
-
-        sb_add(b, "{");
-        json_array_foreach(v, i, el)
-        {
-            char k[48];
-
-            if (json_is_null(el)) {
-                positional = false;
-                continue;
-            }
-            snprintf(k, sizeof(k), "[%zu]", i + 1);
-            lua_item(b, &first, positional ? NULL : k, el);
-        }
-        sb_add(b, "}");
-        break;
-    }
-    case JSON_STRING:
-        lua_quote(b, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        sb_addf(b, "%lld", (long long)json_integer_value(v));
-        break;
-    case JSON_REAL: {
-        double d = json_real_value(v);
-
-        if (d > -9.2e18 && d < 9.2e18 && (double)(long long)d == d) {
-            sb_addf(b, "%lld", (long long)d);
-        } else {
-            sb_addf(b, "%.14g", d);
-        }
-        break;
-    }
-    case JSON_TRUE:
-        sb_add(b, "true");
-        break;
-    case JSON_FALSE:
-        sb_add(b, "false");
-        break;
-    default:
-        sb_add(b, "nil");
-        break;
-    }
-}
-
-/* The code-14 body for fields (stolen), with flattened (stolen, may be NULL). */
-static json_t *
-error_body(json_t *fields, json_t *flattened)
-{
-    struct sbuf b = {0};
-    json_t *body;
-
-    sb_add(&b, "declarative config is invalid: ");
-    lua_pretty(&b, fields);
-    body = json_pack("{s:i,s:s,s:s,s:o}", "code", 14, "name", "invalid declarative configuration",
-                     "message", b.p, "fields", fields);
-    free(b.p);
-    if (flattened != NULL) {
-        json_object_set_new(body, "flattened_errors", flattened);
-    }
-    return body;
-}
-
-/* ------------------------------------------------------------------------ */
-/* YAML: libyaml events into jansson (YAML 1.2 core schema for plain scalars)  */
-
-static bool
-all_in(const char *s, const char *set)
-{
-    if (*s == '\0') {
-        return false;
-    }
-    for (; *s != '\0'; s++) {
-        if (strchr(set, *s) == NULL) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? */
-static bool
-is_core_float(const char *s)
-{
-    const char *p = s;
-    bool digits = false;
-
-    if (*p == '-' || *p == '+') {
-        p++;
-    }
-    while (*p >= '0' && *p <= '9') {
-        p++;
-        digits = true;
-    }
-    if (*p == '.') {
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            p++;
-            digits = true;
-        }
-    }
-    if (!digits) {
-        return false;
-    }
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '-' || *p == '+') {
-            p++;
-        }
-        if (!(*p >= '0' && *p <= '9')) {
-            return false;
-        }
-        while (*p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-    return *p == '\0';
-}
-
-/* A JSON number, or NULL (then the scalar stays a string) when it overflows. */
-static json_t *
-finite_real(double d)
-{
-    return isfinite(d) ? json_real(d) : NULL;
-}
-
-/* What a plain scalar means in the core schema: null, a boolean, an integer, a
- * float; NULL when it is a string (.inf and .nan too: JSON has no such numbers). */
-static json_t *
-core_resolve(const char *s)
-{
-    static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-    static const char *const trues[] = {"true", "True", "TRUE", NULL};
-    static const char *const falses[] = {"false", "False", "FALSE", NULL};
-    const char *d = s + (*s == '-' || *s == '+');
-    char *end;
-
-    if (str_in(s, nulls)) {
-        return json_null();
-    }
-    if (str_in(s, trues)) {
-        return json_true();
-    }
-    if (str_in(s, falses)) {
-        return json_false();
-    }
-    if (all_in(d, "0123456789")) {
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno == 0 && *end == '\0') {
-            return json_integer(v);
-        }
-        return finite_real(strtod(s, NULL));
-    }
-    if ((strncmp(s, "0o", 2) == 0 && all_in(s + 2, "01234567")) ||
-        (strncmp(s, "0x", 2) == 0 && all_in(s + 2, "0123456789abcdefABCDEF"))) {
-        unsigned long long v;
-
-        errno = 0;
-        v = strtoull(s + 2, &end, s[1] == 'o' ? 8 : 16);
-        if (errno == 0 && *end == '\0' && v <= LLONG_MAX) {
-            return json_integer((long long)v);
-        }
-        return NULL;
-    }
-    if (is_core_float(s)) {
-        return finite_real(strtod(s, NULL));
-    }
-    return NULL;
-}
-
-struct yread {
-    yaml_parser_t p;
-    json_t *anchors; /* name: {"v": node, "n": its weight} */
-    size_t weight;   /* of what was built so far, aliases expanded */
-    size_t limit;    /* the most weight the document may build */
-    int depth;
-    char err[256];
-};
-
-static void
-y_error(struct yread *y)
-{
-    const yaml_parser_t *p = &y->p;
-    const char *problem = p->problem != NULL ? p->problem : "unknown error";
-
-    if (p->error == YAML_READER_ERROR) {
-        snprintf(y->err, sizeof(y->err), "%s", problem);
-    } else {
-        snprintf(y->err, sizeof(y->err), "%zu:%zu: %s", p->problem_mark.line + 1,
-                 p->problem_mark.column + 1, problem);
-    }
-}
-
-static int
-y_next(struct yread *y, yaml_event_t *ev)
-{
-    if (!yaml_parser_parse(&y->p, ev)) {
-        y_error(y);
-        return -1;
-    }
-    return 0;
-}
-
-static int
-y_fail(struct yread *y, const yaml_event_t *ev, const char *what)
-{
-    snprintf(y->err, sizeof(y->err), "%zu:%zu: %s", ev->start_mark.line + 1,
-             ev->start_mark.column + 1, what);
-    return -1;
-}
-
-/* Adds w to what the document built. Returns -1 (err set) when that goes beyond its
- * limit: Kong has none, and 1 MiB of aliases once built 836 MB (issue 14). */
-static int
-y_weigh(struct yread *y, const yaml_event_t *ev, size_t w)
-{
-    char what[160];
-
-    if (w <= y->limit && y->weight <= y->limit - w) {
-        y->weight += w;
-        return 0;
-    }
-    st_snprintf(what, sizeof(what),
-                "document too large: it builds more than %zu bytes (an alias counts as a copy "
-                "of what it names)",
-                y->limit);
-    return y_fail(y, ev, what);
-}
-
-/* A scalar event's value: strings unless plain (or tagged with a core type). */
-static json_t *
-y_scalar(const yaml_event_t *ev)
-{
-    const char *s = (const char *)ev->data.scalar.value;
-    size_t n = ev->data.scalar.length;
-    const char *tag = (const char *)ev->data.scalar.tag;
-    json_t *v;
-
-    if (tag != NULL && (strcmp(tag, YAML_STR_TAG) == 0 || strcmp(tag, "!") == 0)) {
-        return json_stringn(s, n);
-    }
-    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE &&
-        (tag == NULL || strncmp(tag, "tag:yaml.org,2002:", 18) != 0)) {
-        return json_stringn(s, n);
-    }
-    if (strlen(s) == n && (v = core_resolve(s)) != NULL) {
-        return v;
-    }
-    return json_stringn(s, n);
-}
-
-static int y_node(struct yread *y, yaml_event_t *ev, json_t **out);
-
-static int
-y_seq(struct yread *y, json_t *arr)
-{
-    for (;;) {
-        yaml_event_t c;
-        json_t *cv = NULL;
-
-        if (y_next(y, &c) < 0) {
-            return -1;
-        }
-        if (c.type == YAML_SEQUENCE_END_EVENT) {
-            yaml_event_delete(&c);
-            return 0;
-        }
-        if (y_node(y, &c, &cv) < 0) {
-            return -1;
-        }
-        json_array_append_new(arr, cv);
-    }
-}
-
-static int
-y_map(struct yread *y, json_t *obj)
-{
-    for (;;) {
-        yaml_event_t c;
-        json_t *key = NULL;
-        json_t *cv = NULL;
-        int rc;
-
-        if (y_next(y, &c) < 0) {
-            return -1;
-        }
-        if (c.type == YAML_MAPPING_END_EVENT) {
-            yaml_event_delete(&c);
-            return 0;
-        }
-        if (c.type != YAML_SCALAR_EVENT && c.type != YAML_ALIAS_EVENT) {
-            rc = y_fail(y, &c, "mapping keys must be scalars");
-            yaml_event_delete(&c);
-            return rc;
-        }
-        if (c.type == YAML_SCALAR_EVENT) {
-            size_t w = DECL_NODE_WEIGHT + c.data.scalar.length;
-
-            if (y_weigh(y, &c, w) < 0) {
-                yaml_event_delete(&c);
-                return -1;
-            }
-            key = json_stringn((const char *)c.data.scalar.value, c.data.scalar.length);
-            if (c.data.scalar.anchor != NULL) {
-                json_object_set_new(y->anchors, (const char *)c.data.scalar.anchor,
-                                    json_pack("{s:O,s:I}", "v", key, "n", (json_int_t)w));
-            }
-            yaml_event_delete(&c);
-        } else if (y_node(y, &c, &key) < 0) {
-            return -1;
-        }
-        if (!json_is_string(key)) {
-            json_t *k2 = NULL;
-            char *dump = json_dumps(key, JSON_ENCODE_ANY | JSON_COMPACT);
-
-            if (dump != NULL && !json_is_object(key) && !json_is_array(key)) {
-                k2 = json_string(dump);
-            }
-            free(dump);
-            json_decref(key);
-            if (k2 == NULL) {
-                snprintf(y->err, sizeof(y->err), "mapping keys must be scalars");
-                return -1;
-            }
-            key = k2;
-        }
-        if (y_next(y, &c) < 0 || y_node(y, &c, &cv) < 0) {
-            json_decref(key);
-            return -1;
-        }
-        json_object_setn_new(obj, json_string_value(key), json_string_length(key), cv);
-        json_decref(key);
-    }
-}
-
-/* Builds the node ev starts (consuming ev and the events of its content). */
-static int
-y_node(struct yread *y, yaml_event_t *ev, json_t **out)
-{
-    size_t before = y->weight;
-    const char *anchor = NULL;
-    json_t *v = NULL;
-    int rc = 0;
-
-    *out = NULL;
-    y->depth++;
-    if (y->depth > ST_DECL_DEPTH_MAX) {
-        rc = y_fail(y, ev, "document nested too deeply");
-        goto out;
-    }
-    switch (ev->type) {
-    case YAML_ALIAS_EVENT: {
-        json_t *a = json_object_get(y->anchors, (const char *)ev->data.alias.anchor);
-
-        if (a == NULL) {
-            rc = y_fail(y, ev, "found undefined alias");
-            break;
-        }
-        rc = y_weigh(y, ev, (size_t)json_integer_value(json_object_get(a, "n")));
-        if (rc == 0) {
-            v = json_incref(json_object_get(a, "v"));
-        }
-        break;
-    }
-    case YAML_SCALAR_EVENT:
-        anchor = (const char *)ev->data.scalar.anchor;
-        rc = y_weigh(y, ev, DECL_NODE_WEIGHT + ev->data.scalar.length);
-        if (rc == 0) {
-            v = y_scalar(ev);
-        }
-        break;
-    case YAML_SEQUENCE_START_EVENT:
-        anchor = (const char *)ev->data.sequence_start.anchor;
-        rc = y_weigh(y, ev, DECL_NODE_WEIGHT);
-        if (rc == 0) {
-            v = json_array();
-            rc = y_seq(y, v);
-        }
-        break;
-    case YAML_MAPPING_START_EVENT:
-        anchor = (const char *)ev->data.mapping_start.anchor;
-        rc = y_weigh(y, ev, DECL_NODE_WEIGHT);
-        if (rc == 0) {
-            v = json_object();
-            rc = y_map(y, v);
-        }
-        break;
-    default:
-        rc = y_fail(y, ev, "unexpected event");
-        break;
-    }
-    if (rc == 0 && anchor != NULL) {
-        json_object_set_new(y->anchors, anchor,
-                            json_pack("{s:O,s:I}", "v", v, "n", (json_int_t)(y->weight - before)));
-    }
-out:
-    y->depth--;
-    yaml_event_delete(ev);
-    if (rc < 0) {
-        json_decref(v);
-        return rc;
-    }
-    *out = v;
-    return 0;
-}
-
-/* The first document of a YAML stream (json null when there is none), or NULL with
- * err set. */
-static json_t *
-yaml_load(const char *text, size_t len, char *err, size_t errsize)
-{
-    struct yread y;
-    yaml_event_t ev;
-    json_t *doc = NULL;
-
-    memset(&y, 0, sizeof(y));
-    y.limit = len > ST_DECL_EXPAND_MAX / ST_DECL_EXPAND_RATIO ? ST_DECL_EXPAND_MAX
-                                                              : len * ST_DECL_EXPAND_RATIO;
-    if (y.limit < ST_DECL_EXPAND_FLOOR) {
-        y.limit = ST_DECL_EXPAND_FLOOR;
-    }
-    if (!yaml_parser_initialize(&y.p)) {
-        snprintf(err, errsize, "out of memory");
-        return NULL;
-    }
-    y.anchors = json_object();
-    yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
-    while (doc == NULL) {
-        if (y_next(&y, &ev) < 0) {
-            break;
-        }
-        if (ev.type == YAML_STREAM_END_EVENT) {
-            yaml_event_delete(&ev);
-            doc = json_null();
-        } else if (ev.type == YAML_STREAM_START_EVENT || ev.type == YAML_DOCUMENT_START_EVENT) {
-            yaml_event_delete(&ev);
-        } else if (y_node(&y, &ev, &doc) < 0) {
-            break;
-        }
-    }
-    if (doc == NULL) {
-        snprintf(err, errsize, "%s", y.err);
-    }
-    json_decref(y.anchors);
-    yaml_parser_delete(&y.p);
-    return doc;
-}
-
-/* The nesting of v (1 for a scalar), counted no further than max + 1. */
-static int
-json_depth(const json_t *v, int max)
-{
-    int deepest = 0;
-    const char *key;
-    json_t *el;
-    size_t i;
-
-    if (max < 0 || !(json_is_object(v) || json_is_array(v))) {
-        return 1;
-    }
-    if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, key, el)
-        {
-            int d = json_depth(el, max - 1);
-
-            deepest = d > deepest ? d : deepest;
-            if (deepest > max) {
-                break;
-            }
-        }
-    } else {
-        json_array_foreach(v, i, el)
-        {
-            int d = json_depth(el, max - 1);
-
-            deepest = d > deepest ? d : deepest;
-            if (deepest > max) {
-                break;
-            }
-        }
-    }
-    return deepest + 1;
-}
-
-/* Kong's unserialize: JSON first (when it looks like JSON), then YAML, which reads
- * flow mappings JSON does not. Returns the document or NULL with err set. JSON keeps
- * jansson's (and Kong's cjson's) way with a repeated key: the last one wins. */
-static json_t *
-text_load(const char *text, size_t len, char *err, size_t errsize)
-{
-    size_t i = 0;
-
-    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
-        i = 3;
-    }
-    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) {
-        i++;
-    }
-    if (i < len && text[i] == '{') {
-        json_error_t je;
-        json_t *doc = json_loadb(text, len, 0, &je);
-
-        if (doc != NULL && json_depth(doc, ST_DECL_DEPTH_MAX) > ST_DECL_DEPTH_MAX) {
-            /* jansson stops at 2048 levels; the YAML reader at ST_DECL_DEPTH_MAX */
-            json_decref(doc);
-            snprintf(err, errsize, "document nested too deeply");
-            return NULL;
-        }
-        if (doc != NULL) {
-            return doc;
-        }
-    }
-    return yaml_load(text, len, err, errsize);
-}
-
 /* ------------------------------------------------------------------------ */
 /* phase 1: the document's structure and every entity's schema               */
 
@@ -986,19 +178,6 @@ item_add(struct decl *d, enum st_entity_kind k, size_t idx, long parent)
     it->target = -1;
     it->idx = idx;
     return (long)d->n++;
-}
-
-/* Puts err at index i (0-based) of *arr, created on demand, nulls before it. */
-static void
-arr_put(json_t **arr, size_t i, json_t *err)
-{
-    if (*arr == NULL) {
-        *arr = json_array();
-    }
-    while (json_array_size(*arr) < i) {
-        json_array_append_new(*arr, json_null());
-    }
-    json_array_append_new(*arr, err);
 }
 
 /* _comment and _ignore, allowed in every record and dropped. */
@@ -1212,7 +391,7 @@ list_in(struct decl *d, enum st_entity_kind k, const json_t *list, long parent)
         json_t *e = entity_in(d, k, raw, i + 1, parent);
 
         if (e != NULL) {
-            arr_put(&errs, i, e);
+            st_json_arr_put(&errs, i, e);
         }
     }
     return errs;
@@ -1239,7 +418,7 @@ doc_in(struct decl *d, const json_t *doc)
         json_object_set_new(errs, "_format_version", json_string("required field missing"));
     } else if (!json_is_string(v)) {
         json_object_set_new(errs, "_format_version", json_string("expected a string"));
-    } else if (!str_in(json_string_value(v), versions)) {
+    } else if (!st_str_in(json_string_value(v), versions)) {
         json_object_set_new(errs, "_format_version", json_string("expected one of: 1.1, 2.1, 3.0"));
     }
     json_object_foreach((json_t *)doc, key, val)
@@ -1247,7 +426,7 @@ doc_in(struct decl *d, const json_t *doc)
         if (strcmp(key, "_format_version") == 0 || kind_of(key) >= 0) {
             continue;
         }
-        if (json_is_null(val) && (key[0] == '_' || str_in(key, later_collections))) {
+        if (json_is_null(val) && (key[0] == '_' || st_str_in(key, later_collections))) {
             continue;
         }
         if (strcmp(key, "_transform") == 0) {
@@ -1262,7 +441,7 @@ doc_in(struct decl *d, const json_t *doc)
             if (!json_is_array(val)) {
                 json_object_set_new(errs, key, json_string("expected an array"));
             }
-        } else if (str_in(key, later_collections)) {
+        } else if (st_str_in(key, later_collections)) {
             if (!is_empty_value(val)) {
                 char msg[128];
 
@@ -1368,31 +547,31 @@ item_key(const struct item *it)
 
 /* The key of an error Kong keys by a name or id (see DECL_NAMED_MARK). */
 static void
-named_key(struct sbuf *b, const char *name)
+named_key(struct st_str *b, const char *name)
 {
     char mark[2] = {DECL_NAMED_MARK, '\0'};
 
-    sb_add(b, mark);
-    sb_add(b, name);
+    st_str_add(b, mark);
+    st_str_add(b, name);
 }
 
 /* s quoted in a message: at most ST_DECL_ECHO_MAX bytes of it (whole UTF-8 characters),
  * then "...". Longer than any name, so it still says which reference was meant. */
 static void
-sb_echo(struct sbuf *b, const char *s)
+echo_add(struct st_str *b, const char *s)
 {
     size_t n = strlen(s);
 
     if (n <= ST_DECL_ECHO_MAX) {
-        sb_addn(b, s, n);
+        st_str_addn(b, s, n);
         return;
     }
     n = ST_DECL_ECHO_MAX;
     while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
         n--;
     }
-    sb_addn(b, s, n);
-    sb_add(b, "...");
+    st_str_addn(b, s, n);
+    st_str_add(b, "...");
 }
 
 /* Kong's errs[entity][name-or-id] list of "invalid reference" messages. */
@@ -1400,20 +579,20 @@ static void
 ref_err(struct decl *d, long i, const char *field, const json_t *v, enum st_entity_kind to)
 {
     json_t *l = list_errs(d, i);
-    struct sbuf at = {0};
+    struct st_str at = {0};
     json_t *list;
     char *dump = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    struct sbuf b = {0};
+    struct st_str b = {0};
 
     named_key(&at, item_key(&d->items[i]));
     list = json_object_get(l, at.p);
-    sb_add(&b, "invalid reference '");
-    sb_add(&b, field);
-    sb_add(&b, ": ");
-    sb_echo(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
-    sb_add(&b, "' (no such entry in '");
-    sb_add(&b, st_entity_name(to));
-    sb_add(&b, "')");
+    st_str_add(&b, "invalid reference '");
+    st_str_add(&b, field);
+    st_str_add(&b, ": ");
+    echo_add(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
+    st_str_add(&b, "' (no such entry in '");
+    st_str_add(&b, st_entity_name(to));
+    st_str_add(&b, "')");
     free(dump);
     if (!json_is_array(list)) {
         list = json_array();
@@ -1540,7 +719,7 @@ normalise(json_t *v)
             continue;
         }
         json_object_set_new(v, key, normalise(json_incref(el)));
-        if (!is_index_key(key, &i)) {
+        if (!st_decl__is_index_key(key, &i)) {
             seq = false;
         } else if (i > max) {
             max = i;
@@ -1616,7 +795,7 @@ refs_check(struct decl *d)
             const char *dg = json_string_value(json_object_get(it->obj, "cert_digest"));
 
             if (dg != NULL && json_object_get(digests, dg) != NULL) {
-                struct sbuf at = {0};
+                struct st_str at = {0};
 
                 named_key(&at, id);
                 uniq_msg(msg, sizeof(msg), it->k, "cert_digest", dg);
@@ -1639,470 +818,37 @@ refs_check(struct decl *d)
 }
 
 /* ------------------------------------------------------------------------ */
-/* the size of an error                                                       */
+/* the relationships, for st_decl_kong.c (st_decl_int.h)                      */
 
-static bool
-is_blank(const json_t *v)
+int
+st_decl__kind_of(const char *coll)
 {
-    size_t i;
-    json_t *el;
-
-    if (json_is_object(v)) {
-        return json_object_size(v) == 0;
-    }
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, el)
-        {
-            if (!json_is_null(el)) {
-                return false;
-            }
-        }
-        return true;
-    }
-    return json_is_null(v);
+    return kind_of(coll);
 }
 
-/* Keeps the first *keep messages of v (objects in key order, arrays in position order)
- * and drops the others, with the lists and records they leave empty. What is dropped is
- * always the end of each list, so no position moves. Returns how many messages v held. */
-static size_t
-prune(json_t *v, size_t *keep)
+bool
+st_decl__fkey(enum st_entity_kind k, const char **field, enum st_entity_kind *ref)
 {
-    size_t n = 0;
+    const struct fkey *fk = fkey_of(k);
 
-    if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            json_t *el = json_array_get(v, i);
-
-            if (json_is_object(el) || json_is_array(el)) {
-                n += prune(el, keep);
-                if (is_blank(el)) {
-                    json_array_set_new(v, i, json_null());
-                }
-            } else if (!json_is_null(el)) {
-                n++;
-                if (*keep == 0) {
-                    json_array_set_new(v, i, json_null());
-                } else {
-                    (*keep)--;
-                }
-            }
-        }
-        while (json_array_size(v) > 0 && json_is_null(json_array_get(v, json_array_size(v) - 1))) {
-            json_array_remove(v, json_array_size(v) - 1);
-        }
-    } else if (json_is_object(v)) {
-        size_t cnt = 0;
-        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
-        const char *key;
-        json_t *el;
-
-        json_object_foreach(v, key, el)
-        {
-            keys[cnt++] = key;
-        }
-        qsort(keys, cnt, sizeof(*keys), cmp_cstr);
-        for (size_t i = 0; i < cnt; i++) {
-            bool drop;
-
-            el = json_object_get(v, keys[i]);
-            if (json_is_object(el) || json_is_array(el)) {
-                n += prune(el, keep);
-                drop = is_blank(el);
-            } else if (json_is_null(el)) {
-                drop = true;
-            } else {
-                n++;
-                drop = *keep == 0;
-                *keep -= drop ? 0 : 1;
-            }
-            if (drop) {
-                json_object_del(v, keys[i]); /* frees keys[i], which is not read again */
-            }
-        }
-        free(keys);
-    }
-    return n;
-}
-
-/* Bounds an error's `fields` to ST_DECL_ERRORS_MAX messages (Kong reports every one: a
- * document of many broken entities would answer with a body many times its size). */
-static void
-errors_bound(json_t *fields)
-{
-    size_t keep = ST_DECL_ERRORS_MAX;
-    size_t n = prune(fields, &keep);
-    char msg[128];
-
-    if (n > ST_DECL_ERRORS_MAX) {
-        st_snprintf(msg, sizeof(msg), "only the first %d of %zu errors are shown",
-                    ST_DECL_ERRORS_MAX, n);
-        json_object_set_new(fields, "@truncated", json_string(msg));
-    }
-}
-
-/* ------------------------------------------------------------------------ */
-/* Kong's flatten_errors (kong/db/errors.lua)                                 */
-
-static json_t *
-make_pk(const json_t *entity)
-{
-    const json_t *id = json_object_get(entity, "id");
-
-    if (json_is_string(id) && st_schema_is_uuid(json_string_value(id))) {
-        return json_pack("{s:O}", "id", id);
-    }
-    return NULL;
-}
-
-static int
-cmp_cstr_desc(const void *a, const void *b)
-{
-    return -cmp_cstr(a, b);
-}
-
-static void
-add_entity_error(json_t *errors, const json_t *err)
-{
-    size_t i;
-    json_t *el;
-
-    if (json_is_string(err)) {
-        json_array_append_new(errors, json_pack("{s:s,s:O}", "type", "entity", "message", err));
-    } else if (json_is_array(err)) {
-        json_array_foreach(err, i, el)
-        {
-            add_entity_error(errors, el);
-        }
-    }
-}
-
-static void categorize(json_t *errors, const json_t *err, const char *ns);
-
-static void
-categorize_one(json_t *errors, const char *key, const json_t *v, const char *ns)
-{
-    struct sbuf path = {0};
-
-    if (ns != NULL && ns[0] != '\0') {
-        sb_add(&path, ns);
-        sb_add(&path, ".");
-    }
-    sb_add(&path, key);
-    if (strcmp(key, "@entity") == 0) {
-        add_entity_error(errors, v);
-    } else if (json_is_string(v)) {
-        json_array_append_new(
-            errors, json_pack("{s:s,s:s,s:O}", "type", "field", "field", path.p, "message", v));
-    } else if (json_is_object(v) || json_is_array(v)) {
-        categorize(errors, v, path.p);
-    }
-    free(path.p);
-}
-
-/* Kong's categorize_errors: keys drained from the last in sorted order. */
-static void
-categorize(json_t *errors, const json_t *err, const char *ns)
-{
-    if (json_is_array(err)) {
-        for (size_t i = json_array_size(err); i > 0; i--) {
-            char key[32];
-
-            snprintf(key, sizeof(key), "%zu", i);
-            categorize_one(errors, key, json_array_get(err, i - 1), ns);
-        }
-    } else if (json_is_object(err)) {
-        size_t n = 0;
-        const char **keys = st_xcalloc(json_object_size(err) + 1, sizeof(*keys));
-        const char *key;
-        json_t *v;
-
-        json_object_foreach((json_t *)err, key, v)
-        {
-            keys[n++] = key;
-        }
-        qsort(keys, n, sizeof(*keys), cmp_cstr_desc);
-        for (size_t i = 0; i < n; i++) {
-            categorize_one(errors, keys[i], json_object_get(err, keys[i]), ns);
-        }
-        free(keys);
-    }
-}
-
-static bool
-is_string_list(const json_t *v)
-{
-    size_t i;
-    json_t *el;
-
-    if (!json_is_array(v)) {
+    if (fk == NULL) {
         return false;
     }
-    json_array_foreach(v, i, el)
-    {
-        if (!json_is_string(el)) {
-            return false;
-        }
-    }
+    *field = fk->field;
+    *ref = fk->ref;
     return true;
 }
 
-/* Kong's flattened list being built, and how many more bytes of entity copies it may
- * take (ST_DECL_FLAT_ENTITY_BYTES). */
-struct flat {
-    json_t *out;
-    size_t budget;
-};
-
-static void fl_list(struct flat *f, enum st_entity_kind k, json_t *items, json_t *errs, bool desc);
-
-/* The entity an entry of flattened_errors shows: a copy while the budget lasts, then
- * only its id and name (the entry names it too). */
-static json_t *
-fl_copy(struct flat *f, json_t *entity)
+bool
+st_decl__nest(size_t i, enum st_entity_kind *parent, const char **key, enum st_entity_kind *child)
 {
-    size_t n = json_dumpb(entity, NULL, 0, JSON_COMPACT);
-    json_t *stub;
-    const char *keys[] = {"id", "name"};
-
-    if (n <= f->budget) {
-        f->budget -= n;
-        return json_incref(entity);
+    if (i >= ST_ARRAY_SIZE(nests)) {
+        return false;
     }
-    f->budget = 0;
-    stub = json_object();
-    for (size_t i = 0; i < ST_ARRAY_SIZE(keys); i++) {
-        json_t *v = json_object_get(entity, keys[i]);
-
-        if (json_is_string(v) && json_string_length(v) <= ST_DECL_ECHO_MAX) {
-            json_object_set(stub, keys[i], v);
-        }
-    }
-    return stub;
-}
-
-/* Kong's add_entity_errors: hoists the errors of nested and referenced entities into
- * entries of their own, then one entry for what is left. entity and err are ours to
- * change. */
-static void
-fl_entity(struct flat *f, enum st_entity_kind k, json_t *entity, json_t *err)
-{
-    const struct fkey *fk = fkey_of(k);
-    json_t *wrapped = NULL;
-    json_t *pk;
-    json_t *errors;
-    json_t *entry;
-    const json_t *v;
-
-    if (json_is_string(err) || (is_string_list(err) && json_array_size(err) > 0)) {
-        wrapped = json_pack("{s:O}", "@entity", err); /* Kong loses these */
-        err = wrapped;
-    }
-    if (!json_is_object(err) || json_object_size(err) == 0 || !json_is_object(entity)) {
-        json_decref(wrapped);
-        return;
-    }
-    pk = make_pk(entity);
-    if (fk != NULL) {
-        json_t *fv = json_object_get(entity, fk->field);
-
-        if (json_is_object(fv) || json_is_array(fv)) {
-            json_t *fe = json_incref(json_object_get(err, fk->field));
-            json_t *fpk = make_pk(fv);
-
-            json_incref(fv);
-            json_object_del(err, fk->field);
-            if (fpk != NULL) {
-                json_object_set_new(entity, fk->field, fpk);
-            } else {
-                json_object_del(entity, fk->field);
-            }
-            fl_entity(f, fk->ref, fv, fe);
-            json_decref(fv);
-            json_decref(fe);
-        }
-    }
-    for (size_t i = 0; i < ST_ARRAY_SIZE(nests); i++) {
-        const struct nest *nt = &nests[i];
-        json_t *cv = json_object_get(entity, nt->key);
-        json_t *ce = json_object_get(err, nt->key);
-        size_t j;
-        json_t *item;
-
-        if (nt->parent != k || !(json_is_object(cv) || json_is_array(cv))) {
-            continue;
-        }
-        json_incref(cv);
-        json_object_del(entity, nt->key);
-        if (json_is_array(cv)) {
-            const char *cfk = fkey_of(nt->child)->field;
-
-            json_array_foreach(cv, j, item)
-            {
-                if (json_is_object(item) && json_object_get(item, cfk) == NULL && pk != NULL) {
-                    json_object_set(item, cfk, pk);
-                }
-            }
-        }
-        if (json_is_object(ce) || json_is_array(ce)) {
-            json_incref(ce);
-            json_object_del(err, nt->key);
-            fl_list(f, nt->child, cv, ce, false);
-            json_decref(ce);
-        }
-        json_decref(cv);
-    }
-    json_decref(pk);
-    if (json_object_size(err) > 0) {
-        errors = json_array();
-        categorize(errors, err, NULL);
-        if (json_array_size(errors) > 0) {
-            entry = json_object();
-            json_object_set_new(entry, "entity_type",
-                                json_stringn(st_entity_name(k), strlen(st_entity_name(k)) - 1));
-            v = json_object_get(entity, "id");
-            if (json_is_string(v) && st_schema_is_uuid(json_string_value(v))) {
-                json_object_set(entry, "entity_id", (json_t *)v);
-            }
-            v = json_object_get(entity, "name");
-            if (json_is_string(v) && json_string_length(v) > 0) {
-                json_object_set(entry, "entity_name", (json_t *)v);
-            }
-            v = json_object_get(entity, "tags");
-            if (is_string_list(v)) {
-                json_object_set(entry, "entity_tags", (json_t *)v);
-            }
-            json_object_set_new(entry, "entity", fl_copy(f, entity));
-            json_object_set_new(entry, "errors", errors);
-            json_array_append_new(f->out, entry);
-        } else {
-            json_decref(errors);
-        }
-    }
-    json_decref(wrapped);
-}
-
-/* The record of items an error key names: its 1-based index, or (ours: Kong loses
- * them) the name or id that keys a reference or digest error. */
-static json_t *
-fl_item(json_t *items, const char *key)
-{
-    size_t i;
-    json_t *el;
-
-    if (is_index_key(key, &i) && i <= json_array_size(items)) {
-        return json_array_get(items, i - 1);
-    }
-    json_array_foreach(items, i, el)
-    {
-        const char *name = json_string_value(json_object_get(el, "name"));
-        const char *id = json_string_value(json_object_get(el, "id"));
-
-        if ((name != NULL && strcmp(name, key) == 0) || (id != NULL && strcmp(id, key) == 0)) {
-            return el;
-        }
-    }
-    return NULL;
-}
-
-/* The errors of a list (an array, or an object keyed by index or name), each given to
- * the record it belongs to; top-level lists go from the last (Kong's drain). */
-static void
-fl_list(struct flat *f, enum st_entity_kind k, json_t *items, json_t *errs, bool desc)
-{
-    if (json_is_array(errs)) {
-        size_t n = json_array_size(errs);
-
-        for (size_t j = 0; j < n; j++) {
-            size_t i = desc ? n - 1 - j : j;
-            json_t *e = json_array_get(errs, i);
-            json_t *item = json_array_get(items, i);
-
-            if (!json_is_null(e) && json_is_object(item)) {
-                fl_entity(f, k, item, e);
-            }
-        }
-    } else if (json_is_object(errs)) {
-        size_t n = 0;
-        const char **keys = st_xcalloc(json_object_size(errs) + 1, sizeof(*keys));
-        const char *key;
-        json_t *v;
-
-        json_object_foreach(errs, key, v)
-        {
-            keys[n++] = key;
-        }
-        qsort(keys, n, sizeof(*keys), desc ? cmp_cstr_desc : cmp_cstr);
-        for (size_t j = 0; j < n; j++) {
-            json_t *item = fl_item(items, keys[j]);
-
-            if (json_is_object(item)) {
-                fl_entity(f, k, item, json_object_get(errs, keys[j]));
-            }
-        }
-        free(keys);
-    }
-}
-
-/* Kong's flatten_errors(input, err_t): the flattened list (what stays in `fields` is
- * st_decl_error_flatten's). */
-static json_t *
-flatten(const json_t *doc, const json_t *fields)
-{
-    struct flat f = {json_array(), ST_DECL_FLAT_ENTITY_BYTES};
-    json_t *input = json_deep_copy(doc);
-    json_t *errs = json_deep_copy(fields);
-    size_t n = 0;
-    const char **keys = st_xcalloc(json_object_size(errs) + 1, sizeof(*keys));
-    const char *key;
-    json_t *v;
-
-    json_object_foreach(errs, key, v)
-    {
-        keys[n++] = key;
-    }
-    qsort(keys, n, sizeof(*keys), cmp_cstr_desc);
-    for (size_t i = 0; i < n; i++) {
-        json_t *sec = json_object_get(errs, keys[i]);
-        json_t *items = json_object_get(input, keys[i]);
-        int k = kind_of(keys[i]);
-
-        if ((json_is_object(sec) || json_is_array(sec)) && json_is_array(items) && k >= 0) {
-            fl_list(&f, (enum st_entity_kind)k, items, sec, true);
-        }
-    }
-    free(keys);
-    json_decref(errs);
-    json_decref(input);
-    return f.out;
-}
-
-void
-st_decl_error_flatten(json_t *error)
-{
-    const json_t *fields = json_object_get(error, "fields");
-    json_t *rest = json_object();
-    const char *key;
-    json_t *v;
-    struct sbuf b = {0};
-
-    if (json_object_get(error, "flattened_errors") == NULL) {
-        json_decref(rest);
-        return;
-    }
-    json_object_foreach((json_t *)fields, key, v)
-    {
-        int k = kind_of(key);
-
-        if (!(json_is_object(v) || json_is_array(v)) || k < 0) {
-            json_object_set(rest, key, v);
-        }
-    }
-    sb_add(&b, "declarative config is invalid: ");
-    lua_pretty(&b, rest);
-    json_object_set_new(error, "message", json_string(b.p));
-    json_object_set_new(error, "fields", rest);
-    free(b.p);
+    *parent = nests[i].parent;
+    *key = nests[i].key;
+    *child = nests[i].child;
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2138,13 +884,13 @@ st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
     d.o = o != NULL ? o : &none;
     d.now_ms = d.o->now_ms > 0 ? d.o->now_ms : st_time_ms() / 1000 * 1000;
     err[0] = '\0';
-    doc = text_load(text, len, err, sizeof(err));
+    doc = st_decl__load(text, len, err, sizeof(err));
     if (doc == NULL || !json_is_object(doc)) {
         char msg[400];
 
         st_snprintf(msg, sizeof(msg), MSG_PARSE "%s", doc != NULL ? "expected an object" : err);
         json_decref(doc);
-        *error = error_body(json_pack("{s:s}", "error", msg), NULL);
+        *error = st_decl__error_body(json_pack("{s:s}", "error", msg), NULL);
         return -ST_EPARSE;
     }
     fields = doc_in(&d, doc);
@@ -2155,10 +901,10 @@ st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
     if (json_object_size(fields) > 0) {
         json_t *flat;
 
-        errors_bound(fields);
-        flat = flatten(doc, fields);
+        st_decl__errors_bound(fields);
+        flat = st_decl__flatten(doc, fields);
 
-        *error = error_body(fields, flat);
+        *error = st_decl__error_body(fields, flat);
         rc = -ST_ESCHEMA;
     } else {
         json_decref(fields);
@@ -2179,372 +925,5 @@ st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
     }
     json_decref(doc);
     decl_fini(&d);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* export                                                                     */
-
-static int
-cmp_by_id(const void *a, const void *b)
-{
-    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "id"));
-    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "id"));
-
-    return strcmp(x != NULL ? x : "", y != NULL ? y : "");
-}
-
-/* The entities of a list sorted by id (borrowed references). */
-static json_t **
-sorted(const json_t *list, size_t *n)
-{
-    json_t **v;
-    size_t i;
-    json_t *el;
-
-    *n = json_array_size(list);
-    v = st_xcalloc(*n + 1, sizeof(*v));
-    json_array_foreach(list, i, el)
-    {
-        v[i] = el;
-    }
-    qsort(v, *n, sizeof(*v), cmp_by_id);
-    return v;
-}
-
-/* A copy without nulls (in nested objects too), timestamps in seconds. */
-static json_t *
-clean(const json_t *v, bool top)
-{
-    const char *key;
-    json_t *el;
-    json_t *out;
-    size_t i;
-
-    if (json_is_array(v)) {
-        out = json_array();
-        json_array_foreach(v, i, el)
-        {
-            json_array_append_new(out, clean(el, false));
-        }
-        return out;
-    }
-    if (!json_is_object(v)) {
-        return json_deep_copy(v);
-    }
-    out = json_object();
-    json_object_foreach((json_t *)v, key, el)
-    {
-        if (json_is_null(el)) {
-            continue;
-        }
-        if (top && (strcmp(key, "created_at") == 0 || strcmp(key, "updated_at") == 0) &&
-            json_is_integer(el)) {
-            json_object_set_new(out, key, json_integer(json_integer_value(el) / 1000));
-        } else {
-            json_object_set_new(out, key, clean(el, false));
-        }
-    }
-    return out;
-}
-
-static const char *
-fk_id(const json_t *e, const char *field)
-{
-    return json_string_value(json_object_get(json_object_get(e, field), "id"));
-}
-
-static void
-append_to(json_t *doc, const char *key, json_t *e)
-{
-    json_t *l = json_object_get(doc, key);
-
-    if (l == NULL) {
-        l = json_array();
-        json_object_set_new(doc, key, l);
-    }
-    json_array_append_new(l, e);
-}
-
-/* A foreign key as Kong's export writes it: the id. */
-static void
-fk_flat(json_t *e, const char *field)
-{
-    const char *id = fk_id(e, field);
-
-    if (id != NULL) {
-        json_object_set_new(e, field, json_string(id));
-    }
-}
-
-/* Exports the n parents (sorted) into doc[pkey], each with the children of kids (sorted)
- * that name it through fkey nested under ckey without that key; the other children go
- * to doc[ckey] with their key as an id. */
-static void
-export_nested(json_t *doc, json_t *const *parents, size_t n, const char *pkey, json_t *const *kids,
-              size_t nk, const char *ckey, const char *fkey, const char *parent_fk)
-{
-    json_t *by_id = json_object();
-
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = clean(parents[i], true);
-        const char *id = json_string_value(json_object_get(parents[i], "id"));
-
-        if (parent_fk != NULL) {
-            fk_flat(e, parent_fk);
-        }
-        if (id != NULL) {
-            json_object_set(by_id, id, e);
-        }
-        append_to(doc, pkey, e);
-    }
-    for (size_t i = 0; i < nk; i++) {
-        const char *pid = fk_id(kids[i], fkey);
-        json_t *parent = pid != NULL ? json_object_get(by_id, pid) : NULL;
-        json_t *c = clean(kids[i], true);
-
-        if (parent != NULL) {
-            json_object_del(c, fkey);
-            append_to(parent, ckey, c);
-        } else {
-            fk_flat(c, fkey);
-            append_to(doc, ckey, c);
-        }
-    }
-    json_decref(by_id);
-}
-
-static json_t *
-export_doc(json_t *const lists[ST_ENT__COUNT])
-{
-    json_t *doc = json_pack("{s:s,s:b}", "_format_version", "3.0", "_transform", 0);
-    size_t nc, ns, nsv, nr, nca;
-    json_t **certs = sorted(lists[ST_ENT_CERTIFICATE], &nc);
-    json_t **snis = sorted(lists[ST_ENT_SNI], &ns);
-    json_t **svcs = sorted(lists[ST_ENT_SERVICE], &nsv);
-    json_t **routes = sorted(lists[ST_ENT_ROUTE], &nr);
-    json_t **cas = sorted(lists[ST_ENT_CA_CERTIFICATE], &nca);
-
-    for (size_t i = 0; i < nca; i++) {
-        append_to(doc, "ca_certificates", clean(cas[i], true));
-    }
-    export_nested(doc, certs, nc, "certificates", snis, ns, "snis", "certificate", NULL);
-    export_nested(doc, svcs, nsv, "services", routes, nr, "routes", "service",
-                  "client_certificate");
-    free(certs);
-    free(snis);
-    free(svcs);
-    free(routes);
-    free(cas);
-    return doc;
-}
-
-/* YAML 1.1 words some readers (lyaml, PyYAML) take for booleans or specials. */
-static bool
-yaml11_word(const char *s)
-{
-    static const char *const words[] = {
-        "y",    "Y",     "yes",   "Yes",  "YES",  "n",    "N",   "no",   "No",
-        "NO",   "on",    "On",    "ON",   "off",  "Off",  "OFF", ".inf", ".Inf",
-        ".INF", "-.inf", "+.inf", ".nan", ".NaN", ".NAN", "=",   "<<",   NULL,
-    };
-
-    return str_in(s, words);
-}
-
-/* A number in any YAML version's sense (1_000, 0b1, 0x1F, 1:30, 010, 1.5e3), loosely:
- * such strings are quoted, and a few more (10.0.0.5) do no harm. */
-static bool
-yaml11_number(const char *s)
-{
-    const char *p = s + (*s == '-' || *s == '+');
-
-    if (strncmp(p, "0x", 2) == 0) {
-        return all_in(p + 2, "0123456789abcdefABCDEF_");
-    }
-    if (strncmp(p, "0b", 2) == 0) {
-        return all_in(p + 2, "01_");
-    }
-    return strpbrk(p, "0123456789") != NULL && all_in(p, "0123456789_:.eE+-");
-}
-
-struct yemit {
-    yaml_emitter_t em;
-    struct sbuf out;
-    bool failed;
-};
-
-static int
-y_write(void *data, unsigned char *buffer, size_t size)
-{
-    struct yemit *y = data;
-
-    sb_addn(&y->out, (const char *)buffer, size);
-    return 1;
-}
-
-static void
-y_emit(struct yemit *y, yaml_event_t *ev)
-{
-    if (y->failed) {
-        yaml_event_delete(ev);
-    } else if (!yaml_emitter_emit(&y->em, ev)) {
-        y->failed = true;
-    }
-}
-
-static void
-y_str(struct yemit *y, const char *s, size_t n)
-{
-    yaml_event_t ev;
-    yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
-    json_t *r;
-
-    if (memchr(s, '\n', n) != NULL) {
-        style = YAML_LITERAL_SCALAR_STYLE;
-    } else if (n == 0 || strlen(s) != n || yaml11_word(s) || yaml11_number(s)) {
-        style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
-    } else if ((r = core_resolve(s)) != NULL) {
-        json_decref(r);
-        style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
-    }
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)n, 1, 1, style);
-    y_emit(y, &ev);
-}
-
-static void
-y_raw(struct yemit *y, const char *s)
-{
-    yaml_event_t ev;
-
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1,
-                                 YAML_PLAIN_SCALAR_STYLE);
-    y_emit(y, &ev);
-}
-
-static void
-y_value(struct yemit *y, const json_t *v)
-{
-    yaml_event_t ev;
-    char buf[64];
-    size_t i;
-    json_t *el;
-
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        size_t n = 0;
-        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
-        const char *key;
-
-        json_object_foreach((json_t *)v, key, el)
-        {
-            keys[n++] = key;
-        }
-        qsort(keys, n, sizeof(*keys), cmp_cstr);
-        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
-        y_emit(y, &ev);
-        for (i = 0; i < n; i++) {
-            y_str(y, keys[i], strlen(keys[i]));
-            y_value(y, json_object_get(v, keys[i]));
-        }
-        yaml_mapping_end_event_initialize(&ev);
-        y_emit(y, &ev);
-        free(keys);
-        break;
-    }
-    case JSON_ARRAY:
-        yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                             json_array_size(v) > 0 ? YAML_BLOCK_SEQUENCE_STYLE
-                                                                    : YAML_FLOW_SEQUENCE_STYLE);
-        y_emit(y, &ev);
-        json_array_foreach(v, i, el)
-        {
-            y_value(y, el);
-        }
-        yaml_sequence_end_event_initialize(&ev);
-        y_emit(y, &ev);
-        break;
-    case JSON_STRING:
-        y_str(y, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        y_raw(y, buf);
-        break;
-    case JSON_REAL:
-        snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
-        y_raw(y, buf);
-        break;
-    case JSON_TRUE:
-        y_raw(y, "true");
-        break;
-    case JSON_FALSE:
-        y_raw(y, "false");
-        break;
-    default:
-        y_raw(y, "null");
-        break;
-    }
-}
-
-static int
-yaml_dump(const json_t *doc, char **out, size_t *outlen)
-{
-    struct yemit y;
-    yaml_event_t ev;
-
-    memset(&y, 0, sizeof(y));
-    if (!yaml_emitter_initialize(&y.em)) {
-        return -ENOMEM;
-    }
-    yaml_emitter_set_output(&y.em, y_write, &y);
-    yaml_emitter_set_unicode(&y.em, 1);
-    yaml_emitter_set_width(&y.em, -1);
-    yaml_emitter_set_indent(&y.em, 2);
-    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
-    y_emit(&y, &ev);
-    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
-    y_emit(&y, &ev);
-    y_value(&y, doc);
-    yaml_document_end_event_initialize(&ev, 1);
-    y_emit(&y, &ev);
-    yaml_stream_end_event_initialize(&ev);
-    y_emit(&y, &ev);
-    yaml_emitter_delete(&y.em);
-    if (y.failed || y.out.p == NULL) {
-        free(y.out.p);
-        return -ENOMEM;
-    }
-    *out = y.out.p;
-    *outlen = y.out.len;
-    return 0;
-}
-
-int
-st_decl_export(json_t *const lists[ST_ENT__COUNT], bool yaml, char **out, size_t *outlen)
-{
-    json_t *doc = export_doc(lists);
-    int rc = 0;
-
-    *out = NULL;
-    *outlen = 0;
-    if (yaml) {
-        rc = yaml_dump(doc, out, outlen);
-    } else {
-        char *s = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(2));
-
-        if (s == NULL) {
-            rc = -ENOMEM;
-        } else {
-            struct sbuf b = {0};
-
-            sb_add(&b, s);
-            sb_add(&b, "\n");
-            free(s);
-            *out = b.p;
-            *outlen = b.len;
-        }
-    }
-    json_decref(doc);
     return rc;
 }

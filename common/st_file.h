@@ -1,8 +1,11 @@
-/* Who may read the files that hold secrets: the prefix folder, created for this user
- * only, and one warning for each existing file that other users can read (issue 14).
- * Boot code only: these do file I/O and log. */
+/* Files: one read whole, one replaced atomically, and who may read the files that hold
+ * secrets (the prefix folder, created for this user only, and one warning for each
+ * existing file that other users can read; issue 14). Boot and sync-thread code only:
+ * these block on file I/O, and the warnings log. */
 #ifndef STRAIT_ST_FILE_H
 #define STRAIT_ST_FILE_H
+
+#include <stddef.h>
 
 struct st_err;
 
@@ -10,6 +13,22 @@ struct st_err;
  * and its -wal and -shm, config.cache, exports) is for this user only unless the code
  * sets another mode explicitly (certificates: 0644). */
 #define ST_FILE_UMASK 077
+
+/* Reads the whole file at path, at most max bytes, into *out: a malloc'd copy with a NUL
+ * after its *len bytes (which may hold NULs), owned by the caller. Returns 0, -EFBIG when
+ * the file holds more than max bytes (then *len is at least max + 1: the file's size when
+ * it is a regular file), or the -errno of open or read; *out is NULL on failure. */
+int st_file_read(const char *path, size_t max, char **out, size_t *len);
+
+/* st_file_read() of what is left to read from fd (stdin for "-"); fd stays open. */
+int st_file_read_fd(int fd, size_t max, char **out, size_t *len);
+
+/* Replaces the file at path atomically: writes path.tmp with mode, fsyncs it, renames
+ * it over path and fsyncs the folder, so a crash leaves the old file or the new one,
+ * never a torn one. A stale path.tmp is removed first, and path.tmp is created with
+ * O_EXCL|O_NOFOLLOW: a symlink there is never followed. Returns 0 or -errno (path.tmp is
+ * removed on failure). */
+int st_file_replace(const char *path, const void *p, size_t len, int mode);
 
 /* Creates the folder prefix with mode 0700. An existing folder is used as it is: its mode
  * is the operator's choice, never changed here (st_file_warn_prefix() says when it is
@@ -31,5 +50,11 @@ void st_file_warn_exposed_list(const char *paths, const char *what);
 
 /* st_file_warn_exposed() for PREFIX/name. */
 void st_file_warn_exposed_in(const char *prefix, const char *name, const char *what);
+
+/* Raises the soft limit on descriptors (RLIMIT_NOFILE) to the hard one, as HAProxy does
+ * for its maxconn: each DP session takes two sockets, and the CP's admin, cluster and
+ * store connections must not run out before their own limits apply. Logs a warning when
+ * the kernel refuses; the limit then stays as it was. */
+void st_file_raise_nofile(void);
 
 #endif

@@ -27,6 +27,7 @@
 
 #define CLUSTER_CN       "strait_clustering"
 #define CLUSTER_DAYS_MAX 36500
+#define UNKNOWN_REASON   "unknown OpenSSL error"
 
 void
 st_ssl_sha256_hex(const void *p, size_t n, char out[65])
@@ -79,16 +80,18 @@ st_ssl_uuid(char out[37])
     return 0;
 }
 
-/* The last OpenSSL error as text, for messages. */
-static const char *
-ossl_reason(char *buf, size_t size)
+const char *
+st_ssl_reason(char *buf, size_t size, unsigned flags, const char *dflt)
 {
-    unsigned long e = ERR_get_error();
+    unsigned long e = (flags & ST_SSL_REASON_FIRST) ? ERR_get_error() : ERR_peek_last_error();
+    const char *r = e != 0 && (flags & ST_SSL_REASON_SHORT) ? ERR_reason_error_string(e) : NULL;
 
-    if (e == 0) {
-        snprintf(buf, size, "unknown OpenSSL error");
-    } else {
+    if (r != NULL) {
+        snprintf(buf, size, "%s", r);
+    } else if (e != 0) {
         ERR_error_string_n(e, buf, size);
+    } else {
+        snprintf(buf, size, "%s", dflt);
     }
     ERR_clear_error();
     return buf;
@@ -206,7 +209,7 @@ write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *pkey, struct st_err 
         unlink(path);
         if (ok != 1) {
             return st_err_set(err, -EIO, path, "cannot write %s: %s", path,
-                              ossl_reason(why, sizeof(why)));
+                              st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
         }
         return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
     }
@@ -242,7 +245,7 @@ st_ssl_gen_cluster_cert(const char *cert_path, const char *key_path, int days, s
     pkey = EVP_EC_gen("secp384r1");
     if (pkey == NULL || (x = make_cluster_cert(pkey, days)) == NULL) {
         rc = st_err_set(err, -EIO, NULL, "cannot generate the cluster certificate: %s",
-                        ossl_reason(why, sizeof(why)));
+                        st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
         goto out;
     }
     rc = write_pem(key_path, 0600, NULL, pkey, err);
@@ -276,7 +279,7 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
     fclose(f);
     if (x == NULL) {
         return st_err_set(err, -ST_EPARSE, cert_path, "%s: no PEM certificate: %s", cert_path,
-                          ossl_reason(why, sizeof(why)));
+                          st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
     }
     memset(&tm, 0, sizeof(tm));
     if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
@@ -299,21 +302,6 @@ st_ssl_no_passphrase(char *buf, int size, int rwflag, void *u)
     (void)rwflag;
     (void)u;
     return -1;
-}
-
-/* The most specific OpenSSL reason queued (the last one), then clears the queue. */
-static const char *
-ossl_last_reason(char *buf, size_t size)
-{
-    unsigned long e = ERR_peek_last_error();
-
-    if (e == 0) {
-        snprintf(buf, size, "unknown OpenSSL error");
-    } else {
-        ERR_error_string_n(e, buf, size);
-    }
-    ERR_clear_error();
-    return buf;
 }
 
 static BIO *
@@ -359,7 +347,7 @@ st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, siz
     ERR_clear_error();
     if (b == NULL) {
         snprintf(msg, size, "invalid certificate: x509.new: %s",
-                 ossl_last_reason(why, sizeof(why)));
+                 st_ssl_reason(why, sizeof(why), 0, UNKNOWN_REASON));
         return -ST_EPARSE;
     }
     while ((x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
@@ -381,7 +369,7 @@ st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, siz
     BIO_free(b);
     if (rc != 0) {
         snprintf(msg, size, "invalid certificate: x509.new: %s",
-                 ossl_last_reason(why, sizeof(why)));
+                 st_ssl_reason(why, sizeof(why), 0, UNKNOWN_REASON));
     }
     return rc;
 }
@@ -410,7 +398,7 @@ st_ssl_key_parse(const char *pem, char *msg, size_t size)
     k = read_key(pem);
     if (k == NULL) {
         snprintf(msg, size, "invalid key: pkey.new:load_key: %s",
-                 ossl_last_reason(why, sizeof(why)));
+                 st_ssl_reason(why, sizeof(why), 0, UNKNOWN_REASON));
         return -ST_EPARSE;
     }
     EVP_PKEY_free(k);

@@ -1,6 +1,7 @@
-/* OpenSSL helpers for boot and CP code: hashes, randomness, UUIDs, the cluster
- * certificate pair, and the PEM checks of the certificate entities (st_schema). The
- * DP's TLS data path lives in dp_xprt_tls. */
+/* OpenSSL helpers for boot and CP code: hashes, a constant-time compare, randomness,
+ * UUIDs, the cluster certificate pair, Kong's PEM checks of the certificate entities
+ * (st_schema), and OpenSSL's error queue as text. The DP's TLS lives in dp_tls (contexts)
+ * and dp_xprt_tls (the transport). */
 #ifndef STRAIT_ST_SSL_H
 #define STRAIT_ST_SSL_H
 
@@ -14,6 +15,17 @@ struct st_err;
  * prompting on the terminal. Pass it to every PEM_read_bio_* call. */
 int st_ssl_no_passphrase(char *buf, int size, int rwflag, void *u);
 
+/* Flags of st_ssl_reason(). */
+#define ST_SSL_REASON_FIRST (1u << 0) /* the oldest error queued, not the last (most specific) */
+#define ST_SSL_REASON_SHORT                                                                        \
+    (1u << 1) /* the reason alone ("no start line"), not OpenSSL's                                 \
+               * line ("error:0480006C:PEM routines::no start line") */
+
+/* One error of the calling thread's OpenSSL error queue as text, into buf (size bytes):
+ * the last one queued (ST_SSL_REASON_FIRST: the first), or dflt when the queue is empty.
+ * Clears the queue. Returns buf, for messages. */
+const char *st_ssl_reason(char *buf, size_t size, unsigned flags, const char *dflt);
+
 /* SHA-256 of n bytes as 64 lower-case hex digits plus NUL. */
 void st_ssl_sha256_hex(const void *p, size_t n, char out[65]);
 
@@ -21,7 +33,7 @@ void st_ssl_sha256_hex(const void *p, size_t n, char out[65]);
  * differ (secrets: tokens, digests). */
 bool st_ssl_memeq(const void *a, const void *b, size_t n);
 
-/* Cryptographically random bytes. Returns 0 or -ST_EPARSE-free negative on failure. */
+/* Cryptographically random bytes. Returns 0, or -EIO when OpenSSL cannot make them. */
 int st_ssl_random(void *p, size_t n);
 
 /* A random (version 4) UUID in canonical lower-case form. Returns 0 or negative. */

@@ -1,18 +1,13 @@
-/* Aborting allocators for boot and CP code, time, atomic file replacement, and small
- * helpers. */
+/* Aborting allocators for boot and CP code, time, and small helpers. */
 #include "st_util.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 void
 st_assert_fail(const char *cond, const char *file, int line)
@@ -184,75 +179,4 @@ st_hex(const uint8_t *p, size_t n, char *out)
         out[2 * i + 1] = digits[p[i] & 0xf];
     }
     out[2 * n] = '\0';
-}
-
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int
-st_file_replace(const char *path, const void *p, size_t len, int mode)
-{
-    char tmp[PATH_MAX], dir[PATH_MAX];
-    char *slash;
-    int fd, rc;
-
-    if (st_snprintf(tmp, sizeof(tmp), "%s.tmp", path) != 0 ||
-        st_snprintf(dir, sizeof(dir), "%s", path) != 0) {
-        return -ENAMETOOLONG;
-    }
-    /* A stale temporary (a crash between open and rename) is removed, never written
-     * through: a symlink planted at its name must not redirect the write, so unlink
-     * (which does not follow) and create afresh; O_EXCL|O_NOFOLLOW refuse whatever
-     * appears at the name in between. */
-    if (unlink(tmp) == -1 && errno != ENOENT) {
-        return -errno;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd == -1) {
-        return -errno;
-    }
-    rc = fchmod(fd, (mode_t)mode) == -1 ? -errno : 0; /* whatever the umask said */
-    if (rc == 0) {
-        rc = write_all(fd, p, len);
-    }
-    if (rc == 0 && fsync(fd) == -1) {
-        rc = -errno;
-    }
-    if (close(fd) == -1 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp, path) == -1) {
-        rc = -errno;
-    }
-    if (rc < 0) {
-        (void)unlink(tmp);
-        return rc;
-    }
-    slash = strrchr(dir, '/');
-    if (slash != NULL) {
-        *(slash == dir ? slash + 1 : slash) = '\0';
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    } else {
-        fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    }
-    if (fd != -1) {
-        (void)fsync(fd); /* the rename itself */
-        close(fd);
-    }
-    return 0;
 }

@@ -49,13 +49,6 @@ void st_mono_deadline(int64_t ms, struct timespec *out);
  * can hang on shutdown (nng 1.5.2's close), so that a process that is stopping does not. */
 bool st_run_bounded(void (*fn)(void *arg), void *arg, int ms);
 
-/* Replaces the file at path atomically: writes path.tmp with mode, fsyncs it, renames
- * it over path and fsyncs the folder, so a crash leaves the old file or the new one,
- * never a torn one. A stale path.tmp is removed first, and path.tmp is created with
- * O_EXCL|O_NOFOLLOW: a symlink there is never followed. Returns 0 or -errno (path.tmp is
- * removed on failure). */
-int st_file_replace(const char *path, const void *p, size_t len, int mode);
-
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void st_hex(const uint8_t *p, size_t n, char *out);
 

@@ -721,11 +721,16 @@ allowed(char **s, int n)
     return NULL;
 }
 
+/* Whether method is one of list's comma-separated names. An empty method is none (strstr
+ * would find "" at every position without moving on). */
 static bool
 method_in(const char *method, const char *list)
 {
     size_t n = strlen(method);
 
+    if (n == 0) {
+        return false;
+    }
     for (const char *p = list; (p = strstr(p, method)) != NULL; p += n) {
         if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0')) {
             return true;

@@ -523,7 +523,8 @@ cp_admin__page_size(const struct cp_request *rq, struct cp_response *rs, size_t 
         cp_admin__reply_code(rs, 400, 9, "invalid size", "size must be a number", NULL);
         return -1;
     }
-    if (d < 1 || d > CP_PAGE_SIZE_MAX || d != (double)(long)d) {
+    /* written so that NaN ("nan" parses) fails before the cast, which would be undefined */
+    if (!(d >= 1 && d <= CP_PAGE_SIZE_MAX) || d != (double)(long)d) {
         cp_admin__reply_code(rs, 400, 9, "invalid size",
                              "size must be an integer between 1 and 1000", NULL);
         return -1;

@@ -11,7 +11,9 @@
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "st_decl.h"
+#include "st_json.h"
 #include "st_snapshot.h"
+#include "st_str.h"
 #include "st_util.h"
 
 /* Foreign keys point backwards in this order, so inserting in it never dangles. */
@@ -416,31 +418,11 @@ cp_decl_store_msg(enum st_entity_kind k, int rc, const struct st_err *err, char 
     }
 }
 
-/* A growing string. */
-struct text {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static void
-text_add(struct text *t, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        t->p = st_xrealloc(t->p, t->cap);
-    }
-    memcpy(t->p + t->len, s, n + 1);
-    t->len += n;
-}
-
-static void pretty(struct text *t, const json_t *v, const char *item, int depth);
+static void pretty(struct st_str *t, const json_t *v, const char *item, int depth);
 
 /* One line: the key, then either the message or a colon and the nested errors. */
 static void
-pretty_entry(struct text *t, const char *prettykey, const json_t *v, const char *item, int depth)
+pretty_entry(struct st_str *t, const char *prettykey, const json_t *v, const char *item, int depth)
 {
     char line[1024];
 
@@ -449,8 +431,8 @@ pretty_entry(struct text *t, const char *prettykey, const json_t *v, const char 
     }
     if (json_is_object(v) || json_is_array(v)) {
         st_snprintf(line, sizeof(line), "%*s%s:", depth * 2, "", prettykey);
-        text_add(t, t->len > 0 ? "\n" : "");
-        text_add(t, line);
+        st_str_add(t, t->len > 0 ? "\n" : "");
+        st_str_add(t, line);
         pretty(t, v, item, depth + 1);
         return;
     }
@@ -464,14 +446,14 @@ pretty_entry(struct text *t, const char *prettykey, const json_t *v, const char 
                     dump != NULL ? dump : "?");
         free(dump);
     }
-    text_add(t, t->len > 0 ? "\n" : "");
-    text_add(t, line);
+    st_str_add(t, t->len > 0 ? "\n" : "");
+    st_str_add(t, line);
 }
 
 /* Kong's pretty_print_error: objects give "in '<key>'", lists "- in entry N of '<item>'"
  * (1-based). Keys come sorted so the output is stable. */
 static void
-pretty(struct text *t, const json_t *v, const char *item, int depth)
+pretty(struct st_str *t, const json_t *v, const char *item, int depth)
 {
     char key[320];
 
@@ -487,23 +469,9 @@ pretty(struct text *t, const json_t *v, const char *item, int depth)
         return;
     }
     if (json_is_object(v)) {
-        const char **keys = st_xcalloc(json_object_size(v) + 1, sizeof(*keys));
-        size_t n = 0;
-        const char *k;
-        const json_t *e;
+        size_t n;
+        const char **keys = st_json_keys(v, &n);
 
-        json_object_foreach((json_t *)v, k, e)
-        {
-            keys[n++] = k;
-        }
-        for (size_t i = 1; i < n; i++) {
-            for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
-                const char *tmp = keys[j];
-
-                keys[j] = keys[j - 1];
-                keys[j - 1] = tmp;
-            }
-        }
         for (size_t i = 0; i < n; i++) {
             st_snprintf(key, sizeof(key), "in '%s'", keys[i]);
             pretty_entry(t, key, json_object_get(v, keys[i]), keys[i], depth);
@@ -516,16 +484,16 @@ char *
 cp_decl_error_text(const json_t *error)
 {
     const json_t *fields = json_object_get(error, "fields");
-    struct text t = {0};
+    struct st_str t = {0};
 
-    text_add(&t, "");
+    st_str_add(&t, "");
     if (json_is_object(fields) && json_object_size(fields) > 0) {
         pretty(&t, fields, "", 0);
     }
     if (t.len == 0) {
         const char *msg = json_string_value(json_object_get(error, "message"));
 
-        text_add(&t, msg != NULL ? msg : "declarative config is invalid");
+        st_str_add(&t, msg != NULL ? msg : "declarative config is invalid");
     }
     return t.p;
 }

@@ -100,6 +100,26 @@ cp_form_unescape(const char *s, size_t n, size_t *out_len)
     return out;
 }
 
+size_t
+cp_form_url_unescape(char *s)
+{
+    char *o = s;
+
+    for (const char *p = s; *p != '\0'; p++) {
+        int hi = p[0] == '%' ? hexval((unsigned char)p[1]) : -1;
+        int lo = hi >= 0 ? hexval((unsigned char)p[2]) : -1;
+
+        if (lo >= 0 && (hi | lo) != 0) {
+            *o++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - s);
+}
+
 /* Splits "a[1].b" into segments. Returns the count, -1 when malformed, or -2 when an index
  * is above CP_FORM_MAX_INDEX. */
 static int

@@ -56,4 +56,10 @@ void cp_form_free(struct cp_form *f);
  * caller frees; *out_len is its length, which a decoded %00 makes longer than strlen. */
 char *cp_form_unescape(const char *s, size_t n, size_t *out_len);
 
+/* Percent-decodes the NUL-terminated s in place as the admin API decodes a URL's path and
+ * each query key and value ('+' stays): %XX is decoded, except that %00 stays the three
+ * characters "%00", since a decoded NUL would end the C string there (`GET
+ * /services/%00abc` was served as `GET /services`). Returns the new length. */
+size_t cp_form_url_unescape(char *s);
+
 #endif

@@ -33,6 +33,7 @@
 #include "st_conf.h"
 #include "st_connguard.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_ssl.h"
 #include "st_util.h"
@@ -137,42 +138,13 @@ scan_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
     return MHD_YES;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
-        return (c | 0x20) - 'a' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes the path and each query key and value in place, as libmicrohttpd does by
- * default, except that %00 stays the three characters "%00": a decoded NUL would end the
- * C string there, and `GET /services/%00abc` was served as `GET /services`, `?size=1%00x`
- * read as size=1. Returns the new length. */
+/* libmicrohttpd's unescape callback: its own decoding, but with %00 kept (cp_form.h). */
 static size_t
 http_unescape(void *cls, struct MHD_Connection *c, char *s)
 {
-    char *o = s;
-
     (void)cls;
     (void)c;
-    for (const char *p = s; *p != '\0'; p++) {
-        int hi = p[0] == '%' ? hexval(p[1]) : -1;
-        int lo = hi >= 0 ? hexval(p[2]) : -1;
-
-        if (lo >= 0 && (hi | lo) != 0) {
-            *o++ = (char)(hi * 16 + lo);
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-    return (size_t)(o - s);
+    return cp_form_url_unescape(s);
 }
 
 /* Keeps the urlencoded or JSON body, at most HTTP_MAX_BODY bytes (+1 for the NUL: the
@@ -735,32 +707,17 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
     st_log(ST_LOG_INFO, 0, "admin: %s", msg);
 }
 
-/* Reads a PEM file whole into a NUL-terminated string (caller frees). */
+/* Reads a PEM file whole (HTTP_PEM_MAX at most) into a NUL-terminated string (caller
+ * frees). */
 static int
 read_pem(const char *key, const char *path, char **out, struct st_err *err)
 {
-    FILE *f = fopen(path, "re");
-    char *buf;
     size_t n;
+    int rc = st_file_read(path, HTTP_PEM_MAX, out, &n);
 
-    *out = NULL;
-    if (f == NULL) {
-        int e = errno;
-
-        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(e));
+    if (rc < 0) {
+        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(-rc));
     }
-    buf = st_xmalloc(HTTP_PEM_MAX + 1);
-    n = fread(buf, 1, HTTP_PEM_MAX + 1, f);
-    if (ferror(f) || n > HTTP_PEM_MAX) {
-        int e = ferror(f) ? EIO : EFBIG;
-
-        fclose(f);
-        free(buf);
-        return st_err_set(err, -ST_ECONF, key, "%s: cannot read %s: %s", key, path, strerror(e));
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,25 +187,6 @@ stop_all(struct cp_ctx *cx)
     return true;
 }
 
-/* Every admin connection, relayed data plane (two sockets) and store handle takes
- * descriptors: raise the soft limit to the hard one, as the DP does (issue 14, defect 3:
- * a few hundred idle cluster connections used to exhaust the default 1,024). */
-static void
-raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max;
-
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            st_log(ST_LOG_WARN, errno, "cannot raise the descriptor limit to %llu",
-                   (unsigned long long)want);
-        }
-    }
-}
-
 static int
 cmd_start(const struct cp_args *a)
 {
@@ -228,7 +210,7 @@ cmd_start(const struct cp_args *a)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_mutex_init(&cx->config_mu, NULL);
     ctx_identity(cx);
-    raise_nofile();
+    st_file_raise_nofile();
     rc = start_all(cx, &err);
     if (rc == 0) {
         st_log(ST_LOG_NOTICE, 0, "strait-cp %s started (node %s, prefix %s)", STRAIT_VERSION,
@@ -299,49 +281,6 @@ cmd_migrations(const struct cp_args *a)
 
 /* ------------------------------------------------------------------------ */
 /* config db_import | db_export | parse (Kong's kong/cmd/config.lua) */
-
-/* Reads a whole file ("-": stdin) into *out (malloc'd, NUL-terminated). 0 or -errno. */
-static int
-read_all_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    size_t cap = 65536;
-    size_t n = 0;
-    char *buf;
-    int rc = 0;
-
-    if (f == NULL) {
-        return -errno;
-    }
-    buf = st_xmalloc(cap);
-    for (;;) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-
-        n += got;
-        if (n + 1 == cap) {
-            cap *= 2;
-            buf = st_xrealloc(buf, cap);
-            continue;
-        }
-        if (got == 0) {
-            break;
-        }
-    }
-    if (ferror(f)) {
-        rc = -EIO;
-    }
-    if (f != stdin) {
-        fclose(f);
-    }
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
 
 /* Writes p to a new file (never an existing one; "-": stdout), mode 0600: an export holds
  * the certificates' private keys. 0 or -errno. */
@@ -500,7 +439,8 @@ cmd_config(const struct cp_args *a)
     int rc;
 
     if (import || strcmp(a->subcommand, "parse") == 0) {
-        rc = read_all_file(a->file, &text, &len);
+        rc = strcmp(a->file, "-") == 0 ? st_file_read_fd(STDIN_FILENO, SIZE_MAX, &text, &len)
+                                       : st_file_read(a->file, SIZE_MAX, &text, &len);
         if (rc < 0) {
             fprintf(stderr, "strait: cannot read %s: %s\n", a->file, st_strerror(rc));
             return EXIT_FAILURE;

@@ -20,6 +20,7 @@
 #include "cp_store.h"
 #include "cp_store_pool.h"
 #include "st_err.h"
+#include "st_json.h"
 #include "st_log.h"
 #include "st_util.h"
 
@@ -70,28 +71,15 @@ share_collect(struct cp_registry_share *sh)
     json_decref(gone);
 }
 
-static int
-by_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The pending records as an array ordered by id: every CP upserts rows in the same
  * order, so two CPs saving overlapping DPs (one moved) cannot deadlock in Postgres. */
 static json_t *
 sorted_records(json_t *pending)
 {
-    size_t n = 0;
-    const char **ids = st_xcalloc(json_object_size(pending) + 1, sizeof(*ids));
+    size_t n;
+    const char **ids = st_json_keys(pending, &n);
     json_t *arr = json_array();
-    const char *id;
-    json_t *rec;
 
-    json_object_foreach(pending, id, rec)
-    {
-        ids[n++] = id;
-    }
-    qsort(ids, n, sizeof(*ids), by_str);
     for (size_t i = 0; i < n; i++) {
         json_array_append(arr, json_object_get(pending, ids[i]));
     }

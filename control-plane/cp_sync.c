@@ -36,6 +36,7 @@
 #include "st_addr.h"
 #include "st_conf.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_syncmsg.h"
 #include "st_util.h"
@@ -755,33 +756,24 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 /* ------------------------------------------------------------------------ */
 /* start and stop */
 
-/* A PEM value: the text itself if it is PEM, else the contents of the file it names. */
+/* A PEM value: the text itself if it is PEM, else the contents of the file it names (1 MiB
+ * at most). */
 static char *
 load_pem(const char *key, const char *value, struct st_err *err)
 {
-    FILE *f;
     char *buf;
-    long n;
+    size_t n;
+    int rc;
 
     if (strncmp(value, "-----BEGIN", 10) == 0) {
         return st_xstrdup(value);
     }
-    f = fopen(value, "rb");
-    if (f == NULL) {
-        st_err_set(err, -errno, key, "%s: cannot read %s: %s", key, value, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (1 << 20)) {
-        fclose(f);
+    rc = st_file_read(value, 1u << 20, &buf, &n);
+    if (rc == -EFBIG) {
         st_err_set(err, -ST_ECONF, key, "%s: %s is not a PEM file", key, value);
-        return NULL;
+    } else if (rc < 0) {
+        st_err_set(err, rc, key, "%s: cannot read %s: %s", key, value, strerror(-rc));
     }
-    buf = st_xmalloc((size_t)n + 1);
-    buf[fread(buf, 1, (size_t)n, f)] = '\0';
-    fclose(f);
     return buf;
 }
 

@@ -1,5 +1,5 @@
-/* The sync server: nng rep0 on cluster_listen, long poll with contexts, mutual TLS in
- * shared mode. The only CP file that includes nng.h. */
+/* The sync server: nng rep0 behind cp_gate (which owns cluster_listen), long poll with
+ * contexts, mutual TLS (shared or pki). The only CP file that includes nng.h. */
 #ifndef STRAIT_CP_SYNC_H
 #define STRAIT_CP_SYNC_H
 
@@ -22,10 +22,10 @@ int cp_sync_start(const struct st_conf *conf, struct cp_snapshot *sn, struct cp_
 /* The configuration changed: answer every held request. Safe from any thread. */
 void cp_sync_notify(struct cp_sync *sy);
 
-/* Closes the socket, waits for every callback, frees everything. NULL is a no-op. */
-/* Returns false when nng would not close the socket in time (nng 1.5.2): the instance
- * is then left to nng, which may still call into it, so the configuration, snapshot and
- * registry it was started with must stay allocated. */
+/* Closes the socket, waits for every callback and frees everything; NULL is a no-op.
+ * Returns true (NULL too), or false when nng would not close the socket in time (nng 1.5.2):
+ * the instance is then left to nng, which may still call into it, so the configuration,
+ * snapshot and registry it was started with must stay allocated. */
 bool cp_sync_stop(struct cp_sync *sy);
 
 /* For the snapshot builder's change callback: arg is a struct cp_sync *. */

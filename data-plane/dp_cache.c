@@ -2,14 +2,13 @@
 #include "dp_cache.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "st_err.h"
+#include "st_file.h"
 #include "st_schema.h"
 #include "st_ssl.h"
 #include "st_util.h"
@@ -43,51 +42,21 @@ file_read(const char *prefix, const char *name, uint64_t max, uint8_t **out, siz
           struct st_err *err)
 {
     char path[PATH_MAX];
-    struct stat st;
-    uint8_t *buf;
-    size_t got = 0;
-    int fd, rc = 0;
+    char *buf;
+    int rc;
 
     if (st_snprintf(path, sizeof(path), "%s/%s", prefix, name) < 0) {
         return st_err_set(err, -ENAMETOOLONG, NULL, "%s/%s: path too long", prefix, name);
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        rc = -errno;
+    rc = st_file_read(path, max < SIZE_MAX ? (size_t)max : SIZE_MAX, &buf, len);
+    if (rc == -EFBIG) {
+        return st_err_set(err, rc, NULL, "%s: %llu bytes, more than the %llu this data plane reads",
+                          path, (unsigned long long)*len, (unsigned long long)max);
+    }
+    if (rc < 0) {
         return rc == -ENOENT ? rc : st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
     }
-    if (fstat(fd, &st) == -1) {
-        rc = -errno;
-        close(fd);
-        return st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > max) {
-        close(fd);
-        return st_err_set(err, -EFBIG, NULL,
-                          "%s: %lld bytes, more than the %llu this data plane reads", path,
-                          (long long)st.st_size, (unsigned long long)max);
-    }
-    buf = st_xmalloc((size_t)st.st_size + 1);
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            rc = n == 0 ? -EIO : -errno;
-            break;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    if (rc < 0) {
-        free(buf);
-        return st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
-    }
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
+    *out = (uint8_t *)buf;
     return 0;
 }
 

@@ -191,7 +191,7 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
 
     ctx->conf = conf;
     read_test_knobs(ctx);
-    dp_ctx_max_sessions_init(ctx, n); /* after raise_nofile(): auto reads the limit */
+    dp_ctx_max_sessions_init(ctx, n); /* after st_file_raise_nofile(): auto reads the limit */
     pthread_mutex_init(&ctx->lock, NULL);
     memset(ctx->hash, '0', 64);
     if (gethostname(ctx->hostname, sizeof(ctx->hostname) - 1) == -1) {
@@ -325,25 +325,6 @@ wait_signals(struct dp_proc *p, const sigset_t *set)
     }
 }
 
-/* Every session takes two sockets (and pipes while bytes move): raise the soft limit
- * on descriptors to the hard one, as HAProxy does for its maxconn. stream_max_sessions =
- * auto is derived from the result (dp_ctx_max_sessions_init). */
-static void
-raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max;
-
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            st_log(ST_LOG_WARN, errno, "cannot raise the descriptor limit to %llu",
-                   (unsigned long long)want);
-        }
-    }
-}
-
 static int
 run(const struct st_conf *conf)
 {
@@ -360,7 +341,7 @@ run(const struct st_conf *conf)
     sigaddset(&set, SIGQUIT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     signal(SIGPIPE, SIG_IGN);
-    raise_nofile();
+    st_file_raise_nofile();
     if (conf->cluster_mtls == ST_MTLS_OFF) {
         st_log(ST_LOG_WARN, 0,
                "cluster_mtls = off: the link to the control plane is not "

@@ -32,6 +32,7 @@
 #include "dp_runtime.h"
 #include "st_conf.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_snapshot.h"
 #include "st_ssl.h"
@@ -112,32 +113,19 @@ dp_sync_apply(struct dp_ctx *ctx, const uint8_t *p, size_t len, bool from_cache,
 
 /* ---------------------------------------------------------------- set-up */
 
+/* A PEM file (1 MiB at most), malloc'd; NULL with err set. */
 static char *
 read_pem(const char *path, struct st_err *err)
 {
-    FILE *f = fopen(path, "rb");
     char *buf;
-    long n;
+    size_t n;
+    int rc = st_file_read(path, 1u << 20, &buf, &n);
 
-    if (f == NULL) {
-        st_err_set(err, -errno, NULL, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
-        fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
+    if (rc == -EFBIG) {
         st_err_set(err, -EIO, NULL, "%s: cannot read", path);
-        return NULL;
+    } else if (rc < 0) {
+        st_err_set(err, rc, NULL, "%s: %s", path, strerror(-rc));
     }
-    buf = st_xmalloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        st_err_set(err, -EIO, NULL, "%s: cannot read", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    fclose(f);
     return buf;
 }
 

@@ -35,6 +35,7 @@
 #include "st_conf.h"
 #include "st_entity.h"
 #include "st_err.h"
+#include "st_file.h"
 #include "st_log.h"
 #include "st_snapshot.h"
 #include "st_ssl.h"
@@ -120,22 +121,6 @@ static struct {
     struct tls_cache_ent *cache; /* sorted by id */
     size_t n_cache;
 } tls = {.cache_lock = PTHREAD_MUTEX_INITIALIZER};
-
-void
-dp_tls_reason(char *why, size_t size, const char *dflt)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-    if (r != NULL) {
-        snprintf(why, size, "%s", r);
-    } else if (e != 0) {
-        ERR_error_string_n(e, why, size);
-    } else {
-        snprintf(why, size, "%s", dflt);
-    }
-    ERR_clear_error();
-}
 
 /* Parses ssl_protocols ("TLSv1.2 TLSv1.3") to PROTO_* flags; 0 on an unknown word. */
 static unsigned
@@ -473,13 +458,13 @@ ctx_use_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem, struct key
     }
     x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL);
     if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1) {
-        dp_tls_reason(why, size, "no certificate");
+        st_ssl_reason(why, size, ST_SSL_REASON_SHORT, "no certificate");
         goto out;
     }
     X509_free(x);
     while ((x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
         if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
-            dp_tls_reason(why, size, "bad chain certificate");
+            st_ssl_reason(why, size, ST_SSL_REASON_SHORT, "bad chain certificate");
             goto out;
         }
     }
@@ -488,17 +473,17 @@ ctx_use_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem, struct key
     b = NULL;
     pkey = key_read(kr, key_pem);
     if (pkey == NULL) {
-        dp_tls_reason(why, size, "no private key");
+        st_ssl_reason(why, size, ST_SSL_REASON_SHORT, "no private key");
         goto out;
     }
     if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        dp_tls_reason(why, size, "key does not match the certificate");
+        st_ssl_reason(why, size, ST_SSL_REASON_SHORT, "key does not match the certificate");
         goto out;
     }
     rc = 0;
 out:
     if (rc != 0 && why[0] == '\0') {
-        dp_tls_reason(why, size, "out of memory");
+        st_ssl_reason(why, size, ST_SSL_REASON_SHORT, "out of memory");
     }
     X509_free(x);
     EVP_PKEY_free(pkey);
@@ -515,7 +500,7 @@ cert_ctx_new(const struct st_certificate *ce, struct key_reader *kr, char *why, 
 
     why[0] = '\0';
     if (ctx == NULL) {
-        dp_tls_reason(why, size, "out of memory");
+        st_ssl_reason(why, size, ST_SSL_REASON_SHORT, "out of memory");
         return NULL;
     }
     if (ce->cert == NULL || ce->key == NULL) {
@@ -535,46 +520,21 @@ cert_ctx_new(const struct st_certificate *ce, struct key_reader *kr, char *why, 
 /* ------------------------------------------------------------------------------------ */
 /* The default certificate                                                              */
 
-/* Reads a whole (small) file. Returns a malloc'd NUL-terminated buffer, or NULL with
- * errno set. */
+/* The largest certificate or key file read (a chain of many certificates fits). */
+#define DP_TLS_PEM_MAX (4u << 20)
+
+/* Reads a PEM file whole (DP_TLS_PEM_MAX at most). Returns a malloc'd NUL-terminated
+ * buffer, or NULL with errno set. */
 static char *
 file_read(const char *path)
 {
-    FILE *f = fopen(path, "re");
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    int saved;
+    char *buf;
+    size_t len;
+    int rc = st_file_read(path, DP_TLS_PEM_MAX, &buf, &len);
 
-    if (f == NULL) {
-        return NULL;
+    if (rc < 0) {
+        errno = -rc;
     }
-    errno = 0;
-    for (;;) {
-        if (cap - len < 4096) {
-            cap = cap == 0 ? 8192 : cap * 2;
-            if (cap > (1u << 22)) {
-                free(buf);
-                fclose(f);
-                errno = EFBIG;
-                return NULL;
-            }
-            buf = st_xrealloc(buf, cap);
-        }
-        n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0) {
-            break;
-        }
-    }
-    saved = errno;
-    if (ferror(f)) {
-        free(buf);
-        fclose(f);
-        errno = saved != 0 ? saved : EIO;
-        return NULL;
-    }
-    fclose(f);
-    buf[len] = '\0';
     return buf;
 }
 
@@ -801,7 +761,7 @@ default_ctx_init(const struct st_conf *conf, struct st_err *err)
     if (tls.dflt == NULL) {
         char why[256];
 
-        dp_tls_reason(why, sizeof(why), "out of memory");
+        st_ssl_reason(why, sizeof(why), ST_SSL_REASON_SHORT, "out of memory");
         return st_err_set(err, -ST_ECONF, "ssl_cipher_suite",
                           "ssl_cipher_suite: cannot set up TLS with '%s': %s",
                           tls.ciphers != NULL ? tls.ciphers : "default ciphers", why);
@@ -1234,7 +1194,7 @@ ca_store_add(SSL_CTX *ctx, const struct st_service *svc, char *why, size_t size)
         if (!ok) {
             char reason[200];
 
-            dp_tls_reason(reason, sizeof(reason), "no certificate");
+            st_ssl_reason(reason, sizeof(reason), ST_SSL_REASON_SHORT, "no certificate");
             snprintf(why, size, "ca_certificate %s: %s",
                      ca != NULL && ca->id != NULL ? ca->id : "-", reason);
             return -1;
@@ -1252,7 +1212,7 @@ dp_tls_upstream_ctx_new(const struct st_service *svc, SSL_CTX **out, struct st_e
     int depth;
 
     if (ctx == NULL) {
-        dp_tls_reason(why, sizeof(why), "out of memory");
+        st_ssl_reason(why, sizeof(why), ST_SSL_REASON_SHORT, "out of memory");
         return st_err_set(err, -ENOMEM, "", "cannot create a TLS context: %s", why);
     }
     /* Kong's ssl_protocols face clients; upstreams get lua_ssl_protocols' default. */
@@ -1260,7 +1220,7 @@ dp_tls_upstream_ctx_new(const struct st_service *svc, SSL_CTX **out, struct st_e
     SSL_CTX_set_mode(ctx, TLS_MODES);
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-        dp_tls_reason(why, sizeof(why), "cannot set the protocol range");
+        st_ssl_reason(why, sizeof(why), ST_SSL_REASON_SHORT, "cannot set the protocol range");
         goto fail;
     }
     if (svc->tls_verify == 1) {
@@ -1272,7 +1232,7 @@ dp_tls_upstream_ctx_new(const struct st_service *svc, SSL_CTX **out, struct st_e
                 goto fail;
             }
         } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-            dp_tls_reason(why, sizeof(why), "cannot load the system CA store");
+            st_ssl_reason(why, sizeof(why), ST_SSL_REASON_SHORT, "cannot load the system CA store");
             goto fail;
         }
     }

@@ -72,8 +72,4 @@ uint64_t dp_tls_ticket_rotations(void);
 void dp_tls_ctx_ref(struct ssl_ctx_st *ctx);
 void dp_tls_ctx_unref(struct ssl_ctx_st *ctx);
 
-/* The reason of the thread's most recent OpenSSL error ("bad chain certificate"), or
- * dflt when there is none, into why; clears the thread's error queue. */
-void dp_tls_reason(char *why, size_t size, const char *dflt);
-
 #endif

@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 
 #include "dp_tls.h"
+#include "st_ssl.h"
 
 /* The socket's side of a TLS read or write that did not complete, as -errno: -EAGAIN
  * when OpenSSL waits for readiness (a read that needs the socket writable first says so
@@ -103,7 +104,7 @@ handshake_why(SSL *ssl, int e, int saved_errno, char *why, size_t size)
         snprintf(why, size, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
         return;
     }
-    dp_tls_reason(why, size, "handshake failed");
+    st_ssl_reason(why, size, ST_SSL_REASON_SHORT, "handshake failed");
 }
 
 /* Advances the handshake (accept or connect state set by dp_xprt_tls_accept/connect).

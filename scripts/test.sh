@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test: installs the packages, builds Release (build/) and ASan+UBSan
-# (build-asan/), and runs ctest (unit, system, lint) in both; then builds the libFuzzer
-# targets with clang (build-fuzz/) and runs their bounded runs (ctest -L fuzz). Exits
-# non-zero if anything fails. This is the README's test command and what .ci/run runs.
+# (build-asan/), and runs ctest (unit, system, lint) in both; builds ThreadSanitizer
+# (build-tsan/) and runs the tests of the threaded parts there (ctest -L tsan: DP workers
+# and runtime swap, the logger, the store pool, the snapshot builder, wait_for_sync, and
+# the sync system tests, with tests/tsan.supp);
+# then builds the libFuzzer targets with clang (build-fuzz/) and runs each for a bounded
+# time (ctest -L fuzz: every parser that reads outside bytes, 20 s each, two at a time).
+# Exits non-zero if anything fails. This is the README's test command and what .ci/run runs.
 #
-#   bash scripts/test.sh            all three builds
-#   STRAIT_TEST_BUILDS=release bash scripts/test.sh    only one (release | asan | fuzz)
+#   bash scripts/test.sh            all four builds
+#   STRAIT_TEST_BUILDS=release bash scripts/test.sh    only some (release asan tsan fuzz)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=${STRAIT_JOBS:-2}
-builds=${STRAIT_TEST_BUILDS:-"release asan fuzz"}
+builds=${STRAIT_TEST_BUILDS:-"release asan tsan fuzz"}
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -41,9 +45,9 @@ else
     failed+=("postgres: start")
 fi
 
-run_build() { # name dir cmake-args...
-    local name=$1 dir=$2
-    shift 2
+run_build() { # name dir ctest-args cmake-args...
+    local name=$1 dir=$2 ctest_args=$3
+    shift 3
     say "$name: configure and build ($dir)"
     if ! cmake -S "$top" -B "$dir" -DPYTHON3="$python" "$@" >/dev/null; then
         failed+=("$name: configure")
@@ -53,14 +57,16 @@ run_build() { # name dir cmake-args...
         failed+=("$name: build")
         return
     fi
-    say "$name: ctest"
-    if ! (cd "$dir" && ctest --output-on-failure -j1); then
+    say "$name: ctest $ctest_args"
+    # shellcheck disable=SC2086 # ctest_args is a list of options
+    if ! (cd "$dir" && ctest --output-on-failure -j1 $ctest_args); then
         failed+=("$name: tests")
     fi
 }
 
-# libFuzzer needs clang while the main builds use gcc: a third, small build that only
-# builds the fuzz targets and runs them for a bounded time (well under a minute).
+# libFuzzer needs clang while the main builds use gcc: a build that only builds the fuzz
+# targets and runs each for a bounded time (tests/fuzz/CMakeLists.txt: 20 s, with memory
+# limits), two at a time: about two minutes for the ten targets.
 run_fuzz() { # dir
     local dir=$1
     say "fuzz: configure and build ($dir, clang)"
@@ -73,7 +79,7 @@ run_fuzz() { # dir
         return
     fi
     say "fuzz: ctest -L fuzz"
-    if ! (cd "$dir" && ctest --output-on-failure -j1 -L fuzz); then
+    if ! (cd "$dir" && ctest --output-on-failure -j"$jobs" -L fuzz); then
         failed+=("fuzz: tests")
     fi
 }
@@ -82,18 +88,25 @@ start=$SECONDS
 for b in $builds; do
     case $b in
     release)
-        run_build release "$top/build" -DCMAKE_BUILD_TYPE=Release
+        run_build release "$top/build" "" -DCMAKE_BUILD_TYPE=Release
         ;;
     asan)
         STRAIT_TEST_TIMEOUT_MULT=${STRAIT_TEST_TIMEOUT_MULT:-3} \
-            run_build asan "$top/build-asan" -DCMAKE_BUILD_TYPE=Debug \
+            run_build asan "$top/build-asan" "" -DCMAKE_BUILD_TYPE=Debug \
             -DSTRAIT_SANITIZE=address,undefined -DSTRAIT_POOL_BYPASS=ON
+        ;;
+    tsan)
+        # only the tests labelled tsan (tests/CMakeLists.txt): the threaded parts, kept
+        # short; TSan slows the binaries down more than ASan does
+        STRAIT_TEST_TIMEOUT_MULT=${STRAIT_TEST_TIMEOUT_MULT:-5} \
+            run_build tsan "$top/build-tsan" "-L tsan" -DCMAKE_BUILD_TYPE=Debug \
+            -DSTRAIT_SANITIZE=thread
         ;;
     fuzz)
         run_fuzz "$top/build-fuzz"
         ;;
     *)
-        echo "test: unknown build '$b' (release | asan | fuzz)" >&2
+        echo "test: unknown build '$b' (release | asan | tsan | fuzz)" >&2
         exit 2
         ;;
     esac

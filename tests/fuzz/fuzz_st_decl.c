@@ -6,7 +6,14 @@
  *     and fields, or flattening it (st_decl_error_flatten) breaks that shape;
  *   - a successful parse gives no error-free lists;
  *   - the export (YAML and JSON) of what parsed does not parse again into the very same
- *     entities (ids, timestamps, every field), or differs between two runs. */
+ *     entities (ids, timestamps, every field), or differs between two runs;
+ *   - what a document builds, its entities (as exported JSON) or its error (as the JSON
+ *     the admin API sends), is larger than OUT_MAX(size): the reader must be bounded by
+ *     what it builds, not only by what it reads (issue 14, point 2: YAML aliases, error
+ *     arrays indexed by an entity's name). Entity defaults make a small entity a few
+ *     hundred bytes of JSON (about 30 times the shortest text), so the factor is wide.
+ * Run it with -malloc_limit_mb and -rss_limit_mb (tests/fuzz/CMakeLists.txt does), so that
+ * an amplification is caught even before it returns. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +21,8 @@
 #include "st_decl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define OUT_MAX(size) (64 * (size) + (8u << 20))
 
 static void
 free_lists(json_t *lists[ST_ENT__COUNT])
@@ -25,8 +34,10 @@ free_lists(json_t *lists[ST_ENT__COUNT])
 }
 
 static void
-check_error(json_t *const lists[ST_ENT__COUNT], json_t *error)
+check_error(json_t *const lists[ST_ENT__COUNT], json_t *error, size_t in_size)
 {
+    char *text;
+
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         if (lists[k] != NULL) {
             abort();
@@ -38,6 +49,11 @@ check_error(json_t *const lists[ST_ENT__COUNT], json_t *error)
         abort();
     }
     st_decl_error_flatten(error);
+    text = json_dumps(error, JSON_COMPACT);
+    if (text == NULL || strlen(text) > OUT_MAX(in_size)) {
+        abort();
+    }
+    free(text);
     if (!json_is_string(json_object_get(error, "message")) ||
         !json_is_object(json_object_get(error, "fields"))) {
         abort();
@@ -77,7 +93,8 @@ check_same(json_t *const a[ST_ENT__COUNT], json_t *const b[ST_ENT__COUNT])
 }
 
 static void
-roundtrip(json_t *const lists[ST_ENT__COUNT], const struct st_decl_opts *o, bool yaml)
+roundtrip(json_t *const lists[ST_ENT__COUNT], const struct st_decl_opts *o, bool yaml,
+          size_t in_size)
 {
     json_t *again[ST_ENT__COUNT];
     json_t *error = NULL;
@@ -89,6 +106,9 @@ roundtrip(json_t *const lists[ST_ENT__COUNT], const struct st_decl_opts *o, bool
     if (st_decl_export(lists, yaml, &out, &len) != 0 ||
         st_decl_export(lists, yaml, &out2, &len2) != 0 || len != len2 ||
         memcmp(out, out2, len) != 0) {
+        abort();
+    }
+    if (!yaml && len > OUT_MAX(in_size)) {
         abort();
     }
     if (st_decl_parse(out, len, o, again, &error) != 0) {
@@ -112,7 +132,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (error == NULL) {
             abort();
         }
-        check_error(lists, error);
+        check_error(lists, error, size);
         json_decref(error);
         return 0;
     }
@@ -124,8 +144,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
-    roundtrip(lists, &o, true);
-    roundtrip(lists, &o, false);
+    roundtrip(lists, &o, true, size);
+    roundtrip(lists, &o, false, size);
     free_lists(lists);
     return 0;
 }

@@ -2,8 +2,9 @@
 # processes, their configuration files, prefixes, ports and logs, plus an echo upstream.
 #
 # Every process a test starts is stopped by the fixture's teardown with SIGTERM; it must
-# exit 0 within a deadline, and its log must hold no AddressSanitizer, LeakSanitizer or
-# UBSan ("runtime error") report. Waits poll with a deadline scaled by
+# exit 0 within a deadline, and its log must hold no AddressSanitizer, LeakSanitizer,
+# ThreadSanitizer or UBSan ("runtime error") report (the sanitizers' options come from
+# CTest's environment: ASAN_OPTIONS, TSAN_OPTIONS, ...). Waits poll with a deadline scaled by
 # STRAIT_TEST_TIMEOUT_MULT (default 1, or 3 under a sanitizer build); nothing sleeps to
 # synchronise.
 #
@@ -35,7 +36,7 @@ DP_BIN = os.path.join(BIN_DIR, "data-plane", "strait-dp")
 SANITIZED = bool(os.environ.get("STRAIT_SANITIZE"))
 MULT = float(os.environ.get("STRAIT_TEST_TIMEOUT_MULT") or (3 if SANITIZED else 1))
 
-SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error")
+SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error")
 ZERO_HASH = "0" * 64
 
 

@@ -233,11 +233,27 @@ test_paging_and_methods(void **state)
     assert_int_equal(call(f, "GET", "/services?size=1001", NULL, NULL, &o), 400);
     assert_int_equal(json_integer_value(json_object_get(o, "code")), 9);
     json_decref(o);
+    /* strtod takes these; NaN passed every comparison into a cast to long (issue 14,
+     * found by fuzz_cp_paging under UBSan) */
+    for (size_t i = 0; i < 3; i++) {
+        static const char *const paths[] = {"/services?size=nan", "/routes?size=-nan",
+                                            "/services?size=inf"};
+
+        assert_int_equal(call(f, "GET", paths[i], NULL, NULL, &o), 400);
+        assert_int_equal(json_integer_value(json_object_get(o, "code")), 9);
+        assert_string_equal(json_string_value(json_object_get(o, "message")),
+                            "size must be an integer between 1 and 1000");
+        json_decref(o);
+    }
     assert_int_equal(call(f, "POST", "/status", NULL, NULL, &o), 405);
     json_decref(o);
     assert_int_equal(call(f, "GET", "/nope", NULL, NULL, &o), 404);
     json_decref(o);
     assert_int_equal(call(f, "DELETE", "/routes/x/service", NULL, NULL, &o), 405);
+    json_decref(o);
+    /* an empty method looped forever in the method check (issue 14, found by
+     * fuzz_cp_admin; libmicrohttpd refuses such a request line before it gets here) */
+    assert_int_equal(call(f, "", "/services", NULL, NULL, &o), 405);
     json_decref(o);
     assert_int_equal(call(f, "GET", "/clustering/data-planes", NULL, NULL, &o), 200);
     assert_true(json_is_array(json_object_get(o, "data")));

@@ -280,6 +280,34 @@ test_unescape(void **state)
     free(s);
 }
 
+/* A URL's path and query parts: %XX decoded, %00 kept whole, '+' left alone. */
+static void
+test_url_unescape(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"/services/a%20b", "/services/a b"},
+        {"/services/%00abc", "/services/%00abc"},
+        {"a+b%2Bc", "a+b+c"},
+        {"%e9%C3%a9", "\xe9\xc3\xa9"},
+        {"%4", "%4"},
+        {"%zz%", "%zz%"},
+        {"", ""},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[64];
+        size_t n;
+
+        snprintf(buf, sizeof(buf), "%s", cases[i].in);
+        n = cp_form_url_unescape(buf);
+        assert_string_equal(buf, cases[i].out);
+        assert_int_equal(n, strlen(cases[i].out));
+    }
+}
+
 int
 main(void)
 {
@@ -294,6 +322,7 @@ main(void)
         cmocka_unit_test(test_fields_one_at_a_time),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_url_unescape),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* Unit tests for st_ssl: SHA-256 known vectors, random bytes, v4 UUID format, the
  * cluster certificate pair (CN, key type, validity, file modes, no overwrite) and
- * certificate expiry; the PEM checks behind the certificate entities (issue 3). */
+ * certificate expiry; the PEM checks behind the certificate entities (issue 3); the one
+ * OpenSSL reason helper (issue 15: it replaced two in st_ssl and dp_tls's). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -324,11 +326,47 @@ test_cert_expired_is_parsed(void **state)
     tc_free(&old);
 }
 
+/* A corrupt PEM block queues three errors: ASN.1's "wrong tag" first, PEM's "ASN1 lib"
+ * last. */
+static void
+queue_errors(void)
+{
+    static const char bad[] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    BIO *b = BIO_new_mem_buf(bad, (int)strlen(bad));
+
+    ERR_clear_error();
+    assert_null(PEM_read_bio_X509(b, NULL, NULL, NULL));
+    BIO_free(b);
+    assert_true(ERR_peek_error() != ERR_peek_last_error());
+}
+
+static void
+test_reason(void **state)
+{
+    char buf[256];
+
+    (void)state;
+    queue_errors();
+    assert_non_null(strstr(st_ssl_reason(buf, sizeof(buf), 0, "none"), "PEM routines"));
+    assert_non_null(strstr(buf, "ASN1 lib"));
+    assert_int_equal(ERR_peek_error(), 0); /* cleared */
+    queue_errors();
+    st_ssl_reason(buf, sizeof(buf), ST_SSL_REASON_FIRST, "none");
+    assert_non_null(strstr(buf, "wrong tag"));
+    assert_non_null(strstr(buf, "error:"));
+    assert_int_equal(ERR_peek_error(), 0);
+    queue_errors();
+    assert_string_equal(st_ssl_reason(buf, sizeof(buf), ST_SSL_REASON_SHORT, "none"), "ASN1 lib");
+    assert_string_equal(st_ssl_reason(buf, sizeof(buf), ST_SSL_REASON_SHORT, "none"), "none");
+    assert_string_equal(st_ssl_reason(buf, sizeof(buf), 0, "empty queue"), "empty queue");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_reason),
         cmocka_unit_test(test_memeq),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_uuid),
