@@ -1,5 +1,5 @@
-/* Dispatch of the cp_store interface to the backend chosen by `database`, and what the
- * backends share (cp_store_int.h). */
+/* Dispatch of the cp_store interface to the backend chosen by `database`, the read cache,
+ * the write's growth count, and the kinds' relations (cp_store_rel_of). */
 #include "cp_store.h"
 
 #include <stdlib.h>
@@ -61,6 +61,17 @@ int
 cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out)
 {
     return s->ops->get(s, k, id_or_name, out);
+}
+
+int
+cp_store_get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                const char *parent_id, const char *key, json_t **out)
+{
+    *out = NULL;
+    if (s->ops->get_in == NULL) {
+        return -ST_EUNSUPPORTED;
+    }
+    return s->ops->get_in(s, k, parent_field, parent_id, key, out);
 }
 
 int
@@ -270,85 +281,75 @@ cp_store_dps_page(struct cp_store *s, const char *after, size_t limit, int64_t s
 }
 
 /* ------------------------------------------------------------------------ */
-/* shared by the backends */
+/* the kinds' relations */
 
-const struct cp_store_kind cp_store_kinds[ST_ENT__COUNT] = {
-    [ST_ENT_SERVICE] = {"services", true, "client_certificate_id", "client_certificate",
-                        "certificates", NULL},
-    [ST_ENT_ROUTE] = {"routes", true, "service_id", "service", "services", NULL},
-    [ST_ENT_CERTIFICATE] = {"certificates", false, NULL, NULL, NULL, NULL},
-    [ST_ENT_SNI] = {"snis", true, "certificate_id", "certificate", "certificates", NULL},
-    [ST_ENT_CA_CERTIFICATE] = {"ca_certificates", false, NULL, NULL, NULL, "cert_digest"},
+/* Until the entity descriptor (st_entity) carries them, the five kinds' relations are
+ * spelled here; cp_store_rel_of is the one reader. The DDL of both backends
+ * (cp_store_sqlite.c, cp_store_pg_schema.c) creates what this says. */
+static const struct cp_rel rels[ST_ENT__COUNT] = {
+    [ST_ENT_SERVICE] =
+        {
+            .table = "services",
+            .singular = "service",
+            .endpoint = "name",
+            .cols = {{.name = "name", .field = "name"},
+                     {.name = "client_certificate_id",
+                      .field = "client_certificate",
+                      .ref = "certificates",
+                      .nullable = true}},
+            .keys = {{.cols = {"name"}}},
+            .sets = {{.field = "ca_certificates",
+                      .ref = "ca_certificates",
+                      .join = "services_ca_certificates",
+                      .own_col = "service_id",
+                      .ref_col = "ca_certificate_id"}},
+        },
+    [ST_ENT_ROUTE] =
+        {
+            .table = "routes",
+            .singular = "route",
+            .endpoint = "name",
+            .cols = {{.name = "name", .field = "name"},
+                     {.name = "service_id",
+                      .field = "service",
+                      .ref = "services",
+                      .nullable = true,
+                      .parent = true}},
+            .keys = {{.cols = {"name"}}},
+        },
+    [ST_ENT_CERTIFICATE] = {.table = "certificates", .singular = "certificate"},
+    [ST_ENT_SNI] =
+        {
+            .table = "snis",
+            .singular = "sni",
+            .endpoint = "name",
+            .cols = {{.name = "name", .field = "name"},
+                     {.name = "certificate_id",
+                      .field = "certificate",
+                      .ref = "certificates",
+                      .on_delete = CP_REL_CASCADE,
+                      .parent = true}},
+            .keys = {{.cols = {"name"}}},
+        },
+    [ST_ENT_CA_CERTIFICATE] =
+        {
+            .table = "ca_certificates",
+            .singular = "ca_certificate",
+            .cols = {{.name = "cert_digest", .field = "cert_digest"}},
+            .keys = {{.cols = {"cert_digest"}}},
+        },
 };
 
-/* Children before parents, so that no foreign key refuses a delete. */
-const enum st_entity_kind cp_store_clear_order[ST_ENT__COUNT] = {
-    ST_ENT_ROUTE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_CERTIFICATE, ST_ENT_CA_CERTIFICATE,
-};
-
-void
-cp_store_cols_from(enum st_entity_kind k, const json_t *obj, struct cp_store_cols *c)
+const struct cp_rel *
+cp_store_rel_of(enum st_entity_kind k)
 {
-    const struct cp_store_kind *d = &cp_store_kinds[k];
-    const json_t *tags = json_object_get(obj, "tags");
-
-    memset(c, 0, sizeof(*c));
-    c->id = json_string_value(json_object_get(obj, "id"));
-    if (d->has_name) {
-        c->name = json_string_value(json_object_get(obj, "name"));
-    }
-    c->created_at = json_integer_value(json_object_get(obj, "created_at"));
-    c->updated_at = json_integer_value(json_object_get(obj, "updated_at"));
-    if (d->fk_col != NULL) {
-        const json_t *ref = json_object_get(obj, d->fk_field);
-
-        if (json_is_object(ref)) {
-            c->fk_id = json_string_value(json_object_get(ref, "id"));
-        }
-    }
-    if (d->uniq_col != NULL) {
-        c->uniq = json_string_value(json_object_get(obj, d->uniq_col));
-    }
-    if (json_is_array(tags)) {
-        c->tags = json_dumps(tags, JSON_COMPACT);
-    }
-    c->doc = json_dumps(obj, JSON_COMPACT);
+    ST_ASSERT((unsigned)k < ST_ENT__COUNT);
+    return &rels[k];
 }
 
-void
-cp_store_cols_fini(struct cp_store_cols *c)
-{
-    free(c->tags);
-    free(c->doc);
-}
+/* ------------------------------------------------------------------------ */
+/* GET /tags offsets */
 
-static int
-write_sql(enum st_entity_kind k, bool insert, char *sql, size_t size)
-{
-    const struct cp_store_kind *d = &cp_store_kinds[k];
-    const char *name = d->has_name ? "name" : NULL;
-
-    if (insert) {
-        return st_snprintf(sql, size,
-                           "INSERT INTO %s (id, created_at, updated_at, tags, doc%s%s%s%s%s%s)"
-                           " VALUES (?6, ?2, ?3, ?4, ?5%s%s%s)",
-                           d->table, name != NULL ? ", " : "", name != NULL ? name : "",
-                           d->fk_col != NULL ? ", " : "", d->fk_col != NULL ? d->fk_col : "",
-                           d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
-                           name != NULL ? ", ?1" : "", d->fk_col != NULL ? ", ?7" : "",
-                           d->uniq_col != NULL ? ", ?8" : "");
-    }
-    return st_snprintf(sql, size,
-                       "UPDATE %s SET created_at = ?2, updated_at = ?3, tags = ?4, doc = ?5"
-                       "%s%s%s%s%s%s%s WHERE id = ?6",
-                       d->table, name != NULL ? ", name = ?1" : "", d->fk_col != NULL ? ", " : "",
-                       d->fk_col != NULL ? d->fk_col : "", d->fk_col != NULL ? " = ?7" : "",
-                       d->uniq_col != NULL ? ", " : "", d->uniq_col != NULL ? d->uniq_col : "",
-                       d->uniq_col != NULL ? " = ?8" : "");
-}
-
-/* A tags offset is the hex of the JSON text ["<tag>", "<entity_name>", "<entity_id>"] of
- * the last pair of the page before: opaque to clients and safe in a query string. */
 char *
 cp_store_tags_offset_make(const char *tag, const char *entity_name, const char *entity_id)
 {
@@ -410,118 +411,4 @@ cp_store_tags_offset_parse(const char *offset)
         return NULL;
     }
     return a;
-}
-
-int
-cp_store_write_sql(enum st_entity_kind k, bool insert, char ph, char *sql, size_t size)
-{
-    int rc = write_sql(k, insert, sql, size);
-
-    /* written with SQLite's ?N; the statements hold no other '?' */
-    for (char *p = sql; rc == 0 && *p != '\0'; p++) {
-        if (*p == '?') {
-            *p = ph;
-        }
-    }
-    return rc;
-}
-
-/* Every id of a service's ca_certificates must name an existing CA certificate. */
-static int
-check_cas(const struct cp_store_probe *p, const json_t *obj, struct st_err *err)
-{
-    const json_t *cas = json_object_get(obj, "ca_certificates");
-    const json_t *v;
-    size_t i;
-    int rc;
-
-    json_array_foreach(cas, i, v)
-    {
-        const char *id = json_string_value(v);
-
-        if (id == NULL) {
-            continue; /* the schema refuses it */
-        }
-        rc = p->exists(p->ctx, "ca_certificates", "id", id, NULL);
-        if (rc == 0) {
-            return st_err_set(err, -ST_EFOREIGN, "ca_certificates", "%s", id);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-int
-cp_store_check_write(const struct cp_store_probe *p, enum st_entity_kind k, const json_t *obj,
-                     const struct cp_store_cols *c, bool insert, struct st_err *err)
-{
-    const struct cp_store_kind *d = &cp_store_kinds[k];
-    int rc;
-
-    if (insert) {
-        rc = p->exists(p->ctx, d->table, "id", c->id, NULL);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EPKEY, "id", "%s", c->id);
-        }
-    }
-    if (c->name != NULL) {
-        rc = p->exists(p->ctx, d->table, "name", c->name, c->id);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, "name", "%s", c->name);
-        }
-    }
-    if (c->uniq != NULL) {
-        rc = p->exists(p->ctx, d->table, d->uniq_col, c->uniq, c->id);
-        if (rc != 0) {
-            return rc < 0 ? rc : st_err_set(err, -ST_EUNIQUE, d->uniq_col, "%s", c->uniq);
-        }
-    }
-    if (c->fk_id != NULL) {
-        rc = p->exists(p->ctx, d->fk_table, "id", c->fk_id, NULL);
-        if (rc == 0) {
-            return st_err_set(err, -ST_EFOREIGN, d->fk_field, "%s", c->fk_id);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    if (k == ST_ENT_SERVICE) {
-        return check_cas(p, obj, err);
-    }
-    return 0;
-}
-
-int
-cp_store_check_refs(const struct cp_store_probe *p, enum st_entity_kind k, const char *id,
-                    struct st_err *err)
-{
-    char sid[64];
-    int rc = 0;
-
-    switch (k) {
-    case ST_ENT_SERVICE:
-        rc = p->exists(p->ctx, "routes", "service_id", id, NULL);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "routes", "routes");
-        }
-        break;
-    case ST_ENT_CERTIFICATE:
-        rc = p->exists(p->ctx, "services", "client_certificate_id", id, NULL);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "services", "services");
-        }
-        break;
-    case ST_ENT_CA_CERTIFICATE:
-        rc = p->ca_user(p->ctx, id, sid);
-        if (rc > 0) {
-            rc = st_err_set(err, -ST_EREFERENCED, "services",
-                            "ca certificate %s is still referenced by services (id = %s)", id, sid);
-        }
-        break;
-    default:
-        break;
-    }
-    return rc;
 }

@@ -26,12 +26,14 @@ struct cp_store_cache;
 
 /* One page of a collection, ordered by id. */
 struct cp_page_opts {
-    size_t size;           /* 1..CP_PAGE_SIZE_MAX */
-    const char *offset;    /* opaque offset from the previous page, NULL: first page */
-    const char *parent_id; /* routes: only that service's; snis: only that certificate's;
-                            * NULL: all */
-    const json_t *tags;    /* array of strings to filter on, NULL: none */
-    bool tags_any;         /* true: an entity with any of the tags; false: all of them */
+    size_t size;              /* 1..CP_PAGE_SIZE_MAX */
+    const char *offset;       /* opaque offset from the previous page, NULL: first page */
+    const char *parent_id;    /* only the children of that entity (routes: of that service;
+                               * snis: of that certificate); NULL: all */
+    const char *parent_field; /* the foreign key parent_id is for ("service"); NULL: the
+                               * kind's parent. A kind without one ignores parent_id */
+    const json_t *tags;       /* array of strings to filter on, NULL: none */
+    bool tags_any;            /* true: an entity with any of the tags; false: all of them */
 };
 
 struct cp_store_ops {
@@ -42,6 +44,9 @@ struct cp_store_ops {
     int (*commit)(struct cp_store *s);
     void (*rollback)(struct cp_store *s);
     int (*get)(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
+    /* cp_store_get_in; NULL: -ST_EUNSUPPORTED */
+    int (*get_in)(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                  const char *parent_id, const char *key, json_t **out);
     /* Inserts (insert true) or replaces an entity: cp_store_insert / cp_store_update. */
     int (*write)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
                  struct st_err *err);
@@ -119,11 +124,22 @@ void cp_store_rollback(struct cp_store *s);
  * object the caller releases (json_decref), or -ST_ENOTFOUND, or -ST_EDB. */
 int cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
 
+/* cp_store_get among the children of one entity (/services/{s}/routes/{r}): the entity of
+ * kind k with id or endpoint key `key` whose foreign key parent_field ("service"; NULL:
+ * the kind's parent) is parent_id. A kind whose endpoint key is unique only under its
+ * parent (nested only: targets) is found by that key only this way. Same returns as
+ * cp_store_get, and -ST_EUNSUPPORTED from a store that cannot. */
+int cp_store_get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                    const char *parent_id, const char *key, json_t **out);
+
 /* Inserts a validated entity (id, created_at set). Inside a write transaction.
  * Returns 0, -ST_EPKEY (id exists, err->field "id", err->msg the id), -ST_EUNIQUE
- * (err->field "name" or "cert_digest", err->msg the value), -ST_EFOREIGN (err->field the
- * referencing field: "service", "certificate", "client_certificate" or "ca_certificates";
- * err->msg the id that does not exist) or -ST_EDB. */
+ * (err->field "name" or "cert_digest", err->msg the value; for a key of several fields,
+ * err->field names them with commas, "upstream,target", and err->msg is Kong's `fields`
+ * of the 409 as JSON text, {"target":"a:80","upstream":{"id":"..."}}), -ST_EFOREIGN
+ * (err->field the referencing field: "service", "certificate", "client_certificate" or
+ * "ca_certificates"; err->msg the id that does not exist), -ST_ESCHEMA (a required
+ * reference is missing: err->field names it) or -ST_EDB. */
 int cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj,
                     struct st_err *err);
 
@@ -134,11 +150,12 @@ int cp_store_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj
 /* What the open transaction did so far to the snapshot's size (see cp_store_growth). */
 void cp_store_growth(const struct cp_store *s, struct cp_store_growth *g);
 
-/* Deletes by id; deleting a certificate deletes its snis. Returns 0 (also when absent),
- * -ST_EREFERENCED with err->field the referencing collection (a service that routes use:
- * "routes"; a certificate that a service uses as client_certificate: "services"; a CA
- * certificate in a service's ca_certificates: "services", with err->msg Kong's message
- * "ca certificate <id> is still referenced by services (id = <service id>)"), or -ST_EDB. */
+/* Deletes by id; what references it with a cascade goes with it (a certificate's snis).
+ * Returns 0 (also when absent), -ST_EREFERENCED with err->field the referencing collection
+ * (a service that routes use: "routes"; a certificate that a service uses as
+ * client_certificate: "services"; a CA certificate in a service's ca_certificates:
+ * "services", with err->msg Kong's message "ca certificate <id> is still referenced by
+ * services (id = <service id>)"), or -ST_EDB. */
 int cp_store_remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
 
 /* One page: *data is a new array, *next_offset a malloc'd offset for the next page or
