@@ -59,37 +59,11 @@
 /* ------------------------------------------------------------------------ */
 /* entities, collections and their relationships                              */
 
-/* Collections in the order Kong's populate_references walks them (referenced before
- * referencing), which decides which of two duplicates is "already declared". */
-static const enum st_entity_kind walk_order[] = {
-    ST_ENT_CERTIFICATE, ST_ENT_CA_CERTIFICATE, ST_ENT_SERVICE, ST_ENT_ROUTE, ST_ENT_SNI,
-};
-
-/* A foreign key: written as name-or-id at the top level, implied when nested. */
-struct fkey {
-    enum st_entity_kind k;
-    const char *field;
-    enum st_entity_kind ref;
-};
-
-static const struct fkey fkeys[] = {
-    {ST_ENT_ROUTE, "service", ST_ENT_SERVICE},
-    {ST_ENT_SNI, "certificate", ST_ENT_CERTIFICATE},
-    {ST_ENT_SERVICE, "client_certificate", ST_ENT_CERTIFICATE},
-};
-
-/* Nesting through a foreign key: parent[key] is a list of child records. */
-struct nest {
-    enum st_entity_kind parent;
-    const char *key;
-    enum st_entity_kind child;
-};
-
-static const struct nest nests[] = {
-    {ST_ENT_SERVICE, "routes", ST_ENT_ROUTE},
-    {ST_ENT_CERTIFICATE, "snis", ST_ENT_SNI},
-    {ST_ENT_CERTIFICATE, "services", ST_ENT_SERVICE},
-};
+/* The kinds, their foreign keys (written name-or-id at the top level, implied when
+ * nested), nesting (through every foreign key) and endpoint keys are the descriptions'
+ * (st_entity.h). Collections are walked in st_entity_order's order, referenced before
+ * referencing, as Kong's populate_references walks them: it decides which of two
+ * duplicates is "already declared". */
 
 /* Top-level collections of Kong's declarative format Strait does not have yet. */
 static const char *const later_collections[] = {
@@ -112,33 +86,13 @@ static const char *const later_collections[] = {
     NULL,
 };
 
-static const struct fkey *
-fkey_of(enum st_entity_kind k)
+/* The value of kind k's endpoint key in obj (Kong's name), or NULL. */
+static const char *
+endpoint_of(enum st_entity_kind k, const json_t *obj)
 {
-    for (size_t i = 0; i < ST_ARRAY_SIZE(fkeys); i++) {
-        if (fkeys[i].k == k) {
-            return &fkeys[i];
-        }
-    }
-    return NULL;
-}
+    const struct st_field *ep = st_entity_endpoint(k);
 
-/* Entities with a unique endpoint key (`name`). */
-static bool
-has_name(enum st_entity_kind k)
-{
-    return k == ST_ENT_SERVICE || k == ST_ENT_ROUTE || k == ST_ENT_SNI;
-}
-
-static int
-kind_of(const char *coll)
-{
-    for (int k = 0; k < ST_ENT__COUNT; k++) {
-        if (strcmp(coll, st_entity_name((enum st_entity_kind)k)) == 0) {
-            return k;
-        }
-    }
-    return -1;
+    return ep != NULL ? json_string_value(json_object_get(obj, ep->name)) : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -147,10 +101,12 @@ kind_of(const char *coll)
 struct item {
     enum st_entity_kind k;
     json_t *obj; /* the entity, owned */
-    json_t *ref; /* its foreign key as written at the top level, owned; NULL none */
     long parent; /* the item it is nested in, -1 at the top level */
-    long target; /* the item its foreign key names, -1 none (yet) */
     size_t idx;  /* 1-based position in its list */
+    /* its foreign keys (the kind's FOREIGN fields, in order): as written at the top level
+     * (owned; NULL none), and the items they name (-1 none, yet) */
+    json_t *ref[ST_ENTITY_FOREIGN_MAX];
+    long target[ST_ENTITY_FOREIGN_MAX];
 };
 
 struct decl {
@@ -175,7 +131,9 @@ item_add(struct decl *d, enum st_entity_kind k, size_t idx, long parent)
     memset(it, 0, sizeof(*it));
     it->k = k;
     it->parent = parent;
-    it->target = -1;
+    for (size_t j = 0; j < ST_ENTITY_FOREIGN_MAX; j++) {
+        it->target[j] = -1;
+    }
     it->idx = idx;
     return (long)d->n++;
 }
@@ -236,27 +194,23 @@ ref_check(const json_t *v)
     return json_pack("{s:s}", "id", "missing primary key");
 }
 
-/* The item's foreign key: implied by its parent when nested (and then must not be
- * written), else kept aside for phase 2. A valid-looking placeholder stands in for it
- * while the schema checks the entity, so that rules depending on it apply. */
+/* One foreign key (fk, the item's j-th): implied by its parent when nested in one of the
+ * kind it references (and then must not be written), else kept aside for phase 2. A
+ * valid-looking placeholder stands in for it while the schema checks the entity, so that
+ * rules depending on it apply. */
 static void
-foreign_in(struct decl *d, long self, json_t *obj, json_t *e)
+foreign_in(struct decl *d, struct item *it, const struct st_field *fk, size_t j, json_t *obj,
+           json_t *e)
 {
-    struct item *it = &d->items[self];
-    const struct fkey *fk = fkey_of(it->k);
-    json_t *v;
+    json_t *v = json_object_get(obj, fk->name);
     json_t *err;
 
-    if (fk == NULL) {
-        return;
-    }
-    v = json_object_get(obj, fk->field);
-    if (it->parent >= 0 && d->items[it->parent].k == fk->ref) {
+    if (it->parent >= 0 && d->items[it->parent].k == fk->ref->kind) {
         if (v != NULL && !json_is_null(v)) {
-            json_object_set_new(e, fk->field, json_string("value must be null"));
+            json_object_set_new(e, fk->name, json_string("value must be null"));
         }
-        it->target = it->parent;
-        json_object_set_new(obj, fk->field, json_pack("{s:s}", "id", DECL_PLACEHOLDER));
+        it->target[j] = it->parent;
+        json_object_set_new(obj, fk->name, json_pack("{s:s}", "id", DECL_PLACEHOLDER));
         return;
     }
     if (v == NULL || json_is_null(v)) {
@@ -264,12 +218,26 @@ foreign_in(struct decl *d, long self, json_t *obj, json_t *e)
     }
     err = ref_check(v);
     if (err != NULL) {
-        json_object_set_new(e, fk->field, err);
-        json_object_del(obj, fk->field);
+        json_object_set_new(e, fk->name, err);
+        json_object_del(obj, fk->name);
         return;
     }
-    it->ref = json_incref(v);
-    json_object_set_new(obj, fk->field, json_pack("{s:s}", "id", DECL_PLACEHOLDER));
+    it->ref[j] = json_incref(v);
+    json_object_set_new(obj, fk->name, json_pack("{s:s}", "id", DECL_PLACEHOLDER));
+}
+
+/* The item's foreign keys (foreign_in each). */
+static void
+foreigns_in(struct decl *d, long self, json_t *obj, json_t *e)
+{
+    struct item *it = &d->items[self];
+    size_t j = 0;
+
+    for (const struct st_field *f = st_entities[it->k]->fields; f->name != NULL; f++) {
+        if (f->type == ST_FT_FOREIGN) {
+            foreign_in(d, it, f, j++, obj, e);
+        }
+    }
 }
 
 /* created_at/updated_at: seconds in the document, milliseconds inside. */
@@ -304,7 +272,7 @@ ids_in(struct decl *d, enum st_entity_kind k, json_t *obj)
     int64_t created = 0;
 
     if (id == NULL || json_is_null(id)) {
-        const char *name = has_name(k) ? json_string_value(json_object_get(obj, "name")) : NULL;
+        const char *name = endpoint_of(k, obj);
         char buf[37] = "";
 
         if (name == NULL || name[0] == '\0' || d->o->lookup == NULL ||
@@ -327,7 +295,9 @@ static json_t *list_in(struct decl *d, enum st_entity_kind k, const json_t *list
 static json_t *
 entity_in(struct decl *d, enum st_entity_kind k, const json_t *raw, size_t idx, long parent)
 {
-    json_t *kids[ST_ARRAY_SIZE(nests)] = {NULL};
+    struct st_entity_nest nests[ST_ENTITY_NESTS_MAX];
+    size_t nn = st_entity_nests(k, nests);
+    json_t *kids[ST_ENTITY_NESTS_MAX] = {NULL};
     json_t *fields = NULL;
     json_t *obj;
     json_t *e;
@@ -339,27 +309,29 @@ entity_in(struct decl *d, enum st_entity_kind k, const json_t *raw, size_t idx, 
     e = json_object();
     obj = json_deep_copy(raw);
     strip_meta(obj, e);
-    for (size_t i = 0; i < ST_ARRAY_SIZE(nests); i++) {
-        if (nests[i].parent == k && json_object_get(obj, nests[i].key) != NULL) {
-            kids[i] = json_incref(json_object_get(obj, nests[i].key));
-            json_object_del(obj, nests[i].key);
+    for (size_t i = 0; i < nn; i++) {
+        const char *key = nests[i].child->name;
+
+        if (json_object_get(obj, key) != NULL) {
+            kids[i] = json_incref(json_object_get(obj, key));
+            json_object_del(obj, key);
         }
     }
     self = item_add(d, k, idx, parent);
     d->items[self].obj = obj;
-    foreign_in(d, self, obj, e);
+    foreigns_in(d, self, obj, e);
     ids_in(d, k, obj);
     if (st_schema_validate(k, obj, &fields) < 0) {
         json_object_update(fields, e); /* ours are the more precise */
         json_decref(e);
         e = fields;
     }
-    for (size_t i = 0; i < ST_ARRAY_SIZE(nests); i++) {
+    for (size_t i = 0; i < nn; i++) {
         if (kids[i] != NULL) {
-            json_t *ce = list_in(d, nests[i].child, kids[i], self);
+            json_t *ce = list_in(d, nests[i].child->kind, kids[i], self);
 
             if (ce != NULL) {
-                json_object_set_new(e, nests[i].key, ce);
+                json_object_set_new(e, nests[i].child->name, ce);
             }
             json_decref(kids[i]);
         }
@@ -411,6 +383,8 @@ doc_in(struct decl *d, const json_t *doc)
     static const char *const versions[] = {"1.1", "2.1", "3.0", NULL};
     json_t *errs = json_object();
     const json_t *v = json_object_get(doc, "_format_version");
+    enum st_entity_kind order[ST_ENT__COUNT];
+    enum st_entity_kind k;
     const char *key;
     json_t *val;
 
@@ -423,7 +397,7 @@ doc_in(struct decl *d, const json_t *doc)
     }
     json_object_foreach((json_t *)doc, key, val)
     {
-        if (strcmp(key, "_format_version") == 0 || kind_of(key) >= 0) {
+        if (strcmp(key, "_format_version") == 0 || st_entity_by_name(key, &k)) {
             continue;
         }
         if (json_is_null(val) && (key[0] == '_' || st_str_in(key, later_collections))) {
@@ -452,12 +426,13 @@ doc_in(struct decl *d, const json_t *doc)
             json_object_set_new(errs, key, json_string("unknown field"));
         }
     }
-    for (size_t i = 0; i < ST_ARRAY_SIZE(walk_order); i++) {
-        const char *coll = st_entity_name(walk_order[i]);
+    st_entity_order(order);
+    for (size_t i = 0; i < ST_ENT__COUNT; i++) {
+        const char *coll = st_entity_name(order[i]);
         const json_t *list = json_object_get(doc, coll);
 
         if (list != NULL) {
-            json_t *e = list_in(d, walk_order[i], list, -1);
+            json_t *e = list_in(d, order[i], list, -1);
 
             if (e != NULL) {
                 json_object_set_new(errs, coll, e);
@@ -540,7 +515,7 @@ uniq_msg(char *buf, size_t size, enum st_entity_kind k, const char *what, const 
 static const char *
 item_key(const struct item *it)
 {
-    const char *name = has_name(it->k) ? json_string_value(json_object_get(it->obj, "name")) : NULL;
+    const char *name = endpoint_of(it->k, it->obj);
 
     return name != NULL ? name : json_string_value(json_object_get(it->obj, "id"));
 }
@@ -603,7 +578,8 @@ ref_err(struct decl *d, long i, const char *field, const json_t *v, enum st_enti
     free(at.p);
 }
 
-/* The item of kind k named by key: by name first, then by id (Kong's find_entity). */
+/* The item of kind k named by key: by its endpoint key (name) first, then by id (Kong's
+ * find_entity). */
 static long
 find(json_t *const names[ST_ENT__COUNT], json_t *const ids[ST_ENT__COUNT], enum st_entity_kind k,
      const char *key, bool by_id)
@@ -613,7 +589,7 @@ find(json_t *const names[ST_ENT__COUNT], json_t *const ids[ST_ENT__COUNT], enum 
     if (key == NULL) {
         return -1;
     }
-    if (has_name(k)) {
+    if (st_entity_endpoint(k) != NULL) {
         hit = json_object_get(names[k], key);
     }
     if (hit == NULL && by_id) {
@@ -622,37 +598,53 @@ find(json_t *const names[ST_ENT__COUNT], json_t *const ids[ST_ENT__COUNT], enum 
     return hit != NULL ? (long)json_integer_value(hit) : -1;
 }
 
+/* Item i's foreign key fk (its j-th), written at the top level: the item it names. */
+static void
+resolve_ref(struct decl *d, long i, const struct st_field *fk, size_t j,
+            json_t *const names[ST_ENT__COUNT], json_t *const ids[ST_ENT__COUNT])
+{
+    const json_t *r = d->items[i].ref[j];
+    enum st_entity_kind to = fk->ref->kind;
+    long t;
+
+    if (json_is_string(r)) {
+        t = find(names, ids, to, json_string_value(r), true);
+    } else if (json_object_get(r, "id") != NULL) {
+        t = find(names, ids, to, json_string_value(json_object_get(r, "id")), true);
+    } else {
+        t = find(names, ids, to, json_string_value(json_object_get(r, "name")), false);
+    }
+    if (t < 0) {
+        ref_err(d, i, fk->name, r, to);
+    }
+    d->items[i].target[j] = t;
+}
+
+/* Item i's references: its foreign keys written at the top level, and the ids of its
+ * foreign sets (services.ca_certificates), each of which must name an entity of the
+ * document. */
 static void
 resolve_refs(struct decl *d, long i, json_t *const names[ST_ENT__COUNT],
-             json_t *const ids[ST_ENT__COUNT], json_t *cas)
+             json_t *const ids[ST_ENT__COUNT])
 {
-    struct item *it = &d->items[i];
-    const struct fkey *fk = fkey_of(it->k);
-    const json_t *arr = json_object_get(it->obj, "ca_certificates");
-    size_t j;
-    json_t *el;
+    const struct item *it = &d->items[i];
+    size_t j = 0;
 
-    if (it->ref != NULL) {
-        const json_t *r = it->ref;
-        long t;
+    for (const struct st_field *f = st_entities[it->k]->fields; f->name != NULL; f++) {
+        const json_t *arr = json_object_get(it->obj, f->name);
+        size_t n;
+        json_t *el;
 
-        if (json_is_string(r)) {
-            t = find(names, ids, fk->ref, json_string_value(r), true);
-        } else if (json_object_get(r, "id") != NULL) {
-            t = find(names, ids, fk->ref, json_string_value(json_object_get(r, "id")), true);
-        } else {
-            t = find(names, ids, fk->ref, json_string_value(json_object_get(r, "name")), false);
+        if (f->type == ST_FT_FOREIGN && it->ref[j++] != NULL) {
+            resolve_ref(d, i, f, j - 1, names, ids);
         }
-        if (t < 0) {
-            ref_err(d, i, fk->field, r, fk->ref);
+        if (f->type != ST_FT_FOREIGN_SET || !json_is_array(arr)) {
+            continue;
         }
-        d->items[i].target = t;
-    }
-    if (it->k == ST_ENT_SERVICE && json_is_array(arr)) {
-        json_array_foreach(arr, j, el)
+        json_array_foreach(arr, n, el)
         {
-            if (json_object_get(cas, json_string_value(el)) == NULL) {
-                ref_err(d, i, "ca_certificates", el, ST_ENT_CA_CERTIFICATE);
+            if (json_object_get(ids[f->ref->kind], json_string_value(el)) == NULL) {
+                ref_err(d, i, f->name, el, f->ref->kind);
             }
         }
     }
@@ -753,30 +745,66 @@ normalise(json_t *v)
     return v;
 }
 
+/* Kong's uniqueness of the unique fields that are not the endpoint key
+ * (ca_certificates.cert_digest) inside the document, keyed by the entity's id; seen[k]
+ * holds the values met of kind k, by field. */
+static void
+uniques_check(struct decl *d, long i, json_t *const seen[ST_ENT__COUNT])
+{
+    const struct item *it = &d->items[i];
+    const char *id = json_string_value(json_object_get(it->obj, "id"));
+    char msg[1024];
+
+    for (const struct st_field *f = st_entities[it->k]->fields; f->name != NULL; f++) {
+        const char *v = json_string_value(json_object_get(it->obj, f->name));
+        json_t *vals;
+
+        if (!(f->flags & ST_FIELD_F_UNIQUE) || (f->flags & ST_FIELD_F_ENDPOINT) || v == NULL) {
+            continue;
+        }
+        vals = json_object_get(seen[it->k], f->name);
+        if (vals == NULL) {
+            vals = json_object();
+            json_object_set_new(seen[it->k], f->name, vals);
+        }
+        if (json_object_get(vals, v) != NULL) {
+            struct st_str at = {0};
+
+            named_key(&at, id);
+            uniq_msg(msg, sizeof(msg), it->k, f->name, v);
+            json_object_set_new(list_errs(d, i), at.p, json_string(msg));
+            free(at.p);
+        } else {
+            json_object_set_new(vals, v, json_true());
+        }
+    }
+}
+
 /* Returns Kong's `fields` of phase 2 (empty when valid). */
 static json_t *
 refs_check(struct decl *d)
 {
     json_t *names[ST_ENT__COUNT];
     json_t *ids[ST_ENT__COUNT];
-    json_t *digests = json_object();
+    json_t *seen[ST_ENT__COUNT];
     char msg[1024];
 
     d->errs = json_object();
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         names[k] = json_object();
         ids[k] = json_object();
+        seen[k] = json_object();
     }
     for (size_t i = 0; i < d->n; i++) {
         const struct item *it = &d->items[i];
-        const char *name =
-            has_name(it->k) ? json_string_value(json_object_get(it->obj, "name")) : NULL;
+        const struct st_field *ep = st_entity_endpoint(it->k);
+        const char *name = endpoint_of(it->k, it->obj);
         const char *id = json_string_value(json_object_get(it->obj, "id"));
         bool failed = false;
 
         if (name != NULL) {
             if (json_object_get(names[it->k], name) != NULL) {
-                uniq_msg(msg, sizeof(msg), it->k, "name", name);
+                uniq_msg(msg, sizeof(msg), it->k, ep->name, name);
                 put_msg(d, (long)i, msg);
                 failed = true;
             } else {
@@ -791,75 +819,46 @@ refs_check(struct decl *d)
         } else {
             json_object_set_new(ids[it->k], id, json_integer((json_int_t)i));
         }
-        if (it->k == ST_ENT_CA_CERTIFICATE) {
-            const char *dg = json_string_value(json_object_get(it->obj, "cert_digest"));
-
-            if (dg != NULL && json_object_get(digests, dg) != NULL) {
-                struct st_str at = {0};
-
-                named_key(&at, id);
-                uniq_msg(msg, sizeof(msg), it->k, "cert_digest", dg);
-                json_object_set_new(list_errs(d, (long)i), at.p, json_string(msg));
-                free(at.p);
-            } else if (dg != NULL) {
-                json_object_set_new(digests, dg, json_true());
-            }
-        }
+        uniques_check(d, (long)i, seen);
     }
     for (size_t i = 0; i < d->n; i++) {
-        resolve_refs(d, (long)i, names, ids, ids[ST_ENT_CA_CERTIFICATE]);
+        resolve_refs(d, (long)i, names, ids);
     }
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         json_decref(names[k]);
         json_decref(ids[k]);
+        json_decref(seen[k]);
     }
-    json_decref(digests);
     return d->errs;
 }
 
 /* ------------------------------------------------------------------------ */
-/* the relationships, for st_decl_kong.c (st_decl_int.h)                      */
-
-int
-st_decl__kind_of(const char *coll)
-{
-    return kind_of(coll);
-}
-
-bool
-st_decl__fkey(enum st_entity_kind k, const char **field, enum st_entity_kind *ref)
-{
-    const struct fkey *fk = fkey_of(k);
-
-    if (fk == NULL) {
-        return false;
-    }
-    *field = fk->field;
-    *ref = fk->ref;
-    return true;
-}
-
-bool
-st_decl__nest(size_t i, enum st_entity_kind *parent, const char **key, enum st_entity_kind *child)
-{
-    if (i >= ST_ARRAY_SIZE(nests)) {
-        return false;
-    }
-    *parent = nests[i].parent;
-    *key = nests[i].key;
-    *child = nests[i].child;
-    return true;
-}
-
-/* ------------------------------------------------------------------------ */
 /* parse                                                                      */
+
+/* Sets each foreign key of item it to {"id": <the id of the item it names>}. */
+static void
+targets_out(struct decl *d, struct item *it)
+{
+    size_t j = 0;
+
+    for (const struct st_field *f = st_entities[it->k]->fields; f->name != NULL; f++) {
+        long t = f->type == ST_FT_FOREIGN ? it->target[j++] : -1;
+
+        if (t >= 0) {
+            json_object_set_new(it->obj, f->name,
+                                json_pack("{s:O}", "id", json_object_get(d->items[t].obj, "id")));
+        }
+    }
+}
 
 static void
 decl_fini(struct decl *d)
 {
     for (size_t i = 0; i < d->n; i++) {
         json_decref(d->items[i].obj);
-        json_decref(d->items[i].ref);
+        for (size_t j = 0; j < ST_ENTITY_FOREIGN_MAX; j++) {
+            json_decref(d->items[i].ref[j]);
+        }
     }
     free(d->items);
     json_decref(d->errs);
@@ -913,13 +912,8 @@ st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
         }
         for (size_t i = 0; i < d.n; i++) {
             struct item *it = &d.items[i];
-            const struct fkey *fk = fkey_of(it->k);
 
-            if (fk != NULL && it->target >= 0) {
-                json_object_set_new(
-                    it->obj, fk->field,
-                    json_pack("{s:O}", "id", json_object_get(d.items[it->target].obj, "id")));
-            }
+            targets_out(&d, it);
             json_array_append(lists[it->k], it->obj);
         }
     }

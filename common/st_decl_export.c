@@ -1,8 +1,9 @@
 /* Entities written back as a declarative document (st_decl_export in st_decl.h), after
  * kong/db/declarative/export.lua.
  *
- * Strait differences, on purpose: export nests routes under their service and snis under
- * their certificate and omits null fields; Kong's export writes every collection flat
+ * Strait differences, on purpose: export nests each kind under the entity its PARENT
+ * foreign key names (routes under their service, snis under their certificate) and omits
+ * null fields; Kong's export writes every collection flat
  * with foreign keys as ids and keeps nulls. Both read back the same.
  */
 #include "st_decl.h"
@@ -107,65 +108,59 @@ fk_flat(json_t *e, const char *field)
     }
 }
 
-/* Exports the n parents (sorted) into doc[pkey], each with the children of kids (sorted)
- * that name it through fkey nested under ckey without that key; the other children go
- * to doc[ckey] with their key as an id. */
+/* Exports kind k's entities (sorted by id) into doc: each one nested by its PARENT foreign
+ * key under the entity it names (found in by_id[the parent kind]) without that key, else
+ * at the top level; its other foreign keys written as ids. by_id[k] gets the exported
+ * objects by id, for the kinds nested under k. */
 static void
-export_nested(json_t *doc, json_t *const *parents, size_t n, const char *pkey, json_t *const *kids,
-              size_t nk, const char *ckey, const char *fkey, const char *parent_fk)
+export_kind(json_t *doc, enum st_entity_kind k, const json_t *list, json_t *const by_id[])
 {
-    json_t *by_id = json_object();
+    const struct st_field *pf = st_entity_parent(k);
+    const char *key = st_entity_name(k);
+    size_t n;
+    json_t **v = sorted(list, &n);
 
     for (size_t i = 0; i < n; i++) {
-        json_t *e = clean(parents[i], true);
-        const char *id = json_string_value(json_object_get(parents[i], "id"));
+        json_t *e = clean(v[i], true);
+        const char *id = json_string_value(json_object_get(v[i], "id"));
+        const char *pid = pf != NULL ? fk_id(e, pf->name) : NULL;
+        json_t *parent = pid != NULL ? json_object_get(by_id[pf->ref->kind], pid) : NULL;
 
-        if (parent_fk != NULL) {
-            fk_flat(e, parent_fk);
+        for (const struct st_field *f = st_entities[k]->fields; f->name != NULL; f++) {
+            if (f->type == ST_FT_FOREIGN && !(f == pf && parent != NULL)) {
+                fk_flat(e, f->name);
+            }
         }
         if (id != NULL) {
-            json_object_set(by_id, id, e);
+            json_object_set(by_id[k], id, e);
         }
-        append_to(doc, pkey, e);
-    }
-    for (size_t i = 0; i < nk; i++) {
-        const char *pid = fk_id(kids[i], fkey);
-        json_t *parent = pid != NULL ? json_object_get(by_id, pid) : NULL;
-        json_t *c = clean(kids[i], true);
-
         if (parent != NULL) {
-            json_object_del(c, fkey);
-            append_to(parent, ckey, c);
+            json_object_del(e, pf->name);
+            append_to(parent, key, e);
         } else {
-            fk_flat(c, fkey);
-            append_to(doc, ckey, c);
+            append_to(doc, key, e);
         }
     }
-    json_decref(by_id);
+    free(v);
 }
 
 static json_t *
 export_doc(json_t *const lists[ST_ENT__COUNT])
 {
     json_t *doc = json_pack("{s:s,s:b}", "_format_version", "3.0", "_transform", 0);
-    size_t nc, ns, nsv, nr, nca;
-    json_t **certs = sorted(lists[ST_ENT_CERTIFICATE], &nc);
-    json_t **snis = sorted(lists[ST_ENT_SNI], &ns);
-    json_t **svcs = sorted(lists[ST_ENT_SERVICE], &nsv);
-    json_t **routes = sorted(lists[ST_ENT_ROUTE], &nr);
-    json_t **cas = sorted(lists[ST_ENT_CA_CERTIFICATE], &nca);
+    enum st_entity_kind order[ST_ENT__COUNT];
+    json_t *by_id[ST_ENT__COUNT];
 
-    for (size_t i = 0; i < nca; i++) {
-        append_to(doc, "ca_certificates", clean(cas[i], true));
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        by_id[k] = json_object();
     }
-    export_nested(doc, certs, nc, "certificates", snis, ns, "snis", "certificate", NULL);
-    export_nested(doc, svcs, nsv, "services", routes, nr, "routes", "service",
-                  "client_certificate");
-    free(certs);
-    free(snis);
-    free(svcs);
-    free(routes);
-    free(cas);
+    st_entity_order(order); /* parents before the kinds nested under them */
+    for (size_t i = 0; i < ST_ENT__COUNT; i++) {
+        export_kind(doc, order[i], lists[order[i]], by_id);
+    }
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(by_id[k]);
+    }
     return doc;
 }
 

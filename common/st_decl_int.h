@@ -45,18 +45,4 @@ void st_decl__errors_bound(json_t *fields);
  * array of flattened errors (what stays in `fields` is st_decl_error_flatten's). */
 json_t *st_decl__flatten(const json_t *doc, const json_t *fields);
 
-/* ------------------------------------------------------------------------ */
-/* st_decl.c: the relationships between kinds, for flattening                 */
-
-/* The kind whose collection is named coll ("services"), or -1. */
-int st_decl__kind_of(const char *coll);
-
-/* Whether kind k has a foreign key (written name-or-id at the top level, implied when
- * nested): its field and the kind it references. */
-bool st_decl__fkey(enum st_entity_kind k, const char **field, enum st_entity_kind *ref);
-
-/* The i-th nesting (parent[key] is a list of child records), false past the last. */
-bool st_decl__nest(size_t i, enum st_entity_kind *parent, const char **key,
-                   enum st_entity_kind *child);
-
 #endif

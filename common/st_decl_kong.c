@@ -539,12 +539,8 @@ fl_copy(struct flat *f, json_t *entity)
 static void
 fl_entity(struct flat *f, enum st_entity_kind k, json_t *entity, json_t *err)
 {
-    const char *fk;
-    enum st_entity_kind ref;
-    const bool has_fk = st_decl__fkey(k, &fk, &ref);
-    enum st_entity_kind parent;
-    enum st_entity_kind child;
-    const char *key;
+    struct st_entity_nest nests[ST_ENTITY_NESTS_MAX];
+    size_t nn = st_entity_nests(k, nests);
     json_t *wrapped = NULL;
     json_t *pk;
     json_t *errors;
@@ -560,42 +556,39 @@ fl_entity(struct flat *f, enum st_entity_kind k, json_t *entity, json_t *err)
         return;
     }
     pk = make_pk(entity);
-    if (has_fk) {
-        json_t *fv = json_object_get(entity, fk);
+    for (const struct st_field *fk = st_entities[k]->fields; fk->name != NULL; fk++) {
+        json_t *fv = fk->type == ST_FT_FOREIGN ? json_object_get(entity, fk->name) : NULL;
 
         if (json_is_object(fv) || json_is_array(fv)) {
-            json_t *fe = json_incref(json_object_get(err, fk));
+            json_t *fe = json_incref(json_object_get(err, fk->name));
             json_t *fpk = make_pk(fv);
 
             json_incref(fv);
-            json_object_del(err, fk);
+            json_object_del(err, fk->name);
             if (fpk != NULL) {
-                json_object_set_new(entity, fk, fpk);
+                json_object_set_new(entity, fk->name, fpk);
             } else {
-                json_object_del(entity, fk);
+                json_object_del(entity, fk->name);
             }
-            fl_entity(f, ref, fv, fe);
+            fl_entity(f, fk->ref->kind, fv, fe);
             json_decref(fv);
             json_decref(fe);
         }
     }
-    for (size_t i = 0; st_decl__nest(i, &parent, &key, &child); i++) {
+    for (size_t i = 0; i < nn; i++) {
+        const char *key = nests[i].child->name;
         json_t *cv = json_object_get(entity, key);
         json_t *ce = json_object_get(err, key);
         size_t j;
         json_t *item;
 
-        if (parent != k || !(json_is_object(cv) || json_is_array(cv))) {
+        if (!(json_is_object(cv) || json_is_array(cv))) {
             continue;
         }
         json_incref(cv);
         json_object_del(entity, key);
         if (json_is_array(cv)) {
-            const char *cfk;
-            enum st_entity_kind cref;
-            bool nested = st_decl__fkey(child, &cfk, &cref);
-
-            ST_ASSERT(nested && cref == k);
+            const char *cfk = nests[i].field->name;
 
             json_array_foreach(cv, j, item)
             {
@@ -607,7 +600,7 @@ fl_entity(struct flat *f, enum st_entity_kind k, json_t *entity, json_t *err)
         if (json_is_object(ce) || json_is_array(ce)) {
             json_incref(ce);
             json_object_del(err, key);
-            fl_list(f, child, cv, ce, false);
+            fl_list(f, nests[i].child->kind, cv, ce, false);
             json_decref(ce);
         }
         json_decref(cv);
@@ -618,8 +611,7 @@ fl_entity(struct flat *f, enum st_entity_kind k, json_t *entity, json_t *err)
         categorize(errors, err, NULL);
         if (json_array_size(errors) > 0) {
             entry = json_object();
-            json_object_set_new(entry, "entity_type",
-                                json_stringn(st_entity_name(k), strlen(st_entity_name(k)) - 1));
+            json_object_set_new(entry, "entity_type", json_string(st_entities[k]->singular));
             v = json_object_get(entity, "id");
             if (json_is_string(v) && st_schema_is_uuid(json_string_value(v))) {
                 json_object_set(entry, "entity_id", (json_t *)v);
@@ -710,10 +702,11 @@ st_decl__flatten(const json_t *doc, const json_t *fields)
     for (size_t i = n; i > 0; i--) {
         json_t *sec = json_object_get(errs, keys[i - 1]);
         json_t *items = json_object_get(input, keys[i - 1]);
-        int k = st_decl__kind_of(keys[i - 1]);
+        enum st_entity_kind k;
 
-        if ((json_is_object(sec) || json_is_array(sec)) && json_is_array(items) && k >= 0) {
-            fl_list(&f, (enum st_entity_kind)k, items, sec, true);
+        if ((json_is_object(sec) || json_is_array(sec)) && json_is_array(items) &&
+            st_entity_by_name(keys[i - 1], &k)) {
+            fl_list(&f, k, items, sec, true);
         }
     }
     free(keys);
@@ -737,9 +730,9 @@ st_decl_error_flatten(json_t *error)
     }
     json_object_foreach((json_t *)fields, key, v)
     {
-        int k = st_decl__kind_of(key);
+        enum st_entity_kind k;
 
-        if (!(json_is_object(v) || json_is_array(v)) || k < 0) {
+        if (!(json_is_object(v) || json_is_array(v)) || !st_entity_by_name(key, &k)) {
             json_object_set(rest, key, v);
         }
     }

@@ -1,6 +1,6 @@
-/* Entity schemas and validation, Kong's rules and messages. The CP runs this on
- * every write and the DP on every snapshot it receives, so the DP never applies
- * what the CP would reject.
+/* Entity validation, Kong's rules and messages, walking each kind's description
+ * (st_entity.h, common/st_ent_<kind>.c). The CP runs this on every write and the DP on
+ * every snapshot it receives, so the DP never applies what the CP would reject.
  *
  * Entities are jansson objects in Kong's admin API shape, with one difference kept
  * inside Strait: created_at and updated_at are in milliseconds (the admin API shows
@@ -36,11 +36,9 @@
  * owned by the caller. Features not built yet (udp) are refused the same way. */
 int st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields);
 
-/* Flags of st_schema_validate_ex. */
-#define ST_SCHEMA_F_STORED                                                                         \
-    (1u << 0) /* an entity already written (the DP's snapshot parse):                              \
-               * skip what depends on the time of writing (an                                      \
-               * expired CA certificate) */
+/* Flags of st_schema_validate_ex. ST_SCHEMA_F_STORED: an entity already written (the DP's
+ * snapshot parse); skip what depends on the time of writing (an expired CA certificate). */
+#define ST_SCHEMA_F_STORED (1u << 0)
 /* st_schema_validate with flags (0 is st_schema_validate). */
 int st_schema_validate_ex(enum st_entity_kind k, json_t *obj, unsigned flags, json_t **fields);
 
@@ -57,8 +55,9 @@ void st_schema_message(const json_t *fields, char *buf, size_t size);
  * values) owned by the caller. */
 json_t *st_schema_check_value(enum st_entity_kind k, const char *field, const json_t *v);
 
-/* The fields of an entity kind in Kong's output order (NULL-terminated). */
-const char *const *st_schema_field_names(enum st_entity_kind k);
+/* st_schema_check_value with the field's row f itself (a row every kind shares, as
+ * ST_FIELD_TAGS: GET /tags/{tag} checks its tag this way). */
+json_t *st_schema_check_field(const struct st_field *f, const json_t *v);
 
 /* True when s is a UUID in canonical 8-4-4-4-12 hex form. */
 bool st_schema_is_uuid(const char *s);

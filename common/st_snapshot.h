@@ -45,15 +45,35 @@ struct st_snapshot {
     void *priv; /* decoder state owning the strings */
 };
 
+/* What st_snapshot_parse remembers from one successful parse to the next: a digest of
+ * every entity that passed the check, so that the next parse fills an unchanged entity
+ * straight from its message. Owned by its caller (the DP's sync client); one parse at a
+ * time uses it (no lock). */
+struct st_snapshot_memo;
+
+struct st_snapshot_memo *st_snapshot_memo_new(void);
+void st_snapshot_memo_free(struct st_snapshot_memo *memo); /* NULL: no-op */
+
+/* How many entities memo remembers (those of its last successful parse that the next
+ * parse fills from their message unchecked). */
+size_t st_snapshot_memo_size(const struct st_snapshot_memo *memo);
+
 /* Decodes an encoded Snapshot, hashes the config bytes it carries (never a
  * re-encoding) and refuses a mismatch (-ST_EHASH), then validates every entity
  * with st_schema (-ST_ESCHEMA; as stored entities, ST_SCHEMA_F_STORED) and resolves
  * sni->certificate, service->client_certificate, service->ca_certificates and
- * route->service (-ST_EFOREIGN when one is missing). Returns 0 and a new
- * snapshot the caller frees with st_snapshot_free(), or a negative code with err filled. */
-int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot **out, struct st_err *err);
+ * route->service (-ST_EFOREIGN when one is missing). With a memo, entities that passed
+ * in the memo's last successful parse are not checked again, and a success replaces
+ * what the memo holds; NULL: every entity is checked. Returns 0 and a new snapshot the
+ * caller frees with st_snapshot_free(), or a negative code with err filled. */
+int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
+                      struct st_snapshot **out, struct st_err *err);
 
 void st_snapshot_free(struct st_snapshot *s);
+
+/* The entities of kind k in s (an array of struct st_<kind>, sorted by id; each
+ * st_entities[k]->dp_size bytes), their count in *n. */
+const void *st_snapshot_entities(const struct st_snapshot *s, enum st_entity_kind k, size_t *n);
 
 /* Reads only version and hash without verifying (for logs). Returns 0 or -ST_EPARSE. */
 int st_snapshot_peek(const uint8_t *p, size_t len, uint64_t *version, char hash[65]);

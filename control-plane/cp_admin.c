@@ -14,6 +14,7 @@
 
 #include "cp_admin_int.h"
 #include "cp_ctx.h"
+#include "cp_dberr.h"
 #include "cp_form.h"
 #include "cp_registry.h"
 #include "cp_snapshot.h"
@@ -53,79 +54,10 @@ cp_admin__reply(struct cp_response *rs, int status, json_t *body)
     json_decref(body);
 }
 
-/* The length of the UTF-8 character at p (avail > 0 bytes), or 0 when none starts there
- * (RFC 3629 §4: no overlong form, no surrogate, nothing above U+10FFFF). */
-static size_t
-utf8_char_len(const unsigned char *p, size_t avail)
-{
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    size_t n;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-    if (p[0] < 0xc2 || p[0] > 0xf4) {
-        return 0;
-    }
-    n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    if (p[0] == 0xe0) {
-        lo = 0xa0;
-    } else if (p[0] == 0xed) {
-        hi = 0x9f;
-    } else if (p[0] == 0xf0) {
-        lo = 0x90;
-    } else if (p[0] == 0xf4) {
-        hi = 0x8f;
-    }
-    if (avail < n || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xbf) {
-            return 0;
-        }
-    }
-    return n;
-}
-
-json_t *
-cp_admin__text(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s);
-    json_t *v = json_string(s);
-    char *buf;
-    size_t o = 0;
-
-    if (v != NULL) {
-        return v;
-    }
-    buf = st_xmalloc(len * 3 + 1);
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_char_len(p + i, len - i);
-
-        if (k > 0) {
-            memcpy(buf + o, p + i, k);
-            o += k;
-            i += k;
-        } else {
-            buf[o++] = '%';
-            buf[o++] = hex[p[i] >> 4];
-            buf[o++] = hex[p[i] & 0xf];
-            i++;
-        }
-    }
-    v = json_stringn(buf, o);
-    free(buf);
-    return v;
-}
-
 void
 cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg)
 {
-    cp_admin__reply(rs, status, json_pack("{s:o}", "message", cp_admin__text(msg)));
+    cp_admin__reply(rs, status, json_pack("{s:o}", "message", cp_dberr_text(msg)));
 }
 
 void
@@ -133,7 +65,7 @@ cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *n
                      const char *msg, json_t *fields)
 {
     json_t *o =
-        json_pack("{s:i,s:s,s:o}", "code", code, "name", name, "message", cp_admin__text(msg));
+        json_pack("{s:i,s:s,s:o}", "code", code, "name", name, "message", cp_dberr_text(msg));
 
     if (fields != NULL) {
         json_object_set_new(o, "fields", fields);
@@ -150,6 +82,16 @@ cp_admin__reply_db_down(struct cp_response *rs)
     rs->header_value = "5";
 }
 
+void
+cp_admin__reply_db_fail(struct cp_response *rs, int rc)
+{
+    if (rc == -ST_EDBDOWN) {
+        cp_admin__reply_db_down(rs);
+    } else {
+        cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
+    }
+}
+
 static void
 reply_schema(struct cp_response *rs, json_t *fields)
 {
@@ -162,100 +104,26 @@ reply_schema(struct cp_response *rs, json_t *fields)
     cp_admin__reply_code(rs, 400, 2, "schema violation", msg, fields);
 }
 
-/* The collection a foreign-key field points at. */
-static const char *
-foreign_entity(const char *field)
-{
-    if (strcmp(field, "certificate") == 0 || strcmp(field, "client_certificate") == 0) {
-        return st_entity_name(ST_ENT_CERTIFICATE);
-    }
-    if (strcmp(field, "ca_certificates") == 0) {
-        return st_entity_name(ST_ENT_CA_CERTIFICATE);
-    }
-    return st_entity_name(ST_ENT_SERVICE);
-}
-
-/* Kong's foreign_key_violation_invalid_reference: the key is {id=...} or {name=...};
- * e->field is the referencing field, "service.name" when the key is a name. */
-static void
-reply_foreign(struct cp_response *rs, const struct st_err *e)
-{
-    char field[64];
-    const char *key = "id";
-    char *dot;
-    char msg[768];
-
-    st_snprintf(field, sizeof(field), "%s", e->field[0] != '\0' ? e->field : "service");
-    dot = strchr(field, '.');
-    if (dot != NULL) {
-        *dot = '\0';
-        key = "name";
-    }
-    st_snprintf(msg, sizeof(msg),
-                "the foreign key '{%s=\"%s\"}' does not reference an existing '%s' entity.", key,
-                e->msg, foreign_entity(field));
-    cp_admin__reply_code(rs, 400, 4, "foreign key violation", msg,
-                         json_pack("{s:{s:o}}", field, key, cp_admin__text(e->msg)));
-}
-
 void
 cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc, const struct st_err *e,
                     json_t *fields)
 {
-    static const struct st_err none = {0};
-    char msg[768];
+    struct cp_dberr d;
 
     if (rc == -ST_ESCHEMA) {
         reply_schema(rs, fields);
         return;
     }
     json_decref(fields);
-    if (e == NULL) {
-        e = &none;
-    }
-    switch (rc) {
-    case -ST_EPKEY:
-        st_snprintf(msg, sizeof(msg), "primary key violation on key '{id=\"%s\"}'", e->msg);
-        cp_admin__reply_code(rs, 400, 3, "primary key violation", msg,
-                             json_pack("{s:o}", "id", cp_admin__text(e->msg)));
-        break;
-    case -ST_EPARSE:
-        st_snprintf(msg, sizeof(msg), "invalid primary key: '{id=\"%s\"}'", e->msg);
-        cp_admin__reply_code(rs, 400, 1, "invalid primary key", msg,
-                             json_pack("{s:o}", "id", cp_admin__text(e->msg)));
-        break;
-    case -ST_EFOREIGN:
-        reply_foreign(rs, e);
-        break;
-    case -ST_EREFERENCED:
-        if (k == ST_ENT_CA_CERTIFICATE) {
-            /* Kong's ca_certificates DAO: REFERENCED_BY_OTHERS */
-            cp_admin__reply_code(rs, 400, 19, "referenced by others", e->msg, NULL);
-            break;
-        }
-        st_snprintf(msg, sizeof(msg), "an existing '%s' entity references this '%s' entity",
-                    e->field[0] != '\0' ? e->field : "routes", st_entity_name(k));
-        cp_admin__reply_code(
-            rs, 400, 4, "foreign key violation", msg,
-            json_pack("{s:s}", "@referenced_by", e->field[0] != '\0' ? e->field : "routes"));
-        break;
-    case -ST_EUNIQUE: {
-        const char *field = e->field[0] != '\0' ? e->field : "name";
-
-        st_snprintf(msg, sizeof(msg), "UNIQUE violation detected on '{%s=\"%s\"}'", field, e->msg);
-        cp_admin__reply_code(rs, 409, 5, "unique constraint violation", msg,
-                             json_pack("{s:o}", field, cp_admin__text(e->msg)));
-        break;
-    }
-    case -ST_ENOTFOUND:
-        cp_admin__reply_msg(rs, 404, strcmp(e->field, "sni") == 0 ? "SNI not found" : "Not found");
-        break;
-    case -ST_EDBDOWN:
+    if (rc == -ST_EDBDOWN) {
         cp_admin__reply_db_down(rs);
-        break;
-    default:
-        cp_admin__reply_msg(rs, 500, "An unexpected error occurred");
-        break;
+        return;
+    }
+    cp_dberr_of(k, rc, e, &d);
+    if (d.code == 0) {
+        cp_admin__reply_msg(rs, d.status, d.msg);
+    } else {
+        cp_admin__reply_code(rs, d.status, d.code, d.name, d.msg, d.fields);
     }
 }
 
@@ -608,27 +476,159 @@ data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
     cp_admin__reply(rs, 200, body);
 }
 
-static void
-clustering(struct cp_ctx *cx, const struct cp_request *rq, const char *what, struct cp_response *rs)
-{
-    if (strcmp(what, "data-planes") == 0) {
-        data_planes(cx, rq, rs);
-        return;
-    }
-    if (strcmp(what, "status") == 0) {
-        json_t *shared = shared_dps(cx, NULL, SIZE_MAX / 2);
-
-        cp_admin__reply(rs, 200, cp_registry_status(cx->reg, shared));
-        json_decref(shared);
-        rs->header_name = "Deprecation";
-        rs->header_value = "true";
-        return;
-    }
-    cp_admin__reply_msg(rs, 404, "Not found");
-}
-
 /* ------------------------------------------------------------------------ */
 /* routing */
+
+/* A path matched by a route: its segments, and the kind an entity route names (its last
+ * collection segment; ST_ENT__COUNT for the other routes). */
+struct match {
+    char **s;
+    int n;
+    enum st_entity_kind kind;
+};
+
+typedef void route_fn(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                      const struct match *m);
+
+/* One route: a path in Kong's form (literal segments, {name} for any one segment) and the
+ * methods it allows (its Allow header; HEAD with GET). In the routes every kind gets, `*`
+ * stands for a collection (a kind that is not nested-only, or one nested by its PARENT
+ * foreign key under the kind before it) and {*} for that kind's key. The same table
+ * dispatches, answers 405 and OPTIONS, and lists GET /endpoints. */
+struct route {
+    const char *pattern;
+    const char *methods;
+    route_fn *handler;
+};
+
+#define M_GET      "GET, HEAD, OPTIONS"
+#define M_GET_POST "GET, HEAD, OPTIONS, POST"
+#define M_ENT      "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
+
+static void
+r_root(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+       const struct match *m)
+{
+    (void)rq;
+    (void)m;
+    get_root(cx, rs);
+}
+
+static void
+r_status(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+         const struct match *m)
+{
+    (void)rq;
+    (void)m;
+    get_status(cx, rs);
+}
+
+static void
+r_data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+              const struct match *m)
+{
+    (void)m;
+    data_planes(cx, rq, rs);
+}
+
+/* GET /clustering/status: Kong's deprecated list of the data planes' sync status. */
+static void
+r_clustering_status(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                    const struct match *m)
+{
+    json_t *shared = shared_dps(cx, NULL, SIZE_MAX / 2);
+
+    (void)rq;
+    (void)m;
+    cp_admin__reply(rs, 200, cp_registry_status(cx->reg, shared));
+    json_decref(shared);
+    rs->header_name = "Deprecation";
+    rs->header_value = "true";
+}
+
+static route_fn r_endpoints;
+
+static void
+r_schema(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+         const struct match *m)
+{
+    (void)cx;
+    (void)rq;
+    cp_admin__schema_get(rs, m->s[1]);
+}
+
+static void
+r_schema_validate(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                  const struct match *m)
+{
+    (void)cx;
+    cp_admin__schema_validate(rq, rs, m->s[1]);
+}
+
+static void
+r_tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+       const struct match *m)
+{
+    cp_admin__tags(cx, rq, rs, m->n == 2 ? m->s[1] : NULL);
+}
+
+static void
+r_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+         const struct match *m)
+{
+    (void)m;
+    cp_admin__config(cx, rq, rs);
+}
+
+/* /<kind>/{key}/<foreign key> */
+static void
+r_foreign(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+          const struct match *m)
+{
+    enum st_entity_kind k;
+
+    if (!st_entity_by_name(m->s[0], &k) || st_entity_ref(k, m->s[2]) == NULL) {
+        cp_admin__reply_msg(rs, 404, "Not found"); /* not reached: the table names both */
+        return;
+    }
+    cp_admin__foreign(cx, rq, rs, k, m->s[2], m->s[1]);
+}
+
+/* /<kind> and /<parent>/{p}/<kind> */
+static void
+r_collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+             const struct match *m)
+{
+    cp_admin__collection(cx, rq, rs, m->kind, m->n == 3 ? m->s[1] : NULL);
+}
+
+/* /<kind>/{key} and /<parent>/{p}/<kind>/{key} */
+static void
+r_entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+         const struct match *m)
+{
+    cp_admin__entity(cx, rq, rs, m->kind, m->s[m->n - 1], m->n == 4 ? m->s[1] : NULL);
+}
+
+static const struct route routes[] = {
+    {"/", M_GET, r_root},
+    {"/status", M_GET, r_status},
+    {"/clustering/data-planes", M_GET, r_data_planes},
+    {"/clustering/status", M_GET, r_clustering_status},
+    {"/endpoints", M_GET, r_endpoints},
+    {"/schemas/{name}", M_GET, r_schema},
+    {"/schemas/{db_entity_name}/validate", "OPTIONS, POST", r_schema_validate},
+    {"/tags", M_GET, r_tags},
+    {"/tags/{tags}", M_GET, r_tags},
+    {"/config", M_GET_POST, r_config},
+    /* Kong serves the entity of every foreign key this way; Strait this one */
+    {"/routes/{routes}/service", "GET, HEAD, OPTIONS, PATCH, PUT", r_foreign},
+    /* every kind's, from the descriptions */
+    {"/*", M_GET_POST, r_collection},
+    {"/*/{*}", M_ENT, r_entity},
+    {"/*/{*}/*", M_GET_POST, r_collection},
+    {"/*/{*}/*/{*}", M_ENT, r_entity},
+};
 
 /* Splits the path into at most max segments (pointers into buf). Returns the count or
  * -1 when there are too many or one is empty (a double slash). */
@@ -661,64 +661,152 @@ split_path(char *buf, char **segs, int max)
     return n;
 }
 
-/* The kind a top-level collection name stands for; false when it is none. */
+/* Whether the kinds a route's `*` segments bound (nk of them) fit it: one names a kind
+ * with a top-level collection; a second, a kind nested by its PARENT key under the first. */
 static bool
-collection_kind(const char *name, enum st_entity_kind *k)
+kinds_fit(const enum st_entity_kind *kinds, int nk)
 {
-    for (int i = 0; i < ST_ENT__COUNT; i++) {
-        if (strcmp(name, st_entity_name((enum st_entity_kind)i)) == 0) {
-            *k = (enum st_entity_kind)i;
-            return true;
+    const struct st_field *pf = nk == 2 ? st_entity_parent(kinds[1]) : NULL;
+
+    if (nk == 1) {
+        return !st_entities[kinds[0]]->nested_only;
+    }
+    return nk == 0 || (pf != NULL && pf->ref->kind == kinds[0]);
+}
+
+/* Whether the n segments s match route r; fills *m. */
+static bool
+route_match(const struct route *r, char **s, int n, struct match *m)
+{
+    const char *p = r->pattern + 1;
+    enum st_entity_kind kinds[2] = {ST_ENT__COUNT, ST_ENT__COUNT};
+    int nk = 0;
+    int i = 0;
+
+    for (; *p != '\0'; i++) {
+        size_t len = strcspn(p, "/");
+
+        if (i == n) {
+            return false;
+        }
+        if (len == 1 && *p == '*') {
+            if (nk == 2 || !st_entity_by_name(s[i], &kinds[nk])) {
+                return false;
+            }
+            nk++;
+        } else if (*p != '{' && (strlen(s[i]) != len || strncmp(p, s[i], len) != 0)) {
+            return false;
+        }
+        p += len + (p[len] == '/');
+    }
+    if (i != n || !kinds_fit(kinds, nk)) {
+        return false;
+    }
+    *m = (struct match){s, n, nk > 0 ? kinds[nk - 1] : ST_ENT__COUNT};
+    return true;
+}
+
+/* The route of a path (n segments s), or NULL when none matches. */
+static const struct route *
+route_find(char **s, int n, struct match *m)
+{
+    for (size_t i = 0; i < ST_ARRAY_SIZE(routes); i++) {
+        if (route_match(&routes[i], s, n, m)) {
+            return &routes[i];
         }
     }
-    return false;
-}
-
-/* The nested collections: /services/{s}/routes and /certificates/{c}/snis. */
-static bool
-nested(char **s, int n)
-{
-    return n >= 3 && ((strcmp(s[0], "services") == 0 && strcmp(s[2], "routes") == 0) ||
-                      (strcmp(s[0], "certificates") == 0 && strcmp(s[2], "snis") == 0));
-}
-
-/* Which methods a path allows (for 405 and OPTIONS), or NULL if the path is unknown. */
-static const char *
-allowed(char **s, int n)
-{
-    enum st_entity_kind k = ST_ENT_SERVICE;
-    bool ent = n > 0 && collection_kind(s[0], &k);
-
-    if (n == 0 || (n == 1 && strcmp(s[0], "status") == 0)) {
-        return "GET, HEAD, OPTIONS";
-    }
-    if (n == 2 && strcmp(s[0], "clustering") == 0 &&
-        (strcmp(s[1], "data-planes") == 0 || strcmp(s[1], "status") == 0)) {
-        return "GET, HEAD, OPTIONS";
-    }
-    if (n == 1 && strcmp(s[0], "endpoints") == 0) {
-        return "GET, HEAD, OPTIONS";
-    }
-    if (n == 3 && strcmp(s[0], "schemas") == 0 && strcmp(s[2], "validate") == 0) {
-        return "OPTIONS, POST";
-    }
-    if ((n == 2 && strcmp(s[0], "schemas") == 0) ||
-        ((n == 1 || n == 2) && strcmp(s[0], "tags") == 0)) {
-        return "GET, HEAD, OPTIONS";
-    }
-    if (n == 1 && strcmp(s[0], "config") == 0) {
-        return "GET, HEAD, OPTIONS, POST";
-    }
-    if ((n == 1 && ent) || (n == 3 && nested(s, n))) {
-        return "GET, HEAD, OPTIONS, POST";
-    }
-    if ((n == 2 && ent) || (n == 4 && nested(s, n))) {
-        return "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";
-    }
-    if (n == 3 && strcmp(s[0], "routes") == 0 && strcmp(s[2], "service") == 0) {
-        return "GET, HEAD, OPTIONS, PATCH, PUT";
-    }
     return NULL;
+}
+
+/* Writes pattern into buf with its `*` segments naming kinds[0], kinds[1] in turn and
+ * each {*} as the key of the kind before it, {<collection>}, as Kong writes paths. */
+static void
+pattern_expand(const char *pattern, const enum st_entity_kind *kinds, char *buf, size_t size)
+{
+    size_t o = 0;
+    int k = 0;
+
+    buf[0] = '\0';
+    for (const char *p = pattern; *p == '/' && o < size;) {
+        const char *seg = p + 1;
+        size_t len = strcspn(seg, "/");
+        int w;
+
+        if (len == 1 && *seg == '*') {
+            w = snprintf(buf + o, size - o, "/%s", st_entity_name(kinds[k++]));
+        } else if (len == 3 && strncmp(seg, "{*}", 3) == 0 && k > 0) {
+            w = snprintf(buf + o, size - o, "/{%s}", st_entity_name(kinds[k - 1]));
+        } else {
+            w = snprintf(buf + o, size - o, "/%.*s", (int)len, seg);
+        }
+        o += w > 0 ? (size_t)w : 0;
+        p = seg + len;
+    }
+}
+
+/* Adds route r's paths to out: its pattern, or, for a route every kind gets, one path per
+ * kind (or pair of kinds) that fits it. */
+static void
+route_paths(const struct route *r, json_t *out)
+{
+    int stars = 0;
+
+    for (const char *p = r->pattern; (p = strstr(p, "/*")) != NULL; p += 2) {
+        stars += p[2] == '/' || p[2] == '\0';
+    }
+    for (int a = 0; a < (stars > 0 ? ST_ENT__COUNT : 1); a++) {
+        for (int b = 0; b < (stars > 1 ? ST_ENT__COUNT : 1); b++) {
+            enum st_entity_kind kinds[2] = {(enum st_entity_kind)a, (enum st_entity_kind)b};
+            char path[256];
+
+            if (kinds_fit(kinds, stars)) {
+                pattern_expand(r->pattern, kinds, path, sizeof(path));
+                json_array_append_new(out, json_string(path));
+            }
+        }
+    }
+}
+
+/* Kong's order of /endpoints: byte order with '/' below every other byte. */
+static int
+cmp_path(const void *a, const void *b)
+{
+    const unsigned char *x = (const unsigned char *)json_string_value(*(json_t *const *)a);
+    const unsigned char *y = (const unsigned char *)json_string_value(*(json_t *const *)b);
+
+    for (; *x == *y && *x != '\0'; x++, y++) {
+    }
+    return (*x == '/' ? 1 : *x == '\0' ? 0 : *x + 1) - (*y == '/' ? 1 : *y == '\0' ? 0 : *y + 1);
+}
+
+/* GET /endpoints: every path of the route table, sorted as Kong sorts them. */
+static void
+r_endpoints(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+            const struct match *m)
+{
+    json_t *all = json_array();
+    json_t *data = json_array();
+    json_t **v;
+    size_t n;
+
+    (void)cx;
+    (void)rq;
+    (void)m;
+    for (size_t i = 0; i < ST_ARRAY_SIZE(routes); i++) {
+        route_paths(&routes[i], all);
+    }
+    n = json_array_size(all);
+    v = st_xcalloc(n + 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i] = json_array_get(all, i);
+    }
+    qsort(v, n, sizeof(*v), cmp_path);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append(data, v[i]);
+    }
+    free(v);
+    json_decref(all);
+    cp_admin__reply(rs, 200, json_pack("{s:o}", "data", data));
 }
 
 /* Whether method is one of list's comma-separated names. An empty method is none (strstr
@@ -737,61 +825,6 @@ method_in(const char *method, const char *list)
         }
     }
     return false;
-}
-
-static void
-dispatch(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, char **s, int n)
-{
-    enum st_entity_kind k = ST_ENT_SERVICE;
-    enum st_entity_kind child = ST_ENT_ROUTE;
-
-    if (n == 0) {
-        get_root(cx, rs);
-        return;
-    }
-    if (strcmp(s[0], "status") == 0) {
-        get_status(cx, rs);
-        return;
-    }
-    if (strcmp(s[0], "clustering") == 0) {
-        clustering(cx, rq, s[1], rs);
-        return;
-    }
-    if (strcmp(s[0], "endpoints") == 0) {
-        cp_admin__endpoints(rs);
-        return;
-    }
-    if (strcmp(s[0], "schemas") == 0) {
-        if (n == 2) {
-            cp_admin__schema_get(rs, s[1]);
-        } else {
-            cp_admin__schema_validate(rq, rs, s[1]);
-        }
-        return;
-    }
-    if (strcmp(s[0], "tags") == 0) {
-        cp_admin__tags(cx, rq, rs, n == 2 ? s[1] : NULL);
-        return;
-    }
-    if (strcmp(s[0], "config") == 0) {
-        cp_admin__config(cx, rq, rs);
-        return;
-    }
-    collection_kind(s[0], &k);
-    if (n >= 3 && nested(s, n)) {
-        collection_kind(s[2], &child);
-    }
-    if (n == 1) {
-        cp_admin__collection(cx, rq, rs, k, NULL);
-    } else if (n == 2) {
-        cp_admin__entity(cx, rq, rs, k, s[1], NULL);
-    } else if (n == 3 && nested(s, n)) {
-        cp_admin__collection(cx, rq, rs, child, s[1]);
-    } else if (n == 3) {
-        cp_admin__route_service(cx, rq, rs, s[1]);
-    } else {
-        cp_admin__entity(cx, rq, rs, child, s[3], s[1]);
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -873,19 +906,20 @@ cp_admin_handle(struct cp_ctx *cx, const struct cp_request *rq, struct cp_respon
     char *segs[ADMIN_MAX_SEGS];
     char *buf = st_xstrdup(rq->path != NULL ? rq->path : "/");
     int n = split_path(buf, segs, ADMIN_MAX_SEGS);
-    const char *allow = n >= 0 ? allowed(segs, n) : NULL;
+    struct match m;
+    const struct route *r = n >= 0 ? route_find(segs, n, &m) : NULL;
 
     memset(rs, 0, sizeof(*rs));
-    if (allow == NULL) {
+    if (r == NULL) {
         cp_admin__reply_msg(rs, 404, "Not found");
     } else if (strcmp(rq->method, "OPTIONS") == 0) {
         cp_admin__reply(rs, 204, NULL);
         rs->header_name = "Allow";
-        rs->header_value = allow;
-    } else if (!method_in(rq->method, allow)) {
+        rs->header_value = r->methods;
+    } else if (!method_in(rq->method, r->methods)) {
         cp_admin__reply_msg(rs, 405, "Method not allowed");
     } else if (!is_write(rq, segs, n) || wait_param(rq, rs, &wait_ms) == 0) {
-        dispatch(cx, rq, rs, segs, n);
+        r->handler(cx, rq, rs, &m);
         if (wait_ms > 0) {
             wait_target(cx, rs, wait_ms);
         }

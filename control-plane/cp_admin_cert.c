@@ -1,7 +1,8 @@
-/* The certificates' `snis` shorthand, Kong's kong/db/dao/certificates.lua and
- * kong/api/routes/certificates.lua: on write the names become `snis` rows of the
- * certificate in the same transaction (duplicates and names owned by another
- * certificate refused first); on read the certificate shows its names sorted. */
+/* The certificates' admin hooks (cp_admin_int.h): the `snis` shorthand, Kong's
+ * kong/db/dao/certificates.lua and kong/api/routes/certificates.lua: on write the names
+ * become `snis` rows of the certificate in the same transaction (duplicates and names
+ * owned by another certificate refused first); on read the certificate shows its names
+ * sorted; a path key that is no id finds the certificate by the name of one of its snis. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,8 +34,13 @@ names_have(const json_t *names, const char *name)
     return false;
 }
 
-int
-cp_admin__cert_snis_take(json_t *body, const char *put_name, json_t **names, json_t **fields)
+/* Takes `snis` out of a certificate write's body. *names is NULL when the write leaves
+ * the certificate's snis alone (absent on POST/PATCH), else a new array of the names to
+ * keep (empty for null, or absent on PUT); a PUT by SNI name (put_name not NULL) adds
+ * that name. Returns 0, or -ST_ESCHEMA with *fields set (not an array of strings; a
+ * duplicated name). */
+static int
+snis_take(json_t *body, const char *put_name, json_t **names, json_t **fields)
 {
     json_t *v = json_object_get(body, "snis");
     json_t *out;
@@ -113,9 +119,10 @@ sni_cert_id(const json_t *sni)
     return json_string_value(json_object_get(json_object_get(sni, "certificate"), "id"));
 }
 
-int
-cp_admin__cert_snis_check(struct cp_store *st, const json_t *names, const char *cert_id,
-                          json_t **fields)
+/* Refuses names that another certificate owns: -ST_ESCHEMA with *fields
+ * {"snis": "<name> already associated with existing certificate '<id>'"}. 0 if none. */
+static int
+snis_check(struct cp_store *st, const json_t *names, const char *cert_id, json_t **fields)
 {
     size_t i;
     json_t *v;
@@ -181,8 +188,9 @@ cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int
-cp_admin__cert_snis_render(struct cp_store *st, json_t *cert)
+/* Sets cert's "snis" to the sorted names of its snis. Returns 0 or -ST_EDB. */
+static int
+snis_render(struct cp_store *st, json_t *cert)
 {
     const char *id = json_string_value(json_object_get(cert, "id"));
     json_t *snis = NULL;
@@ -253,9 +261,13 @@ add_sni(struct cp_store *st, const char *cert_id, const char *name, size_t index
     return rc;
 }
 
-int
-cp_admin__cert_snis_store(struct cp_store *st, json_t *cert, const json_t *names, json_t **fields,
-                          struct st_err *err)
+/* When names is not NULL, makes the certificate's snis rows exactly those names
+ * (validated as snis: errors come back as -ST_ESCHEMA with *fields {"snis": [null, "<error
+ * of the second name>"]}). Then sets cert's "snis" to the sorted names it has. Returns 0
+ * or a store/schema error. */
+static int
+snis_store(struct cp_store *st, json_t *cert, const json_t *names, json_t **fields,
+           struct st_err *err)
 {
     const char *cert_id = json_string_value(json_object_get(cert, "id"));
     json_t *have = NULL;
@@ -265,7 +277,7 @@ cp_admin__cert_snis_store(struct cp_store *st, json_t *cert, const json_t *names
     int rc;
 
     if (names == NULL) {
-        return cp_admin__cert_snis_render(st, cert);
+        return snis_render(st, cert);
     }
     rc = cert_snis(st, cert_id, &have);
     if (rc < 0) {
@@ -294,9 +306,60 @@ cp_admin__cert_snis_store(struct cp_store *st, json_t *cert, const json_t *names
             }
         }
     }
-    rc = cp_admin__cert_snis_render(st, cert);
+    rc = snis_render(st, cert);
 out:
     json_decref(have);
     json_decref(keep);
     return rc;
 }
+
+static int
+take(json_t *body, const char *put_key, bool replace, json_t **extra, json_t **fields)
+{
+    int rc = snis_take(body, put_key, extra, fields);
+
+    if (rc == 0 && *extra == NULL && replace) {
+        *extra = json_array(); /* PUT replaces: no snis in the body, none kept */
+    }
+    return rc;
+}
+
+/* A certificate by the name of one of its snis: Kong's select_by_sni (the name checked as
+ * an sni's first: -ST_EPARSE with err->field "name"; -ST_ENOTFOUND with err->field "sni"
+ * and "SNI not found" when no sni has it). */
+static int
+lookup(struct cp_store *st, const char *key, json_t **out, struct st_err *err)
+{
+    json_t *v = json_string(key);
+    json_t *e =
+        v != NULL ? st_schema_check_value(ST_ENT_SNI, "name", v) : json_string("expected a string");
+    json_t *sni = NULL;
+    char id[64];
+    int rc;
+
+    json_decref(v);
+    if (e != NULL) {
+        rc = st_err_set(err, -ST_EPARSE, "name", "%s",
+                        json_is_string(e) ? json_string_value(e) : "invalid value");
+        json_decref(e);
+        return rc;
+    }
+    rc = cp_store_get(st, ST_ENT_SNI, key, &sni);
+    if (rc == -ST_ENOTFOUND) {
+        return st_err_set(err, -ST_ENOTFOUND, "sni", "SNI not found");
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    st_snprintf(id, sizeof(id), "%s", sni_cert_id(sni) != NULL ? sni_cert_id(sni) : "");
+    json_decref(sni);
+    return cp_store_get(st, ST_ENT_CERTIFICATE, id, out);
+}
+
+const struct cp_admin_hooks cp_admin__cert_hooks = {
+    .lookup = lookup,
+    .take = take,
+    .check = snis_check,
+    .store = snis_store,
+    .render = snis_render,
+};

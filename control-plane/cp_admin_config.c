@@ -296,7 +296,7 @@ get_config(struct cp_ctx *cx, struct cp_response *rs)
     rc = cp_decl_export(st, true, &text, &len);
     cp_store_pool_put(cx->pool, st);
     if (rc < 0) {
-        cp_admin__reply_err(rs, ST_ENT_SERVICE, rc, NULL, NULL); /* 503 or 500 */
+        cp_admin__reply_db_fail(rs, rc);
         return;
     }
     cp_admin__reply(rs, 200, json_pack("{s:s%}", "config", text, len));

@@ -1,8 +1,11 @@
-/* Admin API for every entity, Kong's generated endpoints (kong/api/endpoints.lua):
- * collections with paging, entities by id or endpoint key (name; certificates by SNI
- * name, kong/api/routes/certificates.lua), PUT as upsert, PATCH as merge, nested
- * /services/{s}/routes, /certificates/{c}/snis and /routes/{r}/service. Every write is
- * one store transaction: it commits whole or changes nothing. */
+/* Admin API for every entity, Kong's generated endpoints (kong/api/endpoints.lua), from
+ * the kinds' descriptions (st_entity.h): collections with paging, entities by id or
+ * endpoint key (name; or a kind's own lookup: certificates by SNI name,
+ * kong/api/routes/certificates.lua), PUT as upsert, PATCH as merge, nested collections
+ * under the parent a PARENT foreign key names (/services/{s}/routes,
+ * /certificates/{c}/snis), and the entity a foreign key names (/routes/{r}/service). A
+ * kind's hooks (cp_admin_int.h) add what is not a field. Every write is one store
+ * transaction: it commits whole or changes nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +30,7 @@ struct write_req {
     enum st_entity_kind k;
     enum write_op op;
     const char *key;    /* PUT/PATCH: the id or endpoint key in the path */
-    const char *parent; /* nested under /services/{parent} or /certificates/{parent} */
+    const char *parent; /* nested under /<parent kind>/{parent} */
     json_t *body;       /* taken */
 };
 
@@ -46,51 +49,41 @@ ref_id(const json_t *o, const char *field)
     return obj_str(json_object_get(o, field), "id");
 }
 
-static const char *
-route_service_id(const json_t *route)
+/* The kinds with hooks (cp_admin_int.h). */
+static const struct cp_admin_hooks *const kind_hooks[ST_ENT__COUNT] = {
+    [ST_ENT_CERTIFICATE] = &cp_admin__cert_hooks,
+};
+
+const struct cp_admin_hooks *
+cp_admin__hooks(enum st_entity_kind k)
 {
-    return ref_id(route, "service");
+    static const struct cp_admin_hooks none = {0};
+
+    return kind_hooks[k] != NULL ? kind_hooks[k] : &none;
 }
 
-/* The kinds found by name when the key is not a UUID (Kong's endpoint_key). */
-static bool
-has_name(enum st_entity_kind k)
-{
-    return k == ST_ENT_SERVICE || k == ST_ENT_ROUTE || k == ST_ENT_SNI;
-}
-
-/* The kind a nested collection hangs under, and the field that points at it. */
+/* The kind a nested collection of kind k hangs under (k has a PARENT foreign key). */
 static enum st_entity_kind
 parent_kind(enum st_entity_kind k)
 {
-    return k == ST_ENT_SNI ? ST_ENT_CERTIFICATE : ST_ENT_SERVICE;
-}
-
-static const char *
-parent_field(enum st_entity_kind k)
-{
-    return k == ST_ENT_SNI ? "certificate" : "service";
+    return st_entity_parent(k)->ref->kind;
 }
 
 /* Kong's select_by_/update_by_/upsert_by_/delete_by_<endpoint key>: a key that is not
  * a valid value of the field (a service name with a space) is refused before any
- * lookup, as "invalid unique name" (-ST_EPARSE with err->field "name", err->msg the
- * field's error). A certificate's key is the name of one of its snis. */
+ * lookup, as "invalid unique name" (-ST_EPARSE with err->field the endpoint key, err->msg
+ * the field's error). */
 static int
-check_endpoint_key(enum st_entity_kind k, const char *key, struct st_err *err)
+check_endpoint_key(const struct st_field *ep, enum st_entity_kind k, const char *key,
+                   struct st_err *err)
 {
-    enum st_entity_kind by = k == ST_ENT_CERTIFICATE ? ST_ENT_SNI : k;
-    json_t *v;
-    json_t *e;
+    json_t *v = json_string(key);
+    json_t *e =
+        v != NULL ? st_schema_check_value(k, ep->name, v) : json_string("expected a string");
     int rc = 0;
 
-    if (!has_name(by)) {
-        return 0;
-    }
-    v = json_string(key);
-    e = v != NULL ? st_schema_check_value(by, "name", v) : json_string("expected a string");
     if (e != NULL) {
-        rc = st_err_set(err, -ST_EPARSE, "name", "%s",
+        rc = st_err_set(err, -ST_EPARSE, ep->name, "%s",
                         json_is_string(e) ? json_string_value(e) : "invalid value");
     }
     json_decref(e);
@@ -98,42 +91,30 @@ check_endpoint_key(enum st_entity_kind k, const char *key, struct st_err *err)
     return rc;
 }
 
-/* Finds an entity by its key in a path: id or name; a certificate by id or by the name
- * of one of its snis (-ST_ENOTFOUND with err->field "sni" when no sni has it); a CA
- * certificate by id only (-ST_EPARSE, Kong's invalid primary key, for anything else). */
+/* Finds an entity by its key in a path: its id, else a value of its endpoint key, else
+ * what its hooks' lookup finds (a certificate by the name of one of its snis); a kind
+ * with neither takes only an id (-ST_EPARSE, Kong's invalid primary key, for anything
+ * else). */
 static int
 get_keyed(struct cp_store *st, enum st_entity_kind k, const char *key, json_t **out,
           struct st_err *err)
 {
-    json_t *sni = NULL;
-    char id[64];
+    const struct st_field *ep = st_entity_endpoint(k);
     int rc;
 
     *out = NULL;
-    if (k == ST_ENT_CA_CERTIFICATE && !st_schema_is_uuid(key)) {
-        /* Kong: invalid_primary_key(errors of validate_primary_key) */
-        return st_err_set(err, -ST_EPARSE, "id", "expected a valid UUID");
-    }
-    if (!st_schema_is_uuid(key)) {
-        rc = check_endpoint_key(k, key, err);
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    if (k != ST_ENT_CERTIFICATE || st_schema_is_uuid(key)) {
+    if (st_schema_is_uuid(key)) {
         return cp_store_get(st, k, key, out);
     }
-    rc = cp_store_get(st, ST_ENT_SNI, key, &sni);
-    if (rc == -ST_ENOTFOUND) {
-        return st_err_set(err, -ST_ENOTFOUND, "sni", "SNI not found");
+    if (ep != NULL) {
+        rc = check_endpoint_key(ep, k, key, err);
+        return rc < 0 ? rc : cp_store_get(st, k, key, out);
     }
-    if (rc < 0) {
-        return rc;
+    if (cp_admin__hooks(k)->lookup != NULL) {
+        return cp_admin__hooks(k)->lookup(st, key, out, err);
     }
-    st_snprintf(id, sizeof(id), "%s",
-                ref_id(sni, "certificate") != NULL ? ref_id(sni, "certificate") : "");
-    json_decref(sni);
-    return cp_store_get(st, ST_ENT_CERTIFICATE, id, out);
+    /* Kong: invalid_primary_key(errors of validate_primary_key) */
+    return st_err_set(err, -ST_EPARSE, "id", "expected a valid UUID");
 }
 
 /* created_at/updated_at come in seconds through the API and are kept in ms. */
@@ -151,34 +132,43 @@ input_timestamps(json_t *o)
     }
 }
 
-/* Resolves `service: {"name": ...}` to `{"id": ...}`; leaves other shapes to the schema. */
+/* Kong's resolve_foreign: a foreign key written by the referenced kind's endpoint key
+ * (`service: {"name": ...}`) becomes `{"id": ...}`; other shapes are left to the schema
+ * (a name that is not valid: Kong resolves only names that validate). A name that names
+ * nothing is -ST_EFOREIGN with err->field "<field>.<key>" (Kong's foreign_keys_unresolved). */
 static int
-resolve_service(struct cp_store *st, json_t *route, struct st_err *err)
+resolve_refs(struct cp_store *st, enum st_entity_kind k, json_t *o, struct st_err *err)
 {
-    json_t *ref = json_object_get(route, "service");
-    const char *name = obj_str(ref, "name");
-    json_t *svc = NULL;
-    int rc;
+    for (const struct st_field *f = st_entities[k]->fields; f->name != NULL; f++) {
+        const struct st_field *ep =
+            f->type == ST_FT_FOREIGN ? st_entity_endpoint(f->ref->kind) : NULL;
+        json_t *ref = json_object_get(o, f->name);
+        const char *key = ep != NULL ? obj_str(ref, ep->name) : NULL;
+        json_t *e;
+        json_t *target = NULL;
+        int rc;
 
-    if (!json_is_object(ref) || json_object_get(ref, "id") != NULL || name == NULL) {
-        return 0;
+        if (key == NULL || !json_is_object(ref) || json_object_get(ref, "id") != NULL) {
+            continue;
+        }
+        e = st_schema_check_value(f->ref->kind, ep->name, json_object_get(ref, ep->name));
+        if (e != NULL) {
+            json_decref(e);
+            continue;
+        }
+        rc = cp_store_get(st, f->ref->kind, key, &target);
+        if (rc == -ST_ENOTFOUND) {
+            char at[64];
+
+            st_snprintf(at, sizeof(at), "%s.%s", f->name, ep->name);
+            return st_err_set(err, -ST_EFOREIGN, at, "%s", key);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        json_object_set_new(o, f->name, json_pack("{s:s}", "id", obj_str(target, "id")));
+        json_decref(target);
     }
-    svc = st_schema_check_value(ST_ENT_SERVICE, "name", json_object_get(ref, "name"));
-    if (svc != NULL) {
-        /* not a valid name: the schema reports service.name (Kong resolves only names
-         * that validate) */
-        json_decref(svc);
-        return 0;
-    }
-    rc = cp_store_get(st, ST_ENT_SERVICE, name, &svc);
-    if (rc == -ST_ENOTFOUND) {
-        return st_err_set(err, -ST_EFOREIGN, "service.name", "%s", name);
-    }
-    if (rc < 0) {
-        return rc;
-    }
-    json_object_set_new(route, "service", json_pack("{s:s}", "id", obj_str(svc, "id")));
-    json_decref(svc);
     return 0;
 }
 
@@ -202,46 +192,19 @@ new_id(json_t *o)
     }
 }
 
-/* Kong's error body for rc. Two come from here rather than cp_admin__reply_err: a path
- * key that is not a valid name (Kong's invalid_unique: 400, code 10, "invalid unique
- * name") and a route's `service: {"name": ...}` that names no service (Kong's
- * resolve_foreign, foreign_keys_unresolved: 400, code 13). */
-static void
-reply_error(struct cp_response *rs, enum st_entity_kind k, int rc, const struct st_err *err,
-            json_t *fields)
-{
-    char detail[512];
-    char msg[768];
-
-    if (rc == -ST_EPARSE && err != NULL && strcmp(err->field, "name") == 0) {
-        json_decref(fields);
-        cp_admin__reply_code(rs, 400, 10, "invalid unique name", err->msg, NULL);
-        return;
-    }
-    if (rc == -ST_EFOREIGN && err != NULL && strcmp(err->field, "service.name") == 0) {
-        json_decref(fields);
-        st_snprintf(detail, sizeof(detail),
-                    "the foreign key cannot be resolved with '{name=\"%s\"}' for an existing "
-                    "'services' entity",
-                    err->msg);
-        st_snprintf(msg, sizeof(msg), "foreign key unresolved (service.name: %s)", detail);
-        cp_admin__reply_code(rs, 400, 13, "foreign keys unresolved", msg,
-                             json_pack("{s:{s:s}}", "service", "name", detail));
-        return;
-    }
-    cp_admin__reply_err(rs, k, rc, err, fields);
-}
-
 /* ------------------------------------------------------------------------ */
 /* writes */
 
 /* Builds the entity to store from the body and the existing one (NULL: none), with
- * id, created_at, updated_at and a nested route's service set. Returns a new object. */
+ * id, created_at, updated_at, the endpoint key of a PUT by it and a nested entity's
+ * parent set. Returns a new object. */
 static json_t *
 prepare(const struct write_req *w, const json_t *existing, const char *parent_id)
 {
     /* whole seconds, as the API shows them: an export re-imported hashes the same */
     int64_t now = st_time_ms() / 1000 * 1000;
+    const struct st_field *ep = st_entity_endpoint(w->k);
+    const struct st_field *pf = st_entity_parent(w->k);
     json_t *o;
 
     if (w->op == OP_PATCH) {
@@ -263,8 +226,8 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
     } else if (w->op == OP_UPSERT && st_schema_is_uuid(w->key)) {
         json_object_set_new(o, "id", json_string(w->key));
     }
-    if (w->op == OP_UPSERT && !st_schema_is_uuid(w->key) && has_name(w->k)) {
-        json_object_set_new(o, "name", json_string(w->key));
+    if (w->op == OP_UPSERT && !st_schema_is_uuid(w->key) && ep != NULL) {
+        json_object_set_new(o, ep->name, json_string(w->key));
     }
     new_id(o);
     if (json_object_get(o, "created_at") == NULL) {
@@ -273,9 +236,9 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
     json_object_set_new(o, "updated_at", json_integer(now));
     /* Kong's nested endpoints: POST and PUT set the parent; PATCH sets it only when the
      * body does not name one (a PATCH may move the child to another parent) */
-    if ((w->k == ST_ENT_ROUTE || w->k == ST_ENT_SNI) && parent_id != NULL &&
-        (w->op != OP_PATCH || json_object_get(w->body, parent_field(w->k)) == NULL)) {
-        json_object_set_new(o, parent_field(w->k), json_pack("{s:s}", "id", parent_id));
+    if (pf != NULL && parent_id != NULL &&
+        (w->op != OP_PATCH || json_object_get(w->body, pf->name) == NULL)) {
+        json_object_set_new(o, pf->name, json_pack("{s:s}", "id", parent_id));
     }
     return o;
 }
@@ -309,7 +272,7 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     if (*parent != NULL && w->op != OP_UPSERT) {
         /* GET, PATCH, DELETE: not this parent's child is 404. Kong's nested PUT upserts
          * with the parent from the path whoever owned the child (it moves). */
-        const char *pid = ref_id(*existing, parent_field(w->k));
+        const char *pid = ref_id(*existing, st_entity_parent(w->k)->name);
 
         if (pid == NULL || strcmp(pid, obj_str(*parent, "id")) != 0) {
             json_decref(*existing);
@@ -320,57 +283,50 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     return 0;
 }
 
-/* Validates and stores; on success *out is the stored entity (a certificate with its
- * `snis` names added). */
+/* Validates and stores; on success *out is the stored entity (with what its hooks add:
+ * a certificate's `snis` names). */
 static int
 store_one(struct cp_store *st, const struct write_req *w, json_t **out, json_t **fields,
           struct st_err *err)
 {
-    bool by_sni = w->k == ST_ENT_CERTIFICATE && w->op == OP_UPSERT && !st_schema_is_uuid(w->key);
+    const struct cp_admin_hooks *h = cp_admin__hooks(w->k);
+    /* a PUT by a key that is no id nor endpoint key (a certificate's SNI name) */
+    const char *put_key =
+        w->op == OP_UPSERT && !st_schema_is_uuid(w->key) && st_entity_endpoint(w->k) == NULL
+            ? w->key
+            : NULL;
     json_t *parent = NULL;
     json_t *existing = NULL;
-    json_t *names = NULL;
+    json_t *extra = NULL;
     json_t *o = NULL;
     int rc;
 
     rc = load(st, w, &parent, &existing, err);
+    if (rc == 0 && h->take != NULL) {
+        rc = h->take(w->body, put_key, w->op == OP_UPSERT, &extra, fields);
+    }
     if (rc < 0) {
         goto out;
-    }
-    if (w->k == ST_ENT_CERTIFICATE) {
-        rc = cp_admin__cert_snis_take(w->body, by_sni ? w->key : NULL, &names, fields);
-        if (rc < 0) {
-            goto out;
-        }
-        if (names == NULL && w->op == OP_UPSERT) {
-            names = json_array(); /* PUT replaces: no snis in the body, none kept */
-        }
     }
     o = prepare(w, existing, parent != NULL ? obj_str(parent, "id") : NULL);
-    if (w->k == ST_ENT_ROUTE) {
-        rc = resolve_service(st, o, err);
-        if (rc < 0) {
-            goto out;
-        }
+    rc = resolve_refs(st, w->k, o, err);
+    if (rc == 0 && extra != NULL && h->check != NULL) {
+        rc = h->check(st, extra, obj_str(o, "id"), fields);
     }
-    if (names != NULL) {
-        rc = cp_admin__cert_snis_check(st, names, obj_str(o, "id"), fields);
-        if (rc < 0) {
-            goto out;
-        }
+    if (rc == 0) {
+        rc = st_schema_validate(w->k, o, fields);
     }
-    rc = st_schema_validate(w->k, o, fields);
-    if (rc < 0) {
-        goto out;
+    if (rc == 0) {
+        rc = existing != NULL ? cp_store_update(st, w->k, o, err)
+                              : cp_store_insert(st, w->k, o, err);
     }
-    rc = existing != NULL ? cp_store_update(st, w->k, o, err) : cp_store_insert(st, w->k, o, err);
-    if (rc == 0 && w->k == ST_ENT_CERTIFICATE) {
-        rc = cp_admin__cert_snis_store(st, o, names, fields, err);
+    if (rc == 0 && h->store != NULL) {
+        rc = h->store(st, o, extra, fields, err);
     }
 out:
     json_decref(parent);
     json_decref(existing);
-    json_decref(names);
+    json_decref(extra);
     if (rc < 0) {
         json_decref(o);
         return rc;
@@ -432,7 +388,7 @@ write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
     w->body = NULL;
     if (rc < 0) {
         json_decref(o);
-        reply_error(rs, w->k, rc, &err, fields);
+        cp_admin__reply_err(rs, w->k, rc, &err, fields);
         return;
     }
     kick(cx);
@@ -455,7 +411,8 @@ delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const c
     rc = cp_store_begin(st, true);
     if (rc == 0) {
         rc = load(st, &w, &par, &existing, &err);
-        if (rc == -ST_ENOTFOUND && parent == NULL && strcmp(err.field, "sni") != 0) {
+        /* (a lookup that says why, by SNI name, is Kong's 404) */
+        if (rc == -ST_ENOTFOUND && parent == NULL && err.field[0] == '\0') {
             rc = 1; /* Kong: 204 for an absent top-level entity */
         } else if (rc == 0) {
             rc = cp_store_remove(st, k, obj_str(existing, "id"), &err);
@@ -470,7 +427,7 @@ delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const c
     json_decref(par);
     json_decref(existing);
     if (rc < 0) {
-        reply_error(rs, k, rc, &err, NULL);
+        cp_admin__reply_err(rs, k, rc, &err, NULL);
         return;
     }
     kick(cx);
@@ -493,14 +450,14 @@ get_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char
 
     st = cp_store_pool_get(cx->pool);
     rc = load(st, &w, &par, &o, &err);
-    if (rc == 0 && k == ST_ENT_CERTIFICATE) {
-        rc = cp_admin__cert_snis_render(st, o);
+    if (rc == 0 && cp_admin__hooks(k)->render != NULL) {
+        rc = cp_admin__hooks(k)->render(st, o);
     }
     cp_store_pool_put(cx->pool, st);
     json_decref(par);
     if (rc < 0) {
         json_decref(o);
-        reply_error(rs, k, rc, &err, NULL);
+        cp_admin__reply_err(rs, k, rc, &err, NULL);
         return;
     }
     cp_admin__reply(rs, 200, cp_admin__render(o));
@@ -728,13 +685,13 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     if (rc == 0) {
         rc = cp_store_page(st, k, &o, &data, &next, &err);
     }
-    if (rc == 0 && k == ST_ENT_CERTIFICATE) {
+    if (rc == 0 && cp_admin__hooks(k)->render != NULL) {
         size_t i;
         json_t *v;
 
         json_array_foreach(data, i, v)
         {
-            rc = rc == 0 ? cp_admin__cert_snis_render(st, v) : rc;
+            rc = rc == 0 ? cp_admin__hooks(k)->render(st, v) : rc;
         }
     }
     cp_store_pool_put(cx->pool, st);
@@ -743,7 +700,7 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     if (rc == -ST_EPARSE && strcmp(err.field, "offset") == 0) {
         cp_admin__offset_error(rs, o.offset, err.msg);
     } else if (rc < 0) {
-        reply_error(rs, k, rc, &err, NULL);
+        cp_admin__reply_err(rs, k, rc, &err, NULL);
     } else {
         json_t *out = json_array();
         size_t i;
@@ -805,24 +762,25 @@ cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_respo
 }
 
 void
-cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-                        const char *route)
+cp_admin__foreign(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                  enum st_entity_kind k, const char *field, const char *key)
 {
+    const struct st_field *f = st_entity_field(k, field);
     struct cp_store *st;
     struct st_err err = {0};
-    json_t *r = NULL;
-    char sid[64];
+    json_t *o = NULL;
+    char id[64];
     int rc;
 
     st = cp_store_pool_get(cx->pool);
-    rc = get_keyed(st, ST_ENT_ROUTE, route, &r, &err);
+    rc = get_keyed(st, k, key, &o, &err);
     cp_store_pool_put(cx->pool, st);
-    if (rc < 0 || route_service_id(r) == NULL) {
-        json_decref(r);
-        reply_error(rs, ST_ENT_SERVICE, rc < 0 ? rc : -ST_ENOTFOUND, &err, NULL);
+    if (rc < 0 || ref_id(o, field) == NULL) {
+        json_decref(o);
+        cp_admin__reply_err(rs, f->ref->kind, rc < 0 ? rc : -ST_ENOTFOUND, &err, NULL);
         return;
     }
-    st_snprintf(sid, sizeof(sid), "%s", route_service_id(r));
-    json_decref(r);
-    cp_admin__entity(cx, rq, rs, ST_ENT_SERVICE, sid, NULL);
+    st_snprintf(id, sizeof(id), "%s", ref_id(o, field));
+    json_decref(o);
+    cp_admin__entity(cx, rq, rs, f->ref->kind, id, NULL);
 }

@@ -15,14 +15,10 @@ struct st_err;
 
 /* Sets the status and body (takes `body`; NULL: no body). */
 void cp_admin__reply(struct cp_response *rs, int status, json_t *body);
-/* msg as a JSON string (new reference). A message may echo what a client sent in a path
- * or a query argument, which need not be UTF-8: each byte that starts no UTF-8 character
- * is written %HH, as the URL carried it, so every error has its body. */
-json_t *cp_admin__text(const char *msg);
-
-/* {"message": msg} (msg through cp_admin__text) */
+/* {"message": msg} (msg through cp_dberr_text: bytes that are not UTF-8 as %HH) */
 void cp_admin__reply_msg(struct cp_response *rs, int status, const char *msg);
-/* Kong's error body for a store or schema failure rc; fields (taken) for schema errors. */
+/* Kong's error body for a store or schema failure rc on kind k (cp_dberr.h; -ST_EDBDOWN:
+ * cp_admin__reply_db_down); fields (taken) for schema errors. */
 void cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc,
                          const struct st_err *e, json_t *fields);
 /* Kong's DATABASE_ERROR code (kong/db/errors.lua). */
@@ -33,8 +29,11 @@ void cp_admin__reply_err(struct cp_response *rs, enum st_entity_kind k, int rc,
  * later"}. cp_admin__reply_err answers this way for -ST_EDBDOWN; any other store failure
  * (-ST_EDB, ...) is a 500. */
 void cp_admin__reply_db_down(struct cp_response *rs);
+/* A store failure rc of a read about no one kind (GET /config, GET /tags): -ST_EDBDOWN as
+ * cp_admin__reply_db_down, anything else 500 {"message": "An unexpected error occurred"}. */
+void cp_admin__reply_db_fail(struct cp_response *rs, int rc);
 /* {"code": code, "name": name, "message": msg} plus fields (taken) if not NULL (msg through
- * cp_admin__text). */
+ * cp_dberr_text). */
 void cp_admin__reply_code(struct cp_response *rs, int status, int code, const char *name,
                           const char *msg, json_t *fields);
 
@@ -49,17 +48,17 @@ bool cp_admin__is(const struct cp_request *rq, const char *method);
 /* Whether a Content-Type value names `type` (parameters after ';' ignored). */
 bool cp_admin__ct_is(const char *ct, const char *type);
 
-/* A collection: /services, /routes, /certificates, /snis, /ca_certificates; nested
- * /services/{s}/routes and /certificates/{c}/snis (parent = s or c). */
+/* A collection: /<kind> (parent NULL), or nested /<parent kind>/{parent}/<kind> under
+ * the parent kind k's PARENT foreign key names (/services/{s}/routes). */
 void cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                           enum st_entity_kind k, const char *parent);
-/* One entity: /<collection>/{key} and the nested /services/{s}/routes/{key},
- * /certificates/{c}/snis/{key} (parent = s or c). */
+/* One entity: /<kind>/{key} (parent NULL), or nested /<parent kind>/{parent}/<kind>/{key}. */
 void cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                       enum st_entity_kind k, const char *key, const char *parent);
-/* /routes/{r}/service */
-void cp_admin__route_service(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-                             const char *route);
+/* The entity the foreign key `field` of the kind k entity `key` names, as /<ref kind>/{id}
+ * serves it (GET, PATCH, PUT): /routes/{r}/service. */
+void cp_admin__foreign(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                       enum st_entity_kind k, const char *field, const char *key);
 
 /* Parses ?size= of a list (default CP_PAGE_SIZE_DEFAULT); replies Kong's 400 "invalid
  * size" and returns -1 when it is bad (cp_admin_entity.c; also GET /tags). */
@@ -75,8 +74,6 @@ void cp_admin__offset_error(struct cp_response *rs, const char *offset, const ch
  * frees (cp_admin_entity.c; also GET /tags). */
 char *cp_admin__escape(const char *s);
 
-/* GET /endpoints (cp_admin_meta.c) */
-void cp_admin__endpoints(struct cp_response *rs);
 /* GET /schemas/{name} (cp_admin_meta.c) */
 void cp_admin__schema_get(struct cp_response *rs, const char *name);
 /* Kong's JSON form of kind k's schema, {"fields": [...], "entity_checks": [...]}, for the
@@ -92,29 +89,32 @@ void cp_admin__config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_
 void cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs,
                                const char *name);
 
-/* The certificates' `snis` shorthand (cp_admin_cert.c); all run on the caller's store
- * handle, taken from the pool, inside its transaction for writes. */
+/* What one kind's admin endpoints do beyond Kong's generated ones: the certificates'
+ * `snis` shorthand and their lookup by SNI name (cp_admin_cert.c). A NULL member does
+ * nothing. All run on the caller's store handle, inside its transaction for writes. */
+struct cp_admin_hooks {
+    /* Finds the entity for a path key that is neither an id nor a value of the kind's
+     * endpoint key (a certificate by the name of one of its snis). */
+    int (*lookup)(struct cp_store *st, const char *key, json_t **out, struct st_err *err);
+    /* Takes what is not a field out of a write's body: *extra is NULL when the write
+     * leaves it alone, else a new value for store (replace: a PUT, which replaces it even
+     * when the body has none; put_key: a PUT's path key that is no id, which joins it).
+     * Returns 0, or -ST_ESCHEMA with *fields set. */
+    int (*take)(json_t *body, const char *put_key, bool replace, json_t **extra, json_t **fields);
+    /* Before the write of entity id: refuses an extra that cannot be stored
+     * (-ST_ESCHEMA with *fields set). */
+    int (*check)(struct cp_store *st, const json_t *extra, const char *id, json_t **fields);
+    /* After the write of o: stores extra (NULL: left alone), then renders o. */
+    int (*store)(struct cp_store *st, json_t *o, const json_t *extra, json_t **fields,
+                 struct st_err *err);
+    /* Adds to o, for output, what is kept outside it (a certificate's snis). */
+    int (*render)(struct cp_store *st, json_t *o);
+};
 
-/* Takes `snis` out of a certificate write's body. *names is NULL when the write leaves
- * the certificate's snis alone (absent on POST/PATCH), else a new array of the names to
- * keep (empty for null, or absent on PUT); a PUT by SNI name (put_name not NULL) adds
- * that name. Returns 0, or -ST_ESCHEMA with *fields set (not an array of strings; a
- * duplicated name). */
-int cp_admin__cert_snis_take(json_t *body, const char *put_name, json_t **names, json_t **fields);
+/* The certificates' hooks (cp_admin_cert.c). */
+extern const struct cp_admin_hooks cp_admin__cert_hooks;
 
-/* Refuses names that another certificate owns: -ST_ESCHEMA with *fields
- * {"snis": "<name> already associated with existing certificate '<id>'"}. 0 if none. */
-int cp_admin__cert_snis_check(struct cp_store *st, const json_t *names, const char *cert_id,
-                              json_t **fields);
-
-/* After the certificate cert was written: when names is not NULL, makes the certificate's
- * snis rows exactly those names (validated as snis: errors come back as -ST_ESCHEMA with
- * *fields {"snis": [null, "<error of the second name>"]}). Then sets cert's "snis" to
- * the sorted names it has. Returns 0 or a store/schema error. */
-int cp_admin__cert_snis_store(struct cp_store *st, json_t *cert, const json_t *names,
-                              json_t **fields, struct st_err *err);
-
-/* Sets cert's "snis" to the sorted names of its snis. Returns 0 or -ST_EDB. */
-int cp_admin__cert_snis_render(struct cp_store *st, json_t *cert);
+/* The hooks of kind k (cp_admin_entity.c): every member NULL for a kind without any. */
+const struct cp_admin_hooks *cp_admin__hooks(enum st_entity_kind k);
 
 #endif

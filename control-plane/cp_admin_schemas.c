@@ -4,194 +4,212 @@
  *   {"fields": [{"id": {"type": "string", "uuid": true, "auto": true}}, ...],
  *    "entity_checks": [...]}
  *
- * The field list is st_schema's (st_schema_field_names: the fields it accepts, in its
- * output order); this file only adds each field's description. The descriptions state what
- * st_schema accepts, which is Kong's schema narrowed to what Strait proxies: protocol
- * one_of lists only the protocols Strait takes, and defaults are Strait's (services'
- * protocol "tcp", routes' protocols ["tcp"]). A field st_schema knows but this table
- * does not describe makes the whole answer fail (logged), so the two cannot drift
- * silently; tests/system/test_admin_meta.py checks the descriptions against
+ * Written from the kind's description (st_entity.h), the rows st_schema validates with,
+ * so the two cannot drift: the type, uuid/timestamp, auto, reference and a set's elements
+ * come from the field's type, required/unique/encrypted from its flags, default from its
+ * default; the field's `schema` text adds what those cannot say (one_of, between, ...), in
+ * Kong's order (a derived key it names with a null value is placed there), and the kind's
+ * checks_schema is its entity_checks. What st_schema accepts is Kong's schema narrowed to
+ * what Strait proxies: protocol one_of lists only the protocols Strait takes, defaults are
+ * Strait's. tests/system/test_admin_meta.py checks the descriptions against
  * POST /schemas/{entity}/validate and the entities the CP stores. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cp_admin_int.h"
 #include "st_entity.h"
 #include "st_log.h"
-#include "st_schema.h"
+#include "st_util.h"
 
-struct field_desc {
-    enum st_entity_kind k;
-    const char *name;
-    const char *json; /* the field's description, JSON text */
-};
-
-#define D_UUID      "{\"type\": \"string\", \"uuid\": true, \"auto\": true}"
-#define D_TIMESTAMP "{\"type\": \"integer\", \"timestamp\": true, \"auto\": true}"
-#define D_TAGS      "{\"type\": \"set\", \"elements\": {\"type\": \"string\", \"required\": true}}"
-#define D_TIMEOUT   "{\"type\": \"integer\", \"default\": 60000, \"between\": [1, 2147483646]}"
-#define D_PORT_REC  "{\"type\": \"integer\", \"between\": [0, 65535]}"
-#define D_ENDPOINTS                                                                                \
-    "{\"type\": \"set\", \"elements\": {\"type\": \"record\", \"fields\": ["                       \
-    "{\"ip\": {\"type\": \"string\"}}, {\"port\": " D_PORT_REC "}], "                              \
-    "\"entity_checks\": [{\"at_least_one_of\": [\"ip\", \"port\"]}]}}"
-
-static const struct field_desc descs[] = {
-    /* services.lua */
-    {ST_ENT_SERVICE, "id", D_UUID},
-    {ST_ENT_SERVICE, "name", "{\"type\": \"string\", \"unique\": true}"},
-    {ST_ENT_SERVICE, "created_at", D_TIMESTAMP},
-    {ST_ENT_SERVICE, "updated_at", D_TIMESTAMP},
-    {ST_ENT_SERVICE, "protocol",
-     "{\"type\": \"string\", \"one_of\": [\"tcp\", \"tls\"], \"required\": true, "
-     "\"default\": \"tcp\"}"},
-    {ST_ENT_SERVICE, "host", "{\"type\": \"string\", \"required\": true}"},
-    {ST_ENT_SERVICE, "port",
-     "{\"type\": \"integer\", \"between\": [0, 65535], \"required\": true, \"default\": 80}"},
-    {ST_ENT_SERVICE, "path", "{\"type\": \"string\", \"starts_with\": \"/\"}"},
-    {ST_ENT_SERVICE, "retries", "{\"type\": \"integer\", \"default\": 5, \"between\": [0, 32767]}"},
-    {ST_ENT_SERVICE, "connect_timeout", D_TIMEOUT},
-    {ST_ENT_SERVICE, "write_timeout", D_TIMEOUT},
-    {ST_ENT_SERVICE, "read_timeout", D_TIMEOUT},
-    {ST_ENT_SERVICE, "tags", D_TAGS},
-    {ST_ENT_SERVICE, "enabled", "{\"type\": \"boolean\", \"required\": true, \"default\": true}"},
-    {ST_ENT_SERVICE, "client_certificate",
-     "{\"type\": \"foreign\", \"reference\": \"certificates\"}"},
-    {ST_ENT_SERVICE, "tls_verify", "{\"type\": \"boolean\"}"},
-    {ST_ENT_SERVICE, "tls_verify_depth", "{\"type\": \"integer\", \"between\": [0, 64]}"},
-    {ST_ENT_SERVICE, "ca_certificates",
-     "{\"type\": \"array\", \"elements\": {\"type\": \"string\", \"uuid\": true}}"},
-
-    /* routes.lua, routes_subschemas.lua */
-    {ST_ENT_ROUTE, "id", D_UUID},
-    {ST_ENT_ROUTE, "name", "{\"type\": \"string\", \"unique\": true}"},
-    {ST_ENT_ROUTE, "created_at", D_TIMESTAMP},
-    {ST_ENT_ROUTE, "updated_at", D_TIMESTAMP},
-    {ST_ENT_ROUTE, "protocols",
-     "{\"type\": \"set\", \"len_min\": 1, \"required\": true, "
-     "\"elements\": {\"type\": \"string\", \"one_of\": [\"tcp\", \"tls\", \"tls_passthrough\"]}, "
-     "\"mutually_exclusive_subsets\": [[\"tcp\", \"tls\"], [\"tls_passthrough\"]], "
-     "\"default\": [\"tcp\"]}"},
-    {ST_ENT_ROUTE, "sources", D_ENDPOINTS},
-    {ST_ENT_ROUTE, "destinations", D_ENDPOINTS},
-    {ST_ENT_ROUTE, "snis", "{\"type\": \"set\", \"elements\": {\"type\": \"string\"}}"},
-    {ST_ENT_ROUTE, "preserve_host",
-     "{\"type\": \"boolean\", \"required\": true, \"default\": false}"},
-    {ST_ENT_ROUTE, "service", "{\"type\": \"foreign\", \"reference\": \"services\"}"},
-    {ST_ENT_ROUTE, "tags", D_TAGS},
-    /* HTTP matching fields: Kong's, always null for the stream protocols */
-    {ST_ENT_ROUTE, "methods", "{\"type\": \"set\", \"elements\": {\"type\": \"string\"}}"},
-    {ST_ENT_ROUTE, "hosts", "{\"type\": \"array\", \"elements\": {\"type\": \"string\"}}"},
-    {ST_ENT_ROUTE, "paths", "{\"type\": \"array\", \"elements\": {\"type\": \"string\"}}"},
-    {ST_ENT_ROUTE, "headers",
-     "{\"type\": \"map\", \"keys\": {\"type\": \"string\"}, "
-     "\"values\": {\"type\": \"array\", \"elements\": {\"type\": \"string\"}}}"},
-
-    /* certificates.lua */
-    {ST_ENT_CERTIFICATE, "id", D_UUID},
-    {ST_ENT_CERTIFICATE, "created_at", D_TIMESTAMP},
-    {ST_ENT_CERTIFICATE, "updated_at", D_TIMESTAMP},
-    {ST_ENT_CERTIFICATE, "cert", "{\"type\": \"string\", \"required\": true}"},
-    {ST_ENT_CERTIFICATE, "key", "{\"type\": \"string\", \"required\": true, \"encrypted\": true}"},
-    {ST_ENT_CERTIFICATE, "cert_alt", "{\"type\": \"string\"}"},
-    {ST_ENT_CERTIFICATE, "key_alt", "{\"type\": \"string\", \"encrypted\": true}"},
-    {ST_ENT_CERTIFICATE, "tags", D_TAGS},
-
-    /* snis.lua */
-    {ST_ENT_SNI, "id", D_UUID},
-    {ST_ENT_SNI, "name", "{\"type\": \"string\", \"required\": true, \"unique\": true}"},
-    {ST_ENT_SNI, "created_at", D_TIMESTAMP},
-    {ST_ENT_SNI, "updated_at", D_TIMESTAMP},
-    {ST_ENT_SNI, "tags", D_TAGS},
-    {ST_ENT_SNI, "certificate",
-     "{\"type\": \"foreign\", \"reference\": \"certificates\", \"required\": true}"},
-
-    /* ca_certificates.lua */
-    {ST_ENT_CA_CERTIFICATE, "id", D_UUID},
-    {ST_ENT_CA_CERTIFICATE, "created_at", D_TIMESTAMP},
-    {ST_ENT_CA_CERTIFICATE, "updated_at", D_TIMESTAMP},
-    {ST_ENT_CA_CERTIFICATE, "cert", "{\"type\": \"string\", \"required\": true}"},
-    {ST_ENT_CA_CERTIFICATE, "cert_digest", "{\"type\": \"string\", \"unique\": true}"},
-    {ST_ENT_CA_CERTIFICATE, "tags", D_TAGS},
-};
-
-#define C_PROTOCOL_NULL(field, list)                                                               \
-    "{\"conditional\": {\"if_field\": \"protocol\", \"if_match\": {\"" list "}, "                  \
-    "\"then_field\": \"" field "\", \"then_match\": {\"eq\": null}}}"
-#define C_NOT_TLS "not_one_of\": [\"tls\"]"
-
-/* The entity-level rules st_schema applies, in Kong's entity_checks form. */
-static const char *const checks[ST_ENT__COUNT] = {
-    [ST_ENT_SERVICE] =
-        "[" C_PROTOCOL_NULL("path", "one_of\": [\"tcp\", \"tls\"]") ", " C_PROTOCOL_NULL(
-            "client_certificate",
-            C_NOT_TLS) ", " C_PROTOCOL_NULL("tls_verify",
-                                            C_NOT_TLS) ", " C_PROTOCOL_NULL("tls_verify_depth",
-                                                                            C_NOT_TLS) ","
-                                                                                       " " C_PROTOCOL_NULL(
-                                                                                           "ca_"
-                                                                                           "certifi"
-                                                                                           "cates",
-                                                                                           C_NOT_TLS) "]",
-    [ST_ENT_ROUTE] =
-        "[{\"conditional\": {\"if_field\": \"protocols\", \"if_match\": {\"elements\": "
-        "{\"type\": \"string\", \"not_one_of\": [\"tls\", \"tls_passthrough\"]}}, "
-        "\"then_field\": \"snis\", \"then_match\": {\"len_eq\": 0}, \"then_err\": "
-        "\"'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or "
-        "'tls_passthrough'\"}}, "
-        "{\"conditional_at_least_one_of\": {\"if_field\": \"protocols\", \"if_match\": "
-        "{\"elements\": {\"type\": \"string\", \"one_of\": [\"tcp\", \"tls\"]}}, "
-        "\"then_at_least_one_of\": [\"sources\", \"destinations\", \"snis\"], \"then_err\": "
-        "\"must set one of %s when 'protocols' is 'tcp', 'tls' or 'udp'\"}}, "
-        "{\"conditional_at_least_one_of\": {\"if_field\": \"protocols\", \"if_match\": "
-        "{\"elements\": {\"type\": \"string\", \"one_of\": [\"tls_passthrough\"]}}, "
-        "\"then_at_least_one_of\": [\"snis\"], \"then_err\": "
-        "\"must set snis when 'protocols' is 'tls_passthrough'\"}}]",
-    [ST_ENT_CERTIFICATE] = "[{\"mutually_required\": [\"cert_alt\", \"key_alt\"]}, "
-                           "{\"custom_entity_check\": {\"field_sources\": [\"cert\", \"key\"]}}, "
-                           "{\"custom_entity_check\": {\"field_sources\": "
-                           "[\"cert_alt\", \"key_alt\"]}}, "
-                           "{\"custom_entity_check\": {\"field_sources\": "
-                           "[\"cert\", \"cert_alt\"]}}]",
-    [ST_ENT_SNI] = "[]",
-    [ST_ENT_CA_CERTIFICATE] = "[{\"custom_entity_check\": {\"field_sources\": [\"cert\"]}}, "
-                              "{\"custom_entity_check\": {\"field_sources\": "
-                              "[\"cert\", \"cert_digest\"]}}]",
-};
-
+/* Kong's name for the type of field f. */
 static const char *
-desc_of(enum st_entity_kind k, const char *name)
+kong_type(const struct st_field *f)
 {
-    for (size_t i = 0; i < sizeof(descs) / sizeof(descs[0]); i++) {
-        if (descs[i].k == k && strcmp(descs[i].name, name) == 0) {
-            return descs[i].json;
+    static const char *const types[] = {
+        [ST_FT_STRING] = "string",     [ST_FT_INTEGER] = "integer",   [ST_FT_BOOLEAN] = "boolean",
+        [ST_FT_TIMESTAMP] = "integer", [ST_FT_UUID] = "string",       [ST_FT_SET] = "set",
+        [ST_FT_ARRAY] = "array",       [ST_FT_RECORDS] = "set",       [ST_FT_MAP] = "map",
+        [ST_FT_FOREIGN] = "foreign",   [ST_FT_FOREIGN_SET] = "array",
+    };
+
+    return types[f->type];
+}
+
+/* The JSON object {<members>} of a `schema` text (an empty object for NULL), or NULL
+ * (logged) when it does not parse. */
+static json_t *
+members(const struct st_field *f, const char *text)
+{
+    json_error_t jerr;
+    size_t n = strlen(text != NULL ? text : "") + 3;
+    char *buf = st_xmalloc(n);
+    json_t *o;
+
+    (void)st_snprintf(buf, n, "{%s}", text != NULL ? text : "");
+    o = json_loads(buf, 0, &jerr);
+    free(buf);
+    if (o == NULL) {
+        st_log(ST_LOG_ERR, 0, "admin: bad schema text of field %s: %s", f->name, jerr.text);
+    }
+    return o;
+}
+
+static json_t *describe_field(const struct st_field *f);
+
+/* A field list, [{"<name>": {...}}, ...], or NULL (logged). */
+static json_t *
+describe_fields(const struct st_field *f)
+{
+    json_t *out = json_array();
+
+    for (; f->name != NULL; f++) {
+        json_t *d = describe_field(f);
+
+        if (d == NULL) {
+            json_decref(out);
+            return NULL;
         }
+        json_array_append_new(out, json_pack("{s:o}", f->name, d));
+    }
+    return out;
+}
+
+/* The elements of a set or an array the type gives (new reference), or NULL: none. For
+ * RECORDS, the record with the field's `schema` keys (*failed on a bad one). */
+static json_t *
+derived_elements(const struct st_field *f, bool *failed)
+{
+    json_t *rec;
+    json_t *more;
+    json_t *sub;
+
+    switch (f->type) {
+    case ST_FT_SET:
+    case ST_FT_ARRAY:
+        return json_pack("{s:s}", "type", "string");
+    case ST_FT_FOREIGN_SET:
+        return json_pack("{s:s,s:b}", "type", "string", "uuid", 1);
+    case ST_FT_RECORDS:
+        sub = describe_fields(f->sub);
+        more = members(f, f->schema);
+        if (sub == NULL || more == NULL) {
+            *failed = true;
+            json_decref(sub);
+            json_decref(more);
+            return NULL;
+        }
+        rec = json_pack("{s:s,s:o}", "type", "record", "fields", sub);
+        json_object_update(rec, more);
+        json_decref(more);
+        return rec;
+    default:
+        return NULL;
+    }
+}
+
+/* The value of a key the row gives (required, unique, encrypted, default) as a new
+ * reference, or NULL when the row does not give it. */
+static json_t *
+derived_late(const struct st_field *f, const char *key)
+{
+    if (strcmp(key, "required") == 0) {
+        return (f->flags & ST_FIELD_F_REQUIRED) ? json_true() : NULL;
+    }
+    if (strcmp(key, "unique") == 0) {
+        return (f->flags & ST_FIELD_F_UNIQUE) ? json_true() : NULL;
+    }
+    if (strcmp(key, "encrypted") == 0) {
+        return (f->flags & ST_FIELD_F_SECRET) ? json_true() : NULL;
+    }
+    if (strcmp(key, "default") == 0 && f->dflt != NULL) {
+        return json_loads(f->dflt, JSON_DECODE_ANY, NULL);
     }
     return NULL;
+}
+
+/* Adds more (the `schema` keys of f) to d, then the late derived keys it did not place.
+ * Returns -1 (logged) when a null places a key the row does not give. */
+static int
+add_members(json_t *d, const struct st_field *f, const json_t *more)
+{
+    static const char *const late[] = {"required", "unique", "encrypted", "default"};
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)more, key, v)
+    {
+        json_t *dv = json_is_null(v) ? derived_late(f, key) : json_incref(v);
+
+        if (dv == NULL) {
+            st_log(ST_LOG_ERR, 0, "admin: schema text of field %s places '%s', not set", f->name,
+                   key);
+            return -1;
+        }
+        json_object_set_new(d, key, dv);
+    }
+    for (size_t i = 0; i < ST_ARRAY_SIZE(late); i++) {
+        v = json_object_get(more, late[i]) == NULL ? derived_late(f, late[i]) : NULL;
+        if (v != NULL) {
+            json_object_set_new(d, late[i], v);
+        }
+    }
+    return 0;
+}
+
+/* Kong's description of field f, or NULL (logged). Keys in Kong's order: type,
+ * uuid/timestamp, auto, reference, elements, the `schema` keys, required, unique,
+ * encrypted, default. */
+static json_t *
+describe_field(const struct st_field *f)
+{
+    /* a record's `schema` keys are its elements' */
+    json_t *more = members(f, f->type == ST_FT_RECORDS ? NULL : f->schema);
+    json_t *d = json_pack("{s:s}", "type", kong_type(f));
+    bool failed = more == NULL;
+    json_t *el = NULL;
+
+    if (f->type == ST_FT_UUID) {
+        json_object_set_new(d, "uuid", json_true());
+    }
+    if (f->type == ST_FT_TIMESTAMP) {
+        json_object_set_new(d, "timestamp", json_true());
+    }
+    if (f->flags & ST_FIELD_F_AUTO) {
+        json_object_set_new(d, "auto", json_true());
+    }
+    if (f->type == ST_FT_FOREIGN) {
+        json_object_set_new(d, "reference", json_string(f->ref->name));
+    }
+    if (!failed && json_object_get(more, "elements") == NULL) {
+        el = derived_elements(f, &failed);
+    }
+    if (el != NULL) {
+        json_object_set_new(d, "elements", el);
+    }
+    if (failed || add_members(d, f, more) < 0) {
+        json_decref(more);
+        json_decref(d);
+        return NULL;
+    }
+    json_decref(more);
+    return d;
 }
 
 json_t *
 cp_admin__schema_describe(enum st_entity_kind k)
 {
-    const char *const *names = st_schema_field_names(k);
-    json_t *fields = json_array();
-    json_t *ec;
+    const struct st_entity_desc *d = st_entities[k];
+    json_t *fields = describe_fields(d->fields);
     json_error_t jerr;
+    json_t *ec;
 
-    for (; *names != NULL; names++) {
-        const char *text = desc_of(k, *names);
-        json_t *d = text != NULL ? json_loads(text, 0, &jerr) : NULL;
-
-        if (d == NULL) {
-            st_log(ST_LOG_ERR, 0, "admin: no schema description for %s.%s", st_entity_name(k),
-                   *names);
-            json_decref(fields);
-            return NULL;
-        }
-        json_array_append_new(fields, json_pack("{s:o}", *names, d));
+    if (fields == NULL) {
+        st_log(ST_LOG_ERR, 0, "admin: cannot describe %s", d->name);
+        return NULL;
     }
-    ec = json_loads(checks[k], 0, &jerr);
+    ec = json_loads(d->checks_schema != NULL ? d->checks_schema : "[]", 0, &jerr);
     if (ec == NULL) {
-        st_log(ST_LOG_ERR, 0, "admin: bad entity_checks for %s: %s", st_entity_name(k), jerr.text);
+        st_log(ST_LOG_ERR, 0, "admin: bad entity_checks for %s: %s", d->name, jerr.text);
         json_decref(fields);
         return NULL;
     }

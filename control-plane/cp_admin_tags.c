@@ -13,12 +13,16 @@
 #include "cp_ctx.h"
 #include "cp_store.h"
 #include "cp_store_pool.h"
+#include "st_check.h"
 #include "st_err.h"
 #include "st_schema.h"
 #include "st_util.h"
 
 /* Kong's code and name for a bad tag (errors.lua INVALID_UNIQUE, "invalid unique %s"). */
 #define TAGS_INVALID_UNIQUE 10
+
+/* The tags row every kind has (typedefs.tags). */
+static const struct st_field tags_row[] = {ST_FIELD_TAGS};
 
 /* Checks tag with the schemas' own tag rule (typedefs.tag), as one entity's tags field.
  * Writes the error into msg and returns false when the tag is bad. The tag may be any
@@ -27,7 +31,7 @@ static bool
 tag_is_valid(const char *tag, char *msg, size_t size)
 {
     json_t *tags = json_pack("[o]", json_stringn_nocheck(tag, strlen(tag)));
-    json_t *e = st_schema_check_value(ST_ENT_SERVICE, "tags", tags);
+    json_t *e = st_schema_check_field(&tags_row[0], tags);
     const json_t *first = json_is_array(e) ? json_array_get(e, 0) : e;
     bool ok = !json_is_string(first);
 
@@ -90,7 +94,7 @@ cp_admin__tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_respons
         return;
     }
     if (rc < 0) {
-        cp_admin__reply_err(rs, ST_ENT_SERVICE, rc, &err, NULL);
+        cp_admin__reply_db_fail(rs, rc);
         return;
     }
     o = json_pack("{s:o}", "data", data);

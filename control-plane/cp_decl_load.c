@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_dberr.h"
 #include "cp_snapshot.h"
 #include "cp_store.h"
 #include "st_decl.h"
@@ -15,11 +16,6 @@
 #include "st_snapshot.h"
 #include "st_str.h"
 #include "st_util.h"
-
-/* Foreign keys point backwards in this order, so inserting in it never dangles. */
-static const enum st_entity_kind write_order[] = {
-    ST_ENT_CA_CERTIFICATE, ST_ENT_CERTIFICATE, ST_ENT_SNI, ST_ENT_SERVICE, ST_ENT_ROUTE,
-};
 
 /* A name the parse asked the store about, and the answer. */
 struct seen {
@@ -161,16 +157,20 @@ upsert_one(struct cp_store *st, enum st_entity_kind k, json_t *o, int64_t now, s
     return cp_store_update(st, k, o, err);
 }
 
+/* Every entity, kinds in st_entity_order's order: foreign keys point backwards in it, so
+ * inserting in it never dangles. */
 static int
 write_all(struct cp_store *st, enum cp_decl_mode mode, int64_t now, struct cp_decl_result *r)
 {
+    enum st_entity_kind order[ST_ENT__COUNT];
     int rc = 0;
 
+    st_entity_order(order);
     if (mode == CP_DECL_REPLACE) {
         rc = cp_store_clear(st);
     }
-    for (size_t i = 0; rc == 0 && i < ST_ARRAY_SIZE(write_order); i++) {
-        enum st_entity_kind k = write_order[i];
+    for (size_t i = 0; rc == 0 && i < ST_ENT__COUNT; i++) {
+        enum st_entity_kind k = order[i];
         size_t j;
         json_t *o;
 
@@ -382,40 +382,19 @@ cp_decl_export(struct cp_store *st, bool yaml, char **out, size_t *len)
 /* ------------------------------------------------------------------------ */
 /* messages */
 
-static const char *
-foreign_collection(const char *field)
-{
-    if (strncmp(field, "certificate", 11) == 0 || strncmp(field, "client_certificate", 18) == 0) {
-        return st_entity_name(ST_ENT_CERTIFICATE);
-    }
-    if (strncmp(field, "ca_certificates", 15) == 0) {
-        return st_entity_name(ST_ENT_CA_CERTIFICATE);
-    }
-    return st_entity_name(ST_ENT_SERVICE);
-}
-
 void
 cp_decl_store_msg(enum st_entity_kind k, int rc, const struct st_err *err, char *buf, size_t size)
 {
-    const char *field = err->field[0] != '\0' ? err->field : "name";
+    struct cp_dberr d;
 
-    switch (rc) {
-    case -ST_EUNIQUE:
-        st_snprintf(buf, size, "UNIQUE violation detected on '{%s=\"%s\"}'", field, err->msg);
-        break;
-    case -ST_EPKEY:
-        st_snprintf(buf, size, "primary key violation on key '{id=\"%s\"}'", err->msg);
-        break;
-    case -ST_EFOREIGN:
-        st_snprintf(buf, size,
-                    "the foreign key '{id=\"%s\"}' does not reference an existing '%s' entity.",
-                    err->msg, foreign_collection(field));
-        break;
-    default:
-        st_snprintf(buf, size, "%s: %s", st_entity_name(k),
-                    err->msg[0] != '\0' ? err->msg : st_strerror(rc));
-        break;
+    if (rc == -ST_EUNIQUE || rc == -ST_EPKEY || rc == -ST_EFOREIGN) {
+        cp_dberr_of(k, rc, err, &d);
+        json_decref(d.fields);
+        st_snprintf(buf, size, "%s", d.msg);
+        return;
     }
+    st_snprintf(buf, size, "%s: %s", st_entity_name(k),
+                err->msg[0] != '\0' ? err->msg : st_strerror(rc));
 }
 
 static void pretty(struct st_str *t, const json_t *v, const char *item, int depth);

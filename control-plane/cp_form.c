@@ -8,12 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_entity.h"
 #include "st_err.h"
 #include "st_util.h"
 
 #define FORM_MAX_DEPTH 8
 /* how much of a bad key an error message shows (cp_form_add) */
 #define FORM_KEY_SHOWN 128
+/* the field types whose digits are an integer, and those a single value is an array of */
+#define INT_TYPES ((1u << ST_FT_INTEGER) | (1u << ST_FT_TIMESTAMP))
+#define ARRAY_TYPES                                                                                \
+    ((1u << ST_FT_SET) | (1u << ST_FT_ARRAY) | (1u << ST_FT_RECORDS) | (1u << ST_FT_FOREIGN_SET))
 
 /* Why a field could not be added (cp_form_add maps each to its message). */
 enum add_rc {
@@ -29,18 +34,6 @@ struct cp_form {
     size_t max_values; /* CP_FORM_VALUES_BASE + the body's length, at most CP_FORM_MAX_VALUES */
 };
 
-static const char *const int_fields[] = {
-    "port",           "retries",       "connect_timeout",
-    "read_timeout",   "write_timeout", "tls_verify_depth",
-    "created_at",     "updated_at",    "https_redirect_status_code",
-    "regex_priority", "priority",      NULL,
-};
-
-static const char *const array_fields[] = {
-    "protocols", "tags",  "snis",  "sources",         "destinations",
-    "methods",   "hosts", "paths", "ca_certificates", NULL,
-};
-
 enum seg_type {
     SEG_KEY = 0,
     SEG_INDEX,  /* [N], 1-based */
@@ -53,11 +46,27 @@ struct seg {
     size_t index;
 };
 
+/* Whether a field of any kind (or of a record in one) named `name` has a type in `types`
+ * (a mask of 1u << enum st_ftype): what the form decoder infers a value from. */
 static bool
-in_list(const char *const *list, const char *name)
+field_typed(const struct st_field *f, const char *name, unsigned types)
 {
-    for (size_t i = 0; list[i] != NULL; i++) {
-        if (strcmp(list[i], name) == 0) {
+    for (; f->name != NULL; f++) {
+        if (strcmp(f->name, name) == 0 && (types & (1u << f->type))) {
+            return true;
+        }
+        if (f->sub != NULL && field_typed(f->sub, name, types)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+is_field(const char *name, unsigned types)
+{
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        if (field_typed(st_entities[k]->fields, name, types)) {
             return true;
         }
     }
@@ -199,7 +208,7 @@ infer(const char *text, size_t len, const char *field)
     if (strcmp(text, "false") == 0) {
         return json_false();
     }
-    if (field != NULL && in_list(int_fields, field)) {
+    if (field != NULL && is_field(field, INT_TYPES)) {
         const char *p = text[0] == '-' ? text + 1 : text;
         bool digits = *p != '\0' && strlen(p) <= 18;
 
@@ -325,7 +334,7 @@ static int
 set_key(struct cp_form *f, json_t *cur, const struct seg *s, json_t *v, bool top)
 {
     json_t *old = json_object_get(cur, s->name);
-    bool wrap = old == NULL && top && in_list(array_fields, s->name) && !json_is_null(v);
+    bool wrap = old == NULL && top && is_field(s->name, ARRAY_TYPES) && !json_is_null(v);
     json_t *arr;
 
     if (!spend(f, old == NULL || json_is_array(old) ? 1 + wrap : 2)) {

@@ -28,8 +28,9 @@ struct cp_form;
 
 /* Decodes p[0..len) into a new object the caller releases. Values are inferred as Kong
  * does: "" -> null, "true"/"false" -> booleans, digits in an integer field (port,
- * retries, timeouts...) -> integers, a single value of an array field (protocols,
- * tags, snis, sources, destinations...) -> a one-element array; other values stay
+ * retries, timeouts...: a field some entity description types integer or timestamp) ->
+ * integers, a single value of an array field (protocols, tags, snis, sources,
+ * destinations...: typed set, array or foreign set) -> a one-element array; other values stay
  * strings, so the schema reports a wrong type. Returns 0, or -ST_EPARSE with err->msg
  * naming the bad key, the bad value's key or the limit reached (*out NULL). */
 int cp_form_decode(const char *p, size_t len, json_t **out, struct st_err *err);

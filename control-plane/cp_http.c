@@ -126,7 +126,7 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *val
 }
 
 /* A query argument, as bytes (http_unescape leaves no NUL in them): what is not UTF-8 is
- * kept for the handler to refuse (cp_admin__text shows it in the error). A key that is
+ * kept for the handler to refuse (cp_dberr_text shows it in the error). A key that is
  * not UTF-8 (jansson refuses it) names no argument the admin API reads: it is dropped. */
 static enum MHD_Result
 scan_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)

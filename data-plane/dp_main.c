@@ -111,7 +111,7 @@ check_listeners(const struct st_conf *c, struct st_err *err)
 }
 
 static void
-load_cache(struct dp_ctx *ctx)
+load_cache(struct dp_ctx *ctx, struct dp_sync *sync)
 {
     struct st_err err;
     uint8_t *buf = NULL;
@@ -126,7 +126,7 @@ load_cache(struct dp_ctx *ctx)
         return;
     }
     if (rc == 0) {
-        rc = dp_sync_apply(ctx, buf, len, true, &err);
+        rc = dp_sync_apply(sync, buf, len, true, &err);
     }
     if (rc < 0) {
         st_log(ST_LOG_ERR, 0, "config.cache: refused: %s", err.msg);
@@ -226,7 +226,7 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
         }
         ctx->n_workers++;
     }
-    load_cache(ctx);
+    load_cache(ctx, p->sync);
     return dp_status_start(ctx, &p->status, err);
 }
 

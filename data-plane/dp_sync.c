@@ -72,8 +72,9 @@ struct dp_sync {
     atomic_bool done;
     atomic_bool bye_started;
     bool goodbye;
-    char *last_error;        /* why the last snapshot was not applied, NULL: none */
-    struct st_label *labels; /* cluster_dp_labels, sent with every request */
+    char *last_error;              /* why the last snapshot was not applied, NULL: none */
+    struct st_snapshot_memo *memo; /* what the last applied snapshot's parse checked */
+    struct st_label *labels;       /* cluster_dp_labels, sent with every request */
     size_t n_labels;
     int64_t cert_expiry;
     /* sync_tls */
@@ -86,14 +87,15 @@ struct dp_sync {
 /* ---------------------------------------------------------------- apply */
 
 int
-dp_sync_apply(struct dp_ctx *ctx, const uint8_t *p, size_t len, bool from_cache, struct st_err *err)
+dp_sync_apply(struct dp_sync *s, const uint8_t *p, size_t len, bool from_cache, struct st_err *err)
 {
+    struct dp_ctx *ctx = s->ctx;
     struct st_snapshot *snap = NULL;
     struct dp_runtime *rt = NULL;
     struct st_err cerr;
     int rc;
 
-    rc = st_snapshot_parse(p, len, &snap, err);
+    rc = st_snapshot_parse(p, len, s->memo, &snap, err);
     if (rc < 0) {
         return rc;
     }
@@ -549,6 +551,7 @@ dp_sync_new(struct dp_ctx *ctx, struct st_err *err)
     struct dp_sync *s = st_xcalloc(1, sizeof(*s));
 
     s->ctx = ctx;
+    s->memo = st_snapshot_memo_new();
     atomic_init(&s->stop, false);
     atomic_init(&s->done, false);
     atomic_init(&s->bye_started, false);
@@ -665,7 +668,7 @@ sync_on_ok(struct dp_sync *s, const struct st_sync_resp *resp)
                memmem(resp->snapshot, resp->snapshot_len, reject, strlen(reject)) != NULL) {
         st_err_set(&err, -ST_EUNSUPPORTED, NULL, "STRAIT_TEST_DP_REJECT: the snapshot holds '%s'",
                    reject);
-    } else if (dp_sync_apply(s->ctx, resp->snapshot, resp->snapshot_len, false, &err) == 0) {
+    } else if (dp_sync_apply(s, resp->snapshot, resp->snapshot_len, false, &err) == 0) {
         sync_set_error(s, NULL);
         return true;
     }
@@ -936,6 +939,7 @@ dp_sync_free(struct dp_sync *s)
     nng_aio_free(s->aio);
     nng_aio_free(s->sleep_aio);
     free(s->last_error);
+    st_snapshot_memo_free(s->memo);
     for (size_t i = 0; i < s->n_labels; i++) {
         free(s->labels[i].key);
         free(s->labels[i].value);

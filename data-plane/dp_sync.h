@@ -13,10 +13,12 @@ struct dp_ctx;
 struct dp_sync;
 struct st_err;
 
-/* Verifies snap bytes, builds a runtime and publishes it; unless from_cache, also
- * writes PREFIX/config.cache. Any thread but a worker. Returns 0 or a negative code
- * with err filled (nothing is applied then). */
-int dp_sync_apply(struct dp_ctx *ctx, const uint8_t *p, size_t len, bool from_cache,
+/* Verifies snap bytes (through s's snapshot memo: entities unchanged since the last
+ * applied snapshot are not checked again), builds a runtime and publishes it to s's
+ * context; unless from_cache, also writes PREFIX/config.cache. The sync thread, or
+ * before it starts. Returns 0 or a negative code with err filled (nothing is applied
+ * then). */
+int dp_sync_apply(struct dp_sync *s, const uint8_t *p, size_t len, bool from_cache,
                   struct st_err *err);
 
 /* Opens the socket and its dialer (TLS unless cluster_mtls = off). Returns NULL with

@@ -20,6 +20,7 @@
 #include "cp_store.h"
 #include "cp_store_pool.h"
 #include "cp_test_certs.h"
+#include "st_entity.h"
 #include "st_err.h"
 
 struct fx {
@@ -257,6 +258,122 @@ test_paging_and_methods(void **state)
     json_decref(o);
     assert_int_equal(call(f, "GET", "/clustering/data-planes", NULL, NULL, &o), 200);
     assert_true(json_is_array(json_object_get(o, "data")));
+    json_decref(o);
+}
+
+/* The Allow header OPTIONS answers on path, or NULL when the path is not served (404). */
+static const char *
+allow(struct fx *f, const char *path)
+{
+    struct cp_request rq = {.method = "OPTIONS", .path = path};
+    struct cp_response rs;
+    json_t *query = json_object();
+
+    rq.query = query;
+    cp_admin_handle(&f->cx, &rq, &rs);
+    free(rs.body);
+    json_decref(query);
+    if (rs.status == 404) {
+        return NULL;
+    }
+    assert_int_equal(rs.status, 204);
+    assert_string_equal(rs.header_name, "Allow");
+    return rs.header_value;
+}
+
+/* Whether GET /endpoints' data lists path. */
+static bool
+listed(const json_t *data, const char *path)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(data, i, v)
+    {
+        if (strcmp(json_string_value(v), path) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* GET /endpoints, 405 and Allow come from one route table whose entity rows every kind's
+ * description expands (issue 15): the list is the one the hand-written table gave, in
+ * Kong's order, and each kind's collection and entity paths, top-level and nested under
+ * the kind its PARENT key names, are listed and allow Kong's methods. */
+static void
+test_routes_from_descriptions(void **state)
+{
+    static const char *const before[] = {
+        "/",
+        "/ca_certificates",
+        "/ca_certificates/{ca_certificates}",
+        "/certificates",
+        "/certificates/{certificates}",
+        "/certificates/{certificates}/snis",
+        "/certificates/{certificates}/snis/{snis}",
+        "/clustering/data-planes",
+        "/clustering/status",
+        "/config",
+        "/endpoints",
+        "/routes",
+        "/routes/{routes}",
+        "/routes/{routes}/service",
+        "/schemas/{db_entity_name}/validate",
+        "/schemas/{name}",
+        "/services",
+        "/services/{services}",
+        "/services/{services}/routes",
+        "/services/{services}/routes/{routes}",
+        "/snis",
+        "/snis/{snis}",
+        "/status",
+        "/tags",
+        "/tags/{tags}",
+    };
+    static const char *const coll = "GET, HEAD, OPTIONS, POST";
+    static const char *const ent = "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";
+    struct fx *f = *state;
+    json_t *o = NULL;
+    const json_t *data;
+    char p[192];
+
+    assert_int_equal(call(f, "GET", "/endpoints", NULL, NULL, &o), 200);
+    data = json_object_get(o, "data");
+    assert_int_equal(json_array_size(data), sizeof(before) / sizeof(before[0]));
+    for (size_t i = 0; i < json_array_size(data); i++) {
+        assert_string_equal(json_string_value(json_array_get(data, i)), before[i]);
+    }
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        const struct st_entity_desc *d = st_entities[k];
+        const struct st_field *pf = st_entity_parent((enum st_entity_kind)k);
+
+        snprintf(p, sizeof(p), "/%s/{%s}", d->name, d->name);
+        assert_true(listed(data, p) == !d->nested_only);
+        snprintf(p, sizeof(p), "/%s", d->name);
+        assert_true(listed(data, p) == !d->nested_only);
+        if (!d->nested_only) {
+            assert_string_equal(allow(f, p), coll);
+            snprintf(p, sizeof(p), "/%s/x", d->name);
+            assert_string_equal(allow(f, p), ent);
+        }
+        if (pf != NULL) {
+            snprintf(p, sizeof(p), "/%s/{%s}/%s/{%s}", pf->ref->name, pf->ref->name, d->name,
+                     d->name);
+            assert_true(listed(data, p));
+            snprintf(p, sizeof(p), "/%s/x/%s", pf->ref->name, d->name);
+            assert_string_equal(allow(f, p), coll);
+            snprintf(p, sizeof(p), "/%s/x/%s/y", pf->ref->name, d->name);
+            assert_string_equal(allow(f, p), ent);
+        }
+        /* a kind's singular names no collection */
+        snprintf(p, sizeof(p), "/%s", d->singular);
+        assert_null(allow(f, p));
+    }
+    /* a kind under one its PARENT key does not name, and a kind under itself, are no path */
+    assert_null(allow(f, "/services/x/snis"));
+    assert_null(allow(f, "/routes/x/routes"));
+    assert_null(allow(f, "/services/x/routes/y/z"));
     json_decref(o);
 }
 
@@ -1139,6 +1256,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_errors_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_and_foreign_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging_and_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_from_descriptions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificates_snis_shorthand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_form_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snis_endpoints, setup, teardown),

@@ -842,7 +842,7 @@ test_snapshot_carries_certificates(void **state)
     assert_int_equal(cp_snapshot_new(b, &sn, &err), 0);
     blob = cp_snapshot_acquire(sn);
     assert_int_equal(blob->version, 3);
-    assert_int_equal(st_snapshot_parse(blob->bytes, blob->len, &snap, &err), 0);
+    assert_int_equal(st_snapshot_parse(blob->bytes, blob->len, NULL, &snap, &err), 0);
     assert_int_equal(snap->n_certificates, 1);
     assert_int_equal(snap->n_snis, 1);
     assert_string_equal(snap->snis[0].name, "a.test");

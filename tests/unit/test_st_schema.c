@@ -162,7 +162,7 @@ static void
 test_service_defaults(void **state)
 {
     json_t *o = expect_ok(ST_ENT_SERVICE, "{\"name\": \"echo\", \"host\": \"example.com\"}");
-    const char *const *names = st_schema_field_names(ST_ENT_SERVICE);
+    const struct st_field *names = st_entities[ST_ENT_SERVICE]->fields;
     const char *key;
     json_t *v;
     size_t i = 0;
@@ -177,11 +177,11 @@ test_service_defaults(void **state)
     /* Stored in Kong's output order. */
     json_object_foreach(o, key, v)
     {
-        assert_non_null(names[i]);
-        assert_string_equal(key, names[i]);
+        assert_non_null(names[i].name);
+        assert_string_equal(key, names[i].name);
         i++;
     }
-    assert_null(names[i]);
+    assert_null(names[i].name);
     json_decref(o);
 }
 
@@ -410,7 +410,7 @@ test_route_defaults(void **state)
 {
     json_t *o = expect_ok(ST_ENT_ROUTE, "{\"destinations\": [{\"port\": 5555}],"
                                         " \"service\": {\"id\": \"" UUID1 "\", \"name\": \"x\"}}");
-    const char *const *names = st_schema_field_names(ST_ENT_ROUTE);
+    const struct st_field *names = st_entities[ST_ENT_ROUTE]->fields;
     const char *key;
     json_t *v;
     size_t i = 0;
@@ -424,11 +424,11 @@ test_route_defaults(void **state)
                    " \"headers\": null}");
     json_object_foreach(o, key, v)
     {
-        assert_non_null(names[i]);
-        assert_string_equal(key, names[i]);
+        assert_non_null(names[i].name);
+        assert_string_equal(key, names[i].name);
         i++;
     }
-    assert_null(names[i]);
+    assert_null(names[i].name);
     json_decref(o);
 
     o = expect_ok(ST_ENT_ROUTE, "{\"protocols\": [\"tcp\", \"tcp\"], \"service\": null,"
@@ -739,7 +739,7 @@ test_route_tls_rules(void **state)
 static void
 test_certificate_ok(void **state)
 {
-    const char *const *names = st_schema_field_names(ST_ENT_CERTIFICATE);
+    const struct st_field *names = st_entities[ST_ENT_CERTIFICATE]->fields;
     char *chain = tc_concat(ec_a.cert, ca_ok.cert);
     json_t *o;
     const char *key;
@@ -750,11 +750,11 @@ test_certificate_ok(void **state)
     o = obj_ok(ST_ENT_CERTIFICATE, 0, cert_obj(ec_a.cert, ec_a.key, rsa_a.cert, rsa_a.key));
     json_object_foreach(o, key, v)
     {
-        assert_non_null(names[i]);
-        assert_string_equal(key, names[i]);
+        assert_non_null(names[i].name);
+        assert_string_equal(key, names[i].name);
         i++;
     }
-    assert_null(names[i]);
+    assert_null(names[i].name);
     assert_true(json_is_null(json_object_get(o, "tags")));
     json_decref(o);
     /* RSA first, ECDSA as the alternative; a chain after the leaf */
@@ -811,7 +811,7 @@ static void
 test_sni(void **state)
 {
     const char *const good[] = {"a.test", "*.a.test", "a.*", "*", "xn--bcher-kva.example"};
-    const char *const *names = st_schema_field_names(ST_ENT_SNI);
+    const struct st_field *names = st_entities[ST_ENT_SNI]->fields;
     char text[256];
     json_t *o;
 
@@ -827,7 +827,7 @@ test_sni(void **state)
     assert_json(o,
                 "{\"id\": null, \"name\": \"a.test\", \"created_at\": null,"
                 " \"updated_at\": null, \"tags\": null, \"certificate\": {\"id\": \"" UUID1 "\"}}");
-    assert_string_equal(names[1], "name");
+    assert_string_equal(names[1].name, "name");
     json_decref(o);
     expect_msg(ST_ENT_SNI, "{\"certificate\": {\"id\": \"" UUID1 "\"}}",
                "schema violation (name: required field missing)");

@@ -125,7 +125,7 @@ static int
 parse_rc(const struct built *b, struct st_err *err)
 {
     struct st_snapshot *s = NULL;
-    int rc = st_snapshot_parse(b->bytes, b->len, &s, err);
+    int rc = st_snapshot_parse(b->bytes, b->len, NULL, &s, err);
 
     if (rc == 0) {
         assert_non_null(s);
@@ -277,7 +277,7 @@ test_round_trip(void **state)
 
     (void)state;
     build_base(&b);
-    assert_int_equal(st_snapshot_parse(b.bytes, b.len, &s, &err), 0);
+    assert_int_equal(st_snapshot_parse(b.bytes, b.len, NULL, &s, &err), 0);
     assert_int_equal(s->version, 7);
     assert_string_equal(s->hash, b.hash);
 
@@ -348,7 +348,7 @@ test_empty_config(void **state)
     build_ok(1, NULL, NULL, &b);
     /* SHA-256 of no bytes */
     assert_string_equal(b.hash, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    assert_int_equal(st_snapshot_parse(b.bytes, b.len, &s, &err), 0);
+    assert_int_equal(st_snapshot_parse(b.bytes, b.len, NULL, &s, &err), 0);
     assert_int_equal(s->n_services, 0);
     assert_int_equal(s->n_routes, 0);
     st_snapshot_free(s);
@@ -416,10 +416,10 @@ test_garbage_refused(void **state)
     char h[65];
 
     (void)state;
-    assert_int_equal(st_snapshot_parse(junk, sizeof(junk), &s, &err), -ST_EPARSE);
+    assert_int_equal(st_snapshot_parse(junk, sizeof(junk), NULL, &s, &err), -ST_EPARSE);
     assert_null(s);
     assert_non_null(strstr(err.msg, "not a valid Snapshot"));
-    assert_int_equal(st_snapshot_parse((const uint8_t *)"", 0, &s, &err), -ST_EPARSE);
+    assert_int_equal(st_snapshot_parse((const uint8_t *)"", 0, NULL, &s, &err), -ST_EPARSE);
     assert_int_equal(st_snapshot_peek(junk, sizeof(junk), &v, h), -ST_EPARSE);
 
     build_base(&b);
@@ -432,7 +432,7 @@ test_garbage_refused(void **state)
      * the optional trailing created_at_ms); none crashes. */
     for (t.len = 0; t.len < b.len; t.len++) {
         struct st_snapshot *p = NULL;
-        int rc = st_snapshot_parse(t.bytes, t.len, &p, &err);
+        int rc = st_snapshot_parse(t.bytes, t.len, NULL, &p, &err);
         if (rc == 0) {
             assert_string_equal(p->hash, b.hash);
             assert_int_equal(p->n_routes, 2);
@@ -487,6 +487,141 @@ expect_refused(const char *svc, const char *rt, int rc, const char *msg)
     if (strstr(err.msg, msg) == NULL) {
         fail_msg("message \"%s\" lacks \"%s\"", err.msg, msg);
     }
+    free(b.bytes);
+    json_decref(svcs);
+    json_decref(rts);
+}
+
+static bool
+str_same(const char *x, const char *y)
+{
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+/* Two parses of the same bytes give the same services and routes. */
+static void
+assert_same_parse(const struct st_snapshot *x, const struct st_snapshot *y)
+{
+    assert_string_equal(x->hash, y->hash);
+    assert_int_equal(x->n_services, y->n_services);
+    for (size_t i = 0; i < x->n_services; i++) {
+        const struct st_service *a = &x->services[i], *b = &y->services[i];
+
+        assert_true(str_same(a->id, b->id) && str_same(a->name, b->name) &&
+                    str_same(a->host, b->host));
+        assert_true(a->created_at_ms == b->created_at_ms && a->protocol == b->protocol &&
+                    a->port == b->port && a->connect_timeout == b->connect_timeout &&
+                    a->read_timeout == b->read_timeout && a->write_timeout == b->write_timeout &&
+                    a->retries == b->retries && a->enabled == b->enabled &&
+                    a->tls_verify == b->tls_verify && a->tls_verify_depth == b->tls_verify_depth &&
+                    a->n_ca_certificates == b->n_ca_certificates);
+    }
+    assert_int_equal(x->n_routes, y->n_routes);
+    for (size_t i = 0; i < x->n_routes; i++) {
+        const struct st_route *a = &x->routes[i], *b = &y->routes[i];
+
+        assert_true(str_same(a->id, b->id) && str_same(a->name, b->name) &&
+                    str_same(a->service_id, b->service_id));
+        assert_true(a->created_at_ms == b->created_at_ms && a->protocols == b->protocols &&
+                    a->preserve_host == b->preserve_host && a->n_sources == b->n_sources &&
+                    a->n_destinations == b->n_destinations && a->n_snis == b->n_snis);
+        assert_int_equal(a->service != NULL ? a->service - x->services : -1,
+                         b->service != NULL ? b->service - y->services : -1);
+        assert_memory_equal(a->sources, b->sources, a->n_sources * sizeof(*a->sources));
+        assert_memory_equal(a->destinations, b->destinations,
+                            a->n_destinations * sizeof(*a->destinations));
+    }
+}
+
+/* Issue 15: the parser's memo is the caller's object. Entities it remembers are filled
+ * from their message, and give what a parse without it gives; a refused parse leaves
+ * it as it was; each memo remembers only its own parses. */
+static void
+test_memo(void **state)
+{
+    struct st_snapshot_memo *memo = st_snapshot_memo_new(), *other = st_snapshot_memo_new();
+    struct st_snapshot *with = NULL, *without = NULL;
+    struct st_err err = {0};
+    struct built base, changed, bad;
+    json_t *svcs, *rts;
+
+    (void)state;
+    build_base(&base);
+    svcs = pair(ST_ENT_SERVICE, SVC2, SVC1);
+    rts = pair(ST_ENT_ROUTE, RT2,
+               "{\"id\": \"" R1 "\", \"name\": \"r-one\", \"destinations\": [{\"port\": 7}],"
+               " \"service\": {\"id\": \"" S2 "\"}}");
+    build_ok(8, svcs, rts, &changed);
+    json_decref(rts);
+    rts = json_array();
+    json_array_append_new(rts, load("{\"id\": \"" R1 "\"}")); /* no endpoint: refused */
+    build_ok(9, svcs, rts, &bad);
+    json_decref(rts);
+    json_decref(svcs);
+
+    assert_int_equal(st_snapshot_parse(base.bytes, base.len, memo, &with, &err), 0);
+    st_snapshot_free(with);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(st_snapshot_parse(changed.bytes, changed.len, memo, &with, &err), 0);
+        assert_int_equal(st_snapshot_parse(changed.bytes, changed.len, NULL, &without, &err), 0);
+        assert_same_parse(with, without);
+        assert_ptr_equal(with->routes[0].service, &with->services[1]);
+        assert_int_equal(with->routes[0].destinations[0].port, 7);
+        st_snapshot_free(with);
+        st_snapshot_free(without);
+        assert_int_equal(st_snapshot_parse(bad.bytes, bad.len, memo, &with, &err), -ST_ESCHEMA);
+        assert_null(with);
+    }
+    assert_int_equal(st_snapshot_parse(bad.bytes, bad.len, other, &with, &err), -ST_ESCHEMA);
+    st_snapshot_memo_free(memo);
+    st_snapshot_memo_free(other);
+    st_snapshot_memo_free(NULL);
+    free(base.bytes);
+    free(changed.bytes);
+    free(bad.bytes);
+}
+
+/* Issue 15: a field the message lacks is its schema default whether the entity is
+ * checked or filled from its message: a service without enabled (or any default) is
+ * enabled, and remembered, since its message alone gives what the check gives (the
+ * per-kind fill took a missing enabled as false, a missing port as 0, so such an entity
+ * was never remembered and was checked again at every parse). An entity that validation
+ * rewrites (a repeat in a set) is filled from what validation left, and not remembered. */
+static void
+test_missing_defaults(void **state)
+{
+    struct st_snapshot_memo *memo = st_snapshot_memo_new();
+    struct st_snapshot *s = NULL;
+    struct st_err err = {0};
+    json_t *svcs = json_array(), *rts = json_array();
+    struct built b;
+
+    (void)state;
+    json_array_append_new(svcs, load("{\"id\": \"" S1 "\", \"host\": \"h\"}"));
+    json_array_append_new(rts, entity(ST_ENT_ROUTE, RT2));
+    json_array_append_new(rts, load("{\"id\": \"" R1 "\", \"protocols\": [\"tls\"], "
+                                    "\"snis\": [\"a.test\", \"a.test\"]}"));
+    build_ok(1, svcs, rts, &b);
+    for (int round = 0; round < 2; round++) {
+        const struct st_service *svc;
+
+        assert_int_equal(st_snapshot_parse(b.bytes, b.len, memo, &s, &err), 0);
+        svc = &s->services[0];
+        assert_true(svc->enabled);
+        assert_int_equal(svc->protocol, ST_PROTO_TCP);
+        assert_int_equal(svc->port, 80);
+        assert_int_equal(svc->retries, 5);
+        assert_int_equal(svc->connect_timeout, 60000);
+        assert_int_equal(svc->tls_verify, -1);
+        assert_int_equal(svc->tls_verify_depth, -1);
+        assert_false(s->routes[0].preserve_host);
+        assert_int_equal(s->routes[0].n_snis, 1);
+        assert_string_equal(s->routes[0].snis[0], "a.test");
+        /* the service and RT2, not R1 */
+        assert_int_equal(st_snapshot_memo_size(memo), 2);
+        st_snapshot_free(s);
+    }
+    st_snapshot_memo_free(memo);
     free(b.bytes);
     json_decref(svcs);
     json_decref(rts);
@@ -908,7 +1043,7 @@ test_tls_round_trip(void **state)
     (void)state;
     tls_config(&c);
     build_lists(c.lists, &b);
-    if (st_snapshot_parse(b.bytes, b.len, &s, &err) != 0) {
+    if (st_snapshot_parse(b.bytes, b.len, NULL, &s, &err) != 0) {
         fail_msg("parse: %s", err.msg);
     }
     assert_string_equal(s->hash, b.hash);
@@ -1129,6 +1264,8 @@ main(void)
         cmocka_unit_test(test_tls_round_trip),
         cmocka_unit_test(test_tls_refusals),
         cmocka_unit_test(test_entity_sizes_add_up),
+        cmocka_unit_test(test_memo),
+        cmocka_unit_test(test_missing_defaults),
     };
 
     return cmocka_run_group_tests(tests, make_certs, free_certs);

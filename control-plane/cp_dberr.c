@@ -1,0 +1,203 @@
+/* Kong's errors for the store's failures (see cp_dberr.h). Kong's sources:
+ * kong/db/errors.lua (codes, names, messages), kong/api/endpoints.lua (invalid_unique,
+ * resolve_foreign), kong/db/dao/ca_certificates.lua (REFERENCED_BY_OTHERS). */
+#include "cp_dberr.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_err.h"
+#include "st_util.h"
+
+/* The length of the UTF-8 character at p (avail > 0 bytes), or 0 when none starts there
+ * (RFC 3629 §4: no overlong form, no surrogate, nothing above U+10FFFF). */
+static size_t
+utf8_char_len(const unsigned char *p, size_t avail)
+{
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    size_t n;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+    if (p[0] < 0xc2 || p[0] > 0xf4) {
+        return 0;
+    }
+    n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+    if (p[0] == 0xe0) {
+        lo = 0xa0;
+    } else if (p[0] == 0xed) {
+        hi = 0x9f;
+    } else if (p[0] == 0xf0) {
+        lo = 0x90;
+    } else if (p[0] == 0xf4) {
+        hi = 0x8f;
+    }
+    if (avail < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+json_t *
+cp_dberr_text(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    json_t *v = json_string(s);
+    char *buf;
+    size_t o = 0;
+
+    if (v != NULL) {
+        return v;
+    }
+    buf = st_xmalloc(len * 3 + 1);
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_char_len(p + i, len - i);
+
+        if (k > 0) {
+            memcpy(buf + o, p + i, k);
+            o += k;
+            i += k;
+        } else {
+            buf[o++] = '%';
+            buf[o++] = hex[p[i] >> 4];
+            buf[o++] = hex[p[i] & 0xf];
+            i++;
+        }
+    }
+    v = json_stringn(buf, o);
+    free(buf);
+    return v;
+}
+
+static void
+set(struct cp_dberr *out, int status, int code, const char *name, json_t *fields)
+{
+    out->status = status;
+    out->code = code;
+    st_snprintf(out->name, sizeof(out->name), "%s", name != NULL ? name : "");
+    out->fields = fields;
+}
+
+/* The collection the foreign key `field` of kind k names; the field itself when k has no
+ * such foreign key (no store error names one: see cp_store.h). */
+static const char *
+ref_collection(enum st_entity_kind k, const char *field)
+{
+    const struct st_entity_desc *ref = st_entity_ref(k, field);
+
+    return ref != NULL ? ref->name : field;
+}
+
+/* Kong's foreign_key_violation_invalid_reference ({id=...}), or, for a key written by the
+ * referenced kind's endpoint key that names nothing ("service.name"), Kong's
+ * foreign_keys_unresolved. */
+static void
+foreign(enum st_entity_kind k, const struct st_err *e, struct cp_dberr *out)
+{
+    char field[64];
+    char detail[512];
+    char *dot;
+
+    st_snprintf(field, sizeof(field), "%s", e->field);
+    dot = strchr(field, '.');
+    if (dot == NULL) {
+        st_snprintf(out->msg, sizeof(out->msg),
+                    "the foreign key '{id=\"%s\"}' does not reference an existing '%s' entity.",
+                    e->msg, ref_collection(k, field));
+        set(out, 400, 4, "foreign key violation",
+            json_pack("{s:{s:o}}", field, "id", cp_dberr_text(e->msg)));
+        return;
+    }
+    *dot = '\0';
+    st_snprintf(detail, sizeof(detail),
+                "the foreign key cannot be resolved with '{%s=\"%s\"}' for an existing '%s' "
+                "entity",
+                dot + 1, e->msg, ref_collection(k, field));
+    st_snprintf(out->msg, sizeof(out->msg), "foreign key unresolved (%s: %s)", e->field, detail);
+    set(out, 400, 13, "foreign keys unresolved",
+        json_pack("{s:{s:o}}", field, dot + 1, cp_dberr_text(detail)));
+}
+
+/* Whether kind k is referenced through a foreign set (services.ca_certificates). */
+static bool
+referenced_by_set(enum st_entity_kind k)
+{
+    for (int i = 0; i < ST_ENT__COUNT; i++) {
+        for (const struct st_field *f = st_entities[i]->fields; f->name != NULL; f++) {
+            if (f->type == ST_FT_FOREIGN_SET && f->ref->kind == k) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void
+cp_dberr_of(enum st_entity_kind k, int rc, const struct st_err *e, struct cp_dberr *out)
+{
+    static const struct st_err none = {0};
+    const char *field;
+
+    memset(out, 0, sizeof(*out));
+    if (e == NULL) {
+        e = &none;
+    }
+    switch (rc) {
+    case -ST_EPKEY:
+        st_snprintf(out->msg, sizeof(out->msg), "primary key violation on key '{id=\"%s\"}'",
+                    e->msg);
+        set(out, 400, 3, "primary key violation", json_pack("{s:o}", "id", cp_dberr_text(e->msg)));
+        break;
+    case -ST_EPARSE:
+        if (e->field[0] != '\0' && strcmp(e->field, "id") != 0) {
+            char name[96];
+
+            st_snprintf(name, sizeof(name), "invalid unique %s", e->field);
+            st_snprintf(out->msg, sizeof(out->msg), "%s", e->msg);
+            set(out, 400, 10, name, NULL);
+            break;
+        }
+        st_snprintf(out->msg, sizeof(out->msg), "invalid primary key: '{id=\"%s\"}'", e->msg);
+        set(out, 400, 1, "invalid primary key", json_pack("{s:o}", "id", cp_dberr_text(e->msg)));
+        break;
+    case -ST_EFOREIGN:
+        foreign(k, e, out);
+        break;
+    case -ST_EREFERENCED:
+        if (referenced_by_set(k)) {
+            st_snprintf(out->msg, sizeof(out->msg), "%s", e->msg);
+            set(out, 400, 19, "referenced by others", NULL);
+            break;
+        }
+        st_snprintf(out->msg, sizeof(out->msg),
+                    "an existing '%s' entity references this '%s' entity", e->field,
+                    st_entity_name(k));
+        set(out, 400, 4, "foreign key violation", json_pack("{s:s}", "@referenced_by", e->field));
+        break;
+    case -ST_EUNIQUE:
+        field = e->field[0] != '\0' ? e->field : "name";
+        st_snprintf(out->msg, sizeof(out->msg), "UNIQUE violation detected on '{%s=\"%s\"}'", field,
+                    e->msg);
+        set(out, 409, 5, "unique constraint violation",
+            json_pack("{s:o}", field, cp_dberr_text(e->msg)));
+        break;
+    case -ST_ENOTFOUND:
+        st_snprintf(out->msg, sizeof(out->msg), "%s", e->msg[0] != '\0' ? e->msg : "Not found");
+        set(out, 404, 0, NULL, NULL);
+        break;
+    default:
+        st_snprintf(out->msg, sizeof(out->msg), "An unexpected error occurred");
+        set(out, 500, 0, NULL, NULL);
+        break;
+    }
+}
