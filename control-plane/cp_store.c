@@ -2,6 +2,8 @@
  * the write's growth count, and the kinds' relations (cp_store_rel_of). */
 #include "cp_store.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,67 +285,119 @@ cp_store_dps_page(struct cp_store *s, const char *after, size_t limit, int64_t s
 /* ------------------------------------------------------------------------ */
 /* the kinds' relations */
 
-/* Until the entity descriptor (st_entity) carries them, the five kinds' relations are
- * spelled here; cp_store_rel_of is the one reader. The DDL of both backends
- * (cp_store_sqlite.c, cp_store_pg_schema.c) creates what this says. */
-static const struct cp_rel rels[ST_ENT__COUNT] = {
-    [ST_ENT_SERVICE] =
-        {
-            .table = "services",
-            .singular = "service",
-            .endpoint = "name",
-            .cols = {{.name = "name", .field = "name"},
-                     {.name = "client_certificate_id",
-                      .field = "client_certificate",
-                      .ref = "certificates",
-                      .nullable = true}},
-            .keys = {{.cols = {"name"}}},
-            .sets = {{.field = "ca_certificates",
-                      .ref = "ca_certificates",
-                      .join = "services_ca_certificates",
-                      .own_col = "service_id",
-                      .ref_col = "ca_certificate_id"}},
-        },
-    [ST_ENT_ROUTE] =
-        {
-            .table = "routes",
-            .singular = "route",
-            .endpoint = "name",
-            .cols = {{.name = "name", .field = "name"},
-                     {.name = "service_id",
-                      .field = "service",
-                      .ref = "services",
-                      .nullable = true,
-                      .parent = true}},
-            .keys = {{.cols = {"name"}}},
-        },
-    [ST_ENT_CERTIFICATE] = {.table = "certificates", .singular = "certificate"},
-    [ST_ENT_SNI] =
-        {
-            .table = "snis",
-            .singular = "sni",
-            .endpoint = "name",
-            .cols = {{.name = "name", .field = "name"},
-                     {.name = "certificate_id",
-                      .field = "certificate",
-                      .ref = "certificates",
-                      .on_delete = CP_REL_CASCADE,
-                      .parent = true}},
-            .keys = {{.cols = {"name"}}},
-        },
-    [ST_ENT_CA_CERTIFICATE] =
-        {
-            .table = "ca_certificates",
-            .singular = "ca_certificate",
-            .cols = {{.name = "cert_digest", .field = "cert_digest"}},
-            .keys = {{.cols = {"cert_digest"}}},
-        },
+/* The kinds' relations, derived once from their descriptions (st_entities[]): a column
+ * for every unique or endpoint string field and every foreign key (<field>_id, nullable
+ * unless required, cascade when the field says so, scoped when it is the parent), a key
+ * for every unique field and the kind's composite key, a join table for every set of
+ * references (<kinds>_<field>). The DDL of both backends (cp_store_sqlite.c,
+ * cp_store_pg_schema.c) creates what this derives. */
+
+#define REL_NAME_MAX 64
+
+/* The names a derivation composes, beside the descriptions' own strings. */
+struct rel_names {
+    char cols[CP_REL_COLS_MAX][REL_NAME_MAX];
+    char sets[CP_REL_SETS_MAX][3][REL_NAME_MAX]; /* join, own_col, ref_col */
 };
+
+static struct cp_rel rels[ST_ENT__COUNT];
+static struct rel_names rel_names[ST_ENT__COUNT];
+static pthread_once_t rels_once = PTHREAD_ONCE_INIT;
+
+static const char *
+compose(char *buf, const char *a, const char *sep, const char *b)
+{
+    int n = snprintf(buf, REL_NAME_MAX, "%s%s%s", a, sep, b);
+    ST_ASSERT(n > 0 && n < REL_NAME_MAX);
+    return buf;
+}
+
+/* The column that holds field `field` of r, or NULL. */
+static const char *
+rel_col_of(const struct cp_rel *r, const char *field)
+{
+    for (const struct cp_rel_col *c = r->cols; c->name != NULL; c++) {
+        if (strcmp(c->field, field) == 0) {
+            return c->name;
+        }
+    }
+    return NULL;
+}
+
+static void
+rel_derive(const struct st_entity_desc *d, struct cp_rel *r, struct rel_names *nm)
+{
+    size_t nc = 0, nk = 0, ns = 0;
+
+    r->table = d->name;
+    r->singular = d->singular;
+    r->nested_only = d->nested_only;
+    for (const struct st_field *f = d->fields; f->name != NULL; f++) {
+        bool in_unique = false;
+        for (const char *const *u = d->unique; u != NULL && *u != NULL; u++) {
+            in_unique = in_unique || strcmp(*u, f->name) == 0;
+        }
+        if (f->flags & ST_FIELD_F_ENDPOINT) {
+            r->endpoint = f->name;
+        }
+        if (f->type == ST_FT_FOREIGN) {
+            ST_ASSERT(nc < CP_REL_COLS_MAX);
+            const char *col = compose(nm->cols[nc], f->name, "_", "id");
+            r->cols[nc++] = (struct cp_rel_col){
+                .name = col,
+                .field = f->name,
+                .ref = f->ref->name,
+                .nullable = !(f->flags & ST_FIELD_F_REQUIRED),
+                .on_delete = (f->flags & ST_FIELD_F_CASCADE) ? CP_REL_CASCADE : CP_REL_RESTRICT,
+                .parent = (f->flags & ST_FIELD_F_PARENT) != 0,
+            };
+        } else if (f->type == ST_FT_FOREIGN_SET) {
+            ST_ASSERT(ns < CP_REL_SETS_MAX);
+            r->sets[ns] = (struct cp_rel_set){
+                .field = f->name,
+                .ref = f->ref->name,
+                .join = compose(nm->sets[ns][0], d->name, "_", f->name),
+                .own_col = compose(nm->sets[ns][1], d->singular, "_", "id"),
+                .ref_col = compose(nm->sets[ns][2], f->ref->singular, "_", "id"),
+            };
+            ns++;
+        } else if (f->flags & (ST_FIELD_F_UNIQUE | ST_FIELD_F_ENDPOINT) || in_unique) {
+            ST_ASSERT(nc < CP_REL_COLS_MAX);
+            r->cols[nc++] = (struct cp_rel_col){.name = f->name, .field = f->name};
+        }
+        if (f->flags & ST_FIELD_F_UNIQUE) {
+            ST_ASSERT(nk < CP_REL_KEYS_MAX);
+            r->keys[nk++].cols[0] = rel_col_of(r, f->name);
+        }
+    }
+    if (d->unique != NULL) {
+        size_t i = 0;
+        ST_ASSERT(nk < CP_REL_KEYS_MAX);
+        for (const char *const *u = d->unique; *u != NULL; u++) {
+            ST_ASSERT(i < CP_REL_KEY_COLS);
+            r->keys[nk].cols[i] = rel_col_of(r, *u);
+            ST_ASSERT(r->keys[nk].cols[i] != NULL);
+            i++;
+        }
+        nk++;
+    }
+}
+
+static void
+rels_derive(void)
+{
+    for (size_t k = 0; k < ST_ENT__COUNT; k++) {
+        rel_derive(st_entities[k], &rels[k], &rel_names[k]);
+    }
+}
 
 const struct cp_rel *
 cp_store_rel_of(enum st_entity_kind k)
 {
     ST_ASSERT((unsigned)k < ST_ENT__COUNT);
+    int rc = pthread_once(&rels_once, rels_derive);
+    ST_ASSERT(rc == 0);
+    (void)rc;
     return &rels[k];
 }
 

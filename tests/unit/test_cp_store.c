@@ -2247,6 +2247,95 @@ test_rel_plugins(void **state)
 }
 
 /* The suite both backends run unchanged. */
+/* The relations derived from the descriptions are the ones the DDL of both backends
+ * creates (they were spelled by hand before issue 15): every column, key and set. */
+static void
+expect_col(const struct cp_rel *r, size_t i, const char *name, const char *field, const char *ref,
+           bool nullable, enum cp_rel_del del, bool parent)
+{
+    const struct cp_rel_col *c = &r->cols[i];
+    assert_non_null(c->name);
+    assert_string_equal(c->name, name);
+    assert_string_equal(c->field, field);
+    if (ref == NULL) {
+        assert_null(c->ref);
+    } else {
+        assert_non_null(c->ref);
+        assert_string_equal(c->ref, ref);
+    }
+    assert_int_equal(c->nullable, nullable);
+    assert_int_equal(c->on_delete, del);
+    assert_int_equal(c->parent, parent);
+}
+
+static void
+expect_key1(const struct cp_rel *r, size_t i, const char *col)
+{
+    assert_non_null(r->keys[i].cols[0]);
+    assert_string_equal(r->keys[i].cols[0], col);
+    assert_null(r->keys[i].cols[1]);
+}
+
+static void
+test_rels_from_descriptions(void **state)
+{
+    (void)state;
+    const struct cp_rel *sv = cp_store_rel_of(ST_ENT_SERVICE);
+    assert_string_equal(sv->table, "services");
+    assert_string_equal(sv->singular, "service");
+    assert_string_equal(sv->endpoint, "name");
+    assert_false(sv->nested_only);
+    expect_col(sv, 0, "name", "name", NULL, false, CP_REL_RESTRICT, false);
+    expect_col(sv, 1, "client_certificate_id", "client_certificate", "certificates", true,
+               CP_REL_RESTRICT, false);
+    assert_null(sv->cols[2].name);
+    expect_key1(sv, 0, "name");
+    assert_null(sv->keys[1].cols[0]);
+    assert_string_equal(sv->sets[0].field, "ca_certificates");
+    assert_string_equal(sv->sets[0].ref, "ca_certificates");
+    assert_string_equal(sv->sets[0].join, "services_ca_certificates");
+    assert_string_equal(sv->sets[0].own_col, "service_id");
+    assert_string_equal(sv->sets[0].ref_col, "ca_certificate_id");
+    assert_null(sv->sets[1].field);
+
+    const struct cp_rel *rt = cp_store_rel_of(ST_ENT_ROUTE);
+    assert_string_equal(rt->table, "routes");
+    assert_string_equal(rt->endpoint, "name");
+    expect_col(rt, 0, "name", "name", NULL, false, CP_REL_RESTRICT, false);
+    expect_col(rt, 1, "service_id", "service", "services", true, CP_REL_RESTRICT, true);
+    assert_null(rt->cols[2].name);
+    expect_key1(rt, 0, "name");
+    assert_null(rt->keys[1].cols[0]);
+    assert_null(rt->sets[0].field);
+
+    const struct cp_rel *ce = cp_store_rel_of(ST_ENT_CERTIFICATE);
+    assert_string_equal(ce->table, "certificates");
+    assert_string_equal(ce->singular, "certificate");
+    assert_null(ce->endpoint);
+    assert_null(ce->cols[0].name);
+    assert_null(ce->keys[0].cols[0]);
+    assert_null(ce->sets[0].field);
+
+    const struct cp_rel *sn = cp_store_rel_of(ST_ENT_SNI);
+    assert_string_equal(sn->table, "snis");
+    assert_string_equal(sn->endpoint, "name");
+    expect_col(sn, 0, "name", "name", NULL, false, CP_REL_RESTRICT, false);
+    expect_col(sn, 1, "certificate_id", "certificate", "certificates", false, CP_REL_CASCADE, true);
+    assert_null(sn->cols[2].name);
+    expect_key1(sn, 0, "name");
+    assert_null(sn->keys[1].cols[0]);
+
+    const struct cp_rel *ca = cp_store_rel_of(ST_ENT_CA_CERTIFICATE);
+    assert_string_equal(ca->table, "ca_certificates");
+    assert_string_equal(ca->singular, "ca_certificate");
+    assert_null(ca->endpoint);
+    expect_col(ca, 0, "cert_digest", "cert_digest", NULL, false, CP_REL_RESTRICT, false);
+    assert_null(ca->cols[1].name);
+    expect_key1(ca, 0, "cert_digest");
+    assert_null(ca->keys[1].cols[0]);
+    assert_null(ca->sets[0].field);
+}
+
 #define STORE_TESTS(SETUP)                                                                         \
     cmocka_unit_test_setup_teardown(test_crud, SETUP, teardown),                                   \
         cmocka_unit_test_setup_teardown(test_unique_and_pkey, SETUP, teardown),                    \
@@ -2279,6 +2368,7 @@ main(int argc, char **argv)
         STORE_TESTS(setup_sqlite),
         cmocka_unit_test(test_open_fails_cleanly),
         cmocka_unit_test(test_sqlite_synchronous),
+        cmocka_unit_test(test_rels_from_descriptions),
     };
     const struct CMUnitTest pg_tests[] = {
         /* without the test server, each fails in its setup, saying so */
