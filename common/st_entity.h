@@ -257,4 +257,19 @@ struct st_route {
     const struct st_service *service; /* resolved by id, NULL if none */
 };
 
+/* Each kind's array in a parsed snapshot (struct st_snapshot), in enum st_entity_kind
+ * order: st_snapshot.h lays these names over its array of lists by kind, so a kind added
+ * here is both named for the DP's code and reached by kind by the generic codec. */
+#define ST_ENTITY_SNAPSHOT_LISTS                                                                   \
+    struct st_service *services;                                                                   \
+    size_t n_services;                                                                             \
+    struct st_route *routes; /* route->service resolved */                                         \
+    size_t n_routes;                                                                               \
+    struct st_certificate *certificates;                                                           \
+    size_t n_certificates;                                                                         \
+    struct st_sni *snis; /* sni->certificate resolved */                                           \
+    size_t n_snis;                                                                                 \
+    struct st_ca_certificate *ca_certificates;                                                     \
+    size_t n_ca_certificates;
+
 #endif

@@ -768,20 +768,6 @@ msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage 
 
 /* ---- message -> the DP's struct ------------------------------------------ */
 
-/* Where struct st_snapshot keeps each kind's array and count. */
-static const struct {
-    size_t arr, n;
-} snap_lists[ST_ENT__COUNT] = {
-    [ST_ENT_SERVICE] = {offsetof(struct st_snapshot, services),
-                        offsetof(struct st_snapshot, n_services)},
-    [ST_ENT_ROUTE] = {offsetof(struct st_snapshot, routes), offsetof(struct st_snapshot, n_routes)},
-    [ST_ENT_CERTIFICATE] = {offsetof(struct st_snapshot, certificates),
-                            offsetof(struct st_snapshot, n_certificates)},
-    [ST_ENT_SNI] = {offsetof(struct st_snapshot, snis), offsetof(struct st_snapshot, n_snis)},
-    [ST_ENT_CA_CERTIFICATE] = {offsetof(struct st_snapshot, ca_certificates),
-                               offsetof(struct st_snapshot, n_ca_certificates)},
-};
-
 /* The entity of kind k whose id is id in a parsed snapshot (its kind already sorted),
  * or NULL. Every DP struct starts with its id. */
 static const void *
@@ -789,8 +775,7 @@ find_entity(const struct st_snapshot *s, enum st_entity_kind k, const char *id)
 {
     const char *key = id;
 
-    return bsearch(&key, AT(s, snap_lists[k].arr, void *), AT(s, snap_lists[k].n, size_t),
-                   st_entities[k]->dp_size, cmp_id);
+    return bsearch(&key, s->lists[k].items, s->lists[k].n, st_entities[k]->dp_size, cmp_id);
 }
 
 /* "client certificate", "CA certificate": what a reference error calls field f. */
@@ -1087,7 +1072,7 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
     char *base = st_xcalloc(n + 1, size);
     int rc;
 
-    AT(ps->s, snap_lists[k].arr, void *) = base;
+    ps->s->lists[k].items = base;
     for (size_t i = 0; i < n; i++) {
         size_t d = digest_add(&ps->d, k, msgs[i]);
 
@@ -1115,7 +1100,7 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
         /* remembered only when the message alone gives the entity */
         ps->d.ok[d] = same;
     }
-    AT(ps->s, snap_lists[k].n, size_t) = n;
+    ps->s->lists[k].n = n;
     rc = sort_unique(base, n, size, k, err);
     return rc != 0 ? rc : required_unique(k, pk, base, n, err);
 }
@@ -1281,8 +1266,8 @@ out:
 const void *
 st_snapshot_entities(const struct st_snapshot *s, enum st_entity_kind k, size_t *n)
 {
-    *n = AT(s, snap_lists[k].n, size_t);
-    return AT(s, snap_lists[k].arr, void *);
+    *n = s->lists[k].n;
+    return s->lists[k].items;
 }
 
 void
@@ -1292,7 +1277,7 @@ st_snapshot_free(struct st_snapshot *s)
         return;
     }
     for (int k = 0; k < ST_ENT__COUNT; k++) {
-        free(AT(s, snap_lists[k].arr, void *));
+        free(s->lists[k].items);
     }
     if (s->priv != NULL) {
         arena_fini(s->priv);

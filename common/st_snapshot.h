@@ -29,21 +29,29 @@ size_t st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj);
 #define ST_SNAPSHOT_ENVELOPE_MAX 96
 
 /* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
+/* One kind's entities in a parsed snapshot, sorted by id. */
+struct st_snapshot_list {
+    void *items; /* struct st_<kind>[n] */
+    size_t n;
+};
+
 struct st_snapshot {
     uint64_t version;
     char hash[65];
-    struct st_service *services;
-    size_t n_services;
-    struct st_route *routes; /* route->service resolved */
-    size_t n_routes;
-    struct st_certificate *certificates;
-    size_t n_certificates;
-    struct st_sni *snis; /* sni->certificate resolved */
-    size_t n_snis;
-    struct st_ca_certificate *ca_certificates;
-    size_t n_ca_certificates;
+    union {
+        struct st_snapshot_list lists[ST_ENT__COUNT]; /* by kind: the codec's view */
+        struct {
+            ST_ENTITY_SNAPSHOT_LISTS /* by name: services, n_services, ...: the DP's view */
+        };
+    };
     void *priv; /* decoder state owning the strings */
 };
+
+/* The named view must cover the lists exactly (the order is the kinds', checked in
+ * tests/unit/test_st_entity.c). */
+_Static_assert(sizeof(struct {ST_ENTITY_SNAPSHOT_LISTS}) ==
+                   sizeof(struct st_snapshot_list[ST_ENT__COUNT]),
+               "ST_ENTITY_SNAPSHOT_LISTS: one array and count per kind");
 
 /* What st_snapshot_parse remembers from one successful parse to the next: a digest of
  * every entity that passed the check, so that the next parse fills an unchanged entity

@@ -18,6 +18,7 @@
 #include "st_check.h"
 #include "st_entity.h"
 #include "st_schema.h"
+#include "st_snapshot.h"
 
 /* Whether the dp conversion keeps a second slot (a count, an id). */
 static bool
@@ -293,6 +294,37 @@ test_order(void **state)
     assert_memory_equal(order, kong, sizeof(kong));
 }
 
+/* The DP's named arrays of struct st_snapshot lie over its lists by kind
+ * (ST_ENTITY_SNAPSHOT_LISTS follows the enum): each name reaches its own kind's list, and
+ * each array's element is that kind's DP struct. */
+#define EXPECT_LIST(kind, arr, cnt)                                                                \
+    do {                                                                                           \
+        assert_int_equal(offsetof(struct st_snapshot, arr),                                        \
+                         offsetof(struct st_snapshot, lists) +                                     \
+                             (size_t)(kind) * sizeof(struct st_snapshot_list) +                    \
+                             offsetof(struct st_snapshot_list, items));                            \
+        assert_int_equal(offsetof(struct st_snapshot, cnt),                                        \
+                         offsetof(struct st_snapshot, lists) +                                     \
+                             (size_t)(kind) * sizeof(struct st_snapshot_list) +                    \
+                             offsetof(struct st_snapshot_list, n));                                \
+        assert_int_equal(sizeof(*((struct st_snapshot *)NULL)->arr), st_entities[kind]->dp_size);  \
+        seen++;                                                                                    \
+    } while (0)
+
+static void
+test_snapshot_lists(void **state)
+{
+    int seen = 0;
+
+    (void)state;
+    EXPECT_LIST(ST_ENT_SERVICE, services, n_services);
+    EXPECT_LIST(ST_ENT_ROUTE, routes, n_routes);
+    EXPECT_LIST(ST_ENT_CERTIFICATE, certificates, n_certificates);
+    EXPECT_LIST(ST_ENT_SNI, snis, n_snis);
+    EXPECT_LIST(ST_ENT_CA_CERTIFICATE, ca_certificates, n_ca_certificates);
+    assert_int_equal(seen, ST_ENT__COUNT); /* a kind added: name its list here */
+}
+
 int
 main(void)
 {
@@ -302,6 +334,7 @@ main(void)
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_nests),
         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_snapshot_lists),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
