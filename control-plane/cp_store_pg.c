@@ -179,22 +179,6 @@ pg_exec_sql(struct cp_store_sql *b, const struct cp_sql *st, cp_sql_row_fn *fn, 
     return rc;
 }
 
-/* Tells the CPs that share the database about the new version, when (and only if) the
- * transaction commits. */
-static int
-pg_on_bump(struct cp_store_sql *b)
-{
-    struct cp_sql st;
-    int rc;
-
-    cp_sql_init(&st, '$');
-    cp_sql_add(&st, "SELECT pg_notify('%s', value::text) FROM meta WHERE key = 'config_version'",
-               CP_PG_CHANNEL);
-    rc = pg_exec_sql(b, &st, NULL, NULL, NULL);
-    cp_sql_fini(&st);
-    return rc;
-}
-
 static void
 pg_close(struct cp_store_sql *b)
 {
@@ -265,7 +249,6 @@ pg_set_write(struct cp_store_sql *b, const struct cp_rel_set *set, const char *i
 }
 
 static const struct cp_store_dialect pg_dialect = {
-    .name = "postgres",
     .ph = '$',
     .begin_read = "BEGIN",
     .begin_write = "BEGIN",
@@ -274,7 +257,10 @@ static const struct cp_store_dialect pg_dialect = {
     .collate = " COLLATE \"C\"",
     .run = pg_exec_sql,
     .close = pg_close,
-    .on_bump = pg_on_bump,
+    /* tells the CPs that share the database about the new version, when (and only if)
+     * the transaction commits */
+    .on_bump = "SELECT pg_notify('" CP_PG_CHANNEL "', value::text) FROM meta"
+               " WHERE key = 'config_version'",
     .tags_match = pg_tags_match,
     .tags_pairs = pg_tags_pairs,
     .set_member = pg_set_member,

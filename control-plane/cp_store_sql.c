@@ -335,7 +335,7 @@ cp_store__commit(struct cp_store *s)
     if (q->dirty) {
         rc = exec0(q, "UPDATE meta SET value = value + 1 WHERE key = 'config_version'");
         if (rc == 0 && q->d->on_bump != NULL) {
-            rc = q->d->on_bump(q);
+            rc = exec0(q, q->d->on_bump);
         }
     }
     if (rc == 0) {
@@ -360,7 +360,7 @@ cp_store__version(struct cp_store *s, uint64_t *version)
 
     start(q, &st, "SELECT value FROM meta WHERE key = 'config_version'");
     if ((rc = first_row(q, &st, &f)) <= 0) {
-        st_log(ST_LOG_ERR, 0, "%s: cannot read the config version", q->d->name);
+        st_log(ST_LOG_ERR, 0, "%s: cannot read the config version", s->ops->name);
         return rc < 0 ? rc : -ST_EDB;
     }
     *version = f.num;

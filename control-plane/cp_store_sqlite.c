@@ -371,7 +371,6 @@ sq_set_member(struct cp_sql *st, const struct cp_rel *r, const struct cp_rel_set
 }
 
 static const struct cp_store_dialect sq_dialect = {
-    .name = "sqlite",
     .ph = '?',
     .begin_read = "BEGIN",
     .begin_write = "BEGIN IMMEDIATE",
