@@ -242,6 +242,13 @@ void cp_store__use_rels(struct cp_store *s, const struct cp_rel *const *rels, si
 /* Runs one statement with no argument (the unit test's DDL). 0 or a negative code. */
 int cp_store__exec(struct cp_store *s, const char *sql);
 
+/* One step of a backend's versioned schema (recorded in its schema_migrations). */
+struct cp_store_migration {
+    int version;
+    const char *name; /* Kong's style: "000_base" */
+    const char *sql;  /* statements, each ending with ';' */
+};
+
 /* ------------------------------------------------------------------------ */
 /* shared helpers (cp_store.c) */
 
