@@ -16,16 +16,14 @@ cp_pg_connect(const struct st_conf *conf, PGconn **out, struct st_err *err)
     char port[16];
     char connect_timeout[16];
     char options[64];
+    /* libpq counts whole seconds (at least 2); round pg_timeout up */
+    int secs = conf->pg_timeout / 1000 + (conf->pg_timeout % 1000 != 0);
     int n = 0;
     PGconn *conn;
 
     *out = NULL;
     st_snprintf(port, sizeof(port), "%d", conf->pg_port);
-    /* libpq counts whole seconds (at least 2); round pg_timeout up */
-    st_snprintf(connect_timeout, sizeof(connect_timeout), "%d",
-                conf->pg_timeout / 1000 + (conf->pg_timeout % 1000 != 0 ? 1 : 0) < 2
-                    ? 2
-                    : conf->pg_timeout / 1000 + (conf->pg_timeout % 1000 != 0 ? 1 : 0));
+    st_snprintf(connect_timeout, sizeof(connect_timeout), "%d", secs < 2 ? 2 : secs);
     st_snprintf(options, sizeof(options), "-c statement_timeout=%d", conf->pg_timeout);
     keys[n] = "host", vals[n++] = conf->pg_host;
     keys[n] = "port", vals[n++] = port;

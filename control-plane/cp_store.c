@@ -420,16 +420,14 @@ cp_store_tags_offset_make(const char *tag, const char *entity_name, const char *
     return out;
 }
 
+/* c is not NUL. */
 static int
 hex_nibble(char c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
+    static const char digits[] = "0123456789abcdef";
+    const char *p = strchr(digits, c);
+
+    return p != NULL ? (int)(p - digits) : -1;
 }
 
 /* Decodes an offset into a new array of three strings, or NULL when it is not one. */
@@ -459,8 +457,7 @@ cp_store_tags_offset_parse(const char *offset)
         a = json_loadb(text, len / 2, JSON_REJECT_DUPLICATES, &jerr);
     }
     free(text);
-    if (json_array_size(a) != 3 || !json_is_string(json_array_get(a, 0)) ||
-        !json_is_string(json_array_get(a, 1)) || !json_is_string(json_array_get(a, 2))) {
+    if (a == NULL || json_unpack_ex(a, NULL, JSON_VALIDATE_ONLY, "[sss!]") != 0) {
         json_decref(a);
         return NULL;
     }

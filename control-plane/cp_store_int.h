@@ -154,7 +154,6 @@ struct cp_sql_res {
 struct cp_store_sql;
 
 struct cp_store_dialect {
-    const char *name;
     char ph; /* placeholders: '?' ?1 ?2 (SQLite), '$' $1 $2 (Postgres) */
     const char *begin_read, *begin_write, *begin_snapshot; /* a consistent read */
     const char *write_lock;                                /* run after begin_write, or NULL */
@@ -166,8 +165,8 @@ struct cp_store_dialect {
     int (*run)(struct cp_store_sql *q, const struct cp_sql *st, cp_sql_row_fn *fn, void *arg,
                struct cp_sql_res *res);
     void (*close)(struct cp_store_sql *q);
-    /* After the version bump, in the transaction that commits it; NULL: nothing. */
-    int (*on_bump)(struct cp_store_sql *q);
+    /* Run after the version bump, in the transaction that commits it; NULL: nothing. */
+    const char *on_bump;
 
     /* The dialect: " AND <the tags column holds any (all) of a JSON array of tags>". */
     void (*tags_match)(struct cp_sql *st, const char *tags_json, bool any);
@@ -242,6 +241,13 @@ int cp_store__page(struct cp_store *s, const struct cp_rel *r, const struct cp_p
 void cp_store__use_rels(struct cp_store *s, const struct cp_rel *const *rels, size_t n);
 /* Runs one statement with no argument (the unit test's DDL). 0 or a negative code. */
 int cp_store__exec(struct cp_store *s, const char *sql);
+
+/* One step of a backend's versioned schema (recorded in its schema_migrations). */
+struct cp_store_migration {
+    int version;
+    const char *name; /* Kong's style: "000_base" */
+    const char *sql;  /* statements, each ending with ';' */
+};
 
 /* ------------------------------------------------------------------------ */
 /* shared helpers (cp_store.c) */

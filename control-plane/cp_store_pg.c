@@ -84,58 +84,6 @@ pg_ready(struct pg_store *q)
     return 0;
 }
 
-/* Runs sql with n text parameters of the given types (NULL: all text). Returns 0 with *res
- * (PQclear it) or a negative code. Outside a transaction, a statement that finds the
- * connection broken is retried once on a new one (the server may have restarted). */
-static int
-pg_run(struct pg_store *q, const char *sql, int n, const char *const *params, const Oid *types,
-       PGresult **res)
-{
-    Oid text_types[CP_SQL_ARGS_MAX];
-
-    *res = NULL;
-    ST_ASSERT(n <= CP_SQL_ARGS_MAX);
-    if (types == NULL) {
-        for (int i = 0; i < n; i++) {
-            text_types[i] = OID_TEXT;
-        }
-        types = text_types;
-    }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = pg_ready(q);
-        PGresult *r;
-        ExecStatusType st;
-
-        if (rc < 0) {
-            return rc;
-        }
-        r = PQexecParams(q->conn, sql, n, types, params, NULL, NULL, 0);
-        st = PQresultStatus(r);
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-            *res = r;
-            return 0;
-        }
-        if (!q->sql.in_tx && attempt == 0 && PQstatus(q->conn) != CONNECTION_OK) {
-            PQclear(r);
-            continue;
-        }
-        *res = r; /* the caller reads the SQLSTATE, then clears */
-        return pg_fail(q, r, sql);
-    }
-    return -ST_EDBDOWN;
-}
-
-static json_t *
-pg_doc(PGresult *r, int row, int col)
-{
-    json_error_t jerr;
-
-    if (PQgetisnull(r, row, col)) {
-        return NULL;
-    }
-    return json_loads(PQgetvalue(r, row, col), 0, &jerr);
-}
-
 /* ------------------------------------------------------------------------ */
 /* the executor */
 
@@ -177,17 +125,20 @@ pg_rows(PGresult *r, cp_sql_row_fn *fn, void *arg)
     return 0;
 }
 
+/* Runs st, calling fn for each row. Outside a transaction, a statement that finds the
+ * connection broken is retried once on a new one (the server may have restarted). */
 static int
 pg_exec_sql(struct cp_store_sql *b, const struct cp_sql *st, cp_sql_row_fn *fn, void *arg,
             struct cp_sql_res *res)
 {
     static const Oid oids[] = {
         [CP_SQL_TEXT] = OID_TEXT, [CP_SQL_INT] = OID_INT8, [CP_SQL_JSON] = OID_JSONB};
+    struct pg_store *q = pg(b);
     const char *params[CP_SQL_ARGS_MAX];
     Oid types[CP_SQL_ARGS_MAX];
     char nums[CP_SQL_ARGS_MAX][24];
     PGresult *r = NULL;
-    int rc;
+    int rc = -ST_EDBDOWN;
 
     for (int i = 0; i < st->n; i++) {
         types[i] = oids[st->args[i].type];
@@ -197,7 +148,24 @@ pg_exec_sql(struct cp_store_sql *b, const struct cp_sql *st, cp_sql_row_fn *fn, 
             params[i] = nums[i];
         }
     }
-    rc = pg_run(pg(b), st->text, st->n, params, types, &r);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        ExecStatusType status;
+
+        PQclear(r);
+        r = NULL;
+        if ((rc = pg_ready(q)) < 0) {
+            break;
+        }
+        r = PQexecParams(q->conn, st->text, st->n, types, params, NULL, NULL, 0);
+        status = PQresultStatus(r);
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+            break;
+        }
+        if (q->sql.in_tx || attempt > 0 || PQstatus(q->conn) == CONNECTION_OK) {
+            rc = pg_fail(q, r, st->text);
+            break;
+        }
+    }
     if (rc == 0 && res != NULL) {
         res->changes = strtoull(PQcmdTuples(r), NULL, 10);
     }
@@ -208,22 +176,6 @@ pg_exec_sql(struct cp_store_sql *b, const struct cp_sql *st, cp_sql_row_fn *fn, 
         pg_cons(r, res);
     }
     PQclear(r);
-    return rc;
-}
-
-/* Tells the CPs that share the database about the new version, when (and only if) the
- * transaction commits. */
-static int
-pg_on_bump(struct cp_store_sql *b)
-{
-    struct cp_sql st;
-    int rc;
-
-    cp_sql_init(&st, '$');
-    cp_sql_add(&st, "SELECT pg_notify('%s', value::text) FROM meta WHERE key = 'config_version'",
-               CP_PG_CHANNEL);
-    rc = pg_exec_sql(b, &st, NULL, NULL, NULL);
-    cp_sql_fini(&st);
     return rc;
 }
 
@@ -297,7 +249,6 @@ pg_set_write(struct cp_store_sql *b, const struct cp_rel_set *set, const char *i
 }
 
 static const struct cp_store_dialect pg_dialect = {
-    .name = "postgres",
     .ph = '$',
     .begin_read = "BEGIN",
     .begin_write = "BEGIN",
@@ -306,7 +257,10 @@ static const struct cp_store_dialect pg_dialect = {
     .collate = " COLLATE \"C\"",
     .run = pg_exec_sql,
     .close = pg_close,
-    .on_bump = pg_on_bump,
+    /* tells the CPs that share the database about the new version, when (and only if)
+     * the transaction commits */
+    .on_bump = "SELECT pg_notify('" CP_PG_CHANNEL "', value::text) FROM meta"
+               " WHERE key = 'config_version'",
     .tags_match = pg_tags_match,
     .tags_pairs = pg_tags_pairs,
     .set_member = pg_set_member,
@@ -316,39 +270,33 @@ static const struct cp_store_dialect pg_dialect = {
 /* ------------------------------------------------------------------------ */
 /* the shared data-plane registry (cp_store_dps_save / cp_store_dps_page) */
 
-/* Runs each (id, ms[, doc]) of arr through sql inside the open transaction. */
+/* Runs sql ($1 the id, $2 the record's ms_key, $3 its doc when with_doc) for each record
+ * of arr inside the open transaction. */
 static int
-pg_dps_each(struct pg_store *q, const char *sql, const json_t *arr, const char *ms_key,
+pg_dps_each(struct cp_store_sql *b, const char *sql, const json_t *arr, const char *ms_key,
             bool with_doc)
 {
-    static const Oid types[] = {OID_TEXT, OID_INT8, OID_TEXT};
     size_t i;
     const json_t *rec;
 
     json_array_foreach(arr, i, rec)
     {
-        char ms[24];
-        char *doc = NULL;
-        const char *params[3];
-        PGresult *r = NULL;
-        int rc;
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        char *doc = with_doc ? json_dumps(json_object_get(rec, "doc"), JSON_COMPACT) : NULL;
+        struct cp_sql st;
+        int rc = 0;
 
-        params[0] = json_string_value(json_object_get(rec, "id"));
-        if (params[0] == NULL) {
-            continue;
-        }
-        st_snprintf(ms, sizeof(ms), "%lld",
-                    (long long)json_integer_value(json_object_get(rec, ms_key)));
-        params[1] = ms;
-        if (with_doc) {
-            doc = json_dumps(json_object_get(rec, "doc"), JSON_COMPACT);
-            if (doc == NULL) {
-                continue;
+        if (id != NULL && (doc != NULL || !with_doc)) {
+            cp_sql_init(&st, '$');
+            cp_sql_add(&st, "%s", sql);
+            cp_sql_arg(&st, CP_SQL_TEXT, id, 0);
+            cp_sql_arg(&st, CP_SQL_INT, NULL, json_integer_value(json_object_get(rec, ms_key)));
+            if (with_doc) {
+                cp_sql_arg(&st, CP_SQL_TEXT, doc, 0);
             }
-            params[2] = doc;
+            rc = pg_exec_sql(b, &st, NULL, NULL, NULL);
+            cp_sql_fini(&st);
         }
-        rc = pg_run(q, sql, with_doc ? 3 : 2, params, types, &r);
-        PQclear(r);
         free(doc);
         if (rc < 0) {
             return rc;
@@ -360,11 +308,8 @@ pg_dps_each(struct pg_store *q, const char *sql, const json_t *arr, const char *
 static int
 pg_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone, int64_t purge_before_ms)
 {
-    static const Oid types[] = {OID_INT8};
-    struct pg_store *q = pg((struct cp_store_sql *)s);
-    char before[24];
-    const char *params[1] = {before};
-    PGresult *r = NULL;
+    struct cp_store_sql *b = (struct cp_store_sql *)s;
+    struct cp_sql st;
     int rc;
 
     /* a transaction of its own that writes no entity: its commit bumps no version */
@@ -372,22 +317,23 @@ pg_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone, int64_t 
         return rc;
     }
     /* a DP that moved on to another CP may have a newer row already: keep that one */
-    rc = pg_dps_each(q,
+    rc = pg_dps_each(b,
                      "INSERT INTO clustering_data_planes (id, last_seen_ms, doc)"
                      " VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE"
                      " SET last_seen_ms = EXCLUDED.last_seen_ms, doc = EXCLUDED.doc"
                      " WHERE clustering_data_planes.last_seen_ms <= EXCLUDED.last_seen_ms",
                      seen, "last_seen_ms", true);
     if (rc == 0) {
-        rc = pg_dps_each(q,
+        rc = pg_dps_each(b,
                          "DELETE FROM clustering_data_planes WHERE id = $1 AND last_seen_ms <= $2",
                          gone, "at_ms", false);
     }
     if (rc == 0) {
-        st_snprintf(before, sizeof(before), "%lld", (long long)purge_before_ms);
-        rc = pg_run(q, "DELETE FROM clustering_data_planes WHERE last_seen_ms < $1", 1, params,
-                    types, &r);
-        PQclear(r);
+        cp_sql_init(&st, '$');
+        cp_sql_add(&st, "DELETE FROM clustering_data_planes WHERE last_seen_ms < ");
+        cp_sql_int(&st, purge_before_ms);
+        rc = pg_exec_sql(b, &st, NULL, NULL, NULL);
+        cp_sql_fini(&st);
     }
     if (rc < 0) {
         cp_store__rollback(s);
@@ -397,40 +343,42 @@ pg_dps_save(struct cp_store *s, const json_t *seen, const json_t *gone, int64_t 
 }
 
 static int
+row_dp(void *arg, const struct cp_sql_row *row)
+{
+    json_error_t jerr;
+    json_t *doc = row->col[2] != NULL ? json_loadb(row->col[2], row->len[2], 0, &jerr) : NULL;
+
+    if (doc != NULL) {
+        json_array_append_new(arg,
+                              json_pack("{s:s,s:I,s:o}", "id", row->col[0], "last_seen_ms",
+                                        (json_int_t)strtoll(row->col[1], NULL, 10), "doc", doc));
+    }
+    return 0;
+}
+
+static int
 pg_dps_page(struct cp_store *s, const char *after, size_t limit, int64_t seen_since_ms,
             json_t **rows)
 {
-    static const Oid types[] = {OID_TEXT, OID_INT8, OID_INT8};
-    struct pg_store *q = pg((struct cp_store_sql *)s);
-    char since[24], lim[24];
-    const char *params[3] = {after, since, lim};
-    PGresult *r = NULL;
+    json_t *arr = json_array();
+    struct cp_sql st;
     int rc;
 
-    st_snprintf(since, sizeof(since), "%lld", (long long)seen_since_ms);
-    st_snprintf(lim, sizeof(lim), "%zu", limit);
-    rc = pg_run(q,
-                "SELECT id, last_seen_ms, doc FROM clustering_data_planes"
-                " WHERE ($1::text IS NULL OR id > $1) AND last_seen_ms >= $2"
-                " ORDER BY id LIMIT $3",
-                3, params, types, &r);
-    if (rc == 0) {
-        json_t *arr = json_array();
-
-        for (int i = 0; i < PQntuples(r); i++) {
-            json_t *doc = pg_doc(r, i, 2);
-
-            if (doc == NULL) {
-                continue;
-            }
-            json_array_append_new(
-                arr, json_pack("{s:s,s:I,s:o}", "id", PQgetvalue(r, i, 0), "last_seen_ms",
-                               (json_int_t)strtoll(PQgetvalue(r, i, 1), NULL, 10), "doc", doc));
-        }
-        *rows = arr;
+    cp_sql_init(&st, '$');
+    cp_sql_arg(&st, CP_SQL_TEXT, after, 0);
+    cp_sql_add(&st, "SELECT id, last_seen_ms, doc FROM clustering_data_planes"
+                    " WHERE ($1::text IS NULL OR id > $1) AND last_seen_ms >= ");
+    cp_sql_int(&st, seen_since_ms);
+    cp_sql_add(&st, " ORDER BY id LIMIT ");
+    cp_sql_int(&st, (int64_t)limit);
+    rc = pg_exec_sql((struct cp_store_sql *)s, &st, row_dp, arr, NULL);
+    cp_sql_fini(&st);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
     }
-    PQclear(r);
-    return rc;
+    *rows = arr;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -14,21 +14,17 @@
 #include <time.h>
 
 #include "cp_pg.h"
+#include "cp_store_int.h"
 #include "st_conf.h"
 #include "st_err.h"
 #include "st_log.h"
 #include "st_util.h"
 
-/* pg_advisory_lock keys: migrations, and (cp_store_pg.c) one writer at a time. */
-#define CP_PG_LOCK_MIGRATIONS 0x5374726d /* "Strm" */
+/* pg_advisory_lock key of migrations ("Strm", 0x5374726d; cp_store_pg.c's writer lock is
+ * "Strw"). */
+#define LOCK_MIGRATIONS "1400140397"
 
-struct pg_migration {
-    int version;
-    const char *name;
-    const char *sql;
-};
-
-static const struct pg_migration migrations[] = {
+static const struct cp_store_migration migrations[] = {
     {1, "000_base",
      "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);"
      "INSERT INTO meta (key, value) VALUES ('config_version', 0);"
@@ -79,6 +75,8 @@ static const struct pg_migration migrations[] = {
 
 #define N_MIGRATIONS ((int)ST_ARRAY_SIZE(migrations))
 
+#define NEEDS_BOOTSTRAP "the database needs bootstrapping; run 'strait-cp migrations bootstrap'"
+
 /* What `reset` drops: every table the migrations create, and their record. */
 static const char reset_sql[] =
     "DROP TABLE IF EXISTS services_ca_certificates, routes, snis, services, certificates,"
@@ -87,44 +85,55 @@ static const char reset_sql[] =
 /* ------------------------------------------------------------------------ */
 /* reading the state */
 
-/* The applied migrations' versions: *applied is a bitmask over 1..N_MIGRATIONS (bit v),
- * *bootstrapped whether schema_migrations exists, *newer whether it records a version this
- * strait-cp does not know. 0, -ST_EDB or -ST_EDBDOWN. */
-static int
-read_state(PGconn *conn, uint64_t *applied, bool *bootstrapped, bool *newer)
-{
-    PGresult *r;
-    int rc = 0;
+/* What the database records of the migrations. */
+struct state {
+    uint64_t applied;  /* a bitmask over 1..N_MIGRATIONS (bit v) */
+    bool bootstrapped; /* schema_migrations exists */
+    bool newer;        /* it records a version this strait-cp does not know */
+};
 
-    *applied = 0;
-    *bootstrapped = false;
-    *newer = false;
-    r = PQexec(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = cp_pg_is_down(conn, r) ? -ST_EDBDOWN : -ST_EDB;
-        st_log(ST_LOG_ERR, 0, "postgres: schema_migrations: %s", PQerrorMessage(conn));
-        PQclear(r);
-        return rc;
-    }
-    *bootstrapped = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!*bootstrapped) {
+/* Runs a query of schema_migrations: 0 and *r (PQclear it), or -ST_EDB or -ST_EDBDOWN. */
+static int
+query(PGconn *conn, const char *sql, PGresult **r)
+{
+    int rc;
+
+    *r = PQexec(conn, sql);
+    if (PQresultStatus(*r) == PGRES_TUPLES_OK) {
         return 0;
     }
-    r = PQexec(conn, "SELECT version FROM schema_migrations");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = cp_pg_is_down(conn, r) ? -ST_EDBDOWN : -ST_EDB;
-        st_log(ST_LOG_ERR, 0, "postgres: schema_migrations: %s", PQerrorMessage(conn));
-        PQclear(r);
+    rc = cp_pg_is_down(conn, *r) ? -ST_EDBDOWN : -ST_EDB;
+    st_log(ST_LOG_ERR, 0, "postgres: schema_migrations: %s", PQerrorMessage(conn));
+    PQclear(*r);
+    return rc;
+}
+
+/* 0, -ST_EDB or -ST_EDBDOWN. */
+static int
+read_state(PGconn *conn, struct state *st)
+{
+    PGresult *r;
+    int rc;
+
+    memset(st, 0, sizeof(*st));
+    if ((rc = query(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL", &r)) < 0) {
+        return rc;
+    }
+    st->bootstrapped = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!st->bootstrapped) {
+        return 0;
+    }
+    if ((rc = query(conn, "SELECT version FROM schema_migrations", &r)) < 0) {
         return rc;
     }
     for (int i = 0; i < PQntuples(r); i++) {
         long v = strtol(PQgetvalue(r, i, 0), NULL, 10);
 
         if (v >= 1 && v <= N_MIGRATIONS) {
-            *applied |= UINT64_C(1) << v;
+            st->applied |= UINT64_C(1) << v;
         } else {
-            *newer = true;
+            st->newer = true;
         }
     }
     PQclear(r);
@@ -151,27 +160,23 @@ n_pending(uint64_t applied)
 int
 cp_pg_schema_check(PGconn *conn, struct st_err *err)
 {
-    uint64_t applied = 0;
-    bool bootstrapped = false;
-    bool newer = false;
-    int rc = read_state(conn, &applied, &bootstrapped, &newer);
+    struct state st;
+    int rc = read_state(conn, &st);
 
     if (rc < 0) {
         return st_err_set(err, rc, "database", "postgres: cannot read the schema version: %s",
                           PQerrorMessage(conn));
     }
-    if (!bootstrapped) {
-        return st_err_set(err, -ST_EDB, "database",
-                          "postgres: the database needs bootstrapping; run 'strait-cp "
-                          "migrations bootstrap'");
+    if (!st.bootstrapped) {
+        return st_err_set(err, -ST_EDB, "database", "postgres: " NEEDS_BOOTSTRAP);
     }
-    if (n_pending(applied) > 0) {
+    if (n_pending(st.applied) > 0) {
         return st_err_set(err, -ST_EDB, "database",
                           "postgres: the database has %d pending migration(s); run "
                           "'strait-cp migrations up'",
-                          n_pending(applied));
+                          n_pending(st.applied));
     }
-    if (newer) {
+    if (st.newer) {
         return st_err_set(err, -ST_EDB, "database",
                           "postgres: the database schema is newer than this strait-cp (%s) "
                           "knows; upgrade strait-cp",
@@ -188,11 +193,10 @@ exec_ok(PGconn *conn, const char *sql)
 {
     PGresult *r = PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(r);
-    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -ST_EDB;
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0
+             : cp_pg_is_down(conn, r)                        ? -ST_EDBDOWN
+                                                             : -ST_EDB;
 
-    if (rc < 0) {
-        rc = cp_pg_is_down(conn, r) ? -ST_EDBDOWN : -ST_EDB;
-    }
     PQclear(r);
     return rc;
 }
@@ -202,13 +206,9 @@ exec_ok(PGconn *conn, const char *sql)
 static int
 lock_migrations(PGconn *conn, FILE *out)
 {
-    char sql[96];
-    PGresult *r;
-    bool got;
+    PGresult *r = PQexec(conn, "SELECT pg_try_advisory_lock(" LOCK_MIGRATIONS ")");
+    bool got = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 
-    st_snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d)", CP_PG_LOCK_MIGRATIONS);
-    r = PQexec(conn, sql);
-    got = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     if (got) {
         return 0;
@@ -218,17 +218,7 @@ lock_migrations(PGconn *conn, FILE *out)
     if (exec_ok(conn, "SET statement_timeout = 60000") < 0) {
         return -ST_EDB;
     }
-    st_snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", CP_PG_LOCK_MIGRATIONS);
-    return exec_ok(conn, sql);
-}
-
-static void
-unlock_migrations(PGconn *conn)
-{
-    char sql[96];
-
-    st_snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d)", CP_PG_LOCK_MIGRATIONS);
-    exec_ok(conn, sql);
+    return exec_ok(conn, "SELECT pg_advisory_lock(" LOCK_MIGRATIONS ")");
 }
 
 /* Test knob: STRAIT_TEST_MIGRATION_DELAY_MS, a pause while holding the lock. */
@@ -258,7 +248,7 @@ target_version(void)
 
 /* Applies one migration and records it, in one transaction. */
 static int
-apply(PGconn *conn, const struct pg_migration *m, FILE *out)
+apply(PGconn *conn, const struct cp_store_migration *m, FILE *out)
 {
     char ver[16];
     char at[24];
@@ -296,9 +286,7 @@ apply(PGconn *conn, const struct pg_migration *m, FILE *out)
 static int
 migrate(PGconn *conn, enum cp_migrate_cmd cmd, FILE *out, struct st_err *err)
 {
-    uint64_t applied = 0;
-    bool bootstrapped = false;
-    bool newer = false;
+    struct state st;
     int done = 0;
     int rc;
 
@@ -308,24 +296,22 @@ migrate(PGconn *conn, enum cp_migrate_cmd cmd, FILE *out, struct st_err *err)
                           PQerrorMessage(conn));
     }
     test_delay();
-    rc = read_state(conn, &applied, &bootstrapped, &newer);
-    if (rc == 0 && cmd == CP_MIGRATE_BOOTSTRAP && bootstrapped) {
+    rc = read_state(conn, &st);
+    if (rc == 0 && cmd == CP_MIGRATE_BOOTSTRAP && st.bootstrapped) {
         fprintf(out, "database already bootstrapped\n");
         goto out;
     }
-    if (rc == 0 && cmd == CP_MIGRATE_UP && !bootstrapped) {
-        rc = st_err_set(err, -ST_EDB, NULL,
-                        "the database needs bootstrapping; run 'strait-cp migrations "
-                        "bootstrap'");
+    if (rc == 0 && cmd == CP_MIGRATE_UP && !st.bootstrapped) {
+        rc = st_err_set(err, -ST_EDB, NULL, NEEDS_BOOTSTRAP);
         goto out;
     }
-    if (rc == 0 && !bootstrapped) {
+    if (rc == 0 && !st.bootstrapped) {
         fprintf(out, "bootstrapping database...\n");
         rc = exec_ok(conn, "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
                            " name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
     }
     for (int i = 0; rc == 0 && i < N_MIGRATIONS && migrations[i].version <= target_version(); i++) {
-        if (!is_applied(applied, migrations[i].version)) {
+        if (!is_applied(st.applied, migrations[i].version)) {
             rc = apply(conn, &migrations[i], out);
             done += rc == 0;
         }
@@ -341,47 +327,47 @@ migrate(PGconn *conn, enum cp_migrate_cmd cmd, FILE *out, struct st_err *err)
                 done == 1 ? "" : "s", done);
     }
 out:
-    unlock_migrations(conn);
+    exec_ok(conn, "SELECT pg_advisory_unlock(" LOCK_MIGRATIONS ")");
     return rc;
+}
+
+/* The names of the migrations that are (or are not) applied, comma-separated. */
+static void
+print_names(FILE *out, uint64_t applied, bool are)
+{
+    const char *sep = "";
+
+    for (int i = 0; i < N_MIGRATIONS; i++) {
+        if (is_applied(applied, migrations[i].version) == are) {
+            fprintf(out, "%s%s", sep, migrations[i].name);
+            sep = ", ";
+        }
+    }
 }
 
 static int
 list(PGconn *conn, FILE *out, struct st_err *err)
 {
-    uint64_t applied = 0;
-    bool bootstrapped = false;
-    bool newer = false;
-    int rc = read_state(conn, &applied, &bootstrapped, &newer);
-    const char *sep = "";
+    struct state st;
+    int rc = read_state(conn, &st);
 
     if (rc < 0) {
         st_err_set(err, rc, NULL, "cannot read the migrations: %s", PQerrorMessage(conn));
         return 1;
     }
-    if (!bootstrapped) {
+    if (!st.bootstrapped) {
         fprintf(out, "database needs bootstrapping; run 'strait-cp migrations bootstrap'\n");
         return CP_MIGRATE_EXIT_NEEDS_BOOTSTRAP;
     }
     fprintf(out, "executed migrations:\ncore: ");
-    for (int i = 0; i < N_MIGRATIONS; i++) {
-        if (is_applied(applied, migrations[i].version)) {
-            fprintf(out, "%s%s", sep, migrations[i].name);
-            sep = ", ";
-        }
-    }
+    print_names(out, st.applied, true);
     fprintf(out, "\n");
-    if (n_pending(applied) == 0) {
+    if (n_pending(st.applied) == 0) {
         fprintf(out, "database is up-to-date\n");
         return 0;
     }
     fprintf(out, "new migrations available:\ncore: ");
-    sep = "";
-    for (int i = 0; i < N_MIGRATIONS; i++) {
-        if (!is_applied(applied, migrations[i].version)) {
-            fprintf(out, "%s%s", sep, migrations[i].name);
-            sep = ", ";
-        }
-    }
+    print_names(out, st.applied, false);
     fprintf(out, "\nrun 'strait-cp migrations up' to proceed\n");
     return CP_MIGRATE_EXIT_PENDING;
 }
@@ -389,9 +375,7 @@ list(PGconn *conn, FILE *out, struct st_err *err)
 static int
 reset(PGconn *conn, bool yes, FILE *out, struct st_err *err)
 {
-    uint64_t applied = 0;
-    bool bootstrapped = false;
-    bool newer = false;
+    struct state st;
     int rc;
 
     if (!yes) {
@@ -401,9 +385,9 @@ reset(PGconn *conn, bool yes, FILE *out, struct st_err *err)
     }
     rc = lock_migrations(conn, out);
     if (rc == 0) {
-        rc = read_state(conn, &applied, &bootstrapped, &newer);
+        rc = read_state(conn, &st);
     }
-    if (rc == 0 && !bootstrapped) {
+    if (rc == 0 && !st.bootstrapped) {
         fprintf(out, "database not bootstrapped, nothing to reset\n");
     } else if (rc == 0) {
         rc = exec_ok(conn, reset_sql);
@@ -411,7 +395,7 @@ reset(PGconn *conn, bool yes, FILE *out, struct st_err *err)
             fprintf(out, "database reset\n");
         }
     }
-    unlock_migrations(conn);
+    exec_ok(conn, "SELECT pg_advisory_unlock(" LOCK_MIGRATIONS ")");
     if (rc < 0) {
         st_err_set(err, rc, NULL, "reset failed: %s", PQerrorMessage(conn));
         return 1;
@@ -462,16 +446,12 @@ cp_migrate_run(const struct st_conf *conf, enum cp_migrate_cmd cmd, bool yes, FI
         code = migrate(conn, cmd, out, err) < 0 ? 1 : 0;
         break;
     case CP_MIGRATE_FINISH: {
-        uint64_t applied = 0;
-        bool bootstrapped = false;
-        bool newer = false;
+        struct state st;
 
-        rc = read_state(conn, &applied, &bootstrapped, &newer);
-        if (rc < 0 || !bootstrapped) {
+        rc = read_state(conn, &st);
+        if (rc < 0 || !st.bootstrapped) {
             st_err_set(err, rc < 0 ? rc : -ST_EDB, NULL,
-                       rc < 0 ? "cannot read the migrations"
-                              : "the database needs bootstrapping; run 'strait-cp migrations "
-                                "bootstrap'");
+                       rc < 0 ? "cannot read the migrations" : NEEDS_BOOTSTRAP);
             code = 1;
         } else {
             /* Strait's migrations are all additive: `up` completes them */

@@ -49,10 +49,8 @@ cp_store_pool_of(struct cp_store **handles, size_t n)
     p->n = n;
     p->all = st_xcalloc(n, sizeof(*p->all));
     p->idle = st_xcalloc(n, sizeof(*p->idle));
-    for (size_t i = 0; i < n; i++) {
-        p->all[i] = handles[i];
-        p->idle[i] = handles[i];
-    }
+    memcpy(p->all, handles, n * sizeof(*p->all));
+    memcpy(p->idle, handles, n * sizeof(*p->idle));
     p->n_idle = n;
     return p;
 }

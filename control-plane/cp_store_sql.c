@@ -335,7 +335,7 @@ cp_store__commit(struct cp_store *s)
     if (q->dirty) {
         rc = exec0(q, "UPDATE meta SET value = value + 1 WHERE key = 'config_version'");
         if (rc == 0 && q->d->on_bump != NULL) {
-            rc = q->d->on_bump(q);
+            rc = exec0(q, q->d->on_bump);
         }
     }
     if (rc == 0) {
@@ -360,7 +360,7 @@ cp_store__version(struct cp_store *s, uint64_t *version)
 
     start(q, &st, "SELECT value FROM meta WHERE key = 'config_version'");
     if ((rc = first_row(q, &st, &f)) <= 0) {
-        st_log(ST_LOG_ERR, 0, "%s: cannot read the config version", q->d->name);
+        st_log(ST_LOG_ERR, 0, "%s: cannot read the config version", s->ops->name);
         return rc < 0 ? rc : -ST_EDB;
     }
     *version = f.num;
@@ -438,15 +438,15 @@ key_err(const struct cp_rel *r, const struct cp_rel_key *key, const struct row *
         struct st_err *err)
 {
     char names[64] = "";
-    json_t *fields = json_object();
+    json_t *fields;
     char *text;
     int rc;
 
     if (key->cols[1] == NULL) {
-        json_decref(fields);
         return st_err_set(err, -ST_EUNIQUE, col_named(r, key->cols[0])->field, "%s",
                           val_of(r, w, key->cols[0]));
     }
+    fields = json_object();
     for (size_t i = 0; key->cols[i] != NULL; i++) {
         const struct cp_rel_col *c = col_named(r, key->cols[i]);
         const char *v = val_of(r, w, c->name);
@@ -542,30 +542,29 @@ write_sql(struct cp_sql *st, const struct cp_rel *r, const struct row *w, const 
           bool insert)
 {
     static const char *const fixed[] = {"created_at", "updated_at", "tags", "doc"};
-    const char *names[ST_ARRAY_SIZE(fixed) + CP_REL_COLS_MAX];
-    int n = 0;
+    const int n_fixed = (int)ST_ARRAY_SIZE(fixed);
 
     cp_sql_arg(st, CP_SQL_TEXT, w->id, 0);
     cp_sql_arg(st, CP_SQL_INT, NULL, json_integer_value(json_object_get(obj, "created_at")));
     cp_sql_arg(st, CP_SQL_INT, NULL, json_integer_value(json_object_get(obj, "updated_at")));
     cp_sql_arg(st, CP_SQL_JSON, w->tags, 0);
     cp_sql_arg(st, CP_SQL_TEXT, w->doc, 0);
-    for (; n < (int)ST_ARRAY_SIZE(fixed); n++) {
-        names[n] = fixed[n];
-    }
-    for (const struct cp_rel_col *c = r->cols; c->name != NULL; c++, n++) {
-        names[n] = c->name;
+    for (const struct cp_rel_col *c = r->cols; c->name != NULL; c++) {
         cp_sql_arg(st, CP_SQL_TEXT, w->val[c - r->cols], 0);
     }
     cp_sql_add(st, insert ? "INSERT INTO %s (id" : "UPDATE %s SET ", r->table);
-    for (int i = 0; i < n; i++) {
-        cp_sql_add(st, insert ? ", %s" : i > 0 ? ", %s = " : "%s = ", names[i]);
+    for (int i = 0; i < st->n - 1; i++) { /* argument i + 2: fixed[i], then the columns */
+        cp_sql_add(st,
+                   insert  ? ", %s"
+                   : i > 0 ? ", %s = "
+                           : "%s = ",
+                   i < n_fixed ? fixed[i] : r->cols[i - n_fixed].name);
         if (!insert) {
             cp_sql_ref(st, i + 2);
         }
     }
     cp_sql_add(st, insert ? ") VALUES (" : " WHERE id = ");
-    for (int i = 1; i <= (insert ? n + 1 : 1); i++) {
+    for (int i = 1; i <= (insert ? st->n : 1); i++) {
         cp_sql_add(st, "%s", i > 1 ? ", " : "");
         cp_sql_ref(st, i);
     }

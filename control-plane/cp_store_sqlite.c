@@ -28,13 +28,7 @@ struct sq_store {
     sqlite3 *db;
 };
 
-struct sq_migration {
-    int version;
-    const char *name;
-    const char *sql;
-};
-
-static const struct sq_migration migrations[] = {
+static const struct cp_store_migration migrations[] = {
     {1, "000_base",
      "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
      "INSERT INTO meta (key, value) VALUES ('config_version', 0);"
@@ -100,67 +94,36 @@ sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return 0;
 }
 
-/* v must outlive the statement's run (it is not copied). */
-static void
-sq_bind_str(sqlite3_stmt *st, int i, const char *v)
+/* The first column of sql's first row: 0 and *out, or -ST_EDB. */
+static int
+sq_int(sqlite3 *db, const char *sql, int *out)
 {
-    if (v == NULL) {
-        sqlite3_bind_null(st, i);
-    } else {
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prepare(db, sql, &st);
+
+    if (rc == 0) {
+        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : sq_db_err(db, sql);
     }
+    if (rc == 0) {
+        *out = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
 /* migrations */
 
+/* Runs m and records it. */
 static int
-sq_schema_version(sqlite3 *db, int *version)
+sq_apply_migration(sqlite3 *db, const struct cp_store_migration *m)
 {
-    sqlite3_stmt *st = NULL;
-    int rc;
+    char *sql = sqlite3_mprintf("%s INSERT INTO schema_migrations (version, name, applied_at)"
+                                " VALUES (%d, %Q, %lld)",
+                                m->sql, m->version, m->name, (long long)st_time_ms());
+    int rc = sql != NULL ? sq_exec(db, sql) : -ST_EDB;
 
-    rc = sq_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                     " applied_at INTEGER NOT NULL)");
-    if (rc < 0) {
-        return rc;
-    }
-    rc = sq_prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &st);
-    if (rc < 0) {
-        return rc;
-    }
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return sq_db_err(db, "schema_migrations");
-    }
-    *version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return 0;
-}
-
-static int
-sq_apply_migration(sqlite3 *db, const struct sq_migration *m)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    rc = sq_exec(db, m->sql);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = sq_prepare(db,
-                    "INSERT INTO schema_migrations (version, name, applied_at)"
-                    " VALUES (?, ?, ?)",
-                    &st);
-    if (rc < 0) {
-        return rc;
-    }
-    sqlite3_bind_int(st, 1, m->version);
-    sq_bind_str(st, 2, m->name);
-    sqlite3_bind_int64(st, 3, st_time_ms());
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sq_db_err(db, "schema_migrations");
-    sqlite3_finalize(st);
+    sqlite3_free(sql);
     if (rc == 0) {
         st_log(ST_LOG_NOTICE, 0, "sqlite: applied migration %d (%s)", m->version, m->name);
     }
@@ -178,7 +141,12 @@ sq_migrate(sqlite3 *db, struct st_err *err)
     if (rc < 0) {
         return st_err_set(err, rc, "sqlite_path", "sqlite: cannot start the migration");
     }
-    rc = sq_schema_version(db, &cur);
+    rc = sq_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     " applied_at INTEGER NOT NULL)");
+    if (rc == 0) {
+        rc = sq_int(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &cur);
+    }
     for (size_t i = 0; rc == 0 && i < ST_ARRAY_SIZE(migrations); i++) {
         if (migrations[i].version > cur) {
             rc = sq_apply_migration(db, &migrations[i]);
@@ -260,17 +228,11 @@ sq_fail(struct sq_store *q, const char *sql, struct cp_sql_res *res)
                                                                      : CP_CONS_NONE;
 
     if (res != NULL) {
-        res->cons = CP_CONS_NONE;
-    }
-    if (cons == CP_CONS_NONE) {
-        return sq_db_err(q->db, sql);
-    }
-    if (res != NULL) {
         res->cons = cons;
         (void)st_snprintf(res->msg, sizeof(res->msg), "%s", msg);
         sq_cons_name(strncmp(msg, unique, strlen(unique)) == 0 ? msg + strlen(unique) : "", res);
     }
-    return -ST_EDB;
+    return cons == CP_CONS_NONE ? sq_db_err(q->db, sql) : -ST_EDB;
 }
 
 /* Hands the current row to fn. */
@@ -296,14 +258,14 @@ sq_run(struct cp_store_sql *b, const struct cp_sql *sql, cp_sql_row_fn *fn, void
     int step;
     int rc = 0;
 
-    if (sqlite3_prepare_v2(q->db, sql->text, -1, &st, NULL) != SQLITE_OK) {
-        return sq_db_err(q->db, sql->text);
+    if (sq_prepare(q->db, sql->text, &st) < 0) {
+        return -ST_EDB;
     }
     for (int i = 0; i < sql->n; i++) {
         if (sql->args[i].type == CP_SQL_INT) {
             sqlite3_bind_int64(st, i + 1, sql->args[i].num);
-        } else {
-            sq_bind_str(st, i + 1, sql->args[i].text);
+        } else { /* NULL binds SQL NULL; the text outlives the run (cp_sql) */
+            sqlite3_bind_text(st, i + 1, sql->args[i].text, -1, SQLITE_STATIC);
         }
     }
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -371,7 +333,6 @@ sq_set_member(struct cp_sql *st, const struct cp_rel *r, const struct cp_rel_set
 }
 
 static const struct cp_store_dialect sq_dialect = {
-    .name = "sqlite",
     .ph = '?',
     .begin_read = "BEGIN",
     .begin_write = "BEGIN IMMEDIATE",
@@ -388,6 +349,8 @@ static const struct cp_store_dialect sq_dialect = {
 /* open and close */
 
 static const struct cp_store_ops sq_ops = {CP_STORE_SQL_OPS("sqlite")};
+
+#define SQ_SETUP "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = "
 
 int
 cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err)
@@ -416,17 +379,10 @@ cp_store_sqlite_open_flags(const char *path, unsigned flags, struct cp_store **o
         goto out;
     }
     sqlite3_busy_timeout(q->db, 5000);
-    rc = sq_exec(q->db, "PRAGMA journal_mode = WAL");
-    if (rc == 0) {
-        rc = sq_exec(q->db, "PRAGMA foreign_keys = ON");
-    }
-    if (rc == 0) {
-        /* In WAL mode NORMAL survives a crash of the process but may lose the last
-         * commits to a power loss or an OS crash; FULL syncs the WAL at every commit
-         * (sqlite_synchronous). */
-        rc = sq_exec(q->db, (flags & CP_STORE_SQLITE_F_SYNC_FULL) ? "PRAGMA synchronous = FULL"
-                                                                  : "PRAGMA synchronous = NORMAL");
-    }
+    /* In WAL mode NORMAL survives a crash of the process but may lose the last commits to a
+     * power loss or an OS crash; FULL syncs the WAL at every commit (sqlite_synchronous). */
+    rc =
+        sq_exec(q->db, (flags & CP_STORE_SQLITE_F_SYNC_FULL) ? SQ_SETUP "FULL" : SQ_SETUP "NORMAL");
     if (rc < 0) {
         st_err_set(err, rc, "sqlite_path", "sqlite: cannot set up %s: %s", path,
                    sqlite3_errmsg(q->db));
@@ -446,13 +402,8 @@ out:
 int
 cp_store_sqlite_synchronous(struct cp_store *s)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(sq((struct cp_store_sql *)s)->db, "PRAGMA synchronous", &st);
+    int v = 0;
+    int rc = sq_int(sq((struct cp_store_sql *)s)->db, "PRAGMA synchronous", &v);
 
-    if (rc < 0) {
-        return rc;
-    }
-    rc = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -ST_EDB;
-    sqlite3_finalize(st);
-    return rc;
+    return rc < 0 ? rc : v;
 }
