@@ -11,29 +11,18 @@
 #include "st_schema.h"
 #include "st_util.h"
 
-/* The kind named name, or false after Kong's 404. */
-static bool
-kind_of(const char *name, struct cp_response *rs, enum st_entity_kind *k)
-{
-    char msg[160];
-
-    if (st_entity_by_name(name, k)) {
-        return true;
-    }
-    (void)st_snprintf(msg, sizeof(msg), "No entity named '%s'", name);
-    cp_admin__reply_msg(rs, 404, msg);
-    return false;
-}
-
 void
 cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs, const char *name)
 {
     enum st_entity_kind k;
     json_t *body, *names = NULL, *fields = NULL;
     struct st_err err = {0};
+    char msg[160];
     int rc = 0;
 
-    if (!kind_of(name, rs, &k)) {
+    if (!st_entity_by_name(name, &k)) {
+        (void)st_snprintf(msg, sizeof(msg), "No entity named '%s'", name);
+        cp_admin__reply_msg(rs, 404, msg);
         return;
     }
     body = cp_admin__body(rq, rs);
@@ -63,8 +52,11 @@ cp_admin__schema_get(struct cp_response *rs, const char *name)
 {
     enum st_entity_kind k;
     json_t *o;
+    char msg[160];
 
-    if (!kind_of(name, rs, &k)) {
+    if (!st_entity_by_name(name, &k)) {
+        (void)st_snprintf(msg, sizeof(msg), "No entity named '%s'", name);
+        cp_admin__reply_msg(rs, 404, msg);
         return;
     }
     o = cp_admin__schema_describe(k);
