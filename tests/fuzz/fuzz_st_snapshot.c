@@ -205,15 +205,20 @@ static void
 parse(const uint8_t *p, size_t n)
 {
     struct st_snapshot *s = NULL, *again = NULL;
+    struct st_snapshot_memo *memo = st_snapshot_memo_new();
     struct st_err err = {0};
     char hash[65];
     uint64_t version;
     char *a, *b;
 
-    if (st_snapshot_parse(p, n, &s, &err) < 0) {
-        if (s != NULL || err.msg[0] == '\0') {
+    if (memo == NULL) {
+        abort();
+    }
+    if (st_snapshot_parse(p, n, memo, &s, &err) < 0) {
+        if (s != NULL || err.msg[0] == '\0' || st_snapshot_memo_size(memo) != 0) {
             abort();
         }
+        st_snapshot_memo_free(memo);
         return;
     }
     if (st_snapshot_peek(p, n, &version, hash) != 0 || version != s->version ||
@@ -221,7 +226,8 @@ parse(const uint8_t *p, size_t n)
         abort();
     }
     a = dump(s);
-    if (st_snapshot_parse(p, n, &again, &err) != 0) {
+    /* again, through the digests the first parse left in the memo */
+    if (st_snapshot_parse(p, n, memo, &again, &err) != 0) {
         abort();
     }
     b = dump(again);
@@ -232,6 +238,7 @@ parse(const uint8_t *p, size_t n)
     free(b);
     st_snapshot_free(s);
     st_snapshot_free(again);
+    st_snapshot_memo_free(memo);
 }
 
 static void
