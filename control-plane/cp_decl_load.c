@@ -240,20 +240,6 @@ parse(const char *text, size_t len, struct lookups *l, int64_t now, struct cp_de
     return 0;
 }
 
-/* Under the write lock, after the parse: whether what the parse read (at version
- * `seen`) still holds. Returns 1, 0 (parse again) or a store error. */
-static int
-still_valid(struct cp_store *st, struct lookups *l, uint64_t seen)
-{
-    uint64_t now = 0;
-    int rc = cp_store_version(st, &now);
-
-    if (rc < 0) {
-        return rc;
-    }
-    return now == seen ? 1 : lookups_hold(l);
-}
-
 /* The writes and the commit, inside the transaction. */
 static int
 write_commit(struct cp_store *st, enum cp_decl_mode mode, int64_t now,
@@ -285,6 +271,7 @@ load_once(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode m
           struct cp_decl_result *r)
 {
     uint64_t seen = 0;
+    uint64_t version = 0;
     int rc = locked ? cp_store_begin(st, true) : cp_store_version(st, &seen);
 
     if (rc < 0) {
@@ -300,7 +287,10 @@ load_once(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode m
             return rc;
         }
         locked = true;
-        rc = still_valid(st, l, seen);
+        /* whether what the parse read (at version `seen`) still holds: 1, 0 (parse again)
+         * or a store error */
+        rc = cp_store_version(st, &version);
+        rc = rc < 0 ? rc : version == seen ? 1 : lookups_hold(l);
         if (rc == 0) {
             cp_store_rollback(st);
             return 1;
