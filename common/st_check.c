@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "st_json.h"
 #include "st_schema.h"
 #include "st_ssl.h"
+#include "st_str.h"
 #include "st_util.h"
 
 /* ------------------------------------------------------------------------ */
@@ -39,36 +41,9 @@ st_check_entity_err(json_t *fields, const char *msg)
     json_array_append_new(a, json_string(msg));
 }
 
-/* Puts err at index i of *arr (created on demand), with nulls before it. */
-void
-st_check_arr_put(json_t **arr, size_t i, json_t *err)
-{
-    if (*arr == NULL) {
-        *arr = json_array();
-    }
-    while (json_array_size(*arr) < i) {
-        json_array_append_new(*arr, json_null());
-    }
-    json_array_append_new(*arr, err);
-}
-
-bool
-st_check_str_in(const char *s, const char *const *list)
-{
-    for (; *list != NULL; list++) {
-        if (strcmp(s, *list) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 bool
 st_check_is_nonempty(const json_t *v)
 {
-    if (v == NULL || json_is_null(v)) {
-        return false;
-    }
     if (json_is_array(v)) {
         return json_array_size(v) > 0;
     }
@@ -78,19 +53,19 @@ st_check_is_nonempty(const json_t *v)
     if (json_is_string(v)) {
         return json_string_length(v) > 0;
     }
-    return true;
+    return v != NULL && !json_is_null(v);
 }
 
-/* True when obj[key] is a string that its field check accepted. */
 bool
 st_check_field_ok(const json_t *obj, const json_t *fields, const char *key)
 {
     return json_is_string(json_object_get(obj, key)) && json_object_get(fields, key) == NULL;
 }
 
-/* Reads an integer, turning an integral real (80.0) into an integer in place. */
-bool
-st_check_get_int(json_t *obj, const char *key, json_t *v, json_int_t *out)
+/* Reads an integer, turning an integral real (80.0) at obj[key] into an integer in
+ * place. False when v is no integer. */
+static bool
+get_int(json_t *obj, const char *key, json_t *v, json_int_t *out)
 {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
@@ -112,7 +87,7 @@ st_check_int_range(json_t *obj, const char *key, json_t *v, json_int_t min, json
 {
     json_int_t n;
 
-    if (!st_check_get_int(obj, key, v, &n)) {
+    if (!get_int(obj, key, v, &n)) {
         return json_string("expected an integer");
     }
     if (n < min || n > max) {
@@ -122,7 +97,6 @@ st_check_int_range(json_t *obj, const char *key, json_t *v, json_int_t min, json
     return NULL;
 }
 
-/* Kong strings: a string of at least one byte. Returns the error or NULL. */
 json_t *
 st_check_str(const json_t *v)
 {
@@ -135,7 +109,6 @@ st_check_str(const json_t *v)
     return NULL;
 }
 
-/* check_str and at most max bytes (Kong's len_max message). */
 json_t *
 st_check_str_max(const json_t *v, size_t max)
 {
@@ -191,32 +164,37 @@ is_alnum(unsigned char c)
 /* ------------------------------------------------------------------------ */
 /* strings, names, sets                                                       */
 
-/* A set of strings whose elements elem() checks; duplicates removed. */
 json_t *
-st_check_string_set(json_t *obj, const char *key, json_t *v, json_t *(*elem)(const json_t *))
+st_check_array(json_t *v, const char *expected, st_check_elem_fn *elem)
 {
     json_t *errs = NULL;
     size_t i;
     json_t *el;
 
     if (!json_is_array(v)) {
-        return json_string("expected a set");
+        return st_check_errf("expected %s", expected);
     }
     json_array_foreach(v, i, el)
     {
         json_t *e = elem(el);
         if (e != NULL) {
-            st_check_arr_put(&errs, i, e);
+            st_json_arr_put(&errs, i, e);
         }
     }
-    if (errs != NULL) {
-        return errs;
-    }
-    st_check_dedupe(obj, key, v);
-    return NULL;
+    return errs;
 }
 
-/* Kong's make_set: drops repeated strings, keeping the first of each. */
+json_t *
+st_check_string_set(json_t *obj, const char *key, json_t *v, st_check_elem_fn *elem)
+{
+    json_t *errs = st_check_array(v, "a set", elem);
+
+    if (errs == NULL) {
+        st_check_dedupe(obj, key, v);
+    }
+    return errs;
+}
+
 void
 st_check_dedupe(json_t *obj, const char *key, json_t *v)
 {
@@ -237,20 +215,31 @@ st_check_dedupe(json_t *obj, const char *key, json_t *v)
     json_object_set_new(obj, key, out);
 }
 
+/* st_check_str_max, then Kong's utils.validate_utf8. */
 static json_t *
-check_tag(const json_t *v)
+check_utf8(const json_t *v, size_t max)
 {
-    json_t *e = st_check_str_max(v, ST_SCHEMA_TAG_MAX);
-    const unsigned char *s;
+    json_t *e = st_check_str_max(v, max);
     size_t bad;
 
     if (e != NULL) {
         return e;
     }
-    s = (const unsigned char *)json_string_value(v);
-    bad = utf8_bad_pos(s, json_string_length(v));
+    bad = utf8_bad_pos((const unsigned char *)json_string_value(v), json_string_length(v));
     if (bad != 0) {
         return st_check_errf("invalid utf-8 character sequence detected at position %zu", bad);
+    }
+    return NULL;
+}
+
+static json_t *
+check_tag(json_t *v)
+{
+    json_t *e = check_utf8(v, ST_SCHEMA_TAG_MAX);
+    const unsigned char *s = (const unsigned char *)json_string_value(v);
+
+    if (e != NULL) {
+        return e;
     }
     for (size_t i = 0; s[i] != '\0'; i++) {
         unsigned char c = s[i];
@@ -274,55 +263,43 @@ st_check_tags(json_t *obj, const struct st_field *f, json_t *v)
     return st_check_string_set(obj, f->name, v, check_tag);
 }
 
-/* typedefs.name: ASCII only (services.name). */
-json_t *
-st_check_name(json_t *obj, const struct st_field *f, json_t *v)
+/* typedefs.name (ASCII only) and typedefs.utf8_name (bytes 128..244 too). */
+static json_t *
+check_name(const json_t *v, bool utf8)
 {
-    json_t *e = st_check_str_max(v, ST_SCHEMA_NAME_MAX);
-    const unsigned char *s;
+    json_t *e = utf8 ? check_utf8(v, ST_SCHEMA_NAME_MAX) : st_check_str_max(v, ST_SCHEMA_NAME_MAX);
+    const unsigned char *s = (const unsigned char *)json_string_value(v);
 
-    (void)obj;
-    (void)f;
     if (e != NULL) {
         return e;
     }
-    s = (const unsigned char *)json_string_value(v);
     for (size_t i = 0; s[i] != '\0'; i++) {
-        if (!is_alnum(s[i]) && strchr(".-_~", s[i]) == NULL) {
-            return st_check_errf("invalid value '%s': it must only contain alphanumeric and "
-                                 "'., -, _, ~' characters",
-                                 (const char *)s);
+        if (!is_alnum(s[i]) && strchr(".-_~", s[i]) == NULL &&
+            !(utf8 && s[i] >= 128 && s[i] <= 244)) {
+            return st_check_errf("invalid value '%s': %s", (const char *)s,
+                                 utf8 ? "the only accepted ascii characters are alphanumerics "
+                                        "or ., -, _, and ~"
+                                      : "it must only contain alphanumeric and '., -, _, ~' "
+                                        "characters");
         }
     }
     return NULL;
 }
 
-/* typedefs.utf8_name (routes.name). */
+json_t *
+st_check_name(json_t *obj, const struct st_field *f, json_t *v)
+{
+    (void)obj;
+    (void)f;
+    return check_name(v, false);
+}
+
 json_t *
 st_check_utf8_name(json_t *obj, const struct st_field *f, json_t *v)
 {
-    json_t *e = st_check_str_max(v, ST_SCHEMA_NAME_MAX);
-    const unsigned char *s;
-    size_t bad;
-
     (void)obj;
     (void)f;
-    if (e != NULL) {
-        return e;
-    }
-    s = (const unsigned char *)json_string_value(v);
-    bad = utf8_bad_pos(s, json_string_length(v));
-    if (bad != 0) {
-        return st_check_errf("invalid utf-8 character sequence detected at position %zu", bad);
-    }
-    for (size_t i = 0; s[i] != '\0'; i++) {
-        if (!is_alnum(s[i]) && strchr(".-_~", s[i]) == NULL && !(s[i] >= 128 && s[i] <= 244)) {
-            return st_check_errf("invalid value '%s': the only accepted ascii characters are "
-                                 "alphanumerics or ., -, _, and ~",
-                                 (const char *)s);
-        }
-    }
-    return NULL;
+    return check_name(v, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -389,26 +366,33 @@ looks_ipv4(const char *s)
     return dots == 3;
 }
 
+/* s into buf without its ":port" (*has_port set); false when s does not fit or what
+ * follows its colon is no number. */
+static bool
+strip_port(const char *s, char *buf, size_t size, bool *has_port)
+{
+    const char *colon = strchr(s, ':');
+
+    if (st_snprintf(buf, size, "%s", s) != 0 || (colon != NULL && !all_digits(colon + 1))) {
+        return false;
+    }
+    if (colon != NULL) {
+        *has_port = true;
+        buf[colon - s] = '\0';
+    }
+    return true;
+}
+
 static enum host_kind
 host_name(const char *s, bool *has_port)
 {
     char buf[512];
-    const char *colon = strrchr(s, ':');
     size_t len;
-    char *p;
-    char *seg;
 
-    if (st_snprintf(buf, sizeof(buf), "%s", s) != 0) {
+    if (!strip_port(s, buf, sizeof(buf), has_port) || buf[0] == '\0') {
         return HOST_INVALID;
-    }
-    if (colon != NULL && all_digits(colon + 1)) {
-        *has_port = true;
-        buf[colon - s] = '\0';
     }
     len = strlen(buf);
-    if (len == 0) {
-        return HOST_INVALID;
-    }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)buf[i];
         if (!is_alnum(c) && c != '-' && c != '.' && c != '_') {
@@ -416,20 +400,9 @@ host_name(const char *s, bool *has_port)
         }
     }
     /* Each label non-empty (a trailing dot is allowed) and not ending in '-'. */
-    seg = buf;
-    for (;;) {
-        p = strchr(seg, '.');
-        size_t sl = p != NULL ? (size_t)(p - seg) : strlen(seg);
-        if (sl == 0 && p != NULL) {
-            return HOST_INVALID;
-        }
-        if (sl > 0 && seg[sl - 1] == '-') {
-            return HOST_INVALID;
-        }
-        if (p == NULL) {
-            break;
-        }
-        seg = p + 1;
+    if (buf[0] == '.' || strstr(buf, "..") != NULL || strstr(buf, "-.") != NULL ||
+        buf[len - 1] == '-') {
+        return HOST_INVALID;
     }
     return HOST_NAME;
 }
@@ -447,17 +420,10 @@ host_classify(const char *s, bool *has_port)
     if (looks_ipv4(s)) {
         char buf[32];
         unsigned char a[4];
-        if (st_snprintf(buf, sizeof(buf), "%s", s) != 0) {
-            return HOST_INVALID;
-        }
-        if (c1 != NULL) {
-            if (!all_digits(c1 + 1)) {
-                return HOST_INVALID;
-            }
-            *has_port = true;
-            buf[c1 - s] = '\0';
-        }
-        return inet_pton(AF_INET, buf, a) == 1 ? HOST_IPV4 : HOST_INVALID;
+
+        return strip_port(s, buf, sizeof(buf), has_port) && inet_pton(AF_INET, buf, a) == 1
+                   ? HOST_IPV4
+                   : HOST_INVALID;
     }
     return host_name(s, has_port);
 }
@@ -487,7 +453,7 @@ st_check_host(json_t *obj, const struct st_field *f, json_t *v)
 
 /* typedefs.wildcard_host (route snis, the traditional_compatible router; snis.name) */
 json_t *
-st_check_wildcard_host(const json_t *v)
+st_check_wildcard_host(json_t *v)
 {
     json_t *e = st_check_str(v);
     const char *s;
@@ -538,13 +504,10 @@ st_check_path(json_t *obj, const struct st_field *f, json_t *v)
 
     (void)obj;
     (void)f;
-    if (e != NULL) {
-        return e;
+    if (e == NULL && json_string_value(v)[0] != '/') {
+        e = json_string("should start with: /");
     }
-    if (json_string_value(v)[0] != '/') {
-        return json_string("should start with: /");
-    }
-    return NULL;
+    return e;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -567,7 +530,7 @@ st_check_timestamp(json_t *obj, const struct st_field *f, json_t *v)
 {
     json_int_t n;
 
-    if (!st_check_get_int(obj, f->name, v, &n)) {
+    if (!get_int(obj, f->name, v, &n)) {
         return json_string("expected an integer");
     }
     if (n <= 0) {
@@ -584,24 +547,29 @@ st_check_bool(json_t *obj, const struct st_field *f, json_t *v)
     return json_is_boolean(v) ? NULL : json_string("expected a boolean");
 }
 
-json_t *
-st_check_string(json_t *obj, const struct st_field *f, json_t *v)
+static json_t *
+check_string(json_t *obj, const struct st_field *f, json_t *v)
 {
     (void)obj;
     (void)f;
     return st_check_str(v);
 }
 
-/* A uuid value; f may be NULL (an element of an array). */
+static json_t *
+uuid_value(json_t *v)
+{
+    if (!json_is_string(v)) {
+        return json_string("expected a string");
+    }
+    return st_schema_is_uuid(json_string_value(v)) ? NULL : json_string("expected a valid UUID");
+}
+
 json_t *
 st_check_uuid(json_t *obj, const struct st_field *f, json_t *v)
 {
     (void)obj;
     (void)f;
-    if (!json_is_string(v)) {
-        return json_string("expected a string");
-    }
-    return st_schema_is_uuid(json_string_value(v)) ? NULL : json_string("expected a valid UUID");
+    return uuid_value(v);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -612,20 +580,26 @@ static const char *const kong_protocols[] = {
 };
 static const char *const http_protocols[] = {"grpc", "grpcs", "http", "https", NULL};
 
-bool
-st_check_is_kong_protocol(const char *p)
+json_t *
+st_check_kong_protocol(json_t *v)
 {
-    return st_check_str_in(p, kong_protocols);
+    if (!json_is_string(v)) {
+        return json_string("expected a string");
+    }
+    if (!st_str_in(json_string_value(v), kong_protocols)) {
+        return json_string("expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, "
+                           "udp");
+    }
+    return NULL;
 }
 
-/* Strait's refusal of a protocol Kong knows, or NULL when Strait proxies it. */
 json_t *
 st_check_protocol_unsupported(const char *p, const char *const *later)
 {
-    if (st_check_str_in(p, http_protocols)) {
+    if (st_str_in(p, http_protocols)) {
         return st_check_errf("'%s' is not supported: Strait proxies tcp", p);
     }
-    if (st_check_str_in(p, later)) {
+    if (st_str_in(p, later)) {
         return st_check_errf("'%s' is not supported yet", p);
     }
     return NULL;
@@ -654,47 +628,28 @@ st_check_foreign(json_t *obj, const struct st_field *f, json_t *v)
 
         e = json_is_string(key) ? st_check_of(ep)(v, ep, key) : NULL;
         if (e != NULL) {
-            json_t *errs = json_object();
-
-            json_object_set_new(errs, ep->name, e);
-            return errs;
+            return json_pack("{s:o}", ep->name, e);
         }
         e = json_string("missing primary key");
     } else if (json_is_null(id)) {
         e = json_string("required field missing");
     } else {
-        e = st_check_uuid(v, NULL, id);
+        e = uuid_value(id);
     }
     if (e != NULL) {
-        json_t *errs = json_object();
-        json_object_set_new(errs, "id", e);
-        return errs;
+        return json_pack("{s:o}", "id", e);
     }
     json_object_set_new(obj, f->name, json_pack("{s:O}", "id", id));
     return NULL;
 }
 
 /* services.ca_certificates: an array (repeats kept, order kept) of uuids. */
-json_t *
-st_check_uuid_array(json_t *obj, const struct st_field *f, json_t *v)
+static json_t *
+check_uuid_array(json_t *obj, const struct st_field *f, json_t *v)
 {
-    json_t *errs = NULL;
-    size_t i;
-    json_t *el;
-
     (void)obj;
     (void)f;
-    if (!json_is_array(v)) {
-        return json_string("expected an array");
-    }
-    json_array_foreach(v, i, el)
-    {
-        json_t *e = st_check_uuid(v, NULL, el);
-        if (e != NULL) {
-            st_check_arr_put(&errs, i, e);
-        }
-    }
-    return errs;
+    return st_check_array(v, "an array", uuid_value);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -752,13 +707,10 @@ st_check_certificate(json_t *obj, const struct st_field *f, json_t *v)
 
     (void)obj;
     (void)f;
-    if (e != NULL) {
-        return e;
+    if (e == NULL && st_ssl_cert_parse(json_string_value(v), &info, msg, sizeof(msg)) != 0) {
+        e = json_string(msg);
     }
-    if (st_ssl_cert_parse(json_string_value(v), &info, msg, sizeof(msg)) != 0) {
-        return json_string(msg);
-    }
-    return NULL;
+    return e;
 }
 
 /* typedefs.key: a PEM private key that parses. */
@@ -770,27 +722,27 @@ st_check_key(json_t *obj, const struct st_field *f, json_t *v)
 
     (void)obj;
     (void)f;
-    if (e != NULL) {
-        return e;
+    if (e == NULL && st_ssl_key_parse(json_string_value(v), msg, sizeof(msg)) != 0) {
+        e = json_string(msg);
     }
-    if (st_ssl_key_parse(json_string_value(v), msg, sizeof(msg)) != 0) {
-        return json_string(msg);
-    }
-    return NULL;
+    return e;
 }
 
 /* ------------------------------------------------------------------------ */
 /* a field's check                                                             */
 
-static st_check_fn *
-type_check(const struct st_field *f)
+st_check_fn *
+st_check_of(const struct st_field *f)
 {
+    if (f->check != NULL) {
+        return f->check;
+    }
     if (f->flags & ST_FIELD_F_HTTP_ONLY) {
         return NULL;
     }
     switch (f->type) {
     case ST_FT_STRING:
-        return st_check_string;
+        return check_string;
     case ST_FT_BOOLEAN:
         return st_check_bool;
     case ST_FT_TIMESTAMP:
@@ -800,14 +752,8 @@ type_check(const struct st_field *f)
     case ST_FT_FOREIGN:
         return st_check_foreign;
     case ST_FT_FOREIGN_SET:
-        return st_check_uuid_array;
+        return check_uuid_array;
     default:
         return NULL; /* integers, sets, records, maps: each field names its check */
     }
-}
-
-st_check_fn *
-st_check_of(const struct st_field *f)
-{
-    return f->check != NULL ? f->check : type_check(f);
 }

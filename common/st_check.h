@@ -11,9 +11,6 @@
 
 #include "st_entity.h"
 
-/* The protocols Kong knows, as its one_of message lists them. */
-#define ST_CHECK_KONG_PROTOCOLS "grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp"
-
 /* ---- rows every kind has (Kong's typedefs.uuid, auto_timestamp_ms, tags) ------ */
 
 /* id: off is offsetof(struct st_<kind>, id). created_at: dp is ST_DP_I64 with off the
@@ -40,23 +37,13 @@ json_t *st_check_errf(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 /* Appends msg to fields["@entity"] (created on demand). */
 void st_check_entity_err(json_t *fields, const char *msg);
 
-/* Puts err (taken) at index i of *arr (created on demand), with nulls before it. */
-void st_check_arr_put(json_t **arr, size_t i, json_t *err);
-
 /* ---- small predicates ------------------------------------------------------ */
-
-/* Whether s is one of the NULL-terminated list. */
-bool st_check_str_in(const char *s, const char *const *list);
 
 /* Kong's is_nonempty: not NULL, null, an empty array, object or string. */
 bool st_check_is_nonempty(const json_t *v);
 
 /* Whether obj[key] is a string that its field check accepted (no error in fields). */
 bool st_check_field_ok(const json_t *obj, const json_t *fields, const char *key);
-
-/* Reads an integer, turning an integral real (80.0) at obj[key] into an integer in
- * place. False when v is no integer. */
-bool st_check_get_int(json_t *obj, const char *key, json_t *v, json_int_t *out);
 
 /* ---- value checks (an error, or NULL) -------------------------------------- */
 
@@ -67,16 +54,19 @@ json_t *st_check_str(const json_t *v);
 /* st_check_str, at most max bytes. */
 json_t *st_check_str_max(const json_t *v, size_t max);
 /* typedefs.wildcard_host: a host name with at most one '*', leftmost or rightmost. */
-json_t *st_check_wildcard_host(const json_t *v);
+json_t *st_check_wildcard_host(json_t *v);
 /* Strait's refusal of a protocol Kong knows (http, https, grpc, grpcs; those of `later`
  * until they are built), or NULL when Strait proxies it. */
 json_t *st_check_protocol_unsupported(const char *p, const char *const *later);
-/* Whether p is a protocol Kong knows. */
-bool st_check_is_kong_protocol(const char *p);
-/* A set of strings whose elements elem() checks (errors as an array with nulls at the
- * valid positions); repeats are dropped in place. */
-json_t *st_check_string_set(json_t *obj, const char *key, json_t *v,
-                            json_t *(*elem)(const json_t *));
+/* A string naming a protocol Kong knows ("expected one of: grpc, ..., udp"). */
+json_t *st_check_kong_protocol(json_t *v);
+/* A check of one element of an array (it may normalise el in place): an error or NULL. */
+typedef json_t *st_check_elem_fn(json_t *el);
+/* An array whose elements elem() checks: "expected <expected>" when v is no array, else
+ * NULL or the errors as an array with nulls at the valid positions. */
+json_t *st_check_array(json_t *v, const char *expected, st_check_elem_fn *elem);
+/* st_check_array "a set", whose repeats are then dropped in place (obj[key] is v). */
+json_t *st_check_string_set(json_t *obj, const char *key, json_t *v, st_check_elem_fn *elem);
 /* Kong's make_set: obj[key] without its repeated strings, the first of each kept. */
 void st_check_dedupe(json_t *obj, const char *key, json_t *v);
 
@@ -91,7 +81,6 @@ json_t *st_check_record(json_t *rec, const struct st_field *sub);
 st_check_fn st_check_uuid;        /* typedefs.uuid */
 st_check_fn st_check_timestamp;   /* typedefs.auto_timestamp_ms: an integer > 0 */
 st_check_fn st_check_bool;        /* a boolean */
-st_check_fn st_check_string;      /* a string of at least one byte */
 st_check_fn st_check_port;        /* typedefs.port: 0..65535 */
 st_check_fn st_check_timeout;     /* typedefs.timeout: 1..2^31-2 */
 st_check_fn st_check_name;        /* typedefs.name: ASCII name, at most 256 bytes */
@@ -100,7 +89,6 @@ st_check_fn st_check_host;        /* typedefs.host, no port */
 st_check_fn st_check_path;        /* typedefs.path: starts with '/' */
 st_check_fn st_check_tags;        /* typedefs.tags: a set, at most 64 tags of 256 bytes */
 st_check_fn st_check_foreign;     /* a foreign key: {"id": uuid}, kept as exactly that */
-st_check_fn st_check_uuid_array;  /* an array of uuids, order and repeats kept */
 st_check_fn st_check_certificate; /* typedefs.certificate: PEM that parses */
 st_check_fn st_check_key;         /* typedefs.key: a PEM private key that parses */
 

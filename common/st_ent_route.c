@@ -13,6 +13,7 @@
 #include "st_check.h"
 #include "st_cidr.h"
 #include "st_entity.h"
+#include "st_str.h"
 
 #define OFF(m) offsetof(struct st_route, m)
 
@@ -31,8 +32,9 @@ static const char *const route_later[] = {"udp", NULL};
 /* ------------------------------------------------------------------------ */
 /* protocols                                                                  */
 
-static int
-protocol_group(const char *p)
+/* routes.protocols: mutually_exclusive_subsets, listing the sets in the order met. */
+static json_t *
+protocols_exclusive(const json_t *v)
 {
     static const char *const groups[][4] = {
         {"http", "https", NULL},
@@ -40,25 +42,13 @@ protocol_group(const char *p)
         {"tls_passthrough", NULL},
         {"grpc", "grpcs", NULL},
     };
-    for (int g = 0; g < 4; g++) {
-        if (st_check_str_in(p, groups[g])) {
-            return g;
-        }
-    }
-    return -1;
-}
-
-/* routes.protocols: mutually_exclusive_subsets, listing the sets in the order met. */
-static json_t *
-protocols_exclusive(const json_t *v)
-{
     static const char *const names[] = {
         "('http', 'https')",
         "('tcp', 'tls', 'udp')",
         "('tls_passthrough')",
         "('grpc', 'grpcs')",
     };
-    int order[4];
+    bool seen[4] = {false};
     int n = 0;
     char buf[256] = "these sets are mutually exclusive: ";
     size_t i;
@@ -66,48 +56,28 @@ protocols_exclusive(const json_t *v)
 
     json_array_foreach(v, i, el)
     {
-        int g = protocol_group(json_string_value(el));
-        bool seen = false;
-        for (int k = 0; k < n; k++) {
-            seen = seen || order[k] == g;
+        for (int g = 0; g < 4; g++) {
+            if (!seen[g] && st_str_in(json_string_value(el), groups[g])) {
+                size_t len = strlen(buf);
+
+                seen[g] = true;
+                snprintf(buf + len, sizeof(buf) - len, "%s%s", n++ > 0 ? ", " : "", names[g]);
+            }
         }
-        if (g >= 0 && !seen) {
-            order[n++] = g;
-        }
     }
-    if (n <= 1) {
-        return NULL;
-    }
-    for (int k = 0; k < n; k++) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, sizeof(buf) - len, "%s%s", k > 0 ? ", " : "", names[order[k]]);
-    }
-    return json_string(buf);
+    return n > 1 ? json_string(buf) : NULL;
 }
 
 static json_t *
 check_protocols(json_t *obj, const struct st_field *f, json_t *v)
 {
-    json_t *errs = NULL;
-    json_t *e;
+    json_t *e = st_check_string_set(obj, f->name, v, st_check_kong_protocol);
     size_t i;
     json_t *el;
 
-    if (!json_is_array(v)) {
-        return json_string("expected a set");
+    if (e != NULL) {
+        return e;
     }
-    json_array_foreach(v, i, el)
-    {
-        if (!json_is_string(el)) {
-            st_check_arr_put(&errs, i, json_string("expected a string"));
-        } else if (!st_check_is_kong_protocol(json_string_value(el))) {
-            st_check_arr_put(&errs, i, json_string("expected one of: " ST_CHECK_KONG_PROTOCOLS));
-        }
-    }
-    if (errs != NULL) {
-        return errs;
-    }
-    st_check_dedupe(obj, f->name, v);
     v = json_object_get(obj, f->name);
     if (json_array_size(v) == 0) {
         return json_string("length must be at least 1");
@@ -175,23 +145,9 @@ check_endpoint(json_t *rec)
 static json_t *
 check_endpoints(json_t *obj, const struct st_field *f, json_t *v)
 {
-    json_t *errs = NULL;
-    size_t i;
-    json_t *el;
-
     (void)obj;
     (void)f;
-    if (!json_is_array(v)) {
-        return json_string("expected a set");
-    }
-    json_array_foreach(v, i, el)
-    {
-        json_t *e = check_endpoint(el);
-        if (e != NULL) {
-            st_check_arr_put(&errs, i, e);
-        }
-    }
-    return errs;
+    return st_check_array(v, "a set", check_endpoint);
 }
 
 static json_t *
@@ -203,9 +159,9 @@ check_snis(json_t *obj, const struct st_field *f, json_t *v)
 /* ------------------------------------------------------------------------ */
 /* entity checks                                                              */
 
-/* True when protocols is a non-empty array of strings all in list. */
+/* True when protocols is a non-empty array of strings, each in list (in) or each not. */
 static bool
-protocols_all_in(const json_t *protocols, const char *const *list)
+protocols_each(const json_t *protocols, const char *const *list, bool in)
 {
     size_t i;
     json_t *el;
@@ -215,25 +171,7 @@ protocols_all_in(const json_t *protocols, const char *const *list)
     }
     json_array_foreach(protocols, i, el)
     {
-        if (!json_is_string(el) || !st_check_str_in(json_string_value(el), list)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool
-protocols_none_in(const json_t *protocols, const char *const *list)
-{
-    size_t i;
-    json_t *el;
-
-    if (!json_is_array(protocols) || json_array_size(protocols) == 0) {
-        return false;
-    }
-    json_array_foreach(protocols, i, el)
-    {
-        if (!json_is_string(el) || st_check_str_in(json_string_value(el), list)) {
+        if (!json_is_string(el) || st_str_in(json_string_value(el), list) != in) {
             return false;
         }
     }
@@ -253,12 +191,12 @@ route_checks(json_t *obj, json_t *fields, unsigned flags)
 
     (void)flags;
     /* routes.lua entity_checks, then the stream subschema's (routes_subschemas.lua). */
-    if (protocols_none_in(protocols, tls_like) &&
+    if (protocols_each(protocols, tls_like, false) &&
         st_check_is_nonempty(json_object_get(obj, "snis"))) {
         json_object_set_new(fields, "snis", json_string("length must be 0"));
         st_check_entity_err(fields, MSG_SNIS_ONLY);
     }
-    if (json_is_string(first) && st_check_str_in(json_string_value(first), l4_all)) {
+    if (json_is_string(first) && st_str_in(json_string_value(first), l4_all)) {
         for (int i = 0; http_only[i] != NULL; i++) {
             if (!json_is_null(json_object_get(obj, http_only[i]))) {
                 json_object_set_new(fields, http_only[i],
@@ -266,12 +204,13 @@ route_checks(json_t *obj, json_t *fields, unsigned flags)
             }
         }
     }
-    if (protocols_all_in(protocols, l4) && !st_check_is_nonempty(json_object_get(obj, "sources")) &&
+    if (protocols_each(protocols, l4, true) &&
+        !st_check_is_nonempty(json_object_get(obj, "sources")) &&
         !st_check_is_nonempty(json_object_get(obj, "destinations")) &&
         !st_check_is_nonempty(json_object_get(obj, "snis"))) {
         st_check_entity_err(fields, MSG_MUST_SET_ONE);
     }
-    if (protocols_all_in(protocols, passthrough) &&
+    if (protocols_each(protocols, passthrough, true) &&
         !st_check_is_nonempty(json_object_get(obj, "snis"))) {
         st_check_entity_err(fields, MSG_MUST_SET_SNIS);
     }

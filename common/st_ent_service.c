@@ -10,6 +10,7 @@
 
 #include "st_check.h"
 #include "st_entity.h"
+#include "st_str.h"
 
 #define OFF(m) offsetof(struct st_service, m)
 
@@ -25,15 +26,11 @@ static const char *const service_later[] = {"tls_passthrough", "udp", NULL};
 static json_t *
 check_protocol(json_t *obj, const struct st_field *f, json_t *v)
 {
+    json_t *e = st_check_kong_protocol(v);
+
     (void)obj;
     (void)f;
-    if (!json_is_string(v)) {
-        return json_string("expected a string");
-    }
-    if (!st_check_is_kong_protocol(json_string_value(v))) {
-        return json_string("expected one of: " ST_CHECK_KONG_PROTOCOLS);
-    }
-    return st_check_protocol_unsupported(json_string_value(v), service_later);
+    return e != NULL ? e : st_check_protocol_unsupported(json_string_value(v), service_later);
 }
 
 /* services.retries */
@@ -177,13 +174,12 @@ service_checks(json_t *obj, json_t *fields, unsigned flags)
     if (p == NULL) {
         return;
     }
-    if (!json_is_null(json_object_get(obj, "path")) && st_check_str_in(p, path_null)) {
+    if (!json_is_null(json_object_get(obj, "path")) && st_str_in(p, path_null)) {
         json_object_set_new(fields, "path", json_string("value must be null"));
         st_check_entity_err(fields, MSG_CONDITIONAL_PROTOCOL);
     }
     for (int i = 0; tls_fields[i] != NULL; i++) {
-        if (!json_is_null(json_object_get(obj, tls_fields[i])) &&
-            !st_check_str_in(p, tls_upstream)) {
+        if (!json_is_null(json_object_get(obj, tls_fields[i])) && !st_str_in(p, tls_upstream)) {
             json_object_set_new(fields, tls_fields[i], json_string("value must be null"));
             st_check_entity_err(fields, MSG_CONDITIONAL_PROTOCOL);
         }

@@ -21,6 +21,8 @@
 
 #include "st_check.h"
 #include "st_err.h"
+#include "st_json.h"
+#include "st_str.h"
 #include "st_util.h"
 
 bool
@@ -62,10 +64,8 @@ st_schema_check_field(const struct st_field *f, const json_t *v)
     }
     /* checkers may normalise the value in place: give them a scratch copy */
     copy = json_deep_copy(v);
-    scratch = json_object();
-    json_object_set(scratch, f->name, copy);
+    scratch = json_pack("{s:o}", f->name, copy);
     e = st_check_of(f)(scratch, f, copy);
-    json_decref(copy);
     json_decref(scratch);
     return e;
 }
@@ -195,13 +195,12 @@ fail:
 }
 
 /* ------------------------------------------------------------------------ */
-/* ------------------------------------------------------------------------ */
 /* message                                                                    */
 
+/* The messages met so far, joined by "; ". */
 struct msgs {
-    char **v;
+    struct st_str s;
     size_t n;
-    size_t cap;
 };
 
 static void
@@ -209,22 +208,8 @@ msgs_add(struct msgs *m, const char *path, const char *msg)
 {
     char buf[768];
 
-    if (path != NULL && path[0] != '\0') {
-        snprintf(buf, sizeof(buf), "%s: %s", path, msg);
-    } else {
-        snprintf(buf, sizeof(buf), "%s", msg);
-    }
-    if (m->n == m->cap) {
-        m->cap = m->cap ? m->cap * 2 : 8;
-        m->v = st_xrealloc(m->v, m->cap * sizeof(*m->v));
-    }
-    m->v[m->n++] = st_xstrdup(buf);
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    snprintf(buf, sizeof(buf), "%s%s%s", path, path[0] != '\0' ? ": " : "", msg);
+    st_str_addf(&m->s, "%s%s", m->n++ > 0 ? "; " : "", buf);
 }
 
 static void flatten(struct msgs *m, const char *path, const json_t *v);
@@ -234,36 +219,24 @@ static void
 flatten_object(struct msgs *m, const char *path, const json_t *obj)
 {
     const json_t *ent = json_object_get(obj, "@entity");
-    size_t n = 0;
-    const char **keys;
-    const char *key;
+    size_t n;
+    const char **keys = st_json_keys(obj, &n);
     json_t *v;
     size_t i;
 
-    if (json_is_array(ent)) {
-        json_array_foreach(ent, i, v)
-        {
-            if (json_is_string(v)) {
-                msgs_add(m, path, json_string_value(v));
-            }
-        }
-    }
-    keys = st_xcalloc(json_object_size(obj) + 1, sizeof(*keys));
-    json_object_foreach((json_t *)obj, key, v)
+    json_array_foreach(ent, i, v)
     {
-        if (strcmp(key, "@entity") != 0) {
-            keys[n++] = key;
+        if (json_is_string(v)) {
+            msgs_add(m, path, json_string_value(v));
         }
     }
-    qsort(keys, n, sizeof(*keys), cmp_str);
     for (i = 0; i < n; i++) {
         char sub[256];
-        if (path != NULL && path[0] != '\0') {
-            snprintf(sub, sizeof(sub), "%s.%s", path, keys[i]);
-        } else {
-            snprintf(sub, sizeof(sub), "%s", keys[i]);
+
+        if (strcmp(keys[i], "@entity") != 0) {
+            snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] != '\0' ? "." : "", keys[i]);
+            flatten(m, sub, json_object_get(obj, keys[i]));
         }
-        flatten(m, sub, json_object_get(obj, keys[i]));
     }
     free(keys);
 }
@@ -294,28 +267,15 @@ flatten(struct msgs *m, const char *path, const json_t *v)
 void
 st_schema_message(const json_t *fields, char *buf, size_t size)
 {
-    struct msgs m = {NULL, 0, 0};
-    size_t len;
+    struct msgs m = {{NULL, 0, 0}, 0};
 
-    if (size == 0) {
-        return;
-    }
     if (json_is_object(fields)) {
-        flatten_object(&m, NULL, fields);
+        flatten_object(&m, "", fields);
     }
-    if (m.n <= 1) {
-        snprintf(buf, size, "schema violation (%s)", m.n == 1 ? m.v[0] : "");
+    if (m.n > 1) {
+        snprintf(buf, size, "%zu schema violations (%s)", m.n, m.s.p);
     } else {
-        snprintf(buf, size, "%zu schema violations (", m.n);
-        for (size_t i = 0; i < m.n; i++) {
-            len = strlen(buf);
-            snprintf(buf + len, size - len, "%s%s", i > 0 ? "; " : "", m.v[i]);
-        }
-        len = strlen(buf);
-        snprintf(buf + len, size - len, ")");
+        snprintf(buf, size, "schema violation (%s)", m.n == 1 ? m.s.p : "");
     }
-    for (size_t i = 0; i < m.n; i++) {
-        free(m.v[i]);
-    }
-    free(m.v);
+    free(m.s.p);
 }

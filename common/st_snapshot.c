@@ -137,14 +137,8 @@ arena_reset(struct arena *a)
 static void
 arena_fini(struct arena *a)
 {
-    struct arena_chunk *c = a->head;
-
-    while (c != NULL) {
-        struct arena_chunk *next = c->next;
-
-        free(c);
-        c = next;
-    }
+    arena_reset(a);
+    free(a->head);
     memset(a, 0, sizeof(*a));
 }
 
@@ -165,22 +159,12 @@ struct build {
     struct arena a;
 };
 
+/* Compares strings through pointers to them: string arrays, and arrays of structs that
+ * start with a string (struct ent and every entity struct start with their id). */
 static int
 cmp_cstr(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static const char *
-obj_id(const json_t *o)
-{
-    return json_string_value(json_object_get(o, "id"));
-}
-
-static int
-cmp_ent(const void *a, const void *b)
-{
-    return strcmp(((const struct ent *)a)->id, ((const struct ent *)b)->id);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The objects of a JSON array sorted by id. Returns 0 or -ST_ESCHEMA (no id, or a
@@ -197,14 +181,14 @@ sorted_entities(json_t *arr, const char *what, struct ent **out, size_t *n, stru
     v = st_xcalloc(cnt + 1, sizeof(*v));
     for (size_t i = 0; i < cnt; i++) {
         v[i].o = json_array_get(arr, i);
-        v[i].id = json_is_object(v[i].o) ? obj_id(v[i].o) : NULL;
+        v[i].id = json_string_value(json_object_get(v[i].o, "id"));
         if (v[i].id == NULL) {
             free(v);
             return st_err_set(err, -ST_ESCHEMA, what, "%s[%zu]: an entity with an id expected",
                               what, i);
         }
     }
-    qsort(v, cnt, sizeof(*v), cmp_ent);
+    qsort(v, cnt, sizeof(*v), cmp_cstr);
     for (size_t i = 1; i < cnt; i++) {
         if (strcmp(v[i - 1].id, v[i].id) == 0) {
             int rc = st_err_set(err, -ST_EUNIQUE, what, "%s: id %s appears twice", what, v[i].id);
@@ -241,28 +225,6 @@ varint_size(uint64_t v)
 
 /* ------------------------------------------------------------------------ */
 /* parse: protobuf -> JSON (validated) -> plain structs                       */
-
-/* Validates a decoded entity as a stored one (ST_SCHEMA_F_STORED: what was valid
- * when written stays valid, e.g. a CA certificate that has expired since). obj stays
- * the caller's (NULL: a string was not UTF-8). */
-static int
-check_entity(enum st_entity_kind k, json_t *obj, const char *id, struct st_err *err)
-{
-    json_t *fields = NULL;
-    char msg[512];
-    const char *what = st_entities[k]->singular;
-
-    if (obj == NULL) {
-        return st_err_set(err, -ST_EPARSE, st_entity_name(k), "%s %.40s: a string is not UTF-8",
-                          what, id);
-    }
-    if (st_schema_validate_ex(k, obj, ST_SCHEMA_F_STORED, &fields) != 0) {
-        st_schema_message(fields, msg, sizeof(msg));
-        json_decref(fields);
-        return st_err_set(err, -ST_ESCHEMA, st_entity_name(k), "%s %.40s: %s", what, id, msg);
-    }
-    return 0;
-}
 
 /* ---- entities that passed before ----------------------------------------- */
 
@@ -344,7 +306,6 @@ digest_add(struct digests *d, enum st_entity_kind k, const ProtobufCMessage *m)
     for (size_t i = 0; i < DIGEST_LEN; i++) {
         out->b[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
     }
-    d->ok[d->n] = false;
     return d->n++;
 }
 
@@ -373,13 +334,6 @@ passed_set(struct st_snapshot_memo *memo, struct digests *d)
     memo->n = n;
 }
 
-/* Every entity struct starts with its id. */
-static int
-cmp_id(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Strings and small arrays go into `a`; `scratch` holds the message of what validation
  * left of an entity it rewrote (reset after each). */
 struct parse {
@@ -397,7 +351,7 @@ sort_unique(void *base, size_t n, size_t size, enum st_entity_kind k, struct st_
 {
     const char *prev = NULL;
 
-    qsort(base, n, size, cmp_id);
+    qsort(base, n, size, cmp_cstr);
     for (size_t i = 0; i < n; i++) {
         const char *id = *(const char *const *)((const char *)base + i * size);
         if (prev != NULL && strcmp(prev, id) == 0) {
@@ -431,6 +385,7 @@ struct plan_kind {
     const ProtobufCMessageDescriptor *msg;
     struct plan_field fields[PLAN_FIELDS_MAX];
     size_t n_fields;
+    const ProtobufCMessage *dflt; /* every field with a default set to it */
 };
 
 #define PLAN_SUB_MAX 8 /* fields of a record */
@@ -439,9 +394,14 @@ static struct {
     struct plan_kind kinds[ST_ENT__COUNT];
     struct plan_field subs[ST_ENT__COUNT][PLAN_FIELDS_MAX][PLAN_SUB_MAX];
     enum st_entity_kind order[ST_ENT__COUNT];
+    struct arena a; /* the default messages */
 } plan;
 
 static pthread_once_t plan_once = PTHREAD_ONCE_INIT;
+
+static ProtobufCMessage *msg_new_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
+                                           const struct plan_field *fields, size_t n,
+                                           const json_t *o);
 
 /* The fields of `fields` that message desc carries into out (at most max). A field the
  * snapshot does not carry (ST_FIELD_F_NO_SNAP, Kong's HTTP-only ones) has no protobuf
@@ -480,6 +440,7 @@ plan_init(void)
 
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         struct plan_kind *pk = &plan.kinds[k];
+        json_t *dflt = json_object();
 
         pk->list = protobuf_c_message_descriptor_get_field_by_name(cfg, st_entities[k]->name);
         if (pk->list == NULL) {
@@ -495,7 +456,13 @@ plan_init(void)
                     plan_fields(pf->pb->descriptor, pf->f->sub, plan.subs[k][i], PLAN_SUB_MAX);
                 pf->sub = plan.subs[k][i];
             }
+            if (pf->dflt != NULL) {
+                json_object_set(dflt, pf->f->name, pf->dflt);
+            }
         }
+        /* its strings point into the fields' dflt, kept as long */
+        pk->dflt = msg_new_from_json(&plan.a, pk->msg, pk->fields, pk->n_fields, dflt);
+        json_decref(dflt);
     }
     st_entity_order(plan.order);
 }
@@ -511,10 +478,6 @@ plan_of(enum st_entity_kind k)
 
 /* ---- JSON -> message ------------------------------------------------------ */
 
-static void msg_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
-                          const struct plan_field *fields, size_t n, const json_t *o,
-                          ProtobufCMessage *m);
-
 /* A new message of desc in the arena, its fields from o. */
 static ProtobufCMessage *
 msg_new_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
@@ -523,15 +486,6 @@ msg_new_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
     ProtobufCMessage *m = arena_alloc(a, desc->sizeof_message);
 
     desc->message_init(m);
-    msg_from_json(a, desc, fields, n, o, m);
-    return m;
-}
-
-static void
-msg_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
-              const struct plan_field *fields, size_t n, const json_t *o, ProtobufCMessage *m)
-{
-    (void)desc;
     for (size_t i = 0; i < n; i++) {
         const struct st_field *f = fields[i].f;
         const ProtobufCFieldDescriptor *pb = fields[i].pb;
@@ -597,14 +551,18 @@ msg_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
             AT(m, pb->quantifier_offset, protobuf_c_boolean) = 1;
         }
     }
+    return m;
 }
 
 /* ---- message -> JSON ------------------------------------------------------ */
 
-/* Whether m holds the non-repeated field pb. */
+/* Whether m holds field pb (a repeated one: at least one element). */
 static bool
 msg_has(const ProtobufCFieldDescriptor *pb, const ProtobufCMessage *m)
 {
+    if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
+        return AT(m, pb->quantifier_offset, size_t) > 0;
+    }
     if (pb->type == PROTOBUF_C_TYPE_STRING) {
         return AT(m, pb->offset, const char *) != NULL;
     }
@@ -624,16 +582,16 @@ msg_to_json(const struct plan_field *fields, size_t n, const ProtobufCMessage *m
         const ProtobufCFieldDescriptor *pb = fields[i].pb;
         json_t *v = NULL;
 
+        if (!msg_has(pb, m)) {
+            if (fields[i].dflt != NULL) {
+                json_object_set_new(o, f->name, json_deep_copy(fields[i].dflt));
+            }
+            continue;
+        }
         if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t cnt = AT(m, pb->quantifier_offset, size_t);
             void *const *arr = AT(m, pb->offset, void *const *);
 
-            if (cnt == 0) {
-                if (fields[i].dflt != NULL) {
-                    json_object_set_new(o, f->name, json_deep_copy(fields[i].dflt));
-                }
-                continue;
-            }
             v = json_array();
             json_object_set_new(o, f->name, v);
             for (size_t j = 0; j < cnt; j++) {
@@ -645,12 +603,6 @@ msg_to_json(const struct plan_field *fields, size_t n, const ProtobufCMessage *m
                     return NULL;
                 }
                 json_array_append_new(v, el);
-            }
-            continue;
-        }
-        if (!msg_has(pb, m)) {
-            if (fields[i].dflt != NULL) {
-                json_object_set_new(o, f->name, json_deep_copy(fields[i].dflt));
             }
             continue;
         }
@@ -686,11 +638,9 @@ msg_to_json(const struct plan_field *fields, size_t n, const ProtobufCMessage *m
 }
 
 /* Whether the checked object o is what message m says: validation changed nothing (a
- * null is an absent field, the only absence a message has). Sets *bad to the first
- * field that differs. */
+ * null is an absent field, the only absence a message has). */
 static bool
-msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage *m, const json_t *o,
-              const char **bad)
+msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage *m, const json_t *o)
 {
     const char *key;
     json_t *val;
@@ -704,7 +654,6 @@ msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage 
             i++;
         }
         if (i == n && !json_is_null(val)) {
-            *bad = key;
             return false;
         }
     }
@@ -717,10 +666,7 @@ msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage 
         if (json_is_null(v)) {
             v = NULL;
         }
-        *bad = f->name;
-        if (fields[i].dflt != NULL &&
-            (pb->label == PROTOBUF_C_LABEL_REPEATED ? AT(m, pb->quantifier_offset, size_t) == 0
-                                                    : !msg_has(pb, m))) {
+        if (fields[i].dflt != NULL && !msg_has(pb, m)) {
             same = v != NULL && json_equal((json_t *)v, fields[i].dflt);
         } else if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t cnt = AT(m, pb->quantifier_offset, size_t);
@@ -736,7 +682,7 @@ msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage 
 
                 same = pb->type == PROTOBUF_C_TYPE_MESSAGE
                            ? json_is_object(el) &&
-                                 msg_json_same(fields[i].sub, fields[i].n_sub, arr[j], el, bad)
+                                 msg_json_same(fields[i].sub, fields[i].n_sub, arr[j], el)
                            : json_is_string(el) && strcmp(json_string_value(el), arr[j]) == 0;
             }
         } else if (pb->type == PROTOBUF_C_TYPE_STRING) {
@@ -775,7 +721,7 @@ find_entity(const struct st_snapshot *s, enum st_entity_kind k, const char *id)
 {
     const char *key = id;
 
-    return bsearch(&key, s->lists[k].items, s->lists[k].n, st_entities[k]->dp_size, cmp_id);
+    return bsearch(&key, s->lists[k].items, s->lists[k].n, st_entities[k]->dp_size, cmp_cstr);
 }
 
 /* "client certificate", "CA certificate": what a reference error calls field f. */
@@ -834,47 +780,6 @@ endpoint_from_msg(const struct plan_field *sub, size_t n, const ProtobufCMessage
     return 0;
 }
 
-/* Field f of the DP struct ent as its default d (a field the message lacks). */
-static void
-dp_from_dflt(struct arena *a, const struct st_field *f, const json_t *d, void *ent)
-{
-    size_t i;
-    json_t *el;
-
-    switch (f->dp) {
-    case ST_DP_STR:
-        AT(ent, f->dp_off, const char *) = arena_str(a, json_string_value(d));
-        break;
-    case ST_DP_U16:
-        AT(ent, f->dp_off, uint16_t) = (uint16_t)json_integer_value(d);
-        break;
-    case ST_DP_U32:
-        AT(ent, f->dp_off, uint32_t) = (uint32_t)json_integer_value(d);
-        break;
-    case ST_DP_I64:
-        AT(ent, f->dp_off, int64_t) = (int64_t)json_integer_value(d);
-        break;
-    case ST_DP_BOOL:
-        AT(ent, f->dp_off, bool) = json_is_true(d);
-        break;
-    case ST_DP_TRISTATE:
-        AT(ent, f->dp_off, int) = json_is_true(d) ? 1 : 0;
-        break;
-    case ST_DP_INT:
-        AT(ent, f->dp_off, int) = (int)json_integer_value(d);
-        break;
-    case ST_DP_PROTO:
-        AT(ent, f->dp_off, unsigned) = st_proto_parse(json_string_value(d));
-        json_array_foreach((json_t *)d, i, el)
-        {
-            AT(ent, f->dp_off, unsigned) |= st_proto_parse(json_string_value(el));
-        }
-        break;
-    default:
-        abort(); /* a default the descriptions do not give */
-    }
-}
-
 /* Fills the DP struct ent of kind k from message m, by the descriptions' offsets,
  * resolving references against s (their kinds parsed and sorted before k). */
 static int
@@ -886,50 +791,45 @@ ent_from_msg(struct arena *a, const struct st_snapshot *s, enum st_entity_kind k
     for (size_t i = 0; i < pk->n_fields; i++) {
         const struct st_field *f = pk->fields[i].f;
         const ProtobufCFieldDescriptor *pb = pk->fields[i].pb;
+        /* a field m lacks is its default */
+        const ProtobufCMessage *src = msg_has(pb, m) || pk->fields[i].dflt == NULL ? m : pk->dflt;
+        bool has = msg_has(pb, src);
         size_t cnt = 0;
         void *const *arr = NULL;
-        bool has = true;
 
         if (pb->label == PROTOBUF_C_LABEL_REPEATED) {
-            cnt = AT(m, pb->quantifier_offset, size_t);
-            arr = AT(m, pb->offset, void *const *);
-            has = cnt > 0;
-        } else {
-            has = msg_has(pb, m);
-        }
-        if (!has && pk->fields[i].dflt != NULL) {
-            dp_from_dflt(a, f, pk->fields[i].dflt, ent);
-            continue;
+            cnt = AT(src, pb->quantifier_offset, size_t);
+            arr = AT(src, pb->offset, void *const *);
         }
         switch (f->dp) {
         case ST_DP_NONE:
             break;
         case ST_DP_STR:
-            AT(ent, f->dp_off, const char *) = arena_str(a, AT(m, pb->offset, const char *));
+            AT(ent, f->dp_off, const char *) = arena_str(a, AT(src, pb->offset, const char *));
             break;
         case ST_DP_U16:
-            AT(ent, f->dp_off, uint16_t) = has ? (uint16_t)AT(m, pb->offset, uint32_t) : 0;
+            AT(ent, f->dp_off, uint16_t) = has ? (uint16_t)AT(src, pb->offset, uint32_t) : 0;
             break;
         case ST_DP_U32:
-            AT(ent, f->dp_off, uint32_t) = has ? AT(m, pb->offset, uint32_t) : 0;
+            AT(ent, f->dp_off, uint32_t) = has ? AT(src, pb->offset, uint32_t) : 0;
             break;
         case ST_DP_I64:
-            AT(ent, f->dp_off, int64_t) = has ? AT(m, pb->offset, int64_t) : 0;
+            AT(ent, f->dp_off, int64_t) = has ? AT(src, pb->offset, int64_t) : 0;
             break;
         case ST_DP_BOOL:
-            AT(ent, f->dp_off, bool) = has && AT(m, pb->offset, protobuf_c_boolean);
+            AT(ent, f->dp_off, bool) = has && AT(src, pb->offset, protobuf_c_boolean);
             break;
         case ST_DP_TRISTATE:
-            AT(ent, f->dp_off, int) = has ? (AT(m, pb->offset, protobuf_c_boolean) ? 1 : 0) : -1;
+            AT(ent, f->dp_off, int) = has ? (AT(src, pb->offset, protobuf_c_boolean) ? 1 : 0) : -1;
             break;
         case ST_DP_INT:
-            AT(ent, f->dp_off, int) = has ? (int)(int64_t)AT(m, pb->offset, uint32_t) : -1;
+            AT(ent, f->dp_off, int) = has ? (int)(int64_t)AT(src, pb->offset, uint32_t) : -1;
             break;
         case ST_DP_PROTO: {
             unsigned flags = 0;
 
             if (pb->label != PROTOBUF_C_LABEL_REPEATED) {
-                flags = st_proto_parse(AT(m, pb->offset, const char *));
+                flags = st_proto_parse(AT(src, pb->offset, const char *));
             }
             for (size_t j = 0; j < cnt; j++) {
                 flags |= st_proto_parse(arr[j]);
@@ -961,7 +861,7 @@ ent_from_msg(struct arena *a, const struct st_snapshot *s, enum st_entity_kind k
             break;
         }
         case ST_DP_REF: {
-            const char *id = AT(m, pb->offset, const char *);
+            const char *id = AT(src, pb->offset, const char *);
 
             if (id == NULL) {
                 break;
@@ -1003,27 +903,40 @@ msg_id(const struct plan_kind *pk, const ProtobufCMessage *m)
 }
 
 /* Checks message m of kind k as the CP would: its JSON shape (a field it lacks being
- * the schema's default, as the fill from the message takes it) through st_schema. *same
- * tells whether validation left that JSON as it was; when it did not (a buggy or
- * hostile CP: a set with repeats, a CA certificate's digest that is not its cert's),
- * *fixed is the message of what validation left, in ps->scratch, for the fill. */
+ * the schema's default, as the fill from the message takes it) through st_schema, as a
+ * stored entity (ST_SCHEMA_F_STORED: what was valid when written stays valid, e.g. a CA
+ * certificate that has expired since). *same tells whether validation left that JSON
+ * as it was; when it did not (a buggy or hostile CP: a set with repeats, a CA
+ * certificate's digest that is not its cert's), *mp becomes the message of what
+ * validation left, in ps->scratch, for the fill. */
 static int
 check_msg(struct parse *ps, enum st_entity_kind k, const struct plan_kind *pk,
-          const ProtobufCMessage *m, bool *same, ProtobufCMessage **fixed, struct st_err *err)
+          const ProtobufCMessage **mp, bool *same, struct st_err *err)
 {
+    const ProtobufCMessage *m = *mp;
     json_t *obj = msg_to_json(pk->fields, pk->n_fields, m);
-    const char *bad = NULL;
-    int rc = check_entity(k, obj, msg_id(pk, m), err);
+    json_t *fields = NULL;
+    char msg[512];
 
-    *same = rc == 0 && msg_json_same(pk->fields, pk->n_fields, m, obj, &bad);
-    if (rc == 0 && !*same) {
-        *fixed = msg_new_from_json(&ps->scratch, pk->msg, pk->fields, pk->n_fields, obj);
-        /* strings still point into obj: the caller fills before obj goes */
-        ps->pending = obj;
-        return 0;
+    if (obj == NULL) {
+        return st_err_set(err, -ST_EPARSE, st_entity_name(k), "%s %.40s: a string is not UTF-8",
+                          st_entities[k]->singular, msg_id(pk, m));
     }
-    json_decref(obj);
-    return rc;
+    if (st_schema_validate_ex(k, obj, ST_SCHEMA_F_STORED, &fields) != 0) {
+        st_schema_message(fields, msg, sizeof(msg));
+        json_decref(fields);
+        json_decref(obj);
+        return st_err_set(err, -ST_ESCHEMA, st_entity_name(k), "%s %.40s: %s",
+                          st_entities[k]->singular, msg_id(pk, m), msg);
+    }
+    *same = msg_json_same(pk->fields, pk->n_fields, m, obj);
+    if (*same) {
+        json_decref(obj);
+    } else {
+        *mp = msg_new_from_json(&ps->scratch, pk->msg, pk->fields, pk->n_fields, obj);
+        ps->pending = obj; /* strings of *mp point into obj: the caller fills before obj goes */
+    }
+    return 0;
 }
 
 /* A required unique string the DP keeps (snis' name: certificate choice relies on it)
@@ -1075,19 +988,13 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
     ps->s->lists[k].items = base;
     for (size_t i = 0; i < n; i++) {
         size_t d = digest_add(&ps->d, k, msgs[i]);
-
         const ProtobufCMessage *m = msgs[i];
         bool same = true;
 
         if (!passed_has(ps->memo, &ps->d.v[d])) {
-            ProtobufCMessage *fixed = NULL;
-
-            rc = check_msg(ps, k, pk, m, &same, &fixed, err);
+            rc = check_msg(ps, k, pk, &m, &same, err);
             if (rc != 0) {
                 return rc;
-            }
-            if (!same) {
-                m = fixed;
             }
         }
         rc = ent_from_msg(ps->a, ps->s, k, m, base + i * size, err);
@@ -1103,20 +1010,6 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
     ps->s->lists[k].n = n;
     rc = sort_unique(base, n, size, k, err);
     return rc != 0 ? rc : required_unique(k, pk, base, n, err);
-}
-
-/* Every kind of cfg into ps->s, referenced kinds first (st_entity_order), so each
- * reference resolves against a sorted array. */
-static int
-parse_config(struct parse *ps, const Strait__V1__Config *cfg, struct st_err *err)
-{
-    int rc = 0;
-
-    (void)plan_of(ST_ENT_SERVICE);
-    for (int i = 0; i < ST_ENT__COUNT && rc == 0; i++) {
-        rc = parse_kind(ps, &cfg->base, plan.order[i], err);
-    }
-    return rc;
 }
 
 /* ---- build ---------------------------------------------------------------- */
@@ -1204,13 +1097,12 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
     Strait__V1__Snapshot *snap;
     Strait__V1__Config *cfg = NULL;
     struct st_snapshot *s = NULL;
-    struct parse ps;
+    struct parse ps = {0};
     char got[65];
-    size_t n;
-    int rc;
+    size_t n = 0;
+    int rc = 0;
 
     *out = NULL;
-    memset(&ps, 0, sizeof(ps));
     snap = strait__v1__snapshot__unpack(NULL, len, p);
     if (snap == NULL) {
         return st_err_set(err, -ST_EPARSE, NULL,
@@ -1236,13 +1128,16 @@ st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
     ps.s = s;
     ps.a = s->priv;
     ps.memo = memo;
-    n = 0;
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         n += AT(&cfg->base, plan_of((enum st_entity_kind)k)->list->quantifier_offset, size_t);
     }
     ps.d.v = st_xcalloc(n + 1, sizeof(*ps.d.v));
     ps.d.ok = st_xcalloc(n + 1, sizeof(*ps.d.ok));
-    rc = parse_config(&ps, cfg, err);
+    /* referenced kinds first (st_entity_order), so each reference resolves against a
+     * sorted array */
+    for (int i = 0; i < ST_ENT__COUNT && rc == 0; i++) {
+        rc = parse_kind(&ps, &cfg->base, plan.order[i], err);
+    }
     if (rc == 0 && memo != NULL) {
         passed_set(memo, &ps.d);
     }

@@ -28,13 +28,13 @@ size_t st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj);
 
 #define ST_SNAPSHOT_ENVELOPE_MAX 96
 
-/* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
 /* One kind's entities in a parsed snapshot, sorted by id. */
 struct st_snapshot_list {
     void *items; /* struct st_<kind>[n] */
     size_t n;
 };
 
+/* A decoded, verified snapshot: entities as plain structs (st_entity.h). */
 struct st_snapshot {
     uint64_t version;
     char hash[65];
