@@ -172,16 +172,12 @@ ref_check(const json_t *v)
     id = json_object_get(v, "id");
     name = json_object_get(v, "name");
     if (id != NULL) {
-        if (json_is_null(id)) {
-            return json_pack("{s:s}", "id", "required field missing");
-        }
-        if (!json_is_string(id)) {
-            return json_pack("{s:s}", "id", "expected a string");
-        }
-        if (!st_schema_is_uuid(json_string_value(id))) {
-            return json_pack("{s:s}", "id", "expected a valid UUID");
-        }
-        return NULL;
+        const char *why = json_is_null(id)                            ? "required field missing"
+                          : !json_is_string(id)                       ? "expected a string"
+                          : !st_schema_is_uuid(json_string_value(id)) ? "expected a valid UUID"
+                                                                      : NULL;
+
+        return why != NULL ? json_pack("{s:s}", "id", why) : NULL;
     }
     if (name != NULL && !json_is_null(name)) {
         if (!json_is_string(name)) {
@@ -387,16 +383,19 @@ doc_in(struct decl *d, const json_t *doc)
     enum st_entity_kind k;
     const char *key;
     json_t *val;
+    const char *why = v == NULL || json_is_null(v) ? "required field missing"
+                      : !json_is_string(v)         ? "expected a string"
+                      : !st_str_in(json_string_value(v), versions)
+                          ? "expected one of: 1.1, 2.1, 3.0"
+                          : NULL;
 
-    if (v == NULL || json_is_null(v)) {
-        json_object_set_new(errs, "_format_version", json_string("required field missing"));
-    } else if (!json_is_string(v)) {
-        json_object_set_new(errs, "_format_version", json_string("expected a string"));
-    } else if (!st_str_in(json_string_value(v), versions)) {
-        json_object_set_new(errs, "_format_version", json_string("expected one of: 1.1, 2.1, 3.0"));
+    if (why != NULL) {
+        json_object_set_new(errs, "_format_version", json_string(why));
     }
     json_object_foreach((json_t *)doc, key, val)
     {
+        char msg[128];
+
         if (strcmp(key, "_format_version") == 0 || st_entity_by_name(key, &k)) {
             continue;
         }
@@ -404,26 +403,19 @@ doc_in(struct decl *d, const json_t *doc)
             continue;
         }
         if (strcmp(key, "_transform") == 0) {
-            if (!json_is_boolean(val)) {
-                json_object_set_new(errs, key, json_string("expected a boolean"));
-            }
+            why = json_is_boolean(val) ? NULL : "expected a boolean";
         } else if (strcmp(key, "_comment") == 0 || strcmp(key, "_workspace") == 0) {
-            if (!json_is_string(val)) {
-                json_object_set_new(errs, key, json_string("expected a string"));
-            }
+            why = json_is_string(val) ? NULL : "expected a string";
         } else if (strcmp(key, "_ignore") == 0) {
-            if (!json_is_array(val)) {
-                json_object_set_new(errs, key, json_string("expected an array"));
-            }
+            why = json_is_array(val) ? NULL : "expected an array";
         } else if (st_str_in(key, later_collections)) {
-            if (!is_empty_value(val)) {
-                char msg[128];
-
-                snprintf(msg, sizeof(msg), "'%s' is not supported yet", key);
-                json_object_set_new(errs, key, json_string(msg));
-            }
+            snprintf(msg, sizeof(msg), "'%s' is not supported yet", key);
+            why = is_empty_value(val) ? NULL : msg;
         } else {
-            json_object_set_new(errs, key, json_string("unknown field"));
+            why = "unknown field";
+        }
+        if (why != NULL) {
+            json_object_set_new(errs, key, json_string(why));
         }
     }
     st_entity_order(order);
@@ -524,10 +516,7 @@ item_key(const struct item *it)
 static void
 named_key(struct st_str *b, const char *name)
 {
-    char mark[2] = {DECL_NAMED_MARK, '\0'};
-
-    st_str_add(b, mark);
-    st_str_add(b, name);
+    st_str_addf(b, "%c%s", DECL_NAMED_MARK, name);
 }
 
 /* s quoted in a message: at most ST_DECL_ECHO_MAX bytes of it (whole UTF-8 characters),
@@ -561,13 +550,9 @@ ref_err(struct decl *d, long i, const char *field, const json_t *v, enum st_enti
 
     named_key(&at, item_key(&d->items[i]));
     list = json_object_get(l, at.p);
-    st_str_add(&b, "invalid reference '");
-    st_str_add(&b, field);
-    st_str_add(&b, ": ");
+    st_str_addf(&b, "invalid reference '%s: ", field);
     echo_add(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
-    st_str_add(&b, "' (no such entry in '");
-    st_str_add(&b, st_entity_name(to));
-    st_str_add(&b, "')");
+    st_str_addf(&b, "' (no such entry in '%s')", st_entity_name(to));
     free(dump);
     if (!json_is_array(list)) {
         list = json_array();
@@ -604,16 +589,13 @@ resolve_ref(struct decl *d, long i, const struct st_field *fk, size_t j,
             json_t *const names[ST_ENT__COUNT], json_t *const ids[ST_ENT__COUNT])
 {
     const json_t *r = d->items[i].ref[j];
+    const json_t *id = json_object_get(r, "id");
     enum st_entity_kind to = fk->ref->kind;
-    long t;
+    /* "name-or-id" and {"id": ...} by name, then id; {"name": ...} by name only */
+    bool by_id = json_is_string(r) || id != NULL;
+    const json_t *key = json_is_string(r) ? r : by_id ? id : json_object_get(r, "name");
+    long t = find(names, ids, to, json_string_value(key), by_id);
 
-    if (json_is_string(r)) {
-        t = find(names, ids, to, json_string_value(r), true);
-    } else if (json_object_get(r, "id") != NULL) {
-        t = find(names, ids, to, json_string_value(json_object_get(r, "id")), true);
-    } else {
-        t = find(names, ids, to, json_string_value(json_object_get(r, "name")), false);
-    }
     if (t < 0) {
         ref_err(d, i, fk->name, r, to);
     }
@@ -656,8 +638,6 @@ static json_t *
 named_merge(json_t *cur, json_t *named)
 {
     json_t *list = cur;
-    size_t i;
-    json_t *el;
 
     if (json_is_object(cur)) {
         list = json_object_get(cur, "@entity");
@@ -671,10 +651,7 @@ named_merge(json_t *cur, json_t *named)
         cur = list;
     }
     if (json_is_array(named)) {
-        json_array_foreach(named, i, el)
-        {
-            json_array_append(list, el);
-        }
+        json_array_extend(list, named);
     } else {
         json_array_append(list, named);
     }

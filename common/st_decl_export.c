@@ -97,17 +97,6 @@ append_to(json_t *doc, const char *key, json_t *e)
     json_array_append_new(l, e);
 }
 
-/* A foreign key as Kong's export writes it: the id. */
-static void
-fk_flat(json_t *e, const char *field)
-{
-    const char *id = fk_id(e, field);
-
-    if (id != NULL) {
-        json_object_set_new(e, field, json_string(id));
-    }
-}
-
 /* Exports kind k's entities (sorted by id) into doc: each one nested by its PARENT foreign
  * key under the entity it names (found in by_id[the parent kind]) without that key, else
  * at the top level; its other foreign keys written as ids. by_id[k] gets the exported
@@ -127,8 +116,10 @@ export_kind(json_t *doc, enum st_entity_kind k, const json_t *list, json_t *cons
         json_t *parent = pid != NULL ? json_object_get(by_id[pf->ref->kind], pid) : NULL;
 
         for (const struct st_field *f = st_entities[k]->fields; f->name != NULL; f++) {
-            if (f->type == ST_FT_FOREIGN && !(f == pf && parent != NULL)) {
-                fk_flat(e, f->name);
+            const char *fid = f->type == ST_FT_FOREIGN ? fk_id(e, f->name) : NULL;
+
+            if (fid != NULL && !(f == pf && parent != NULL)) {
+                json_object_set_new(e, f->name, json_string(fid)); /* as Kong writes it */
             }
         }
         if (id != NULL) {

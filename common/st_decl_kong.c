@@ -114,12 +114,10 @@ lua_quote(struct st_str *b, const char *s, size_t n)
         } else if (c == '\r') {
             st_str_add(b, "\\r");
         } else if (c < 0x20 || c == 0x7f) {
+            /* three digits when a digit follows, which would otherwise join the escape */
             bool digit_next = i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9';
-            if (digit_next) {
-                st_str_addf(b, "\\%03u", c);
-            } else {
-                st_str_addf(b, "\\%u", c);
-            }
+
+            st_str_addf(b, "\\%0*u", digit_next ? 3 : 1, c);
         } else {
             st_str_addn(b, s + i, 1);
         }
@@ -207,15 +205,12 @@ lua_object(struct st_str *b, const json_t *v)
     qsort(nums, nn, sizeof(*nums), cmp_ikey);
     st_str_add(b, "{");
     for (size_t i = 0; i < nn; i++) {
+        bool positional = nums[i].i == next;
         char k[48];
 
-        if (nums[i].i == next) {
-            lua_item(b, &first, NULL, json_object_get(v, nums[i].key));
-            next++;
-        } else {
-            snprintf(k, sizeof(k), "[%zu]", nums[i].i);
-            lua_item(b, &first, k, json_object_get(v, nums[i].key));
-        }
+        snprintf(k, sizeof(k), "[%zu]", nums[i].i);
+        lua_item(b, &first, positional ? NULL : k, json_object_get(v, nums[i].key));
+        next += positional;
     }
     for (size_t i = 0; i < ns; i++) {
         struct st_str k = {0};
@@ -281,10 +276,8 @@ lua_pretty(struct st_str *b, const json_t *v)
         break;
     }
     case JSON_TRUE:
-        st_str_add(b, "true");
-        break;
     case JSON_FALSE:
-        st_str_add(b, "false");
+        st_str_add(b, json_is_true(v) ? "true" : "false");
         break;
     default:
         st_str_add(b, "nil");
@@ -292,17 +285,27 @@ lua_pretty(struct st_str *b, const json_t *v)
     }
 }
 
-json_t *
-st_decl__error_body(json_t *fields, json_t *flattened)
+/* The code-14 body's message for fields: a new JSON string. */
+static json_t *
+kong_message(const json_t *fields)
 {
     struct st_str b = {0};
-    json_t *body;
+    json_t *msg;
 
     st_str_add(&b, "declarative config is invalid: ");
     lua_pretty(&b, fields);
-    body = json_pack("{s:i,s:s,s:s,s:o}", "code", 14, "name", "invalid declarative configuration",
-                     "message", b.p, "fields", fields);
+    msg = json_string(b.p);
     free(b.p);
+    return msg;
+}
+
+json_t *
+st_decl__error_body(json_t *fields, json_t *flattened)
+{
+    json_t *body =
+        json_pack("{s:i,s:s,s:o,s:o}", "code", 14, "name", "invalid declarative configuration",
+                  "message", kong_message(fields), "fields", fields);
+
     if (flattened != NULL) {
         json_object_set_new(body, "flattened_errors", flattened);
     }
@@ -719,15 +722,14 @@ void
 st_decl_error_flatten(json_t *error)
 {
     const json_t *fields = json_object_get(error, "fields");
-    json_t *rest = json_object();
+    json_t *rest;
     const char *key;
     json_t *v;
-    struct st_str b = {0};
 
     if (json_object_get(error, "flattened_errors") == NULL) {
-        json_decref(rest);
         return;
     }
+    rest = json_object();
     json_object_foreach((json_t *)fields, key, v)
     {
         enum st_entity_kind k;
@@ -736,9 +738,6 @@ st_decl_error_flatten(json_t *error)
             json_object_set(rest, key, v);
         }
     }
-    st_str_add(&b, "declarative config is invalid: ");
-    lua_pretty(&b, rest);
-    json_object_set_new(error, "message", json_string(b.p));
+    json_object_set_new(error, "message", kong_message(rest));
     json_object_set_new(error, "fields", rest);
-    free(b.p);
 }

@@ -421,34 +421,23 @@ yaml_load(const char *text, size_t len, char *err, size_t errsize)
 static int
 json_depth(const json_t *v, int max)
 {
+    void *it = json_object_iter((json_t *)v); /* NULL unless v is an object */
     int deepest = 0;
-    const char *key;
     json_t *el;
-    size_t i;
 
     if (max < 0 || !(json_is_object(v) || json_is_array(v))) {
         return 1;
     }
-    if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, key, el)
-        {
-            int d = json_depth(el, max - 1);
+    /* an object's values by its iterator, an array's by index */
+    for (size_t i = 0; deepest <= max; i++, it = json_object_iter_next((json_t *)v, it)) {
+        int d;
 
-            deepest = d > deepest ? d : deepest;
-            if (deepest > max) {
-                break;
-            }
+        el = json_is_array(v) ? json_array_get(v, i) : json_object_iter_value(it);
+        if (el == NULL) {
+            break;
         }
-    } else {
-        json_array_foreach(v, i, el)
-        {
-            int d = json_depth(el, max - 1);
-
-            deepest = d > deepest ? d : deepest;
-            if (deepest > max) {
-                break;
-            }
-        }
+        d = json_depth(el, max - 1);
+        deepest = d > deepest ? d : deepest;
     }
     return deepest + 1;
 }
@@ -618,10 +607,8 @@ y_value(struct yemit *y, const json_t *v)
         y_raw(y, buf);
         break;
     case JSON_TRUE:
-        y_raw(y, "true");
-        break;
     case JSON_FALSE:
-        y_raw(y, "false");
+        y_raw(y, json_is_true(v) ? "true" : "false");
         break;
     default:
         y_raw(y, "null");

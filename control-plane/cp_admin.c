@@ -257,33 +257,47 @@ cp_admin__body(const struct cp_request *rq, struct cp_response *rs)
     return NULL;
 }
 
-json_t *
-cp_admin__render(const json_t *obj)
+void
+cp_admin__timestamps(json_t *o, bool to_ms)
 {
     static const char *const ts[] = {"created_at", "updated_at"};
-    json_t *o = json_deep_copy(obj);
 
     for (size_t i = 0; i < ST_ARRAY_SIZE(ts); i++) {
         json_t *v = json_object_get(o, ts[i]);
+        json_int_t n = json_integer_value(v);
 
         if (json_is_integer(v)) {
-            json_object_set_new(o, ts[i], json_integer(json_integer_value(v) / 1000));
+            json_object_set_new(o, ts[i], json_integer(to_ms ? n * 1000 : n / 1000));
         }
     }
+}
+
+json_t *
+cp_admin__render(const json_t *obj)
+{
+    json_t *o = json_deep_copy(obj);
+
+    cp_admin__timestamps(o, false);
     return o;
 }
 
 bool
 cp_admin__is(const struct cp_request *rq, const char *method)
 {
-    if (strcmp(method, "GET") == 0 && strcmp(rq->method, "HEAD") == 0) {
-        return true;
-    }
-    return strcmp(rq->method, method) == 0;
+    return strcmp(rq->method, method) == 0 ||
+           (strcmp(method, "GET") == 0 && strcmp(rq->method, "HEAD") == 0);
 }
 
 /* ------------------------------------------------------------------------ */
-/* node endpoints */
+/* node endpoints: route handlers (see the routing below) */
+
+/* A path matched by a route: its segments, and the kind an entity route names (its last
+ * collection segment; ST_ENT__COUNT for the other routes). */
+struct match {
+    char **s;
+    int n;
+    enum st_entity_kind kind;
+};
 
 static json_t *
 configuration(const struct cp_ctx *cx)
@@ -295,23 +309,23 @@ configuration(const struct cp_ctx *cx)
 
     json_object_set_new(o, "prefix", json_string(cx->conf.prefix));
     for (size_t i = 0; (key = st_conf_key_at(&cx->conf, i, &value, &secret)) != NULL; i++) {
-        if (secret) {
-            continue;
+        if (!secret) {
+            json_object_set_new(o, key, value != NULL ? json_string(value) : json_null());
         }
-        json_object_set_new(o, key, value != NULL ? json_string(value) : json_null());
     }
     json_object_set_new(o, "role", json_string("control_plane"));
     return o;
 }
 
 static void
-get_root(struct cp_ctx *cx, struct cp_response *rs)
+r_root(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+       const struct match *m)
 {
-    json_t *o = json_object();
+    json_t *o = json_pack("{s:s,s:s,s:s}", "tagline", "Welcome to Strait", "version",
+                          STRAIT_VERSION, "edition", "community");
 
-    json_object_set_new(o, "tagline", json_string("Welcome to Strait"));
-    json_object_set_new(o, "version", json_string(STRAIT_VERSION));
-    json_object_set_new(o, "edition", json_string("community"));
+    (void)rq;
+    (void)m;
     json_object_set_new(o, "hostname", json_string(cx->hostname));
     json_object_set_new(o, "node_id", json_string(cx->node_id));
     json_object_set_new(o, "configuration", configuration(cx));
@@ -327,23 +341,18 @@ static int
 status_counts(struct cp_store *store, uint64_t *version, json_t **counts)
 {
     uint64_t n = 0;
-    int rc;
+    int rc = cp_store_begin(store, false);
 
-    *counts = NULL;
-    rc = cp_store_begin(store, false);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = cp_store_version(store, version);
+    *counts = json_object();
     if (rc == 0) {
-        *counts = json_object();
+        rc = cp_store_version(store, version);
+        for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
+            rc = cp_store_count(store, (enum st_entity_kind)k, &n);
+            json_object_set_new(*counts, st_entity_name((enum st_entity_kind)k),
+                                json_integer((json_int_t)n));
+        }
+        cp_store_rollback(store); /* read-only */
     }
-    for (int k = 0; rc == 0 && k < ST_ENT__COUNT; k++) {
-        rc = cp_store_count(store, (enum st_entity_kind)k, &n);
-        json_object_set_new(*counts, st_entity_name((enum st_entity_kind)k),
-                            json_integer((json_int_t)n));
-    }
-    cp_store_rollback(store); /* read-only */
     if (rc < 0) {
         json_decref(*counts);
         *counts = NULL;
@@ -375,16 +384,18 @@ status_probe(struct cp_ctx *cx, uint64_t *version, json_t **counts)
  * config_version and "entities": the number of entities of each kind, absent when the
  * database cannot be read. */
 static void
-get_status(struct cp_ctx *cx, struct cp_response *rs)
+r_status(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+         const struct match *m)
 {
     const struct cp_server_stats *st = &cx->stats;
     struct cp_snapshot_blob *b = NULL;
     json_t *counts = NULL;
     uint64_t version = 0;
-    bool reachable;
+    bool reachable = status_probe(cx, &version, &counts);
     json_t *o;
 
-    reachable = status_probe(cx, &version, &counts);
+    (void)rq;
+    (void)m;
     if (cx->snap != NULL) {
         b = cp_snapshot_acquire(cx->snap);
         if (counts != NULL && b->version != version) {
@@ -394,10 +405,9 @@ get_status(struct cp_ctx *cx, struct cp_response *rs)
             b = cp_snapshot_acquire(cx->snap);
         }
     }
-    o = json_object();
-    json_object_set_new(o, "database", json_pack("{s:b}", "reachable", reachable));
-    json_object_set_new(o, "configuration_hash", json_string(b != NULL ? b->hash : HASH_NONE));
-    json_object_set_new(o, "config_version", json_integer(b != NULL ? (json_int_t)b->version : 0));
+    o = json_pack("{s:{s:b},s:s,s:I}", "database", "reachable", reachable, "configuration_hash",
+                  b != NULL ? b->hash : HASH_NONE, "config_version",
+                  b != NULL ? (json_int_t)b->version : 0);
     json_object_set_new(
         o, "server",
         json_pack("{s:I,s:I,s:I,s:I}", "connections_accepted",
@@ -437,7 +447,8 @@ shared_dps(struct cp_ctx *cx, const char *after, size_t size)
  * ordered by id. The offset is the last id of the previous page (DP ids are UUIDs), so
  * a DP that joins or leaves between two pages neither repeats nor shifts the others. */
 static void
-data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs)
+r_data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+              const struct match *m)
 {
     const char *offset = json_string_value(json_object_get(rq->query, "offset"));
     size_t size;
@@ -446,6 +457,7 @@ data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
     json_t *data;
     json_t *body;
 
+    (void)m;
     if (cp_admin__page_size(rq, rs, &size) < 0) {
         return;
     }
@@ -479,14 +491,6 @@ data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
 /* ------------------------------------------------------------------------ */
 /* routing */
 
-/* A path matched by a route: its segments, and the kind an entity route names (its last
- * collection segment; ST_ENT__COUNT for the other routes). */
-struct match {
-    char **s;
-    int n;
-    enum st_entity_kind kind;
-};
-
 typedef void route_fn(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                       const struct match *m);
 
@@ -504,32 +508,6 @@ struct route {
 #define M_GET      "GET, HEAD, OPTIONS"
 #define M_GET_POST "GET, HEAD, OPTIONS, POST"
 #define M_ENT      "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
-
-static void
-r_root(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-       const struct match *m)
-{
-    (void)rq;
-    (void)m;
-    get_root(cx, rs);
-}
-
-static void
-r_status(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-         const struct match *m)
-{
-    (void)rq;
-    (void)m;
-    get_status(cx, rs);
-}
-
-static void
-r_data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-              const struct match *m)
-{
-    (void)m;
-    data_planes(cx, rq, rs);
-}
 
 /* GET /clustering/status: Kong's deprecated list of the data planes' sync status. */
 static void
@@ -830,18 +808,13 @@ method_in(const char *method, const char *list)
 /* ------------------------------------------------------------------------ */
 /* wait_for_sync */
 
-/* Whether the request may commit something: a write method on any path but
+/* Whether a request its route allows, and not OPTIONS, may commit something: a method
+ * other than GET and HEAD (the routes allow no other reads) on any path but
  * /schemas/{name}/validate. */
 static bool
 is_write(const struct cp_request *rq, char **s, int n)
 {
-    static const char *const writes[] = {"POST", "PUT", "PATCH", "DELETE"};
-    bool w = false;
-
-    for (size_t i = 0; i < ST_ARRAY_SIZE(writes); i++) {
-        w = w || strcmp(rq->method, writes[i]) == 0;
-    }
-    return w && !(n > 0 && strcmp(s[0], "schemas") == 0);
+    return !cp_admin__is(rq, "GET") && !(n > 0 && strcmp(s[0], "schemas") == 0);
 }
 
 /* Parses ?wait_for_sync=SECONDS of a write (a decimal number, 0 < SECONDS <=

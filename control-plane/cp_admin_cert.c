@@ -9,6 +9,7 @@
 #include "cp_admin_int.h"
 #include "cp_store.h"
 #include "st_err.h"
+#include "st_json.h"
 #include "st_schema.h"
 #include "st_ssl.h"
 #include "st_util.h"
@@ -59,13 +60,7 @@ snis_take(json_t *body, const char *put_name, json_t **names, json_t **fields)
         json_array_foreach(v, i, e)
         {
             if (!json_is_string(e)) {
-                if (bad == NULL) {
-                    bad = json_array();
-                }
-                while (json_array_size(bad) < i) {
-                    json_array_append_new(bad, json_null());
-                }
-                json_array_append_new(bad, json_string("expected a string"));
+                st_json_arr_put(&bad, i, json_string("expected a string"));
                 continue;
             }
             if (bad == NULL && names_have(out, json_string_value(e))) {
@@ -206,10 +201,9 @@ snis_render(struct cp_store *st, json_t *cert)
     n = json_array_size(snis);
     v = st_xcalloc(n + 1, sizeof(*v));
     for (size_t i = 0; i < n; i++) {
-        v[i] = json_string_value(json_object_get(json_array_get(snis, i), "name"));
-        if (v[i] == NULL) {
-            v[i] = "";
-        }
+        const char *name = json_string_value(json_object_get(json_array_get(snis, i), "name"));
+
+        v[i] = name != NULL ? name : "";
     }
     qsort(v, n, sizeof(*v), cmp_names);
     names = json_array();
@@ -244,12 +238,9 @@ add_sni(struct cp_store *st, const char *cert_id, const char *name, size_t index
         json_t *msg = json_object_get(f, "name");
 
         if (msg != NULL) {
-            json_t *arr = json_array();
+            json_t *arr = NULL;
 
-            while (json_array_size(arr) < index) {
-                json_array_append_new(arr, json_null());
-            }
-            json_array_append(arr, msg);
+            st_json_arr_put(&arr, index, json_incref(msg));
             json_decref(f);
             f = json_pack("{s:o}", "snis", arr);
         }
@@ -330,18 +321,11 @@ take(json_t *body, const char *put_key, bool replace, json_t **extra, json_t **f
 static int
 lookup(struct cp_store *st, const char *key, json_t **out, struct st_err *err)
 {
-    json_t *v = json_string(key);
-    json_t *e =
-        v != NULL ? st_schema_check_value(ST_ENT_SNI, "name", v) : json_string("expected a string");
     json_t *sni = NULL;
     char id[64];
-    int rc;
+    int rc = cp_admin__check_key(ST_ENT_SNI, "name", key, err);
 
-    json_decref(v);
-    if (e != NULL) {
-        rc = st_err_set(err, -ST_EPARSE, "name", "%s",
-                        json_is_string(e) ? json_string_value(e) : "invalid value");
-        json_decref(e);
+    if (rc < 0) {
         return rc;
     }
     rc = cp_store_get(st, ST_ENT_SNI, key, &sni);

@@ -135,23 +135,17 @@ config_input(const struct cp_request *rq, struct cp_response *rs, struct config_
         take_options(rq, NULL, in);
         in->text = rq->body != NULL ? rq->body : "";
         in->len = rq->body_len;
-        if (in->len == 0) {
-            cp_admin__reply_msg(rs, 400, "expected a declarative configuration");
-            return false;
+        if (in->len > 0) {
+            return true;
         }
-        return true;
+    } else if (rq->content_type != NULL || rq->body_len > 0) {
+        body = cp_admin__body(rq, rs); /* 415 for other types, 400 for bad JSON */
+        ok = body != NULL && from_object(rq, body, in, rs);
+        json_decref(body);
+        return ok;
     }
-    if (rq->content_type == NULL && rq->body_len == 0) {
-        cp_admin__reply_msg(rs, 400, "expected a declarative configuration");
-        return false;
-    }
-    body = cp_admin__body(rq, rs); /* 415 for other types, 400 for bad JSON */
-    if (body == NULL) {
-        return false;
-    }
-    ok = from_object(rq, body, in, rs);
-    json_decref(body);
-    return ok;
+    cp_admin__reply_msg(rs, 400, "expected a declarative configuration");
+    return false;
 }
 
 /* Kong's 201 body: {"<collection>": {"<id>": entity, ...}, ...}, every kind that has
@@ -284,14 +278,19 @@ post_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *
     cp_decl_result_fini(&r);
 }
 
-static void
-get_config(struct cp_ctx *cx, struct cp_response *rs)
+/* GET exports the configuration as YAML text. */
+void
+cp_admin__config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs)
 {
     struct cp_store *st;
     char *text = NULL;
     size_t len = 0;
     int rc;
 
+    if (!cp_admin__is(rq, "GET")) {
+        post_config(cx, rq, rs);
+        return;
+    }
     st = cp_store_pool_get(cx->pool);
     rc = cp_decl_export(st, true, &text, &len);
     cp_store_pool_put(cx->pool, st);
@@ -301,14 +300,4 @@ get_config(struct cp_ctx *cx, struct cp_response *rs)
     }
     cp_admin__reply(rs, 200, json_pack("{s:s%}", "config", text, len));
     free(text);
-}
-
-void
-cp_admin__config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs)
-{
-    if (cp_admin__is(rq, "GET")) {
-        get_config(cx, rs);
-        return;
-    }
-    post_config(cx, rq, rs);
 }

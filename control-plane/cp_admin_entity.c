@@ -69,21 +69,17 @@ parent_kind(enum st_entity_kind k)
     return st_entity_parent(k)->ref->kind;
 }
 
-/* Kong's select_by_/update_by_/upsert_by_/delete_by_<endpoint key>: a key that is not
- * a valid value of the field (a service name with a space) is refused before any
- * lookup, as "invalid unique name" (-ST_EPARSE with err->field the endpoint key, err->msg
- * the field's error). */
-static int
-check_endpoint_key(const struct st_field *ep, enum st_entity_kind k, const char *key,
-                   struct st_err *err)
+/* Kong's select_by_/update_by_/upsert_by_/delete_by_<endpoint key> refuse such a key
+ * before any lookup, as "invalid unique name". */
+int
+cp_admin__check_key(enum st_entity_kind k, const char *field, const char *key, struct st_err *err)
 {
     json_t *v = json_string(key);
-    json_t *e =
-        v != NULL ? st_schema_check_value(k, ep->name, v) : json_string("expected a string");
+    json_t *e = v != NULL ? st_schema_check_value(k, field, v) : json_string("expected a string");
     int rc = 0;
 
     if (e != NULL) {
-        rc = st_err_set(err, -ST_EPARSE, ep->name, "%s",
+        rc = st_err_set(err, -ST_EPARSE, field, "%s",
                         json_is_string(e) ? json_string_value(e) : "invalid value");
     }
     json_decref(e);
@@ -107,7 +103,7 @@ get_keyed(struct cp_store *st, enum st_entity_kind k, const char *key, json_t **
         return cp_store_get(st, k, key, out);
     }
     if (ep != NULL) {
-        rc = check_endpoint_key(ep, k, key, err);
+        rc = cp_admin__check_key(k, ep->name, key, err);
         return rc < 0 ? rc : cp_store_get(st, k, key, out);
     }
     if (cp_admin__hooks(k)->lookup != NULL) {
@@ -115,21 +111,6 @@ get_keyed(struct cp_store *st, enum st_entity_kind k, const char *key, json_t **
     }
     /* Kong: invalid_primary_key(errors of validate_primary_key) */
     return st_err_set(err, -ST_EPARSE, "id", "expected a valid UUID");
-}
-
-/* created_at/updated_at come in seconds through the API and are kept in ms. */
-static void
-input_timestamps(json_t *o)
-{
-    static const char *const ts[] = {"created_at", "updated_at"};
-
-    for (size_t i = 0; i < ST_ARRAY_SIZE(ts); i++) {
-        json_t *v = json_object_get(o, ts[i]);
-
-        if (json_is_integer(v)) {
-            json_object_set_new(o, ts[i], json_integer(json_integer_value(v) * 1000));
-        }
-    }
 }
 
 /* Kong's resolve_foreign: a foreign key written by the referenced kind's endpoint key
@@ -356,8 +337,10 @@ check_fits(struct cp_ctx *cx, struct cp_store *st, struct cp_snapshot_fit *fit, 
     return rc;
 }
 
+/* A POST, PUT or PATCH of the request's body. */
 static void
-write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
+write_entity(struct cp_ctx *cx, const struct cp_request *rq, struct write_req *w,
+             struct cp_response *rs)
 {
     struct cp_store *st;
     struct cp_snapshot_fit fit = {0};
@@ -366,7 +349,11 @@ write_entity(struct cp_ctx *cx, struct write_req *w, struct cp_response *rs)
     json_t *o = NULL;
     int rc;
 
-    input_timestamps(w->body);
+    w->body = cp_admin__body(rq, rs);
+    if (w->body == NULL) {
+        return;
+    }
+    cp_admin__timestamps(w->body, true); /* seconds through the API, kept in ms */
     st = cp_store_pool_get(cx->pool);
     rc = cp_store_begin(st, true);
     if (rc == 0) {
@@ -468,6 +455,7 @@ int
 cp_admin__page_size(const struct cp_request *rq, struct cp_response *rs, size_t *size)
 {
     const char *v = json_string_value(json_object_get(rq->query, "size"));
+    const char *why;
     char *end = NULL;
     double d;
 
@@ -476,14 +464,13 @@ cp_admin__page_size(const struct cp_request *rq, struct cp_response *rs, size_t 
         return 0;
     }
     d = strtod(v, &end);
-    if (end == v || *end != '\0') {
-        cp_admin__reply_code(rs, 400, 9, "invalid size", "size must be a number", NULL);
-        return -1;
-    }
     /* written so that NaN ("nan" parses) fails before the cast, which would be undefined */
-    if (!(d >= 1 && d <= CP_PAGE_SIZE_MAX) || d != (double)(long)d) {
-        cp_admin__reply_code(rs, 400, 9, "invalid size",
-                             "size must be an integer between 1 and 1000", NULL);
+    why = end == v || *end != '\0' ? "size must be a number"
+          : !(d >= 1 && d <= CP_PAGE_SIZE_MAX) || d != (double)(long)d
+              ? "size must be an integer between 1 and 1000"
+              : NULL;
+    if (why != NULL) {
+        cp_admin__reply_code(rs, 400, 9, "invalid size", why, NULL);
         return -1;
     }
     *size = (size_t)d;
@@ -538,11 +525,8 @@ page_tags(const struct cp_request *rq, struct cp_response *rs, json_t **tags, bo
     if (v == NULL) {
         return 0;
     }
-    if (tag_filter_is(v, ',')) {
-        *any = false;
-    } else if (tag_filter_is(v, '/')) {
-        *any = true;
-    } else {
+    *any = !tag_filter_is(v, ',');
+    if (*any && !tag_filter_is(v, '/')) {
         why = "invalid filter syntax";
     }
     if (why == NULL) {
@@ -605,26 +589,15 @@ static json_t *
 next_link(const struct cp_request *rq, const char *offset, size_t size)
 {
     const char *tags = json_string_value(json_object_get(rq->query, "tags"));
-    char *path = st_xstrdup(rq->path);
     char *etags = tags != NULL ? cp_admin__escape(tags) : NULL;
-    size_t len = strlen(path);
-    size_t n;
-    char *buf;
+    size_t len = strlen(rq->path);
     json_t *v;
 
-    while (len > 1 && path[len - 1] == '/') {
-        path[--len] = '\0';
+    while (len > 1 && rq->path[len - 1] == '/') {
+        len--; /* a trailing slash is not part of the link */
     }
-    n = len + strlen("?offset=&size=&tags=") + strlen(offset) + 24 +
-        (etags != NULL ? strlen(etags) : 0);
-    buf = st_xmalloc(n);
-    if (st_snprintf(buf, n, "%s?offset=%s&size=%zu%s%s", path, offset, size,
-                    etags != NULL ? "&tags=" : "", etags != NULL ? etags : "") < 0) {
-        buf[0] = '\0'; /* not reached: n counts every byte */
-    }
-    v = json_string(buf);
-    free(buf);
-    free(path);
+    v = json_sprintf("%.*s?offset=%s&size=%zu%s%s", (int)len, rq->path, offset, size,
+                     etags != NULL ? "&tags=" : "", etags != NULL ? etags : "");
     free(etags);
     return v;
 }
@@ -732,11 +705,8 @@ cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_r
 
     if (cp_admin__is(rq, "GET")) {
         list(cx, rq, rs, k, parent);
-        return;
-    }
-    w.body = cp_admin__body(rq, rs);
-    if (w.body != NULL) {
-        write_entity(cx, &w, rs);
+    } else {
+        write_entity(cx, rq, &w, rs);
     }
 }
 
@@ -748,16 +718,11 @@ cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_respo
 
     if (cp_admin__is(rq, "GET")) {
         get_entity(cx, k, key, parent, rs);
-        return;
-    }
-    if (cp_admin__is(rq, "DELETE")) {
+    } else if (cp_admin__is(rq, "DELETE")) {
         delete_entity(cx, k, key, parent, rs);
-        return;
-    }
-    w.op = cp_admin__is(rq, "PUT") ? OP_UPSERT : OP_PATCH;
-    w.body = cp_admin__body(rq, rs);
-    if (w.body != NULL) {
-        write_entity(cx, &w, rs);
+    } else {
+        w.op = cp_admin__is(rq, "PUT") ? OP_UPSERT : OP_PATCH;
+        write_entity(cx, rq, &w, rs);
     }
 }
 

@@ -42,6 +42,8 @@ json_t *cp_admin__body(const struct cp_request *rq, struct cp_response *rs);
 
 /* A copy of a stored entity for output: created_at/updated_at in seconds. */
 json_t *cp_admin__render(const json_t *obj);
+/* Scales o's integer created_at/updated_at from seconds to ms (to_ms), or back. */
+void cp_admin__timestamps(json_t *o, bool to_ms);
 
 bool cp_admin__is(const struct cp_request *rq, const char *method);
 
@@ -59,6 +61,12 @@ void cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_
  * serves it (GET, PATCH, PUT): /routes/{r}/service. */
 void cp_admin__foreign(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                        enum st_entity_kind k, const char *field, const char *key);
+
+/* Kong's select_by_<unique field>: refuses key when it is no valid value of kind k's
+ * field (a service name with a space): -ST_EPARSE with err->field the field, err->msg its
+ * error (cp_admin_entity.c; also the certificates' lookup by SNI name). 0 when valid. */
+int cp_admin__check_key(enum st_entity_kind k, const char *field, const char *key,
+                        struct st_err *err);
 
 /* Parses ?size= of a list (default CP_PAGE_SIZE_DEFAULT); replies Kong's 400 "invalid
  * size" and returns -1 when it is bad (cp_admin_entity.c; also GET /tags). */

@@ -16,7 +16,7 @@ cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs, c
 {
     enum st_entity_kind k;
     json_t *body, *names = NULL, *fields = NULL;
-    struct st_err err;
+    struct st_err err = {0};
     char msg[160];
     int rc = 0;
 
@@ -39,7 +39,6 @@ cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs, c
     if (rc == 0) {
         cp_admin__reply_msg(rs, 200, "schema validation successful");
     } else {
-        memset(&err, 0, sizeof(err));
         cp_admin__reply_err(rs, k, rc, &err, fields);
         fields = NULL;
     }

@@ -49,17 +49,9 @@ next_link(const char *tag, const char *offset, size_t size)
 {
     char *etag = tag != NULL ? cp_admin__escape(tag) : NULL;
     char *eoff = cp_admin__escape(offset);
-    size_t n =
-        strlen("/tags/?offset=&size=") + (etag != NULL ? strlen(etag) : 0) + strlen(eoff) + 24;
-    char *buf = st_xmalloc(n);
-    json_t *v;
+    json_t *v = json_sprintf("/tags%s%s?offset=%s&size=%zu", etag != NULL ? "/" : "",
+                             etag != NULL ? etag : "", eoff, size);
 
-    if (st_snprintf(buf, n, "/tags%s%s?offset=%s&size=%zu", etag != NULL ? "/" : "",
-                    etag != NULL ? etag : "", eoff, size) < 0) {
-        buf[0] = '\0';
-    }
-    v = json_string(buf);
-    free(buf);
     free(eoff);
     free(etag);
     return v;

@@ -3,7 +3,9 @@
  * resolve_foreign), kong/db/dao/ca_certificates.lua (REFERENCED_BY_OTHERS). */
 #include "cp_dberr.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,13 +81,20 @@ cp_dberr_text(const char *s)
     return v;
 }
 
-static void
-set(struct cp_dberr *out, int status, int code, const char *name, json_t *fields)
+/* Fills *out: the status, Kong's code and its name, the fields (taken) and the message. */
+static void __attribute__((format(printf, 6, 7)))
+set(struct cp_dberr *out, int status, int code, const char *name, json_t *fields, const char *fmt,
+    ...)
 {
+    va_list ap;
+
     out->status = status;
     out->code = code;
-    st_snprintf(out->name, sizeof(out->name), "%s", name != NULL ? name : "");
+    st_snprintf(out->name, sizeof(out->name), "%s", name);
     out->fields = fields;
+    va_start(ap, fmt);
+    (void)vsnprintf(out->msg, sizeof(out->msg), fmt, ap);
+    va_end(ap);
 }
 
 /* The collection the foreign key `field` of kind k names; the field itself when k has no
@@ -111,11 +120,10 @@ foreign(enum st_entity_kind k, const struct st_err *e, struct cp_dberr *out)
     st_snprintf(field, sizeof(field), "%s", e->field);
     dot = strchr(field, '.');
     if (dot == NULL) {
-        st_snprintf(out->msg, sizeof(out->msg),
-                    "the foreign key '{id=\"%s\"}' does not reference an existing '%s' entity.",
-                    e->msg, ref_collection(k, field));
         set(out, 400, 4, "foreign key violation",
-            json_pack("{s:{s:o}}", field, "id", cp_dberr_text(e->msg)));
+            json_pack("{s:{s:o}}", field, "id", cp_dberr_text(e->msg)),
+            "the foreign key '{id=\"%s\"}' does not reference an existing '%s' entity.", e->msg,
+            ref_collection(k, field));
         return;
     }
     *dot = '\0';
@@ -123,9 +131,9 @@ foreign(enum st_entity_kind k, const struct st_err *e, struct cp_dberr *out)
                 "the foreign key cannot be resolved with '{%s=\"%s\"}' for an existing '%s' "
                 "entity",
                 dot + 1, e->msg, ref_collection(k, field));
-    st_snprintf(out->msg, sizeof(out->msg), "foreign key unresolved (%s: %s)", e->field, detail);
     set(out, 400, 13, "foreign keys unresolved",
-        json_pack("{s:{s:o}}", field, dot + 1, cp_dberr_text(detail)));
+        json_pack("{s:{s:o}}", field, dot + 1, cp_dberr_text(detail)),
+        "foreign key unresolved (%s: %s)", e->field, detail);
 }
 
 /* Whether kind k is referenced through a foreign set (services.ca_certificates). */
@@ -154,50 +162,42 @@ cp_dberr_of(enum st_entity_kind k, int rc, const struct st_err *e, struct cp_dbe
     }
     switch (rc) {
     case -ST_EPKEY:
-        st_snprintf(out->msg, sizeof(out->msg), "primary key violation on key '{id=\"%s\"}'",
-                    e->msg);
-        set(out, 400, 3, "primary key violation", json_pack("{s:o}", "id", cp_dberr_text(e->msg)));
+        set(out, 400, 3, "primary key violation", json_pack("{s:o}", "id", cp_dberr_text(e->msg)),
+            "primary key violation on key '{id=\"%s\"}'", e->msg);
         break;
     case -ST_EPARSE:
         if (e->field[0] != '\0' && strcmp(e->field, "id") != 0) {
             char name[96];
 
             st_snprintf(name, sizeof(name), "invalid unique %s", e->field);
-            st_snprintf(out->msg, sizeof(out->msg), "%s", e->msg);
-            set(out, 400, 10, name, NULL);
+            set(out, 400, 10, name, NULL, "%s", e->msg);
             break;
         }
-        st_snprintf(out->msg, sizeof(out->msg), "invalid primary key: '{id=\"%s\"}'", e->msg);
-        set(out, 400, 1, "invalid primary key", json_pack("{s:o}", "id", cp_dberr_text(e->msg)));
+        set(out, 400, 1, "invalid primary key", json_pack("{s:o}", "id", cp_dberr_text(e->msg)),
+            "invalid primary key: '{id=\"%s\"}'", e->msg);
         break;
     case -ST_EFOREIGN:
         foreign(k, e, out);
         break;
     case -ST_EREFERENCED:
         if (referenced_by_set(k)) {
-            st_snprintf(out->msg, sizeof(out->msg), "%s", e->msg);
-            set(out, 400, 19, "referenced by others", NULL);
+            set(out, 400, 19, "referenced by others", NULL, "%s", e->msg);
             break;
         }
-        st_snprintf(out->msg, sizeof(out->msg),
-                    "an existing '%s' entity references this '%s' entity", e->field,
-                    st_entity_name(k));
-        set(out, 400, 4, "foreign key violation", json_pack("{s:s}", "@referenced_by", e->field));
+        set(out, 400, 4, "foreign key violation", json_pack("{s:s}", "@referenced_by", e->field),
+            "an existing '%s' entity references this '%s' entity", e->field, st_entity_name(k));
         break;
     case -ST_EUNIQUE:
         field = e->field[0] != '\0' ? e->field : "name";
-        st_snprintf(out->msg, sizeof(out->msg), "UNIQUE violation detected on '{%s=\"%s\"}'", field,
-                    e->msg);
         set(out, 409, 5, "unique constraint violation",
-            json_pack("{s:o}", field, cp_dberr_text(e->msg)));
+            json_pack("{s:o}", field, cp_dberr_text(e->msg)),
+            "UNIQUE violation detected on '{%s=\"%s\"}'", field, e->msg);
         break;
     case -ST_ENOTFOUND:
-        st_snprintf(out->msg, sizeof(out->msg), "%s", e->msg[0] != '\0' ? e->msg : "Not found");
-        set(out, 404, 0, NULL, NULL);
+        set(out, 404, 0, "", NULL, "%s", e->msg[0] != '\0' ? e->msg : "Not found");
         break;
     default:
-        st_snprintf(out->msg, sizeof(out->msg), "An unexpected error occurred");
-        set(out, 500, 0, NULL, NULL);
+        set(out, 500, 0, "", NULL, "An unexpected error occurred");
         break;
     }
 }

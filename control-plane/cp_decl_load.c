@@ -123,15 +123,6 @@ lookups_reset(struct lookups *l)
     l->rc = 0;
 }
 
-static void
-lookups_fini(struct lookups *l)
-{
-    lookups_reset(l);
-    free(l->v);
-    l->v = NULL;
-    l->cap = 0;
-}
-
 /* Kong's upsert by primary key. An entity whose created_at is the load's default (the
  * document gave none) keeps the stored one. */
 static int
@@ -249,20 +240,6 @@ parse(const char *text, size_t len, struct lookups *l, int64_t now, struct cp_de
     return 0;
 }
 
-/* Under the write lock, after the parse: whether what the parse read (at version
- * `seen`) still holds. Returns 1, 0 (parse again) or a store error. */
-static int
-still_valid(struct cp_store *st, struct lookups *l, uint64_t seen)
-{
-    uint64_t now = 0;
-    int rc = cp_store_version(st, &now);
-
-    if (rc < 0) {
-        return rc;
-    }
-    return now == seen ? 1 : lookups_hold(l);
-}
-
 /* The writes and the commit, inside the transaction. */
 static int
 write_commit(struct cp_store *st, enum cp_decl_mode mode, int64_t now,
@@ -294,6 +271,7 @@ load_once(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode m
           struct cp_decl_result *r)
 {
     uint64_t seen = 0;
+    uint64_t version = 0;
     int rc = locked ? cp_store_begin(st, true) : cp_store_version(st, &seen);
 
     if (rc < 0) {
@@ -309,7 +287,10 @@ load_once(struct cp_store *st, const char *text, size_t len, enum cp_decl_mode m
             return rc;
         }
         locked = true;
-        rc = still_valid(st, l, seen);
+        /* whether what the parse read (at version `seen`) still holds: 1, 0 (parse again)
+         * or a store error */
+        rc = cp_store_version(st, &version);
+        rc = rc < 0 ? rc : version == seen ? 1 : lookups_hold(l);
         if (rc == 0) {
             cp_store_rollback(st);
             return 1;
@@ -341,7 +322,8 @@ cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mod
          * parses under the lock */
         rc = load_once(st, text, len, mode, lim, attempt == CP_DECL_ATTEMPTS, &l, now, r);
     } while (rc == 1 && ++attempt <= CP_DECL_ATTEMPTS);
-    lookups_fini(&l);
+    lookups_reset(&l);
+    free(l.v);
     if (rc < 0) {
         lists_drop(r);
     }
@@ -351,10 +333,7 @@ cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mod
 void
 cp_decl_result_fini(struct cp_decl_result *r)
 {
-    for (int k = 0; k < ST_ENT__COUNT; k++) {
-        json_decref(r->lists[k]);
-        r->lists[k] = NULL;
-    }
+    lists_drop(r);
     json_decref(r->error);
     r->error = NULL;
 }
@@ -403,30 +382,25 @@ static void pretty(struct st_str *t, const json_t *v, const char *item, int dept
 static void
 pretty_entry(struct st_str *t, const char *prettykey, const json_t *v, const char *item, int depth)
 {
+    bool nested = json_is_object(v) || json_is_array(v);
     char line[1024];
+    char *dump;
 
     if (json_is_null(v)) {
         return; /* an entry of a list without errors */
     }
-    if (json_is_object(v) || json_is_array(v)) {
-        st_snprintf(line, sizeof(line), "%*s%s:", depth * 2, "", prettykey);
-        st_str_add(t, t->len > 0 ? "\n" : "");
-        st_str_add(t, line);
-        pretty(t, v, item, depth + 1);
-        return;
-    }
-    if (json_is_string(v)) {
-        st_snprintf(line, sizeof(line), "%*s%s: %s", depth * 2, "", prettykey,
-                    json_string_value(v));
-    } else {
-        char *dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-
-        st_snprintf(line, sizeof(line), "%*s%s: %s", depth * 2, "", prettykey,
-                    dump != NULL ? dump : "?");
-        free(dump);
-    }
+    dump = nested || json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    st_snprintf(line, sizeof(line), "%*s%s:%s%s", depth * 2, "", prettykey, nested ? "" : " ",
+                nested              ? ""
+                : json_is_string(v) ? json_string_value(v)
+                : dump != NULL      ? dump
+                                    : "?");
+    free(dump);
     st_str_add(t, t->len > 0 ? "\n" : "");
     st_str_add(t, line);
+    if (nested) {
+        pretty(t, v, item, depth + 1);
+    }
 }
 
 /* Kong's pretty_print_error: objects give "in '<key>'", lists "- in entry N of '<item>'"

@@ -76,14 +76,10 @@ is_field(const char *name, unsigned types)
 static int
 hexval(int c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
+    static const char digits[] = "0123456789abcdef";
+    const char *p = c != 0 ? strchr(digits, tolower(c)) : NULL;
+
+    return p != NULL ? (int)(p - digits) : -1;
 }
 
 char *
@@ -519,20 +515,15 @@ cp_form_decode(const char *p, size_t len, json_t **out, struct st_err *err)
 
     *out = NULL;
     while (i < len && rc == 0) {
-        size_t end = i;
-        size_t eq;
+        const char *amp = memchr(p + i, '&', len - i);
+        size_t end = amp != NULL ? (size_t)(amp - p) : len;
+        const char *eqp = memchr(p + i, '=', end - i);
+        size_t eq = eqp != NULL ? (size_t)(eqp - p) : end;
         size_t key_len = 0;
         size_t value_len = 0;
         char *key;
         char *value;
 
-        while (end < len && p[end] != '&') {
-            end++;
-        }
-        eq = i;
-        while (eq < end && p[eq] != '=') {
-            eq++;
-        }
         if (end > i) {
             key = cp_form_unescape(p + i, eq - i, &key_len);
             value =
