@@ -906,7 +906,8 @@ check_record(json_t *obj, const struct st_field *f, json_t *v)
         }
         json_object_set(copy, sub->name, json_object_get(v, sub->name));
     }
-    json_object_update(v, copy); /* v's keys in the description's order */
+    json_object_clear(v); /* v's keys in the description's order (copy holds them) */
+    json_object_update(v, copy);
     json_decref(copy);
     if (json_object_size(errs) == 0) {
         json_decref(errs);

@@ -17,12 +17,15 @@ struct st_service;
 struct st_snapshot;
 struct dp_router_key;
 struct dp_runtime;
+struct dp_balancer;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 /* A service as the workers connect to it: its resolved addresses and TLS client context.
  * (Not an `upstreams` entity: that is a balancer's set of targets.) */
 struct dp_service_ep {
     const struct st_service *svc;
+    struct dp_balancer *bal;        /* the upstream its host names (owned by the runtime), or NULL:
+                                     * then addrs */
     struct sockaddr_storage *addrs; /* resolved at build; n_addrs 0: resolution failed */
     size_t n_addrs;
     struct ssl_ctx_st *tls; /* `tls` services: the client context (NULL: it could not be built) */

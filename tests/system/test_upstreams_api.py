@@ -110,6 +110,9 @@ def test_upstream_healthchecks_partial_record(cp):
     assert hc["active"]["concurrency"] == 10
     assert hc["passive"] == HC_DEFAULT["passive"]
     assert hc["threshold"] == 50.5
+    # the record's keys in Kong's order, whatever the order sent
+    assert list(hc) == ["active", "passive", "threshold"]
+    assert list(hc["active"])[:3] == ["type", "timeout", "concurrency"]
     # an integral real is an integer, as Kong's number type prints it
     u = cp.ok("PATCH", "/upstreams/hc.test", json_body={"healthchecks": {"threshold": 25.0}})
     assert u["healthchecks"]["threshold"] == 25 and u["healthchecks"]["active"]["timeout"] == 1
@@ -321,9 +324,14 @@ def test_target_refusals(cp):
     assert r["fields"] == {"weight": "value should be between 0 and 65535"}, r
     r = refused(cp, "POST", "/upstreams/r.test/targets", {"target": "a.test", "weight": -1})
     assert r["fields"] == {"weight": "value should be between 0 and 65535"}, r
-    # a duplicate (also when written without the port that makes it the same)
+    # a duplicate (also when written without the port that makes it the same), with
+    # Kong's body for its (upstream, target) key
+    uid = cp.get("/upstreams/r.test").json["id"]
     r = refused(cp, "POST", "/upstreams/r.test/targets", {"target": "127.0.0.1:80"}, 409)
     assert r["name"] == "unique constraint violation", r
+    assert r["fields"] == {"target": "127.0.0.1:80", "upstream": {"id": uid}}, r
+    assert r["message"] == ("UNIQUE violation detected on '{target=\"127.0.0.1:80\","
+                            f"upstream={{id=\"{uid}\"}}}}'"), r
     cp.ok("POST", "/upstreams/r.test/targets", json_body={"target": "127.0.0.2"})
     refused(cp, "POST", "/upstreams/r.test/targets", {"target": "127.0.0.2:8000"}, 409)
     # under an upstream that does not exist
