@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "st_entity.h"
 #include "st_util.h"
 
@@ -30,6 +32,9 @@ struct peer {
     char *sni;                    /* for tls services: host_header, else the target's name */
     atomic_int_fast64_t active;   /* live sessions, every worker */
     atomic_uint_fast32_t ewma_us; /* latency: connect time, 0 until measured */
+    atomic_bool healthy;
+    atomic_uint successes, tcp_failures, timeouts; /* consecutive, Kong's counters */
+    int64_t probe_due; /* the health thread's: when to probe next (0: now) */
 };
 
 /* A point of the consistent-hashing ring. */
@@ -41,13 +46,22 @@ struct point {
 struct dp_balancer {
     atomic_int refs;
     char *name;
+    char *upstream_id;
+    uint64_t sig;
+    struct dp_hc hc;
+    char *hc_strings[3]; /* the strings hc points to */
+    atomic_uint_fast64_t unhealthy_weight;
     enum algorithm alg;
     enum hash_source hash_on, hash_fallback;
     struct peer *peers;
     size_t n;
-    uint64_t *cum; /* round-robin: cum[i] = weights of peers 0..i */
-    uint64_t total;
-    uint64_t stride;           /* coprime to total: spreads the counter over the weights */
+    uint64_t total; /* of the weights */
+    /* round-robin: cum[i] = the weights of peers 0..i divided by their gcd (a 1:1 pool
+     * alternates), rr_total the last; stride, coprime to rr_total, spreads the counter
+     * over them */
+    uint64_t *cum;
+    uint64_t rr_total;
+    uint64_t stride;
     atomic_uint_fast64_t next; /* round-robin's position, shared by the workers */
     struct point *ring;
     size_t n_ring;
@@ -141,6 +155,102 @@ cmp_point(const void *a, const void *b)
     return x->peer < y->peer ? -1 : x->peer > y->peer;
 }
 
+/* ---------------------------------------------------------------- health settings */
+
+static double
+num(const json_t *o, const char *path)
+{
+    char key[64];
+    const char *p = path;
+
+    while (o != NULL && *p != '\0') {
+        size_t n = strcspn(p, ".");
+
+        st_snprintf(key, sizeof(key), "%.*s", (int)n, p);
+        o = json_object_get(o, key);
+        p += n + (p[n] == '.');
+    }
+    return json_is_number(o) ? json_number_value(o) : 0;
+}
+
+static char *
+str(const json_t *o, const char *a, const char *b)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(o, a), b));
+
+    return v != NULL ? st_xstrdup(v) : NULL;
+}
+
+/* The DP's reading of an upstream's healthchecks record (validated by the CP; a field
+ * missing reads as 0, off). Kong's http probe is a connect on a stream upstream and its
+ * https probe a TLS handshake (Kong runs neither for stream: docs/balancing.md). */
+static void
+hc_parse(struct dp_balancer *b, const char *text)
+{
+    json_t *o = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(json_object_get(o, "active"), "type"));
+    struct dp_hc *hc = &b->hc;
+
+    hc->timeout_ms = (int64_t)(num(o, "active.timeout") * 1000);
+    hc->concurrency = (uint32_t)num(o, "active.concurrency");
+    hc->https_verify =
+        json_is_true(json_object_get(json_object_get(o, "active"), "https_verify_certificate"));
+    hc->https_sni = b->hc_strings[0] = str(o, "active", "https_sni");
+    hc->tcp_send = b->hc_strings[1] = str(o, "active", "tcp_send");
+    hc->tcp_expect = b->hc_strings[2] = str(o, "active", "tcp_expect");
+    hc->probe = hc->tcp_send != NULL || hc->tcp_expect != NULL ? DP_PROBE_PAYLOAD
+                : type != NULL && strcmp(type, "https") == 0   ? DP_PROBE_TLS
+                                                               : DP_PROBE_TCP;
+    hc->healthy_interval_ms = (int64_t)(num(o, "active.healthy.interval") * 1000);
+    hc->unhealthy_interval_ms = (int64_t)(num(o, "active.unhealthy.interval") * 1000);
+    hc->active_successes = (uint32_t)num(o, "active.healthy.successes");
+    hc->active_tcp_failures = (uint32_t)num(o, "active.unhealthy.tcp_failures");
+    hc->active_timeouts = (uint32_t)num(o, "active.unhealthy.timeouts");
+    hc->passive_successes = (uint32_t)num(o, "passive.healthy.successes");
+    hc->passive_tcp_failures = (uint32_t)num(o, "passive.unhealthy.tcp_failures");
+    hc->passive_timeouts = (uint32_t)num(o, "passive.unhealthy.timeouts");
+    hc->threshold = num(o, "threshold");
+    if (hc->concurrency == 0) {
+        hc->concurrency = 10;
+    }
+    if (hc->timeout_ms <= 0) {
+        hc->timeout_ms = 1000;
+    }
+    json_decref(o);
+}
+
+static uint64_t
+sig_str(uint64_t h, const char *s)
+{
+    return hash_bytes(s != NULL ? s : "\x01", s != NULL ? strlen(s) + 1 : 1, h);
+}
+
+uint64_t
+dp_balancer_sig(const struct st_upstream *u, const struct dp_peer_spec *peers, size_t n)
+{
+    uint64_t h = 0;
+
+    h = sig_str(h, u->id);
+    h = sig_str(h, u->name);
+    h = sig_str(h, u->algorithm);
+    h = sig_str(h, u->hash_on);
+    h = sig_str(h, u->hash_fallback);
+    h = sig_str(h, u->healthchecks);
+    h = sig_str(h, u->host_header);
+    h = hash_bytes(&u->slots, sizeof(u->slots), h);
+    for (size_t i = 0; i < n; i++) {
+        const void *ab;
+        size_t an = addr_bytes((const struct sockaddr *)&peers[i].addr, &ab);
+        uint16_t port = addr_port(&peers[i].addr);
+
+        h = hash_bytes(ab, an, h);
+        h = hash_bytes(&port, sizeof(port), h);
+        h = hash_bytes(&peers[i].weight, sizeof(peers[i].weight), h);
+        h = sig_str(h, peers[i].target);
+    }
+    return h;
+}
+
 /* Ketama, as Kong builds it: each peer gets 160 points scaled by its weight against the
  * average weight, placed by the hash of its address and the point's number; a peer
  * that leaves takes only its own points (with equal weights the others keep theirs
@@ -204,12 +314,18 @@ peer_sni(const struct st_upstream *u, const char *target)
 }
 
 struct dp_balancer *
-dp_balancer_new(const struct st_upstream *u, const struct dp_peer_spec *peers, size_t n)
+dp_balancer_new(const struct st_upstream *u, const struct dp_peer_spec *peers, size_t n,
+                uint64_t sig)
 {
     struct dp_balancer *b = st_xcalloc(1, sizeof(*b));
+    uint64_t g = 0;
 
     atomic_init(&b->refs, 1);
+    atomic_init(&b->unhealthy_weight, 0);
     b->name = st_xstrdup(u->name != NULL ? u->name : "-");
+    b->upstream_id = st_xstrdup(u->id != NULL ? u->id : "-");
+    b->sig = sig;
+    hc_parse(b, u->healthchecks);
     b->alg = algorithm(u->algorithm);
     b->hash_on = hash_source(u->hash_on);
     b->hash_fallback = hash_source(u->hash_fallback);
@@ -223,17 +339,26 @@ dp_balancer_new(const struct st_upstream *u, const struct dp_peer_spec *peers, s
         b->peers[i].sni = peer_sni(u, peers[i].target);
         atomic_init(&b->peers[i].active, 0);
         atomic_init(&b->peers[i].ewma_us, 0);
+        atomic_init(&b->peers[i].healthy, true); /* as Kong: healthy until shown not */
+        atomic_init(&b->peers[i].successes, 0);
+        atomic_init(&b->peers[i].tcp_failures, 0);
+        atomic_init(&b->peers[i].timeouts, 0);
         b->total += peers[i].weight;
-        b->cum[i] = b->total;
+        g = gcd(g, peers[i].weight);
+    }
+    for (size_t i = 0; i < n; i++) {
+        b->rr_total += g > 0 ? peers[i].weight / g : 0;
+        b->cum[i] = b->rr_total;
     }
     atomic_init(&b->next, 0);
     if (b->total > 0) {
-        /* Knuth's multiplicative constant, made coprime to the total: the counter then
-         * visits every slot of a cycle once, so each peer gets exactly its weight */
-        b->stride = 2654435761u % b->total;
-        while (b->stride == 0 || gcd(b->stride, b->total) != 1) {
-            b->stride = (b->stride + 1) % b->total;
-            if (b->total == 1) {
+        /* the golden ratio's share of the cycle, made coprime to it: the counter then
+         * visits every slot of a cycle once (each peer gets exactly its weight) and
+         * consecutive picks land far apart (the peers' turns interleave) */
+        b->stride = (uint64_t)((double)b->rr_total * 0.6180339887) % b->rr_total;
+        while (b->stride == 0 || gcd(b->stride, b->rr_total) != 1) {
+            b->stride = (b->stride + 1) % b->rr_total;
+            if (b->rr_total == 1) {
                 b->stride = 1;
                 break;
             }
@@ -266,6 +391,10 @@ dp_balancer_unref(struct dp_balancer *b)
     free(b->cum);
     free(b->ring);
     free(b->name);
+    free(b->upstream_id);
+    for (size_t i = 0; i < ST_ARRAY_SIZE(b->hc_strings); i++) {
+        free(b->hc_strings[i]);
+    }
     free(b);
 }
 
@@ -282,15 +411,22 @@ was_tried(const struct dp_balancer_tried *t, size_t i)
     return false;
 }
 
-/* Whether peer i may take this attempt: a weight, and not tried yet. */
+static bool
+available(const struct dp_balancer *b, size_t i)
+{
+    return b->peers[i].weight > 0 &&
+           atomic_load_explicit(&((struct dp_balancer *)b)->peers[i].healthy, memory_order_relaxed);
+}
+
+/* Whether peer i may take this attempt: a weight, healthy, and not tried yet. */
 static bool
 usable(const struct dp_balancer *b, const struct dp_balancer_tried *t, size_t i)
 {
-    return b->peers[i].weight > 0 && !was_tried(t, i);
+    return available(b, i) && !was_tried(t, i);
 }
 
-/* Any peer with a weight, untried first (once every peer was tried, the list starts
- * over, as Kong's does); -1 when every weight is 0. */
+/* Any available peer, untried first (once every peer was tried, the list starts over,
+ * as Kong's does); -1 when none is available. */
 static int
 any_peer(const struct dp_balancer *b, const struct dp_balancer_tried *t, size_t from)
 {
@@ -298,7 +434,7 @@ any_peer(const struct dp_balancer *b, const struct dp_balancer_tried *t, size_t 
         for (size_t k = 0; k < b->n; k++) {
             size_t i = (from + k) % b->n;
 
-            if (b->peers[i].weight > 0 && (pass == 1 || !was_tried(t, i))) {
+            if (available(b, i) && (pass == 1 || !was_tried(t, i))) {
                 return (int)i;
             }
         }
@@ -333,7 +469,7 @@ pick_round_robin(struct dp_balancer *b, const struct dp_balancer_tried *t)
         size_t i;
 
         c = atomic_fetch_add_explicit(&b->next, 1, memory_order_relaxed);
-        i = peer_at(b, (c % b->total) * b->stride % b->total);
+        i = peer_at(b, (c % b->rr_total) * b->stride % b->rr_total);
         if (usable(b, t, i)) {
             return (int)i;
         }
@@ -453,9 +589,17 @@ int
 dp_balancer_pick(struct dp_balancer *b, const struct dp_balancer_key *k,
                  struct dp_balancer_tried *tried)
 {
+    uint64_t up;
     int i;
 
     if (b->total == 0) {
+        return -1;
+    }
+    /* Kong's balancer health: enough healthy weight (Strait: >= threshold where Kong
+     * wants >, so that threshold 100 means "all healthy", not "never": balancing.md) */
+    up = b->total - atomic_load_explicit(&b->unhealthy_weight, memory_order_relaxed);
+    if (up == 0 ||
+        (b->hc.threshold > 0 && (double)up * 100.0 < b->hc.threshold * (double)b->total)) {
         return -1;
     }
     switch (b->alg) {
@@ -496,6 +640,101 @@ dp_balancer_observe(struct dp_balancer *b, int i, uint32_t connect_us)
     atomic_store_explicit(e,
                           old == 0 ? (connect_us ? connect_us : 1) : old - old / 8 + connect_us / 8,
                           memory_order_relaxed);
+}
+
+/* Kong's incr_counter: consecutive events (a success resets the failure counters, a
+ * failure the success counter); successes are not counted while healthy nor failures
+ * while unhealthy; a limit of 0 turns that counter off. Kong's checker refuses 255 and
+ * silently stops; here 255 works as written. */
+int
+dp_balancer_report(struct dp_balancer *b, int i, enum dp_health_event ev, bool active)
+{
+    struct peer *p = &b->peers[i];
+    const struct dp_hc *hc = &b->hc;
+    bool healthy = atomic_load_explicit(&p->healthy, memory_order_relaxed);
+    atomic_uint *ctr;
+    uint32_t limit;
+    bool want;
+
+    if (p->weight == 0) {
+        return 0; /* Kong: a weight-0 target is not checked */
+    }
+    if (ev == DP_HEALTH_SUCCESS) {
+        if (atomic_load_explicit(&p->tcp_failures, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&p->timeouts, memory_order_relaxed) != 0) {
+            atomic_store_explicit(&p->tcp_failures, 0, memory_order_relaxed);
+            atomic_store_explicit(&p->timeouts, 0, memory_order_relaxed);
+        }
+        if (healthy) {
+            return 0;
+        }
+        ctr = &p->successes;
+        limit = active ? hc->active_successes : hc->passive_successes;
+        want = true;
+    } else {
+        if (atomic_load_explicit(&p->successes, memory_order_relaxed) != 0) {
+            atomic_store_explicit(&p->successes, 0, memory_order_relaxed);
+        }
+        if (!healthy) {
+            return 0;
+        }
+        ctr = ev == DP_HEALTH_TIMEOUT ? &p->timeouts : &p->tcp_failures;
+        limit = ev == DP_HEALTH_TIMEOUT
+                    ? (active ? hc->active_timeouts : hc->passive_timeouts)
+                    : (active ? hc->active_tcp_failures : hc->passive_tcp_failures);
+        want = false;
+    }
+    if (limit == 0 || atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed) + 1 < limit) {
+        return 0;
+    }
+    if (!atomic_compare_exchange_strong(&p->healthy, &healthy, want)) {
+        return 0; /* another thread made the same change */
+    }
+    atomic_store_explicit(&p->successes, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->tcp_failures, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->timeouts, 0, memory_order_relaxed);
+    if (want) {
+        atomic_fetch_sub_explicit(&b->unhealthy_weight, p->weight, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&b->unhealthy_weight, p->weight, memory_order_relaxed);
+    }
+    return want ? 1 : -1;
+}
+
+bool
+dp_balancer_healthy(const struct dp_balancer *b, int i)
+{
+    return atomic_load_explicit(&((struct dp_balancer *)b)->peers[i].healthy, memory_order_relaxed);
+}
+
+uint32_t
+dp_balancer_weight(const struct dp_balancer *b, int i)
+{
+    return b->peers[i].weight;
+}
+
+int64_t *
+dp_balancer_probe_due(struct dp_balancer *b, int i)
+{
+    return &b->peers[i].probe_due;
+}
+
+const struct dp_hc *
+dp_balancer_hc(const struct dp_balancer *b)
+{
+    return &b->hc;
+}
+
+uint64_t
+dp_balancer_get_sig(const struct dp_balancer *b)
+{
+    return b->sig;
+}
+
+const char *
+dp_balancer_upstream_id(const struct dp_balancer *b)
+{
+    return b->upstream_id;
 }
 
 const char *

@@ -330,8 +330,33 @@ target_split(const char *target, char *host, size_t size, uint16_t *port)
 /* Each upstream's balancer over its targets' addresses (a host name resolved here, once
  * per build: each of its addresses is a peer with the target's weight). A target whose
  * name does not resolve is left out, with a warning. */
+/* prev's balancer of upstream id when its signature is sig (reused with a reference:
+ * its health and live counts carry over), else NULL. */
+static struct dp_balancer *
+balancer_reuse(const struct dp_runtime *prev, const char *id, uint64_t sig)
+{
+    size_t lo = 0, hi = prev != NULL ? prev->snap->n_upstreams : 0;
+
+    while (lo < hi) { /* a snapshot's lists are sorted by id */
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(prev->snap->upstreams[mid].id, id);
+
+        if (c == 0) {
+            return dp_balancer_get_sig(prev->bals[mid]) == sig ? dp_balancer_ref(prev->bals[mid])
+                                                               : NULL;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
 static void
-balancers_build(struct dp_runtime *rt, struct memo *hosts, struct addrs *pool)
+balancers_build(struct dp_runtime *rt, const struct dp_runtime *prev, struct memo *hosts,
+                struct addrs *pool)
 {
     const struct st_snapshot *snap = rt->snap;
     struct dp_peer_spec *specs = st_xcalloc(snap->n_targets + 1, sizeof(*specs));
@@ -372,7 +397,12 @@ balancers_build(struct dp_runtime *rt, struct memo *hosts, struct addrs *pool)
                 n++;
             }
         }
-        rt->bals[u] = dp_balancer_new(up, specs, n);
+        uint64_t sig = dp_balancer_sig(up, specs, n);
+
+        rt->bals[u] = balancer_reuse(prev, up->id, sig);
+        if (rt->bals[u] == NULL) {
+            rt->bals[u] = dp_balancer_new(up, specs, n, sig);
+        }
     }
     free(specs);
 }
@@ -418,7 +448,8 @@ route_ep_find(const struct dp_runtime *rt, const struct st_route *r)
 }
 
 int
-dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err *err)
+dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_runtime **out,
+               struct st_err *err)
 {
     struct dp_runtime *rt = st_xcalloc(1, sizeof(*rt));
     int rc;
@@ -430,7 +461,7 @@ dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err 
     rt->snap = snap;
     rt->eps = st_xcalloc(snap->n_services ? snap->n_services : 1, sizeof(*rt->eps));
     a.off = st_xcalloc(snap->n_services + 1, sizeof(*a.off));
-    balancers_build(rt, &hosts, &pool);
+    balancers_build(rt, prev, &hosts, &pool);
     for (size_t i = 0; i < snap->n_services; i++) {
         rt->eps[i].svc = &snap->services[i];
         if (snap->services[i].enabled) {
@@ -523,6 +554,13 @@ dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
     *route = &rt->snap->routes[i];
     *ep = rt->route_ep[i];
     return 0;
+}
+
+size_t
+dp_runtime_balancers(const struct dp_runtime *rt, struct dp_balancer *const **out)
+{
+    *out = rt->bals;
+    return rt->snap->n_upstreams;
 }
 
 struct ssl_ctx_st *

@@ -31,10 +31,12 @@ struct dp_service_ep {
     struct ssl_ctx_st *tls; /* `tls` services: the client context (NULL: it could not be built) */
 };
 
-/* Builds a runtime from a parsed snapshot, resolving every enabled service's host.
- * Always takes ownership of snap. Returns 0 and *out with one reference, or a negative
- * code with err filled. */
-int dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err *err);
+/* Builds a runtime from a parsed snapshot, resolving every enabled service's host and
+ * every target. An upstream whose settings and peers are what they were in prev (NULL:
+ * none) keeps prev's balancer, with its health and live counts. Always takes ownership
+ * of snap. Returns 0 and *out with one reference, or a negative code with err filled. */
+int dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_runtime **out,
+                   struct st_err *err);
 
 struct dp_runtime *dp_runtime_ref(struct dp_runtime *rt);
 
@@ -51,6 +53,9 @@ uint64_t dp_runtime_version(const struct dp_runtime *rt);
  * while the caller holds its reference), or -ST_ENOTFOUND. */
 int dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
                      const struct st_route **route, const struct dp_service_ep **ep);
+
+/* The balancers, one per upstream (valid while the caller holds its reference). */
+size_t dp_runtime_balancers(const struct dp_runtime *rt, struct dp_balancer *const **out);
 
 /* The server context that terminates TLS for sni (NULL: none sent), chosen by
  * dp_tls_certs_select(); valid while the caller holds its reference. NULL only when

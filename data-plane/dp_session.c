@@ -753,11 +753,30 @@ connect_timeout(const struct dp_session *s)
     return s->ep->svc->connect_timeout ? s->ep->svc->connect_timeout : 60000;
 }
 
+/* A balanced session's connect outcome, for its peer's passive health check (Kong's
+ * consecutive counters, shared by every worker); a change of health is logged. */
+static void
+session_report(struct dp_session *s, enum dp_health_event ev)
+{
+    int r;
+
+    if (s->bal == NULL || s->bal_peer < 0) {
+        return;
+    }
+    r = dp_balancer_report(s->bal, s->bal_peer, ev, false);
+    if (r != 0) {
+        dp_sess_log(s, ST_LOG_WARN, 0, "target %s of upstream '%s' is now %s (passive check)",
+                    dp_balancer_target(s->bal, s->bal_peer), dp_balancer_name(s->bal),
+                    r > 0 ? "healthy" : "unhealthy");
+    }
+}
+
 /* Where a connected session goes: TLS to the upstream for tls services, else proxying. */
 static struct dp_step
-session_connected(const struct dp_session *s)
+session_connected(struct dp_session *s)
 {
     if (s->bal != NULL) {
+        session_report(s, DP_HEALTH_SUCCESS);
         dp_balancer_observe(s->bal, s->bal_peer,
                             (uint32_t)((s->w->loop.now - s->attempt_ms) * 1000 + 500));
     }
@@ -805,7 +824,8 @@ session_connect_next(struct dp_session *s)
         if (!session_next_peer(s)) {
             dp_sess_log(s, ST_LOG_ERR, 0,
                         "failure to get a peer from the ring-balancer: upstream '%s' has no "
-                        "target that can take connections",
+                        "target that can take connections (none, every weight 0, or not "
+                        "healthy enough)",
                         dp_balancer_name(ep->bal));
             return step_end(s, DP_ERROR, 503, "no peer");
         }
@@ -823,6 +843,9 @@ session_connect_next(struct dp_session *s)
         }
         dp_sess_log(s, ST_LOG_INFO, rc, "connect() failed (attempt %u)", s->attempts);
         upstream_drop(s);
+        if (rc != -EMFILE && rc != -ENFILE && rc != -ENOMEM) {
+            session_report(s, DP_HEALTH_TCP_FAILURE);
+        }
         if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
             break;
         }
@@ -853,6 +876,7 @@ session_connect_check(struct dp_session *s)
     dp_sess_log(s, ST_LOG_INFO, err, "connect() failed (attempt %u)", s->attempts);
     upstream_drop(s);
     dp_timer_del(&s->w->loop, &s->timer);
+    session_report(s, DP_HEALTH_TCP_FAILURE);
     return session_connect_next(s);
 }
 
@@ -865,6 +889,7 @@ session_connect(struct dp_session *s, enum dp_sess_event ev)
     if (ev == DP_SESS_EV_TIMER) {
         dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->ep->svc->connect_timeout);
         upstream_drop(s);
+        session_report(s, DP_HEALTH_TIMEOUT);
         return session_connect_next(s);
     }
     return session_connect_check(s);

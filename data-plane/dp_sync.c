@@ -91,7 +91,7 @@ dp_sync_apply(struct dp_sync *s, const uint8_t *p, size_t len, bool from_cache, 
 {
     struct dp_ctx *ctx = s->ctx;
     struct st_snapshot *snap = NULL;
-    struct dp_runtime *rt = NULL;
+    struct dp_runtime *rt = NULL, *prev;
     struct st_err cerr;
     int rc;
 
@@ -99,7 +99,11 @@ dp_sync_apply(struct dp_sync *s, const uint8_t *p, size_t len, bool from_cache, 
     if (rc < 0) {
         return rc;
     }
-    rc = dp_runtime_new(snap, &rt, err);
+    pthread_mutex_lock(&ctx->lock);
+    prev = ctx->rt != NULL ? dp_runtime_ref(ctx->rt) : NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    rc = dp_runtime_new(snap, prev, &rt, err);
+    dp_runtime_unref(prev);
     if (rc < 0) {
         return rc;
     }

@@ -42,7 +42,7 @@ make(const char *algorithm, const char *hash_on, const uint32_t *weights, size_t
         specs[i].weight = weights[i];
         specs[i].target = names[i];
     }
-    return dp_balancer_new(&u, specs, n);
+    return dp_balancer_new(&u, specs, n, 0);
 }
 
 static int
