@@ -556,6 +556,12 @@ dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
     return 0;
 }
 
+const struct st_snapshot *
+dp_runtime_snapshot(const struct dp_runtime *rt)
+{
+    return rt->snap;
+}
+
 size_t
 dp_runtime_balancers(const struct dp_runtime *rt, struct dp_balancer *const **out)
 {

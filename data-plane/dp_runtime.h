@@ -54,6 +54,9 @@ uint64_t dp_runtime_version(const struct dp_runtime *rt);
 int dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
                      const struct st_route **route, const struct dp_service_ep **ep);
 
+/* The snapshot rt was built from (valid while the caller holds its reference). */
+const struct st_snapshot *dp_runtime_snapshot(const struct dp_runtime *rt);
+
 /* The balancers, one per upstream (valid while the caller holds its reference). */
 size_t dp_runtime_balancers(const struct dp_runtime *rt, struct dp_balancer *const **out);
 

@@ -15,7 +15,9 @@
 #include <string.h>
 
 #include "dp_ctx.h"
+#include "dp_runtime.h"
 #include "dp_tls.h"
+#include "dp_upstream_health.h"
 #include "st_addr.h"
 #include "st_conf.h"
 #include "st_connguard.h"
@@ -199,6 +201,35 @@ guard_conn(struct MHD_Connection *conn)
     return ci != NULL ? ci->socket_context : NULL;
 }
 
+/* Kong's Status API GET /upstreams/{u}/health[?balancer_health=1]: this DP's view. */
+static enum MHD_Result
+serve_upstream_health(struct dp_status *st, struct MHD_Connection *conn, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    const char *bh = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "balancer_health");
+    struct dp_runtime *rt;
+    json_t *body = NULL;
+    char key[512];
+
+    if (slash == NULL || strcmp(slash, "/health") != 0 || slash == rest ||
+        (size_t)(slash - rest) >= sizeof(key)) {
+        return reply_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "message", "Not found"));
+    }
+    memcpy(key, rest, (size_t)(slash - rest));
+    key[slash - rest] = '\0';
+    pthread_mutex_lock(&st->ctx->lock);
+    rt = st->ctx->rt != NULL ? dp_runtime_ref(st->ctx->rt) : NULL;
+    pthread_mutex_unlock(&st->ctx->lock);
+    if (rt != NULL) {
+        body = dp_upstream_health_json(rt, key, bh != NULL && strcmp(bh, "1") == 0, st->ctx->id);
+        dp_runtime_unref(rt);
+    }
+    if (body == NULL) {
+        return reply_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "message", "Not found"));
+    }
+    return reply_json(conn, MHD_HTTP_OK, body);
+}
+
 static enum MHD_Result
 status_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size,
@@ -226,6 +257,9 @@ status_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     }
     if (strcmp(url, "/metrics") == 0) {
         return serve_metrics(st, conn);
+    }
+    if (strncmp(url, "/upstreams/", 11) == 0) {
+        return serve_upstream_health(st, conn, url + 11);
     }
     return reply_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "message", "Not found"));
 }

@@ -170,3 +170,42 @@ def test_threshold(st):
     dp.wait_synced()
     for _ in range(5):
         assert pinged(dp.port)
+
+
+def test_status_listener_health_view(st):
+    a = echo(st, name="a")
+    dead = free_port(st)
+    cp, dp = pool(st, ACTIVE_TCP, [a.port, dead])
+    cp.ok("POST", "/upstreams/hc.test/targets", json_body={"target": "127.0.0.1:7",
+                                                           "weight": 0})
+    dp.wait_synced()
+    dp.wait_log(rf"target 127\.0\.0\.1:{dead} .* is now unhealthy", timeout=scaled(10))
+    r = dp.status_get("/upstreams/hc.test/health")
+    assert r.status == 200, r
+    assert r.json["node_id"] == dp.dp_id() and r.json["next"] is None
+    by = {t["target"]: t for t in r.json["data"]}
+    assert set(by) == {f"127.0.0.1:{a.port}", f"127.0.0.1:{dead}"}  # weight 0 not listed
+    assert by[f"127.0.0.1:{a.port}"]["health"] == "HEALTHY"
+    assert by[f"127.0.0.1:{dead}"]["health"] == "UNHEALTHY"
+    assert by[f"127.0.0.1:{dead}"]["data"]["addresses"] == [
+        {"ip": "127.0.0.1", "port": dead, "health": "UNHEALTHY", "weight": 100}]
+    uid = cp.get("/upstreams/hc.test").json["id"]
+    assert by[f"127.0.0.1:{a.port}"]["upstream"] == {"id": uid}
+    # by id too, and Kong's balancer_health view
+    assert dp.status_get(f"/upstreams/{uid}/health").json["data"] == r.json["data"]
+    b = dp.status_get("/upstreams/hc.test/health?balancer_health=1").json["data"]
+    assert b["id"] == uid and b["health"] == "HEALTHY" and b["balancer_health"] == "HEALTHY"
+    assert b["details"] == {"healthy": True, "weight": {"total": 200, "available": 100,
+                                                        "unavailable": 100}}
+    assert dp.status_get("/upstreams/nope.test/health").status == 404
+    assert dp.status_get("/upstreams/hc.test/nope").status == 404
+
+
+def test_health_view_without_checks(st):
+    a = echo(st, name="a")
+    cp, dp = pool(st, {}, [a.port])
+    t = dp.status_get("/upstreams/hc.test/health").json["data"]
+    assert [x["health"] for x in t] == ["HEALTHCHECKS_OFF"]
+    assert t[0]["data"]["addresses"][0]["health"] == "HEALTHCHECKS_OFF"
+    assert dp.status_get("/upstreams/hc.test/health?balancer_health=1").json["data"][
+        "health"] == "HEALTHCHECKS_OFF"
