@@ -410,10 +410,11 @@ get_by(struct cp_store_sql *q, const struct cp_rel *r, const char *col, const ch
 }
 
 int
-cp_store__get(struct cp_store *s, const struct cp_rel *r, const char *parent_field,
-              const char *parent_id, const char *key, json_t **out)
+cp_store__get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                 const char *parent_id, const char *key, json_t **out)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     const struct cp_rel_col *parent = parent_id != NULL ? parent_col(r, parent_field) : NULL;
     int rc = -ST_ENOTFOUND;
 
@@ -426,6 +427,12 @@ cp_store__get(struct cp_store *s, const struct cp_rel *r, const char *parent_fie
         rc = get_by(q, r, r->endpoint, key, parent, parent_id, out);
     }
     return rc;
+}
+
+int
+cp_store__get(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out)
+{
+    return cp_store__get_in(s, k, NULL, NULL, key, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -625,10 +632,11 @@ refused_write(const struct cp_rel *r, const struct row *w, int rc, const struct 
 }
 
 int
-cp_store__write(struct cp_store *s, const struct cp_rel *r, const json_t *obj, bool insert,
+cp_store__write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
                 struct st_err *err)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     struct cp_sql_res res = {0};
     struct cp_sql st;
     struct row w;
@@ -750,9 +758,10 @@ refused_by(const struct cp_store_sql *q, const struct cp_rel *r, const char *con
 }
 
 int
-cp_store__remove(struct cp_store *s, const struct cp_rel *r, const char *id, struct st_err *err)
+cp_store__remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     struct cp_sql_res res = {0};
     struct cp_sql st;
     int rc;
@@ -834,10 +843,11 @@ page_run(struct cp_store_sql *q, struct cp_sql *st, cp_sql_row_fn *fn, size_t si
 }
 
 int
-cp_store__page(struct cp_store *s, const struct cp_rel *r, const struct cp_page_opts *o,
+cp_store__page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
                json_t **data, char **next_offset, struct st_err *err)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     const struct cp_rel_col *parent = o->parent_id ? parent_col(r, o->parent_field) : NULL;
     char *tags_text = NULL;
     bool first = true;
@@ -1054,7 +1064,7 @@ cp_store__tags_page(struct cp_store *s, const char *tag, size_t size, const char
 }
 
 /* ------------------------------------------------------------------------ */
-/* the handle, and the ops by kind */
+/* the handle */
 
 void
 cp_store__init(struct cp_store_sql *q, const struct cp_store_ops *ops,
@@ -1086,37 +1096,4 @@ cp_store__close(struct cp_store *s)
 {
     cp_store__rollback(s);
     sql(s)->d->close(sql(s));
-}
-
-int
-cp_store__get_kind(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out)
-{
-    return cp_store__get(s, cp_store_rel_of(k), NULL, NULL, key, out);
-}
-
-int
-cp_store__get_in_kind(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
-                      const char *parent_id, const char *key, json_t **out)
-{
-    return cp_store__get(s, cp_store_rel_of(k), parent_field, parent_id, key, out);
-}
-
-int
-cp_store__write_kind(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
-                     struct st_err *err)
-{
-    return cp_store__write(s, cp_store_rel_of(k), obj, insert, err);
-}
-
-int
-cp_store__remove_kind(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
-{
-    return cp_store__remove(s, cp_store_rel_of(k), id, err);
-}
-
-int
-cp_store__page_kind(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
-                    json_t **data, char **next_offset, struct st_err *err)
-{
-    return cp_store__page(s, cp_store_rel_of(k), o, data, next_offset, err);
 }
