@@ -121,6 +121,17 @@ post_recv_locked(struct sync_ctx *c)
     nng_ctx_recv(c->ctx, c->aio);
 }
 
+/* Ends c's exchange: it receives again unless the server is closing (or again is
+ * false). Called with mu held. */
+static void
+idle_locked(struct sync_ctx *c, bool again)
+{
+    c->state = SYNC_IDLE;
+    if (again && !c->sy->closing) {
+        post_recv_locked(c);
+    }
+}
+
 /* Opens one more receiving context. Called with mu held. */
 static void
 add_ctx_locked(struct cp_sync *sy)
@@ -190,60 +201,45 @@ corrupt_copy(const struct cp_snapshot_blob *b, uint8_t *copy)
 /* nng's header on a reply (the request id) counts toward the DP's NNG_OPT_RECVMAXSZ. */
 #define SYNC_REPLY_SLACK 64
 
-/* True when an answer of len bytes carrying b is beyond cluster_max_payload: the DP
- * would drop it and its connection with it. Logs once per version and fills reason,
- * the refusal the DP logs. */
+/* Whether an answer of len bytes carrying b is beyond cluster_max_payload: the CP's (dp
+ * false), or the asking DP's, which its request carries (dp true). Sent anyway, nng on the
+ * DP would drop it with the connection and say nothing (nng 1.5.2), so the DP is told
+ * instead. Fills reason, the refusal the DP logs; logs once per version. */
 static bool
-payload_too_big(struct cp_sync *sy, const struct cp_snapshot_blob *b, size_t len, char *reason,
-                size_t size)
-{
-    const long long max = (long long)sy->conf->cluster_max_payload;
-    bool first;
-
-    if ((long long)len + SYNC_REPLY_SLACK <= max) {
-        return false;
-    }
-    st_snprintf(reason, size,
-                "configuration version %llu is %zu bytes, beyond cluster_max_payload (%lld "
-                "bytes): raise cluster_max_payload on the control plane and every data plane",
-                (unsigned long long)b->version, len, max);
-    pthread_mutex_lock(&sy->mu);
-    first = sy->big_logged != b->version;
-    sy->big_logged = b->version;
-    pthread_mutex_unlock(&sy->mu);
-    if (first) {
-        st_log(ST_LOG_ERR, 0, "cluster: not sent to data planes: %s", reason);
-    }
-    return true;
-}
-
-/* Whether a response of len bytes is beyond the asking DP's cluster_max_payload, which its
- * request carries: sent anyway, nng on the DP would drop it with the connection and
- * say nothing (nng 1.5.2), so the DP is told instead. Fills reason; logs once per
- * version. */
-static bool
-beyond_dp(struct sync_ctx *c, const struct cp_snapshot_blob *b, size_t len, char *reason,
-          size_t size)
+too_big(struct sync_ctx *c, const struct cp_snapshot_blob *b, size_t len, bool dp, char *reason,
+        size_t size)
 {
     struct cp_sync *sy = c->sy;
+    const long long cp_max = (long long)sy->conf->cluster_max_payload;
+    const long long max = dp ? (long long)c->dp_max : cp_max;
+    uint64_t *logged = dp ? &sy->dp_big_logged : &sy->big_logged;
     bool first;
 
-    if (c->dp_max <= 0 || (long long)len + SYNC_REPLY_SLACK <= (long long)c->dp_max) {
+    if (max <= 0 || (long long)len + SYNC_REPLY_SLACK <= max) {
         return false;
     }
-    st_snprintf(reason, size,
-                "configuration version %llu is %zu bytes, beyond this data plane's "
-                "cluster_max_payload (%lld bytes): raise it to the control plane's (%lld bytes)",
-                (unsigned long long)b->version, len, (long long)c->dp_max,
-                (long long)sy->conf->cluster_max_payload);
+    if (dp) {
+        st_snprintf(reason, size,
+                    "configuration version %llu is %zu bytes, beyond this data plane's "
+                    "cluster_max_payload (%lld bytes): raise it to the control plane's (%lld "
+                    "bytes)",
+                    (unsigned long long)b->version, len, max, cp_max);
+    } else {
+        st_snprintf(reason, size,
+                    "configuration version %llu is %zu bytes, beyond cluster_max_payload (%lld "
+                    "bytes): raise cluster_max_payload on the control plane and every data plane",
+                    (unsigned long long)b->version, len, max);
+    }
     pthread_mutex_lock(&sy->mu);
-    first = sy->dp_big_logged != b->version;
-    sy->dp_big_logged = b->version;
+    first = *logged != b->version;
+    *logged = b->version;
     pthread_mutex_unlock(&sy->mu);
-    if (first) {
+    if (first && dp) {
         st_log(ST_LOG_WARN, 0,
-               "cluster: not sent to a data plane whose cluster_max_payload is %lld bytes: %s",
-               (long long)c->dp_max, reason);
+               "cluster: not sent to a data plane whose cluster_max_payload is %lld bytes: %s", max,
+               reason);
+    } else if (first) {
+        st_log(ST_LOG_ERR, 0, "cluster: not sent to data planes: %s", reason);
     }
     return true;
 }
@@ -275,8 +271,8 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
     if (rv == 0 && status == ST_SYNC_OK) {
         char why[300];
 
-        if (payload_too_big(sy, b, len, why, sizeof(why)) ||
-            beyond_dp(c, b, len, why, sizeof(why))) {
+        if (too_big(c, b, len, false, why, sizeof(why)) ||
+            too_big(c, b, len, true, why, sizeof(why))) {
             free(copy);
             send_resp(c, ST_SYNC_REFUSED, why, NULL);
             return;
@@ -295,10 +291,7 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
             st_log(ST_LOG_ERR, 0, "cluster: cannot build a response: %s", st_strerror(rv));
         }
         nng_msg_free(m);
-        c->state = SYNC_IDLE;
-        if (!sy->closing) {
-            post_recv_locked(c);
-        }
+        idle_locked(c, true);
         pthread_mutex_unlock(&sy->mu);
         return;
     }
@@ -458,7 +451,7 @@ hold(struct sync_ctx *c, uint64_t gen0)
 
     pthread_mutex_lock(&sy->mu);
     if (sy->closing) {
-        c->state = SYNC_IDLE;
+        idle_locked(c, false);
         pthread_mutex_unlock(&sy->mu);
         return;
     }
@@ -547,57 +540,38 @@ ctx_cb(void *arg)
     struct sync_ctx *c = arg;
     struct cp_sync *sy = c->sy;
     int rv = nng_aio_result(c->aio);
-    enum sync_state state;
+    bool recv;
 
     pthread_mutex_lock(&sy->mu);
-    state = c->state;
-    if (state == SYNC_RECV) {
+    recv = c->state == SYNC_RECV;
+    if (recv) {
         sy->n_receiving--;
     }
+    if (c->state == SYNC_SEND && rv != 0) {
+        nng_msg_free(nng_aio_get_msg(c->aio));
+    }
+    if (c->state == SYNC_SEND || (recv && rv != 0)) { /* a closed socket receives no more */
+        idle_locked(c, !recv || rv != NNG_ECLOSED);
+    }
     pthread_mutex_unlock(&sy->mu);
-
-    if (state == SYNC_SEND) {
-        if (rv != 0) {
-            nng_msg_free(nng_aio_get_msg(c->aio));
-        }
-        pthread_mutex_lock(&sy->mu);
-        c->state = SYNC_IDLE;
-        if (!sy->closing) {
-            post_recv_locked(c);
-        }
-        pthread_mutex_unlock(&sy->mu);
-        return;
+    if (recv && rv == 0) {
+        ensure_receiver(sy);
+        handle_request(c, nng_aio_get_msg(c->aio));
     }
-    if (state != SYNC_RECV) {
-        return;
-    }
-    if (rv != 0) {
-        pthread_mutex_lock(&sy->mu);
-        c->state = SYNC_IDLE;
-        if (!sy->closing && rv != NNG_ECLOSED) {
-            post_recv_locked(c);
-        }
-        pthread_mutex_unlock(&sy->mu);
-        return;
-    }
-    ensure_receiver(sy);
-    handle_request(c, nng_aio_get_msg(c->aio));
 }
 
 static void
 timer_cb(void *arg)
 {
     struct sync_ctx *c = arg;
-    bool closing;
+    bool wait;
 
     pthread_mutex_lock(&c->sy->mu);
-    closing = c->sy->closing;
-    if (closing || c->state != SYNC_WAIT) {
-        pthread_mutex_unlock(&c->sy->mu);
-        return;
-    }
+    wait = !c->sy->closing && c->state == SYNC_WAIT;
     pthread_mutex_unlock(&c->sy->mu);
-    answer_current(c);
+    if (wait) {
+        answer_current(c);
+    }
 }
 
 void
