@@ -155,8 +155,8 @@ struct cp_store_sql;
 
 struct cp_store_dialect {
     char ph; /* placeholders: '?' ?1 ?2 (SQLite), '$' $1 $2 (Postgres) */
-    const char *begin_read, *begin_write, *begin_snapshot; /* a consistent read */
-    const char *write_lock;                                /* run after begin_write, or NULL */
+    const char *begin_write, *begin_snapshot; /* a consistent read; a read is plain BEGIN */
+    const char *write_lock;                   /* run after begin_write, or NULL */
     const char *collate; /* appended to a text argument compared with a column */
 
     /* The executor: runs st, calling fn (may be NULL) for each row. Returns 0, or a negative

@@ -301,7 +301,7 @@ cp_store__begin(struct cp_store *s, bool write)
     int rc;
 
     ST_ASSERT(!q->in_tx);
-    rc = exec0(q, write ? q->d->begin_write : q->d->begin_read);
+    rc = exec0(q, write ? q->d->begin_write : "BEGIN");
     if (rc < 0) {
         return rc;
     }
