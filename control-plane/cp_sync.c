@@ -473,20 +473,20 @@ handle_request(struct sync_ctx *c, nng_msg *m)
     char reason[256] = "";
     enum version_verdict vv;
     uint64_t gen0;
+    int rc;
 
     pipe_ip(sy, nng_msg_get_pipe(m), ip, sizeof(ip));
-    if (st_syncmsg_req_decode(nng_msg_body(m), nng_msg_len(m), &req) < 0) {
-        nng_msg_free(m);
+    rc = st_syncmsg_req_decode(nng_msg_body(m), nng_msg_len(m), &req);
+    nng_msg_free(m);
+    if (rc < 0) {
         st_log(ST_LOG_INFO, 0, "cluster: undecodable request from %s", ip);
         send_resp(c, ST_SYNC_REFUSED, "cannot decode the sync request", NULL);
         return;
     }
-    nng_msg_free(m);
     if (req.dp_id == NULL || req.dp_id[0] == '\0') {
         st_log(ST_LOG_WARN, 0, "cluster: refused data plane %s: data plane didn't pass the id", ip);
-        st_syncmsg_req_fini(&req);
-        send_resp(c, ST_SYNC_REFUSED, "data plane didn't pass the id", NULL);
-        return;
+        st_snprintf(reason, sizeof(reason), "data plane didn't pass the id");
+        goto refuse;
     }
     vv = version_ok(req.dp_version, reason, sizeof(reason));
     if (vv != VERSION_OK) {
@@ -494,9 +494,7 @@ handle_request(struct sync_ctx *c, nng_msg *m)
         if (vv == VERSION_INCOMPATIBLE) {
             cp_registry_seen(sy->reg, &req, ip, CP_REGISTRY_SYNC_VERSION_INCOMPATIBLE, reason);
         }
-        st_syncmsg_req_fini(&req);
-        send_resp(c, ST_SYNC_REFUSED, reason, NULL);
-        return;
+        goto refuse;
     }
     if (reason[0] != '\0') {
         st_log(ST_LOG_DEBUG, 0, "cluster: data plane %s (%s): %s", req.dp_id, ip, reason);
@@ -529,6 +527,10 @@ handle_request(struct sync_ctx *c, nng_msg *m)
         hold(c, gen0);
     }
     cp_snapshot_blob_unref(b);
+    return;
+refuse:
+    st_syncmsg_req_fini(&req);
+    send_resp(c, ST_SYNC_REFUSED, reason, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
