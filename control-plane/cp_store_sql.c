@@ -799,38 +799,51 @@ where(bool *first)
 
 struct page {
     size_t size;
+    bool tags; /* rows of (tag, entity_name, entity_id); else of docs */
     json_t *arr;
     char *next;
 };
+
+static const char *
+last_str(const struct page *p, const char *key)
+{
+    return json_string_value(json_object_get(json_array_get(p->arr, p->size - 1), key));
+}
 
 static int
 row_page(void *arg, const struct cp_sql_row *row)
 {
     struct page *p = arg;
     json_error_t jerr;
-    json_t *doc;
+    json_t *v = NULL;
 
     if (json_array_size(p->arr) == p->size) {
         /* one more row than asked: there is a next page after the last one kept */
-        json_t *last = json_array_get(p->arr, p->size - 1);
-
-        p->next = st_xstrdup(json_string_value(json_object_get(last, "id")));
+        p->next = p->tags
+                      ? cp_store_tags_offset_make(last_str(p, "tag"), last_str(p, "entity_name"),
+                                                  last_str(p, "entity_id"))
+                      : st_xstrdup(last_str(p, "id"));
         return 1;
     }
-    doc = row->col[0] != NULL ? json_loadb(row->col[0], row->len[0], 0, &jerr) : NULL;
-    if (doc != NULL) {
-        json_array_append_new(p->arr, doc);
+    if (p->tags && row->col[0] != NULL && row->col[1] != NULL && row->col[2] != NULL) {
+        v = json_pack("{s:s,s:s,s:s}", "entity_name", row->col[1], "entity_id", row->col[2], "tag",
+                      row->col[0]);
+    } else if (!p->tags && row->col[0] != NULL) {
+        v = json_loadb(row->col[0], row->len[0], 0, &jerr);
+    }
+    if (v != NULL) {
+        json_array_append_new(p->arr, v);
     }
     return 0;
 }
 
 /* Runs a page's statement into *data and *next_offset. */
 static int
-page_run(struct cp_store_sql *q, struct cp_sql *st, cp_sql_row_fn *fn, size_t size, json_t **data,
+page_run(struct cp_store_sql *q, struct cp_sql *st, bool tags, size_t size, json_t **data,
          char **next_offset)
 {
-    struct page p = {size, json_array(), NULL};
-    int rc = run(q, st, fn, &p, NULL);
+    struct page p = {size, tags, json_array(), NULL};
+    int rc = run(q, st, row_page, &p, NULL);
 
     if (rc < 0) {
         json_decref(p.arr);
@@ -876,7 +889,7 @@ cp_store__page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_o
     }
     cp_sql_add(&st, " ORDER BY id LIMIT ");
     cp_sql_int(&st, (int64_t)o->size + 1);
-    rc = page_run(q, &st, row_page, o->size, data, next_offset);
+    rc = page_run(q, &st, false, o->size, data, next_offset);
     free(tags_text);
     return rc;
 }
@@ -1002,26 +1015,6 @@ cp_store__count(struct cp_store *s, enum st_entity_kind k, uint64_t *n)
 /* ------------------------------------------------------------------------ */
 /* tags */
 
-static int
-row_tag(void *arg, const struct cp_sql_row *row)
-{
-    struct page *p = arg;
-
-    if (json_array_size(p->arr) == p->size) {
-        json_t *last = json_array_get(p->arr, p->size - 1);
-
-        p->next = cp_store_tags_offset_make(json_string_value(json_object_get(last, "tag")),
-                                            json_string_value(json_object_get(last, "entity_name")),
-                                            json_string_value(json_object_get(last, "entity_id")));
-        return 1;
-    }
-    if (row->col[0] != NULL && row->col[1] != NULL && row->col[2] != NULL) {
-        json_array_append_new(p->arr, json_pack("{s:s,s:s,s:s}", "entity_name", row->col[1],
-                                                "entity_id", row->col[2], "tag", row->col[0]));
-    }
-    return 0;
-}
-
 /* Every (tag, entity) pair of every table, one page of them, ordered by tag, entity_name,
  * entity_id. Arguments: 1 the tag or NULL, 2-4 the offset's (tag, entity_name, entity_id)
  * or NULL, 5 the limit. */
@@ -1058,7 +1051,7 @@ cp_store__tags_page(struct cp_store *s, const char *tag, size_t size, const char
     cp_sql_add(&st, " (tag, entity_name, entity_id) > (%c2%s, %c3%s, %c4%s))", st.ph, co, st.ph, co,
                st.ph, co);
     cp_sql_add(&st, " ORDER BY tag, entity_name, entity_id LIMIT %c5", st.ph);
-    rc = page_run(q, &st, row_tag, size, data, next_offset);
+    rc = page_run(q, &st, true, size, data, next_offset);
     json_decref(off);
     return rc;
 }

@@ -604,19 +604,6 @@ cp_sync_notify_cb(void *arg)
     cp_sync_notify(arg);
 }
 
-/* "ip:port" of the pipe's peer, for the refusal log line. */
-static void
-pipe_peer(const struct cp_sync *sy, nng_pipe p, char *buf, size_t size)
-{
-    struct sockaddr_storage ss;
-
-    if (pipe_addr(sy, p, &ss)) {
-        st_addr_format((const struct sockaddr *)&ss, buf, size);
-    } else {
-        st_snprintf(buf, size, "unknown");
-    }
-}
-
 /* Whether to log a refusal of a DP at ip now; *quiet gets the refusals from that
  * address left unlogged since its last line. Called with mu held. */
 static bool
@@ -695,6 +682,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     char ip[64];
     char peer[96];
     char more[64] = "";
+    struct sockaddr_storage ss;
 
     if (ev != NNG_PIPE_EV_ADD_PRE) {
         return;
@@ -709,7 +697,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         return;
     }
     pipe_ip(sy, p, ip, sizeof(ip));
-    pipe_peer(sy, p, peer, sizeof(peer));
+    st_snprintf(peer, sizeof(peer), "unknown");
+    if (pipe_addr(sy, p, &ss)) {
+        st_addr_format((const struct sockaddr *)&ss, peer, sizeof(peer)); /* ip:port */
+    }
     pthread_mutex_lock(&sy->mu);
     log = refusal_log_due(sy, ip, &quiet);
     pause = refusal_pause_due(sy);
