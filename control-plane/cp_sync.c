@@ -100,7 +100,7 @@ struct cp_sync {
     bool closing;
     bool corrupt;           /* STRAIT_TEST_CORRUPT_SNAPSHOT */
     uint64_t big_logged;    /* the last version refused as beyond cluster_max_payload, under mu */
-    uint64_t dp_big_logged; /* ... as beyond a DP's (beyond_dp), under mu */
+    uint64_t dp_big_logged; /* ... as beyond a DP's, under mu */
     struct refusal refused[REFUSAL_SLOTS]; /* pipe_cb's log, under mu */
     int64_t refusal_budget_ms;             /* pipe_cb's pauses, under mu */
     int64_t refusal_budget_at;             /* monotonic ms of its last update */
