@@ -17,6 +17,7 @@
 #include "dp_balancer.h"
 #include "dp_ctx.h"
 #include "dp_runtime.h"
+#include "dp_sync.h"
 #include "dp_tls.h"
 #include "dp_xprt.h"
 #include "dp_xprt_tls.h"
@@ -48,6 +49,8 @@ struct probe {
 
 struct dp_health {
     struct dp_ctx *ctx;
+    struct dp_sync *sync; /* told of health changes (dp_sync_poke) */
+    uint64_t epoch_told;  /* ctx->health_epoch when it was last told */
     pthread_t thread;
     atomic_bool stop;
     struct probe *probes[PROBES_MAX];
@@ -82,6 +85,7 @@ probe_done(struct dp_health *h, size_t idx, enum dp_health_event ev, const char 
 
     st_addr_format(dp_balancer_addr(p->b, p->peer), addr, sizeof(addr));
     if (r != 0) {
+        atomic_fetch_add_explicit(&h->ctx->health_epoch, 1, memory_order_relaxed);
         st_log(ST_LOG_WARN, 0,
                "health check: target %s (%s) of upstream '%s' is now %s (active %s probe: %s)",
                target, addr, dp_balancer_name(p->b), r > 0 ? "healthy" : "unhealthy",
@@ -346,6 +350,19 @@ schedule(struct dp_health *h, struct dp_runtime *rt, int64_t now)
 
 /* ---------------------------------------------------------------- the thread */
 
+/* A change of health goes to the CP now, not at the next long poll's end (within a tick:
+ * several changes at once make one report). */
+static void
+tell_sync(struct dp_health *h)
+{
+    uint64_t e = atomic_load_explicit(&h->ctx->health_epoch, memory_order_relaxed);
+
+    if (e != h->epoch_told && h->sync != NULL) {
+        h->epoch_told = e;
+        dp_sync_poke(h->sync);
+    }
+}
+
 static short
 want(const struct probe *p)
 {
@@ -387,6 +404,7 @@ health_main(void *arg)
                 wait = (int)(h->probes[k]->deadline > now ? h->probes[k]->deadline - now : 0);
             }
         }
+        tell_sync(h);
         if (poll(fds, h->n, wait) < 0 && errno != EINTR) {
             st_log(ST_LOG_ERR, errno, "health check: poll");
         }
@@ -419,12 +437,13 @@ health_main(void *arg)
 }
 
 struct dp_health *
-dp_health_start(struct dp_ctx *ctx, struct st_err *err)
+dp_health_start(struct dp_ctx *ctx, struct dp_sync *sync, struct st_err *err)
 {
     struct dp_health *h = st_xcalloc(1, sizeof(*h));
     int rc;
 
     h->ctx = ctx;
+    h->sync = sync;
     atomic_init(&h->stop, false);
     rc = pthread_create(&h->thread, NULL, health_main, h);
     if (rc != 0) {

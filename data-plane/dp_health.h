@@ -10,10 +10,12 @@
 
 struct dp_ctx;
 struct dp_health;
+struct dp_sync;
 struct st_err;
 
-/* Starts the thread, which follows ctx's current runtime. NULL with err set. */
-struct dp_health *dp_health_start(struct dp_ctx *ctx, struct st_err *err);
+/* Starts the thread, which follows ctx's current runtime and tells sync (may be NULL)
+ * when any peer's health changed (ctx->health_epoch). NULL with err set. */
+struct dp_health *dp_health_start(struct dp_ctx *ctx, struct dp_sync *sync, struct st_err *err);
 
 /* Stops the thread (its probes closed, unreported) and frees it. NULL is a no-op. */
 void dp_health_stop(struct dp_health *h);

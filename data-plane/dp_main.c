@@ -247,7 +247,7 @@ proc_start(struct dp_proc *p, struct st_err *err)
     if (rc < 0) {
         return st_err_set(err, rc, NULL, "cannot start sync: %s", strerror(-rc));
     }
-    p->health = dp_health_start(&p->ctx, err);
+    p->health = dp_health_start(&p->ctx, p->sync, err);
     return p->health != NULL ? 0 : -ST_ECONF;
 }
 

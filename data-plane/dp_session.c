@@ -765,6 +765,7 @@ session_report(struct dp_session *s, enum dp_health_event ev)
     }
     r = dp_balancer_report(s->bal, s->bal_peer, ev, false);
     if (r != 0) {
+        atomic_fetch_add_explicit(&s->w->ctx->health_epoch, 1, memory_order_relaxed);
         dp_sess_log(s, ST_LOG_WARN, 0, "target %s of upstream '%s' is now %s (passive check)",
                     dp_balancer_target(s->bal, s->bal_peer), dp_balancer_name(s->bal),
                     r > 0 ? "healthy" : "unhealthy");

@@ -94,6 +94,45 @@ balancer_json(const struct st_upstream *u, const struct dp_balancer *b)
                      (json_int_t)available, "unavailable", (json_int_t)(total - available));
 }
 
+char *
+dp_upstream_health_report(const struct dp_runtime *rt)
+{
+    const struct st_snapshot *snap = dp_runtime_snapshot(rt);
+    struct dp_balancer *const *bals;
+    json_t *all = json_object();
+    char *text = NULL;
+
+    (void)dp_runtime_balancers(rt, &bals);
+    for (size_t u = 0; u < snap->n_upstreams; u++) {
+        const struct dp_balancer *b = bals[u];
+        json_t *targets;
+
+        if (!checks_in_use(dp_balancer_hc(b))) {
+            continue;
+        }
+        targets = json_object();
+        for (size_t i = 0; i < dp_balancer_size(b); i++) {
+            json_t *a = address_json(b, (int)i, true);
+            json_t *list = json_object_get(targets, dp_balancer_target(b, (int)i));
+
+            if (list == NULL) {
+                list = json_array();
+                json_object_set_new(targets, dp_balancer_target(b, (int)i), list);
+            }
+            json_array_append_new(list, json_pack("[O, O, b]", json_object_get(a, "ip"),
+                                                  json_object_get(a, "port"),
+                                                  dp_balancer_healthy(b, (int)i)));
+            json_decref(a);
+        }
+        json_object_set_new(all, snap->upstreams[u].id, targets);
+    }
+    if (json_object_size(all) > 0) {
+        text = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
+    }
+    json_decref(all);
+    return text;
+}
+
 json_t *
 dp_upstream_health_json(const struct dp_runtime *rt, const char *key, bool balancer,
                         const char *node_id)

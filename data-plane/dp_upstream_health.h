@@ -14,4 +14,9 @@ struct dp_runtime;
 json_t *dp_upstream_health_json(const struct dp_runtime *rt, const char *key, bool balancer,
                                 const char *node_id);
 
+/* What the DP reports of its health to the control plane (SyncRequest.upstream_health):
+ * {upstream_id: {target: [[ip, port, healthy], ...]}} for the upstreams that use health
+ * checks, as compact JSON (malloc'd), or NULL when none does. */
+char *dp_upstream_health_report(const struct dp_runtime *rt);
+
 #endif

@@ -219,7 +219,7 @@ def test_paths_equal_get_endpoints(st, spec):
 # does not document: none of them may be served, so an endpoint added to the server without
 # being added to docs/openapi.yaml (and GET /endpoints) makes this fail.
 KONG_PATHS = [
-    "/upstreams/u/health", "/upstreams/u/targets/t/healthy", "/upstreams/u/targets/t/unhealthy",
+    "/upstreams/u/targets/t/healthy", "/upstreams/u/targets/t/unhealthy",
     "/upstreams/u/targets/t/a/healthy", "/upstreams/u/targets/t/a/unhealthy",
     "/targets", "/targets/t", "/targets/t/upstream", "/plugins", "/plugins/p",
     "/plugins/enabled", "/plugins/schema/p", "/schemas/plugins/p",
