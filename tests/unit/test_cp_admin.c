@@ -334,6 +334,7 @@ test_routes_from_descriptions(void **state)
         /* issue 16: targets only under their upstream */
         "/upstreams",
         "/upstreams/{upstreams}",
+        "/upstreams/{upstreams}/health",
         "/upstreams/{upstreams}/targets",
         "/upstreams/{upstreams}/targets/{targets}",
     };
