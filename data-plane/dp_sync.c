@@ -551,14 +551,7 @@ dp_sync_new(struct dp_ctx *ctx, struct st_err *err)
     struct dp_sync *s = st_xcalloc(1, sizeof(*s));
 
     s->ctx = ctx;
-    s->memo = st_snapshot_memo_new();
-    atomic_init(&s->stop, false);
-    atomic_init(&s->done, false);
-    atomic_init(&s->bye_started, false);
-    atomic_init(&s->cur, 0);
-    atomic_init(&s->dialer_id, 0);
-    atomic_init(&s->up, false);
-    atomic_init(&s->lost, false);
+    s->memo = st_snapshot_memo_new(); /* the atomics start zeroed: false, 0 */
     s->round_ms = DP_SYNC_ROUND_MIN_MS;
     sync_labels(s);
     if (sync_cps(s, err) < 0 || sync_open(s, err) < 0 || sync_dial(s, err) < 0) {
