@@ -56,7 +56,6 @@
 #include "dp_preread.h"
 #include "dp_router.h"
 #include "dp_runtime.h"
-#include "dp_tls.h"
 #include "dp_verdict.h"
 #include "dp_worker.h"
 #include "dp_xprt.h"
