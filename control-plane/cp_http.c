@@ -337,18 +337,13 @@ token_ok(const struct cp_http *h, struct MHD_Connection *c)
 {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, HTTP_TOKEN_HEADER);
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    bool ok = false;
 
     if (v != NULL && token_matches(h, v)) {
-        ok = true;
+        return true;
     }
-    if (!ok && auth != NULL && strncasecmp(auth, "Bearer", 6) == 0 &&
-        (auth[6] == ' ' || auth[6] == '\t')) {
-        for (auth += 6; *auth == ' ' || *auth == '\t'; auth++) {
-        }
-        ok = token_matches(h, auth);
-    }
-    return ok;
+    return auth != NULL && strncasecmp(auth, "Bearer", 6) == 0 &&
+           (auth[6] == ' ' || auth[6] == '\t') &&
+           token_matches(h, auth + 6 + strspn(auth + 6, " \t"));
 }
 
 /* The session's peer certificate chain verifies against admin_ssl_client_ca (the trust
