@@ -1117,9 +1117,7 @@ sni_find(const struct dp_tls_certs *c, const char *name)
     return NULL;
 }
 
-/* Kong's runloop/certificate.lua find_certificate: exact, "*.<rest>" (first label
- * replaced; 3+ labels), "<prefix>.*" (last label replaced; 2+ labels), "*", default.
- * No SNI at all gets the default certificate, as in Kong. */
+/* Kong's runloop/certificate.lua find_certificate, in the order dp_tls.h gives. */
 SSL_CTX *
 dp_tls_certs_select(const struct dp_tls_certs *c, const char *sni)
 {
