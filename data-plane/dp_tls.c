@@ -156,14 +156,9 @@ protocols_parse(const char *s, char *bad, size_t size)
 static int
 proto_version(unsigned flag)
 {
-    switch (flag) {
-    case PROTO_TLS11:
-        return TLS1_1_VERSION;
-    case PROTO_TLS12:
-        return TLS1_2_VERSION;
-    default:
-        return TLS1_3_VERSION;
-    }
+    return flag == PROTO_TLS11   ? TLS1_1_VERSION
+           : flag == PROTO_TLS12 ? TLS1_2_VERSION
+                                 : TLS1_3_VERSION;
 }
 
 /* Fills tls.min_version, max_version, no_versions, ciphers, prefer_server. */
