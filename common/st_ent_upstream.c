@@ -14,7 +14,9 @@
 
 #define OFF(m) offsetof(struct st_upstream, m)
 
-#define HASH_ONE_OF "none, consumer, ip, header, cookie, path, query_arg, uri_capture"
+/* Kong's sources, then Strait's for stream connections: the SNI a TLS client sent, and
+ * the port of the listener that accepted the connection */
+#define HASH_ONE_OF "none, consumer, ip, header, cookie, path, query_arg, uri_capture, sni, port"
 
 /* ------------------------------------------------------------------------ */
 /* field checks                                                               */
@@ -58,7 +60,8 @@ static const char *const algorithms[] = {
     "consistent-hashing", "least-connections", "round-robin", "latency", NULL,
 };
 static const char *const hash_sources[] = {
-    "none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture", NULL,
+    "none",      "consumer",    "ip",  "header", "cookie", "path",
+    "query_arg", "uri_capture", "sni", "port",   NULL,
 };
 
 static json_t *
@@ -303,20 +306,32 @@ upstream_checks(json_t *obj, json_t *fields, unsigned flags)
     /* the fallbacks each hash_on allows (hash_fallback must not repeat hash_on) */
     static const struct {
         const char *on;
-        const char *const allowed[8];
+        const char *const allowed[10];
         const char *msg;
     } fallbacks[] = {
         {"none", {"none", NULL}, "none"},
         {"cookie", {"none", NULL}, "none"},
         {"consumer",
-         {"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture", NULL},
-         "none, ip, header, cookie, path, query_arg, uri_capture"},
+         {"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture", "sni", "port",
+          NULL},
+         "none, ip, header, cookie, path, query_arg, uri_capture, sni, port"},
         {"ip",
-         {"none", "consumer", "header", "cookie", "path", "query_arg", "uri_capture", NULL},
-         "none, consumer, header, cookie, path, query_arg, uri_capture"},
+         {"none", "consumer", "header", "cookie", "path", "query_arg", "uri_capture", "sni", "port",
+          NULL},
+         "none, consumer, header, cookie, path, query_arg, uri_capture, sni, port"},
         {"path",
-         {"none", "consumer", "header", "cookie", "query_arg", "ip", "uri_capture", NULL},
-         "none, consumer, header, cookie, query_arg, ip, uri_capture"},
+         {"none", "consumer", "header", "cookie", "query_arg", "ip", "uri_capture", "sni", "port",
+          NULL},
+         "none, consumer, header, cookie, query_arg, ip, uri_capture, sni, port"},
+        /* Strait's: the fallback is another source, as Kong asks of its own */
+        {"sni",
+         {"none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture", "port",
+          NULL},
+         "none, consumer, ip, header, cookie, path, query_arg, uri_capture, port"},
+        {"port",
+         {"none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture", "sni",
+          NULL},
+         "none, consumer, ip, header, cookie, path, query_arg, uri_capture, sni"},
     };
     const char *on = st_check_field_ok(obj, fields, "hash_on")
                          ? json_string_value(json_object_get(obj, "hash_on"))
@@ -353,7 +368,7 @@ upstream_checks(json_t *obj, json_t *fields, unsigned flags)
 #define HASH(name)                                                                                 \
     {#name, ST_FT_STRING, 0, check_hash, "\"none\"",                                                \
      .schema = "\"one_of\": [\"none\", \"consumer\", \"ip\", \"header\", \"cookie\", \"path\", "   \
-               "\"query_arg\", \"uri_capture\"]",                                                  \
+               "\"query_arg\", \"uri_capture\", \"sni\", \"port\"]",                                 \
      .dp = ST_DP_STR, .dp_off = OFF(name)}
 #define PARAM(name, check)                                                                         \
     {name, ST_FT_STRING, 0, check, NULL, .dp = ST_DP_NONE}
@@ -408,27 +423,36 @@ const struct st_entity_desc st_ent_upstream = {
     .fields = fields,
     .input = upstream_input,
     .checks = upstream_checks,
-    .checks_schema = "[" COND(
-        "hash_on", "header",
-        "hash_on_header", REQ) ", " COND("hash_fallback", "header",
-                                         "hash_fallback_header", REQ) ", " COND("hash_on", "cookie", "hash_on_cookie", REQ) ", " COND("hash_fallback", "cookie", "hash_on_cookie", REQ) ", " COND("hash_on", "none", "hash_fallback", "{\"one_of\": [\"none\"]}") ", " COND("hash_on", "cookie", "hash_fallback", "{\"one_of\": [\"none\"]}") ", " COND("hash_on",
-                                                                                                                                                                                                                                                                                                                                                        "consumer",
-                                                                                                                                                                                                                                                                                                                                                        "hash_fallback",
-                                                                                                                                                                                                                                                                                                                                                        "{\"one_of\": [\"none\", \"ip\", \"header\", \"cookie\", \"path\", \"query_arg\", "
-                                                                                                                                                                                                                                                                                                                                                        "\"uri_capture\"]}") ", " COND("hash_on",
-                                                                                                                                                                                                                                                                                                                                                                                       "ip",
-                                                                                                                                                                                                                                                                                                                                                                                       "hash_fallback",
-                                                                                                                                                                                                                                                                                                                                                                                       "{\"one_of\": [\"none\", \"consumer\", \"header\", \"cookie\", \"path\", "
-                                                                                                                                                                                                                                                                                                                                                                                       "\"query_arg\", \"uri_capture\"]}") ", " COND("hash_on",
-                                                                                                                                                                                                                                                                                                                                                                                                                                     "path",
-                                                                                                                                                                                                                                                                                                                                                                                                                                     "hash_fallback",
-                                                                                                                                                                                                                                                                                                                                                                                                                                     "{\"one_of\": [\"none\", \"consumer\", \"header\", \"cookie\", \"query_arg\", "
-                                                                                                                                                                                                                                                                                                                                                                                                                                     "\"ip\", \"uri_capture\"]}") ", " DISTINCT("hash_on_header",
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                "hash_fallback_header") ", " COND("hash_on", "query_arg", "hash_on_query_arg", REQ) ", " COND("hash_fallback", "query_arg", "hash_fallback_query_arg",
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                              REQ) ", " DISTINCT("hash_on_query_arg", "hash_fallback_query_arg") ", " COND("hash_on",
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                           "uri_capture",
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                           "hash_on_uri_capture",
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                           REQ) ", " COND("hash_fallback", "uri_capture", "hash_fallback_uri_capture", REQ) ", " DISTINCT("hash_on_uri_capture",
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                          "hash_fallback_uri_capture") "]",
+    /* clang-format off */
+    .checks_schema =
+        "[" COND("hash_on", "header", "hash_on_header", REQ) ", "
+        COND("hash_fallback", "header", "hash_fallback_header", REQ) ", "
+        COND("hash_on", "cookie", "hash_on_cookie", REQ) ", "
+        COND("hash_fallback", "cookie", "hash_on_cookie", REQ) ", "
+        COND("hash_on", "none", "hash_fallback", "{\"one_of\": [\"none\"]}") ", "
+        COND("hash_on", "cookie", "hash_fallback", "{\"one_of\": [\"none\"]}") ", "
+        COND("hash_on", "consumer", "hash_fallback",
+             "{\"one_of\": [\"none\", \"ip\", \"header\", \"cookie\", \"path\", \"query_arg\", "
+             "\"uri_capture\", \"sni\", \"port\"]}") ", "
+        COND("hash_on", "ip", "hash_fallback",
+             "{\"one_of\": [\"none\", \"consumer\", \"header\", \"cookie\", \"path\", "
+             "\"query_arg\", \"uri_capture\", \"sni\", \"port\"]}") ", "
+        COND("hash_on", "path", "hash_fallback",
+             "{\"one_of\": [\"none\", \"consumer\", \"header\", \"cookie\", \"query_arg\", "
+             "\"ip\", \"uri_capture\", \"sni\", \"port\"]}") ", "
+        COND("hash_on", "sni", "hash_fallback",
+             "{\"one_of\": [\"none\", \"consumer\", \"ip\", \"header\", \"cookie\", \"path\", "
+             "\"query_arg\", \"uri_capture\", \"port\"]}") ", "
+        COND("hash_on", "port", "hash_fallback",
+             "{\"one_of\": [\"none\", \"consumer\", \"ip\", \"header\", \"cookie\", \"path\", "
+             "\"query_arg\", \"uri_capture\", \"sni\"]}") ", "
+        DISTINCT("hash_on_header", "hash_fallback_header") ", "
+        COND("hash_on", "query_arg", "hash_on_query_arg", REQ) ", "
+        COND("hash_fallback", "query_arg", "hash_fallback_query_arg", REQ) ", "
+        DISTINCT("hash_on_query_arg", "hash_fallback_query_arg") ", "
+        COND("hash_on", "uri_capture", "hash_on_uri_capture", REQ) ", "
+        COND("hash_fallback", "uri_capture", "hash_fallback_uri_capture", REQ) ", "
+        DISTINCT("hash_on_uri_capture", "hash_fallback_uri_capture") "]",
+    /* clang-format on */
     .dp_size = sizeof(struct st_upstream),
 };

@@ -23,6 +23,8 @@ enum algorithm { ALG_ROUND_ROBIN = 0, ALG_LEAST_CONNECTIONS, ALG_CONSISTENT_HASH
 enum hash_source {
     HASH_NONE = 0, /* also Kong's HTTP-only sources: a stream connection has none of them */
     HASH_IP,
+    HASH_SNI,  /* Strait's: the SNI the client sent */
+    HASH_PORT, /* Strait's: the port of the listener that accepted the connection */
 };
 
 struct peer {
@@ -114,7 +116,16 @@ addr_port(const struct sockaddr_storage *ss)
 static enum hash_source
 hash_source(const char *s)
 {
-    return s != NULL && strcmp(s, "ip") == 0 ? HASH_IP : HASH_NONE;
+    if (s == NULL) {
+        return HASH_NONE;
+    }
+    if (strcmp(s, "ip") == 0) {
+        return HASH_IP;
+    }
+    if (strcmp(s, "sni") == 0) {
+        return HASH_SNI;
+    }
+    return strcmp(s, "port") == 0 ? HASH_PORT : HASH_NONE;
 }
 
 static enum algorithm
@@ -543,14 +554,25 @@ pick_least(struct dp_balancer *b, const struct dp_balancer_tried *t)
 static bool
 key_hash(enum hash_source src, const struct dp_balancer_key *k, uint32_t *out)
 {
-    const void *ab;
-    size_t an;
+    const void *ab = NULL;
+    size_t an = 0;
 
-    if (src != HASH_IP || k == NULL || k->client == NULL ||
-        (an = addr_bytes(k->client, &ab)) == 0) {
+    if (k == NULL) {
         return false;
     }
-    *out = (uint32_t)(hash_bytes(ab, an, 0) >> 32);
+    if (src == HASH_IP && k->client != NULL) {
+        an = addr_bytes(k->client, &ab);
+    } else if (src == HASH_SNI && k->sni != NULL) {
+        ab = k->sni;
+        an = strlen(k->sni);
+    } else if (src == HASH_PORT && k->port != 0) {
+        ab = &k->port;
+        an = sizeof(k->port);
+    }
+    if (an == 0) {
+        return false;
+    }
+    *out = (uint32_t)(hash_bytes(ab, an, src) >> 32);
     return true;
 }
 

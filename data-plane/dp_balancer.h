@@ -48,6 +48,8 @@ struct dp_peer_spec {
 /* What a connection offers to hash on (consistent-hashing). */
 struct dp_balancer_key {
     const struct sockaddr *client; /* hash_on "ip" */
+    const char *sni;               /* hash_on "sni" (NULL: none sent) */
+    uint16_t port;                 /* hash_on "port": the listener's (0: unknown) */
 };
 
 /* The peers a session already tried (a retry goes elsewhere while others remain). */

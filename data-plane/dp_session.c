@@ -787,7 +787,11 @@ static bool
 session_next_peer(struct dp_session *s)
 {
     const struct dp_service_ep *ep = s->ep;
-    struct dp_balancer_key key = {.client = &s->client.sa};
+    struct dp_balancer_key key = {
+        .client = &s->client.sa,
+        .sni = s->sni,
+        .port = st_addr_port(&s->local.sa),
+    };
 
     if (ep->bal == NULL) {
         addr_copy(&s->peer, (const struct sockaddr *)&ep->addrs[s->attempts % ep->n_addrs]);

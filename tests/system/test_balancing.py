@@ -217,3 +217,24 @@ def test_service_port_ignored_and_dns_host_unchanged(st, servers):
     dp2.wait_synced()
     assert pinged(dp.port) and pinged(dp2.port)
     assert counts([a, b]) == [1, 1]
+
+
+def test_hash_on_listener_port(st, servers):
+    """Strait's hash_on "port": every connection through one listener reaches one target."""
+    cp = st.cp()
+    cp.ok("POST", "/upstreams", json_body={"name": "port.test", "hash_on": "port"})
+    for e in servers:
+        cp.ok("POST", "/upstreams/port.test/targets", json_body={"target": f"127.0.0.1:{e.port}"})
+    dp = st.dp(cp, listeners=2, start=False)
+    svc = cp.ok("POST", "/services", json_body={"name": "pool", "host": "port.test", "port": 1})
+    cp.ok("POST", "/routes", json_body={"protocols": ["tcp"], "service": {"id": svc["id"]},
+                                        "destinations": [{"port": p} for p in dp.listen_ports]})
+    dp.start()
+    dp.wait_synced()
+    for port in dp.listen_ports:
+        before = counts(servers)
+        for _ in range(20):
+            assert pinged(port)
+        after = counts(servers)
+        moved = [i for i in range(len(servers)) if after[i] != before[i]]
+        assert len(moved) == 1 and after[moved[0]] - before[moved[0]] == 20, (before, after)

@@ -147,13 +147,17 @@ def test_upstream_form_body(cp):
                    "latency"}),
     ({"name": "a.test", "hash_on": "x"},
      {"hash_on": "expected one of: none, consumer, ip, header, cookie, path, query_arg, "
-                 "uri_capture"}),
+                 "uri_capture, sni, port"}),
     ({"name": "a.test", "hash_on": "header"},
      {"hash_on_header": "required field missing",
       "@entity": ["failed conditional validation given value of field 'hash_on'"]}),
     ({"name": "a.test", "hash_on": "ip", "hash_fallback": "ip"},
      {"hash_fallback": "expected one of: none, consumer, header, cookie, path, query_arg, "
-                       "uri_capture",
+                       "uri_capture, sni, port",
+      "@entity": ["failed conditional validation given value of field 'hash_on'"]}),
+    ({"name": "a.test", "hash_on": "sni", "hash_fallback": "sni"},
+     {"hash_fallback": "expected one of: none, consumer, ip, header, cookie, path, query_arg, "
+                       "uri_capture, port",
       "@entity": ["failed conditional validation given value of field 'hash_on'"]}),
     ({"name": "a.test", "hash_on": "cookie", "hash_on_cookie": "c", "hash_fallback": "ip"},
      {"hash_fallback": "expected one of: none",

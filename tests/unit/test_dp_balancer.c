@@ -222,6 +222,37 @@ test_hash_without_source_spreads(void **state)
     dp_balancer_unref(b);
 }
 
+/* Strait's sources: the SNI and the listener's port keep a connection's peer */
+static void
+test_hash_on_sni_and_port(void **state)
+{
+    static const uint32_t w[] = {100, 100, 100, 100};
+    struct dp_balancer *bs = make("consistent-hashing", "sni", w, 4);
+    struct dp_balancer *bp = make("consistent-hashing", "port", w, 4);
+    int seen_s[4] = {0}, seen_p[4] = {0};
+
+    (void)state;
+    for (int c = 0; c < 64; c++) {
+        char sni[32];
+        struct dp_balancer_tried t1 = {0}, t2 = {0}, t3 = {0}, t4 = {0};
+        struct dp_balancer_key k = {.sni = sni, .port = (uint16_t)(1000 + c)};
+        int a, b;
+
+        snprintf(sni, sizeof(sni), "host%d.test", c);
+        a = dp_balancer_pick(bs, &k, &t1);
+        assert_int_equal(dp_balancer_pick(bs, &k, &t2), a);
+        b = dp_balancer_pick(bp, &k, &t3);
+        assert_int_equal(dp_balancer_pick(bp, &k, &t4), b);
+        seen_s[a]++;
+        seen_p[b]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_true(seen_s[i] > 0 && seen_p[i] > 0); /* spread over every peer */
+    }
+    dp_balancer_unref(bs);
+    dp_balancer_unref(bp);
+}
+
 int
 main(void)
 {
@@ -232,6 +263,7 @@ main(void)
         cmocka_unit_test(test_retry_avoids_tried),
         cmocka_unit_test(test_no_weight_no_peer),
         cmocka_unit_test(test_hash_without_source_spreads),
+        cmocka_unit_test(test_hash_on_sni_and_port),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
