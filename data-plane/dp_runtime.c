@@ -355,20 +355,31 @@ balancers_build(struct dp_runtime *rt, const struct dp_runtime *prev, struct mem
     const struct st_snapshot *snap = rt->snap;
     struct dp_peer_spec *specs = st_xcalloc(snap->n_targets + 1, sizeof(*specs));
     size_t cap = snap->n_targets + 1;
+    /* the targets by upstream, in one pass: first[u] heads a list threaded by next[] */
+    size_t *first = st_xcalloc(snap->n_upstreams + 1, sizeof(*first));
+    size_t *next = st_xcalloc(snap->n_targets + 1, sizeof(*next));
 
+    for (size_t t = snap->n_targets; t-- > 0;) {
+        size_t u = (size_t)(snap->targets[t].upstream - snap->upstreams);
+
+        if (snap->targets[t].upstream != NULL && u < snap->n_upstreams) {
+            next[t] = first[u];
+            first[u] = t + 1;
+        }
+    }
     rt->bals = st_xcalloc(snap->n_upstreams + 1, sizeof(*rt->bals));
     for (size_t u = 0; u < snap->n_upstreams; u++) {
         const struct st_upstream *up = &snap->upstreams[u];
         size_t n = 0;
 
-        for (size_t t = 0; t < snap->n_targets; t++) {
-            const struct st_target *tg = &snap->targets[t];
+        for (size_t t1 = first[u]; t1 != 0; t1 = next[t1 - 1]) {
+            const struct st_target *tg = &snap->targets[t1 - 1];
             char host[512];
             uint16_t port;
             struct memo_ent *e;
             bool added;
 
-            if (tg->upstream != up || !target_split(tg->target, host, sizeof(host), &port)) {
+            if (!target_split(tg->target, host, sizeof(host), &port)) {
                 continue;
             }
             e = memo_get(hosts, host, &added);
@@ -399,6 +410,8 @@ balancers_build(struct dp_runtime *rt, const struct dp_runtime *prev, struct mem
         }
     }
     free(specs);
+    free(first);
+    free(next);
 }
 
 /* The balancer of the upstream named host, or NULL (names: upstream names to their
