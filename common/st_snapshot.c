@@ -210,9 +210,8 @@ build_fini(struct build *b)
     arena_fini(&b->a);
 }
 
-/* Bytes of a protobuf varint holding v. */
-static size_t
-varint_size(uint64_t v)
+size_t
+st_snapshot_varint_size(uint64_t v)
 {
     size_t n = 1;
 
@@ -1050,7 +1049,7 @@ st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj)
     }
     n = protobuf_c_message_get_packed_size(m);
     arena_fini(&a);
-    return 1 + varint_size(n) + n; /* Config's field tag (1 to 5), length, message */
+    return 1 + st_snapshot_varint_size(n) + n; /* Config's field tag (1 to 5), length, message */
 }
 
 int

@@ -28,6 +28,9 @@ size_t st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj);
 
 #define ST_SNAPSHOT_ENVELOPE_MAX 96
 
+/* Bytes of a protobuf varint holding v (the envelope's lengths and version). */
+size_t st_snapshot_varint_size(uint64_t v);
+
 /* One kind's entities in a parsed snapshot, sorted by id. */
 struct st_snapshot_list {
     void *items; /* struct st_<kind>[n] */

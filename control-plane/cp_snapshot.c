@@ -232,18 +232,6 @@ known_get(struct cp_snapshot *sn, uint64_t version, size_t *len)
     return ok;
 }
 
-static size_t
-varint_size(uint64_t v)
-{
-    size_t n = 1;
-
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 /* What a snapshot of `base` bytes at version `version` becomes when its entities change by
  * `growth` bytes (an upper bound): besides the entities, Config's length and the version
  * are varints that may take a byte more. Config's length is within
@@ -258,8 +246,10 @@ size_after(size_t base, int64_t growth, uint64_t version)
     if (after < 0) {
         after = 0;
     }
-    extra = varint_size((uint64_t)after) - varint_size(lo < (size_t)after ? lo : (size_t)after);
-    return (size_t)after + extra + varint_size(version + 1) - varint_size(version);
+    extra = st_snapshot_varint_size((uint64_t)after) -
+            st_snapshot_varint_size(lo < (size_t)after ? lo : (size_t)after);
+    return (size_t)after + extra + st_snapshot_varint_size(version + 1) -
+           st_snapshot_varint_size(version);
 }
 
 int
