@@ -253,7 +253,6 @@ check_tag(json_t *v)
     return NULL;
 }
 
-/* typedefs.tags */
 json_t *
 st_check_tags(json_t *obj, const struct st_field *f, json_t *v)
 {
@@ -428,7 +427,6 @@ host_classify(const char *s, bool *has_port)
     return host_name(s, has_port);
 }
 
-/* typedefs.host */
 json_t *
 st_check_host(json_t *obj, const struct st_field *f, json_t *v)
 {
@@ -713,7 +711,6 @@ st_check_certificate(json_t *obj, const struct st_field *f, json_t *v)
     return e;
 }
 
-/* typedefs.key: a PEM private key that parses. */
 json_t *
 st_check_key(json_t *obj, const struct st_field *f, json_t *v)
 {

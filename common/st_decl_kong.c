@@ -125,7 +125,6 @@ lua_quote(struct st_str *b, const char *s, size_t n)
     st_str_add(b, "\"");
 }
 
-/* "12" and not "012": a key that stands for a Lua array index. */
 bool
 st_decl__is_index_key(const char *s, size_t *out)
 {

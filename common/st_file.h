@@ -45,7 +45,7 @@ void st_file_warn_prefix(const char *prefix);
 void st_file_warn_exposed(const char *path, const char *what);
 
 /* st_file_warn_exposed() for each path of a comma-separated list (e.g. ssl_cert_key:
- * "a.key, b.key"); NULL or "" checks nothing. */
+ * "a.key, b.key", each trimmed); NULL or "" checks nothing. */
 void st_file_warn_exposed_list(const char *paths, const char *what);
 
 /* st_file_warn_exposed() for PREFIX/name. */

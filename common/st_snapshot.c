@@ -167,12 +167,29 @@ cmp_cstr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Sorts n items of size bytes at base (each starting with a string) by that string, as
+ * cmp_cstr; returns the first string that appears twice, or NULL. */
+static const char *
+sort_find_repeat(void *base, size_t n, size_t size)
+{
+    qsort(base, n, size, cmp_cstr);
+    for (size_t i = 1; i < n; i++) {
+        const char *s = *(const char *const *)((char *)base + i * size);
+
+        if (strcmp(*(const char *const *)((char *)base + (i - 1) * size), s) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
 /* The objects of a JSON array sorted by id. Returns 0 or -ST_ESCHEMA (no id, or a
  * repeated id) with err filled; *out is malloc'd (caller frees). */
 static int
 sorted_entities(json_t *arr, const char *what, struct ent **out, size_t *n, struct st_err *err)
 {
     size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
+    const char *dup;
     struct ent *v;
 
     if (arr != NULL && !json_is_array(arr) && !json_is_null(arr)) {
@@ -188,13 +205,10 @@ sorted_entities(json_t *arr, const char *what, struct ent **out, size_t *n, stru
                               what, i);
         }
     }
-    qsort(v, cnt, sizeof(*v), cmp_cstr);
-    for (size_t i = 1; i < cnt; i++) {
-        if (strcmp(v[i - 1].id, v[i].id) == 0) {
-            int rc = st_err_set(err, -ST_EUNIQUE, what, "%s: id %s appears twice", what, v[i].id);
-            free(v);
-            return rc;
-        }
+    dup = sort_find_repeat(v, cnt, sizeof(*v));
+    if (dup != NULL) {
+        free(v); /* dup is the object's string */
+        return st_err_set(err, -ST_EUNIQUE, what, "%s: id %s appears twice", what, dup);
     }
     *out = v;
     *n = cnt;
@@ -343,24 +357,6 @@ struct parse {
     struct st_snapshot_memo *memo; /* NULL: none */
     json_t *pending;               /* a checked object a fixed message points into */
 };
-
-/* Sorts n structs of size bytes at base by id and refuses a repeated id. */
-static int
-sort_unique(void *base, size_t n, size_t size, enum st_entity_kind k, struct st_err *err)
-{
-    const char *prev = NULL;
-
-    qsort(base, n, size, cmp_cstr);
-    for (size_t i = 0; i < n; i++) {
-        const char *id = *(const char *const *)((const char *)base + i * size);
-        if (prev != NULL && strcmp(prev, id) == 0) {
-            return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s appears twice",
-                              st_entities[k]->singular, id);
-        }
-        prev = id;
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* the generic codec: the descriptions (st_entity.h) and protobuf-c's own     */
@@ -948,8 +944,7 @@ required_unique(enum st_entity_kind k, const struct plan_kind *pk, const char *b
 
     for (size_t i = 0; i < pk->n_fields; i++) {
         const struct st_field *f = pk->fields[i].f;
-        const char **v;
-        int rc = 0;
+        const char **v, *dup;
 
         if ((f->flags & want) != want || f->dp != ST_DP_STR) {
             continue;
@@ -958,16 +953,11 @@ required_unique(enum st_entity_kind k, const struct plan_kind *pk, const char *b
         for (size_t j = 0; j < n; j++) {
             v[j] = AT(base + j * st_entities[k]->dp_size, f->dp_off, const char *);
         }
-        qsort(v, n, sizeof(*v), cmp_cstr);
-        for (size_t j = 1; j < n && rc == 0; j++) {
-            if (strcmp(v[j - 1], v[j]) == 0) {
-                rc = st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s %s appears twice",
-                                st_entities[k]->singular, f->name, v[j]);
-            }
-        }
-        free(v);
-        if (rc != 0) {
-            return rc;
+        dup = sort_find_repeat(v, n, sizeof(*v));
+        free(v); /* dup is the entity's string */
+        if (dup != NULL) {
+            return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s %s appears twice",
+                              st_entities[k]->singular, f->name, dup);
         }
     }
     return 0;
@@ -982,6 +972,7 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
     ProtobufCMessage *const *msgs = AT(cfg, pk->list->offset, ProtobufCMessage *const *);
     size_t size = st_entities[k]->dp_size;
     char *base = st_xcalloc(n + 1, size);
+    const char *dup;
     int rc;
 
     ps->s->lists[k].items = base;
@@ -1007,8 +998,12 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
         ps->d.ok[d] = same;
     }
     ps->s->lists[k].n = n;
-    rc = sort_unique(base, n, size, k, err);
-    return rc != 0 ? rc : required_unique(k, pk, base, n, err);
+    dup = sort_find_repeat(base, n, size);
+    if (dup != NULL) {
+        return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s appears twice",
+                          st_entities[k]->singular, dup);
+    }
+    return required_unique(k, pk, base, n, err);
 }
 
 /* ---- build ---------------------------------------------------------------- */
