@@ -188,20 +188,14 @@ json_t *
 st_check_string_set(json_t *obj, const char *key, json_t *v, st_check_elem_fn *elem)
 {
     json_t *errs = st_check_array(v, "a set", elem);
-
-    if (errs == NULL) {
-        st_check_dedupe(obj, key, v);
-    }
-    return errs;
-}
-
-void
-st_check_dedupe(json_t *obj, const char *key, json_t *v)
-{
-    json_t *out = json_array();
+    json_t *out;
     size_t i;
     json_t *el;
 
+    if (errs != NULL) {
+        return errs;
+    }
+    out = json_array();
     json_array_foreach(v, i, el)
     {
         bool seen = false;
@@ -213,6 +207,7 @@ st_check_dedupe(json_t *obj, const char *key, json_t *v)
         }
     }
     json_object_set_new(obj, key, out);
+    return NULL;
 }
 
 /* st_check_str_max, then Kong's utils.validate_utf8. */
