@@ -225,6 +225,7 @@ write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *pkey, struct st_err 
 int
 st_ssl_gen_cluster_cert(const char *cert_path, const char *key_path, int days, struct st_err *err)
 {
+    const char *const paths[] = {cert_path, key_path};
     char why[256];
     EVP_PKEY *pkey = NULL;
     X509 *x = NULL;
@@ -234,13 +235,11 @@ st_ssl_gen_cluster_cert(const char *cert_path, const char *key_path, int days, s
         return st_err_set(err, -EINVAL, "days", "days must be between 1 and %d", CLUSTER_DAYS_MAX);
     }
     /* Check both first, so that a refusal leaves no half-written pair behind. */
-    if (access(cert_path, F_OK) == 0) {
-        return st_err_set(err, -EEXIST, cert_path, "%s already exists; not overwriting it",
-                          cert_path);
-    }
-    if (access(key_path, F_OK) == 0) {
-        return st_err_set(err, -EEXIST, key_path, "%s already exists; not overwriting it",
-                          key_path);
+    for (size_t i = 0; i < ST_ARRAY_SIZE(paths); i++) {
+        if (access(paths[i], F_OK) == 0) {
+            return st_err_set(err, -EEXIST, paths[i], "%s already exists; not overwriting it",
+                              paths[i]);
+        }
     }
     pkey = EVP_EC_gen("secp384r1");
     if (pkey == NULL || (x = make_cluster_cert(pkey, days)) == NULL) {
@@ -345,12 +344,7 @@ st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, siz
 
     memset(info, 0, sizeof(*info));
     ERR_clear_error();
-    if (b == NULL) {
-        snprintf(msg, size, "invalid certificate: x509.new: %s",
-                 st_ssl_reason(why, sizeof(why), 0, UNKNOWN_REASON));
-        return -ST_EPARSE;
-    }
-    while ((x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
+    while (b != NULL && (x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
         if (info->n_certs == 0 && leaf_info(x, info) != 0) {
             X509_free(x);
             rc = -ST_EPARSE;
@@ -360,7 +354,7 @@ st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, siz
         X509_free(x);
     }
     /* The loop ends at the end of the text (no further BEGIN line) or at a bad block. */
-    if (rc == 0 && info->n_certs > 0 &&
+    if (b != NULL && rc == 0 && info->n_certs > 0 &&
         ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE) {
         ERR_clear_error();
     } else {
