@@ -95,8 +95,7 @@ build(struct cp_snapshot *sn, uint64_t have, bool force, struct cp_snapshot_blob
         json_decref(lists[k]);
     }
     if (rc < 0) {
-        free(b->bytes);
-        free(b);
+        cp_snapshot_blob_unref(b);
         return rc;
     }
     b->version = version;
@@ -176,8 +175,7 @@ run(void *arg)
         if (!sn->kicked) {
             struct timespec ts;
 
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += CP_SNAPSHOT_POLL_MS / 1000;
+            st_mono_deadline(CP_SNAPSHOT_POLL_MS, &ts);
             pthread_cond_timedwait(&sn->cv, &sn->mu, &ts);
         }
         if (sn->stop) {
@@ -196,6 +194,7 @@ int
 cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err *err)
 {
     struct cp_snapshot *sn = st_xcalloc(1, sizeof(*sn));
+    struct cp_snapshot_blob *b;
     pthread_condattr_t ca;
     int rc;
 
@@ -208,13 +207,12 @@ cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err 
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&sn->cv, &ca);
     pthread_condattr_destroy(&ca);
-    rc = build(sn, 0, true, &sn->cur, err);
+    rc = build(sn, 0, true, &b, err);
     if (rc < 0) {
         cp_snapshot_free(sn);
         return rc;
     }
-    log_built(sn, sn->cur);
-    known_set(sn, sn->cur->version, sn->cur->len);
+    publish(sn, b); /* no callback set yet */
     *out = sn;
     return 0;
 }
@@ -325,11 +323,8 @@ cp_snapshot_start(struct cp_snapshot *sn)
 {
     int rc = pthread_create(&sn->thread, NULL, run, sn);
 
-    if (rc != 0) {
-        return -rc;
-    }
-    sn->started = true;
-    return 0;
+    sn->started = rc == 0;
+    return -rc;
 }
 
 void
