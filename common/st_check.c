@@ -32,13 +32,7 @@ st_check_errf(const char *fmt, ...)
 void
 st_check_entity_err(json_t *fields, const char *msg)
 {
-    json_t *a = json_object_get(fields, "@entity");
-
-    if (a == NULL) {
-        a = json_array();
-        json_object_set_new(fields, "@entity", a);
-    }
-    json_array_append_new(a, json_string(msg));
+    json_array_append_new(st_json_child(fields, "@entity", JSON_ARRAY), json_string(msg));
 }
 
 bool

@@ -1,11 +1,11 @@
 /* Entities <-> the protobuf Snapshot (proto/strait/v1/snapshot.proto) with the
  * canonical SHA-256 hash.
  *
- * Canonical form: every entity list sorted by id, tags/protocols/snis sorted
- * (sources, destinations and a service's ca_certificates keep the user's order: the
- * first are records, the last an ordered list). Config holds neither version nor updated_at, so the
- * hash changes only when the configuration does. The hash covers the exact Config bytes carried in
- * the Snapshot; the parser hashes those bytes, never a re-encoding.
+ * Canonical form: every entity list sorted by id, sets (tags, protocols, snis) sorted;
+ * records and ordered lists (sources, a service's ca_certificates) keep the user's order.
+ * Config holds neither version nor updated_at, so the hash changes only when the
+ * configuration does. The parser hashes the exact Config bytes carried in the Snapshot,
+ * never a re-encoding.
  *
  * One codec for every kind: the entity descriptions (st_entity.h: each field's message
  * field `pb`, its place `dp`/`dp_off` in the DP's struct) and protobuf-c's own field
@@ -13,24 +13,16 @@
  * DP struct (the fill, by offset). A field the message lacks is its schema default on
  * every path.
  *
- * The parser trusts nothing: it checks the hash, then turns every entity back into
- * its JSON shape and runs st_schema_validate_ex on it (as a stored entity: a CA
- * certificate that expired after it was written is still accepted), so the DP refuses
- * what the CP would, then fills the DP's struct from the message and resolves every
- * reference (sni->certificate, service->client_certificate and ->ca_certificates,
- * route->service); one that points nowhere refuses the snapshot. Validation leaves the
- * JSON of what the CP encodes as it is; when it rewrites it (a buggy or hostile CP), the
+ * The parser trusts nothing: every entity goes back to its JSON shape through
+ * st_schema, so the DP refuses what the CP would, and a reference that points nowhere
+ * refuses the snapshot. When validation rewrites an entity (a buggy or hostile CP), the
  * entity is filled from what validation left.
  *
  * Scale (100k routes): decoded strings and the small per-entity arrays are copied into
  * an arena (s->priv) and each entity's JSON object is dropped once checked, so a parsed
  * snapshot is a handful of blocks, freed in a few ms wherever the last reference goes
- * (often a worker thread, after a swap). The digest of every entity message that passed
- * the check is remembered from the last successful parse with the same memo (struct
- * st_snapshot_memo, the sync client's), and an unchanged entity is filled straight from
- * its message, unchecked: the check depends on nothing but the message's bytes, and an
- * entity is remembered only when validation left its JSON as it was, so that the
- * message alone gives it (see "entities that passed before"). */
+ * (often a worker thread, after a swap). An entity unchanged since the last successful
+ * parse is filled from its message unchecked (see "entities that passed before"). */
 #include "st_snapshot.h"
 
 #include <pthread.h>
@@ -243,12 +235,11 @@ st_snapshot_varint_size(uint64_t v)
 
 /* The first 16 bytes of SHA-256 over the kind and an entity's message, for every
  * entity of the last successful parse that passed the check with its JSON left as it
- * was (so the message alone gives its struct). The check
- * depends on nothing but those bytes, so the same bytes pass again: a configuration
- * change checks only the entities it changed, and the others are filled from their
- * message without the JSON round trip (certificates save OpenSSL's PEM parsing, the
- * bulk of the time; routes and services the JSON objects). Sorted; the memo belongs to
- * its caller (the sync client), which parses on one thread at a time. */
+ * was (so the message alone gives its struct). The check depends on nothing but those
+ * bytes, so the same bytes pass again: a configuration change checks only the entities
+ * it changed, and the others skip the JSON round trip (certificates save OpenSSL's PEM
+ * parsing, the bulk of the time). Sorted; the memo belongs to its caller (the sync
+ * client), which parses on one thread at a time. */
 #define DIGEST_LEN 16
 
 struct digest {
@@ -897,13 +888,11 @@ msg_id(const struct plan_kind *pk, const ProtobufCMessage *m)
     return AT(m, pk->fields[0].pb->offset, const char *);
 }
 
-/* Checks message m of kind k as the CP would: its JSON shape (a field it lacks being
- * the schema's default, as the fill from the message takes it) through st_schema, as a
- * stored entity (ST_SCHEMA_F_STORED: what was valid when written stays valid, e.g. a CA
- * certificate that has expired since). *same tells whether validation left that JSON
- * as it was; when it did not (a buggy or hostile CP: a set with repeats, a CA
- * certificate's digest that is not its cert's), *mp becomes the message of what
- * validation left, in ps->scratch, for the fill. */
+/* Checks message m of kind k as the CP would: its JSON shape through st_schema, as a
+ * stored entity (what was valid when written stays valid, e.g. a CA certificate that
+ * has expired since). *same tells whether validation left that JSON as it was; when it
+ * did not (a buggy or hostile CP: a set with repeats, a CA certificate's digest that is
+ * not its cert's), *mp becomes the message of what validation left, in ps->scratch. */
 static int
 check_msg(struct parse *ps, enum st_entity_kind k, const struct plan_kind *pk,
           const ProtobufCMessage **mp, bool *same, struct st_err *err)
