@@ -1141,13 +1141,6 @@ out:
     return 0;
 }
 
-const void *
-st_snapshot_entities(const struct st_snapshot *s, enum st_entity_kind k, size_t *n)
-{
-    *n = s->lists[k].n;
-    return s->lists[k].items;
-}
-
 void
 st_snapshot_free(struct st_snapshot *s)
 {

@@ -78,9 +78,6 @@ int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *mem
 
 void st_snapshot_free(struct st_snapshot *s);
 
-/* The entities of kind k in s (struct st_<kind>[*n], sorted by id). */
-const void *st_snapshot_entities(const struct st_snapshot *s, enum st_entity_kind k, size_t *n);
-
 /* Reads only version and hash without verifying (for logs). Returns 0 or -ST_EPARSE. */
 int st_snapshot_peek(const uint8_t *p, size_t len, uint64_t *version, char hash[65]);
 
