@@ -11,11 +11,9 @@
  * look inside certificate files. */
 #include "st_conf.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -240,7 +238,7 @@ env_name(const char *key, char *buf, size_t size)
 static int
 conf_fail(struct loader *ld, size_t i, const char *reason)
 {
-    char where[160], env[KEY_MAX + 8], msg[sizeof(ld->err->msg)];
+    char where[160], msg[sizeof(ld->err->msg)];
     const char *name = conf_defs[i].name;
     const char *semi;
 
@@ -249,8 +247,7 @@ conf_fail(struct loader *ld, size_t i, const char *reason)
         snprintf(where, sizeof(where), "%s:%d: %s", ld->file_base, ld->src[i].line, name);
         break;
     case SRC_ENV:
-        env_name(name, env, sizeof(env));
-        snprintf(where, sizeof(where), "%s", env);
+        env_name(name, where, sizeof(where));
         break;
     case SRC_CLI:
         snprintf(where, sizeof(where), "-p");
@@ -914,20 +911,18 @@ check_readable(struct loader *ld, const char *key)
     return 0;
 }
 
-/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (the IPv4 loopback, mapped). */
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (st_cidr matches an IPv4 block mapped). */
 static bool
 listen_is_loopback(const struct st_listen *l)
 {
-    if (l->addr.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&l->addr;
+    static const char *const blocks[] = {"127.0.0.0/8", "::1/128"};
+    struct st_cidr c;
 
-        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (l->addr.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
-
-        return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
-               (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127);
+    for (size_t i = 0; i < ST_ARRAY_SIZE(blocks); i++) {
+        if (st_cidr_parse(blocks[i], &c) == 0 &&
+            st_cidr_match(&c, (const struct sockaddr *)&l->addr)) {
+            return true;
+        }
     }
     return false;
 }
