@@ -285,12 +285,6 @@ cmp_digest(const void *a, const void *b)
     return memcmp(a, b, DIGEST_LEN);
 }
 
-static unsigned
-hexval(char c)
-{
-    return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
-}
-
 /* Digests m (of kind k) into the next slot of d; returns that slot. */
 static size_t
 digest_add(struct digests *d, enum st_entity_kind k, const ProtobufCMessage *m)
@@ -298,18 +292,15 @@ digest_add(struct digests *d, enum st_entity_kind k, const ProtobufCMessage *m)
     size_t len = protobuf_c_message_get_packed_size(m) + 1;
     uint8_t stack[4096];
     uint8_t *buf = len <= sizeof(stack) ? stack : st_xmalloc(len);
-    struct digest *out = &d->v[d->n];
-    char hex[65];
+    uint8_t md[32];
 
     buf[0] = (uint8_t)k;
     protobuf_c_message_pack(m, buf + 1);
-    st_ssl_sha256_hex(buf, len, hex);
+    st_ssl_sha256(buf, len, md);
     if (buf != stack) {
         free(buf);
     }
-    for (size_t i = 0; i < DIGEST_LEN; i++) {
-        out->b[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
-    }
+    memcpy(d->v[d->n].b, md, DIGEST_LEN);
     return d->n++;
 }
 

@@ -30,15 +30,21 @@
 #define UNKNOWN_REASON   "unknown OpenSSL error"
 
 void
+st_ssl_sha256(const void *p, size_t n, uint8_t out[32])
+{
+    unsigned int mdlen = 0;
+    int ok = EVP_Digest(p, n, out, &mdlen, EVP_sha256(), NULL);
+
+    /* EVP_Digest only fails on allocation failure or a broken provider setup. */
+    ST_ASSERT(ok == 1 && mdlen == 32);
+}
+
+void
 st_ssl_sha256_hex(const void *p, size_t n, char out[65])
 {
     uint8_t md[32];
-    unsigned int mdlen = 0;
 
-    int ok = EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL);
-
-    /* EVP_Digest only fails on allocation failure or a broken provider setup. */
-    ST_ASSERT(ok == 1 && mdlen == sizeof(md));
+    st_ssl_sha256(p, n, md);
     st_hex(md, sizeof(md), out);
 }
 
