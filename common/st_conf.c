@@ -1122,25 +1122,14 @@ st_conf_fini(struct st_conf *c)
         return;
     }
     for (size_t i = 0; i < N_KEYS; i++) {
+        enum conf_type t = conf_defs[i].type;
         void *field = (char *)c + conf_defs[i].off;
 
-        switch (conf_defs[i].type) {
-        case T_LISTEN_STREAM:
-        case T_LISTEN_HTTP:
+        if (t == T_LISTEN_STREAM || t == T_LISTEN_HTTP) {
             st_listen_set_fini(field);
-            break;
-        case T_STR:
-        case T_DATABASE:
-        case T_CIPHER_SUITE:
-        case T_PROTOCOLS:
-        case T_HOSTPORTS:
-        case T_CIDRS:
-        case T_TOKEN:
-            free(*(char **)field);
-            *(char **)field = NULL;
-            break;
-        default:
-            break;
+        } else if (is_string_type(t) || t == T_DATABASE || t == T_CIPHER_SUITE ||
+                   t == T_PROTOCOLS) {
+            free(*(char **)field); /* the struct is zeroed below */
         }
         if (c->raw != NULL) {
             free(c->raw[i]);
