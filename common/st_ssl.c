@@ -199,29 +199,25 @@ write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *pkey, struct st_err 
     char why[256];
     FILE *f = NULL;
     int ok = open_new(path, mode, &f, err);
+    int e = 0;
 
     if (ok != 0) {
         return ok;
     }
-    if (x != NULL) {
-        ok = PEM_write_X509(f, x);
-    } else {
-        ok = PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
+    ok =
+        x != NULL ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
+    if (ok == 1 && (fflush(f) != 0 || fsync(fileno(f)) == -1)) {
+        e = errno;
     }
-    if (ok != 1 || fflush(f) != 0 || fsync(fileno(f)) == -1) {
-        int e = errno;
-
-        fclose(f);
+    if (fclose(f) != 0 && ok == 1 && e == 0) {
+        e = errno;
+    }
+    if (ok != 1) {
         unlink(path);
-        if (ok != 1) {
-            return st_err_set(err, -EIO, path, "cannot write %s: %s", path,
-                              st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
-        }
-        return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
+        return st_err_set(err, -EIO, path, "cannot write %s: %s", path,
+                          st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
     }
-    if (fclose(f) != 0) {
-        int e = errno;
-
+    if (e != 0) {
         unlink(path);
         return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
     }
@@ -273,6 +269,7 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
     char why[256];
     struct tm tm;
     X509 *x;
+    bool ok;
     FILE *f = fopen(cert_path, "re");
 
     if (f == NULL) {
@@ -287,11 +284,11 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
                           st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
     }
     memset(&tm, 0, sizeof(tm));
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
-        X509_free(x);
+    ok = ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1;
+    X509_free(x);
+    if (!ok) {
         return st_err_set(err, -ST_EPARSE, cert_path, "%s: bad notAfter time", cert_path);
     }
-    X509_free(x);
     *expiry = (int64_t)timegm(&tm);
     return 0;
 }
