@@ -164,18 +164,6 @@ remove_locked(struct cp_registry *r, const char *id, int64_t now_ms)
     }
 }
 
-/* remove_locked() for the entry at index i. */
-static void
-remove_at_locked(struct cp_registry *r, size_t i, int64_t now_ms)
-{
-    if (r->shared) {
-        json_array_append_new(
-            r->gone, json_pack("{s:s,s:I}", "id", r->v[i].id, "at_ms", (json_int_t)now_ms));
-    }
-    dp_fini(&r->v[i]);
-    r->v[i] = r->v[--r->n];
-}
-
 static char *
 dup_or_empty(const char *s)
 {
@@ -222,7 +210,7 @@ evict_locked(struct cp_registry *r, const char *new_id, int64_t now_ms)
         r->evicted = 0;
         r->evict_warned_ms = mono;
     }
-    remove_at_locked(r, old, now_ms);
+    remove_locked(r, r->v[old].id, now_ms);
 }
 
 void

@@ -21,19 +21,16 @@ enum cp_registry_sync {
     CP_REGISTRY_SYNC_VERSION_INCOMPATIBLE, /* "kong_version_incompatible" */
 };
 
-/* Returns a new empty registry (st_xmalloc: never NULL); free with cp_registry_free().
- * The purge delay is 1209600 s (Kong's default) until cp_registry_set_purge_delay(); the
+/* The purge delay is 1209600 s (Kong's default) until cp_registry_set_purge_delay(); the
  * test knob STRAIT_TEST_PURGE_DELAY_MS (environment, milliseconds, at least 1), read here,
  * overrides both. */
 struct cp_registry *cp_registry_new(void);
 void cp_registry_free(struct cp_registry *r);
 
-/* Entries not seen for `seconds` are dropped (cluster_data_plane_purge_delay). Ignored
- * when STRAIT_TEST_PURGE_DELAY_MS is set. */
+/* cluster_data_plane_purge_delay */
 void cp_registry_set_purge_delay(struct cp_registry *r, int64_t seconds);
 
-/* The most entries the registry keeps: 65536 until this is called (tests set it lower;
- * 0 counts as 1). */
+/* The most entries the registry keeps: 65536 by default (0 counts as 1). */
 void cp_registry_set_max(struct cp_registry *r, size_t max);
 
 /* Records a request from the DP at ip (text). Adds or refreshes the entry for
@@ -47,7 +44,6 @@ void cp_registry_set_max(struct cp_registry *r, size_t max);
 void cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const char *ip,
                       enum cp_registry_sync status, const char *why);
 
-/* Removes the entry for id, if any. */
 void cp_registry_remove(struct cp_registry *r, const char *id);
 
 /* Kong's /clustering/data-planes list, sorted by id: a new array of at most `size`
@@ -65,7 +61,6 @@ json_t *cp_registry_list(struct cp_registry *r, const json_t *shared, const char
  * over this CP's entries and the shared records (may be NULL). */
 json_t *cp_registry_status(struct cp_registry *r, const json_t *shared);
 
-/* The purge delay in force, in ms. */
 int64_t cp_registry_purge_ms(struct cp_registry *r);
 
 /* For the shared registry (cp_registry_share.h): the records of the entries that changed

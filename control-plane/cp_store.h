@@ -38,16 +38,13 @@ struct cp_page_opts {
 
 struct cp_store_ops {
     const char *name;
-    /* Starts a transaction; write transactions take the write lock at once. */
+    /* A write transaction takes the write lock at once, and its commit bumps the config
+     * version if it wrote. */
     int (*begin)(struct cp_store *s, bool write);
-    /* Bumps the config version if the transaction wrote, then commits. */
     int (*commit)(struct cp_store *s);
     void (*rollback)(struct cp_store *s);
     int (*get)(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
-    /* cp_store_get_in; NULL: -ST_EUNSUPPORTED */
-    int (*get_in)(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
-                  const char *parent_id, const char *key, json_t **out);
-    /* Inserts (insert true) or replaces an entity: cp_store_insert / cp_store_update. */
+    /* cp_store_insert (insert true) or cp_store_update */
     int (*write)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
                  struct st_err *err);
     int (*remove)(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
@@ -98,14 +95,13 @@ int cp_store_open(const struct st_conf *conf, struct cp_store **out, struct st_e
 int cp_store_pg_open(const struct st_conf *conf, struct cp_store **out, struct st_err *err);
 
 /* Opens the SQLite store at path (created and migrated if needed), with PRAGMA
- * synchronous = NORMAL. */
+ * synchronous = NORMAL, or FULL with CP_STORE_SQLITE_F_SYNC_FULL in flags. */
 int cp_store_sqlite_open(const char *path, struct cp_store **out, struct st_err *err);
 
 enum cp_store_sqlite_flags {
-    CP_STORE_SQLITE_F_SYNC_FULL = 1 << 0, /* PRAGMA synchronous = FULL (sqlite_synchronous) */
+    CP_STORE_SQLITE_F_SYNC_FULL = 1 << 0, /* sqlite_synchronous = full */
 };
 
-/* cp_store_sqlite_open() with flags (enum cp_store_sqlite_flags, or-ed). */
 int cp_store_sqlite_open_flags(const char *path, unsigned flags, struct cp_store **out,
                                struct st_err *err);
 
@@ -124,14 +120,6 @@ void cp_store_rollback(struct cp_store *s);
  * object the caller releases (json_decref), or -ST_ENOTFOUND, or -ST_EDB. */
 int cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
 
-/* cp_store_get among the children of one entity (/services/{s}/routes/{r}): the entity of
- * kind k with id or endpoint key `key` whose foreign key parent_field ("service"; NULL:
- * the kind's parent) is parent_id. A kind whose endpoint key is unique only under its
- * parent (nested only: targets) is found by that key only this way. Same returns as
- * cp_store_get, and -ST_EUNSUPPORTED from a store that cannot. */
-int cp_store_get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
-                    const char *parent_id, const char *key, json_t **out);
-
 /* Inserts a validated entity (id, created_at set). Inside a write transaction.
  * Returns 0, -ST_EPKEY (id exists, err->field "id", err->msg the id), -ST_EUNIQUE
  * (err->field "name" or "cert_digest", err->msg the value; for a key of several fields,
@@ -147,7 +135,6 @@ int cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj
 int cp_store_update(struct cp_store *s, enum st_entity_kind k, const json_t *obj,
                     struct st_err *err);
 
-/* What the open transaction did so far to the snapshot's size (see cp_store_growth). */
 void cp_store_growth(const struct cp_store *s, struct cp_store_growth *g);
 
 /* Deletes by id; what references it with a cascade goes with it (a certificate's snis).
@@ -181,7 +168,6 @@ void cp_store_cache_free(struct cp_store_cache *c);
 int cp_store_read_all_cached(struct cp_store *s, struct cp_store_cache *c, uint64_t *version,
                              json_t *lists[ST_ENT__COUNT], size_t *parsed, size_t *reused);
 
-/* The committed config version. Returns 0 or -ST_EDB. */
 int cp_store_version(struct cp_store *s, uint64_t *version);
 
 /* Deletes every entity, inside a write transaction: POST /config and
@@ -189,7 +175,7 @@ int cp_store_version(struct cp_store *s, uint64_t *version);
  * insert everything, then commit: one version bump). Returns 0 or -ST_EDB. */
 int cp_store_clear(struct cp_store *s);
 
-/* How many entities of kind k there are (GET /status). Returns 0 or -ST_EDB. */
+/* GET /status */
 int cp_store_count(struct cp_store *s, enum st_entity_kind k, uint64_t *n);
 
 /* One page of GET /tags (tag NULL) or /tags/{tag}: every (tag, entity) pair, ordered by
@@ -203,7 +189,6 @@ int cp_store_tags_page(struct cp_store *s, const char *tag, size_t size, const c
 /* ------------------------------------------------------------------------ */
 /* the data-plane registry several CPs share (Postgres) */
 
-/* Whether this store keeps a registry that every CP on the database reads. */
 bool cp_store_dps_shared(const struct cp_store *s);
 
 /* In one transaction of its own (no config version bump, no writer lock): upserts each

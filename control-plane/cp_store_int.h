@@ -155,8 +155,8 @@ struct cp_store_sql;
 
 struct cp_store_dialect {
     char ph; /* placeholders: '?' ?1 ?2 (SQLite), '$' $1 $2 (Postgres) */
-    const char *begin_read, *begin_write, *begin_snapshot; /* a consistent read */
-    const char *write_lock;                                /* run after begin_write, or NULL */
+    const char *begin_write, *begin_snapshot; /* a consistent read; a read is plain BEGIN */
+    const char *write_lock;                   /* run after begin_write, or NULL */
     const char *collate; /* appended to a text argument compared with a column */
 
     /* The executor: runs st, calling fn (may be NULL) for each row. Returns 0, or a negative
@@ -196,19 +196,21 @@ struct cp_store_sql {
 void cp_store__init(struct cp_store_sql *q, const struct cp_store_ops *ops,
                     const struct cp_store_dialect *d);
 
-/* The operations every SQL backend shares (cp_store_sql.c), for its ops table. */
+/* The operations every SQL backend shares, for its ops table. A kind k is an index into
+ * the handle's relations (cp_store__use_rels): the five kinds, then the unit test's. */
 int cp_store__begin(struct cp_store *s, bool write);
 int cp_store__commit(struct cp_store *s);
 void cp_store__rollback(struct cp_store *s);
-int cp_store__get_kind(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out);
-int cp_store__get_in_kind(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
-                          const char *parent_id, const char *key, json_t **out);
-int cp_store__write_kind(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
-                         struct st_err *err);
-int cp_store__remove_kind(struct cp_store *s, enum st_entity_kind k, const char *id,
-                          struct st_err *err);
-int cp_store__page_kind(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
-                        json_t **data, char **next_offset, struct st_err *err);
+int cp_store__get(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out);
+/* cp_store__get among the children of parent_id by its foreign key parent_field (NULL:
+ * the kind's parent); parent_id NULL: unscoped. Only the unit test scopes a lookup yet. */
+int cp_store__get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                     const char *parent_id, const char *key, json_t **out);
+int cp_store__write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
+                    struct st_err *err);
+int cp_store__remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err);
+int cp_store__page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
+                   json_t **data, char **next_offset, struct st_err *err);
 int cp_store__read_all(struct cp_store *s, struct cp_store_cache *c, uint64_t *version,
                        json_t *lists[ST_ENT__COUNT]);
 int cp_store__version(struct cp_store *s, uint64_t *version);
@@ -220,24 +222,14 @@ void cp_store__close(struct cp_store *s);
 
 #define CP_STORE_SQL_OPS(NAME)                                                                     \
     .name = (NAME), .begin = cp_store__begin, .commit = cp_store__commit,                          \
-    .rollback = cp_store__rollback, .get = cp_store__get_kind, .get_in = cp_store__get_in_kind,    \
-    .write = cp_store__write_kind, .remove = cp_store__remove_kind, .page = cp_store__page_kind,   \
-    .read_all = cp_store__read_all, .version = cp_store__version, .clear = cp_store__clear,        \
-    .count = cp_store__count, .tags_page = cp_store__tags_page, .close = cp_store__close
+    .rollback = cp_store__rollback, .get = cp_store__get, .write = cp_store__write,                \
+    .remove = cp_store__remove, .page = cp_store__page, .read_all = cp_store__read_all,            \
+    .version = cp_store__version, .clear = cp_store__clear, .count = cp_store__count,              \
+    .tags_page = cp_store__tags_page, .close = cp_store__close
 
-/* The same by relation rather than by kind, for kinds cp_store_rel_of does not know yet
- * (the unit test's): get_in as cp_store_get_in (parent_id NULL: unscoped), write as
- * cp_store_insert/update without the growth count, remove, page. */
-int cp_store__get(struct cp_store *s, const struct cp_rel *r, const char *parent_field,
-                  const char *parent_id, const char *key, json_t **out);
-int cp_store__write(struct cp_store *s, const struct cp_rel *r, const json_t *obj, bool insert,
-                    struct st_err *err);
-int cp_store__remove(struct cp_store *s, const struct cp_rel *r, const char *id,
-                     struct st_err *err);
-int cp_store__page(struct cp_store *s, const struct cp_rel *r, const struct cp_page_opts *o,
-                   json_t **data, char **next_offset, struct st_err *err);
-/* Makes rels (n of them, borrowed) every kind the handle's delete checks, clear and GET
- * /tags consider; NULL: the five kinds again. */
+/* Makes rels (n of them, borrowed; the five kinds first, in order) every kind the handle
+ * knows, for the unit test's kinds that cp_store_rel_of does not know yet; NULL: the five
+ * kinds again. */
 void cp_store__use_rels(struct cp_store *s, const struct cp_rel *const *rels, size_t n);
 /* Runs one statement with no argument (the unit test's DDL). 0 or a negative code. */
 int cp_store__exec(struct cp_store *s, const char *sql);

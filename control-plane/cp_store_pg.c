@@ -250,7 +250,6 @@ pg_set_write(struct cp_store_sql *b, const struct cp_rel_set *set, const char *i
 
 static const struct cp_store_dialect pg_dialect = {
     .ph = '$',
-    .begin_read = "BEGIN",
     .begin_write = "BEGIN",
     .begin_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     .write_lock = "SELECT pg_advisory_xact_lock(" PG_LOCK_WRITER ")",

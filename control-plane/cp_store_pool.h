@@ -22,7 +22,7 @@ int cp_store_pool_new(const struct st_conf *conf, struct cp_store_pool **out, st
  * callers that open handles their own way). */
 struct cp_store_pool *cp_store_pool_of(struct cp_store **handles, size_t n);
 
-/* Takes a free handle, waiting as long as every handle is in use. Thread-safe. */
+/* Thread-safe; waits as long as every handle is in use. */
 struct cp_store *cp_store_pool_get(struct cp_store_pool *p);
 
 /* As cp_store_pool_get, but waits at most timeout_ms (>= 0): NULL when no handle came
@@ -32,7 +32,6 @@ struct cp_store *cp_store_pool_get_timed(struct cp_store_pool *p, int timeout_ms
 /* Gives back a handle that cp_store_pool_get returned, with no transaction open on it. */
 void cp_store_pool_put(struct cp_store_pool *p, struct cp_store *s);
 
-/* How many handles the pool has. */
 size_t cp_store_pool_size(const struct cp_store_pool *p);
 
 /* Closes every handle; all of them must have been given back. NULL is a no-op. */

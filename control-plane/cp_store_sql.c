@@ -301,7 +301,7 @@ cp_store__begin(struct cp_store *s, bool write)
     int rc;
 
     ST_ASSERT(!q->in_tx);
-    rc = exec0(q, write ? q->d->begin_write : q->d->begin_read);
+    rc = exec0(q, write ? q->d->begin_write : "BEGIN");
     if (rc < 0) {
         return rc;
     }
@@ -410,10 +410,11 @@ get_by(struct cp_store_sql *q, const struct cp_rel *r, const char *col, const ch
 }
 
 int
-cp_store__get(struct cp_store *s, const struct cp_rel *r, const char *parent_field,
-              const char *parent_id, const char *key, json_t **out)
+cp_store__get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                 const char *parent_id, const char *key, json_t **out)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     const struct cp_rel_col *parent = parent_id != NULL ? parent_col(r, parent_field) : NULL;
     int rc = -ST_ENOTFOUND;
 
@@ -426,6 +427,12 @@ cp_store__get(struct cp_store *s, const struct cp_rel *r, const char *parent_fie
         rc = get_by(q, r, r->endpoint, key, parent, parent_id, out);
     }
     return rc;
+}
+
+int
+cp_store__get(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out)
+{
+    return cp_store__get_in(s, k, NULL, NULL, key, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -625,10 +632,11 @@ refused_write(const struct cp_rel *r, const struct row *w, int rc, const struct 
 }
 
 int
-cp_store__write(struct cp_store *s, const struct cp_rel *r, const json_t *obj, bool insert,
+cp_store__write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
                 struct st_err *err)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     struct cp_sql_res res = {0};
     struct cp_sql st;
     struct row w;
@@ -750,9 +758,10 @@ refused_by(const struct cp_store_sql *q, const struct cp_rel *r, const char *con
 }
 
 int
-cp_store__remove(struct cp_store *s, const struct cp_rel *r, const char *id, struct st_err *err)
+cp_store__remove(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     struct cp_sql_res res = {0};
     struct cp_sql st;
     int rc;
@@ -790,38 +799,51 @@ where(bool *first)
 
 struct page {
     size_t size;
+    bool tags; /* rows of (tag, entity_name, entity_id); else of docs */
     json_t *arr;
     char *next;
 };
+
+static const char *
+last_str(const struct page *p, const char *key)
+{
+    return json_string_value(json_object_get(json_array_get(p->arr, p->size - 1), key));
+}
 
 static int
 row_page(void *arg, const struct cp_sql_row *row)
 {
     struct page *p = arg;
     json_error_t jerr;
-    json_t *doc;
+    json_t *v = NULL;
 
     if (json_array_size(p->arr) == p->size) {
         /* one more row than asked: there is a next page after the last one kept */
-        json_t *last = json_array_get(p->arr, p->size - 1);
-
-        p->next = st_xstrdup(json_string_value(json_object_get(last, "id")));
+        p->next = p->tags
+                      ? cp_store_tags_offset_make(last_str(p, "tag"), last_str(p, "entity_name"),
+                                                  last_str(p, "entity_id"))
+                      : st_xstrdup(last_str(p, "id"));
         return 1;
     }
-    doc = row->col[0] != NULL ? json_loadb(row->col[0], row->len[0], 0, &jerr) : NULL;
-    if (doc != NULL) {
-        json_array_append_new(p->arr, doc);
+    if (p->tags && row->col[0] != NULL && row->col[1] != NULL && row->col[2] != NULL) {
+        v = json_pack("{s:s,s:s,s:s}", "entity_name", row->col[1], "entity_id", row->col[2], "tag",
+                      row->col[0]);
+    } else if (!p->tags && row->col[0] != NULL) {
+        v = json_loadb(row->col[0], row->len[0], 0, &jerr);
+    }
+    if (v != NULL) {
+        json_array_append_new(p->arr, v);
     }
     return 0;
 }
 
 /* Runs a page's statement into *data and *next_offset. */
 static int
-page_run(struct cp_store_sql *q, struct cp_sql *st, cp_sql_row_fn *fn, size_t size, json_t **data,
+page_run(struct cp_store_sql *q, struct cp_sql *st, bool tags, size_t size, json_t **data,
          char **next_offset)
 {
-    struct page p = {size, json_array(), NULL};
-    int rc = run(q, st, fn, &p, NULL);
+    struct page p = {size, tags, json_array(), NULL};
+    int rc = run(q, st, row_page, &p, NULL);
 
     if (rc < 0) {
         json_decref(p.arr);
@@ -834,10 +856,11 @@ page_run(struct cp_store_sql *q, struct cp_sql *st, cp_sql_row_fn *fn, size_t si
 }
 
 int
-cp_store__page(struct cp_store *s, const struct cp_rel *r, const struct cp_page_opts *o,
+cp_store__page(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
                json_t **data, char **next_offset, struct st_err *err)
 {
     struct cp_store_sql *q = sql(s);
+    const struct cp_rel *r = q->rels[k];
     const struct cp_rel_col *parent = o->parent_id ? parent_col(r, o->parent_field) : NULL;
     char *tags_text = NULL;
     bool first = true;
@@ -866,7 +889,7 @@ cp_store__page(struct cp_store *s, const struct cp_rel *r, const struct cp_page_
     }
     cp_sql_add(&st, " ORDER BY id LIMIT ");
     cp_sql_int(&st, (int64_t)o->size + 1);
-    rc = page_run(q, &st, row_page, o->size, data, next_offset);
+    rc = page_run(q, &st, false, o->size, data, next_offset);
     free(tags_text);
     return rc;
 }
@@ -992,26 +1015,6 @@ cp_store__count(struct cp_store *s, enum st_entity_kind k, uint64_t *n)
 /* ------------------------------------------------------------------------ */
 /* tags */
 
-static int
-row_tag(void *arg, const struct cp_sql_row *row)
-{
-    struct page *p = arg;
-
-    if (json_array_size(p->arr) == p->size) {
-        json_t *last = json_array_get(p->arr, p->size - 1);
-
-        p->next = cp_store_tags_offset_make(json_string_value(json_object_get(last, "tag")),
-                                            json_string_value(json_object_get(last, "entity_name")),
-                                            json_string_value(json_object_get(last, "entity_id")));
-        return 1;
-    }
-    if (row->col[0] != NULL && row->col[1] != NULL && row->col[2] != NULL) {
-        json_array_append_new(p->arr, json_pack("{s:s,s:s,s:s}", "entity_name", row->col[1],
-                                                "entity_id", row->col[2], "tag", row->col[0]));
-    }
-    return 0;
-}
-
 /* Every (tag, entity) pair of every table, one page of them, ordered by tag, entity_name,
  * entity_id. Arguments: 1 the tag or NULL, 2-4 the offset's (tag, entity_name, entity_id)
  * or NULL, 5 the limit. */
@@ -1048,13 +1051,13 @@ cp_store__tags_page(struct cp_store *s, const char *tag, size_t size, const char
     cp_sql_add(&st, " (tag, entity_name, entity_id) > (%c2%s, %c3%s, %c4%s))", st.ph, co, st.ph, co,
                st.ph, co);
     cp_sql_add(&st, " ORDER BY tag, entity_name, entity_id LIMIT %c5", st.ph);
-    rc = page_run(q, &st, row_tag, size, data, next_offset);
+    rc = page_run(q, &st, true, size, data, next_offset);
     json_decref(off);
     return rc;
 }
 
 /* ------------------------------------------------------------------------ */
-/* the handle, and the ops by kind */
+/* the handle */
 
 void
 cp_store__init(struct cp_store_sql *q, const struct cp_store_ops *ops,
@@ -1086,37 +1089,4 @@ cp_store__close(struct cp_store *s)
 {
     cp_store__rollback(s);
     sql(s)->d->close(sql(s));
-}
-
-int
-cp_store__get_kind(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out)
-{
-    return cp_store__get(s, cp_store_rel_of(k), NULL, NULL, key, out);
-}
-
-int
-cp_store__get_in_kind(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
-                      const char *parent_id, const char *key, json_t **out)
-{
-    return cp_store__get(s, cp_store_rel_of(k), parent_field, parent_id, key, out);
-}
-
-int
-cp_store__write_kind(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
-                     struct st_err *err)
-{
-    return cp_store__write(s, cp_store_rel_of(k), obj, insert, err);
-}
-
-int
-cp_store__remove_kind(struct cp_store *s, enum st_entity_kind k, const char *id, struct st_err *err)
-{
-    return cp_store__remove(s, cp_store_rel_of(k), id, err);
-}
-
-int
-cp_store__page_kind(struct cp_store *s, enum st_entity_kind k, const struct cp_page_opts *o,
-                    json_t **data, char **next_offset, struct st_err *err)
-{
-    return cp_store__page(s, cp_store_rel_of(k), o, data, next_offset, err);
 }

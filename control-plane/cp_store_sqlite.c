@@ -334,7 +334,6 @@ sq_set_member(struct cp_sql *st, const struct cp_rel *r, const struct cp_rel_set
 
 static const struct cp_store_dialect sq_dialect = {
     .ph = '?',
-    .begin_read = "BEGIN",
     .begin_write = "BEGIN IMMEDIATE",
     .begin_snapshot = "BEGIN", /* WAL: a read transaction sees one snapshot */
     .collate = "",

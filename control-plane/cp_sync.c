@@ -100,7 +100,7 @@ struct cp_sync {
     bool closing;
     bool corrupt;           /* STRAIT_TEST_CORRUPT_SNAPSHOT */
     uint64_t big_logged;    /* the last version refused as beyond cluster_max_payload, under mu */
-    uint64_t dp_big_logged; /* ... as beyond a DP's (beyond_dp), under mu */
+    uint64_t dp_big_logged; /* ... as beyond a DP's, under mu */
     struct refusal refused[REFUSAL_SLOTS]; /* pipe_cb's log, under mu */
     int64_t refusal_budget_ms;             /* pipe_cb's pauses, under mu */
     int64_t refusal_budget_at;             /* monotonic ms of its last update */
@@ -119,6 +119,17 @@ post_recv_locked(struct sync_ctx *c)
     c->state = SYNC_RECV;
     c->sy->n_receiving++;
     nng_ctx_recv(c->ctx, c->aio);
+}
+
+/* Ends c's exchange: it receives again unless the server is closing (or again is
+ * false). Called with mu held. */
+static void
+idle_locked(struct sync_ctx *c, bool again)
+{
+    c->state = SYNC_IDLE;
+    if (again && !c->sy->closing) {
+        post_recv_locked(c);
+    }
 }
 
 /* Opens one more receiving context. Called with mu held. */
@@ -190,60 +201,45 @@ corrupt_copy(const struct cp_snapshot_blob *b, uint8_t *copy)
 /* nng's header on a reply (the request id) counts toward the DP's NNG_OPT_RECVMAXSZ. */
 #define SYNC_REPLY_SLACK 64
 
-/* True when an answer of len bytes carrying b is beyond cluster_max_payload: the DP
- * would drop it and its connection with it. Logs once per version and fills reason,
- * the refusal the DP logs. */
+/* Whether an answer of len bytes carrying b is beyond cluster_max_payload: the CP's (dp
+ * false), or the asking DP's, which its request carries (dp true). Sent anyway, nng on the
+ * DP would drop it with the connection and say nothing (nng 1.5.2), so the DP is told
+ * instead. Fills reason, the refusal the DP logs; logs once per version. */
 static bool
-payload_too_big(struct cp_sync *sy, const struct cp_snapshot_blob *b, size_t len, char *reason,
-                size_t size)
-{
-    const long long max = (long long)sy->conf->cluster_max_payload;
-    bool first;
-
-    if ((long long)len + SYNC_REPLY_SLACK <= max) {
-        return false;
-    }
-    st_snprintf(reason, size,
-                "configuration version %llu is %zu bytes, beyond cluster_max_payload (%lld "
-                "bytes): raise cluster_max_payload on the control plane and every data plane",
-                (unsigned long long)b->version, len, max);
-    pthread_mutex_lock(&sy->mu);
-    first = sy->big_logged != b->version;
-    sy->big_logged = b->version;
-    pthread_mutex_unlock(&sy->mu);
-    if (first) {
-        st_log(ST_LOG_ERR, 0, "cluster: not sent to data planes: %s", reason);
-    }
-    return true;
-}
-
-/* Whether a response of len bytes is beyond the asking DP's cluster_max_payload, which its
- * request carries: sent anyway, nng on the DP would drop it with the connection and
- * say nothing (nng 1.5.2), so the DP is told instead. Fills reason; logs once per
- * version. */
-static bool
-beyond_dp(struct sync_ctx *c, const struct cp_snapshot_blob *b, size_t len, char *reason,
-          size_t size)
+too_big(struct sync_ctx *c, const struct cp_snapshot_blob *b, size_t len, bool dp, char *reason,
+        size_t size)
 {
     struct cp_sync *sy = c->sy;
+    const long long cp_max = (long long)sy->conf->cluster_max_payload;
+    const long long max = dp ? (long long)c->dp_max : cp_max;
+    uint64_t *logged = dp ? &sy->dp_big_logged : &sy->big_logged;
     bool first;
 
-    if (c->dp_max <= 0 || (long long)len + SYNC_REPLY_SLACK <= (long long)c->dp_max) {
+    if (max <= 0 || (long long)len + SYNC_REPLY_SLACK <= max) {
         return false;
     }
-    st_snprintf(reason, size,
-                "configuration version %llu is %zu bytes, beyond this data plane's "
-                "cluster_max_payload (%lld bytes): raise it to the control plane's (%lld bytes)",
-                (unsigned long long)b->version, len, (long long)c->dp_max,
-                (long long)sy->conf->cluster_max_payload);
+    if (dp) {
+        st_snprintf(reason, size,
+                    "configuration version %llu is %zu bytes, beyond this data plane's "
+                    "cluster_max_payload (%lld bytes): raise it to the control plane's (%lld "
+                    "bytes)",
+                    (unsigned long long)b->version, len, max, cp_max);
+    } else {
+        st_snprintf(reason, size,
+                    "configuration version %llu is %zu bytes, beyond cluster_max_payload (%lld "
+                    "bytes): raise cluster_max_payload on the control plane and every data plane",
+                    (unsigned long long)b->version, len, max);
+    }
     pthread_mutex_lock(&sy->mu);
-    first = sy->dp_big_logged != b->version;
-    sy->dp_big_logged = b->version;
+    first = *logged != b->version;
+    *logged = b->version;
     pthread_mutex_unlock(&sy->mu);
-    if (first) {
+    if (first && dp) {
         st_log(ST_LOG_WARN, 0,
-               "cluster: not sent to a data plane whose cluster_max_payload is %lld bytes: %s",
-               (long long)c->dp_max, reason);
+               "cluster: not sent to a data plane whose cluster_max_payload is %lld bytes: %s", max,
+               reason);
+    } else if (first) {
+        st_log(ST_LOG_ERR, 0, "cluster: not sent to data planes: %s", reason);
     }
     return true;
 }
@@ -275,8 +271,8 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
     if (rv == 0 && status == ST_SYNC_OK) {
         char why[300];
 
-        if (payload_too_big(sy, b, len, why, sizeof(why)) ||
-            beyond_dp(c, b, len, why, sizeof(why))) {
+        if (too_big(c, b, len, false, why, sizeof(why)) ||
+            too_big(c, b, len, true, why, sizeof(why))) {
             free(copy);
             send_resp(c, ST_SYNC_REFUSED, why, NULL);
             return;
@@ -295,10 +291,7 @@ send_resp(struct sync_ctx *c, enum st_sync_status status, const char *reason,
             st_log(ST_LOG_ERR, 0, "cluster: cannot build a response: %s", st_strerror(rv));
         }
         nng_msg_free(m);
-        c->state = SYNC_IDLE;
-        if (!sy->closing) {
-            post_recv_locked(c);
-        }
+        idle_locked(c, true);
         pthread_mutex_unlock(&sy->mu);
         return;
     }
@@ -458,7 +451,7 @@ hold(struct sync_ctx *c, uint64_t gen0)
 
     pthread_mutex_lock(&sy->mu);
     if (sy->closing) {
-        c->state = SYNC_IDLE;
+        idle_locked(c, false);
         pthread_mutex_unlock(&sy->mu);
         return;
     }
@@ -480,20 +473,20 @@ handle_request(struct sync_ctx *c, nng_msg *m)
     char reason[256] = "";
     enum version_verdict vv;
     uint64_t gen0;
+    int rc;
 
     pipe_ip(sy, nng_msg_get_pipe(m), ip, sizeof(ip));
-    if (st_syncmsg_req_decode(nng_msg_body(m), nng_msg_len(m), &req) < 0) {
-        nng_msg_free(m);
+    rc = st_syncmsg_req_decode(nng_msg_body(m), nng_msg_len(m), &req);
+    nng_msg_free(m);
+    if (rc < 0) {
         st_log(ST_LOG_INFO, 0, "cluster: undecodable request from %s", ip);
         send_resp(c, ST_SYNC_REFUSED, "cannot decode the sync request", NULL);
         return;
     }
-    nng_msg_free(m);
     if (req.dp_id == NULL || req.dp_id[0] == '\0') {
         st_log(ST_LOG_WARN, 0, "cluster: refused data plane %s: data plane didn't pass the id", ip);
-        st_syncmsg_req_fini(&req);
-        send_resp(c, ST_SYNC_REFUSED, "data plane didn't pass the id", NULL);
-        return;
+        st_snprintf(reason, sizeof(reason), "data plane didn't pass the id");
+        goto refuse;
     }
     vv = version_ok(req.dp_version, reason, sizeof(reason));
     if (vv != VERSION_OK) {
@@ -501,9 +494,7 @@ handle_request(struct sync_ctx *c, nng_msg *m)
         if (vv == VERSION_INCOMPATIBLE) {
             cp_registry_seen(sy->reg, &req, ip, CP_REGISTRY_SYNC_VERSION_INCOMPATIBLE, reason);
         }
-        st_syncmsg_req_fini(&req);
-        send_resp(c, ST_SYNC_REFUSED, reason, NULL);
-        return;
+        goto refuse;
     }
     if (reason[0] != '\0') {
         st_log(ST_LOG_DEBUG, 0, "cluster: data plane %s (%s): %s", req.dp_id, ip, reason);
@@ -536,6 +527,10 @@ handle_request(struct sync_ctx *c, nng_msg *m)
         hold(c, gen0);
     }
     cp_snapshot_blob_unref(b);
+    return;
+refuse:
+    st_syncmsg_req_fini(&req);
+    send_resp(c, ST_SYNC_REFUSED, reason, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -547,57 +542,38 @@ ctx_cb(void *arg)
     struct sync_ctx *c = arg;
     struct cp_sync *sy = c->sy;
     int rv = nng_aio_result(c->aio);
-    enum sync_state state;
+    bool recv;
 
     pthread_mutex_lock(&sy->mu);
-    state = c->state;
-    if (state == SYNC_RECV) {
+    recv = c->state == SYNC_RECV;
+    if (recv) {
         sy->n_receiving--;
     }
+    if (c->state == SYNC_SEND && rv != 0) {
+        nng_msg_free(nng_aio_get_msg(c->aio));
+    }
+    if (c->state == SYNC_SEND || (recv && rv != 0)) { /* a closed socket receives no more */
+        idle_locked(c, !recv || rv != NNG_ECLOSED);
+    }
     pthread_mutex_unlock(&sy->mu);
-
-    if (state == SYNC_SEND) {
-        if (rv != 0) {
-            nng_msg_free(nng_aio_get_msg(c->aio));
-        }
-        pthread_mutex_lock(&sy->mu);
-        c->state = SYNC_IDLE;
-        if (!sy->closing) {
-            post_recv_locked(c);
-        }
-        pthread_mutex_unlock(&sy->mu);
-        return;
+    if (recv && rv == 0) {
+        ensure_receiver(sy);
+        handle_request(c, nng_aio_get_msg(c->aio));
     }
-    if (state != SYNC_RECV) {
-        return;
-    }
-    if (rv != 0) {
-        pthread_mutex_lock(&sy->mu);
-        c->state = SYNC_IDLE;
-        if (!sy->closing && rv != NNG_ECLOSED) {
-            post_recv_locked(c);
-        }
-        pthread_mutex_unlock(&sy->mu);
-        return;
-    }
-    ensure_receiver(sy);
-    handle_request(c, nng_aio_get_msg(c->aio));
 }
 
 static void
 timer_cb(void *arg)
 {
     struct sync_ctx *c = arg;
-    bool closing;
+    bool wait;
 
     pthread_mutex_lock(&c->sy->mu);
-    closing = c->sy->closing;
-    if (closing || c->state != SYNC_WAIT) {
-        pthread_mutex_unlock(&c->sy->mu);
-        return;
-    }
+    wait = !c->sy->closing && c->state == SYNC_WAIT;
     pthread_mutex_unlock(&c->sy->mu);
-    answer_current(c);
+    if (wait) {
+        answer_current(c);
+    }
 }
 
 void
@@ -626,19 +602,6 @@ void
 cp_sync_notify_cb(void *arg)
 {
     cp_sync_notify(arg);
-}
-
-/* "ip:port" of the pipe's peer, for the refusal log line. */
-static void
-pipe_peer(const struct cp_sync *sy, nng_pipe p, char *buf, size_t size)
-{
-    struct sockaddr_storage ss;
-
-    if (pipe_addr(sy, p, &ss)) {
-        st_addr_format((const struct sockaddr *)&ss, buf, size);
-    } else {
-        st_snprintf(buf, size, "unknown");
-    }
 }
 
 /* Whether to log a refusal of a DP at ip now; *quiet gets the refusals from that
@@ -719,6 +682,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     char ip[64];
     char peer[96];
     char more[64] = "";
+    struct sockaddr_storage ss;
 
     if (ev != NNG_PIPE_EV_ADD_PRE) {
         return;
@@ -733,7 +697,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         return;
     }
     pipe_ip(sy, p, ip, sizeof(ip));
-    pipe_peer(sy, p, peer, sizeof(peer));
+    st_snprintf(peer, sizeof(peer), "unknown");
+    if (pipe_addr(sy, p, &ss)) {
+        st_addr_format((const struct sockaddr *)&ss, peer, sizeof(peer)); /* ip:port */
+    }
     pthread_mutex_lock(&sy->mu);
     log = refusal_log_due(sy, ip, &quiet);
     pause = refusal_pause_due(sy);

@@ -72,7 +72,6 @@ void cp_sync_wait_add(struct cp_sync_wait *w, uint64_t version, int64_t timeout_
  * and unhooks the registry. Later adds answer at once. Idempotent; NULL is a no-op. */
 void cp_sync_wait_stop(struct cp_sync_wait *w);
 
-/* Stops if needed, then frees. NULL is a no-op. */
 void cp_sync_wait_free(struct cp_sync_wait *w);
 
 #endif

@@ -1991,6 +1991,22 @@ rel_ent(const char *id, ...)
     return o;
 }
 
+/* The kinds rel_schema adds after the five, in order. */
+static const struct cp_rel *const rel_extra[] = {&rel_upstreams, &rel_targets, &rel_consumers,
+                                                 &rel_plugins};
+
+/* The kind number the store knows r by once rel_schema ran. */
+static enum st_entity_kind
+rel_kind(const struct cp_rel *r)
+{
+    size_t i = 0;
+
+    while (rel_extra[i] != r) {
+        i++;
+    }
+    return (enum st_entity_kind)(ST_ENT__COUNT + i);
+}
+
 static int
 rel_write(struct cp_store *s, const struct cp_rel *r, json_t *o, struct st_err *err)
 {
@@ -1998,7 +2014,7 @@ rel_write(struct cp_store *s, const struct cp_rel *r, json_t *o, struct st_err *
 
     memset(err, 0, sizeof(*err));
     assert_int_equal(cp_store_begin(s, true), 0);
-    rc = cp_store__write(s, r, o, true, err);
+    rc = cp_store__write(s, rel_kind(r), o, true, err);
     if (rc == 0) {
         assert_int_equal(cp_store_commit(s), 0);
     } else {
@@ -2015,7 +2031,7 @@ rel_remove(struct cp_store *s, const struct cp_rel *r, const char *id, struct st
 
     memset(err, 0, sizeof(*err));
     assert_int_equal(cp_store_begin(s, true), 0);
-    rc = cp_store__remove(s, r, id, err);
+    rc = cp_store__remove(s, rel_kind(r), id, err);
     if (rc == 0) {
         assert_int_equal(cp_store_commit(s), 0);
     } else {
@@ -2024,13 +2040,13 @@ rel_remove(struct cp_store *s, const struct cp_rel *r, const char *id, struct st
     return rc;
 }
 
-/* The id of what cp_store__get finds, or "" (not found). */
+/* The id of what cp_store__get_in finds, or "" (not found). */
 static const char *
 rel_get(struct cp_store *s, const struct cp_rel *r, const char *parent_id, const char *key)
 {
     static char id[64];
     json_t *o = NULL;
-    int rc = cp_store__get(s, r, NULL, parent_id, key, &o);
+    int rc = cp_store__get_in(s, rel_kind(r), NULL, parent_id, key, &o);
 
     assert_true(rc == 0 || rc == -ST_ENOTFOUND);
     snprintf(id, sizeof(id), "%s", rc == 0 ? json_string_value(json_object_get(o, "id")) : "");
@@ -2048,7 +2064,7 @@ rel_count(struct cp_store *s, const struct cp_rel *r, const char *parent_field,
     char *next = NULL;
     size_t n;
 
-    assert_int_equal(cp_store__page(s, r, &o, &data, &next, &err), 0);
+    assert_int_equal(cp_store__page(s, rel_kind(r), &o, &data, &next, &err), 0);
     n = json_array_size(data);
     json_decref(data);
     free(next);
@@ -2077,11 +2093,8 @@ rel_schema(struct fx *f, const struct cp_rel **all, size_t n)
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         all[k] = cp_store_rel_of((enum st_entity_kind)k);
     }
-    all[ST_ENT__COUNT] = &rel_upstreams;
-    all[ST_ENT__COUNT + 1] = &rel_targets;
-    all[ST_ENT__COUNT + 2] = &rel_consumers;
-    all[ST_ENT__COUNT + 3] = &rel_plugins;
-    assert_int_equal(n, ST_ENT__COUNT + 4);
+    assert_int_equal(n, ST_ENT__COUNT + ST_ARRAY_SIZE(rel_extra));
+    memcpy(all + ST_ENT__COUNT, rel_extra, sizeof(rel_extra));
     cp_store__use_rels(f->s, all, n);
 }
 
