@@ -220,9 +220,7 @@ parse(const char *text, size_t len, struct lookups *l, int64_t now, struct cp_de
     int rc;
 
     lookups_reset(l);
-    lists_drop(r);
-    json_decref(r->error);
-    r->error = NULL;
+    cp_decl_result_fini(r);
     rc = st_decl_parse(text, len, &o, r->lists, &r->error);
     if (rc == 0 && l->rc < 0) {
         /* an id the store could not be asked for would be a new one: not a load */

@@ -139,7 +139,6 @@ watch(struct cp_gate *g, struct gate_conn *c, int s)
     const struct gate_dir *out = &c->dir[!s];
     const bool nng_down = s == GATE_NNG && c->connecting;
     uint32_t ev = 0;
-    struct epoll_event e;
 
     if (!in->eof && in->len < CP_GATE_BUF && !nng_down) {
         ev |= EPOLLIN;
@@ -159,10 +158,8 @@ watch(struct cp_gate *g, struct gate_conn *c, int s)
     if (c->watched[s] && ev == c->events[s]) {
         return 0;
     }
-    memset(&e, 0, sizeof(e));
-    e.events = ev;
-    e.data.ptr = &c->end[s];
-    if (epoll_ctl(g->ep, c->watched[s] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd[s], &e) == -1) {
+    if (epoll_ctl(g->ep, c->watched[s] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd[s],
+                  &(struct epoll_event){.events = ev, .data.ptr = &c->end[s]}) == -1) {
         return -errno;
     }
     c->watched[s] = true;
@@ -551,7 +548,8 @@ listen_public(struct cp_gate *g, struct st_err *err)
 static int
 setup(struct cp_gate *g, struct st_err *err)
 {
-    struct epoll_event e = {.events = EPOLLIN};
+    struct epoll_event le = {.events = EPOLLIN, .data.ptr = &g->lend};
+    struct epoll_event we = {.events = EPOLLIN, .data.ptr = &g->wend};
     int rc = listen_public(g, err);
 
     if (rc < 0) {
@@ -559,17 +557,8 @@ setup(struct cp_gate *g, struct st_err *err)
     }
     g->ep = epoll_create1(EPOLL_CLOEXEC);
     g->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (g->ep == -1 || g->wake == -1) {
-        return st_err_set(err, -errno, NULL, "cluster: cannot set up the gate: %s",
-                          strerror(errno));
-    }
-    e.data.ptr = &g->lend;
-    if (epoll_ctl(g->ep, EPOLL_CTL_ADD, g->lfd, &e) == -1) {
-        return st_err_set(err, -errno, NULL, "cluster: cannot set up the gate: %s",
-                          strerror(errno));
-    }
-    e.data.ptr = &g->wend;
-    if (epoll_ctl(g->ep, EPOLL_CTL_ADD, g->wake, &e) == -1) {
+    if (g->ep == -1 || g->wake == -1 || epoll_ctl(g->ep, EPOLL_CTL_ADD, g->lfd, &le) == -1 ||
+        epoll_ctl(g->ep, EPOLL_CTL_ADD, g->wake, &we) == -1) {
         return st_err_set(err, -errno, NULL, "cluster: cannot set up the gate: %s",
                           strerror(errno));
     }

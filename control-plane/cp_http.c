@@ -337,18 +337,13 @@ token_ok(const struct cp_http *h, struct MHD_Connection *c)
 {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, HTTP_TOKEN_HEADER);
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    bool ok = false;
 
     if (v != NULL && token_matches(h, v)) {
-        ok = true;
+        return true;
     }
-    if (!ok && auth != NULL && strncasecmp(auth, "Bearer", 6) == 0 &&
-        (auth[6] == ' ' || auth[6] == '\t')) {
-        for (auth += 6; *auth == ' ' || *auth == '\t'; auth++) {
-        }
-        ok = token_matches(h, auth);
-    }
-    return ok;
+    return auth != NULL && strncasecmp(auth, "Bearer", 6) == 0 &&
+           (auth[6] == ' ' || auth[6] == '\t') &&
+           token_matches(h, auth + 6 + strspn(auth + 6, " \t"));
 }
 
 /* The session's peer certificate chain verifies against admin_ssl_client_ca (the trust
@@ -721,15 +716,6 @@ read_pem(const char *key, const char *path, char **out, struct st_err *err)
     return 0;
 }
 
-static void
-free_secret(char *p)
-{
-    if (p != NULL) {
-        explicit_bzero(p, strlen(p));
-        free(p);
-    }
-}
-
 /* Parses the PEM files with GnuTLS the way libmicrohttpd will, so that a bad file, a
  * key that does not match, or a CA file without a certificate stops the start with a
  * line naming the key (libmicrohttpd would only fail to start the daemon). */
@@ -853,7 +839,10 @@ static void
 free_tls(struct cp_http *h)
 {
     free(h->cert_pem);
-    free_secret(h->key_pem);
+    if (h->key_pem != NULL) {
+        explicit_bzero(h->key_pem, strlen(h->key_pem));
+    }
+    free(h->key_pem);
     free(h->ca_pem);
     h->cert_pem = h->key_pem = h->ca_pem = NULL;
 }

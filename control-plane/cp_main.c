@@ -35,36 +35,21 @@
 
 #define EXIT_CONFIG 2
 
-/* Exit code for a start-up failure: configuration problems are 2, the rest 1. */
-static int
-exit_code(int rc)
-{
-    return rc == -ST_ECONF || rc == -ST_EUNSUPPORTED || rc == -ST_EPARSE ? EXIT_CONFIG
-                                                                         : EXIT_FAILURE;
-}
-
+/* Prints the error; the exit code of a start-up failure: configuration problems are 2,
+ * the rest 1. */
 static int
 fail(int rc, const struct st_err *err)
 {
     fprintf(stderr, "strait: %s\n", err->msg[0] != '\0' ? err->msg : st_strerror(rc));
-    return exit_code(rc);
+    return rc == -ST_ECONF || rc == -ST_EUNSUPPORTED || rc == -ST_EPARSE ? EXIT_CONFIG
+                                                                         : EXIT_FAILURE;
 }
 
+/* Whatever went wrong, it is the configuration: exit 2. */
 static int
 load_conf(struct st_conf *conf, const struct cp_args *a, struct st_err *err)
 {
-    int rc = st_conf_load(conf, a->conf_path, a->prefix, ST_PLANE_CP, err);
-
-    if (rc < 0) {
-        return -ST_ECONF; /* whatever went wrong, it is the configuration: exit 2 */
-    }
-    return 0;
-}
-
-static int
-make_prefix(const char *prefix, struct st_err *err)
-{
-    return st_file_prefix_make(prefix, err);
+    return st_conf_load(conf, a->conf_path, a->prefix, ST_PLANE_CP, err) < 0 ? -ST_ECONF : 0;
 }
 
 /* Files of earlier starts (or the operator's) that hold secrets but are open to other
@@ -112,7 +97,7 @@ start_all(struct cp_ctx *cx, struct st_err *err)
     struct cp_store *snap_store = NULL;
     int rc;
 
-    rc = make_prefix(cx->conf.prefix, err);
+    rc = st_file_prefix_make(cx->conf.prefix, err);
     if (rc == 0) {
         warn_exposed_files(&cx->conf);
         rc = cp_store_pool_new(&cx->conf, &cx->pool, err);
@@ -457,7 +442,7 @@ cmd_config(const struct cp_args *a)
         free(text);
         return fail(rc, &err);
     }
-    rc = make_prefix(conf.prefix, &err);
+    rc = st_file_prefix_make(conf.prefix, &err);
     if (rc == 0) {
         rc = cp_store_open(&conf, &st, &err);
     }

@@ -33,35 +33,18 @@
 void
 dp_fwd_init(struct dp_fwd *f, struct dp_sock *src, struct dp_sock *dst)
 {
-    f->src = src;
-    f->dst = dst;
-    f->pipe = NULL;
-    f->buf = NULL;
-    f->off = 0;
-    f->len = 0;
-    f->copy = false;
-    f->bulk = false;
-    f->eof = false;
-    f->done = false;
-    f->blocked_since = 0;
-    f->bytes = 0;
+    *f = (struct dp_fwd){.src = src, .dst = dst};
 }
 
 /* Gives the pipe and buffer back to the worker (a pipe holding data is closed). */
-static void
-fwd_release(struct dp_fwd *f, struct dp_fwd_env *env)
+void
+dp_fwd_fini(struct dp_fwd *f, struct dp_fwd_env *env)
 {
     dp_pipe_put(env->pipes, f->pipe);
     f->pipe = NULL;
     dp_pool_put(env->bufs, f->buf);
     f->buf = NULL;
     f->off = f->len = 0;
-}
-
-void
-dp_fwd_fini(struct dp_fwd *f, struct dp_fwd_env *env)
-{
-    fwd_release(f, env);
 }
 
 static size_t
@@ -220,7 +203,7 @@ dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
             break;
         }
         if (!f->src->rd_ready) {
-            fwd_release(f, env); /* drained and idle: hold no pipe, no buffer */
+            dp_fwd_fini(f, env); /* drained and idle: hold no pipe, no buffer */
             break;
         }
         if (env->budget != 0 && got >= env->budget) {
@@ -230,7 +213,7 @@ dp_fwd_run(struct dp_fwd *f, struct dp_fwd_env *env, unsigned *flags)
         n = fwd_read(f, env, &asked);
         if (n == -EAGAIN) {
             f->src->rd_ready = false;
-            fwd_release(f, env); /* idle: an idle session holds no pipe, no buffer */
+            dp_fwd_fini(f, env); /* idle: an idle session holds no pipe, no buffer */
             break;
         }
         if (n < 0) {

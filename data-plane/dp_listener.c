@@ -121,6 +121,7 @@ listener_socket(const struct st_listen *conf, struct st_err *err)
 {
     int one = 1;
     int fd = socket(conf->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const char *what;
     int e;
 
     if (fd == -1) {
@@ -133,21 +134,17 @@ listener_socket(const struct st_listen *conf, struct st_err *err)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
         (conf->addr.ss_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)) {
-        e = errno;
-        close(fd);
-        return st_err_set(err, -e, NULL, "%s: setsockopt: %s", conf->text, strerror(e));
+        what = "setsockopt";
+    } else if (bind(fd, (const struct sockaddr *)&conf->addr, conf->addrlen) == -1) {
+        what = "bind";
+    } else if (listen(fd, conf->backlog > 0 ? conf->backlog : DP_BACKLOG) == -1) {
+        what = "listen";
+    } else {
+        return fd;
     }
-    if (bind(fd, (const struct sockaddr *)&conf->addr, conf->addrlen) == -1) {
-        e = errno;
-        close(fd);
-        return st_err_set(err, -e, NULL, "%s: bind: %s", conf->text, strerror(e));
-    }
-    if (listen(fd, conf->backlog > 0 ? conf->backlog : DP_BACKLOG) == -1) {
-        e = errno;
-        close(fd);
-        return st_err_set(err, -e, NULL, "%s: listen: %s", conf->text, strerror(e));
-    }
-    return fd;
+    e = errno;
+    close(fd);
+    return st_err_set(err, -e, NULL, "%s: %s: %s", conf->text, what, strerror(e));
 }
 
 static bool

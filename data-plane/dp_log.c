@@ -58,10 +58,7 @@ dp_log_ring_new(void)
     if (r == NULL) {
         return NULL;
     }
-    atomic_init(&r->head, 0);
-    atomic_init(&r->tail, 0);
-    atomic_init(&r->dropped, 0);
-    r->wake_fd = -1;
+    r->wake_fd = -1; /* head, tail and dropped start zeroed */
     return r;
 }
 
@@ -200,7 +197,6 @@ dp_logger_new(size_t n, struct st_err *err)
     struct dp_logger *lg = st_xcalloc(1, sizeof(*lg));
     int rc;
 
-    atomic_init(&lg->stop, false);
     lg->rings = st_xcalloc(n ? n : 1, sizeof(*lg->rings));
     lg->reported = st_xcalloc(n ? n : 1, sizeof(*lg->reported));
     lg->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -39,39 +39,18 @@ dp_loop_fini(struct dp_loop *l)
     }
 }
 
-static int
-io_ctl(struct dp_loop *l, int op, struct dp_io *io, uint32_t events)
-{
-    struct epoll_event ev;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.events = events;
-    ev.data.ptr = io;
-    if (epoll_ctl(l->epfd, op, io->fd, &ev) == -1) {
-        return -errno;
-    }
-    return 0;
-}
-
 int
 dp_loop_io_add(struct dp_loop *l, struct dp_io *io, uint32_t events)
 {
-    return io_ctl(l, EPOLL_CTL_ADD, io, events);
-}
+    struct epoll_event ev = {.events = events, .data.ptr = io};
 
-int
-dp_loop_io_mod(struct dp_loop *l, struct dp_io *io, uint32_t events)
-{
-    return io_ctl(l, EPOLL_CTL_MOD, io, events);
+    return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev) == -1 ? -errno : 0;
 }
 
 void
 dp_loop_io_del(struct dp_loop *l, struct dp_io *io)
 {
-    struct epoll_event ev;
-
-    memset(&ev, 0, sizeof(ev));
-    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, &ev);
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL); /* NULL: Linux >= 2.6.9 */
 }
 
 /* Unlinks d from the list at *head. Returns false when it is not there. */

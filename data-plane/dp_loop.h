@@ -17,7 +17,6 @@ void dp_loop_fini(struct dp_loop *l);
 /* Registers io->fd for `events` (EPOLLIN, EPOLLOUT, EPOLLET...). io must stay valid
  * until dp_loop_io_del() or the fd is closed. Returns 0 or -errno. */
 int dp_loop_io_add(struct dp_loop *l, struct dp_io *io, uint32_t events);
-int dp_loop_io_mod(struct dp_loop *l, struct dp_io *io, uint32_t events);
 void dp_loop_io_del(struct dp_loop *l, struct dp_io *io);
 
 /* Runs one turn, waiting at most max_wait_ms (-1: until an event or timer).

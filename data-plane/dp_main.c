@@ -98,13 +98,10 @@ check_listeners(const struct st_conf *c, struct st_err *err)
     for (size_t i = 0; i < c->stream_listen.n; i++) {
         const struct st_listen *li = &c->stream_listen.v[i];
 
-        if (li->flags & ST_LISTEN_F_PROXY) {
+        if (li->flags & (ST_LISTEN_F_PROXY | ST_LISTEN_F_UDP)) {
             return st_err_set(err, -ST_EUNSUPPORTED, "stream_listen",
-                              "stream_listen: %s: 'proxy_protocol' is not supported yet", li->text);
-        }
-        if (li->flags & ST_LISTEN_F_UDP) {
-            return st_err_set(err, -ST_EUNSUPPORTED, "stream_listen",
-                              "stream_listen: %s: 'udp' is not supported yet", li->text);
+                              "stream_listen: %s: '%s' is not supported yet", li->text,
+                              li->flags & ST_LISTEN_F_PROXY ? "proxy_protocol" : "udp");
         }
     }
     return 0;

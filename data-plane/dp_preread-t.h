@@ -45,7 +45,6 @@ struct dp_preread {
     const char *why;
 
     unsigned flags;
-    uint16_t version; /* legacy_version of the ClientHello */
     size_t sni_len;
     size_t alpn_len;
     size_t alpn_pending; /* length of the protocol name being read */

@@ -289,7 +289,6 @@ field_done(struct dp_preread *pr)
         if (b[0] != 3) {
             return fail(pr, "ClientHello version is not 3.x");
         }
-        pr->version = (uint16_t)be16(b);
         return field(pr, sw_random, 32, DST_SKIP);
     case sw_random:
         return field(pr, sw_sid_len, 1, DST_BUF);

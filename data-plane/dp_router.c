@@ -121,32 +121,28 @@ sni_cmp(const void *pa, const void *pb)
     return a->rank < b->rank ? -1 : (a->rank > b->rank);
 }
 
+/* Every destination names a port (and there is one). */
 static bool
 ports_indexable(const struct st_route *r)
 {
-    if (r->n_destinations == 0) {
-        return false;
+    size_t i = 0;
+
+    while (i < r->n_destinations && r->destinations[i].has_port) {
+        i++;
     }
-    for (size_t i = 0; i < r->n_destinations; i++) {
-        if (!r->destinations[i].has_port) {
-            return false;
-        }
-    }
-    return true;
+    return i > 0 && i == r->n_destinations;
 }
 
+/* Every sni is an exact name (and there is one). */
 static bool
 snis_indexable(const struct st_route *r)
 {
-    if (r->n_snis == 0) {
-        return false;
+    size_t i = 0;
+
+    while (i < r->n_snis && strchr(r->snis[i], '*') == NULL) {
+        i++;
     }
-    for (size_t i = 0; i < r->n_snis; i++) {
-        if (strchr(r->snis[i], '*') != NULL) {
-            return false;
-        }
-    }
-    return true;
+    return i > 0 && i == r->n_snis;
 }
 
 /* s lower-cased, without a final dot, into out (room for strlen(s) + 1). */

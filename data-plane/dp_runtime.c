@@ -258,6 +258,7 @@ static void
 ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
 {
     const struct st_service *svc = ep->svc;
+    struct ssl_ctx_st *ctx = NULL;
     struct memo_ent *e;
     struct st_err err;
     char key[2048];
@@ -267,33 +268,26 @@ ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
         return;
     }
     tls_key(svc, key, sizeof(key));
+    /* NULL: a key too long to share (hundreds of CA certificates): its own context */
     e = strlen(key) + 1 < sizeof(key) ? memo_get(tlsm, key, &added) : NULL;
     if (e == NULL || added) {
-        struct ssl_ctx_st *ctx = NULL;
-
         memset(&err, 0, sizeof(err));
         if (dp_tls_upstream_ctx_new(svc, &ctx, &err) != 0) {
             ctx = NULL;
         }
-        if (e == NULL) {
-            /* a key too long to share (hundreds of CA certificates): its own context */
-            ep->tls = ctx;
-            if (ctx == NULL) {
-                st_log(ST_LOG_ERR, 0, "service %s (%s): cannot set up TLS to the upstream: %s",
-                       svc->id, svc->name ? svc->name : "-", err.msg);
-            }
-            return;
+        if (e != NULL) {
+            e->ctx = ctx;
+            e->why = ctx == NULL ? st_xstrdup(err.msg) : NULL;
         }
-        e->ctx = ctx;
-        e->why = ctx == NULL ? st_xstrdup(err.msg) : NULL;
     }
-    if (e->ctx == NULL) {
+    if (e != NULL && e->ctx != NULL) {
+        dp_tls_ctx_ref(e->ctx); /* the memo keeps its own */
+    }
+    ep->tls = e != NULL ? e->ctx : ctx;
+    if (ep->tls == NULL) {
         st_log(ST_LOG_ERR, 0, "service %s (%s): cannot set up TLS to the upstream: %s", svc->id,
-               svc->name ? svc->name : "-", e->why);
-        return;
+               svc->name ? svc->name : "-", e != NULL ? e->why : err.msg);
     }
-    dp_tls_ctx_ref(e->ctx);
-    ep->tls = e->ctx;
 }
 
 static const struct dp_service_ep *

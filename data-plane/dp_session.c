@@ -56,7 +56,6 @@
 #include "dp_preread.h"
 #include "dp_router.h"
 #include "dp_runtime.h"
-#include "dp_tls.h"
 #include "dp_verdict.h"
 #include "dp_worker.h"
 #include "dp_xprt.h"
@@ -406,12 +405,6 @@ session_arm_deadline(struct dp_session *s, int64_t ms)
     return 0;
 }
 
-static int64_t
-min64(int64_t a, int64_t b)
-{
-    return a < b ? a : b;
-}
-
 /* Arms the timer for the earliest proxy deadline. Lazy: a later deadline than the one
  * armed is left for the callback to find, so a read does not touch the heap. Returns 0,
  * or -1 with the session's end recorded. */
@@ -424,8 +417,9 @@ session_arm_proxy_timer(struct dp_session *s)
         next = s->last_io + s->read_timeout;
     }
     for (int i = 0; i < 2; i++) {
-        if (s->write_timeout > 0 && s->fwd[i].blocked_since != 0) {
-            next = min64(next, s->fwd[i].blocked_since + s->write_timeout);
+        if (s->write_timeout > 0 && s->fwd[i].blocked_since != 0 &&
+            s->fwd[i].blocked_since + s->write_timeout < next) {
+            next = s->fwd[i].blocked_since + s->write_timeout;
         }
     }
     if (next == INT64_MAX) {
@@ -447,27 +441,25 @@ addr_copy(union dp_addr *dst, const struct sockaddr *src)
            src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 }
 
-/* Copies the ClientHello's SNI (NULL: none) into the session. Returns 0 or -1. */
-static int
-session_keep_sni(struct dp_session *s, const char *sni)
+/* Copies name into the session: into in (size bytes) when it fits, else into a name
+ * from the worker's pool (*out_long), cut to DP_PREREAD_SNI_MAX bytes (the log line is
+ * shorter anyway; a ClientHello's SNI is never longer). NULL: no memory. */
+static const char *
+session_keep_name(struct dp_session *s, const char *name, char *in, size_t size, char **out_long)
 {
-    size_t n;
-    char *dst = s->sni_inline;
+    size_t n = strlen(name);
+    char *dst = in;
 
-    if (sni == NULL) {
-        return 0;
-    }
-    n = strlen(sni);
-    if (n >= sizeof(s->sni_inline)) {
-        s->sni_long = dp_pool_get(&s->w->name_pool);
-        if (s->sni_long == NULL) {
-            return -1;
+    if (n >= size) {
+        dst = *out_long = dp_pool_get(&s->w->name_pool);
+        if (dst == NULL) {
+            return NULL;
         }
-        dst = s->sni_long;
+        n = n > DP_PREREAD_SNI_MAX ? DP_PREREAD_SNI_MAX : n;
     }
-    memcpy(dst, sni, n + 1);
-    s->sni = dst;
-    return 0;
+    memcpy(dst, name, n);
+    dst[n] = '\0';
+    return dst;
 }
 
 /* Copies what the session needs of its route and service once the runtime is gone:
@@ -479,7 +471,6 @@ session_keep_route(struct dp_session *s)
     const char *id = s->route->id;
     const char *name = s->route->name;
     size_t n = strlen(id);
-    char *dst = s->route_name_inline;
 
     if (n >= sizeof(s->route_id)) {
         n = sizeof(s->route_id) - 1;
@@ -489,23 +480,11 @@ session_keep_route(struct dp_session *s)
     s->routed = true;
     s->read_timeout = s->ep->svc->read_timeout;
     s->write_timeout = s->ep->svc->write_timeout;
-    if (name == NULL) {
-        return 0;
+    if (name != NULL && (s->route_name = session_keep_name(s, name, s->route_name_inline,
+                                                           sizeof(s->route_name_inline),
+                                                           &s->route_name_long)) == NULL) {
+        return -1;
     }
-    n = strlen(name);
-    if (n >= sizeof(s->route_name_inline)) {
-        s->route_name_long = dp_pool_get(&s->w->name_pool);
-        if (s->route_name_long == NULL) {
-            return -1;
-        }
-        dst = s->route_name_long;
-        if (n > DP_PREREAD_SNI_MAX) {
-            n = DP_PREREAD_SNI_MAX;
-        }
-    }
-    memcpy(dst, name, n);
-    dst[n] = '\0';
-    s->route_name = dst;
     return 0;
 }
 
@@ -518,13 +497,6 @@ session_drop_runtime(struct dp_session *s)
     s->rt = NULL;
     s->route = NULL;
     s->ep = NULL;
-}
-
-/* A failed connect attempt: the socket goes, with the readiness it had seen. */
-static void
-upstream_drop(struct dp_session *s)
-{
-    s->u.xprt->close(&s->u);
 }
 
 /* Opens and connects one upstream socket. Returns 0, 1 when connected at once, or a
@@ -569,6 +541,7 @@ static struct dp_step
 session_preread_peek(struct dp_session *s)
 {
     uint8_t *buf = s->w->peek;
+    const char *sni;
     enum dp_verdict v;
     ssize_t n;
 
@@ -599,7 +572,9 @@ session_preread_peek(struct dp_session *s)
         return step_wait(s);
     case DP_NEXT:
         dp_timer_del(&s->w->loop, &s->timer);
-        if (session_keep_sni(s, dp_preread_sni(s->pre)) < 0) {
+        sni = dp_preread_sni(s->pre);
+        if (sni != NULL && (s->sni = session_keep_name(s, sni, s->sni_inline, sizeof(s->sni_inline),
+                                                       &s->sni_long)) == NULL) {
             dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the SNI");
             return step_end(s, DP_ERROR, 500, "out of memory");
         }
@@ -698,29 +673,50 @@ session_tls_start(struct dp_session *s)
     return session_arm_deadline(s, s->w->ctx->conf->preread_timeout);
 }
 
+/* The handshake on the client's socket, or the upstream's (up): a step that waits, ends
+ * the session (a timeout or a failure, counted as TLS errors), or DP_NEXT when done. */
 static struct dp_step
-session_tls(struct dp_session *s, enum dp_sess_event ev)
+session_handshake(struct dp_session *s, bool up, enum dp_sess_event ev)
 {
+    struct dp_sock *k = up ? &s->u : &s->c;
+    const char *peer = up ? "upstream" : "client";
     char why[160];
     enum dp_verdict v;
 
-    if (ev == DP_SESS_EV_ENTER && session_tls_start(s) < 0) {
-        return step_failed();
-    }
     if (ev == DP_SESS_EV_TIMER) {
         atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client timed out (%d ms)",
-                    s->w->ctx->conf->preread_timeout);
-        return step_end(s, DP_ERROR, 400, "handshake timeout");
+        dp_sess_log(s, up ? ST_LOG_ERR : ST_LOG_INFO, 0,
+                    "TLS handshake with %s timed out (%lld ms)", peer,
+                    up ? (long long)s->ep->svc->connect_timeout
+                       : (long long)s->w->ctx->conf->preread_timeout);
+        return step_end(s, DP_ERROR, up ? 502 : 400,
+                        up ? "upstream handshake timeout" : "handshake timeout");
     }
-    v = s->c.xprt->handshake(&s->c, why, sizeof(why));
+    v = k->xprt->handshake(k, why, sizeof(why));
     if (v == DP_AGAIN) {
         return step_wait(s);
     }
     if (v != DP_NEXT) {
         atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_INFO, 0, "TLS handshake with client failed: %s", why);
-        return step_end(s, DP_ERROR, 400, "handshake failed");
+        dp_sess_log(s, up ? ST_LOG_ERR : ST_LOG_INFO, 0, "TLS handshake with %s failed: %s", peer,
+                    why);
+        return step_end(s, DP_ERROR, up ? 502 : 400,
+                        up ? "upstream handshake failed" : "handshake failed");
+    }
+    return (struct dp_step){DP_NEXT, s->state};
+}
+
+static struct dp_step
+session_tls(struct dp_session *s, enum dp_sess_event ev)
+{
+    struct dp_step r;
+
+    if (ev == DP_SESS_EV_ENTER && session_tls_start(s) < 0) {
+        return step_failed();
+    }
+    r = session_handshake(s, false, ev);
+    if (r.v != DP_NEXT) {
+        return r;
     }
     dp_timer_del(&s->w->loop, &s->timer);
     s->tls = dp_xprt_tls_version(&s->c);
@@ -771,7 +767,7 @@ session_connect_next(struct dp_session *s)
             return step_wait(s);
         }
         dp_sess_log(s, ST_LOG_INFO, rc, "connect() failed (attempt %u)", s->attempts);
-        upstream_drop(s);
+        s->u.xprt->close(&s->u);
         if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
             break;
         }
@@ -800,7 +796,7 @@ session_connect_check(struct dp_session *s)
         err = ECONNREFUSED; /* EPOLLERR, and the error already taken */
     }
     dp_sess_log(s, ST_LOG_INFO, err, "connect() failed (attempt %u)", s->attempts);
-    upstream_drop(s);
+    s->u.xprt->close(&s->u);
     dp_timer_del(&s->w->loop, &s->timer);
     return session_connect_next(s);
 }
@@ -813,7 +809,7 @@ session_connect(struct dp_session *s, enum dp_sess_event ev)
     }
     if (ev == DP_SESS_EV_TIMER) {
         dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->ep->svc->connect_timeout);
-        upstream_drop(s);
+        s->u.xprt->close(&s->u);
         return session_connect_next(s);
     }
     return session_connect_check(s);
@@ -840,28 +836,13 @@ session_upstream_tls_start(struct dp_session *s)
 static struct dp_step
 session_upstream_tls(struct dp_session *s, enum dp_sess_event ev)
 {
-    char why[160];
-    enum dp_verdict v;
+    struct dp_step r;
 
     if (ev == DP_SESS_EV_ENTER && session_upstream_tls_start(s) < 0) {
         return step_failed();
     }
-    if (ev == DP_SESS_EV_TIMER) {
-        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream timed out (%u ms)",
-                    s->ep->svc->connect_timeout);
-        return step_end(s, DP_ERROR, 502, "upstream handshake timeout");
-    }
-    v = s->u.xprt->handshake(&s->u, why, sizeof(why));
-    if (v == DP_AGAIN) {
-        return step_wait(s);
-    }
-    if (v != DP_NEXT) {
-        atomic_fetch_add_explicit(&s->w->cnt.tls_errors, 1, memory_order_relaxed);
-        dp_sess_log(s, ST_LOG_ERR, 0, "TLS handshake with upstream failed: %s", why);
-        return step_end(s, DP_ERROR, 502, "upstream handshake failed");
-    }
-    return step_to(DP_SESS_PROXY);
+    r = session_handshake(s, true, ev);
+    return r.v == DP_NEXT ? step_to(DP_SESS_PROXY) : r;
 }
 
 /* ---------------------------------------------------------------- PROXY */

@@ -551,14 +551,7 @@ dp_sync_new(struct dp_ctx *ctx, struct st_err *err)
     struct dp_sync *s = st_xcalloc(1, sizeof(*s));
 
     s->ctx = ctx;
-    s->memo = st_snapshot_memo_new();
-    atomic_init(&s->stop, false);
-    atomic_init(&s->done, false);
-    atomic_init(&s->bye_started, false);
-    atomic_init(&s->cur, 0);
-    atomic_init(&s->dialer_id, 0);
-    atomic_init(&s->up, false);
-    atomic_init(&s->lost, false);
+    s->memo = st_snapshot_memo_new(); /* the atomics start zeroed: false, 0 */
     s->round_ms = DP_SYNC_ROUND_MIN_MS;
     sync_labels(s);
     if (sync_cps(s, err) < 0 || sync_open(s, err) < 0 || sync_dial(s, err) < 0) {
@@ -774,6 +767,7 @@ static void
 sync_move(struct dp_sync *s, const char *why)
 {
     size_t from = atomic_load(&s->cur), to = (from + 1) % s->n_cps;
+    char in[32] = "";
     int pause = 0;
 
     sync_hangup(s);
@@ -785,18 +779,10 @@ sync_move(struct dp_sync *s, const char *why)
         s->round_ms =
             s->round_ms >= DP_SYNC_ROUND_MAX_MS / 2 ? DP_SYNC_ROUND_MAX_MS : s->round_ms * 2;
         s->failed = 0;
+        st_snprintf(in, sizeof(in), " in %d ms", pause); /* one CP: every move is a round */
     }
-    if (to == from) {
-        st_log(ST_LOG_WARN, 0,
-               "cluster: control plane %s unreachable (%s); trying it again in %d ms", s->cps[from],
-               why, pause);
-    } else if (pause > 0) {
-        st_log(ST_LOG_WARN, 0, "cluster: control plane %s unreachable (%s); trying %s in %d ms",
-               s->cps[from], why, s->cps[to], pause);
-    } else {
-        st_log(ST_LOG_WARN, 0, "cluster: control plane %s unreachable (%s); trying %s",
-               s->cps[from], why, s->cps[to]);
-    }
+    st_log(ST_LOG_WARN, 0, "cluster: control plane %s unreachable (%s); trying %s%s", s->cps[from],
+           why, to == from ? "it again" : s->cps[to], in);
     atomic_store(&s->cur, to);
     if (pause > 0) {
         sync_pause(s, pause);

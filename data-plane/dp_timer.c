@@ -9,10 +9,7 @@
 void
 dp_timer_init(struct dp_timer *t, dp_timer_fn *cb, void *arg)
 {
-    t->expire = 0;
-    t->idx = 0;
-    t->cb = cb;
-    t->arg = arg;
+    *t = (struct dp_timer){.cb = cb, .arg = arg};
 }
 
 static void
@@ -86,10 +83,8 @@ int
 dp_timer_set(struct dp_loop *l, struct dp_timer *t, int64_t expire)
 {
     if (t->idx != 0) {
-        size_t i = t->idx - 1;
-
         t->expire = expire;
-        heap_up(l, i);
+        heap_up(l, t->idx - 1);
         heap_down(l, t->idx - 1);
         return 0;
     }

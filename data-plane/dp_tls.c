@@ -14,7 +14,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -157,14 +156,9 @@ protocols_parse(const char *s, char *bad, size_t size)
 static int
 proto_version(unsigned flag)
 {
-    switch (flag) {
-    case PROTO_TLS11:
-        return TLS1_1_VERSION;
-    case PROTO_TLS12:
-        return TLS1_2_VERSION;
-    default:
-        return TLS1_3_VERSION;
-    }
+    return flag == PROTO_TLS11   ? TLS1_1_VERSION
+           : flag == PROTO_TLS12 ? TLS1_2_VERSION
+                                 : TLS1_3_VERSION;
 }
 
 /* Fills tls.min_version, max_version, no_versions, ciphers, prefer_server. */
@@ -975,16 +969,11 @@ sni_cmp(const void *a, const void *b)
     return rc != 0 ? rc : strcmp(x->id != NULL ? x->id : "", y->id != NULL ? y->id : "");
 }
 
-/* name lower-cased, without a trailing dot, into out (room for strlen(name) + 1). */
+/* The n first bytes of name lower-cased into out (room for n + 1). */
 static char *
-sni_norm(const char *name, char *out)
+sni_norm(const char *name, size_t n, char *out)
 {
-    size_t n = strlen(name), i;
-
-    if (n > 0 && name[n - 1] == '.') {
-        n--;
-    }
-    for (i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         out[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
     }
     out[n] = '\0';
@@ -996,7 +985,7 @@ sni_norm(const char *name, char *out)
 static void
 snis_build(struct dp_tls_certs *c, const struct st_snapshot *snap, SSL_CTX **by_cert)
 {
-    size_t i, j, n = 0, room = 0;
+    size_t i, j, len, n = 0, room = 0;
     ptrdiff_t idx;
     char *p;
 
@@ -1015,8 +1004,10 @@ snis_build(struct dp_tls_certs *c, const struct st_snapshot *snap, SSL_CTX **by_
         if (idx < 0 || (size_t)idx >= snap->n_certificates || by_cert[idx] == NULL) {
             continue;
         }
-        c->snis[n].name = sni_norm(s->name, p);
-        p += strlen(p) + 1;
+        len = strlen(s->name);
+        len -= len > 0 && s->name[len - 1] == '.'; /* no trailing dot */
+        c->snis[n].name = sni_norm(s->name, len, p);
+        p += len + 1;
         c->snis[n].ctx = by_cert[idx];
         c->snis[n].id = s->id;
         n++;
@@ -1121,9 +1112,7 @@ sni_find(const struct dp_tls_certs *c, const char *name)
     return NULL;
 }
 
-/* Kong's runloop/certificate.lua find_certificate: exact, "*.<rest>" (first label
- * replaced; 3+ labels), "<prefix>.*" (last label replaced; 2+ labels), "*", default.
- * No SNI at all gets the default certificate, as in Kong. */
+/* Kong's runloop/certificate.lua find_certificate, in the order dp_tls.h gives. */
 SSL_CTX *
 dp_tls_certs_select(const struct dp_tls_certs *c, const char *sni)
 {
@@ -1132,21 +1121,13 @@ dp_tls_certs_select(const struct dp_tls_certs *c, const char *sni)
     SSL_CTX *ctx;
     size_t n, i;
 
-    if (sni == NULL || sni[0] == '\0') {
-        return c->dflt;
-    }
-    if (c->n_snis == 0) {
+    if (sni == NULL || sni[0] == '\0' || c->n_snis == 0) {
         return c->dflt;
     }
     n = strlen(sni);
-    if (n > 0 && sni[n - 1] == '.') {
-        n--;
-    }
+    n -= sni[n - 1] == '.';
     if (n > 0 && n <= SNI_MAX) {
-        for (i = 0; i < n; i++) {
-            name[i] = (sni[i] >= 'A' && sni[i] <= 'Z') ? (char)(sni[i] - 'A' + 'a') : sni[i];
-        }
-        name[n] = '\0';
+        sni_norm(sni, n, name);
         if ((ctx = sni_find(c, name)) != NULL) {
             return ctx;
         }

@@ -158,11 +158,7 @@ dp_worker_new(struct dp_ctx *ctx, size_t index, struct st_err *err)
     w->index = index;
     w->log = ctx->logger != NULL ? dp_logger_ring(ctx->logger, index) : NULL;
     w->evfd = -1;
-    w->loop.epfd = -1;
-    atomic_init(&w->cmd, DP_WORKER_RUN);
-    atomic_init(&w->finished, false);
-    atomic_init(&w->pending_rt, NULL);
-    atomic_init(&w->cap_wait, false);
+    w->loop.epfd = -1; /* the atomics start zeroed: DP_WORKER_RUN, false, NULL */
     dp_pool_init(&w->sess_pool, "session", dp_session_size(), DP_SESS_POOL_KEEP);
     dp_pool_init(&w->buf_pool, "buffer", DP_COPY_BUF_SIZE, DP_BUF_POOL_KEEP);
     dp_pool_init(&w->pre_pool, "preread", sizeof(struct dp_preread), DP_PRE_POOL_KEEP);

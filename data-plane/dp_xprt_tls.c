@@ -157,51 +157,38 @@ const struct dp_xprt_ops dp_xprt_tls = {
     .close = tls_close,
 };
 
-/* A new SSL on k's fd, or NULL (queue cleared). */
-static SSL *
-tls_new(struct dp_sock *k, SSL_CTX *ctx)
+/* Switches k to TLS on a new SSL, as the server or (with name) the client. */
+static int
+tls_start(struct dp_sock *k, SSL_CTX *ctx, bool server, const char *name)
 {
     SSL *ssl = SSL_new(ctx);
 
-    if (ssl == NULL || SSL_set_fd(ssl, k->fd) != 1) {
+    if (ssl == NULL || SSL_set_fd(ssl, k->fd) != 1 ||
+        (!server && dp_tls_upstream_prepare(ssl, name) != 0)) {
         SSL_free(ssl);
         ERR_clear_error();
-        return NULL;
+        return -ENOMEM;
     }
-    return ssl;
+    if (server) {
+        SSL_set_accept_state(ssl);
+    } else {
+        SSL_set_connect_state(ssl);
+    }
+    k->xprt = &dp_xprt_tls;
+    k->xprt_ctx = ssl;
+    return 0;
 }
 
 int
 dp_xprt_tls_accept(struct dp_sock *k, struct ssl_ctx_st *ctx)
 {
-    SSL *ssl = tls_new(k, ctx);
-
-    if (ssl == NULL) {
-        return -ENOMEM;
-    }
-    SSL_set_accept_state(ssl);
-    k->xprt = &dp_xprt_tls;
-    k->xprt_ctx = ssl;
-    return 0;
+    return tls_start(k, ctx, true, NULL);
 }
 
 int
 dp_xprt_tls_connect(struct dp_sock *k, struct ssl_ctx_st *ctx, const char *name)
 {
-    SSL *ssl = tls_new(k, ctx);
-
-    if (ssl == NULL) {
-        return -ENOMEM;
-    }
-    if (dp_tls_upstream_prepare(ssl, name) != 0) {
-        SSL_free(ssl);
-        ERR_clear_error();
-        return -ENOMEM;
-    }
-    SSL_set_connect_state(ssl);
-    k->xprt = &dp_xprt_tls;
-    k->xprt_ctx = ssl;
-    return 0;
+    return tls_start(k, ctx, false, name);
 }
 
 const char *
