@@ -76,13 +76,13 @@ listen_fail(struct st_err *err, const char *key, enum st_listen_kind kind, const
     return st_err_set(err, -ST_ECONF, key, "%s", full);
 }
 
-/* Port: 1..65535, decimal digits only. Returns the port or -1. */
+/* The n decimal digits at p as a number in 1..max, or -1. */
 static int
-parse_port(const char *p, size_t n)
+parse_num(const char *p, size_t n, long max)
 {
     long v = 0;
 
-    if (n == 0 || n > 5) {
+    if (n == 0) {
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -90,11 +90,18 @@ parse_port(const char *p, size_t n)
             return -1;
         }
         v = v * 10 + (p[i] - '0');
+        if (v > max) {
+            return -1;
+        }
     }
-    if (v < 1 || v > 65535) {
-        return -1;
-    }
-    return (int)v;
+    return v > 0 ? (int)v : -1;
+}
+
+/* Port: 1..65535, at most 5 decimal digits. Returns the port or -1. */
+static int
+parse_port(const char *p, size_t n)
+{
+    return n > 5 ? -1 : parse_num(p, n, 65535);
 }
 
 /* Splits "host:port", "[v6]:port" into host text and port text. Returns 0 or -1. */
@@ -102,7 +109,7 @@ static int
 split_host_port(const char *s, size_t n, char *host, size_t hostsz, const char **port,
                 size_t *portlen)
 {
-    const char *colon;
+    const char *h = s, *end = NULL; /* the host is h..end, the port after end's ':' */
     size_t hlen;
 
     if (n > 0 && s[0] == '[') {
@@ -111,36 +118,29 @@ split_host_port(const char *s, size_t n, char *host, size_t hostsz, const char *
         if (close == NULL || close + 1 >= s + n || close[1] != ':') {
             return -1;
         }
-        hlen = (size_t)(close - s - 1);
-        if (hlen == 0 || hlen >= hostsz) {
+        h = s + 1;
+        end = close;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == ':') {
+                if (end != NULL) {
+                    return -1; /* a bare IPv6 address: brackets are required */
+                }
+                end = s + i;
+            }
+        }
+        if (end == NULL) {
             return -1;
         }
-        memcpy(host, s + 1, hlen);
-        host[hlen] = '\0';
-        *port = close + 2;
-        *portlen = n - (size_t)(close + 2 - s);
-        return 0;
     }
-    colon = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == ':') {
-            if (colon != NULL) {
-                return -1; /* a bare IPv6 address: brackets are required */
-            }
-            colon = s + i;
-        }
-    }
-    if (colon == NULL) {
-        return -1;
-    }
-    hlen = (size_t)(colon - s);
+    hlen = (size_t)(end - h);
     if (hlen == 0 || hlen >= hostsz) {
         return -1;
     }
-    memcpy(host, s, hlen);
+    memcpy(host, h, hlen);
     host[hlen] = '\0';
-    *port = colon + 1;
-    *portlen = n - hlen - 1;
+    *port = end + (h == s ? 1 : 2);
+    *portlen = n - (size_t)(*port - s);
     return 0;
 }
 
@@ -215,27 +215,6 @@ st_addr_format(const struct sockaddr *sa, char *buf, size_t size)
     }
 }
 
-/* backlog=N with N a positive int. Returns N or -1. */
-static int
-parse_backlog(const char *v)
-{
-    long n = 0;
-
-    if (*v == '\0') {
-        return -1;
-    }
-    for (; *v != '\0'; v++) {
-        if (!isdigit((unsigned char)*v)) {
-            return -1;
-        }
-        n = n * 10 + (*v - '0');
-        if (n > INT_MAX) {
-            return -1;
-        }
-    }
-    return n > 0 ? (int)n : -1;
-}
-
 /* Applies one flag token to l. Returns 0 or fills err. */
 static int
 parse_flag(const char *key, enum st_listen_kind kind, const char *tok, struct st_listen *l,
@@ -248,7 +227,7 @@ parse_flag(const char *key, enum st_listen_kind kind, const char *tok, struct st
         }
     }
     if (strncmp(tok, "backlog=", 8) == 0) {
-        int b = parse_backlog(tok + 8);
+        int b = parse_num(tok + 8, strlen(tok + 8), INT_MAX);
 
         if (b < 0) {
             return listen_fail(err, key, kind, "bad backlog '%s' (a positive number)", tok);

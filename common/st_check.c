@@ -33,13 +33,7 @@ st_check_errf(const char *fmt, ...)
 void
 st_check_entity_err(json_t *fields, const char *msg)
 {
-    json_t *a = json_object_get(fields, "@entity");
-
-    if (a == NULL) {
-        a = json_array();
-        json_object_set_new(fields, "@entity", a);
-    }
-    json_array_append_new(a, json_string(msg));
+    json_array_append_new(st_json_child(fields, "@entity", JSON_ARRAY), json_string(msg));
 }
 
 bool
@@ -189,20 +183,14 @@ json_t *
 st_check_string_set(json_t *obj, const char *key, json_t *v, st_check_elem_fn *elem)
 {
     json_t *errs = st_check_array(v, "a set", elem);
-
-    if (errs == NULL) {
-        st_check_dedupe(obj, key, v);
-    }
-    return errs;
-}
-
-void
-st_check_dedupe(json_t *obj, const char *key, json_t *v)
-{
-    json_t *out = json_array();
+    json_t *out;
     size_t i;
     json_t *el;
 
+    if (errs != NULL) {
+        return errs;
+    }
+    out = json_array();
     json_array_foreach(v, i, el)
     {
         bool seen = false;
@@ -214,6 +202,7 @@ st_check_dedupe(json_t *obj, const char *key, json_t *v)
         }
     }
     json_object_set_new(obj, key, out);
+    return NULL;
 }
 
 /* st_check_str_max, then Kong's utils.validate_utf8. */
@@ -254,7 +243,6 @@ check_tag(json_t *v)
     return NULL;
 }
 
-/* typedefs.tags */
 json_t *
 st_check_tags(json_t *obj, const struct st_field *f, json_t *v)
 {
@@ -422,7 +410,6 @@ host_classify(const char *s, bool *has_port)
     return host_name(s, has_port);
 }
 
-/* typedefs.host */
 json_t *
 st_check_host(json_t *obj, const struct st_field *f, json_t *v)
 {
@@ -1001,7 +988,6 @@ st_check_certificate(json_t *obj, const struct st_field *f, json_t *v)
     return e;
 }
 
-/* typedefs.key: a PEM private key that parses. */
 json_t *
 st_check_key(json_t *obj, const struct st_field *f, json_t *v)
 {

@@ -42,16 +42,15 @@ void st_check_entity_err(json_t *fields, const char *msg);
 /* Kong's is_nonempty: not NULL, null, an empty array, object or string. */
 bool st_check_is_nonempty(const json_t *v);
 
-/* Whether obj[key] is a string that its field check accepted (no error in fields). */
+/* Whether obj[key] is a string that its field check accepted. */
 bool st_check_field_ok(const json_t *obj, const json_t *fields, const char *key);
 
 /* ---- value checks (an error, or NULL) -------------------------------------- */
 
 /* An integer in min..max ("value should be between min and max"). */
 json_t *st_check_int_range(json_t *obj, const char *key, json_t *v, json_int_t min, json_int_t max);
-/* A string of at least one byte. */
+/* A string of at least one byte (and at most max). */
 json_t *st_check_str(const json_t *v);
-/* st_check_str, at most max bytes. */
 json_t *st_check_str_max(const json_t *v, size_t max);
 /* typedefs.wildcard_host: a host name with at most one '*', leftmost or rightmost. */
 json_t *st_check_wildcard_host(json_t *v);
@@ -65,10 +64,9 @@ typedef json_t *st_check_elem_fn(json_t *el);
 /* An array whose elements elem() checks: "expected <expected>" when v is no array, else
  * NULL or the errors as an array with nulls at the valid positions. */
 json_t *st_check_array(json_t *v, const char *expected, st_check_elem_fn *elem);
-/* st_check_array "a set", whose repeats are then dropped in place (obj[key] is v). */
+/* st_check_array "a set", whose repeats are then dropped in place (obj[key] is v), the
+ * first of each kept (Kong's make_set). */
 json_t *st_check_string_set(json_t *obj, const char *key, json_t *v, st_check_elem_fn *elem);
-/* Kong's make_set: obj[key] without its repeated strings, the first of each kept. */
-void st_check_dedupe(json_t *obj, const char *key, json_t *v);
 
 /* One record of a RECORDS field whose fields are sub: "expected a record" when rec is no
  * object, else an object (the caller's, possibly empty, for its record rules) with

@@ -100,27 +100,18 @@ st_cidr_parse(const char *s, struct st_cidr *out)
 bool
 st_cidr_match(const struct st_cidr *c, const struct sockaddr *sa)
 {
-    uint8_t mapped[16];
-    const uint8_t *a;
+    uint8_t a[16]; /* the peer as IPv6, IPv4 mapped */
 
     if (sa->sa_family == AF_INET) {
-        a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-        if (c->family == AF_INET) {
-            return prefix_equal(c->addr, a, c->bits);
-        }
-        memcpy(mapped, V4MAPPED_PREFIX, 12);
-        memcpy(mapped + 12, a, 4);
-        return prefix_equal(c->addr, mapped, c->bits);
-    }
-    if (sa->sa_family != AF_INET6) {
+        memcpy(a, V4MAPPED_PREFIX, 12);
+        memcpy(a + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else {
         return false;
     }
-    a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
     if (c->family == AF_INET6) {
         return prefix_equal(c->addr, a, c->bits);
     }
-    if (memcmp(a, V4MAPPED_PREFIX, 12) != 0) {
-        return false;
-    }
-    return prefix_equal(c->addr, a + 12, c->bits);
+    return memcmp(a, V4MAPPED_PREFIX, 12) == 0 && prefix_equal(c->addr, a + 12, c->bits);
 }

@@ -11,11 +11,9 @@
  * look inside certificate files. */
 #include "st_conf.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -170,7 +168,7 @@ static const struct conf_def conf_defs[] = {
      "proxied sessions at most: auto (from the descriptor limit, two descriptors a "
      "session) or a number", 1, INT_MAX, NULL, 0},
     {"worker_processes", T_WORKERS, OFF(worker_processes), "auto", ST_PLANE_DP,
-     "epoll worker threads: auto (one per core) or a number", 0, 0, NULL, 0},
+     "epoll worker threads: auto (one per core) or a number", 1, WORKERS_MAX, NULL, 0},
     {"preread_timeout", T_INT, OFF(preread_timeout), "30000", ST_PLANE_DP,
      "ms for a ClientHello or PROXY header to arrive", 1, INT_MAX, NULL, 0},
     {"drain_timeout", T_INT, OFF(drain_timeout), "30", ST_PLANE_DP,
@@ -240,7 +238,7 @@ env_name(const char *key, char *buf, size_t size)
 static int
 conf_fail(struct loader *ld, size_t i, const char *reason)
 {
-    char where[160], env[KEY_MAX + 8], msg[sizeof(ld->err->msg)];
+    char where[160], msg[sizeof(ld->err->msg)];
     const char *name = conf_defs[i].name;
     const char *semi;
 
@@ -249,8 +247,7 @@ conf_fail(struct loader *ld, size_t i, const char *reason)
         snprintf(where, sizeof(where), "%s:%d: %s", ld->file_base, ld->src[i].line, name);
         break;
     case SRC_ENV:
-        env_name(name, env, sizeof(env));
-        snprintf(where, sizeof(where), "%s", env);
+        env_name(name, where, sizeof(where));
         break;
     case SRC_CLI:
         snprintf(where, sizeof(where), "-p");
@@ -430,21 +427,29 @@ conv_listen(struct conv *cv)
     return 0;
 }
 
+/* The index of the text among choices (NULL-terminated), or -1 naming list in why. */
+static int
+choice_index(struct conv *cv, const char *const *choices, const char *list)
+{
+    for (int i = 0; choices[i] != NULL; i++) {
+        if (strcmp(cv->text, choices[i]) == 0) {
+            return i;
+        }
+    }
+    return conv_why(cv, "'%s' is not one of: %s", cv->text, list);
+}
+
 static int
 conv_mtls(struct conv *cv)
 {
-    enum st_mtls *m = cv->field;
+    /* in the order of enum st_mtls */
+    static const char *const names[] = {"shared", "pki", "off", NULL};
+    int i = choice_index(cv, names, "shared, pki, off");
 
-    if (strcmp(cv->text, "shared") == 0) {
-        *m = ST_MTLS_SHARED;
-    } else if (strcmp(cv->text, "off") == 0) {
-        *m = ST_MTLS_OFF;
-    } else if (strcmp(cv->text, "pki") == 0) {
-        *m = ST_MTLS_PKI;
-    } else {
-        return conv_why(cv, "'%s' is not one of: shared, pki, off", cv->text);
+    if (i >= 0) {
+        *(enum st_mtls *)cv->field = (enum st_mtls)i;
     }
-    return 0;
+    return i < 0 ? -1 : 0;
 }
 
 static int
@@ -459,24 +464,7 @@ conv_loglevel(struct conv *cv)
     return 0;
 }
 
-static int
-conv_workers(struct conv *cv)
-{
-    int64_t v;
-    long n;
-
-    if (strcmp(cv->text, "auto") == 0) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-        *(int *)cv->field = n < 1 ? 1 : (n > WORKERS_MAX ? WORKERS_MAX : (int)n);
-        return 0;
-    }
-    if (parse_i64(cv->text, &v) != 0 || v < 1 || v > WORKERS_MAX) {
-        return conv_why(cv, "'%s' is not auto or a number between 1 and %d", cv->text, WORKERS_MAX);
-    }
-    *(int *)cv->field = (int)v;
-    return 0;
-}
-
+/* T_AUTO_INT, and T_WORKERS whose "auto" is the number of cores. */
 static int
 conv_auto_int(struct conv *cv)
 {
@@ -484,7 +472,13 @@ conv_auto_int(struct conv *cv)
     int64_t v;
 
     if (strcmp(cv->text, "auto") == 0) {
-        *(int *)cv->field = 0;
+        long n = 0;
+
+        if (d->type == T_WORKERS) {
+            n = sysconf(_SC_NPROCESSORS_ONLN);
+            n = n < 1 ? 1 : (n > d->max ? (long)d->max : n);
+        }
+        *(int *)cv->field = (int)n;
         return 0;
     }
     if (parse_i64(cv->text, &v) != 0 || v < d->min || v > d->max) {
@@ -498,30 +492,24 @@ conv_auto_int(struct conv *cv)
 static int
 conv_synchronous(struct conv *cv)
 {
-    if (strcmp(cv->text, "normal") == 0 || strcmp(cv->text, "full") == 0) {
-        *(bool *)cv->field = strcmp(cv->text, "full") == 0;
-        return 0;
+    static const char *const names[] = {"normal", "full", NULL};
+    int i = choice_index(cv, names, "normal, full");
+
+    if (i >= 0) {
+        *(bool *)cv->field = i == 1;
     }
-    return conv_why(cv, "'%s' is not one of: normal, full", cv->text);
+    return i < 0 ? -1 : 0;
 }
 
-/* A string that must be one of choices; unsupported ones name themselves. */
+/* A string kept as it is when it is one of choices. */
 static int
-conv_choice(struct conv *cv, const char *const *choices, const char *const *unsupported,
-            const char *list)
+conv_choice(struct conv *cv, const char *const *choices, const char *list)
 {
-    for (; unsupported != NULL && *unsupported != NULL; unsupported++) {
-        if (strcmp(cv->text, *unsupported) == 0) {
-            return conv_why(cv, "'%s' is not supported yet", cv->text);
-        }
+    if (choice_index(cv, choices, list) < 0) {
+        return -1;
     }
-    for (; *choices != NULL; choices++) {
-        if (strcmp(cv->text, *choices) == 0) {
-            *(char **)cv->field = st_xstrdup(cv->text);
-            return 0;
-        }
-    }
-    return conv_why(cv, "'%s' is not one of: %s", cv->text, list);
+    *(char **)cv->field = st_xstrdup(cv->text);
+    return 0;
 }
 
 static int
@@ -529,7 +517,7 @@ conv_database(struct conv *cv)
 {
     static const char *const ok[] = {"sqlite", "postgres", NULL};
 
-    return conv_choice(cv, ok, NULL, "sqlite, postgres");
+    return conv_choice(cv, ok, "sqlite, postgres");
 }
 
 static int
@@ -537,7 +525,7 @@ conv_cipher_suite(struct conv *cv)
 {
     static const char *const ok[] = {"modern", "intermediate", "old", "fips", NULL};
 
-    return conv_choice(cv, ok, NULL, "modern, intermediate, old, fips");
+    return conv_choice(cv, ok, "modern, intermediate, old, fips");
 }
 
 static int
@@ -723,7 +711,7 @@ static conv_fn *const conv_by_type[] = {
     [T_LISTEN_HTTP] = conv_listen,
     [T_MTLS] = conv_mtls,
     [T_LOGLEVEL] = conv_loglevel,
-    [T_WORKERS] = conv_workers,
+    [T_WORKERS] = conv_auto_int,
     [T_DATABASE] = conv_database,
     [T_CIPHER_SUITE] = conv_cipher_suite,
     [T_PROTOCOLS] = conv_protocols,
@@ -923,20 +911,18 @@ check_readable(struct loader *ld, const char *key)
     return 0;
 }
 
-/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (the IPv4 loopback, mapped). */
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (st_cidr matches an IPv4 block mapped). */
 static bool
 listen_is_loopback(const struct st_listen *l)
 {
-    if (l->addr.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&l->addr;
+    static const char *const blocks[] = {"127.0.0.0/8", "::1/128"};
+    struct st_cidr c;
 
-        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (l->addr.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
-
-        return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
-               (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127);
+    for (size_t i = 0; i < ST_ARRAY_SIZE(blocks); i++) {
+        if (st_cidr_parse(blocks[i], &c) == 0 &&
+            st_cidr_match(&c, (const struct sockaddr *)&l->addr)) {
+            return true;
+        }
     }
     return false;
 }
@@ -1136,25 +1122,14 @@ st_conf_fini(struct st_conf *c)
         return;
     }
     for (size_t i = 0; i < N_KEYS; i++) {
+        enum conf_type t = conf_defs[i].type;
         void *field = (char *)c + conf_defs[i].off;
 
-        switch (conf_defs[i].type) {
-        case T_LISTEN_STREAM:
-        case T_LISTEN_HTTP:
+        if (t == T_LISTEN_STREAM || t == T_LISTEN_HTTP) {
             st_listen_set_fini(field);
-            break;
-        case T_STR:
-        case T_DATABASE:
-        case T_CIPHER_SUITE:
-        case T_PROTOCOLS:
-        case T_HOSTPORTS:
-        case T_CIDRS:
-        case T_TOKEN:
-            free(*(char **)field);
-            *(char **)field = NULL;
-            break;
-        default:
-            break;
+        } else if (is_string_type(t) || t == T_DATABASE || t == T_CIPHER_SUITE ||
+                   t == T_PROTOCOLS) {
+            free(*(char **)field); /* the struct is zeroed below */
         }
         if (c->raw != NULL) {
             free(c->raw[i]);

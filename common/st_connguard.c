@@ -209,15 +209,6 @@ log_due(struct st_connguard *g, enum log_kind k, int64_t now, uint64_t *quiet)
 }
 
 static void
-more_text(uint64_t quiet, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    if (quiet > 0) {
-        st_snprintf(buf, size, " (and %llu more since the last line)", (unsigned long long)quiet);
-    }
-}
-
-static void
 log_event(struct st_connguard *g, enum log_kind k, const struct sockaddr *peer, int64_t now)
 {
     const struct st_connguard_limits *lim = &g->lim;
@@ -229,13 +220,16 @@ log_event(struct st_connguard *g, enum log_kind k, const struct sockaddr *peer, 
     };
     uint64_t quiet = 0;
     char who[80];
-    char more[64];
+    char more[64] = "";
 
     if (!log_due(g, k, now, &quiet) || !st_log_enabled(levels[k])) {
         return;
     }
     st_addr_format(peer, who, sizeof(who));
-    more_text(quiet, more, sizeof(more));
+    if (quiet > 0) {
+        st_snprintf(more, sizeof(more), " (and %llu more since the last line)",
+                    (unsigned long long)quiet);
+    }
     switch (k) {
     case LOG_PER_IP:
         st_log(levels[k], 0, "%s: refused a connection from %s: %zu open from that address (%s)%s",
@@ -268,18 +262,23 @@ log_event(struct st_connguard *g, enum log_kind k, const struct sockaddr *peer, 
 /* policy (every function below but the public ones runs with mu held) */
 
 static void
+kill_fd(struct st_connguard *g, int fd, void *owner)
+{
+    if (g->kill != NULL) {
+        g->kill(g->arg, fd, owner);
+    } else {
+        (void)shutdown(fd, SHUT_RDWR);
+    }
+}
+
+static void
 kill_locked(struct st_connguard *g, struct st_connguard_conn *c)
 {
     list_unlink(list_of(g, c), c);
     c->state = CONN_KILLED;
     list_append(&g->killed, c);
-    if (c->fd < 0) {
-        return; /* an admission not claimed yet: the claim kills it */
-    }
-    if (g->kill != NULL) {
-        g->kill(g->arg, c->fd, c->owner);
-    } else {
-        (void)shutdown(c->fd, SHUT_RDWR);
+    if (c->fd >= 0) { /* else an admission not claimed yet: the claim kills it */
+        kill_fd(g, c->fd, c->owner);
     }
 }
 
@@ -453,11 +452,7 @@ st_connguard_claim(struct st_connguard *g, const struct sockaddr *peer, int fd, 
     c->fd = fd;
     c->owner = owner;
     if (c->state == CONN_KILLED) {
-        if (g->kill != NULL) {
-            g->kill(g->arg, fd, owner);
-        } else {
-            (void)shutdown(fd, SHUT_RDWR);
-        }
+        kill_fd(g, fd, owner);
     } else {
         c->state = CONN_PENDING;
     }

@@ -29,8 +29,7 @@ struct st_connguard_conn;
  * no longer the guard's business). */
 #define ST_CONNGUARD_F_PENDING_ONLY 0x1u
 
-/* What a guard enforces; the strings are used in log lines and must outlive the guard
- * (string literals). */
+/* What a guard enforces; the strings (log lines) must outlive the guard. */
 struct st_connguard_limits {
     const char *name;         /* log prefix: "admin", "status", "cluster" */
     const char *head;         /* what a PENDING connection has not finished: "request head" */
@@ -66,15 +65,14 @@ struct st_connguard_stats {
     size_t active;
 };
 
-/* A guard with a copy of *lim. kill NULL: shutdown(fd, SHUT_RDWR), which makes the owner
- * of fd see the end of the connection and close it (the owner must remove the connection
- * before it closes fd, so that the fd cannot be reused meanwhile). Aborts without memory.
- * Free with st_connguard_free. */
+/* A guard with a copy of *lim, freed with st_connguard_free. kill NULL: shutdown(fd,
+ * SHUT_RDWR), which makes the owner of fd see the end of the connection and close it (the
+ * owner must remove the connection before it closes fd, so that the fd cannot be reused
+ * meanwhile). */
 struct st_connguard *st_connguard_new(const struct st_connguard_limits *lim,
                                       st_connguard_kill_fn *kill, void *arg);
 
-/* Stops the reaper if started and frees the guard and every connection still known (no
- * kill is called). NULL is a no-op. */
+/* Stops the reaper and frees the guard and every connection still known (no kill). */
 void st_connguard_free(struct st_connguard *g);
 
 /* Decides on a new connection from peer (an AF_INET or AF_INET6 address with its port),
@@ -98,7 +96,7 @@ void st_connguard_head_done(struct st_connguard *g, struct st_connguard_conn *c)
  * new deadline from now_ms. No-op on a killed one. */
 void st_connguard_head_again(struct st_connguard *g, struct st_connguard_conn *c, int64_t now_ms);
 
-/* Forgets c (its owner is closing it) and frees it. NULL is a no-op. */
+/* Forgets c (its owner is closing it) and frees it. */
 void st_connguard_remove(struct st_connguard *g, struct st_connguard_conn *c);
 
 /* Kills the PENDING connections whose deadline is <= now_ms (logged, rate-limited) and
@@ -106,7 +104,7 @@ void st_connguard_remove(struct st_connguard *g, struct st_connguard_conn *c);
 int64_t st_connguard_expire(struct st_connguard *g, int64_t now_ms);
 
 /* Starts a thread that calls st_connguard_expire at each deadline, for owners without a
- * loop of their own (libmicrohttpd). Returns 0 or -errno. st_connguard_free stops it. */
+ * loop of their own (libmicrohttpd). Returns 0 or -errno. */
 int st_connguard_reaper_start(struct st_connguard *g);
 
 void st_connguard_get_stats(struct st_connguard *g, struct st_connguard_stats *out);

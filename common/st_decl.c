@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_check.h"
 #include "st_decl_int.h"
 #include "st_err.h"
 #include "st_json.h"
@@ -442,9 +443,7 @@ static json_t *
 list_errs(struct decl *d, long i)
 {
     const struct item *it = &d->items[i];
-    const char *coll = st_entity_name(it->k);
     json_t *holder;
-    json_t *l;
 
     if (it->parent < 0) {
         holder = d->errs;
@@ -464,12 +463,7 @@ list_errs(struct decl *d, long i)
             holder = o;
         }
     }
-    l = json_object_get(holder, coll);
-    if (l == NULL) {
-        l = json_object();
-        json_object_set_new(holder, coll, l);
-    }
-    return l;
+    return st_json_child(holder, st_entity_name(it->k), JSON_OBJECT);
 }
 
 /* Kong's errs[entity][i] = msg (a second message joins the entity's "@entity"). */
@@ -485,13 +479,7 @@ put_msg(struct decl *d, long i, const char *msg)
     if (cur == NULL) {
         json_object_set_new(l, key, json_string(msg));
     } else if (json_is_object(cur)) {
-        json_t *ent = json_object_get(cur, "@entity");
-
-        if (ent == NULL) {
-            ent = json_array();
-            json_object_set_new(cur, "@entity", ent);
-        }
-        json_array_append_new(ent, json_string(msg));
+        st_check_entity_err(cur, msg);
     }
 }
 
@@ -543,21 +531,15 @@ ref_err(struct decl *d, long i, const char *field, const json_t *v, enum st_enti
 {
     json_t *l = list_errs(d, i);
     struct st_str at = {0};
-    json_t *list;
     char *dump = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     struct st_str b = {0};
 
     named_key(&at, item_key(&d->items[i]));
-    list = json_object_get(l, at.p);
     st_str_addf(&b, "invalid reference '%s: ", field);
     echo_add(&b, json_is_string(v) ? json_string_value(v) : (dump != NULL ? dump : "?"));
     st_str_addf(&b, "' (no such entry in '%s')", st_entity_name(to));
     free(dump);
-    if (!json_is_array(list)) {
-        list = json_array();
-        json_object_set_new(l, at.p, list);
-    }
-    json_array_append_new(list, json_string(b.p));
+    json_array_append_new(st_json_child(l, at.p, JSON_ARRAY), json_string(b.p));
     free(b.p);
     free(at.p);
 }
@@ -639,11 +621,7 @@ named_merge(json_t *cur, json_t *named)
     json_t *list = cur;
 
     if (json_is_object(cur)) {
-        list = json_object_get(cur, "@entity");
-        if (!json_is_array(list)) {
-            list = json_array();
-            json_object_set_new(cur, "@entity", list);
-        }
+        list = st_json_child(cur, "@entity", JSON_ARRAY);
     } else if (!json_is_array(cur)) {
         list = json_pack("[O]", cur);
         json_decref(cur);
@@ -738,11 +716,7 @@ uniques_check(struct decl *d, long i, json_t *const seen[ST_ENT__COUNT])
         if (!(f->flags & ST_FIELD_F_UNIQUE) || (f->flags & ST_FIELD_F_ENDPOINT) || v == NULL) {
             continue;
         }
-        vals = json_object_get(seen[it->k], f->name);
-        if (vals == NULL) {
-            vals = json_object();
-            json_object_set_new(seen[it->k], f->name, vals);
-        }
+        vals = st_json_child(seen[it->k], f->name, JSON_OBJECT);
         if (json_object_get(vals, v) != NULL) {
             struct st_str at = {0};
 

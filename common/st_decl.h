@@ -32,9 +32,8 @@
 #define ST_DECL_ECHO_MAX          256
 #define ST_DECL_FLAT_ENTITY_BYTES (4u << 20)
 
-/* Asks the caller whether an entity of kind k with endpoint key `name` (services,
- * routes and snis: name) already exists; if so fills id and *created_at_ms and
- * returns 0, else returns -1. Lets a re-posted file without ids keep its ids. */
+/* Whether an entity of kind k with endpoint key `name` exists: 0 with its id and
+ * *created_at_ms, else -1. Lets a re-posted file without ids keep its ids. */
 typedef int st_decl_lookup_fn(void *arg, enum st_entity_kind k, const char *name, char id[37],
                               int64_t *created_at_ms);
 
@@ -46,23 +45,17 @@ struct st_decl_opts {
 };
 
 /* Parses text (YAML or JSON; len bytes, need not be NUL-terminated) as a whole
- * configuration. On success returns 0 and sets lists[k] to a new array (possibly empty)
- * of the entities of each kind, each one st_schema-validated, with id, created_at and
- * updated_at (ms) set, nested entities flattened with their foreign key set
- * (`service: {"id": ...}`, `certificate: {"id": ...}`, `client_certificate: {"id": ...}`),
- * references by name resolved to ids, and uniqueness within the document checked, so
- * inserting them into an empty store succeeds. The caller owns the arrays.
+ * configuration. On success returns 0 and lists[k], a new array (the caller's) of the
+ * entities of each kind: st_schema-validated, with id and timestamps (ms) set, nested
+ * entities flattened with their foreign key set, references by name resolved to ids and
+ * uniqueness within the document checked, so inserting them into an empty store succeeds.
  *
- * On failure returns a negative code (-ST_EPARSE: the text is not a YAML/JSON mapping;
- * -ST_ESCHEMA: the document is invalid), every lists[k] NULL, and *error set to a new
- * object (owned by the caller) in Kong's 400 body shape for POST /config:
- *   {"code": 14, "name": "invalid declarative configuration",
- *    "message": "declarative config is invalid: {...}", "fields": {...},
- *    "flattened_errors": [...]}
- * fields and message are Kong's plain (flatten_errors=0) form. "flattened_errors" is
- * there whenever the text parsed into a mapping (Kong has none for unparsable text):
- * callers drop it unless asked for it with flatten_errors=1, and then call
- * st_decl_error_flatten() for Kong's exact flatten_errors=1 body. */
+ * On failure returns -ST_EPARSE (the text is not a YAML/JSON mapping) or -ST_ESCHEMA,
+ * every lists[k] NULL, and *error a new object in Kong's 400 body for POST /config
+ * ({"code": 14, "name": "invalid declarative configuration", "message": ..., "fields":
+ * {...}, "flattened_errors": [...]}), fields and message in Kong's plain form.
+ * "flattened_errors" is there whenever the text parsed into a mapping (as in Kong):
+ * callers drop it unless flatten_errors=1 asks for it, then call st_decl_error_flatten(). */
 int st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
                   json_t *lists[ST_ENT__COUNT], json_t **error);
 
@@ -72,11 +65,10 @@ int st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
  * without "flattened_errors" (unparsable text) is left as it is, as Kong does. */
 void st_decl_error_flatten(json_t *error);
 
-/* Writes the entities (store shape, as cp_store_read_all gives them) as a declarative
- * document: `_format_version: "3.0"`, `_transform: false`, routes nested under their
- * service, snis under their certificate, timestamps in seconds, keys sorted, so the
- * same entities always give the same text. yaml false: JSON. Returns 0 and *out
- * (malloc'd, NUL-terminated, *outlen bytes), or -ENOMEM. */
+/* Writes the entities (store shape) as a declarative document (format 3.0, children
+ * nested under their parent, timestamps in seconds, keys sorted: the same entities always
+ * give the same text), YAML or JSON. Returns 0 and *out (malloc'd, NUL-terminated,
+ * *outlen bytes), or -ENOMEM. */
 int st_decl_export(json_t *const lists[ST_ENT__COUNT], bool yaml, char **out, size_t *outlen);
 
 #endif

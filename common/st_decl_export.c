@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "st_decl_int.h"
+#include "st_json.h"
 #include "st_str.h"
 #include "st_util.h"
 
@@ -88,13 +89,7 @@ fk_id(const json_t *e, const char *field)
 static void
 append_to(json_t *doc, const char *key, json_t *e)
 {
-    json_t *l = json_object_get(doc, key);
-
-    if (l == NULL) {
-        l = json_array();
-        json_object_set_new(doc, key, l);
-    }
-    json_array_append_new(l, e);
+    json_array_append_new(st_json_child(doc, key, JSON_ARRAY), e);
 }
 
 /* Exports kind k's entities (sorted by id) into doc: each one nested by its PARENT foreign

@@ -92,16 +92,10 @@ lua_quote(struct st_str *b, const char *s, size_t n)
 
         memset(eq, '=', (size_t)k);
         eq[k] = '\0';
-        st_str_add(b, "[");
-        st_str_add(b, eq);
-        st_str_add(b, "[");
-        if (n > 0 && s[0] == '\n') {
-            st_str_add(b, "\n");
-        }
+        /* a newline right after the opening bracket is dropped by Lua: doubled */
+        st_str_addf(b, "[%s[%s", eq, n > 0 && s[0] == '\n' ? "\n" : "");
         st_str_addn(b, s, n);
-        st_str_add(b, "]");
-        st_str_add(b, eq);
-        st_str_add(b, "]");
+        st_str_addf(b, "]%s]", eq);
         return;
     }
     st_str_add(b, "\"");
@@ -125,7 +119,6 @@ lua_quote(struct st_str *b, const char *s, size_t n)
     st_str_add(b, "\"");
 }
 
-/* "12" and not "012": a key that stands for a Lua array index. */
 bool
 st_decl__is_index_key(const char *s, size_t *out)
 {
@@ -447,8 +440,7 @@ categorize_one(json_t *errors, const char *key, const json_t *v, const char *ns)
     struct st_str path = {0};
 
     if (ns != NULL && ns[0] != '\0') {
-        st_str_add(&path, ns);
-        st_str_add(&path, ".");
+        st_str_addf(&path, "%s.", ns);
     }
     st_str_add(&path, key);
     if (strcmp(key, "@entity") == 0) {

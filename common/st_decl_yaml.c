@@ -341,21 +341,18 @@ y_node(struct yread *y, yaml_event_t *ev, json_t **out)
         }
         break;
     case YAML_SEQUENCE_START_EVENT:
-        anchor = (const char *)ev->data.sequence_start.anchor;
+    case YAML_MAPPING_START_EVENT: {
+        bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
+
+        anchor =
+            (const char *)(seq ? ev->data.sequence_start.anchor : ev->data.mapping_start.anchor);
         rc = y_weigh(y, ev, DECL_NODE_WEIGHT);
         if (rc == 0) {
-            v = json_array();
-            rc = y_seq(y, v);
+            v = seq ? json_array() : json_object();
+            rc = seq ? y_seq(y, v) : y_map(y, v);
         }
         break;
-    case YAML_MAPPING_START_EVENT:
-        anchor = (const char *)ev->data.mapping_start.anchor;
-        rc = y_weigh(y, ev, DECL_NODE_WEIGHT);
-        if (rc == 0) {
-            v = json_object();
-            rc = y_map(y, v);
-        }
-        break;
+    }
     default:
         rc = y_fail(y, ev, "unexpected event");
         break;

@@ -22,7 +22,6 @@ static const char *const service_later[] = {"tls_passthrough", "udp", NULL};
 /* ------------------------------------------------------------------------ */
 /* field checks                                                               */
 
-/* services.protocol */
 static json_t *
 check_protocol(json_t *obj, const struct st_field *f, json_t *v)
 {
@@ -33,14 +32,12 @@ check_protocol(json_t *obj, const struct st_field *f, json_t *v)
     return e != NULL ? e : st_check_protocol_unsupported(json_string_value(v), service_later);
 }
 
-/* services.retries */
 static json_t *
 check_retries(json_t *obj, const struct st_field *f, json_t *v)
 {
     return st_check_int_range(obj, f->name, v, 0, 32767);
 }
 
-/* services.tls_verify_depth */
 static json_t *
 check_verify_depth(json_t *obj, const struct st_field *f, json_t *v)
 {
@@ -127,11 +124,9 @@ apply_url(json_t *obj, const char *url)
     json_object_set_new(obj, "protocol", json_string(scheme));
     json_object_set_new(obj, "host", json_string(host));
     json_object_set_new(obj, "port", json_integer(port));
-    if (*auth_end == '/') {
-        json_object_set_new(obj, "path", json_stringn(auth_end, strcspn(auth_end, "?#")));
-    } else {
-        json_object_set_new(obj, "path", json_null());
-    }
+    json_object_set_new(obj, "path",
+                        *auth_end == '/' ? json_stringn(auth_end, strcspn(auth_end, "?#"))
+                                         : json_null());
     return NULL;
 }
 
@@ -229,7 +224,11 @@ static const struct st_field fields[] = {
      .dp_off2 = OFF(n_ca_certificates)},
     {.name = NULL},
 };
-/* clang-format on */
+
+/* Kong's conditional that keeps field f null unless the protocol is tls. */
+#define TLS_ONLY(f)                                                                                \
+    "{\"conditional\": {\"if_field\": \"protocol\", \"if_match\": {\"not_one_of\": [\"tls\"]}, "   \
+    "\"then_field\": \"" f "\", \"then_match\": {\"eq\": null}}}"
 
 const struct st_entity_desc st_ent_service = {
     .kind = ST_ENT_SERVICE,
@@ -242,13 +241,8 @@ const struct st_entity_desc st_ent_service = {
         "[{\"conditional\": {\"if_field\": \"protocol\", "
         "\"if_match\": {\"one_of\": [\"tcp\", \"tls\"]}, "
         "\"then_field\": \"path\", \"then_match\": {\"eq\": null}}}, "
-        "{\"conditional\": {\"if_field\": \"protocol\", \"if_match\": {\"not_one_of\": [\"tls\"]}, "
-        "\"then_field\": \"client_certificate\", \"then_match\": {\"eq\": null}}}, "
-        "{\"conditional\": {\"if_field\": \"protocol\", \"if_match\": {\"not_one_of\": [\"tls\"]}, "
-        "\"then_field\": \"tls_verify\", \"then_match\": {\"eq\": null}}}, "
-        "{\"conditional\": {\"if_field\": \"protocol\", \"if_match\": {\"not_one_of\": [\"tls\"]}, "
-        "\"then_field\": \"tls_verify_depth\", \"then_match\": {\"eq\": null}}}, "
-        "{\"conditional\": {\"if_field\": \"protocol\", \"if_match\": {\"not_one_of\": [\"tls\"]}, "
-        "\"then_field\": \"ca_certificates\", \"then_match\": {\"eq\": null}}}]",
+        TLS_ONLY("client_certificate") ", " TLS_ONLY("tls_verify") ", "
+        TLS_ONLY("tls_verify_depth") ", " TLS_ONLY("ca_certificates") "]",
     .dp_size = sizeof(struct st_service),
 };
+/* clang-format on */

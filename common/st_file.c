@@ -15,6 +15,7 @@
 
 #include "st_err.h"
 #include "st_log.h"
+#include "st_str.h"
 #include "st_util.h"
 
 #define ST_FILE_OTHERS (S_IRWXG | S_IRWXO)
@@ -151,10 +152,8 @@ st_file_replace(const char *path, const void *p, size_t len, int mode)
     slash = strrchr(dir, '/');
     if (slash != NULL) {
         *(slash == dir ? slash + 1 : slash) = '\0';
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    } else {
-        fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
+    fd = open(slash != NULL ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd != -1) {
         (void)fsync(fd); /* the rename itself */
         close(fd);
@@ -203,27 +202,12 @@ st_file_warn_exposed(const char *path, const char *what)
 void
 st_file_warn_exposed_list(const char *paths, const char *what)
 {
-    const char *p = paths;
+    char *copy = st_xstrdup(paths != NULL ? paths : ""), *save = NULL;
 
-    while (p != NULL && *p != '\0') {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        char one[PATH_MAX];
-
-        while (n > 0 && (*p == ' ' || *p == '\t')) {
-            p++;
-            n--;
-        }
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-            n--;
-        }
-        if (n > 0 && n < sizeof(one)) {
-            memcpy(one, p, n);
-            one[n] = '\0';
-            st_file_warn_exposed(one, what);
-        }
-        p = end != NULL ? end + 1 : NULL;
+    for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        st_file_warn_exposed(st_str_trim(t), what);
     }
+    free(copy);
 }
 
 void
@@ -242,12 +226,10 @@ st_file_raise_nofile(void)
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max;
-
-        rl.rlim_cur = want;
+        rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
             st_log(ST_LOG_WARN, errno, "cannot raise the descriptor limit to %llu",
-                   (unsigned long long)want);
+                   (unsigned long long)rl.rlim_max);
         }
     }
 }

@@ -18,6 +18,18 @@ st_json_arr_put(json_t **arr, size_t i, json_t *v)
     json_array_append_new(*arr, v);
 }
 
+json_t *
+st_json_child(json_t *obj, const char *key, json_type t)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (v == NULL || json_typeof(v) != t) {
+        v = t == JSON_ARRAY ? json_array() : json_object();
+        json_object_set_new(obj, key, v);
+    }
+    return v;
+}
+
 static int
 cmp_key(const void *a, const void *b)
 {

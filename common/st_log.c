@@ -34,7 +34,7 @@ st_log_set_level(enum st_log_level level)
 int
 st_log_level_parse(const char *name, enum st_log_level *out)
 {
-    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+    for (size_t i = 0; i < ST_ARRAY_SIZE(level_names); i++) {
         if (strcmp(name, level_names[i]) == 0) {
             *out = (enum st_log_level)i;
             return 0;
@@ -52,7 +52,6 @@ st_log_enabled(enum st_log_level level)
 size_t
 st_log_escape(char *dst, size_t size, const char *src)
 {
-    static const char hex[] = "0123456789abcdef";
     size_t n = 0;
 
     for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
@@ -66,10 +65,7 @@ st_log_escape(char *dst, size_t size, const char *src)
         if (n + 4 >= size) {
             break;
         }
-        dst[n++] = '\\';
-        dst[n++] = 'x';
-        dst[n++] = hex[*p >> 4];
-        dst[n++] = hex[*p & 0xf];
+        n += (size_t)snprintf(dst + n, size - n, "\\x%02x", *p);
     }
     dst[n] = '\0';
     return n;

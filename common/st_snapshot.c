@@ -1,11 +1,11 @@
 /* Entities <-> the protobuf Snapshot (proto/strait/v1/snapshot.proto) with the
  * canonical SHA-256 hash.
  *
- * Canonical form: every entity list sorted by id, tags/protocols/snis sorted
- * (sources, destinations and a service's ca_certificates keep the user's order: the
- * first are records, the last an ordered list). Config holds neither version nor updated_at, so the
- * hash changes only when the configuration does. The hash covers the exact Config bytes carried in
- * the Snapshot; the parser hashes those bytes, never a re-encoding.
+ * Canonical form: every entity list sorted by id, sets (tags, protocols, snis) sorted;
+ * records and ordered lists (sources, a service's ca_certificates) keep the user's order.
+ * Config holds neither version nor updated_at, so the hash changes only when the
+ * configuration does. The parser hashes the exact Config bytes carried in the Snapshot,
+ * never a re-encoding.
  *
  * One codec for every kind: the entity descriptions (st_entity.h: each field's message
  * field `pb`, its place `dp`/`dp_off` in the DP's struct) and protobuf-c's own field
@@ -13,24 +13,16 @@
  * DP struct (the fill, by offset). A field the message lacks is its schema default on
  * every path.
  *
- * The parser trusts nothing: it checks the hash, then turns every entity back into
- * its JSON shape and runs st_schema_validate_ex on it (as a stored entity: a CA
- * certificate that expired after it was written is still accepted), so the DP refuses
- * what the CP would, then fills the DP's struct from the message and resolves every
- * reference (sni->certificate, service->client_certificate and ->ca_certificates,
- * route->service); one that points nowhere refuses the snapshot. Validation leaves the
- * JSON of what the CP encodes as it is; when it rewrites it (a buggy or hostile CP), the
+ * The parser trusts nothing: every entity goes back to its JSON shape through
+ * st_schema, so the DP refuses what the CP would, and a reference that points nowhere
+ * refuses the snapshot. When validation rewrites an entity (a buggy or hostile CP), the
  * entity is filled from what validation left.
  *
  * Scale (100k routes): decoded strings and the small per-entity arrays are copied into
  * an arena (s->priv) and each entity's JSON object is dropped once checked, so a parsed
  * snapshot is a handful of blocks, freed in a few ms wherever the last reference goes
- * (often a worker thread, after a swap). The digest of every entity message that passed
- * the check is remembered from the last successful parse with the same memo (struct
- * st_snapshot_memo, the sync client's), and an unchanged entity is filled straight from
- * its message, unchecked: the check depends on nothing but the message's bytes, and an
- * entity is remembered only when validation left its JSON as it was, so that the
- * message alone gives it (see "entities that passed before"). */
+ * (often a worker thread, after a swap). An entity unchanged since the last successful
+ * parse is filled from its message unchecked (see "entities that passed before"). */
 #include "st_snapshot.h"
 
 #include <pthread.h>
@@ -167,12 +159,29 @@ cmp_cstr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Sorts n items of size bytes at base (each starting with a string) by that string, as
+ * cmp_cstr; returns the first string that appears twice, or NULL. */
+static const char *
+sort_find_repeat(void *base, size_t n, size_t size)
+{
+    qsort(base, n, size, cmp_cstr);
+    for (size_t i = 1; i < n; i++) {
+        const char *s = *(const char *const *)((char *)base + i * size);
+
+        if (strcmp(*(const char *const *)((char *)base + (i - 1) * size), s) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
 /* The objects of a JSON array sorted by id. Returns 0 or -ST_ESCHEMA (no id, or a
  * repeated id) with err filled; *out is malloc'd (caller frees). */
 static int
 sorted_entities(json_t *arr, const char *what, struct ent **out, size_t *n, struct st_err *err)
 {
     size_t cnt = json_is_array(arr) ? json_array_size(arr) : 0;
+    const char *dup;
     struct ent *v;
 
     if (arr != NULL && !json_is_array(arr) && !json_is_null(arr)) {
@@ -188,13 +197,10 @@ sorted_entities(json_t *arr, const char *what, struct ent **out, size_t *n, stru
                               what, i);
         }
     }
-    qsort(v, cnt, sizeof(*v), cmp_cstr);
-    for (size_t i = 1; i < cnt; i++) {
-        if (strcmp(v[i - 1].id, v[i].id) == 0) {
-            int rc = st_err_set(err, -ST_EUNIQUE, what, "%s: id %s appears twice", what, v[i].id);
-            free(v);
-            return rc;
-        }
+    dup = sort_find_repeat(v, cnt, sizeof(*v));
+    if (dup != NULL) {
+        free(v); /* dup is the object's string */
+        return st_err_set(err, -ST_EUNIQUE, what, "%s: id %s appears twice", what, dup);
     }
     *out = v;
     *n = cnt;
@@ -210,9 +216,8 @@ build_fini(struct build *b)
     arena_fini(&b->a);
 }
 
-/* Bytes of a protobuf varint holding v. */
-static size_t
-varint_size(uint64_t v)
+size_t
+st_snapshot_varint_size(uint64_t v)
 {
     size_t n = 1;
 
@@ -230,12 +235,11 @@ varint_size(uint64_t v)
 
 /* The first 16 bytes of SHA-256 over the kind and an entity's message, for every
  * entity of the last successful parse that passed the check with its JSON left as it
- * was (so the message alone gives its struct). The check
- * depends on nothing but those bytes, so the same bytes pass again: a configuration
- * change checks only the entities it changed, and the others are filled from their
- * message without the JSON round trip (certificates save OpenSSL's PEM parsing, the
- * bulk of the time; routes and services the JSON objects). Sorted; the memo belongs to
- * its caller (the sync client), which parses on one thread at a time. */
+ * was (so the message alone gives its struct). The check depends on nothing but those
+ * bytes, so the same bytes pass again: a configuration change checks only the entities
+ * it changed, and the others skip the JSON round trip (certificates save OpenSSL's PEM
+ * parsing, the bulk of the time). Sorted; the memo belongs to its caller (the sync
+ * client), which parses on one thread at a time. */
 #define DIGEST_LEN 16
 
 struct digest {
@@ -281,12 +285,6 @@ cmp_digest(const void *a, const void *b)
     return memcmp(a, b, DIGEST_LEN);
 }
 
-static unsigned
-hexval(char c)
-{
-    return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
-}
-
 /* Digests m (of kind k) into the next slot of d; returns that slot. */
 static size_t
 digest_add(struct digests *d, enum st_entity_kind k, const ProtobufCMessage *m)
@@ -294,18 +292,15 @@ digest_add(struct digests *d, enum st_entity_kind k, const ProtobufCMessage *m)
     size_t len = protobuf_c_message_get_packed_size(m) + 1;
     uint8_t stack[4096];
     uint8_t *buf = len <= sizeof(stack) ? stack : st_xmalloc(len);
-    struct digest *out = &d->v[d->n];
-    char hex[65];
+    uint8_t md[32];
 
     buf[0] = (uint8_t)k;
     protobuf_c_message_pack(m, buf + 1);
-    st_ssl_sha256_hex(buf, len, hex);
+    st_ssl_sha256(buf, len, md);
     if (buf != stack) {
         free(buf);
     }
-    for (size_t i = 0; i < DIGEST_LEN; i++) {
-        out->b[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
-    }
+    memcpy(d->v[d->n].b, md, DIGEST_LEN);
     return d->n++;
 }
 
@@ -344,24 +339,6 @@ struct parse {
     struct st_snapshot_memo *memo; /* NULL: none */
     json_t *pending;               /* a checked object a fixed message points into */
 };
-
-/* Sorts n structs of size bytes at base by id and refuses a repeated id. */
-static int
-sort_unique(void *base, size_t n, size_t size, enum st_entity_kind k, struct st_err *err)
-{
-    const char *prev = NULL;
-
-    qsort(base, n, size, cmp_cstr);
-    for (size_t i = 0; i < n; i++) {
-        const char *id = *(const char *const *)((const char *)base + i * size);
-        if (prev != NULL && strcmp(prev, id) == 0) {
-            return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s appears twice",
-                              st_entities[k]->singular, id);
-        }
-        prev = id;
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* the generic codec: the descriptions (st_entity.h) and protobuf-c's own     */
@@ -922,13 +899,11 @@ msg_id(const struct plan_kind *pk, const ProtobufCMessage *m)
     return AT(m, pk->fields[0].pb->offset, const char *);
 }
 
-/* Checks message m of kind k as the CP would: its JSON shape (a field it lacks being
- * the schema's default, as the fill from the message takes it) through st_schema, as a
- * stored entity (ST_SCHEMA_F_STORED: what was valid when written stays valid, e.g. a CA
- * certificate that has expired since). *same tells whether validation left that JSON
- * as it was; when it did not (a buggy or hostile CP: a set with repeats, a CA
- * certificate's digest that is not its cert's), *mp becomes the message of what
- * validation left, in ps->scratch, for the fill. */
+/* Checks message m of kind k as the CP would: its JSON shape through st_schema, as a
+ * stored entity (what was valid when written stays valid, e.g. a CA certificate that
+ * has expired since). *same tells whether validation left that JSON as it was; when it
+ * did not (a buggy or hostile CP: a set with repeats, a CA certificate's digest that is
+ * not its cert's), *mp becomes the message of what validation left, in ps->scratch. */
 static int
 check_msg(struct parse *ps, enum st_entity_kind k, const struct plan_kind *pk,
           const ProtobufCMessage **mp, bool *same, struct st_err *err)
@@ -969,8 +944,7 @@ required_unique(enum st_entity_kind k, const struct plan_kind *pk, const char *b
 
     for (size_t i = 0; i < pk->n_fields; i++) {
         const struct st_field *f = pk->fields[i].f;
-        const char **v;
-        int rc = 0;
+        const char **v, *dup;
 
         if ((f->flags & want) != want || f->dp != ST_DP_STR) {
             continue;
@@ -979,16 +953,11 @@ required_unique(enum st_entity_kind k, const struct plan_kind *pk, const char *b
         for (size_t j = 0; j < n; j++) {
             v[j] = AT(base + j * st_entities[k]->dp_size, f->dp_off, const char *);
         }
-        qsort(v, n, sizeof(*v), cmp_cstr);
-        for (size_t j = 1; j < n && rc == 0; j++) {
-            if (strcmp(v[j - 1], v[j]) == 0) {
-                rc = st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s %s appears twice",
-                                st_entities[k]->singular, f->name, v[j]);
-            }
-        }
-        free(v);
-        if (rc != 0) {
-            return rc;
+        dup = sort_find_repeat(v, n, sizeof(*v));
+        free(v); /* dup is the entity's string */
+        if (dup != NULL) {
+            return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s %s appears twice",
+                              st_entities[k]->singular, f->name, dup);
         }
     }
     return 0;
@@ -1003,6 +972,7 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
     ProtobufCMessage *const *msgs = AT(cfg, pk->list->offset, ProtobufCMessage *const *);
     size_t size = st_entities[k]->dp_size;
     char *base = st_xcalloc(n + 1, size);
+    const char *dup;
     int rc;
 
     ps->s->lists[k].items = base;
@@ -1028,8 +998,12 @@ parse_kind(struct parse *ps, const ProtobufCMessage *cfg, enum st_entity_kind k,
         ps->d.ok[d] = same;
     }
     ps->s->lists[k].n = n;
-    rc = sort_unique(base, n, size, k, err);
-    return rc != 0 ? rc : required_unique(k, pk, base, n, err);
+    dup = sort_find_repeat(base, n, size);
+    if (dup != NULL) {
+        return st_err_set(err, -ST_EUNIQUE, st_entity_name(k), "%s %s appears twice",
+                          st_entities[k]->singular, dup);
+    }
+    return required_unique(k, pk, base, n, err);
 }
 
 /* ---- build ---------------------------------------------------------------- */
@@ -1070,7 +1044,7 @@ st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj)
     }
     n = protobuf_c_message_get_packed_size(m);
     arena_fini(&a);
-    return 1 + varint_size(n) + n; /* Config's field tag (1 to 5), length, message */
+    return 1 + st_snapshot_varint_size(n) + n; /* Config's field tag (1 to 5), length, message */
 }
 
 int
@@ -1176,13 +1150,6 @@ out:
     }
     *out = s;
     return 0;
-}
-
-const void *
-st_snapshot_entities(const struct st_snapshot *s, enum st_entity_kind k, size_t *n)
-{
-    *n = s->lists[k].n;
-    return s->lists[k].items;
 }
 
 void

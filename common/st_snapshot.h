@@ -11,11 +11,10 @@
 
 struct st_err;
 
-/* Builds and encodes a Snapshot from validated entities: lists[k] is a jansson array of
- * objects of kind k as st_schema leaves them (created_at in ms), or NULL for none.
- * Sorts every list by id and every set-like string list, so the same configuration
- * always gives the same bytes and hash. On success *out is a malloc'd buffer the caller
- * frees, and hash holds 64 hex digits. Returns 0 or a negative code with err filled. */
+/* Builds and encodes a Snapshot from validated entities: lists[k] is an array of objects
+ * of kind k as st_schema leaves them, or NULL for none. Sorts every list by id and every
+ * set, so the same configuration always gives the same bytes and hash. Returns 0, *out
+ * (malloc'd, the caller frees) and the hash, or a negative code with err filled. */
 int st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint8_t **out,
                       size_t *outlen, char hash[65], struct st_err *err);
 
@@ -27,6 +26,9 @@ int st_snapshot_build(uint64_t version, json_t *const lists[ST_ENT__COUNT], uint
 size_t st_snapshot_entity_size(enum st_entity_kind k, const json_t *obj);
 
 #define ST_SNAPSHOT_ENVELOPE_MAX 96
+
+/* Bytes of a protobuf varint holding v (the envelope's lengths and version). */
+size_t st_snapshot_varint_size(uint64_t v);
 
 /* One kind's entities in a parsed snapshot, sorted by id. */
 struct st_snapshot_list {
@@ -62,26 +64,19 @@ struct st_snapshot_memo;
 struct st_snapshot_memo *st_snapshot_memo_new(void);
 void st_snapshot_memo_free(struct st_snapshot_memo *memo); /* NULL: no-op */
 
-/* How many entities memo remembers (those of its last successful parse that the next
- * parse fills from their message unchecked). */
+/* How many entities memo remembers (that the next parse fills unchecked). */
 size_t st_snapshot_memo_size(const struct st_snapshot_memo *memo);
 
 /* Decodes an encoded Snapshot, hashes the config bytes it carries (never a
- * re-encoding) and refuses a mismatch (-ST_EHASH), then validates every entity
- * with st_schema (-ST_ESCHEMA; as stored entities, ST_SCHEMA_F_STORED) and resolves
- * sni->certificate, service->client_certificate, service->ca_certificates and
- * route->service (-ST_EFOREIGN when one is missing). With a memo, entities that passed
- * in the memo's last successful parse are not checked again, and a success replaces
- * what the memo holds; NULL: every entity is checked. Returns 0 and a new snapshot the
- * caller frees with st_snapshot_free(), or a negative code with err filled. */
+ * re-encoding) and refuses a mismatch (-ST_EHASH), then validates every entity with
+ * st_schema (-ST_ESCHEMA; as stored entities) and resolves every reference (-ST_EFOREIGN
+ * when one is missing). With a memo, entities that passed in the memo's last successful
+ * parse are not checked again, and a success replaces what the memo holds. Returns 0 and
+ * a new snapshot (st_snapshot_free), or a negative code with err filled. */
 int st_snapshot_parse(const uint8_t *p, size_t len, struct st_snapshot_memo *memo,
                       struct st_snapshot **out, struct st_err *err);
 
 void st_snapshot_free(struct st_snapshot *s);
-
-/* The entities of kind k in s (an array of struct st_<kind>, sorted by id; each
- * st_entities[k]->dp_size bytes), their count in *n. */
-const void *st_snapshot_entities(const struct st_snapshot *s, enum st_entity_kind k, size_t *n);
 
 /* Reads only version and hash without verifying (for logs). Returns 0 or -ST_EPARSE. */
 int st_snapshot_peek(const uint8_t *p, size_t len, uint64_t *version, char hash[65]);

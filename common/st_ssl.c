@@ -30,15 +30,21 @@
 #define UNKNOWN_REASON   "unknown OpenSSL error"
 
 void
+st_ssl_sha256(const void *p, size_t n, uint8_t out[32])
+{
+    unsigned int mdlen = 0;
+    int ok = EVP_Digest(p, n, out, &mdlen, EVP_sha256(), NULL);
+
+    /* EVP_Digest only fails on allocation failure or a broken provider setup. */
+    ST_ASSERT(ok == 1 && mdlen == 32);
+}
+
+void
 st_ssl_sha256_hex(const void *p, size_t n, char out[65])
 {
     uint8_t md[32];
-    unsigned int mdlen = 0;
 
-    int ok = EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL);
-
-    /* EVP_Digest only fails on allocation failure or a broken provider setup. */
-    ST_ASSERT(ok == 1 && mdlen == sizeof(md));
+    st_ssl_sha256(p, n, md);
     st_hex(md, sizeof(md), out);
 }
 
@@ -193,29 +199,25 @@ write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *pkey, struct st_err 
     char why[256];
     FILE *f = NULL;
     int ok = open_new(path, mode, &f, err);
+    int e = 0;
 
     if (ok != 0) {
         return ok;
     }
-    if (x != NULL) {
-        ok = PEM_write_X509(f, x);
-    } else {
-        ok = PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
+    ok =
+        x != NULL ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL);
+    if (ok == 1 && (fflush(f) != 0 || fsync(fileno(f)) == -1)) {
+        e = errno;
     }
-    if (ok != 1 || fflush(f) != 0 || fsync(fileno(f)) == -1) {
-        int e = errno;
-
-        fclose(f);
+    if (fclose(f) != 0 && ok == 1 && e == 0) {
+        e = errno;
+    }
+    if (ok != 1) {
         unlink(path);
-        if (ok != 1) {
-            return st_err_set(err, -EIO, path, "cannot write %s: %s", path,
-                              st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
-        }
-        return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
+        return st_err_set(err, -EIO, path, "cannot write %s: %s", path,
+                          st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
     }
-    if (fclose(f) != 0) {
-        int e = errno;
-
+    if (e != 0) {
         unlink(path);
         return st_err_set(err, -e, path, "cannot write %s: %s", path, strerror(e));
     }
@@ -225,6 +227,7 @@ write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *pkey, struct st_err 
 int
 st_ssl_gen_cluster_cert(const char *cert_path, const char *key_path, int days, struct st_err *err)
 {
+    const char *const paths[] = {cert_path, key_path};
     char why[256];
     EVP_PKEY *pkey = NULL;
     X509 *x = NULL;
@@ -234,13 +237,11 @@ st_ssl_gen_cluster_cert(const char *cert_path, const char *key_path, int days, s
         return st_err_set(err, -EINVAL, "days", "days must be between 1 and %d", CLUSTER_DAYS_MAX);
     }
     /* Check both first, so that a refusal leaves no half-written pair behind. */
-    if (access(cert_path, F_OK) == 0) {
-        return st_err_set(err, -EEXIST, cert_path, "%s already exists; not overwriting it",
-                          cert_path);
-    }
-    if (access(key_path, F_OK) == 0) {
-        return st_err_set(err, -EEXIST, key_path, "%s already exists; not overwriting it",
-                          key_path);
+    for (size_t i = 0; i < ST_ARRAY_SIZE(paths); i++) {
+        if (access(paths[i], F_OK) == 0) {
+            return st_err_set(err, -EEXIST, paths[i], "%s already exists; not overwriting it",
+                              paths[i]);
+        }
     }
     pkey = EVP_EC_gen("secp384r1");
     if (pkey == NULL || (x = make_cluster_cert(pkey, days)) == NULL) {
@@ -268,6 +269,7 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
     char why[256];
     struct tm tm;
     X509 *x;
+    bool ok;
     FILE *f = fopen(cert_path, "re");
 
     if (f == NULL) {
@@ -282,11 +284,11 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
                           st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
     }
     memset(&tm, 0, sizeof(tm));
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
-        X509_free(x);
+    ok = ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1;
+    X509_free(x);
+    if (!ok) {
         return st_err_set(err, -ST_EPARSE, cert_path, "%s: bad notAfter time", cert_path);
     }
-    X509_free(x);
     *expiry = (int64_t)timegm(&tm);
     return 0;
 }
@@ -345,12 +347,7 @@ st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, siz
 
     memset(info, 0, sizeof(*info));
     ERR_clear_error();
-    if (b == NULL) {
-        snprintf(msg, size, "invalid certificate: x509.new: %s",
-                 st_ssl_reason(why, sizeof(why), 0, UNKNOWN_REASON));
-        return -ST_EPARSE;
-    }
-    while ((x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
+    while (b != NULL && (x = PEM_read_bio_X509(b, NULL, st_ssl_no_passphrase, NULL)) != NULL) {
         if (info->n_certs == 0 && leaf_info(x, info) != 0) {
             X509_free(x);
             rc = -ST_EPARSE;
@@ -360,7 +357,7 @@ st_ssl_cert_parse(const char *pem, struct st_ssl_cert_info *info, char *msg, siz
         X509_free(x);
     }
     /* The loop ends at the end of the text (no further BEGIN line) or at a bad block. */
-    if (rc == 0 && info->n_certs > 0 &&
+    if (b != NULL && rc == 0 && info->n_certs > 0 &&
         ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE) {
         ERR_clear_error();
     } else {

@@ -26,7 +26,8 @@ int st_ssl_no_passphrase(char *buf, int size, int rwflag, void *u);
  * Clears the queue. Returns buf, for messages. */
 const char *st_ssl_reason(char *buf, size_t size, unsigned flags, const char *dflt);
 
-/* SHA-256 of n bytes as 64 lower-case hex digits plus NUL. */
+/* SHA-256 of n bytes, raw and as 64 lower-case hex digits plus NUL. */
+void st_ssl_sha256(const void *p, size_t n, uint8_t out[32]);
 void st_ssl_sha256_hex(const void *p, size_t n, char out[65]);
 
 /* Whether n bytes at a and b are equal, in time that does not depend on where they

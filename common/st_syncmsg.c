@@ -11,6 +11,13 @@
 #include "st_util.h"
 #include "strait/v1/sync.pb-c.h"
 
+/* The message's status of each enum st_sync_status. */
+static const Strait__V1__SyncResponse__Status statuses[] = {
+    [ST_SYNC_OK] = STRAIT__V1__SYNC_RESPONSE__STATUS__OK,
+    [ST_SYNC_NOT_MODIFIED] = STRAIT__V1__SYNC_RESPONSE__STATUS__NOT_MODIFIED,
+    [ST_SYNC_REFUSED] = STRAIT__V1__SYNC_RESPONSE__STATUS__REFUSED,
+};
+
 static char *
 dup_or_null(const char *s)
 {
@@ -63,23 +70,11 @@ resp_message(const struct st_sync_resp *r, Strait__V1__SyncResponse *m)
 {
     Strait__V1__SyncResponse init = STRAIT__V1__SYNC_RESPONSE__INIT;
 
-    if (r == NULL) {
+    if (r == NULL || (unsigned)r->status >= ST_ARRAY_SIZE(statuses)) {
         return -EINVAL;
     }
     *m = init;
-    switch (r->status) {
-    case ST_SYNC_OK:
-        m->status = STRAIT__V1__SYNC_RESPONSE__STATUS__OK;
-        break;
-    case ST_SYNC_NOT_MODIFIED:
-        m->status = STRAIT__V1__SYNC_RESPONSE__STATUS__NOT_MODIFIED;
-        break;
-    case ST_SYNC_REFUSED:
-        m->status = STRAIT__V1__SYNC_RESPONSE__STATUS__REFUSED;
-        break;
-    default:
-        return -EINVAL;
-    }
+    m->status = statuses[r->status];
     m->reason = r->reason;
     if (r->snapshot != NULL) {
         m->has_snapshot = 1;
@@ -161,26 +156,21 @@ int
 st_syncmsg_resp_decode(const uint8_t *p, size_t len, struct st_sync_resp *r)
 {
     Strait__V1__SyncResponse *m;
+    size_t s = 0;
 
     memset(r, 0, sizeof(*r));
     m = strait__v1__sync_response__unpack(NULL, len, p);
     if (m == NULL) {
         return -ST_EPARSE;
     }
-    switch (m->status) {
-    case STRAIT__V1__SYNC_RESPONSE__STATUS__OK:
-        r->status = ST_SYNC_OK;
-        break;
-    case STRAIT__V1__SYNC_RESPONSE__STATUS__NOT_MODIFIED:
-        r->status = ST_SYNC_NOT_MODIFIED;
-        break;
-    case STRAIT__V1__SYNC_RESPONSE__STATUS__REFUSED:
-        r->status = ST_SYNC_REFUSED;
-        break;
-    default:
+    while (s < ST_ARRAY_SIZE(statuses) && statuses[s] != m->status) {
+        s++;
+    }
+    if (s == ST_ARRAY_SIZE(statuses)) {
         strait__v1__sync_response__free_unpacked(m, NULL);
         return -ST_EPARSE;
     }
+    r->status = (enum st_sync_status)s;
     r->reason = dup_or_null(m->reason);
     if (m->has_snapshot) {
         r->snapshot = st_xmalloc(m->snapshot.len + 1);

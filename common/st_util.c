@@ -115,16 +115,23 @@ st_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
-void
-st_mono_deadline(int64_t ms, struct timespec *out)
+/* Clock id now + ms (>= 0). */
+static void
+deadline_on(clockid_t id, int64_t ms, struct timespec *out)
 {
-    clock_gettime(CLOCK_MONOTONIC, out);
+    clock_gettime(id, out);
     out->tv_sec += (time_t)(ms / 1000);
     out->tv_nsec += (long)(ms % 1000) * 1000000L;
     if (out->tv_nsec >= 1000000000L) {
         out->tv_sec++;
         out->tv_nsec -= 1000000000L;
     }
+}
+
+void
+st_mono_deadline(int64_t ms, struct timespec *out)
+{
+    deadline_on(CLOCK_MONOTONIC, ms, out);
 }
 
 struct bounded {
@@ -155,13 +162,7 @@ st_run_bounded(void (*fn)(void *arg), void *arg, int ms)
         bounded_main(b);
         return true;
     }
-    clock_gettime(CLOCK_REALTIME, &ts); /* pthread_timedjoin_np's clock */
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    deadline_on(CLOCK_REALTIME, ms, &ts); /* pthread_timedjoin_np's clock */
     if (pthread_timedjoin_np(t, NULL, &ts) == 0) {
         return true;
     }

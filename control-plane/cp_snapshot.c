@@ -95,8 +95,7 @@ build(struct cp_snapshot *sn, uint64_t have, bool force, struct cp_snapshot_blob
         json_decref(lists[k]);
     }
     if (rc < 0) {
-        free(b->bytes);
-        free(b);
+        cp_snapshot_blob_unref(b);
         return rc;
     }
     b->version = version;
@@ -176,8 +175,7 @@ run(void *arg)
         if (!sn->kicked) {
             struct timespec ts;
 
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += CP_SNAPSHOT_POLL_MS / 1000;
+            st_mono_deadline(CP_SNAPSHOT_POLL_MS, &ts);
             pthread_cond_timedwait(&sn->cv, &sn->mu, &ts);
         }
         if (sn->stop) {
@@ -196,6 +194,7 @@ int
 cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err *err)
 {
     struct cp_snapshot *sn = st_xcalloc(1, sizeof(*sn));
+    struct cp_snapshot_blob *b;
     pthread_condattr_t ca;
     int rc;
 
@@ -208,13 +207,12 @@ cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err 
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&sn->cv, &ca);
     pthread_condattr_destroy(&ca);
-    rc = build(sn, 0, true, &sn->cur, err);
+    rc = build(sn, 0, true, &b, err);
     if (rc < 0) {
         cp_snapshot_free(sn);
         return rc;
     }
-    log_built(sn, sn->cur);
-    known_set(sn, sn->cur->version, sn->cur->len);
+    publish(sn, b); /* no callback set yet */
     *out = sn;
     return 0;
 }
@@ -232,18 +230,6 @@ known_get(struct cp_snapshot *sn, uint64_t version, size_t *len)
     return ok;
 }
 
-static size_t
-varint_size(uint64_t v)
-{
-    size_t n = 1;
-
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 /* What a snapshot of `base` bytes at version `version` becomes when its entities change by
  * `growth` bytes (an upper bound): besides the entities, Config's length and the version
  * are varints that may take a byte more. Config's length is within
@@ -258,8 +244,10 @@ size_after(size_t base, int64_t growth, uint64_t version)
     if (after < 0) {
         after = 0;
     }
-    extra = varint_size((uint64_t)after) - varint_size(lo < (size_t)after ? lo : (size_t)after);
-    return (size_t)after + extra + varint_size(version + 1) - varint_size(version);
+    extra = st_snapshot_varint_size((uint64_t)after) -
+            st_snapshot_varint_size(lo < (size_t)after ? lo : (size_t)after);
+    return (size_t)after + extra + st_snapshot_varint_size(version + 1) -
+           st_snapshot_varint_size(version);
 }
 
 int
@@ -335,11 +323,8 @@ cp_snapshot_start(struct cp_snapshot *sn)
 {
     int rc = pthread_create(&sn->thread, NULL, run, sn);
 
-    if (rc != 0) {
-        return -rc;
-    }
-    sn->started = true;
-    return 0;
+    sn->started = rc == 0;
+    return -rc;
 }
 
 void

@@ -24,14 +24,14 @@ struct cp_snapshot_blob {
 typedef void cp_snapshot_changed_fn(void *arg);
 
 /* Takes ownership of `store` (a handle only the builder uses) and builds the first
- * snapshot before returning. Returns 0 and a new builder, or a negative code with err
- * filled. Free with cp_snapshot_free() (which stops the thread). */
+ * snapshot before returning. Returns 0 and a new builder (cp_snapshot_free), or a negative
+ * code with err filled. */
 int cp_snapshot_new(struct cp_store *store, struct cp_snapshot **out, struct st_err *err);
 
 /* Sets the callback run (on the builder thread) after a new snapshot is published. */
 void cp_snapshot_on_change(struct cp_snapshot *sn, cp_snapshot_changed_fn *fn, void *arg);
 
-/* Starts the builder thread. Returns 0 or -errno. */
+/* Returns 0 or -errno. */
 int cp_snapshot_start(struct cp_snapshot *sn);
 
 /* Tells the builder that something committed; bursts of kicks coalesce into one
@@ -60,16 +60,15 @@ struct cp_snapshot_fit {
     bool wrote;       /* the commit will bump the version */
 };
 
-/* Inside st's write transaction, after its writes, before its commit: whether the
- * snapshot of the configuration the commit would make fits a data plane that takes max
- * bytes (cluster_max_payload), with CP_SNAPSHOT_SEND_SLACK to spare. The size at the
- * store's version comes from the last build, or from the writes this CP made since
- * (cp_snapshot_fit_commit); when neither knows it (another CP or `strait-cp config
- * db_import` wrote), the snapshot is rebuilt first, on the calling thread. The rest comes
- * from what the transaction wrote (cp_store_growth), so an ordinary write encodes only
- * its own entity. A write that does not grow the snapshot always fits (the operator's way
- * back under a limit lowered beneath the configuration). Returns 0 and *f, -ST_ETOOBIG
- * with err->msg naming both sizes (and *f), or a store error. */
+/* Inside st's write transaction, before its commit: whether the snapshot the commit
+ * would make fits a data plane that takes max bytes (cluster_max_payload), with
+ * CP_SNAPSHOT_SEND_SLACK to spare. The size at the store's version comes from the last
+ * build or from this CP's writes since (cp_snapshot_fit_commit), else (another CP or
+ * `strait-cp config db_import` wrote) from a rebuild on the calling thread; the rest from
+ * what the transaction wrote (cp_store_growth), so an ordinary write encodes only its own
+ * entity. A write that does not grow the snapshot always fits (the operator's way back
+ * under a lowered limit). Returns 0 and *f, -ST_ETOOBIG with err->msg naming both sizes
+ * (and *f), or a store error. */
 int cp_snapshot_fit(struct cp_snapshot *sn, struct cp_store *st, int64_t max,
                     struct cp_snapshot_fit *f, struct st_err *err);
 
@@ -80,7 +79,7 @@ void cp_snapshot_fit_commit(struct cp_snapshot *sn, const struct cp_snapshot_fit
 /* Stops and joins the builder thread (no more change callbacks). Idempotent. */
 void cp_snapshot_stop(struct cp_snapshot *sn);
 
-/* Stops the thread if needed, then frees the builder and its store. NULL is a no-op. */
+/* Stops the thread if needed, then frees the builder and its store. */
 void cp_snapshot_free(struct cp_snapshot *sn);
 
 #endif

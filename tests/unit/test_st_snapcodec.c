@@ -356,8 +356,8 @@ dump_hash(const struct st_snapshot *s, char hash[65])
     FILE *out = open_memstream(&text, &len);
 
     for (int k = 0; k < ST_ENT__COUNT; k++) {
-        size_t n;
-        const char *arr = st_snapshot_entities(s, (enum st_entity_kind)k, &n);
+        size_t n = s->lists[k].n;
+        const char *arr = s->lists[k].items;
 
         for (size_t i = 0; i < n; i++) {
             dump_ent((enum st_entity_kind)k, arr + i * st_entities[k]->dp_size, out);
@@ -374,12 +374,11 @@ assert_same_snapshot(const struct st_snapshot *x, const struct st_snapshot *y)
     assert_int_equal(x->version, y->version);
     assert_string_equal(x->hash, y->hash);
     for (int k = 0; k < ST_ENT__COUNT; k++) {
-        size_t size = st_entities[k]->dp_size, xn, yn;
-        const char *xa = st_snapshot_entities(x, (enum st_entity_kind)k, &xn);
-        const char *ya = st_snapshot_entities(y, (enum st_entity_kind)k, &yn);
+        size_t size = st_entities[k]->dp_size;
+        const char *xa = x->lists[k].items, *ya = y->lists[k].items;
 
-        assert_int_equal(xn, yn);
-        for (size_t i = 0; i < xn; i++) {
+        assert_int_equal(x->lists[k].n, y->lists[k].n);
+        for (size_t i = 0; i < x->lists[k].n; i++) {
             assert_same_ent((enum st_entity_kind)k, xa + i * size, ya + i * size);
         }
     }
