@@ -238,3 +238,33 @@ def test_hash_on_listener_port(st, servers):
         after = counts(servers)
         moved = [i for i in range(len(servers)) if after[i] != before[i]]
         assert len(moved) == 1 and after[moved[0]] - before[moved[0]] == 20, (before, after)
+
+
+def test_ten_thousand_targets(st, servers):
+    """10,000 targets in one upstream: loaded in one declarative file, carried to the DP,
+    balanced (the one live target of weight above 0 takes every connection; the others
+    are kept with weight 0, as a pool being drained would be)."""
+    import json
+    live = servers[0]
+    cp = st.cp()
+    dp = st.dp(cp, start=False)
+    targets = [{"target": f"127.0.{i // 250}.{i % 250 + 1}:{20000 + i % 1000}", "weight": 0}
+               for i in range(9999)]
+    targets.append({"target": f"127.0.0.1:{live.port}", "weight": 100})
+    doc = {"_format_version": "3.0",
+           "upstreams": [{"name": "big.test", "targets": targets}],
+           "services": [{"name": "big", "host": "big.test", "port": 1,
+                         "routes": [{"name": "r", "protocols": ["tcp"],
+                                     "destinations": [{"port": dp.port}]}]}]}
+    r = cp.api("POST", "/config", body=json.dumps(doc), ctype="application/json")
+    assert r.status == 201, r
+    dp.start()
+    dp.wait_synced(timeout=60)
+    for _ in range(10):
+        assert pinged(dp.port)
+    assert len(live.conns) == 10
+    page = cp.get("/upstreams/big.test/targets?size=1000").json
+    assert len(page["data"]) == 1000 and page["next"] is not None
+    # the DP's own health view lists the targets of weight above 0 only, as Kong's does
+    h = dp.status_get("/upstreams/big.test/health").json["data"]
+    assert [t["target"] for t in h] == [f"127.0.0.1:{live.port}"]

@@ -18,7 +18,9 @@
 #include "dp_balancer.h"
 #include "st_entity.h"
 
-/* Peers on 10.0.0.1..n, port 8000 + i, with the given weights. */
+#define PEERS_MAX 10000
+
+/* Peers on 10.0.0.1.. (n of them), port 8000 + i % 1000, with the given weights. */
 static struct dp_balancer *
 make(const char *algorithm, const char *hash_on, const uint32_t *weights, size_t n)
 {
@@ -27,18 +29,20 @@ make(const char *algorithm, const char *hash_on, const uint32_t *weights, size_t
                             .hash_on = hash_on ? hash_on : "none",
                             .hash_fallback = "none",
                             .slots = 10000};
-    struct dp_peer_spec specs[64];
-    char names[64][32];
+    static struct dp_peer_spec specs[PEERS_MAX];
+    static char names[PEERS_MAX][32];
 
-    assert_true(n <= 64);
+    assert_true(n <= PEERS_MAX);
     for (size_t i = 0; i < n; i++) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&specs[i].addr;
 
         memset(&specs[i], 0, sizeof(specs[i]));
         sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)(8000 + i));
-        sin->sin_addr.s_addr = htonl(0x0a000001u + (uint32_t)i);
-        snprintf(names[i], sizeof(names[i]), "10.0.0.%zu:%zu", i + 1, 8000 + i);
+        sin->sin_port = htons((uint16_t)(8000 + i % 1000));
+        sin->sin_addr.s_addr =
+            htonl(0x0a000000u + (uint32_t)((i / 250) << 8) + (uint32_t)(i % 250) + 1);
+        snprintf(names[i], sizeof(names[i]), "10.0.%zu.%zu:%zu", i / 250, i % 250 + 1,
+                 8000 + i % 1000);
         specs[i].weight = weights[i];
         specs[i].target = names[i];
     }
@@ -253,6 +257,42 @@ test_hash_on_sni_and_port(void **state)
     dp_balancer_unref(bp);
 }
 
+/* 10,000 peers in one upstream: every algorithm picks among them (each peer reached by
+ * round-robin in one cycle; the ring and least-connections stay spread). */
+static void
+test_ten_thousand_peers(void **state)
+{
+    static uint32_t w[PEERS_MAX];
+    static int got[PEERS_MAX];
+    const char *algs[] = {"round-robin", "least-connections", "consistent-hashing", "latency"};
+
+    (void)state;
+    for (size_t i = 0; i < PEERS_MAX; i++) {
+        w[i] = 1;
+    }
+    for (size_t a = 0; a < 4; a++) {
+        struct dp_balancer *b = make(algs[a], "ip", w, PEERS_MAX);
+        size_t distinct = 0;
+
+        memset(got, 0, sizeof(got));
+        for (uint32_t c = 0; c < PEERS_MAX; c++) {
+            struct sockaddr_in sin;
+            int i;
+
+            client(&sin, 0xc0a80000u + c);
+            i = pick1(b, (struct sockaddr *)&sin);
+            assert_true(i >= 0 && i < PEERS_MAX);
+            distinct += got[i]++ == 0;
+        }
+        if (a == 0) {
+            assert_int_equal(distinct, PEERS_MAX); /* one cycle: every peer once */
+        } else {
+            assert_true(distinct > PEERS_MAX / 2); /* spread */
+        }
+        dp_balancer_unref(b);
+    }
+}
+
 int
 main(void)
 {
@@ -264,6 +304,7 @@ main(void)
         cmocka_unit_test(test_no_weight_no_peer),
         cmocka_unit_test(test_hash_without_source_spreads),
         cmocka_unit_test(test_hash_on_sni_and_port),
+        cmocka_unit_test(test_ten_thousand_peers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
