@@ -32,6 +32,8 @@
 #define PROBES_MAX 256
 /* how often the thread looks for peers due, at the longest */
 #define TICK_MS 100
+/* the sync client is told of health changes at most this often */
+#define TELL_MIN_MS 1000
 /* the payload probe's reply is read up to this much, looking for tcp_expect */
 #define EXPECT_MAX 8192
 
@@ -51,6 +53,7 @@ struct dp_health {
     struct dp_ctx *ctx;
     struct dp_sync *sync; /* told of health changes (dp_sync_poke) */
     uint64_t epoch_told;  /* ctx->health_epoch when it was last told */
+    int64_t told_ms;      /* st_mono_ms() then */
     pthread_t thread;
     atomic_bool stop;
     struct probe *probes[PROBES_MAX];
@@ -350,15 +353,17 @@ schedule(struct dp_health *h, struct dp_runtime *rt, int64_t now)
 
 /* ---------------------------------------------------------------- the thread */
 
-/* A change of health goes to the CP now, not at the next long poll's end (within a tick:
- * several changes at once make one report). */
+/* A change of health goes to the CP now, not at the next long poll's end: at most one
+ * report a second (a flapping target does not flood the CP), the changes of that second
+ * in one. */
 static void
-tell_sync(struct dp_health *h)
+tell_sync(struct dp_health *h, int64_t now)
 {
     uint64_t e = atomic_load_explicit(&h->ctx->health_epoch, memory_order_relaxed);
 
-    if (e != h->epoch_told && h->sync != NULL) {
+    if (e != h->epoch_told && h->sync != NULL && now - h->told_ms >= TELL_MIN_MS) {
         h->epoch_told = e;
+        h->told_ms = now;
         dp_sync_poke(h->sync);
     }
 }
@@ -404,7 +409,7 @@ health_main(void *arg)
                 wait = (int)(h->probes[k]->deadline > now ? h->probes[k]->deadline - now : 0);
             }
         }
-        tell_sync(h);
+        tell_sync(h, now);
         if (poll(fds, h->n, wait) < 0 && errno != EINTR) {
             st_log(ST_LOG_ERR, errno, "health check: poll");
         }
