@@ -461,16 +461,6 @@ sync_dial(struct dp_sync *s, struct st_err *err)
     return 0;
 }
 
-static char *
-xstrndup(const char *p, size_t n)
-{
-    char *d = st_xmalloc(n + 1);
-
-    memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
-
 /* Splits cluster_dp_labels ("key:value,key:value"; st_conf validated it). */
 static void
 sync_labels(struct dp_sync *s)
@@ -486,8 +476,8 @@ sync_labels(struct dp_sync *s)
 
             s->labels = st_xrealloc(s->labels, (s->n_labels + 1) * sizeof(*s->labels));
             l = &s->labels[s->n_labels++];
-            l->key = xstrndup(p, (size_t)(colon - p));
-            l->value = xstrndup(colon + 1, n - (size_t)(colon - p) - 1);
+            l->key = st_xstrndup(p, (size_t)(colon - p));
+            l->value = st_xstrndup(colon + 1, n - (size_t)(colon - p) - 1);
         }
         p += n;
         p += *p == ',';
@@ -519,7 +509,7 @@ sync_cps(struct dp_sync *s, struct st_err *err)
 
         if (n > 0) {
             s->cps = st_xrealloc(s->cps, (s->n_cps + 1) * sizeof(*s->cps));
-            s->cps[s->n_cps++] = xstrndup(p, n);
+            s->cps[s->n_cps++] = st_xstrndup(p, n);
         }
         p += n;
         p += strspn(p, ", ");

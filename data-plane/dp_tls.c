@@ -581,11 +581,8 @@ bio_text(BIO *b)
 {
     char *data = NULL;
     long n = BIO_get_mem_data(b, &data);
-    char *out = st_xmalloc((size_t)n + 1);
 
-    memcpy(out, data, (size_t)n);
-    out[n] = '\0';
-    return out;
+    return st_xstrndup(data, (size_t)n);
 }
 
 /* Generates a key (RSA 2048 or EC P-256) and its self-signed certificate as PEM text. */
@@ -680,10 +677,7 @@ paths_split(const char *s, char **out, size_t max)
         if (n == max) {
             return max + 1;
         }
-        out[n] = st_xmalloc(len + 1);
-        memcpy(out[n], s, len);
-        out[n][len] = '\0';
-        n++;
+        out[n++] = st_xstrndup(s, len);
         s += strcspn(s, ",");
     }
     return n;
