@@ -410,13 +410,12 @@ conv_listen(struct conv *cv)
     unsigned refused = kind == ST_LISTEN_STREAM
                            ? (ST_LISTEN_F_UDP | ST_LISTEN_F_PROXY)
                            : (ST_LISTEN_F_SSL | ST_LISTEN_F_HTTP2 | ST_LISTEN_F_PROXY);
-    struct st_err e;
+    struct st_err e = {0};
 
     if (cv->d->flags & CONF_F_SSL_OK) {
         refused &= ~ST_LISTEN_F_SSL;
     }
 
-    memset(&e, 0, sizeof(e));
     if (st_listen_parse(cv->d->name, cv->text, kind, set, &e) != 0) {
         return conv_why(cv, "%s", e.msg);
     }
@@ -1039,14 +1038,11 @@ int
 st_conf_load(struct st_conf *c, const char *conf_path, const char *prefix, enum st_plane plane,
              struct st_err *err)
 {
-    struct st_conf tmp;
+    struct st_conf tmp = {0};
     struct st_err dummy;
-    struct loader ld;
+    struct loader ld = {.c = &tmp};
     int rc;
 
-    memset(&tmp, 0, sizeof(tmp));
-    memset(&ld, 0, sizeof(ld));
-    ld.c = &tmp;
     ld.err = err != NULL ? err : &dummy;
     tmp.raw = st_xcalloc(N_KEYS, sizeof(*tmp.raw));
     for (size_t i = 0; i < N_KEYS; i++) {

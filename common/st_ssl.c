@@ -318,12 +318,11 @@ mem_bio(const char *pem)
 static int
 leaf_info(X509 *x, struct st_ssl_cert_info *info)
 {
-    struct tm tm;
+    struct tm tm = {0};
     uint8_t md[32];
     unsigned int mdlen = 0;
     BASIC_CONSTRAINTS *bc;
 
-    memset(&tm, 0, sizeof(tm));
     if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1 ||
         X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != sizeof(md)) {
         return -ST_EPARSE;
