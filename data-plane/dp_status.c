@@ -125,11 +125,9 @@ serve_ready(struct dp_status *st, struct MHD_Connection *conn)
     struct status_view v;
 
     status_view(st->ctx, &v);
-    if (v.ready) {
-        return reply_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "message", "ready"));
-    }
-    return reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      json_pack("{s:s}", "message", "no configuration available"));
+    return reply_json(
+        conn, v.ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+        json_pack("{s:s}", "message", v.ready ? "ready" : "no configuration available"));
 }
 
 static enum MHD_Result
