@@ -534,8 +534,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     struct cp_response rs = {0};
     json_t *query;
     const char *denied;
-
-    json_t *parts = NULL;
+    json_t *parts;
 
     (void)version;
     if (r == NULL) {
@@ -579,10 +578,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     rq.n_content_types = hs.n_content_types;
     rq.body = r->body;
     rq.body_len = r->len;
-    if (r->multipart) {
-        parts = parts_decode(r, c, &rq.parts_err);
-        rq.parts = parts;
-    }
+    parts = r->multipart ? parts_decode(r, c, &rq.parts_err) : NULL;
+    rq.parts = parts;
     cp_admin_handle(h->cx, &rq, &rs);
     json_decref(parts);
     json_decref(query);
