@@ -410,13 +410,12 @@ conv_listen(struct conv *cv)
     unsigned refused = kind == ST_LISTEN_STREAM
                            ? (ST_LISTEN_F_UDP | ST_LISTEN_F_PROXY)
                            : (ST_LISTEN_F_SSL | ST_LISTEN_F_HTTP2 | ST_LISTEN_F_PROXY);
-    struct st_err e;
+    struct st_err e = {0};
 
     if (cv->d->flags & CONF_F_SSL_OK) {
         refused &= ~ST_LISTEN_F_SSL;
     }
 
-    memset(&e, 0, sizeof(e));
     if (st_listen_parse(cv->d->name, cv->text, kind, set, &e) != 0) {
         return conv_why(cv, "%s", e.msg);
     }
@@ -425,31 +424,6 @@ conv_listen(struct conv *cv)
         return -1;
     }
     return 0;
-}
-
-/* The index of the text among choices (NULL-terminated), or -1 naming list in why. */
-static int
-choice_index(struct conv *cv, const char *const *choices, const char *list)
-{
-    for (int i = 0; choices[i] != NULL; i++) {
-        if (strcmp(cv->text, choices[i]) == 0) {
-            return i;
-        }
-    }
-    return conv_why(cv, "'%s' is not one of: %s", cv->text, list);
-}
-
-static int
-conv_mtls(struct conv *cv)
-{
-    /* in the order of enum st_mtls */
-    static const char *const names[] = {"shared", "pki", "off", NULL};
-    int i = choice_index(cv, names, "shared, pki, off");
-
-    if (i >= 0) {
-        *(enum st_mtls *)cv->field = (enum st_mtls)i;
-    }
-    return i < 0 ? -1 : 0;
 }
 
 static int
@@ -489,43 +463,41 @@ conv_auto_int(struct conv *cv)
     return 0;
 }
 
-static int
-conv_synchronous(struct conv *cv)
-{
-    static const char *const names[] = {"normal", "full", NULL};
-    int i = choice_index(cv, names, "normal, full");
+/* The words of the choice types (in the order of enum st_mtls for T_MTLS) and how an
+ * error lists them. */
+static const struct {
+    const char *words[5];
+    const char *list;
+} conf_choices[] = {
+    [T_MTLS] = {{"shared", "pki", "off"}, "shared, pki, off"},
+    [T_DATABASE] = {{"sqlite", "postgres"}, "sqlite, postgres"},
+    [T_CIPHER_SUITE] = {{"modern", "intermediate", "old", "fips"},
+                        "modern, intermediate, old, fips"},
+    [T_SYNCHRONOUS] = {{"normal", "full"}, "normal, full"},
+};
 
-    if (i >= 0) {
+/* T_MTLS (an enum st_mtls), T_SYNCHRONOUS (true for full), T_DATABASE and T_CIPHER_SUITE
+ * (the word, kept as it is). */
+static int
+conv_choice(struct conv *cv)
+{
+    const char *const *words = conf_choices[cv->d->type].words;
+    int i = 0;
+
+    while (words[i] != NULL && strcmp(cv->text, words[i]) != 0) {
+        i++;
+    }
+    if (words[i] == NULL) {
+        return conv_why(cv, "'%s' is not one of: %s", cv->text, conf_choices[cv->d->type].list);
+    }
+    if (cv->d->type == T_MTLS) {
+        *(enum st_mtls *)cv->field = (enum st_mtls)i;
+    } else if (cv->d->type == T_SYNCHRONOUS) {
         *(bool *)cv->field = i == 1;
+    } else {
+        *(char **)cv->field = st_xstrdup(cv->text);
     }
-    return i < 0 ? -1 : 0;
-}
-
-/* A string kept as it is when it is one of choices. */
-static int
-conv_choice(struct conv *cv, const char *const *choices, const char *list)
-{
-    if (choice_index(cv, choices, list) < 0) {
-        return -1;
-    }
-    *(char **)cv->field = st_xstrdup(cv->text);
     return 0;
-}
-
-static int
-conv_database(struct conv *cv)
-{
-    static const char *const ok[] = {"sqlite", "postgres", NULL};
-
-    return conv_choice(cv, ok, "sqlite, postgres");
-}
-
-static int
-conv_cipher_suite(struct conv *cv)
-{
-    static const char *const ok[] = {"modern", "intermediate", "old", "fips", NULL};
-
-    return conv_choice(cv, ok, "modern, intermediate, old, fips");
 }
 
 static int
@@ -709,17 +681,17 @@ static conv_fn *const conv_by_type[] = {
     [T_BOOL] = conv_bool,
     [T_LISTEN_STREAM] = conv_listen,
     [T_LISTEN_HTTP] = conv_listen,
-    [T_MTLS] = conv_mtls,
+    [T_MTLS] = conv_choice,
     [T_LOGLEVEL] = conv_loglevel,
     [T_WORKERS] = conv_auto_int,
-    [T_DATABASE] = conv_database,
-    [T_CIPHER_SUITE] = conv_cipher_suite,
+    [T_DATABASE] = conv_choice,
+    [T_CIPHER_SUITE] = conv_choice,
     [T_PROTOCOLS] = conv_protocols,
     [T_HOSTPORTS] = conv_hostports,
     [T_CIDRS] = conv_cidrs,
     [T_TOKEN] = conv_token,
     [T_AUTO_INT] = conv_auto_int,
-    [T_SYNCHRONOUS] = conv_synchronous,
+    [T_SYNCHRONOUS] = conv_choice,
 };
 
 /* String-valued types: an empty value means unset (NULL). */
@@ -1066,14 +1038,11 @@ int
 st_conf_load(struct st_conf *c, const char *conf_path, const char *prefix, enum st_plane plane,
              struct st_err *err)
 {
-    struct st_conf tmp;
+    struct st_conf tmp = {0};
     struct st_err dummy;
-    struct loader ld;
+    struct loader ld = {.c = &tmp};
     int rc;
 
-    memset(&tmp, 0, sizeof(tmp));
-    memset(&ld, 0, sizeof(ld));
-    ld.c = &tmp;
     ld.err = err != NULL ? err : &dummy;
     tmp.raw = st_xcalloc(N_KEYS, sizeof(*tmp.raw));
     for (size_t i = 0; i < N_KEYS; i++) {

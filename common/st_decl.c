@@ -820,7 +820,7 @@ st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
               json_t *lists[ST_ENT__COUNT], json_t **error)
 {
     static const struct st_decl_opts none = {0};
-    struct decl d;
+    struct decl d = {0};
     char err[320];
     json_t *doc;
     json_t *fields;
@@ -830,7 +830,6 @@ st_decl_parse(const char *text, size_t len, const struct st_decl_opts *o,
         lists[k] = NULL;
     }
     *error = NULL;
-    memset(&d, 0, sizeof(d));
     d.o = o != NULL ? o : &none;
     d.now_ms = d.o->now_ms > 0 ? d.o->now_ms : st_time_ms() / 1000 * 1000;
     err[0] = '\0';

@@ -377,11 +377,10 @@ out:
 static json_t *
 yaml_load(const char *text, size_t len, char *err, size_t errsize)
 {
-    struct yread y;
+    struct yread y = {0};
     yaml_event_t ev;
     json_t *doc = NULL;
 
-    memset(&y, 0, sizeof(y));
     y.limit = len > ST_DECL_EXPAND_MAX / ST_DECL_EXPAND_RATIO ? ST_DECL_EXPAND_MAX
                                                               : len * ST_DECL_EXPAND_RATIO;
     if (y.limit < ST_DECL_EXPAND_FLOOR) {
@@ -616,10 +615,9 @@ y_value(struct yemit *y, const json_t *v)
 int
 st_decl__yaml_dump(const json_t *doc, char **out, size_t *outlen)
 {
-    struct yemit y;
+    struct yemit y = {0};
     yaml_event_t ev;
 
-    memset(&y, 0, sizeof(y));
     if (!yaml_emitter_initialize(&y.em)) {
         return -ENOMEM;
     }

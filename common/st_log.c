@@ -111,7 +111,5 @@ st_log(enum st_log_level level, int err, const char *fmt, ...)
     }
     line[n++] = '\n';
     /* Best effort: a log line that cannot be written has nowhere else to go. */
-    if (write(STDERR_FILENO, line, n) == -1) {
-        return;
-    }
+    (void)!write(STDERR_FILENO, line, n);
 }

@@ -267,7 +267,7 @@ int
 st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
 {
     char why[256];
-    struct tm tm;
+    struct tm tm = {0};
     X509 *x;
     bool ok;
     FILE *f = fopen(cert_path, "re");
@@ -283,7 +283,6 @@ st_ssl_cert_expiry(const char *cert_path, int64_t *expiry, struct st_err *err)
         return st_err_set(err, -ST_EPARSE, cert_path, "%s: no PEM certificate: %s", cert_path,
                           st_ssl_reason(why, sizeof(why), ST_SSL_REASON_FIRST, UNKNOWN_REASON));
     }
-    memset(&tm, 0, sizeof(tm));
     ok = ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1;
     X509_free(x);
     if (!ok) {
@@ -318,12 +317,11 @@ mem_bio(const char *pem)
 static int
 leaf_info(X509 *x, struct st_ssl_cert_info *info)
 {
-    struct tm tm;
+    struct tm tm = {0};
     uint8_t md[32];
     unsigned int mdlen = 0;
     BASIC_CONSTRAINTS *bc;
 
-    memset(&tm, 0, sizeof(tm));
     if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1 ||
         X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != sizeof(md)) {
         return -ST_EPARSE;

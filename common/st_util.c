@@ -72,10 +72,16 @@ st_grow(size_t cap, size_t need, size_t max)
 char *
 st_xstrdup(const char *s)
 {
-    size_t n = strlen(s) + 1;
-    char *p = st_xmalloc(n);
+    return st_xstrndup(s, strlen(s));
+}
+
+char *
+st_xstrndup(const char *s, size_t n)
+{
+    char *p = st_xmalloc(n + 1);
 
     memcpy(p, s, n);
+    p[n] = '\0';
     return p;
 }
 

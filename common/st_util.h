@@ -24,6 +24,7 @@ void *st_xmalloc(size_t n);
 void *st_xcalloc(size_t n, size_t size);
 void *st_xrealloc(void *p, size_t n);
 char *st_xstrdup(const char *s);
+char *st_xstrndup(const char *s, size_t n); /* the n bytes of s and a NUL */
 
 /* The capacity a buffer of cap units grows to so that it holds need (<= max) units: at
  * least twice cap, so that growing one unit at a time stays amortised O(1), and never

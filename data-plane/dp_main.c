@@ -110,12 +110,11 @@ check_listeners(const struct st_conf *c, struct st_err *err)
 static void
 load_cache(struct dp_ctx *ctx, struct dp_sync *sync)
 {
-    struct st_err err;
+    struct st_err err = {0};
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc;
 
-    memset(&err, 0, sizeof(err));
     rc = dp_cache_read(ctx->conf->prefix, dp_cache_max(ctx->conf->cluster_max_payload), &buf, &len,
                        &err);
     if (rc == -ENOENT) {
@@ -325,13 +324,11 @@ wait_signals(struct dp_proc *p, const sigset_t *set)
 static int
 run(const struct st_conf *conf)
 {
-    struct dp_proc p;
-    struct st_err err;
+    struct dp_proc p = {0};
+    struct st_err err = {0};
     sigset_t set;
     int rc;
 
-    memset(&p, 0, sizeof(p));
-    memset(&err, 0, sizeof(err));
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -366,8 +363,8 @@ int
 main(int argc, char **argv)
 {
     struct dp_args a;
-    struct st_conf conf;
-    struct st_err err;
+    struct st_conf conf = {0};
+    struct st_err err = {0};
     int rc;
 
     umask(ST_FILE_UMASK); /* config.cache and the keys hold secrets */
@@ -375,8 +372,6 @@ main(int argc, char **argv)
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
     }
-    memset(&conf, 0, sizeof(conf));
-    memset(&err, 0, sizeof(err));
     if (st_conf_load(&conf, a.conf_path, a.prefix, ST_PLANE_DP, &err) < 0 ||
         check_listeners(&conf, &err) < 0) {
         fprintf(stderr, "strait: %s\n", err.msg);

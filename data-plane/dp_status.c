@@ -21,6 +21,7 @@
 #include "st_connguard.h"
 #include "st_err.h"
 #include "st_log.h"
+#include "st_str.h"
 #include "st_util.h"
 
 /* From accept to a whole request (a probe sends it at once), absolute. */
@@ -124,69 +125,55 @@ serve_ready(struct dp_status *st, struct MHD_Connection *conn)
     struct status_view v;
 
     status_view(st->ctx, &v);
-    if (v.ready) {
-        return reply_json(conn, MHD_HTTP_OK, json_pack("{s:s}", "message", "ready"));
-    }
-    return reply_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      json_pack("{s:s}", "message", "no configuration available"));
+    return reply_json(
+        conn, v.ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+        json_pack("{s:s}", "message", v.ready ? "ready" : "no configuration available"));
 }
 
 static enum MHD_Result
 serve_metrics(struct dp_status *st, struct MHD_Connection *conn)
 {
     struct status_view v;
-    char *body = st_xmalloc(4096);
+    struct st_str b = {0};
 
     status_view(st->ctx, &v);
-    (void)st_snprintf(body, 4096,
-                      "# HELP strait_connections_accepted_total Connections accepted.\n"
-                      "# TYPE strait_connections_accepted_total counter\n"
-                      "strait_connections_accepted_total %llu\n"
-                      "# HELP strait_connections_handled_total Connections handled.\n"
-                      "# TYPE strait_connections_handled_total counter\n"
-                      "strait_connections_handled_total %llu\n"
-                      "# HELP strait_connections_active Sessions open now.\n"
-                      "# TYPE strait_connections_active gauge\n"
-                      "strait_connections_active %lld\n"
-                      "# HELP strait_connections_max Sessions at most (stream_max_sessions).\n"
-                      "# TYPE strait_connections_max gauge\n"
-                      "strait_connections_max %lld\n"
-                      "# HELP strait_connections_max_reached_total Times the DP reached "
-                      "stream_max_sessions and paused accepts.\n"
-                      "# TYPE strait_connections_max_reached_total counter\n"
-                      "strait_connections_max_reached_total %llu\n"
-                      "# HELP strait_bytes_splice_total Bytes proxied with splice.\n"
-                      "# TYPE strait_bytes_splice_total counter\n"
-                      "strait_bytes_splice_total %llu\n"
-                      "# HELP strait_bytes_copy_total Bytes proxied by copy.\n"
-                      "# TYPE strait_bytes_copy_total counter\n"
-                      "strait_bytes_copy_total %llu\n"
-                      "# HELP strait_sessions_no_route_total Connections no route matched.\n"
-                      "# TYPE strait_sessions_no_route_total counter\n"
-                      "strait_sessions_no_route_total %llu\n"
-                      "# HELP strait_tls_handshakes_total Client TLS handshakes completed.\n"
-                      "# TYPE strait_tls_handshakes_total counter\n"
-                      "strait_tls_handshakes_total %llu\n"
-                      "# HELP strait_tls_resumed_total Client TLS handshakes that resumed.\n"
-                      "# TYPE strait_tls_resumed_total counter\n"
-                      "strait_tls_resumed_total %llu\n"
-                      "# HELP strait_tls_handshake_errors_total Failed TLS handshakes.\n"
-                      "# TYPE strait_tls_handshake_errors_total counter\n"
-                      "strait_tls_handshake_errors_total %llu\n"
-                      "# HELP strait_config_version Version of the configuration served.\n"
-                      "# TYPE strait_config_version gauge\n"
-                      "strait_config_version %llu\n"
-                      "# HELP strait_ready 1 when a configuration is loaded.\n"
-                      "# TYPE strait_ready gauge\n"
-                      "strait_ready %d\n",
-                      (unsigned long long)v.sum.accepted, (unsigned long long)v.sum.handled,
-                      (long long)v.sum.active, (long long)v.max_sessions,
-                      (unsigned long long)v.max_reached, (unsigned long long)v.sum.bytes_splice,
-                      (unsigned long long)v.sum.bytes_copy, (unsigned long long)v.sum.no_route,
-                      (unsigned long long)v.sum.tls_handshakes,
-                      (unsigned long long)v.sum.tls_resumed, (unsigned long long)v.sum.tls_errors,
-                      (unsigned long long)v.version, v.ready ? 1 : 0);
-    return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
+    /* conv: 'd' for the int64_t gauges (printed signed), else 'u' */
+    const struct {
+        char conv;
+        const char *name, *type, *help;
+        unsigned long long n;
+    } m[] = {
+        {'u', "connections_accepted_total", "counter", "Connections accepted.", v.sum.accepted},
+        {'u', "connections_handled_total", "counter", "Connections handled.", v.sum.handled},
+        {'d', "connections_active", "gauge", "Sessions open now.",
+         (unsigned long long)v.sum.active},
+        {'d', "connections_max", "gauge", "Sessions at most (stream_max_sessions).",
+         (unsigned long long)v.max_sessions},
+        {'u', "connections_max_reached_total", "counter",
+         "Times the DP reached stream_max_sessions and paused accepts.", v.max_reached},
+        {'u', "bytes_splice_total", "counter", "Bytes proxied with splice.", v.sum.bytes_splice},
+        {'u', "bytes_copy_total", "counter", "Bytes proxied by copy.", v.sum.bytes_copy},
+        {'u', "sessions_no_route_total", "counter", "Connections no route matched.",
+         v.sum.no_route},
+        {'u', "tls_handshakes_total", "counter", "Client TLS handshakes completed.",
+         v.sum.tls_handshakes},
+        {'u', "tls_resumed_total", "counter", "Client TLS handshakes that resumed.",
+         v.sum.tls_resumed},
+        {'u', "tls_handshake_errors_total", "counter", "Failed TLS handshakes.", v.sum.tls_errors},
+        {'u', "config_version", "gauge", "Version of the configuration served.", v.version},
+        {'u', "ready", "gauge", "1 when a configuration is loaded.", v.ready},
+    };
+
+    for (size_t i = 0; i < ST_ARRAY_SIZE(m); i++) {
+        st_str_addf(&b, "# HELP strait_%s %s\n# TYPE strait_%s %s\nstrait_%s ", m[i].name,
+                    m[i].help, m[i].name, m[i].type, m[i].name);
+        if (m[i].conv == 'd') {
+            st_str_addf(&b, "%lld\n", (long long)m[i].n);
+        } else {
+            st_str_addf(&b, "%llu\n", m[i].n);
+        }
+    }
+    return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", b.p);
 }
 
 /* The guard's record of conn (on_connection), NULL if it has none. */

@@ -461,16 +461,6 @@ sync_dial(struct dp_sync *s, struct st_err *err)
     return 0;
 }
 
-static char *
-xstrndup(const char *p, size_t n)
-{
-    char *d = st_xmalloc(n + 1);
-
-    memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
-
 /* Splits cluster_dp_labels ("key:value,key:value"; st_conf validated it). */
 static void
 sync_labels(struct dp_sync *s)
@@ -486,8 +476,8 @@ sync_labels(struct dp_sync *s)
 
             s->labels = st_xrealloc(s->labels, (s->n_labels + 1) * sizeof(*s->labels));
             l = &s->labels[s->n_labels++];
-            l->key = xstrndup(p, (size_t)(colon - p));
-            l->value = xstrndup(colon + 1, n - (size_t)(colon - p) - 1);
+            l->key = st_xstrndup(p, (size_t)(colon - p));
+            l->value = st_xstrndup(colon + 1, n - (size_t)(colon - p) - 1);
         }
         p += n;
         p += *p == ',';
@@ -519,7 +509,7 @@ sync_cps(struct dp_sync *s, struct st_err *err)
 
         if (n > 0) {
             s->cps = st_xrealloc(s->cps, (s->n_cps + 1) * sizeof(*s->cps));
-            s->cps[s->n_cps++] = xstrndup(p, n);
+            s->cps[s->n_cps++] = st_xstrndup(p, n);
         }
         p += n;
         p += strspn(p, ", ");
@@ -573,7 +563,7 @@ static int
 sync_exchange(struct dp_sync *s, bool goodbye, int timeout_ms, struct st_sync_resp *resp)
 {
     struct dp_ctx *ctx = s->ctx;
-    struct st_sync_req req;
+    struct st_sync_req req = {0};
     char hash[65];
     bool have;
     uint8_t *buf = NULL;
@@ -585,7 +575,6 @@ sync_exchange(struct dp_sync *s, bool goodbye, int timeout_ms, struct st_sync_re
     memcpy(hash, ctx->hash, sizeof(hash));
     have = ctx->rt != NULL;
     pthread_mutex_unlock(&ctx->lock);
-    memset(&req, 0, sizeof(req));
     req.dp_id = ctx->id;
     req.hostname = ctx->hostname;
     req.dp_version =
@@ -648,13 +637,12 @@ sync_set_error(struct dp_sync *s, const char *msg)
 static bool
 sync_on_ok(struct dp_sync *s, const struct st_sync_resp *resp)
 {
-    struct st_err err;
+    struct st_err err = {0};
     uint64_t version = 0;
     char hash[65] = "-";
     /* test knob: refuse a snapshot that holds these bytes (e.g. an entity's name) */
     const char *reject = getenv("STRAIT_TEST_DP_REJECT");
 
-    memset(&err, 0, sizeof(err));
     if (resp->snapshot == NULL || resp->snapshot_len == 0) {
         st_err_set(&err, -ST_EPARSE, NULL, "empty snapshot");
     } else if (reject != NULL && *reject != '\0' &&
@@ -715,14 +703,13 @@ sync_once(struct dp_sync *s, char *why, size_t size)
 {
     const struct st_conf *c = s->ctx->conf;
     const int answer_s = c->cluster_heartbeat + 15;
-    struct st_sync_resp resp;
+    struct st_sync_resp resp = {0};
     int rv;
 
     if (atomic_load(&s->lost)) {
         st_snprintf(why, size, "connection lost");
         return false;
     }
-    memset(&resp, 0, sizeof(resp));
     rv = sync_exchange(s, false, answer_s * 1000, &resp);
     if (rv != 0) {
         if (atomic_load(&s->stop) || rv == NNG_ECLOSED) {

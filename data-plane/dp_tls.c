@@ -581,11 +581,8 @@ bio_text(BIO *b)
 {
     char *data = NULL;
     long n = BIO_get_mem_data(b, &data);
-    char *out = st_xmalloc((size_t)n + 1);
 
-    memcpy(out, data, (size_t)n);
-    out[n] = '\0';
-    return out;
+    return st_xstrndup(data, (size_t)n);
 }
 
 /* Generates a key (RSA 2048 or EC P-256) and its self-signed certificate as PEM text. */
@@ -680,10 +677,7 @@ paths_split(const char *s, char **out, size_t max)
         if (n == max) {
             return max + 1;
         }
-        out[n] = st_xmalloc(len + 1);
-        memcpy(out[n], s, len);
-        out[n][len] = '\0';
-        n++;
+        out[n++] = st_xstrndup(s, len);
         s += strcspn(s, ",");
     }
     return n;
@@ -694,7 +688,7 @@ static int
 conf_pairs_load(SSL_CTX *ctx, const struct st_conf *conf, struct st_err *err)
 {
     char *certs[2] = {NULL, NULL}, *keys[2] = {NULL, NULL};
-    char *cert_pem = NULL, *key_pem = NULL, why[256];
+    char why[256];
     size_t nc, nk, i;
     int rc = 0;
 
@@ -706,32 +700,27 @@ conf_pairs_load(SSL_CTX *ctx, const struct st_conf *conf, struct st_err *err)
                         "an ECDSA pair)");
     }
     for (i = 0; rc == 0 && i < nc; i++) {
-        cert_pem = file_read(certs[i]);
+        char *cert_pem = file_read(certs[i]), *key_pem = NULL;
+
+        why[0] = '\0';
         if (cert_pem == NULL) {
             rc = st_err_set(err, -ST_ECONF, "ssl_cert",
                             "ssl_cert: failed loading certificate from %s: %s", certs[i],
                             strerror(errno));
-            break;
-        }
-        key_pem = file_read(keys[i]);
-        if (key_pem == NULL) {
+        } else if ((key_pem = file_read(keys[i])) == NULL) {
             rc = st_err_set(err, -ST_ECONF, "ssl_cert_key",
                             "ssl_cert_key: failed loading key from %s: %s", keys[i],
                             strerror(errno));
-            break;
-        }
-        why[0] = '\0';
-        if (ctx_use_pair(ctx, cert_pem, key_pem, NULL, why, sizeof(why)) != 0) {
+        } else if (ctx_use_pair(ctx, cert_pem, key_pem, NULL, why, sizeof(why)) != 0) {
             rc = st_err_set(err, -ST_ECONF, "ssl_cert", "ssl_cert: %s with key %s: %s", certs[i],
                             keys[i], why);
         }
         free(cert_pem);
-        OPENSSL_cleanse(key_pem, strlen(key_pem));
+        if (key_pem != NULL) {
+            OPENSSL_cleanse(key_pem, strlen(key_pem));
+        }
         free(key_pem);
-        cert_pem = key_pem = NULL;
     }
-    free(cert_pem);
-    free(key_pem);
     for (i = 0; i < 2; i++) {
         free(certs[i]);
         free(keys[i]);

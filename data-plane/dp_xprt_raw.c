@@ -12,46 +12,34 @@
 static ssize_t
 raw_recv(struct dp_sock *k, void *buf, size_t len)
 {
-    for (;;) {
-        ssize_t n = recv(k->fd, buf, len, 0);
+    ssize_t n;
 
-        if (n != -1) {
-            return n;
-        }
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
+    do {
+        n = recv(k->fd, buf, len, 0);
+    } while (n == -1 && errno == EINTR);
+    return n == -1 ? -errno : n;
 }
 
 static ssize_t
 raw_send(struct dp_sock *k, const void *buf, size_t len)
 {
-    for (;;) {
-        ssize_t n = send(k->fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n;
 
-        if (n != -1) {
-            return n;
-        }
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
+    do {
+        n = send(k->fd, buf, len, MSG_NOSIGNAL);
+    } while (n == -1 && errno == EINTR);
+    return n == -1 ? -errno : n;
 }
 
 static ssize_t
 sys_splice(int in, int out, size_t len)
 {
-    for (;;) {
-        ssize_t n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n;
 
-        if (n != -1) {
-            return n;
-        }
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
+    do {
+        n = splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    } while (n == -1 && errno == EINTR);
+    return n == -1 ? -errno : n;
 }
 
 static ssize_t
