@@ -482,11 +482,10 @@ r_data_planes(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response
         const char *last = json_string_value(
             json_object_get(json_array_get(data, json_array_size(data) - 1), "id"));
         char *eoff = cp_admin__escape(last);
-        char next[512];
 
-        st_snprintf(next, sizeof(next), "/clustering/data-planes?offset=%s&size=%zu", eoff, size);
         json_object_set_new(body, "offset", json_string(last));
-        json_object_set_new(body, "next", json_string(next));
+        json_object_set_new(body, "next",
+                            json_sprintf("/clustering/data-planes?offset=%s&size=%zu", eoff, size));
         free(eoff);
     } else {
         json_object_set_new(body, "next", json_null());

@@ -173,11 +173,8 @@ describe_field(const struct st_field *f)
     bool failed = more == NULL;
     json_t *el = NULL;
 
-    if (f->type == ST_FT_UUID) {
-        json_object_set_new(d, "uuid", json_true());
-    }
-    if (f->type == ST_FT_TIMESTAMP) {
-        json_object_set_new(d, "timestamp", json_true());
+    if (f->type == ST_FT_UUID || f->type == ST_FT_TIMESTAMP) {
+        json_object_set_new(d, f->type == ST_FT_UUID ? "uuid" : "timestamp", json_true());
     }
     if (f->flags & ST_FIELD_F_AUTO) {
         json_object_set_new(d, "auto", json_true());

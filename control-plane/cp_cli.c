@@ -221,7 +221,6 @@ int
 cp_cli_parse(int argc, char **argv, struct cp_args *a, struct st_err *err)
 {
     const char *cmd;
-    int i = 1;
 
     memset(a, 0, sizeof(*a));
     a->cmd = CP_CMD_HELP;
@@ -239,18 +238,17 @@ cp_cli_parse(int argc, char **argv, struct cp_args *a, struct st_err *err)
         a->cmd = CP_CMD_VERSION;
         return 0;
     }
-    i = 2;
     if (strcmp(cmd, "start") == 0 || strcmp(cmd, "check") == 0) {
         a->cmd = cmd[0] == 's' ? CP_CMD_START : CP_CMD_CHECK;
-        return parse_plain(argc, argv, i, a, err);
+        return parse_plain(argc, argv, 2, a, err);
     }
     if (strcmp(cmd, "migrations") == 0) {
         a->cmd = CP_CMD_MIGRATIONS;
-        return parse_migrations(argc, argv, i, a, err);
+        return parse_migrations(argc, argv, 2, a, err);
     }
     if (strcmp(cmd, "config") == 0) {
         a->cmd = CP_CMD_CONFIG;
-        return parse_config(argc, argv, i, a, err);
+        return parse_config(argc, argv, 2, a, err);
     }
     if (strcmp(cmd, "cluster") == 0) {
         if (argc < 3 || strcmp(argv[2], "gen_cert") != 0) {

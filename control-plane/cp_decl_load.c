@@ -80,10 +80,7 @@ lookup(void *arg, enum st_entity_kind k, const char *name, char id[37], int64_t 
         l->v = st_xrealloc(l->v, l->cap * sizeof(*l->v));
     }
     s = &l->v[l->n++];
-    memset(s, 0, sizeof(*s));
-    s->k = k;
-    s->name = st_xstrdup(name);
-    s->found = rc == 1;
+    *s = (struct seen){.k = k, .name = st_xstrdup(name), .found = rc == 1};
     if (s->found) {
         memcpy(s->id, id, 37);
         s->created_at_ms = *created_at_ms;
@@ -179,11 +176,11 @@ write_all(struct cp_store *st, enum cp_decl_mode mode, int64_t now, struct cp_de
 }
 
 static void
-lists_drop(struct cp_decl_result *r)
+lists_drop(json_t *lists[ST_ENT__COUNT])
 {
     for (int k = 0; k < ST_ENT__COUNT; k++) {
-        json_decref(r->lists[k]);
-        r->lists[k] = NULL;
+        json_decref(lists[k]);
+        lists[k] = NULL;
     }
 }
 
@@ -224,7 +221,7 @@ parse(const char *text, size_t len, struct lookups *l, int64_t now, struct cp_de
     rc = st_decl_parse(text, len, &o, r->lists, &r->error);
     if (rc == 0 && l->rc < 0) {
         /* an id the store could not be asked for would be a new one: not a load */
-        lists_drop(r);
+        lists_drop(r->lists);
         return l->rc;
     }
     if (rc < 0) {
@@ -323,7 +320,7 @@ cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mod
     lookups_reset(&l);
     free(l.v);
     if (rc < 0) {
-        lists_drop(r);
+        lists_drop(r->lists);
     }
     return rc;
 }
@@ -331,7 +328,7 @@ cp_decl_load(struct cp_store *st, const char *text, size_t len, enum cp_decl_mod
 void
 cp_decl_result_fini(struct cp_decl_result *r)
 {
-    lists_drop(r);
+    lists_drop(r->lists);
     json_decref(r->error);
     r->error = NULL;
 }
@@ -350,9 +347,7 @@ cp_decl_export(struct cp_store *st, bool yaml, char **out, size_t *len)
         return rc;
     }
     rc = st_decl_export(lists, yaml, out, len);
-    for (int k = 0; k < ST_ENT__COUNT; k++) {
-        json_decref(lists[k]);
-    }
+    lists_drop(lists);
     return rc;
 }
 

@@ -394,16 +394,14 @@ key_text(const char *key, size_t len, char *buf, size_t size)
 
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)key[i];
+        bool plain = ch > 0x20 && ch < 0x7f;
 
-        if (ch > 0x20 && ch < 0x7f) {
-            if (o + 1 >= size) {
-                break;
-            }
+        if (o + (plain ? 1 : 3) >= size) {
+            break;
+        }
+        if (plain) {
             buf[o++] = (char)ch;
         } else {
-            if (o + 3 >= size) {
-                break;
-            }
             buf[o++] = '%';
             buf[o++] = hex[ch >> 4];
             buf[o++] = hex[ch & 0xf];

@@ -345,19 +345,11 @@ conn_event(struct cp_gate *g, struct gate_conn *c, int s, uint32_t ev)
     if (s == GATE_NNG && c->connecting && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         ok = connect_done(g, c);
     }
-    if (ok && (ev & EPOLLERR)) {
-        ok = false;
-    }
     if (ev & EPOLLHUP) {
         c->hup[s] = true;
     }
-    if (ok) {
-        ok = pump(c);
-    }
-    if (ok) {
-        ok = watch(g, c, GATE_PEER) == 0 && watch(g, c, GATE_NNG) == 0;
-    }
-    if (!ok) {
+    if (!ok || (ev & EPOLLERR) || !pump(c) || watch(g, c, GATE_PEER) < 0 ||
+        watch(g, c, GATE_NNG) < 0) {
         conn_close(g, c);
     }
 }
@@ -418,15 +410,15 @@ conn_open(struct cp_gate *g, int fd, const struct sockaddr_storage *peer)
     return true;
 }
 
-/* Out of descriptors or memory: the listener rests GATE_ACCEPT_PAUSE ms (the pending
- * connections wait in the backlog) instead of waking the thread in a loop. */
+/* Rests the listener until `until` (monotonic ms; 0: listens again). Out of descriptors
+ * or memory, it rests GATE_ACCEPT_PAUSE ms (the pending connections wait in the backlog)
+ * instead of waking the thread in a loop. */
 static void
-accept_pause(struct cp_gate *g, int e)
+accept_pause(struct cp_gate *g, int64_t until)
 {
-    struct epoll_event ev = {.events = 0, .data.ptr = &g->lend};
+    struct epoll_event ev = {.events = until != 0 ? 0 : EPOLLIN, .data.ptr = &g->lend};
 
-    gate_log_error(&g->accept_errors, e, "cannot accept data planes' connections for now");
-    g->accept_paused_until = st_mono_ms() + GATE_ACCEPT_PAUSE;
+    g->accept_paused_until = until;
     (void)epoll_ctl(g->ep, EPOLL_CTL_MOD, g->lfd, &ev);
 }
 
@@ -440,7 +432,9 @@ accept_some(struct cp_gate *g)
 
         if (fd == -1) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                accept_pause(g, errno);
+                gate_log_error(&g->accept_errors, errno,
+                               "cannot accept data planes' connections for now");
+                accept_pause(g, st_mono_ms() + GATE_ACCEPT_PAUSE);
             }
             return; /* EAGAIN, or an aborted connection: the next wake-up */
         }
@@ -451,15 +445,6 @@ accept_some(struct cp_gate *g)
         }
         (void)conn_open(g, fd, &peer);
     }
-}
-
-static void
-accept_resume(struct cp_gate *g)
-{
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &g->lend};
-
-    g->accept_paused_until = 0;
-    (void)epoll_ctl(g->ep, EPOLL_CTL_MOD, g->lfd, &e);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -502,7 +487,7 @@ gate_main(void *arg)
         int n;
 
         if (g->accept_paused_until != 0 && g->accept_paused_until <= now) {
-            accept_resume(g);
+            accept_pause(g, 0);
         }
         reap(g);
         n = epoll_wait(g->ep, ev, GATE_EVENTS, wait_ms(g, next, now));

@@ -444,15 +444,11 @@ put_id(char *out, const char *id)
 static char *
 join_ids(const struct cp_sync_wait_result *res, bool only_failed)
 {
-    size_t cap = 1;
+    size_t ids = res->n_pending < HTTP_PENDING_MAX_IDS ? res->n_pending : HTTP_PENDING_MAX_IDS;
+    char *out = st_xmalloc(1 + ids * (HTTP_ID_MAX + 2));
     size_t len = 0;
     size_t n = 0;
-    char *out;
 
-    for (size_t i = 0; i < res->n_pending && i < HTTP_PENDING_MAX_IDS; i++) {
-        cap += HTTP_ID_MAX + 2;
-    }
-    out = st_xmalloc(cap);
     out[0] = '\0';
     for (size_t i = 0; i < res->n_pending && n < HTTP_PENDING_MAX_IDS; i++) {
         if (only_failed && !res->pending[i].failed) {
@@ -538,8 +534,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     struct cp_response rs = {0};
     json_t *query;
     const char *denied;
-
-    json_t *parts = NULL;
+    json_t *parts;
 
     (void)version;
     if (r == NULL) {
@@ -583,10 +578,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     rq.n_content_types = hs.n_content_types;
     rq.body = r->body;
     rq.body_len = r->len;
-    if (r->multipart) {
-        parts = parts_decode(r, c, &rq.parts_err);
-        rq.parts = parts;
-    }
+    parts = r->multipart ? parts_decode(r, c, &rq.parts_err) : NULL;
+    rq.parts = parts;
     cp_admin_handle(h->cx, &rq, &rs);
     json_decref(parts);
     json_decref(query);
@@ -754,9 +747,8 @@ check_tls_files(const struct st_conf *conf, const struct cp_http *h, struct st_e
 static int
 load_tls(const struct st_conf *conf, struct cp_http *h, struct st_err *err)
 {
-    int rc;
+    int rc = read_pem("admin_ssl_cert", conf->admin_ssl_cert, &h->cert_pem, err);
 
-    rc = read_pem("admin_ssl_cert", conf->admin_ssl_cert, &h->cert_pem, err);
     if (rc == 0) {
         rc = read_pem("admin_ssl_cert_key", conf->admin_ssl_cert_key, &h->key_pem, err);
     }
@@ -774,7 +766,8 @@ start_one(struct http_srv *srv)
 {
     const struct st_listen *l = srv->l;
     struct cp_http *h = srv->h;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                     (srv->tls ? MHD_USE_TLS : 0);
     struct MHD_OptionItem tls[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key_pem},
@@ -791,9 +784,6 @@ start_one(struct http_srv *srv)
         port = ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
     } else {
         port = ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
-    }
-    if (srv->tls) {
-        flags |= MHD_USE_TLS;
     }
     /* libmicrohttpd splits its connection limit among the pool's threads; each one may
      * have to hold all of them */
@@ -850,13 +840,12 @@ free_tls(struct cp_http *h)
 int
 cp_http_check(const struct st_conf *conf, struct st_err *err)
 {
-    struct cp_http h;
+    struct cp_http h = {0};
     int rc;
 
     if (!any_ssl(&conf->admin_listen)) {
         return 0;
     }
-    memset(&h, 0, sizeof(h));
     rc = load_tls(conf, &h, err);
     free_tls(&h);
     return rc;

@@ -227,12 +227,11 @@ cmd_check(const struct cp_args *a)
     }
     /* what start would refuse in the files the keys name: the admin API's TLS pair */
     rc = cp_http_check(&conf, &err);
+    st_conf_fini(&conf);
     if (rc < 0) {
-        st_conf_fini(&conf);
         return fail(-ST_ECONF, &err);
     }
     printf("configuration %s is valid\n", a->conf_path != NULL ? a->conf_path : "(defaults)");
-    st_conf_fini(&conf);
     return 0;
 }
 
@@ -386,22 +385,18 @@ config_export(struct cp_store *st, const char *path)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc;
+    int rc = strcmp(path, "-") != 0 && access(path, F_OK) == 0
+                 ? -EEXIST /* checked first too, so that nothing is read for nothing */
+                 : cp_decl_export(st, true, &text, &len);
 
-    if (strcmp(path, "-") != 0 && access(path, F_OK) == 0) {
+    if (rc == 0) {
+        rc = write_new_file(path, text, len);
+    }
+    free(text);
+    if (rc == -EEXIST) {
         fprintf(stderr, "strait: %s already exists. Will not overwrite it.\n", path);
         return EXIT_FAILURE;
     }
-    rc = cp_decl_export(st, true, &text, &len);
-    if (rc == 0) {
-        rc = write_new_file(path, text, len);
-        if (rc == -EEXIST) {
-            fprintf(stderr, "strait: %s already exists. Will not overwrite it.\n", path);
-            free(text);
-            return EXIT_FAILURE;
-        }
-    }
-    free(text);
     if (rc < 0) {
         fprintf(stderr, "strait: cannot export to %s: %s\n", path, st_strerror(rc));
         return EXIT_FAILURE;

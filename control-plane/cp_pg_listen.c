@@ -35,24 +35,17 @@ struct cp_pg_listen {
 static int
 wait_for(struct cp_pg_listen *l, int fd, int ms)
 {
-    struct pollfd p[2];
-    int n = 0;
+    struct pollfd p[2] = {{.fd = l->wake_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    nfds_t n = fd >= 0 ? 2 : 1;
     int64_t end = ms >= 0 ? st_mono_ms() + ms : 0;
 
-    memset(p, 0, sizeof(p));
-    p[n].fd = l->wake_fd;
-    p[n++].events = POLLIN;
-    if (fd >= 0) {
-        p[n].fd = fd;
-        p[n++].events = POLLIN;
-    }
     for (;;) {
         int left = ms >= 0 ? (int)(end - st_mono_ms()) : -1;
 
         if (ms >= 0 && left < 0) {
             left = 0;
         }
-        if (poll(p, (nfds_t)n, left) >= 0 || errno != EINTR) {
+        if (poll(p, n, left) >= 0 || errno != EINTR) {
             break;
         }
     }

@@ -237,17 +237,13 @@ known_get(struct cp_snapshot *sn, uint64_t version, size_t *len)
 static size_t
 size_after(size_t base, int64_t growth, uint64_t version)
 {
-    int64_t after = (int64_t)base + growth;
+    const int64_t sum = (int64_t)base + growth;
+    size_t after = sum > 0 ? (size_t)sum : 0;
     size_t lo = base > ST_SNAPSHOT_ENVELOPE_MAX ? base - ST_SNAPSHOT_ENVELOPE_MAX : 0;
-    size_t extra;
+    size_t extra =
+        st_snapshot_varint_size(after) - st_snapshot_varint_size(lo < after ? lo : after);
 
-    if (after < 0) {
-        after = 0;
-    }
-    extra = st_snapshot_varint_size((uint64_t)after) -
-            st_snapshot_varint_size(lo < (size_t)after ? lo : (size_t)after);
-    return (size_t)after + extra + st_snapshot_varint_size(version + 1) -
-           st_snapshot_varint_size(version);
+    return after + extra + st_snapshot_varint_size(version + 1) - st_snapshot_varint_size(version);
 }
 
 int
@@ -280,12 +276,9 @@ cp_snapshot_fit(struct cp_snapshot *sn, struct cp_store *st, int64_t max, struct
         }
     }
     f->before = base;
-    if (g.cleared) {
-        /* the envelope's varints are counted at their largest */
-        f->after = base + (g.bytes > 0 ? (size_t)g.bytes : 0);
-    } else {
-        f->after = size_after(base, g.bytes, f->version);
-    }
+    /* cleared: the envelope's varints are counted at their largest */
+    f->after = g.cleared ? base + (g.bytes > 0 ? (size_t)g.bytes : 0)
+                         : size_after(base, g.bytes, f->version);
     f->wrote = g.wrote;
     /* a write that does not grow the snapshot is let through even beyond the limit (the
      * limit was lowered under the configuration): it is how the operator gets back under */

@@ -654,10 +654,9 @@ cp_store__write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bo
         write_sql(&st, r, &w, obj, insert);
         rc = run(q, &st, NULL, NULL, &res);
         rc = rc == 0 && !insert && res.changes == 0 ? -ST_ENOTFOUND : rc;
-        for (const struct cp_rel_set *set = r->sets; rc == 0 && set->field != NULL; set++) {
-            rc = q->d->set_write != NULL
-                     ? q->d->set_write(q, set, w.id, json_object_get(obj, set->field), &res)
-                     : 0;
+        for (const struct cp_rel_set *set = r->sets;
+             rc == 0 && q->d->set_write != NULL && set->field != NULL; set++) {
+            rc = q->d->set_write(q, set, w.id, json_object_get(obj, set->field), &res);
         }
         rc = rc < 0 && rc != -ST_ENOTFOUND ? refused_write(r, &w, rc, &res, err) : rc;
         q->dirty = q->dirty || rc == 0;

@@ -384,9 +384,8 @@ cp_store_sqlite_open_flags(const char *path, unsigned flags, struct cp_store **o
     cp_store__init(&q->sql, &sq_ops, &sq_dialect);
     rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
-        st_err_set(err, -ST_EDB, "sqlite_path", "sqlite: cannot open %s: %s", path,
-                   q->db != NULL ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
-        rc = -ST_EDB;
+        rc = st_err_set(err, -ST_EDB, "sqlite_path", "sqlite: cannot open %s: %s", path,
+                        q->db != NULL ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
         goto out;
     }
     sqlite3_busy_timeout(q->db, 5000);

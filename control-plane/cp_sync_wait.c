@@ -69,10 +69,7 @@ waiter_free(struct waiter *wt)
 static int
 by_id(const void *a, const void *b)
 {
-    const struct cp_sync_wait_dp *x = a;
-    const struct cp_sync_wait_dp *y = b;
-
-    return strcmp(x->id, y->id);
+    return strcmp(((const struct cp_sync_wait_dp *)a)->id, ((const struct cp_sync_wait_dp *)b)->id);
 }
 
 /* Runs the callback with the DPs whose `failed` flag the judge left as pending (the
@@ -381,12 +378,9 @@ waiter_new(const json_t *acks, uint64_t version, int64_t timeout_ms, cp_sync_wai
     if (json_object_size(acks) == 0) {
         return NULL;
     }
-    wt = st_xcalloc(1, sizeof(*wt));
-    wt->version = version;
-    wt->start_ms = st_mono_ms();
+    wt = st_xmalloc(sizeof(*wt));
+    *wt = (struct waiter){.version = version, .start_ms = st_mono_ms(), .fn = fn, .arg = arg};
     wt->deadline_ms = wt->start_ms + timeout_ms;
-    wt->fn = fn;
-    wt->arg = arg;
     wt->dps = st_xcalloc(json_object_size(acks), sizeof(*wt->dps));
     json_object_foreach((json_t *)acks, id, v)
     {
