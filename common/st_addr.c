@@ -349,3 +349,12 @@ st_listen_set_fini(struct st_listen_set *set)
     set->v = NULL;
     set->n = 0;
 }
+
+uint16_t
+st_addr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+    }
+    return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+}

@@ -50,4 +50,7 @@ int st_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 /* Formats "ip:port" ("[ip]:port" for IPv6) into buf. */
 void st_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
+/* The port of an IPv4 or IPv6 address, in host order. */
+uint16_t st_addr_port(const struct sockaddr *sa);
+
 #endif

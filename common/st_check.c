@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "st_json.h"
@@ -293,13 +294,6 @@ st_check_utf8_name(json_t *obj, const struct st_field *f, json_t *v)
 /* ------------------------------------------------------------------------ */
 /* hosts (kong/tools/ip.lua normalize_ip, check_hostname)                    */
 
-enum host_kind {
-    HOST_INVALID = 0,
-    HOST_NAME,
-    HOST_IPV4,
-    HOST_IPV6,
-};
-
 static bool
 all_digits(const char *s)
 {
@@ -314,7 +308,7 @@ all_digits(const char *s)
     return true;
 }
 
-static enum host_kind
+static enum st_host_kind
 host_ipv6(const char *s, bool *has_port)
 {
     char buf[64];
@@ -324,19 +318,19 @@ host_ipv6(const char *s, bool *has_port)
     if (s[0] == '[') {
         end = strchr(s, ']');
         if (end == NULL || (size_t)(end - s - 1) >= sizeof(buf)) {
-            return HOST_INVALID;
+            return ST_HOST_INVALID;
         }
         memcpy(buf, s + 1, (size_t)(end - s - 1));
         buf[end - s - 1] = '\0';
         if (end[1] == ':' && all_digits(end + 2)) {
             *has_port = true;
         } else if (end[1] != '\0') {
-            return HOST_INVALID;
+            return ST_HOST_INVALID;
         }
     } else if (st_snprintf(buf, sizeof(buf), "%s", s) != 0) {
-        return HOST_INVALID;
+        return ST_HOST_INVALID;
     }
-    return inet_pton(AF_INET6, buf, a) == 1 ? HOST_IPV6 : HOST_INVALID;
+    return inet_pton(AF_INET6, buf, a) == 1 ? ST_HOST_IPV6 : ST_HOST_INVALID;
 }
 
 static bool
@@ -371,32 +365,32 @@ strip_port(const char *s, char *buf, size_t size, bool *has_port)
     return true;
 }
 
-static enum host_kind
+static enum st_host_kind
 host_name(const char *s, bool *has_port)
 {
     char buf[512];
     size_t len;
 
     if (!strip_port(s, buf, sizeof(buf), has_port) || buf[0] == '\0') {
-        return HOST_INVALID;
+        return ST_HOST_INVALID;
     }
     len = strlen(buf);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)buf[i];
         if (!is_alnum(c) && c != '-' && c != '.' && c != '_') {
-            return HOST_INVALID;
+            return ST_HOST_INVALID;
         }
     }
     /* Each label non-empty (a trailing dot is allowed) and not ending in '-'. */
     if (buf[0] == '.' || strstr(buf, "..") != NULL || strstr(buf, "-.") != NULL ||
         buf[len - 1] == '-') {
-        return HOST_INVALID;
+        return ST_HOST_INVALID;
     }
-    return HOST_NAME;
+    return ST_HOST_NAME;
 }
 
 /* Classifies name, name:port, ipv4, ipv4:port, ipv6, [ipv6], [ipv6]:port. */
-static enum host_kind
+static enum st_host_kind
 host_classify(const char *s, bool *has_port)
 {
     const char *c1 = strchr(s, ':');
@@ -410,8 +404,8 @@ host_classify(const char *s, bool *has_port)
         unsigned char a[4];
 
         return strip_port(s, buf, sizeof(buf), has_port) && inet_pton(AF_INET, buf, a) == 1
-                   ? HOST_IPV4
-                   : HOST_INVALID;
+                   ? ST_HOST_IPV4
+                   : ST_HOST_INVALID;
     }
     return host_name(s, has_port);
 }
@@ -429,13 +423,188 @@ st_check_host(json_t *obj, const struct st_field *f, json_t *v)
         return e;
     }
     s = json_string_value(v);
-    if (host_classify(s, &has_port) == HOST_INVALID) {
+    if (host_classify(s, &has_port) == ST_HOST_INVALID) {
         return st_check_errf("invalid value: %s", s);
     }
     if (has_port) {
         return json_string("must not have a port");
     }
     return NULL;
+}
+
+enum st_host_kind
+st_check_host_kind(const char *s, bool *has_port)
+{
+    return host_classify(s, has_port);
+}
+
+/* The port written after the host of s (name:port, ipv4:port, [ipv6]:port), or -1. */
+static long
+port_of(const char *s)
+{
+    const char *c = strrchr(s, ':');
+
+    if (c == NULL || (s[0] != '[' && strchr(s, ':') != c) || (s[0] == '[' && c[-1] != ']') ||
+        !all_digits(c + 1) || strlen(c + 1) > 6) {
+        return -1;
+    }
+    return strtol(c + 1, NULL, 10);
+}
+
+/* s without its port into buf (brackets of an IPv6 address dropped). */
+static void
+host_part(const char *s, char *buf, size_t size)
+{
+    long port = port_of(s);
+    size_t n = strlen(s);
+
+    if (port >= 0) {
+        n = (size_t)(strrchr(s, ':') - s);
+    }
+    if (s[0] == '[') {
+        s++;
+        n = strchr(s, ']') != NULL ? (size_t)(strchr(s, ']') - s) : n - 1;
+    }
+    st_snprintf(buf, size, "%.*s", (int)n, s);
+}
+
+/* typedefs.sni: a host name without a port. */
+json_t *
+st_check_sni(json_t *obj, const struct st_field *f, json_t *v)
+{
+    json_t *e = st_check_str(v);
+    enum st_host_kind kind;
+    bool has_port;
+
+    (void)obj;
+    (void)f;
+    if (e != NULL) {
+        return e;
+    }
+    kind = host_classify(json_string_value(v), &has_port);
+    if (kind == ST_HOST_INVALID) {
+        return st_check_errf("invalid value: %s", json_string_value(v));
+    }
+    if (kind != ST_HOST_NAME) {
+        return json_string("must not be an IP");
+    }
+    if (has_port) {
+        return json_string("must not have a port");
+    }
+    return NULL;
+}
+
+/* typedefs.host_with_optional_port: normalize_ip's own messages. */
+json_t *
+st_check_host_port(json_t *obj, const struct st_field *f, json_t *v)
+{
+    json_t *e = st_check_str(v);
+    const char *s;
+    bool has_port;
+
+    (void)obj;
+    (void)f;
+    if (e != NULL) {
+        return e;
+    }
+    s = json_string_value(v);
+    if (host_classify(s, &has_port) != ST_HOST_INVALID) {
+        return has_port && port_of(s) > 65535 ? json_string("invalid port number") : NULL;
+    }
+    if (s[0] == '[' || strchr(s, ':') != strrchr(s, ':')) {
+        return st_check_errf("invalid ipv6 address: %s", s);
+    }
+    if (looks_ipv4(s)) {
+        return st_check_errf("invalid ipv4 address: %s", s);
+    }
+    return st_check_errf("invalid hostname: %s", s);
+}
+
+int
+st_check_host_format(const char *s, unsigned default_port, char *out, size_t size)
+{
+    char host[512];
+    unsigned char a[16];
+    bool has_port;
+    enum st_host_kind kind = host_classify(s, &has_port);
+    long port = has_port ? port_of(s) : (long)default_port;
+
+    if (kind == ST_HOST_INVALID || port < 0 || port > 65535) {
+        return -1;
+    }
+    host_part(s, host, sizeof(host));
+    if (kind == ST_HOST_IPV4 && inet_pton(AF_INET, host, a) == 1) {
+        return st_snprintf(out, size, "%u.%u.%u.%u:%ld", a[0], a[1], a[2], a[3], port);
+    }
+    if (kind == ST_HOST_IPV6 && inet_pton(AF_INET6, host, a) == 1) {
+        /* Kong's normalize_ipv6: eight groups of four lower-case hex digits */
+        return st_snprintf(out, size,
+                           "[%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:"
+                           "%02x%02x]:%ld",
+                           a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
+                           a[12], a[13], a[14], a[15], port);
+    }
+    return kind == ST_HOST_NAME ? st_snprintf(out, size, "%s:%ld", host, port) : -1;
+}
+
+/* tools/http.lua validate_header_name */
+static json_t *
+header_name(const char *s)
+{
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!is_alnum((unsigned char)*p) && *p != '-' && *p != '_') {
+            return st_check_errf("bad header name '%s', allowed characters are A-Z, a-z, 0-9, "
+                                 "'_', and '-'",
+                                 s);
+        }
+    }
+    return *s == '\0' ? json_string("no header name provided") : NULL;
+}
+
+json_t *
+st_check_header_name(json_t *obj, const struct st_field *f, json_t *v)
+{
+    (void)obj;
+    (void)f;
+    return json_is_string(v) ? header_name(json_string_value(v)) : json_string("expected a string");
+}
+
+static json_t *
+string_value(json_t *el)
+{
+    return json_is_string(el) ? NULL : json_string("expected a string");
+}
+
+/* typedefs.headers: header names to arrays of strings. */
+json_t *
+st_check_headers(json_t *obj, const struct st_field *f, json_t *v)
+{
+    json_t *errs;
+    const char *key;
+    json_t *val;
+
+    (void)obj;
+    (void)f;
+    if (!json_is_object(v)) {
+        return json_string("expected a map");
+    }
+    errs = json_object();
+    json_object_foreach(v, key, val)
+    {
+        json_t *e = header_name(key);
+
+        if (e == NULL) {
+            e = st_check_array(val, "an array", string_value);
+        }
+        if (e != NULL) {
+            json_object_set_new(errs, key, e);
+        }
+    }
+    if (json_object_size(errs) == 0) {
+        json_decref(errs);
+        return NULL;
+    }
+    return errs;
 }
 
 /* typedefs.wildcard_host (route snis, the traditional_compatible router; snis.name) */
@@ -448,7 +617,7 @@ st_check_wildcard_host(json_t *v)
     char mock[512];
     size_t o = 0;
     bool has_port;
-    enum host_kind kind;
+    enum st_host_kind kind;
 
     if (e != NULL) {
         return e;
@@ -471,10 +640,10 @@ st_check_wildcard_host(json_t *v)
     }
     mock[o] = '\0';
     kind = host_classify(mock, &has_port);
-    if (kind == HOST_INVALID) {
+    if (kind == ST_HOST_INVALID) {
         return st_check_errf("invalid value: %s", mock);
     }
-    if (kind != HOST_NAME) {
+    if (kind != ST_HOST_NAME) {
         return json_string("must not be an IP");
     }
     if (has_port) {
@@ -681,6 +850,125 @@ st_check_record(json_t *rec, const struct st_field *sub)
     return errs;
 }
 
+/* Kong's records (not nullable): every field present, an absent one (or a null record)
+ * set to its default, in the description's order. */
+static json_t *
+check_record(json_t *obj, const struct st_field *f, json_t *v)
+{
+    json_t *errs, *copy, *sv;
+    const struct st_field *sub;
+    const char *key;
+
+    (void)obj;
+    if (!json_is_object(v)) {
+        return json_string("expected a record");
+    }
+    errs = json_object();
+    json_object_foreach(v, key, sv)
+    {
+        for (sub = f->sub; sub->name != NULL && strcmp(sub->name, key) != 0; sub++) {
+        }
+        if (sub->name == NULL) {
+            json_object_set_new(errs, key, json_string("unknown field"));
+        }
+    }
+    copy = json_object();
+    for (sub = f->sub; sub->name != NULL; sub++) {
+        json_t *e = NULL;
+
+        sv = json_object_get(v, sub->name);
+        if (sv == NULL || (json_is_null(sv) && sub->type == ST_FT_RECORD)) {
+            json_object_set_new(v, sub->name, st_check_default(sub));
+            sv = json_object_get(v, sub->name);
+        }
+        if (json_is_null(sv)) {
+            if (sub->flags & ST_FIELD_F_REQUIRED) {
+                e = json_string("required field missing");
+            }
+        } else if (st_check_of(sub) != NULL) {
+            e = st_check_of(sub)(v, sub, sv);
+        }
+        if (e != NULL) {
+            json_object_set_new(errs, sub->name, e);
+        }
+        json_object_set(copy, sub->name, json_object_get(v, sub->name));
+    }
+    json_object_clear(v); /* v's keys in the description's order (copy holds them) */
+    json_object_update(v, copy);
+    json_decref(copy);
+    if (json_object_size(errs) == 0) {
+        json_decref(errs);
+        return NULL;
+    }
+    return errs;
+}
+
+json_t *
+st_check_default(const struct st_field *f)
+{
+    json_t *v = f->dflt != NULL ? json_loads(f->dflt, JSON_DECODE_ANY, NULL) : NULL;
+
+    if (f->type == ST_FT_RECORD) {
+        json_t *e;
+
+        v = v != NULL ? v : json_object();
+        e = check_record(NULL, f, v);
+        json_decref(e); /* a description's defaults pass (tests/unit/test_st_entity.c) */
+    }
+    return v != NULL ? v : json_null();
+}
+
+json_t *
+st_check_number_range(json_t *obj, const char *key, json_t *v, double min, double max)
+{
+    json_int_t n;
+    double d;
+
+    if (get_int(obj, key, v, &n)) {
+        d = (double)n;
+    } else if (json_is_real(v)) {
+        d = json_real_value(v);
+    } else {
+        return json_string("expected a number");
+    }
+    if (d < min || d > max) {
+        return st_check_errf("value should be between %g and %g", min, max);
+    }
+    return NULL;
+}
+
+json_t *
+st_check_int_array(json_t *v, json_int_t min, json_int_t max)
+{
+    json_t *errs = NULL;
+    json_t *el;
+    size_t i;
+
+    if (!json_is_array(v)) {
+        return json_string("expected an array");
+    }
+    json_array_foreach(v, i, el)
+    {
+        json_t *e = NULL;
+
+        if (json_is_real(el) && json_real_value(el) > -1e15 && json_real_value(el) < 1e15 &&
+            json_real_value(el) == (double)(json_int_t)json_real_value(el)) {
+            json_array_set_new(v, i, json_integer((json_int_t)json_real_value(el)));
+            el = json_array_get(v, i);
+        }
+        if (!json_is_integer(el)) {
+            e = json_string("expected an integer");
+        } else if (json_integer_value(el) < min || json_integer_value(el) > max) {
+            e = st_check_errf("value should be between %lld and %lld", (long long)min,
+                              (long long)max);
+        }
+        if (e != NULL) {
+            st_json_arr_put(&errs, i, e);
+        }
+    }
+    return errs;
+}
+
 /* ------------------------------------------------------------------------ */
 /* certificates and keys (through st_ssl)                                     */
 
@@ -739,6 +1027,8 @@ st_check_of(const struct st_field *f)
         return st_check_foreign;
     case ST_FT_FOREIGN_SET:
         return check_uuid_array;
+    case ST_FT_RECORD:
+        return check_record;
     default:
         return NULL; /* integers, sets, records, maps: each field names its check */
     }

@@ -74,6 +74,32 @@ json_t *st_check_string_set(json_t *obj, const char *key, json_t *v, st_check_el
  * become null in rec. */
 json_t *st_check_record(json_t *rec, const struct st_field *sub);
 
+/* A real or integer in min..max ("expected a number", "value should be between ..."). */
+json_t *st_check_number_range(json_t *obj, const char *key, json_t *v, double min, double max);
+/* An array of integers in min..max (integral reals become integers). */
+json_t *st_check_int_array(json_t *v, json_int_t min, json_int_t max);
+/* Field f's default (a new reference; null when it has none); a RECORD's with every
+ * field of the record set to its own default. */
+json_t *st_check_default(const struct st_field *f);
+
+/* ---- hosts (kong/tools/ip.lua normalize_ip) ------------------------------------ */
+
+enum st_host_kind {
+    ST_HOST_INVALID = 0,
+    ST_HOST_NAME,
+    ST_HOST_IPV4,
+    ST_HOST_IPV6,
+};
+
+/* What s is: a name, an IPv4 or an IPv6 address (bracketed or not), each possibly with a
+ * port (*has_port), or invalid. */
+enum st_host_kind st_check_host_kind(const char *s, bool *has_port);
+
+/* Kong's format_host of s: "host:port", the port default_port when s has none, IPv4
+ * normalised, IPv6 bracketed with eight groups of four hex digits. 0, or -1 when s is no
+ * host or its port is beyond 65535. */
+int st_check_host_format(const char *s, unsigned default_port, char *out, size_t size);
+
 /* ---- field checks (st_check_fn) --------------------------------------------- */
 
 st_check_fn st_check_uuid;        /* typedefs.uuid */
@@ -89,6 +115,10 @@ st_check_fn st_check_tags;        /* typedefs.tags: a set, at most 64 tags of 25
 st_check_fn st_check_foreign;     /* a foreign key: {"id": uuid}, kept as exactly that */
 st_check_fn st_check_certificate; /* typedefs.certificate: PEM that parses */
 st_check_fn st_check_key;         /* typedefs.key: a PEM private key that parses */
+st_check_fn st_check_sni;         /* typedefs.sni: a host name, no IP, no port */
+st_check_fn st_check_host_port;   /* typedefs.host_with_optional_port */
+st_check_fn st_check_header_name; /* typedefs.header_name */
+st_check_fn st_check_headers;     /* typedefs.headers: header names to arrays of strings */
 
 /* The check of field f: its own, else its type's (strings, booleans, timestamps, uuids,
  * foreign keys), or NULL when it has none: any value passes (Kong's HTTP fields, which

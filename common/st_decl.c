@@ -18,8 +18,8 @@
  *      "uniqueness violation: ..." and "invalid reference ..." messages.
  *
  * Strait differences, on purpose:
- * - Collections Kong has and Strait has not yet (upstreams, plugins, ...) are refused
- *   when non-empty: "'upstreams' is not supported yet". A non-mapping document (a
+ * - Collections Kong has and Strait has not yet (plugins, consumers, ...) are refused
+ *   when non-empty: "'plugins' is not supported yet". A non-mapping document (a
  *   list, a scalar) is "expected an object".
  * - Entities without an id take the caller's (st_decl_opts.lookup, by name) or a new
  *   random UUID (Kong DB-less derives a v5 UUID from the name).
@@ -68,8 +68,6 @@
 
 /* Top-level collections of Kong's declarative format Strait does not have yet. */
 static const char *const later_collections[] = {
-    "upstreams",
-    "targets",
     "plugins",
     "consumers",
     "vaults",
@@ -318,6 +316,7 @@ entity_in(struct decl *d, enum st_entity_kind k, const json_t *raw, size_t idx, 
     d->items[self].obj = obj;
     foreigns_in(d, self, obj, e);
     ids_in(d, k, obj);
+    st_schema_input(k, obj);
     if (st_schema_validate(k, obj, &fields) < 0) {
         json_object_update(fields, e); /* ours are the more precise */
         json_decref(e);

@@ -11,6 +11,8 @@ const struct st_entity_desc *const st_entities[ST_ENT__COUNT] = {
     [ST_ENT_CERTIFICATE] = &st_ent_certificate,
     [ST_ENT_SNI] = &st_ent_sni,
     [ST_ENT_CA_CERTIFICATE] = &st_ent_ca_certificate,
+    [ST_ENT_UPSTREAM] = &st_ent_upstream,
+    [ST_ENT_TARGET] = &st_ent_target,
 };
 
 const char *

@@ -22,6 +22,8 @@ enum st_entity_kind {
     ST_ENT_CERTIFICATE,
     ST_ENT_SNI,
     ST_ENT_CA_CERTIFICATE,
+    ST_ENT_UPSTREAM,
+    ST_ENT_TARGET,
     ST_ENT__COUNT,
 };
 
@@ -43,6 +45,9 @@ enum st_ftype {
     ST_FT_MAP,         /* an object (routes.headers) */
     ST_FT_FOREIGN,     /* {"id": ...} of the kind `ref` */
     ST_FT_FOREIGN_SET, /* ["<id>", ...] of the kind `ref` (services.ca_certificates) */
+    ST_FT_NUMBER,      /* a real or an integer (integral reals become integers) */
+    ST_FT_RECORD,      /* one record whose fields are `sub`, absent ones set to their
+                        * defaults (upstreams.healthchecks); in the snapshot, its JSON */
 };
 
 #define ST_FIELD_F_REQUIRED  (1u << 0) /* null is "required field missing" */
@@ -94,6 +99,10 @@ typedef void st_entity_check_fn(struct json_t *obj, struct json_t *fields, unsig
  * reported missing). */
 typedef bool st_shorthand_fn(struct json_t *obj, struct json_t *fields);
 
+/* Kong's shorthand_fields that must see what the request itself sent (upstreams'
+ * algorithm and hash_on): rewrites a write's body before it meets the stored entity. */
+typedef void st_input_fn(struct json_t *body);
+
 /* One field of a kind, in Kong's output order (a NULL name ends a list). */
 struct st_field {
     const char *name;
@@ -123,6 +132,7 @@ struct st_entity_desc {
     const char *const *unique;     /* a composite unique key (NULL-terminated), NULL: none */
     bool nested_only;              /* no top-level collection (Kong's /targets) */
     st_shorthand_fn *shorthand;    /* NULL: none */
+    st_input_fn *input;            /* NULL: none (st_schema_input) */
     st_entity_check_fn *checks;    /* NULL: none */
     const char *checks_schema;     /* the checks in Kong's entity_checks form, JSON text */
     size_t dp_size;                /* sizeof(struct st_<kind>) */
@@ -134,6 +144,8 @@ extern const struct st_entity_desc st_ent_route;
 extern const struct st_entity_desc st_ent_certificate;
 extern const struct st_entity_desc st_ent_sni;
 extern const struct st_entity_desc st_ent_ca_certificate;
+extern const struct st_entity_desc st_ent_upstream;
+extern const struct st_entity_desc st_ent_target;
 
 /* Indexed by kind, every slot set (tests/unit/test_st_entity.c walks it). */
 extern const struct st_entity_desc *const st_entities[ST_ENT__COUNT];
@@ -257,6 +269,29 @@ struct st_route {
     const struct st_service *service; /* resolved by id, NULL if none */
 };
 
+struct st_upstream {
+    const char *id;
+    const char *name; /* what a service's host names to be balanced */
+    int64_t created_at_ms;
+    const char *algorithm; /* "round-robin", "least-connections", ... */
+    const char *hash_on;   /* "none", "ip", ... */
+    const char *hash_fallback;
+    uint32_t slots;
+    const char *healthchecks; /* the healthchecks record as JSON (compact, sorted keys) */
+    const char *host_header;  /* NULL: none */
+    const struct st_certificate *client_certificate; /* NULL: none */
+    bool use_srv_name;
+};
+
+struct st_target {
+    const char *id;
+    int64_t created_at_ms;
+    const char *target; /* host:port, normalised */
+    uint32_t weight;
+    const char *upstream_id;
+    const struct st_upstream *upstream; /* resolved */
+};
+
 /* Each kind's array in a parsed snapshot (struct st_snapshot), in enum st_entity_kind
  * order: st_snapshot.h lays these names over its array of lists by kind, so a kind added
  * here is both named for the DP's code and reached by kind by the generic codec. */
@@ -270,6 +305,10 @@ struct st_route {
     struct st_sni *snis; /* sni->certificate resolved */                                           \
     size_t n_snis;                                                                                 \
     struct st_ca_certificate *ca_certificates;                                                     \
-    size_t n_ca_certificates;
+    size_t n_ca_certificates;                                                                      \
+    struct st_upstream *upstreams;                                                                 \
+    size_t n_upstreams;                                                                            \
+    struct st_target *targets; /* target->upstream resolved */                                     \
+    size_t n_targets;
 
 #endif

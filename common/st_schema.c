@@ -90,13 +90,12 @@ reorder(json_t *obj, const struct st_field *f)
     json_decref(copy);
 }
 
-/* The default of field f, or null (a new reference). */
-static json_t *
-default_of(const struct st_field *f)
+void
+st_schema_input(enum st_entity_kind k, json_t *body)
 {
-    json_t *v = f->dflt != NULL ? json_loads(f->dflt, JSON_DECODE_ANY, NULL) : NULL;
-
-    return v != NULL ? v : json_null();
+    if (st_entities[k]->input != NULL && json_is_object(body)) {
+        st_entities[k]->input(body);
+    }
 }
 
 int
@@ -129,8 +128,9 @@ check_fields(const struct st_entity_desc *d, json_t *obj, bool shorthand_failed,
         json_t *v = json_object_get(obj, f->name);
         json_t *e = NULL;
 
-        if (v == NULL) {
-            json_object_set_new(obj, f->name, default_of(f));
+        /* Kong's records are not nullable: null is their default too */
+        if (v == NULL || (json_is_null(v) && f->type == ST_FT_RECORD)) {
+            json_object_set_new(obj, f->name, st_check_default(f));
             v = json_object_get(obj, f->name);
         }
         if (json_is_null(v)) {

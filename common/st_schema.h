@@ -31,6 +31,12 @@
  * Features not built yet (udp) are refused the same way. */
 int st_schema_validate(enum st_entity_kind k, json_t *obj, json_t **fields);
 
+/* Applies kind k's input rewrite (Kong's shorthand fields that read the request's own
+ * keys: upstreams' algorithm and hash_on) to a write's body, before it is merged with a
+ * stored entity and validated. The admin API and the declarative loader call it; a
+ * stored entity is never rewritten again. */
+void st_schema_input(enum st_entity_kind k, json_t *body);
+
 /* An entity already written (the DP's snapshot parse): skip what depends on the time of
  * writing (an expired CA certificate). */
 #define ST_SCHEMA_F_STORED (1u << 0)

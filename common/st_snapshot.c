@@ -455,6 +455,18 @@ plan_of(enum st_entity_kind k)
 
 /* ---- JSON -> message ------------------------------------------------------ */
 
+/* A record's canonical text in the snapshot: compact JSON, keys sorted; NULL for no
+ * object. */
+static char *
+record_text(struct arena *a, const json_t *v)
+{
+    char *text = json_is_object(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *out = text != NULL ? (char *)arena_str(a, text) : NULL;
+
+    free(text);
+    return out;
+}
+
 /* A new message of desc in the arena, its fields from o. */
 static ProtobufCMessage *
 msg_new_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
@@ -501,7 +513,8 @@ msg_new_from_json(struct arena *a, const ProtobufCMessageDescriptor *desc,
         }
         switch (pb->type) {
         case PROTOBUF_C_TYPE_STRING:
-            AT(m, pb->offset, char *) = (char *)json_string_value(v);
+            AT(m, pb->offset, char *) =
+                f->type == ST_FT_RECORD ? record_text(a, v) : (char *)json_string_value(v);
             continue;
         case PROTOBUF_C_TYPE_UINT32:
             if (!json_is_integer(v)) {
@@ -587,7 +600,7 @@ msg_to_json(const struct plan_field *fields, size_t n, const ProtobufCMessage *m
         case PROTOBUF_C_TYPE_STRING: {
             const char *s = AT(m, pb->offset, const char *);
 
-            v = json_string(s);
+            v = f->type == ST_FT_RECORD ? json_loads(s, 0, NULL) : json_string(s);
             if (v == NULL) {
                 json_decref(o);
                 return NULL;
@@ -669,8 +682,15 @@ msg_json_same(const struct plan_field *fields, size_t n, const ProtobufCMessage 
                 v = json_is_object(v) && json_object_size(v) == 1 ? json_object_get(v, "id")
                                                                   : json_true();
             }
-            same =
-                s == NULL ? v == NULL : json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+            if (f->type == ST_FT_RECORD) {
+                char *text = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+                same = s == NULL ? v == NULL : text != NULL && strcmp(text, s) == 0;
+                free(text);
+            } else {
+                same = s == NULL ? v == NULL
+                                 : json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+            }
         } else if (pb->label == PROTOBUF_C_LABEL_OPTIONAL &&
                    !AT(m, pb->quantifier_offset, protobuf_c_boolean)) {
             same = v == NULL;

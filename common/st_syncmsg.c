@@ -55,6 +55,7 @@ st_syncmsg_req_encode(const struct st_sync_req *r, uint8_t **out, size_t *len)
     m.max_payload = r->max_payload;
     m.has_goodbye = r->goodbye;
     m.goodbye = r->goodbye;
+    m.upstream_health = r->upstream_health;
     *len = strait__v1__sync_request__get_packed_size(&m);
     *out = st_xmalloc(*len + 1);
     strait__v1__sync_request__pack(&m, *out);
@@ -140,6 +141,7 @@ st_syncmsg_req_decode(const uint8_t *p, size_t len, struct st_sync_req *r)
     r->cert_expiry = m->has_cert_expiry ? m->cert_expiry : 0;
     r->max_payload = m->has_max_payload && m->max_payload > 0 ? m->max_payload : 0;
     r->goodbye = m->has_goodbye && m->goodbye;
+    r->upstream_health = dup_or_null(m->upstream_health);
     r->labels = st_xcalloc(m->n_labels + 1, sizeof(*r->labels));
     r->n_labels = m->n_labels;
     for (size_t i = 0; i < m->n_labels; i++) {
@@ -192,6 +194,7 @@ st_syncmsg_req_fini(struct st_sync_req *r)
     free(r->dp_version);
     free(r->have_hash);
     free(r->last_error);
+    free(r->upstream_health);
     for (size_t i = 0; i < r->n_labels; i++) {
         free(r->labels[i].key);
         free(r->labels[i].value);

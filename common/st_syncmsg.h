@@ -21,7 +21,8 @@ struct st_sync_req {
     char *last_error;    /* NULL: none */
     int64_t cert_expiry; /* 0: unknown */
     bool goodbye;
-    int64_t max_payload; /* the DP's cluster_max_payload; 0: not said */
+    int64_t max_payload;   /* the DP's cluster_max_payload; 0: not said */
+    char *upstream_health; /* JSON (sync.proto); NULL: none */
 };
 
 enum st_sync_status {

@@ -443,6 +443,12 @@ shared_dps(struct cp_ctx *cx, const char *after, size_t size)
     return rows;
 }
 
+json_t *
+cp_admin__shared_dps(struct cp_ctx *cx)
+{
+    return shared_dps(cx, NULL, CP_ADMIN_DPS_MAX);
+}
+
 /* GET /clustering/data-planes: Kong's generated collection endpoint over the registry,
  * ordered by id. The offset is the last id of the previous page (DP ids are UUIDs), so
  * a DP that joins or leaves between two pages neither repeats nor shifts the others. */
@@ -557,6 +563,14 @@ r_config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
     cp_admin__config(cx, rq, rs);
 }
 
+/* /upstreams/{u}/health: the fleet's view (cp_admin_health.c) */
+static void
+r_upstream_health(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                  const struct match *m)
+{
+    cp_admin__upstream_health(cx, rq, rs, m->s[1]);
+}
+
 /* /<kind>/{key}/<foreign key> */
 static void
 r_foreign(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
@@ -600,6 +614,7 @@ static const struct route routes[] = {
     {"/config", M_GET_POST, r_config},
     /* Kong serves the entity of every foreign key this way; Strait this one */
     {"/routes/{routes}/service", "GET, HEAD, OPTIONS, PATCH, PUT", r_foreign},
+    {"/upstreams/{upstreams}/health", M_GET, r_upstream_health},
     /* every kind's, from the descriptions */
     {"/*", M_GET_POST, r_collection},
     {"/*/{*}", M_ENT, r_entity},

@@ -197,9 +197,14 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
                 json_object_del(o, parts[i]);
             }
         }
-        json_object_update(o, w->body);
+        json_t *body = json_deep_copy(w->body);
+
+        st_schema_input(w->k, body);
+        json_object_update(o, body);
+        json_decref(body);
     } else {
         o = json_deep_copy(w->body);
+        st_schema_input(w->k, o);
     }
     if (existing != NULL) {
         json_object_set(o, "id", json_object_get(existing, "id"));
@@ -242,7 +247,12 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     if (w->op == OP_CREATE) {
         return 0;
     }
-    rc = get_keyed(st, w->k, w->key, existing, err);
+    if (*parent != NULL && st_entities[w->k]->nested_only) {
+        /* its endpoint key is unique only under its parent (targets) */
+        rc = cp_store_get_in(st, w->k, NULL, obj_str(*parent, "id"), w->key, existing);
+    } else {
+        rc = get_keyed(st, w->k, w->key, existing, err);
+    }
     if (rc == -ST_ENOTFOUND && w->op == OP_UPSERT) {
         memset(err, 0, sizeof(*err)); /* PUT creates: not an error */
         return 0;

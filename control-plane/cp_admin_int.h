@@ -92,6 +92,16 @@ json_t *cp_admin__schema_describe(enum st_entity_kind k);
 void cp_admin__tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
                     const char *tag);
 /* GET and POST /config (cp_admin_config.c) */
+/* GET /upstreams/{key}/health: the fleet's view of the upstream's targets
+ * (cp_admin_health.c). */
+void cp_admin__upstream_health(struct cp_ctx *cx, const struct cp_request *rq,
+                               struct cp_response *rs, const char *key);
+
+/* The shared registry's records of the DPs seen within the purge delay (at most
+ * CP_ADMIN_DPS_MAX), or NULL when the store is not shared or the database is away. */
+#define CP_ADMIN_DPS_MAX 100000
+json_t *cp_admin__shared_dps(struct cp_ctx *cx);
+
 void cp_admin__config(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs);
 /* POST /schemas/{name}/validate (cp_admin_meta.c) */
 void cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs,

@@ -34,6 +34,7 @@ cp_admin__schema_validate(const struct cp_request *rq, struct cp_response *rs, c
         rc = cp_admin__hooks(k)->take(body, NULL, false, &names, &fields);
     }
     if (rc == 0) {
+        st_schema_input(k, body);
         rc = st_schema_validate(k, body, &fields);
     }
     if (rc == 0) {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cp_admin_int.h"
+#include "st_check.h"
 #include "st_entity.h"
 #include "st_log.h"
 #include "st_util.h"
@@ -29,7 +30,8 @@ kong_type(const struct st_field *f)
         [ST_FT_STRING] = "string",     [ST_FT_INTEGER] = "integer",   [ST_FT_BOOLEAN] = "boolean",
         [ST_FT_TIMESTAMP] = "integer", [ST_FT_UUID] = "string",       [ST_FT_SET] = "set",
         [ST_FT_ARRAY] = "array",       [ST_FT_RECORDS] = "set",       [ST_FT_MAP] = "map",
-        [ST_FT_FOREIGN] = "foreign",   [ST_FT_FOREIGN_SET] = "array",
+        [ST_FT_FOREIGN] = "foreign",   [ST_FT_FOREIGN_SET] = "array", [ST_FT_NUMBER] = "number",
+        [ST_FT_RECORD] = "record",
     };
 
     return types[f->type];
@@ -121,6 +123,9 @@ derived_late(const struct st_field *f, const char *key)
     if (strcmp(key, "encrypted") == 0) {
         return (f->flags & ST_FIELD_F_SECRET) ? json_true() : NULL;
     }
+    if (strcmp(key, "default") == 0 && f->type == ST_FT_RECORD) {
+        return st_check_default(f); /* the whole record, every field at its default */
+    }
     if (strcmp(key, "default") == 0 && f->dflt != NULL) {
         return json_loads(f->dflt, JSON_DECODE_ANY, NULL);
     }
@@ -176,6 +181,12 @@ describe_field(const struct st_field *f)
     }
     if (f->type == ST_FT_FOREIGN) {
         json_object_set_new(d, "reference", json_string(f->ref->name));
+    }
+    if (f->type == ST_FT_RECORD) {
+        json_t *sub = describe_fields(f->sub);
+
+        failed = failed || sub == NULL;
+        json_object_set_new(d, "fields", sub != NULL ? sub : json_null());
     }
     if (!failed && json_object_get(more, "elements") == NULL) {
         el = derived_elements(f, &failed);

@@ -150,6 +150,48 @@ referenced_by_set(enum st_entity_kind k)
     return false;
 }
 
+/* Kong's rendering of a key value, Lua-table style: {id="..."} or "text". */
+static void
+lua_value(const json_t *v, char *buf, size_t size, size_t *o)
+{
+    const char *key;
+    json_t *sub;
+    bool first = true;
+
+    if (!json_is_object(v)) {
+        *o += (size_t)snprintf(buf + *o, *o < size ? size - *o : 0, "\"%s\"",
+                               json_is_string(v) ? json_string_value(v) : "?");
+        return;
+    }
+    *o += (size_t)snprintf(buf + *o, *o < size ? size - *o : 0, "{");
+    json_object_foreach((json_t *)v, key, sub)
+    {
+        *o += (size_t)snprintf(buf + *o, *o < size ? size - *o : 0, "%s%s=", first ? "" : ",", key);
+        lua_value(sub, buf, size, o);
+        first = false;
+    }
+    *o += (size_t)snprintf(buf + *o, *o < size ? size - *o : 0, "}");
+}
+
+/* A unique key of several fields (targets' upstream and target): e->msg is Kong's
+ * `fields` as JSON; the message renders it as Kong does. False when it does not parse. */
+static bool
+unique_composite(const struct st_err *e, struct cp_dberr *out)
+{
+    json_t *fields = json_loads(e->msg, 0, NULL);
+    char text[512];
+    size_t o = 0;
+
+    if (!json_is_object(fields)) {
+        json_decref(fields);
+        return false;
+    }
+    lua_value(fields, text, sizeof(text), &o);
+    set(out, 409, 5, "unique constraint violation", fields, "UNIQUE violation detected on '%s'",
+        text);
+    return true;
+}
+
 void
 cp_dberr_of(enum st_entity_kind k, int rc, const struct st_err *e, struct cp_dberr *out)
 {
@@ -188,6 +230,9 @@ cp_dberr_of(enum st_entity_kind k, int rc, const struct st_err *e, struct cp_dbe
             "an existing '%s' entity references this '%s' entity", e->field, st_entity_name(k));
         break;
     case -ST_EUNIQUE:
+        if (strchr(e->field, ',') != NULL && unique_composite(e, out)) {
+            break;
+        }
         field = e->field[0] != '\0' ? e->field : "name";
         set(out, 409, 5, "unique constraint violation",
             json_pack("{s:o}", field, cp_dberr_text(e->msg)),

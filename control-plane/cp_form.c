@@ -215,6 +215,15 @@ infer(const char *text, size_t len, const char *field)
             return json_integer(strtoll(text, NULL, 10));
         }
     }
+    if (field != NULL && is_field(field, 1u << ST_FT_NUMBER) && len < 32 &&
+        !isspace((unsigned char)text[0])) {
+        char *end;
+        double d = strtod(text, &end);
+
+        if (end == text + len) {
+            return json_real(d); /* the field's check makes 5.0 an integer */
+        }
+    }
     return json_stringn(text, len);
 }
 

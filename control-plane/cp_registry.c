@@ -27,6 +27,9 @@
 /* At most one "forgot" warning this often; the next one counts those in between. */
 #define CP_REGISTRY_EVICT_WARN_MS 60000
 
+/* Where a DP's health report rides in its record (the shared registry's doc too). */
+#define HEALTH_KEY "upstream_health"
+
 struct cp_dp {
     char *id;
     char *ip;
@@ -35,6 +38,7 @@ struct cp_dp {
     char *config_hash;
     char *last_error; /* sync_error: the DP's apply error, or why it is incompatible */
     json_t *labels;
+    json_t *health; /* the DP's last upstream health report (NULL: none) */
     int64_t cert_expiry;
     int64_t last_seen_ms; /* unix ms */
     uint64_t seen_seq;    /* r->seq at the last request: orders entries by recency */
@@ -119,6 +123,7 @@ dp_fini(struct cp_dp *d)
     free(d->config_hash);
     free(d->last_error);
     json_decref(d->labels);
+    json_decref(d->health);
     memset(d, 0, sizeof(*d));
 }
 
@@ -266,6 +271,11 @@ cp_registry_seen(struct cp_registry *r, const struct st_sync_req *req, const cha
         json_object_set_new(d->labels, req->labels[i].key, json_string(req->labels[i].value));
     }
     d->cert_expiry = req->cert_expiry;
+    d->health = req->upstream_health != NULL ? json_loads(req->upstream_health, 0, NULL) : NULL;
+    if (d->health != NULL && !json_is_object(d->health)) {
+        json_decref(d->health);
+        d->health = NULL;
+    }
     d->last_seen_ms = now_ms;
     d->seen_seq = ++r->seq;
     d->unsaved = true;
@@ -313,6 +323,10 @@ entry_doc(const struct cp_dp *d)
         json_object_set_new(cert, "expiry_timestamp", json_integer(d->cert_expiry));
     }
     json_object_set_new(o, "cert_details", cert);
+    if (d->health != NULL) {
+        /* for the fleet's health view; never listed (cp_registry_list drops it) */
+        json_object_set(o, HEALTH_KEY, d->health);
+    }
     return o;
 }
 
@@ -347,9 +361,9 @@ by_id_then_newest(const void *a, const void *b)
     return x->seen_ms > y->seen_ms ? -1 : x->seen_ms < y->seen_ms;
 }
 
-json_t *
-cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after, size_t size,
-                 bool *more)
+static json_t *
+list(struct cp_registry *r, const json_t *shared, const char *after, size_t size, bool *more,
+     bool health)
 {
     const int64_t now_ms = st_time_ms();
     json_t *arr = json_array();
@@ -399,6 +413,9 @@ cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after,
             break;
         }
         o = sel[i].local != NULL ? entry_doc(sel[i].local) : json_deep_copy(sel[i].doc);
+        if (!health) {
+            json_object_del(o, HEALTH_KEY);
+        }
         left = r->purge_ms - (now_ms - sel[i].seen_ms);
         json_object_set_new(o, "ttl", json_integer(left > 0 ? (left + 999) / 1000 : 0));
         json_array_append_new(arr, o);
@@ -407,6 +424,32 @@ cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after,
     pthread_mutex_unlock(&r->mu);
     free(sel);
     return arr;
+}
+
+json_t *
+cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after, size_t size,
+                 bool *more)
+{
+    return list(r, shared, after, size, more, false);
+}
+
+json_t *
+cp_registry_health(struct cp_registry *r, const json_t *shared)
+{
+    json_t *all = list(r, shared, NULL, SIZE_MAX, NULL, true);
+    json_t *out = json_object();
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(all, i, e)
+    {
+        json_t *h = json_object_get(e, HEALTH_KEY);
+
+        json_object_set_new(out, json_string_value(json_object_get(e, "id")),
+                            h != NULL ? json_incref(h) : json_null());
+    }
+    json_decref(all);
+    return out;
 }
 
 json_t *

@@ -57,6 +57,11 @@ void cp_registry_remove(struct cp_registry *r, const char *id);
 json_t *cp_registry_list(struct cp_registry *r, const json_t *shared, const char *after,
                          size_t size, bool *more);
 
+/* Each listed DP's last health report (SyncRequest.upstream_health, parsed), over this
+ * CP's entries and the shared records (may be NULL): a new object {dp_id: report or
+ * null}, null for a DP that reports none. */
+json_t *cp_registry_health(struct cp_registry *r, const json_t *shared);
+
 /* Kong's deprecated /clustering/status map {id: {config_hash, hostname, ip, last_seen}},
  * over this CP's entries and the shared records (may be NULL). */
 json_t *cp_registry_status(struct cp_registry *r, const json_t *shared);

@@ -66,6 +66,17 @@ cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, 
 }
 
 int
+cp_store_get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                const char *parent_id, const char *key, json_t **out)
+{
+    *out = NULL;
+    if (s->ops->get_in == NULL) {
+        return -ST_EUNSUPPORTED;
+    }
+    return s->ops->get_in(s, k, parent_field, parent_id, key, out);
+}
+
+int
 cp_store_insert(struct cp_store *s, enum st_entity_kind k, const json_t *obj, struct st_err *err)
 {
     int rc = s->ops->write(s, k, obj, true, err);

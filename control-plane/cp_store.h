@@ -44,6 +44,9 @@ struct cp_store_ops {
     int (*commit)(struct cp_store *s);
     void (*rollback)(struct cp_store *s);
     int (*get)(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
+    /* cp_store_get_in; NULL: a store that cannot scope a lookup */
+    int (*get_in)(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                  const char *parent_id, const char *key, json_t **out);
     /* cp_store_insert (insert true) or cp_store_update */
     int (*write)(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
                  struct st_err *err);
@@ -119,6 +122,12 @@ void cp_store_rollback(struct cp_store *s);
  * snis; certificates and ca_certificates are found by id only). Returns 0 and a new
  * object the caller releases (json_decref), or -ST_ENOTFOUND, or -ST_EDB. */
 int cp_store_get(struct cp_store *s, enum st_entity_kind k, const char *id_or_name, json_t **out);
+
+/* cp_store_get among the children of parent_id by its foreign key parent_field (NULL: the
+ * kind's parent): a nested-only kind (targets) is found by its endpoint key only this
+ * way. Same returns, and -ST_EUNSUPPORTED from a store that cannot scope. */
+int cp_store_get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
+                    const char *parent_id, const char *key, json_t **out);
 
 /* Inserts a validated entity (id, created_at set). Inside a write transaction.
  * Returns 0, -ST_EPKEY (id exists, err->field "id", err->msg the id), -ST_EUNIQUE

@@ -192,18 +192,17 @@ struct cp_store_sql {
     bool dirty; /* the open transaction wrote */
 };
 
-/* Sets up the shared part of a backend's handle (ops, dialect, the five kinds). */
+/* Sets up the shared part of a backend's handle (ops, dialect, the described kinds). */
 void cp_store__init(struct cp_store_sql *q, const struct cp_store_ops *ops,
                     const struct cp_store_dialect *d);
 
 /* The operations every SQL backend shares, for its ops table. A kind k is an index into
- * the handle's relations (cp_store__use_rels): the five kinds, then the unit test's. */
+ * the handle's relations (cp_store__use_rels): the described kinds, then the unit test's. */
 int cp_store__begin(struct cp_store *s, bool write);
 int cp_store__commit(struct cp_store *s);
 void cp_store__rollback(struct cp_store *s);
 int cp_store__get(struct cp_store *s, enum st_entity_kind k, const char *key, json_t **out);
-/* cp_store__get among the children of parent_id by its foreign key parent_field (NULL:
- * the kind's parent); parent_id NULL: unscoped. Only the unit test scopes a lookup yet. */
+/* cp_store_get_in; parent_id NULL: unscoped (cp_store__get). */
 int cp_store__get_in(struct cp_store *s, enum st_entity_kind k, const char *parent_field,
                      const char *parent_id, const char *key, json_t **out);
 int cp_store__write(struct cp_store *s, enum st_entity_kind k, const json_t *obj, bool insert,
@@ -222,13 +221,13 @@ void cp_store__close(struct cp_store *s);
 
 #define CP_STORE_SQL_OPS(NAME)                                                                     \
     .name = (NAME), .begin = cp_store__begin, .commit = cp_store__commit,                          \
-    .rollback = cp_store__rollback, .get = cp_store__get, .write = cp_store__write,                \
-    .remove = cp_store__remove, .page = cp_store__page, .read_all = cp_store__read_all,            \
-    .version = cp_store__version, .clear = cp_store__clear, .count = cp_store__count,              \
-    .tags_page = cp_store__tags_page, .close = cp_store__close
+    .rollback = cp_store__rollback, .get = cp_store__get, .get_in = cp_store__get_in,              \
+    .write = cp_store__write, .remove = cp_store__remove, .page = cp_store__page,                  \
+    .read_all = cp_store__read_all, .version = cp_store__version, .clear = cp_store__clear,        \
+    .count = cp_store__count, .tags_page = cp_store__tags_page, .close = cp_store__close
 
-/* Makes rels (n of them, borrowed; the five kinds first, in order) every kind the handle
- * knows, for the unit test's kinds that cp_store_rel_of does not know yet; NULL: the five
+/* Makes rels (n of them, borrowed; the described kinds first, in order) every kind the handle
+ * knows, for the unit test's kinds that cp_store_rel_of does not know yet; NULL: the described
  * kinds again. */
 void cp_store__use_rels(struct cp_store *s, const struct cp_rel *const *rels, size_t n);
 /* Runs one statement with no argument (the unit test's DDL). 0 or a negative code. */

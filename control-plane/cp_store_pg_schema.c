@@ -71,6 +71,22 @@ static const struct cp_store_migration migrations[] = {
      " id TEXT COLLATE \"C\" PRIMARY KEY, last_seen_ms BIGINT NOT NULL, doc TEXT NOT NULL);"
      "CREATE INDEX clustering_data_planes_last_seen_idx"
      " ON clustering_data_planes (last_seen_ms);"},
+    /* a target's (upstream, target) is unique regardless of case, as host names are */
+    {4, "003_upstreams",
+     "CREATE TABLE upstreams ("
+     " id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+     " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, tags JSONB, doc TEXT NOT NULL,"
+     " client_certificate_id TEXT COLLATE \"C\" REFERENCES certificates (id)"
+     " ON DELETE RESTRICT);"
+     "CREATE INDEX upstreams_client_certificate_id_idx ON upstreams (client_certificate_id);"
+     "CREATE INDEX upstreams_tags_idx ON upstreams USING gin (tags);"
+     "CREATE TABLE targets ("
+     " id TEXT COLLATE \"C\" PRIMARY KEY, created_at BIGINT NOT NULL,"
+     " updated_at BIGINT NOT NULL, tags JSONB, doc TEXT NOT NULL,"
+     " upstream_id TEXT COLLATE \"C\" NOT NULL REFERENCES upstreams (id) ON DELETE CASCADE,"
+     " target TEXT COLLATE \"C\" NOT NULL);"
+     "CREATE UNIQUE INDEX targets_upstream_id_target_key ON targets (upstream_id, lower(target));"
+     "CREATE INDEX targets_tags_idx ON targets USING gin (tags);"},
 };
 
 #define N_MIGRATIONS ((int)ST_ARRAY_SIZE(migrations))
@@ -79,7 +95,8 @@ static const struct cp_store_migration migrations[] = {
 
 /* What `reset` drops: every table the migrations create, and their record. */
 static const char reset_sql[] =
-    "DROP TABLE IF EXISTS services_ca_certificates, routes, snis, services, certificates,"
+    "DROP TABLE IF EXISTS targets, upstreams, services_ca_certificates, routes, snis, services,"
+    " certificates,"
     " ca_certificates, clustering_data_planes, meta, schema_migrations CASCADE";
 
 /* ------------------------------------------------------------------------ */

@@ -57,6 +57,18 @@ static const struct cp_store_migration migrations[] = {
      "ALTER TABLE services ADD COLUMN"
      " client_certificate_id TEXT REFERENCES certificates (id) ON DELETE RESTRICT;"
      "CREATE INDEX services_client_certificate_id_idx ON services (client_certificate_id);"},
+    /* a target's (upstream, target) is unique regardless of case, as host names are */
+    {3, "002_upstreams",
+     "CREATE TABLE upstreams ("
+     " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
+     " updated_at INTEGER NOT NULL, tags TEXT, doc TEXT NOT NULL,"
+     " client_certificate_id TEXT REFERENCES certificates (id) ON DELETE RESTRICT);"
+     "CREATE INDEX upstreams_client_certificate_id_idx ON upstreams (client_certificate_id);"
+     "CREATE TABLE targets ("
+     " id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " tags TEXT, doc TEXT NOT NULL,"
+     " upstream_id TEXT NOT NULL REFERENCES upstreams (id) ON DELETE CASCADE,"
+     " target TEXT NOT NULL, UNIQUE (upstream_id, target COLLATE NOCASE));"},
 };
 
 static struct sq_store *

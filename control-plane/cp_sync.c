@@ -81,6 +81,7 @@ struct sync_ctx {
     enum sync_state state;
     char have_hash[65];
     int64_t dp_max; /* the asking DP's cluster_max_payload (0: it did not say) */
+    char dp_id[64]; /* the asking DP */
     struct sync_ctx *next;
 };
 
@@ -455,6 +456,13 @@ hold(struct sync_ctx *c, uint64_t gen0)
         pthread_mutex_unlock(&sy->mu);
         return;
     }
+    /* a DP asks again while held when it has news (its health): its older request is
+     * answered now (its REQ drops the answer) rather than held to the heartbeat */
+    for (struct sync_ctx *o = sy->all; o != NULL; o = o->next) {
+        if (o != c && o->state == SYNC_WAIT && strcmp(o->dp_id, c->dp_id) == 0) {
+            nng_aio_cancel(o->timer);
+        }
+    }
     c->state = SYNC_WAIT;
     nng_sleep_aio((nng_duration)sy->conf->cluster_heartbeat * 1000, c->timer);
     if (sy->gen != gen0) {
@@ -513,6 +521,7 @@ handle_request(struct sync_ctx *c, nng_msg *m)
     st_snprintf(c->have_hash, sizeof(c->have_hash), "%s",
                 req.have_hash != NULL ? req.have_hash : "");
     c->dp_max = req.max_payload;
+    st_snprintf(c->dp_id, sizeof(c->dp_id), "%s", req.dp_id);
     st_log(ST_LOG_DEBUG, 0, "cluster: data plane %s (%s) asks, having hash %s", req.dp_id, ip,
            c->have_hash[0] != '\0' ? c->have_hash : "-");
     st_syncmsg_req_fini(&req);

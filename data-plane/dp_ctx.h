@@ -56,6 +56,10 @@ struct dp_ctx {
     atomic_int_fast64_t cap_warned_ms; /* st_mono_ms() of the last "reached" line */
     atomic_uint_fast64_t cap_reached;  /* episodes (for /status and /metrics) */
 
+    /* Counts the changes of any peer's health (workers' passive checks, the health
+     * thread's probes): the health thread tells the sync client to report them. */
+    atomic_uint_fast64_t health_epoch;
+
     /* Guards the fields below: written by the sync thread (and main at start), read
      * by the status thread. Workers never take it. */
     pthread_mutex_t lock;

@@ -14,6 +14,7 @@
 
 #include "dp_cache.h"
 #include "dp_ctx.h"
+#include "dp_health.h"
 #include "dp_log.h"
 #include "dp_runtime.h"
 #include "dp_status.h"
@@ -175,6 +176,7 @@ read_test_knobs(struct dp_ctx *ctx)
 struct dp_proc {
     struct dp_ctx ctx;
     struct dp_sync *sync;
+    struct dp_health *health; /* active health checks (dp_health.h) */
     struct dp_status *status;
 };
 
@@ -241,7 +243,8 @@ proc_start(struct dp_proc *p, struct st_err *err)
     if (rc < 0) {
         return st_err_set(err, rc, NULL, "cannot start sync: %s", strerror(-rc));
     }
-    return 0;
+    p->health = dp_health_start(&p->ctx, p->sync, err);
+    return p->health != NULL ? 0 : -ST_ECONF;
 }
 
 static void
@@ -252,6 +255,9 @@ proc_free(struct dp_proc *p)
     for (size_t i = 0; i < ctx->n_workers; i++) {
         dp_worker_stop(ctx->workers[i]);
     }
+    st_log(ST_LOG_DEBUG, 0, "stopping: health checks");
+    dp_health_stop(p->health);
+    p->health = NULL;
     st_log(ST_LOG_DEBUG, 0, "stopping: status");
     dp_status_stop(p->status);
     p->status = NULL;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "st_addr.h"
 #include "st_entity.h"
 
 struct router_entry {
@@ -263,15 +264,6 @@ dp_router_size(const struct dp_router *r)
     return r->n;
 }
 
-static uint16_t
-sa_port(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET6) {
-        return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
-    }
-    return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
-}
-
 /* An empty list matches anything; otherwise one entry must match, and an entry
  * matches when its ip (if any) and its port (if any) both do. */
 static bool
@@ -281,7 +273,7 @@ list_match(const struct st_endpoint *e, size_t n, const struct sockaddr *sa)
         return true;
     }
     for (size_t i = 0; i < n; i++) {
-        if (e[i].has_port && e[i].port != sa_port(sa)) {
+        if (e[i].has_port && e[i].port != st_addr_port(sa)) {
             continue;
         }
         if (e[i].has_ip && !st_cidr_match(&e[i].ip, sa)) {
@@ -379,7 +371,7 @@ ssize_t
 dp_router_match(const struct dp_router *r, const struct dp_router_key *k)
 {
     unsigned kinds = k->tls ? (ST_PROTO_TLS | ST_PROTO_TLS_PASSTHROUGH) : ST_PROTO_TCP;
-    uint16_t port = sa_port(k->local);
+    uint16_t port = st_addr_port(k->local);
     size_t pi = ports_lower(r, port), si = r->n_snis, ri = 0;
     uint32_t last = UINT32_MAX;
 

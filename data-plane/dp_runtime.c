@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dp_balancer.h"
 #include "dp_router.h"
 #include "dp_tls.h"
 #include "st_entity.h"
@@ -31,6 +32,7 @@ struct dp_runtime {
     const struct dp_service_ep **route_ep; /* one per route: its service's endpoint */
     struct dp_tls_certs *certs;            /* server contexts by SNI */
     struct sockaddr_storage *addrs;        /* every upstream's addresses, one block */
+    struct dp_balancer **bals;             /* one per upstream */
 };
 
 static void
@@ -42,6 +44,10 @@ runtime_free(struct dp_runtime *rt)
         }
     }
     dp_tls_certs_free(rt->certs);
+    for (size_t i = 0; rt->bals != NULL && i < rt->snap->n_upstreams; i++) {
+        dp_balancer_unref(rt->bals[i]);
+    }
+    free(rt->bals);
     free(rt->addrs);
     free(rt->eps);
     free(rt->route_ep);
@@ -290,6 +296,145 @@ ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
     }
 }
 
+/* A target's "host:port" (host possibly [v6]) split: host into buf, the port. */
+static bool
+target_split(const char *target, char *host, size_t size, uint16_t *port)
+{
+    const char *colon = strrchr(target, ':');
+    const char *h = target;
+    size_t n;
+
+    if (colon == NULL) {
+        return false;
+    }
+    n = (size_t)(colon - target);
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= size) {
+        return false;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (uint16_t)strtoul(colon + 1, NULL, 10);
+    return true;
+}
+
+/* Each upstream's balancer over its targets' addresses (a host name resolved here, once
+ * per build: each of its addresses is a peer with the target's weight). A target whose
+ * name does not resolve is left out, with a warning. */
+/* prev's balancer of upstream id when its signature is sig (reused with a reference:
+ * its health and live counts carry over), else NULL. */
+static struct dp_balancer *
+balancer_reuse(const struct dp_runtime *prev, const char *id, uint64_t sig)
+{
+    size_t lo = 0, hi = prev != NULL ? prev->snap->n_upstreams : 0;
+
+    while (lo < hi) { /* a snapshot's lists are sorted by id */
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(prev->snap->upstreams[mid].id, id);
+
+        if (c == 0) {
+            return dp_balancer_get_sig(prev->bals[mid]) == sig ? dp_balancer_ref(prev->bals[mid])
+                                                               : NULL;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+static void
+balancers_build(struct dp_runtime *rt, const struct dp_runtime *prev, struct memo *hosts,
+                struct addrs *pool)
+{
+    const struct st_snapshot *snap = rt->snap;
+    struct dp_peer_spec *specs = st_xcalloc(snap->n_targets + 1, sizeof(*specs));
+    size_t cap = snap->n_targets + 1;
+    /* the targets by upstream, in one pass: first[u] heads a list threaded by next[] */
+    size_t *first = st_xcalloc(snap->n_upstreams + 1, sizeof(*first));
+    size_t *next = st_xcalloc(snap->n_targets + 1, sizeof(*next));
+
+    for (size_t t = snap->n_targets; t-- > 0;) {
+        size_t u = (size_t)(snap->targets[t].upstream - snap->upstreams);
+
+        if (snap->targets[t].upstream != NULL && u < snap->n_upstreams) {
+            next[t] = first[u];
+            first[u] = t + 1;
+        }
+    }
+    rt->bals = st_xcalloc(snap->n_upstreams + 1, sizeof(*rt->bals));
+    for (size_t u = 0; u < snap->n_upstreams; u++) {
+        const struct st_upstream *up = &snap->upstreams[u];
+        size_t n = 0;
+
+        for (size_t t1 = first[u]; t1 != 0; t1 = next[t1 - 1]) {
+            const struct st_target *tg = &snap->targets[t1 - 1];
+            char host[512];
+            uint16_t port;
+            struct memo_ent *e;
+            bool added;
+
+            if (!target_split(tg->target, host, sizeof(host), &port)) {
+                continue;
+            }
+            e = memo_get(hosts, host, &added);
+            if (added) {
+                e->off = pool->n;
+                e->n = host_resolve(pool, host, &e->rc);
+            }
+            if (e->rc != 0) {
+                st_log(ST_LOG_WARN, 0, "upstream %s: target %s: cannot resolve '%s': %s", up->name,
+                       tg->target, host, gai_strerror(e->rc));
+                continue;
+            }
+            for (size_t k = 0; k < e->n; k++) {
+                if (n == cap) {
+                    cap *= 2;
+                    specs = st_xrealloc(specs, cap * sizeof(*specs));
+                }
+                specs[n] = (struct dp_peer_spec){pool->v[e->off + k], tg->weight, tg->target};
+                sa_set_port(&specs[n].addr, port);
+                n++;
+            }
+        }
+        uint64_t sig = dp_balancer_sig(up, specs, n);
+
+        rt->bals[u] = balancer_reuse(prev, up->id, sig);
+        if (rt->bals[u] == NULL) {
+            rt->bals[u] = dp_balancer_new(up, specs, n, sig);
+        }
+    }
+    free(specs);
+    free(first);
+    free(next);
+}
+
+/* The balancer of the upstream named host, or NULL (names: upstream names to their
+ * index + 1, filled on first use). */
+static struct dp_balancer *
+balancer_named(const struct dp_runtime *rt, struct memo *names, const char *host)
+{
+    const struct st_snapshot *snap = rt->snap;
+    struct memo_ent *e;
+    bool added;
+
+    if (host == NULL || snap->n_upstreams == 0) {
+        return NULL;
+    }
+    if (names->n == 0) {
+        for (size_t u = 0; u < snap->n_upstreams; u++) {
+            memo_get(names, snap->upstreams[u].name, &added)->off = u + 1;
+        }
+    }
+    e = memo_get(names, host, &added);
+    return e->off > 0 ? rt->bals[e->off - 1] : NULL;
+}
+
 static const struct dp_service_ep *
 route_ep_find(const struct dp_runtime *rt, const struct st_route *r)
 {
@@ -310,22 +455,31 @@ route_ep_find(const struct dp_runtime *rt, const struct st_route *r)
 }
 
 int
-dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err *err)
+dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_runtime **out,
+               struct st_err *err)
 {
     struct dp_runtime *rt = st_xcalloc(1, sizeof(*rt));
     int rc;
 
-    struct memo hosts = {0}, tlsm = {0};
+    struct memo hosts = {0}, tlsm = {0}, names = {0};
     struct addrs pool = {0}, a = {0};
 
     atomic_init(&rt->refs, 1);
     rt->snap = snap;
     rt->eps = st_xcalloc(snap->n_services ? snap->n_services : 1, sizeof(*rt->eps));
     a.off = st_xcalloc(snap->n_services + 1, sizeof(*a.off));
+    balancers_build(rt, prev, &hosts, &pool);
     for (size_t i = 0; i < snap->n_services; i++) {
         rt->eps[i].svc = &snap->services[i];
         if (snap->services[i].enabled) {
-            ep_resolve(&hosts, &pool, &a, i, &rt->eps[i]);
+            /* a host naming an upstream is balanced over its targets (Kong: the service
+             * port is then ignored); any other host resolves */
+            rt->eps[i].bal = balancer_named(rt, &names, snap->services[i].host);
+            if (rt->eps[i].bal == NULL) {
+                ep_resolve(&hosts, &pool, &a, i, &rt->eps[i]);
+            } else {
+                a.off[i] = a.n;
+            }
             ep_tls(&tlsm, &rt->eps[i]);
         }
     }
@@ -340,6 +494,7 @@ dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err 
     free(pool.v);
     memo_fini(&hosts);
     memo_fini(&tlsm);
+    memo_fini(&names);
     rc = dp_tls_certs_new(snap, &rt->certs, err);
     if (rc != 0) {
         runtime_free(rt);
@@ -406,6 +561,19 @@ dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
     *route = &rt->snap->routes[i];
     *ep = rt->route_ep[i];
     return 0;
+}
+
+const struct st_snapshot *
+dp_runtime_snapshot(const struct dp_runtime *rt)
+{
+    return rt->snap;
+}
+
+size_t
+dp_runtime_balancers(const struct dp_runtime *rt, struct dp_balancer *const **out)
+{
+    *out = rt->bals;
+    return rt->snap->n_upstreams;
 }
 
 struct ssl_ctx_st *

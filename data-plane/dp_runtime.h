@@ -17,21 +17,26 @@ struct st_service;
 struct st_snapshot;
 struct dp_router_key;
 struct dp_runtime;
+struct dp_balancer;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 /* A service as the workers connect to it: its resolved addresses and TLS client context.
  * (Not an `upstreams` entity: that is a balancer's set of targets.) */
 struct dp_service_ep {
     const struct st_service *svc;
+    struct dp_balancer *bal;        /* the upstream its host names (owned by the runtime), or NULL:
+                                     * then addrs */
     struct sockaddr_storage *addrs; /* resolved at build; n_addrs 0: resolution failed */
     size_t n_addrs;
     struct ssl_ctx_st *tls; /* `tls` services: the client context (NULL: it could not be built) */
 };
 
-/* Builds a runtime from a parsed snapshot, resolving every enabled service's host.
- * Always takes ownership of snap. Returns 0 and *out with one reference, or a negative
- * code with err filled. */
-int dp_runtime_new(struct st_snapshot *snap, struct dp_runtime **out, struct st_err *err);
+/* Builds a runtime from a parsed snapshot, resolving every enabled service's host and
+ * every target. An upstream whose settings and peers are what they were in prev (NULL:
+ * none) keeps prev's balancer, with its health and live counts. Always takes ownership
+ * of snap. Returns 0 and *out with one reference, or a negative code with err filled. */
+int dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_runtime **out,
+                   struct st_err *err);
 
 struct dp_runtime *dp_runtime_ref(struct dp_runtime *rt);
 
@@ -48,6 +53,12 @@ uint64_t dp_runtime_version(const struct dp_runtime *rt);
  * while the caller holds its reference), or -ST_ENOTFOUND. */
 int dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
                      const struct st_route **route, const struct dp_service_ep **ep);
+
+/* The snapshot rt was built from (valid while the caller holds its reference). */
+const struct st_snapshot *dp_runtime_snapshot(const struct dp_runtime *rt);
+
+/* The balancers, one per upstream (valid while the caller holds its reference). */
+size_t dp_runtime_balancers(const struct dp_runtime *rt, struct dp_balancer *const **out);
 
 /* The server context that terminates TLS for sni (NULL: none sent), chosen by
  * dp_tls_certs_select(); valid while the caller holds its reference. NULL only when

@@ -50,6 +50,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "dp_balancer.h"
 #include "dp_fwd.h"
 #include "dp_log.h"
 #include "dp_loop.h"
@@ -142,6 +143,12 @@ struct dp_session {
     char *route_name_long;  /* from the worker's name_pool when the name is long */
     char route_name_inline[DP_ROUTE_NAME_INLINE];
     uint32_t read_timeout, write_timeout; /* the service's, ms (0: none) */
+    /* a balanced service: the upstream's balancer (its own reference, kept to the end),
+     * the peer of the current attempt or the connection (-1: none) and those tried */
+    struct dp_balancer *bal;
+    int bal_peer;
+    struct dp_balancer_tried tried;
+    int64_t attempt_ms;
     union dp_addr client, local, peer;
     bool has_peer;
 
@@ -309,6 +316,12 @@ session_free(struct dp_loop *l, void *arg)
     dp_timer_del(&w->loop, &s->timer);
     dp_loop_cancel(&w->loop, &s->resume);
     dp_runtime_unref(s->rt);
+    if (s->bal != NULL) {
+        if (s->bal_peer >= 0) {
+            dp_balancer_release(s->bal, s->bal_peer);
+        }
+        dp_balancer_unref(s->bal);
+    }
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -638,7 +651,7 @@ session_route(struct dp_session *s, enum dp_sess_event ev)
         dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the route's name");
         return step_end(s, DP_ERROR, 500, "out of memory");
     }
-    if (s->ep->n_addrs == 0) {
+    if (s->ep->n_addrs == 0 && s->ep->bal == NULL) {
         dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->ep->svc->host);
         return step_end(s, DP_ERROR, 503, "no upstream address");
     }
@@ -736,15 +749,71 @@ connect_timeout(const struct dp_session *s)
     return s->ep->svc->connect_timeout ? s->ep->svc->connect_timeout : 60000;
 }
 
+/* A balanced session's connect outcome, for its peer's passive health check (Kong's
+ * consecutive counters, shared by every worker); a change of health is logged. */
+static void
+session_report(struct dp_session *s, enum dp_health_event ev)
+{
+    int r;
+
+    if (s->bal == NULL || s->bal_peer < 0) {
+        return;
+    }
+    r = dp_balancer_report(s->bal, s->bal_peer, ev, false);
+    if (r != 0) {
+        atomic_fetch_add_explicit(&s->w->ctx->health_epoch, 1, memory_order_relaxed);
+        dp_sess_log(s, ST_LOG_WARN, 0, "target %s of upstream '%s' is now %s (passive check)",
+                    dp_balancer_target(s->bal, s->bal_peer), dp_balancer_name(s->bal),
+                    r > 0 ? "healthy" : "unhealthy");
+    }
+}
+
 /* Where a connected session goes: TLS to the upstream for tls services, else proxying. */
 static struct dp_step
-session_connected(const struct dp_session *s)
+session_connected(struct dp_session *s)
 {
+    if (s->bal != NULL) {
+        session_report(s, DP_HEALTH_SUCCESS);
+        dp_balancer_observe(s->bal, s->bal_peer,
+                            (uint32_t)((s->w->loop.now - s->attempt_ms) * 1000 + 500));
+    }
     return step_to(s->ep->svc->protocol == ST_PROTO_TLS ? DP_SESS_UPSTREAM_TLS : DP_SESS_PROXY);
 }
 
-/* The next connect attempt, over the service's addresses in turn, until one is under
- * way or connected, or the retries are spent. */
+/* The address of the next attempt: the service's addresses in turn, or a balanced
+ * service's next peer (the previous attempt's peer given back). False when the
+ * upstream has no peer that can take connections. */
+static bool
+session_next_peer(struct dp_session *s)
+{
+    const struct dp_service_ep *ep = s->ep;
+    struct dp_balancer_key key = {
+        .client = &s->client.sa,
+        .sni = s->sni,
+        .port = st_addr_port(&s->local.sa),
+    };
+
+    if (ep->bal == NULL) {
+        addr_copy(&s->peer, (const struct sockaddr *)&ep->addrs[s->attempts % ep->n_addrs]);
+        return true;
+    }
+    if (s->bal == NULL) {
+        s->bal = dp_balancer_ref(ep->bal);
+    }
+    if (s->bal_peer >= 0) {
+        dp_balancer_release(s->bal, s->bal_peer);
+    }
+    s->bal_peer = dp_balancer_pick(s->bal, &key, &s->tried);
+    if (s->bal_peer < 0) {
+        return false;
+    }
+    addr_copy(&s->peer, dp_balancer_addr(s->bal, s->bal_peer));
+    s->attempt_ms = s->w->loop.now;
+    return true;
+}
+
+/* The next connect attempt, over the service's addresses in turn (or its upstream's
+ * peers), until one is under way or connected, or the retries are spent. */
 static struct dp_step
 session_connect_next(struct dp_session *s)
 {
@@ -753,7 +822,14 @@ session_connect_next(struct dp_session *s)
     while (s->attempts <= ep->svc->retries) {
         int rc;
 
-        addr_copy(&s->peer, (const struct sockaddr *)&ep->addrs[s->attempts % ep->n_addrs]);
+        if (!session_next_peer(s)) {
+            dp_sess_log(s, ST_LOG_ERR, 0,
+                        "failure to get a peer from the ring-balancer: upstream '%s' has no "
+                        "target that can take connections (none, every weight 0, or not "
+                        "healthy enough)",
+                        dp_balancer_name(ep->bal));
+            return step_end(s, DP_ERROR, 503, "no peer");
+        }
         s->has_peer = true;
         s->attempts++;
         rc = upstream_open(s, &s->peer);
@@ -768,6 +844,9 @@ session_connect_next(struct dp_session *s)
         }
         dp_sess_log(s, ST_LOG_INFO, rc, "connect() failed (attempt %u)", s->attempts);
         s->u.xprt->close(&s->u);
+        if (rc != -EMFILE && rc != -ENFILE && rc != -ENOMEM) {
+            session_report(s, DP_HEALTH_TCP_FAILURE);
+        }
         if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
             break;
         }
@@ -798,6 +877,7 @@ session_connect_check(struct dp_session *s)
     dp_sess_log(s, ST_LOG_INFO, err, "connect() failed (attempt %u)", s->attempts);
     s->u.xprt->close(&s->u);
     dp_timer_del(&s->w->loop, &s->timer);
+    session_report(s, DP_HEALTH_TCP_FAILURE);
     return session_connect_next(s);
 }
 
@@ -810,6 +890,7 @@ session_connect(struct dp_session *s, enum dp_sess_event ev)
     if (ev == DP_SESS_EV_TIMER) {
         dp_sess_log(s, ST_LOG_INFO, 0, "upstream timed out (%u ms)", s->ep->svc->connect_timeout);
         s->u.xprt->close(&s->u);
+        session_report(s, DP_HEALTH_TIMEOUT);
         return session_connect_next(s);
     }
     return session_connect_check(s);
@@ -823,7 +904,8 @@ session_connect(struct dp_session *s, enum dp_sess_event ev)
 static int
 session_upstream_tls_start(struct dp_session *s)
 {
-    const char *name = s->route->preserve_host && s->sni != NULL ? s->sni : s->ep->svc->host;
+    const char *host = s->bal != NULL ? dp_balancer_sni(s->bal, s->bal_peer) : s->ep->svc->host;
+    const char *name = s->route->preserve_host && s->sni != NULL ? s->sni : host;
 
     if (dp_xprt_tls_connect(&s->u, s->ep->tls, name) < 0) {
         dp_sess_log(s, ST_LOG_ERR, ENOMEM, "cannot start TLS to the upstream");
@@ -1093,6 +1175,7 @@ session_init(struct dp_session *s, struct dp_worker *w, struct dp_listener *li, 
     s->resume.arg = s;
     s->reason = "-";
     s->tls = "-";
+    s->bal_peer = -1;
     if (li->conf->flags & ST_LISTEN_F_SSL) {
         s->pre = dp_pool_get(&w->pre_pool);
         if (s->pre != NULL) {

@@ -15,7 +15,10 @@
 #include <string.h>
 
 #include "dp_ctx.h"
+#include "dp_runtime.h"
 #include "dp_tls.h"
+#include "dp_upstream_health.h"
+#include "dp_worker-t.h"
 #include "st_addr.h"
 #include "st_conf.h"
 #include "st_connguard.h"
@@ -93,30 +96,47 @@ reply_json(struct MHD_Connection *conn, unsigned code, json_t *obj)
     return reply(conn, code, "application/json; charset=utf-8", body);
 }
 
+/* Each worker's own counts: how the kernel spread the connections over them. */
+static json_t *
+workers_json(struct dp_ctx *ctx)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < ctx->n_workers; i++) {
+        struct dp_counters *c = &ctx->workers[i]->cnt;
+
+        json_array_append_new(
+            a, json_pack("{s:I, s:I}", "connections_accepted",
+                         (json_int_t)atomic_load_explicit(&c->accepted, memory_order_relaxed),
+                         "connections_active",
+                         (json_int_t)atomic_load_explicit(&c->active, memory_order_relaxed)));
+    }
+    return a;
+}
+
 static enum MHD_Result
 serve_status(struct dp_status *st, struct MHD_Connection *conn)
 {
     struct status_view v;
+    json_t *body;
 
     status_view(st->ctx, &v);
-    return reply_json(
-        conn, MHD_HTTP_OK,
-        json_pack("{s:s, s:I, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
-                  " s:{s:I, s:I, s:I, s:I}}",
-                  "configuration_hash", v.hash, "config_version", (json_int_t)v.version, "ready",
-                  v.ready, "last_sync",
-                  v.last_sync ? json_integer((json_int_t)v.last_sync) : json_null(),
-                  "control_plane",
-                  v.control_plane[0] != '\0' ? json_string(v.control_plane) : json_null(), "server",
-                  "connections_accepted", (json_int_t)v.sum.accepted, "connections_active",
-                  (json_int_t)v.sum.active, "connections_handled", (json_int_t)v.sum.handled,
-                  "connections_max", (json_int_t)v.max_sessions, "connections_max_reached",
-                  (json_int_t)v.max_reached, "proxy", "bytes_splice",
-                  (json_int_t)v.sum.bytes_splice, "bytes_copy", (json_int_t)v.sum.bytes_copy,
-                  "sessions_no_route", (json_int_t)v.sum.no_route, "tls", "handshakes",
-                  (json_int_t)v.sum.tls_handshakes, "resumed", (json_int_t)v.sum.tls_resumed,
-                  "handshake_errors", (json_int_t)v.sum.tls_errors, "ticket_key_rotations",
-                  (json_int_t)dp_tls_ticket_rotations()));
+    body = json_pack(
+        "{s:s, s:I, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I}}",
+        "configuration_hash", v.hash, "config_version", (json_int_t)v.version, "ready", v.ready,
+        "last_sync", v.last_sync ? json_integer((json_int_t)v.last_sync) : json_null(),
+        "control_plane", v.control_plane[0] != '\0' ? json_string(v.control_plane) : json_null(),
+        "server", "connections_accepted", (json_int_t)v.sum.accepted, "connections_active",
+        (json_int_t)v.sum.active, "connections_handled", (json_int_t)v.sum.handled,
+        "connections_max", (json_int_t)v.max_sessions, "connections_max_reached",
+        (json_int_t)v.max_reached, "proxy", "bytes_splice", (json_int_t)v.sum.bytes_splice,
+        "bytes_copy", (json_int_t)v.sum.bytes_copy, "sessions_no_route", (json_int_t)v.sum.no_route,
+        "tls", "handshakes", (json_int_t)v.sum.tls_handshakes, "resumed",
+        (json_int_t)v.sum.tls_resumed, "handshake_errors", (json_int_t)v.sum.tls_errors,
+        "ticket_key_rotations", (json_int_t)dp_tls_ticket_rotations());
+    json_object_set_new(body, "workers", workers_json(st->ctx));
+    return reply_json(conn, MHD_HTTP_OK, body);
 }
 
 static enum MHD_Result
@@ -186,6 +206,35 @@ guard_conn(struct MHD_Connection *conn)
     return ci != NULL ? ci->socket_context : NULL;
 }
 
+/* Kong's Status API GET /upstreams/{u}/health[?balancer_health=1]: this DP's view. */
+static enum MHD_Result
+serve_upstream_health(struct dp_status *st, struct MHD_Connection *conn, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    const char *bh = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "balancer_health");
+    struct dp_runtime *rt;
+    json_t *body = NULL;
+    char key[512];
+
+    if (slash == NULL || strcmp(slash, "/health") != 0 || slash == rest ||
+        (size_t)(slash - rest) >= sizeof(key)) {
+        return reply_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "message", "Not found"));
+    }
+    memcpy(key, rest, (size_t)(slash - rest));
+    key[slash - rest] = '\0';
+    pthread_mutex_lock(&st->ctx->lock);
+    rt = st->ctx->rt != NULL ? dp_runtime_ref(st->ctx->rt) : NULL;
+    pthread_mutex_unlock(&st->ctx->lock);
+    if (rt != NULL) {
+        body = dp_upstream_health_json(rt, key, bh != NULL && strcmp(bh, "1") == 0, st->ctx->id);
+        dp_runtime_unref(rt);
+    }
+    if (body == NULL) {
+        return reply_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "message", "Not found"));
+    }
+    return reply_json(conn, MHD_HTTP_OK, body);
+}
+
 static enum MHD_Result
 status_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size,
@@ -213,6 +262,9 @@ status_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     }
     if (strcmp(url, "/metrics") == 0) {
         return serve_metrics(st, conn);
+    }
+    if (strncmp(url, "/upstreams/", 11) == 0) {
+        return serve_upstream_health(st, conn, url + 11);
     }
     return reply_json(conn, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "message", "Not found"));
 }

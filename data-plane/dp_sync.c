@@ -30,6 +30,7 @@
 #include "dp_cache.h"
 #include "dp_ctx.h"
 #include "dp_runtime.h"
+#include "dp_upstream_health.h"
 #include "st_conf.h"
 #include "st_err.h"
 #include "st_file.h"
@@ -86,12 +87,30 @@ struct dp_sync {
 
 /* ---------------------------------------------------------------- apply */
 
+/* The health of the current runtime's checked upstreams, for the request (malloc'd; NULL:
+ * nothing to report). */
+static char *
+health_report(struct dp_ctx *ctx)
+{
+    struct dp_runtime *rt;
+    char *text = NULL;
+
+    pthread_mutex_lock(&ctx->lock);
+    rt = ctx->rt != NULL ? dp_runtime_ref(ctx->rt) : NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    if (rt != NULL) {
+        text = dp_upstream_health_report(rt);
+        dp_runtime_unref(rt);
+    }
+    return text;
+}
+
 int
 dp_sync_apply(struct dp_sync *s, const uint8_t *p, size_t len, bool from_cache, struct st_err *err)
 {
     struct dp_ctx *ctx = s->ctx;
     struct st_snapshot *snap = NULL;
-    struct dp_runtime *rt = NULL;
+    struct dp_runtime *rt = NULL, *prev;
     struct st_err cerr;
     int rc;
 
@@ -99,7 +118,11 @@ dp_sync_apply(struct dp_sync *s, const uint8_t *p, size_t len, bool from_cache, 
     if (rc < 0) {
         return rc;
     }
-    rc = dp_runtime_new(snap, &rt, err);
+    pthread_mutex_lock(&ctx->lock);
+    prev = ctx->rt != NULL ? dp_runtime_ref(ctx->rt) : NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    rc = dp_runtime_new(snap, prev, &rt, err);
+    dp_runtime_unref(prev);
     if (rc < 0) {
         return rc;
     }
@@ -586,7 +609,10 @@ sync_exchange(struct dp_sync *s, bool goodbye, int timeout_ms, struct st_sync_re
     req.goodbye = goodbye;
     req.labels = s->labels;
     req.n_labels = s->n_labels;
-    if (st_syncmsg_req_encode(&req, &buf, &len) < 0) {
+    req.upstream_health = health_report(ctx);
+    rv = st_syncmsg_req_encode(&req, &buf, &len);
+    free(req.upstream_health);
+    if (rv < 0) {
         return NNG_ENOMEM;
     }
     rv = nng_msg_alloc(&msg, 0);
@@ -617,6 +643,12 @@ sync_exchange(struct dp_sync *s, bool goodbye, int timeout_ms, struct st_sync_re
     rv = st_syncmsg_resp_decode(nng_msg_body(msg), nng_msg_len(msg), resp) < 0 ? NNG_EPROTO : 0;
     nng_msg_free(msg);
     return rv;
+}
+
+void
+dp_sync_poke(struct dp_sync *s)
+{
+    nng_aio_cancel(s->aio); /* sync_once asks again on NNG_ECANCELED, with the news */
 }
 
 static void

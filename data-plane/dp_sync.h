@@ -32,6 +32,10 @@ int dp_sync_start(struct dp_sync *s);
  * (best effort, short timeout). Then joins it. */
 void dp_sync_stop(struct dp_sync *s, bool goodbye);
 
+/* Ends the request the sync thread waits on, so that it asks again at once with what
+ * changed (the health report). Any thread. */
+void dp_sync_poke(struct dp_sync *s);
+
 /* Closes the socket and frees s (stopping it first if needed). NULL is a no-op. */
 void dp_sync_free(struct dp_sync *s);
 

@@ -1,5 +1,6 @@
-# Guards issue 5, point 5: docs/openapi.yaml describes the admin API the control plane
-# really serves. No endpoint undocumented, none documented that does not exist:
+# Guards issue 5, point 5 (and issue 16, point 1: upstreams and targets): docs/openapi.yaml
+# describes the admin API the control plane really serves. No endpoint undocumented, none
+# documented that does not exist:
 #   - the document is OpenAPI 3 shaped (every $ref resolves, every operation has
 #     responses, path parameters match the templates, operationIds are unique);
 #   - its path set equals GET /endpoints exactly (both directions), and Kong admin paths
@@ -199,8 +200,8 @@ def test_document_is_openapi_shaped(spec):
             spec, schema, example))
 
     # the entity schemas the brief asks for are there
-    for name in ("Service", "Route", "Certificate", "Sni", "CaCertificate", "Message",
-                 "KongError"):
+    for name in ("Service", "Route", "Certificate", "Sni", "CaCertificate", "Upstream",
+                 "Healthchecks", "Target", "Message", "KongError"):
         assert name in spec["components"]["schemas"], name
 
 
@@ -218,8 +219,9 @@ def test_paths_equal_get_endpoints(st, spec):
 # does not document: none of them may be served, so an endpoint added to the server without
 # being added to docs/openapi.yaml (and GET /endpoints) makes this fail.
 KONG_PATHS = [
-    "/upstreams", "/upstreams/u", "/upstreams/u/targets", "/upstreams/u/targets/t",
-    "/upstreams/u/health", "/targets", "/targets/t", "/plugins", "/plugins/p",
+    "/upstreams/u/targets/t/healthy", "/upstreams/u/targets/t/unhealthy",
+    "/upstreams/u/targets/t/a/healthy", "/upstreams/u/targets/t/a/unhealthy",
+    "/targets", "/targets/t", "/targets/t/upstream", "/plugins", "/plugins/p",
     "/plugins/enabled", "/plugins/schema/p", "/schemas/plugins/p",
     "/consumers", "/consumers/c", "/services/s/plugins",
     "/routes/r/plugins", "/routes/r/plugins/p", "/services/s/client_certificate",
@@ -276,11 +278,16 @@ class Probe:
                         {"cert": self.cert, "key": self.key, "tags": ["probe"]})
         self.put("/snis/sni.probe.test", {"certificate": {"id": cert["id"]}})
         self.put(f"/ca_certificates/{CA_ID}", {"cert": self.ca, "tags": ["probe"]})
+        self.put("/upstreams/up.probe.test", {"healthchecks": {"active": {"type": "tcp"}},
+                                              "tags": ["probe"]})
+        self.put("/upstreams/up.probe.test/targets/127.0.0.1:8001",
+                 {"weight": 10, "tags": ["probe"]})
         self.ids = {"service": svc["id"], "certificate": cert["id"]}
 
     # the concrete value of each path parameter (named as GET /endpoints names them)
     PARAMS = {"services": "svc", "routes": "rt", "certificates": "probe.test",
-              "snis": "sni.probe.test", "ca_certificates": CA_ID, "name": "services",
+              "snis": "sni.probe.test", "ca_certificates": CA_ID,
+              "upstreams": "up.probe.test", "targets": "127.0.0.1:8001", "name": "services",
               "db_entity_name": "services", "tags": "probe"}
 
     def url(self, path):
@@ -319,6 +326,17 @@ class Probe:
             ("/ca_certificates", "POST"): ({"cert": self.ca2}, 201),
             ("/ca_certificates/{ca_certificates}", "PUT"): ({"cert": self.ca}, 200),
             ("/ca_certificates/{ca_certificates}", "PATCH"): ({"tags": ["x"]}, 200),
+            ("/upstreams", "POST"): ({"name": self.uniq("u") + ".probe.test",
+                                      "algorithm": "least-connections"}, 201),
+            ("/upstreams/{upstreams}", "PUT"): ({"hash_on": "ip", "slots": 100}, 200),
+            ("/upstreams/{upstreams}", "PATCH"): (
+                {"healthchecks": {"active": {"tcp_send": "PING\r\n", "tcp_expect": "+PONG",
+                                             "healthy": {"interval": 5}},
+                                  "threshold": 50.5}}, 200),
+            ("/upstreams/{upstreams}/targets", "POST"): (
+                {"target": "127.0.0.2:" + self.uniq("7"), "weight": 5}, 201),
+            ("/upstreams/{upstreams}/targets/{targets}", "PUT"): ({"weight": 20}, 200),
+            ("/upstreams/{upstreams}/targets/{targets}", "PATCH"): ({"tags": ["x"]}, 200),
             ("/schemas/{db_entity_name}/validate", "POST"): ({"host": "example.test"}, 200),
         }
         if (path, method) == ("/config", "POST"):

@@ -93,7 +93,9 @@ def test_dp_restarted_while_cp_down_serves_from_cache(st, cluster):
     h = dp.status_hash()
     dp_id = dp.dp_id()
     cache = os.path.join(dp.prefix, "config.cache")
-    assert os.path.getsize(cache) > 0
+    # the DP serves a configuration first and writes it to its cache just after
+    wait_for(lambda: os.path.exists(cache) and os.path.getsize(cache) > 0, 10,
+             "the DP to write config.cache")
     cp.stop()
     dp.stop()
     dp.start()  # waits for /status/ready with the CP down

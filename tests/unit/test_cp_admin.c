@@ -299,8 +299,9 @@ listed(const json_t *data, const char *path)
 
 /* GET /endpoints, 405 and Allow come from one route table whose entity rows every kind's
  * description expands (issue 15): the list is the one the hand-written table gave, in
- * Kong's order, and each kind's collection and entity paths, top-level and nested under
- * the kind its PARENT key names, are listed and allow Kong's methods. */
+ * Kong's order (with upstreams and targets since issue 16), and each kind's collection and entity
+ * paths, top-level and nested under the kind its PARENT key names, are listed and allow Kong's
+ * methods. */
 static void
 test_routes_from_descriptions(void **state)
 {
@@ -330,6 +331,12 @@ test_routes_from_descriptions(void **state)
         "/status",
         "/tags",
         "/tags/{tags}",
+        /* issue 16: targets only under their upstream */
+        "/upstreams",
+        "/upstreams/{upstreams}",
+        "/upstreams/{upstreams}/health",
+        "/upstreams/{upstreams}/targets",
+        "/upstreams/{upstreams}/targets/{targets}",
     };
     static const char *const coll = "GET, HEAD, OPTIONS, POST";
     static const char *const ent = "DELETE, GET, HEAD, OPTIONS, PATCH, PUT";

@@ -51,6 +51,11 @@ struct fx {
 };
 
 static const char *const SVC1 = "10000000-0000-4000-8000-000000000001";
+static const char *const UP1 = "a1000000-0000-4000-8000-000000000001";
+static const char *const UP2 = "a2000000-0000-4000-8000-000000000002";
+static const char *const TG1 = "b1000000-0000-4000-8000-000000000001";
+static const char *const TG2 = "b2000000-0000-4000-8000-000000000002";
+static const char *const TG3 = "b3000000-0000-4000-8000-000000000003";
 static const char *const SVC2 = "20000000-0000-4000-8000-000000000002";
 static const char *const RT1 = "30000000-0000-4000-8000-000000000003";
 static const char *const CRT1 = "40000000-0000-4000-8000-000000000004";
@@ -863,7 +868,7 @@ count(struct cp_store *s, enum st_entity_kind k)
     return n;
 }
 
-/* One of each kind (service, route, certificate, sni, CA certificate). */
+/* One of each kind (service, route, certificate, sni, CA certificate, upstream, target). */
 static void
 insert_one_of_each(struct fx *f)
 {
@@ -878,6 +883,19 @@ insert_one_of_each(struct fx *f)
     assert_int_equal(insert1(f->s, ST_ENT_CA_CERTIFICATE,
                              valid(ST_ENT_CA_CERTIFICATE, ca_certificate(CA1, NULL)), &err),
                      0);
+    assert_int_equal(
+        insert1(f->s, ST_ENT_UPSTREAM,
+                valid(ST_ENT_UPSTREAM, json_pack("{s:s,s:i,s:i,s:s}", "id", UP1, "created_at", 1000,
+                                                 "updated_at", 1000, "name", "pool.test")),
+                &err),
+        0);
+    assert_int_equal(
+        insert1(f->s, ST_ENT_TARGET,
+                valid(ST_ENT_TARGET,
+                      json_pack("{s:s,s:i,s:i,s:{s:s},s:s}", "id", TG1, "created_at", 1000,
+                                "updated_at", 1000, "upstream", "id", UP1, "target", "127.0.0.1")),
+                &err),
+        0);
 }
 
 /* Issue 5: count per kind (GET /status); clear deletes everything inside the caller's
@@ -1847,35 +1865,13 @@ test_snapshot_fit(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* relations the store does not know yet (issue 15) */
+/* relations beyond the simple ones (issue 15) */
 
-/* Kinds declared the way the entity descriptor will declare them, with tables of their own
- * in the throwaway database: targets (a unique key over (upstream, target), a cascade from
- * the upstream, nested only) and plugins (three nullable foreign keys, a four-column
- * unique key whose NULLs compare equal as Kong's cache_key, a restrict). The store runs
- * them with no code of their own. */
-static const struct cp_rel rel_upstreams = {
-    .table = "upstreams",
-    .singular = "upstream",
-    .endpoint = "name",
-    .cols = {{.name = "name", .field = "name"}},
-    .keys = {{.cols = {"name"}}},
-};
-
-static const struct cp_rel rel_targets = {
-    .table = "targets",
-    .singular = "target",
-    .endpoint = "target",
-    .nested_only = true,
-    .cols = {{.name = "upstream_id",
-              .field = "upstream",
-              .ref = "upstreams",
-              .on_delete = CP_REL_CASCADE,
-              .parent = true},
-             {.name = "target", .field = "target"}},
-    .keys = {{.cols = {"upstream_id", "target"}}},
-};
-
+/* Targets (a unique key over (upstream, target), a cascade from the upstream, nested only:
+ * their real description since issue 16) and, declared the way the entity descriptor will
+ * declare them with tables of their own in the throwaway database, plugins (three nullable foreign
+ * keys, a four-column unique key whose NULLs compare equal as Kong's cache_key, a restrict). The
+ * store runs them with no code of their own. */
 static const struct cp_rel rel_consumers = {
     .table = "consumers",
     .singular = "consumer",
@@ -1919,12 +1915,6 @@ static const struct cp_rel rel_plugins = {
  * database does, as it would refuse a writer that skipped the checks (the backstop, with
  * SQLite's two ways of naming a key: by columns, by an index's name). */
 static const char *const rel_ddl_sqlite[] = {
-    "CREATE TABLE upstreams (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, tags TEXT, doc TEXT NOT NULL)",
-    "CREATE TABLE targets (id TEXT PRIMARY KEY,"
-    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, tags TEXT, doc TEXT NOT NULL,"
-    " upstream_id TEXT NOT NULL REFERENCES upstreams (id) ON DELETE CASCADE,"
-    " target TEXT NOT NULL, UNIQUE (upstream_id, target COLLATE NOCASE))",
     "CREATE TABLE consumers (id TEXT PRIMARY KEY, username TEXT UNIQUE,"
     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, tags TEXT, doc TEXT NOT NULL)",
     "CREATE TABLE plugins (id TEXT PRIMARY KEY, name TEXT NOT NULL, instance_name TEXT UNIQUE,"
@@ -1937,14 +1927,6 @@ static const char *const rel_ddl_sqlite[] = {
 };
 
 static const char *const rel_ddl_pg[] = {
-    "CREATE TABLE upstreams (id TEXT COLLATE \"C\" PRIMARY KEY,"
-    " name TEXT COLLATE \"C\" NOT NULL UNIQUE,"
-    " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, tags JSONB, doc TEXT NOT NULL)",
-    "CREATE TABLE targets (id TEXT COLLATE \"C\" PRIMARY KEY,"
-    " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, tags JSONB, doc TEXT NOT NULL,"
-    " upstream_id TEXT COLLATE \"C\" NOT NULL REFERENCES upstreams (id) ON DELETE CASCADE,"
-    " target TEXT COLLATE \"C\" NOT NULL)",
-    "CREATE UNIQUE INDEX targets_upstream_id_target_key ON targets (upstream_id, lower(target))",
     "CREATE TABLE consumers (id TEXT COLLATE \"C\" PRIMARY KEY,"
     " username TEXT COLLATE \"C\" UNIQUE,"
     " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, tags JSONB, doc TEXT NOT NULL)",
@@ -1957,11 +1939,6 @@ static const char *const rel_ddl_pg[] = {
     " UNIQUE NULLS NOT DISTINCT (name, route_id, service_id, consumer_id))",
 };
 
-static const char *const UP1 = "a1000000-0000-4000-8000-000000000001";
-static const char *const UP2 = "a2000000-0000-4000-8000-000000000002";
-static const char *const TG1 = "b1000000-0000-4000-8000-000000000001";
-static const char *const TG2 = "b2000000-0000-4000-8000-000000000002";
-static const char *const TG3 = "b3000000-0000-4000-8000-000000000003";
 static const char *const CO1 = "c1000000-0000-4000-8000-000000000001";
 static const char *const PL1 = "d1000000-0000-4000-8000-000000000001";
 static const char *const PL2 = "d2000000-0000-4000-8000-000000000002";
@@ -1991,9 +1968,8 @@ rel_ent(const char *id, ...)
     return o;
 }
 
-/* The kinds rel_schema adds after the five, in order. */
-static const struct cp_rel *const rel_extra[] = {&rel_upstreams, &rel_targets, &rel_consumers,
-                                                 &rel_plugins};
+/* The kinds rel_schema adds after the real ones, in order. */
+static const struct cp_rel *const rel_extra[] = {&rel_consumers, &rel_plugins};
 
 /* The kind number the store knows r by once rel_schema ran. */
 static enum st_entity_kind
@@ -2001,6 +1977,11 @@ rel_kind(const struct cp_rel *r)
 {
     size_t i = 0;
 
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        if (cp_store_rel_of((enum st_entity_kind)k) == r) {
+            return (enum st_entity_kind)k;
+        }
+    }
     while (rel_extra[i] != r) {
         i++;
     }
@@ -2104,7 +2085,7 @@ static void
 test_rel_targets(void **state)
 {
     struct fx *f = *state;
-    const struct cp_rel *all[ST_ENT__COUNT + 4];
+    const struct cp_rel *all[ST_ENT__COUNT + 2];
     struct st_err err;
     char want[256];
     char up1[64], up2[64];
@@ -2112,32 +2093,37 @@ test_rel_targets(void **state)
     rel_schema(f, all, ST_ARRAY_SIZE(all));
     snprintf(up1, sizeof(up1), "id:%s", UP1);
     snprintf(up2, sizeof(up2), "id:%s", UP2);
-    assert_int_equal(rel_write(f->s, &rel_upstreams, rel_ent(UP1, "name", "u1", NULL), &err), 0);
-    assert_int_equal(rel_write(f->s, &rel_upstreams, rel_ent(UP2, "name", "u2", NULL), &err), 0);
     assert_int_equal(
-        rel_write(f->s, &rel_targets, rel_ent(TG1, "upstream", up1, "target", "a:80", NULL), &err),
+        rel_write(f->s, cp_store_rel_of(ST_ENT_UPSTREAM), rel_ent(UP1, "name", "u1", NULL), &err),
         0);
     assert_int_equal(
-        rel_write(f->s, &rel_targets, rel_ent(TG2, "upstream", up2, "target", "a:80", NULL), &err),
+        rel_write(f->s, cp_store_rel_of(ST_ENT_UPSTREAM), rel_ent(UP2, "name", "u2", NULL), &err),
         0);
+    assert_int_equal(rel_write(f->s, cp_store_rel_of(ST_ENT_TARGET),
+                               rel_ent(TG1, "upstream", up1, "target", "a:80", NULL), &err),
+                     0);
+    assert_int_equal(rel_write(f->s, cp_store_rel_of(ST_ENT_TARGET),
+                               rel_ent(TG2, "upstream", up2, "target", "a:80", NULL), &err),
+                     0);
 
     /* the composite key: Kong's 409 (code 5) names the fields and their values */
     snprintf(want, sizeof(want), "{\"target\":\"a:80\",\"upstream\":{\"id\":\"%s\"}}", UP1);
-    assert_int_equal(
-        rel_write(f->s, &rel_targets, rel_ent(TG3, "upstream", up1, "target", "a:80", NULL), &err),
-        -ST_EUNIQUE);
+    assert_int_equal(rel_write(f->s, cp_store_rel_of(ST_ENT_TARGET),
+                               rel_ent(TG3, "upstream", up1, "target", "a:80", NULL), &err),
+                     -ST_EUNIQUE);
     assert_err(&err, "upstream,target", want);
     /* what the database refuses maps to the same error */
     snprintf(want, sizeof(want), "{\"target\":\"A:80\",\"upstream\":{\"id\":\"%s\"}}", UP1);
-    assert_int_equal(
-        rel_write(f->s, &rel_targets, rel_ent(TG3, "upstream", up1, "target", "A:80", NULL), &err),
-        -ST_EUNIQUE);
+    assert_int_equal(rel_write(f->s, cp_store_rel_of(ST_ENT_TARGET),
+                               rel_ent(TG3, "upstream", up1, "target", "A:80", NULL), &err),
+                     -ST_EUNIQUE);
     assert_err(&err, "upstream,target", want);
     /* the upstream is required and must exist */
-    assert_int_equal(rel_write(f->s, &rel_targets, rel_ent(TG3, "target", "b:80", NULL), &err),
-                     -ST_ESCHEMA);
+    assert_int_equal(
+        rel_write(f->s, cp_store_rel_of(ST_ENT_TARGET), rel_ent(TG3, "target", "b:80", NULL), &err),
+        -ST_ESCHEMA);
     assert_string_equal(err.field, "upstream");
-    assert_int_equal(rel_write(f->s, &rel_targets,
+    assert_int_equal(rel_write(f->s, cp_store_rel_of(ST_ENT_TARGET),
                                rel_ent(TG3, "upstream", "id:a9000000-0000-4000-8000-000000000009",
                                        "target", "b:80", NULL),
                                &err),
@@ -2145,19 +2131,19 @@ test_rel_targets(void **state)
     assert_err(&err, "upstream", "a9000000-0000-4000-8000-000000000009");
 
     /* nested only: the target finds one only under its upstream; the id, anywhere */
-    assert_string_equal(rel_get(f->s, &rel_targets, NULL, "a:80"), "");
-    assert_string_equal(rel_get(f->s, &rel_targets, UP1, "a:80"), TG1);
-    assert_string_equal(rel_get(f->s, &rel_targets, UP2, "a:80"), TG2);
-    assert_string_equal(rel_get(f->s, &rel_targets, UP2, TG1), "");
-    assert_string_equal(rel_get(f->s, &rel_targets, NULL, TG1), TG1);
-    assert_int_equal(rel_count(f->s, &rel_targets, NULL, UP1), 1);
-    assert_int_equal(rel_count(f->s, &rel_targets, "upstream", UP2), 1);
-    assert_int_equal(rel_count(f->s, &rel_targets, NULL, NULL), 2);
+    assert_string_equal(rel_get(f->s, cp_store_rel_of(ST_ENT_TARGET), NULL, "a:80"), "");
+    assert_string_equal(rel_get(f->s, cp_store_rel_of(ST_ENT_TARGET), UP1, "a:80"), TG1);
+    assert_string_equal(rel_get(f->s, cp_store_rel_of(ST_ENT_TARGET), UP2, "a:80"), TG2);
+    assert_string_equal(rel_get(f->s, cp_store_rel_of(ST_ENT_TARGET), UP2, TG1), "");
+    assert_string_equal(rel_get(f->s, cp_store_rel_of(ST_ENT_TARGET), NULL, TG1), TG1);
+    assert_int_equal(rel_count(f->s, cp_store_rel_of(ST_ENT_TARGET), NULL, UP1), 1);
+    assert_int_equal(rel_count(f->s, cp_store_rel_of(ST_ENT_TARGET), "upstream", UP2), 1);
+    assert_int_equal(rel_count(f->s, cp_store_rel_of(ST_ENT_TARGET), NULL, NULL), 2);
 
     /* the cascade */
-    assert_int_equal(rel_remove(f->s, &rel_upstreams, UP1, &err), 0);
-    assert_string_equal(rel_get(f->s, &rel_targets, NULL, TG1), "");
-    assert_string_equal(rel_get(f->s, &rel_targets, NULL, TG2), TG2);
+    assert_int_equal(rel_remove(f->s, cp_store_rel_of(ST_ENT_UPSTREAM), UP1, &err), 0);
+    assert_string_equal(rel_get(f->s, cp_store_rel_of(ST_ENT_TARGET), NULL, TG1), "");
+    assert_string_equal(rel_get(f->s, cp_store_rel_of(ST_ENT_TARGET), NULL, TG2), TG2);
     cp_store__use_rels(f->s, NULL, 0);
 }
 
@@ -2168,7 +2154,7 @@ static void
 test_rel_plugins(void **state)
 {
     struct fx *f = *state;
-    const struct cp_rel *all[ST_ENT__COUNT + 4];
+    const struct cp_rel *all[ST_ENT__COUNT + 2];
     struct st_err err;
     char want[256];
     char svc[64], rt[64], co[64];

@@ -641,12 +641,12 @@ test_err_unknown_and_unsupported(void **state)
     json_decref(expect_err("_format_version: '3.0'\nfoo: 1\nbar-baz: ~\n",
                            "{\"foo\": \"unknown field\", \"bar-baz\": \"unknown field\"}",
                            INVALID "{[\"bar-baz\"]=\"unknown field\",foo=\"unknown field\"}"));
-    json_decref(expect_err("_format_version: '3.0'\nupstreams:\n- name: pool\n"
+    json_decref(expect_err("_format_version: '3.0'\nconsumers:\n- username: x\n"
                            "plugins:\n- name: tcp-log\n",
-                           "{\"upstreams\": \"'upstreams' is not supported yet\","
+                           "{\"consumers\": \"'consumers' is not supported yet\","
                            " \"plugins\": \"'plugins' is not supported yet\"}",
-                           INVALID "{plugins=\"'plugins' is not supported yet\","
-                                   "upstreams=\"'upstreams' is not supported yet\"}"));
+                           INVALID "{consumers=\"'consumers' is not supported yet\","
+                                   "plugins=\"'plugins' is not supported yet\"}"));
     json_decref(expect_err("_format_version: '3.0'\nservices: {name: x}\n",
                            "{\"services\": \"expected an array\"}",
                            INVALID "{services=\"expected an array\"}"));

@@ -56,8 +56,20 @@ check_rows(const char *kind, const struct st_field *fields, size_t dp_size)
         if ((f->flags & (ST_FIELD_F_PARENT | ST_FIELD_F_CASCADE)) && f->type != ST_FT_FOREIGN) {
             fail_msg("%s.%s: PARENT and CASCADE are for FOREIGN fields", kind, f->name);
         }
-        if ((f->type == ST_FT_RECORDS) != (f->sub != NULL)) {
-            fail_msg("%s.%s: RECORDS need `sub`, and only they have it", kind, f->name);
+        if ((f->type == ST_FT_RECORDS || f->type == ST_FT_RECORD) != (f->sub != NULL)) {
+            fail_msg("%s.%s: RECORDS and RECORD need `sub`, and only they have it", kind, f->name);
+        }
+        if (f->type == ST_FT_RECORD) {
+            /* its default (every field at its own) passes its check unchanged */
+            json_t *d = st_check_default(f);
+            json_t *copy = json_deep_copy(d);
+            json_t *e = st_check_of(f)(NULL, f, copy);
+
+            if (e != NULL || !json_equal(d, copy)) {
+                fail_msg("%s.%s: the record's default does not pass its check", kind, f->name);
+            }
+            json_decref(d);
+            json_decref(copy);
         }
         if (st_check_of(f) == NULL && !(f->flags & ST_FIELD_F_HTTP_ONLY)) {
             fail_msg("%s.%s: no check (the type has none of its own)", kind, f->name);
@@ -191,8 +203,10 @@ test_every_slot(void **state)
             endpoints += (f->flags & ST_FIELD_F_ENDPOINT) != 0;
             parents += (f->flags & ST_FIELD_F_PARENT) != 0;
             foreign += f->type == ST_FT_FOREIGN;
+            /* unique among the kind, or for a nested-only kind within its parent */
             if ((f->flags & ST_FIELD_F_ENDPOINT) &&
-                (f->type != ST_FT_STRING || !(f->flags & ST_FIELD_F_UNIQUE))) {
+                (f->type != ST_FT_STRING ||
+                 !((f->flags & ST_FIELD_F_UNIQUE) || (d->nested_only && d->unique != NULL)))) {
                 fail_msg("%s.%s: an endpoint key is a unique string", d->name, f->name);
             }
             if ((f->flags & ST_FIELD_F_PARENT) && f->ref == d) {
@@ -230,7 +244,7 @@ test_lookups(void **state)
         assert_true(st_entity_by_name(st_entity_name((enum st_entity_kind)i), &k));
         assert_int_equal(k, i);
     }
-    assert_false(st_entity_by_name("upstreams", &k));
+    assert_false(st_entity_by_name("plugins", &k));
     assert_false(st_entity_by_name("service", &k));
     assert_string_equal(st_entity_name(ST_ENT__COUNT), "unknown");
     assert_string_equal(st_entity_endpoint(ST_ENT_SERVICE)->name, "name");
@@ -243,6 +257,13 @@ test_lookups(void **state)
     assert_ptr_equal(st_entity_ref(ST_ENT_SERVICE, "client_certificate"), &st_ent_certificate);
     assert_null(st_entity_ref(ST_ENT_SERVICE, "host"));
     assert_null(st_entity_ref(ST_ENT_SERVICE, "service"));
+    /* issue 16: targets, found by target under their upstream only */
+    assert_string_equal(st_entity_endpoint(ST_ENT_UPSTREAM)->name, "name");
+    assert_string_equal(st_entity_endpoint(ST_ENT_TARGET)->name, "target");
+    assert_string_equal(st_entity_parent(ST_ENT_TARGET)->name, "upstream");
+    assert_true(st_entity_parent(ST_ENT_TARGET)->flags & ST_FIELD_F_CASCADE);
+    assert_true(st_ent_target.nested_only);
+    assert_false(st_ent_upstream.nested_only);
 }
 
 /* Kong's nesting in declarative documents: through every foreign key, the admin API's
@@ -256,10 +277,14 @@ test_nests(void **state)
     assert_int_equal(st_entity_nests(ST_ENT_SERVICE, n), 1);
     assert_ptr_equal(n[0].child, &st_ent_route);
     assert_string_equal(n[0].field->name, "service");
-    assert_int_equal(st_entity_nests(ST_ENT_CERTIFICATE, n), 2);
+    assert_int_equal(st_entity_nests(ST_ENT_CERTIFICATE, n), 3);
     assert_ptr_equal(n[0].child, &st_ent_sni);
     assert_ptr_equal(n[1].child, &st_ent_service);
     assert_string_equal(n[1].field->name, "client_certificate");
+    assert_ptr_equal(n[2].child, &st_ent_upstream);
+    assert_int_equal(st_entity_nests(ST_ENT_UPSTREAM, n), 1);
+    assert_ptr_equal(n[0].child, &st_ent_target);
+    assert_string_equal(n[0].field->name, "upstream");
     assert_int_equal(st_entity_nests(ST_ENT_CA_CERTIFICATE, n), 0);
     assert_int_equal(st_entity_nests(ST_ENT_ROUTE, n), 0);
 }
@@ -322,6 +347,8 @@ test_snapshot_lists(void **state)
     EXPECT_LIST(ST_ENT_CERTIFICATE, certificates, n_certificates);
     EXPECT_LIST(ST_ENT_SNI, snis, n_snis);
     EXPECT_LIST(ST_ENT_CA_CERTIFICATE, ca_certificates, n_ca_certificates);
+    EXPECT_LIST(ST_ENT_UPSTREAM, upstreams, n_upstreams);
+    EXPECT_LIST(ST_ENT_TARGET, targets, n_targets);
     assert_int_equal(seen, ST_ENT__COUNT); /* a kind added: name its list here */
 }
 
