@@ -48,8 +48,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 # Metric groups (selectable with --metrics) in the order they run within a round.
-GROUPS = ["ka", "c1", "conn", "lb2", "lb100", "bulk1", "bulk4", "tls_ka", "tls_full", "tls_resume", "rss",
-          "routes"]
+GROUPS = ["ka", "c1", "conn", "lb2", "lb100", "bulk1", "bulk4", "tls_ka", "tls_full",
+          "tls_resume", "rss", "routes"]
 
 # Balancing groups (issue 16): group -> (targets, HAProxy `balance`, nginx upstream directive,
 # Strait upstream algorithm). Each proxy listens on one more port per group, balanced over the
