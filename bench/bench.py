@@ -9,7 +9,8 @@ block; every load is bounded in time (wrk -d, iperf3 -t, the Python TLS clients'
 Targets (columns): direct (client straight to the backend: the ceiling), haproxy (mode tcp,
 defaults), haproxy-splice (forced splice), nginx (stream {}), strait (one CP + one DP).
 Each proxy listens on three ports: plain HTTP -> nginx backend, plain -> iperf3 server,
-TLS-terminating HTTP -> nginx backend (plain).
+TLS-terminating HTTP -> nginx backend (plain); and one per balancing group (issue 16), balanced
+over 2 or 100 of the backend's extra ports.
 """
 
 import argparse
@@ -47,8 +48,17 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 # Metric groups (selectable with --metrics) in the order they run within a round.
-GROUPS = ["ka", "c1", "conn", "bulk1", "bulk4", "tls_ka", "tls_full", "tls_resume", "rss",
-          "routes"]
+GROUPS = ["ka", "c1", "conn", "lb2", "lb100", "bulk1", "bulk4", "tls_ka", "tls_full",
+          "tls_resume", "rss", "routes"]
+
+# Balancing groups (issue 16): group -> (targets, HAProxy `balance`, nginx upstream directive,
+# Strait upstream algorithm). Each proxy listens on one more port per group, balanced over the
+# first `targets` of the backend nginx's LB_BACKENDS extra ports.
+LB_GROUPS = {
+    "lb2": (2, "roundrobin", "", "round-robin"),
+    "lb100": (100, "leastconn", "least_conn;", "least-connections"),
+}
+LB_BACKENDS = 100
 
 # Table rows: key, label, group, unit/format, higher is better, proxy-only (no direct value)
 ROWS = [
@@ -61,6 +71,10 @@ ROWS = [
     ("c1_cpu", "  proxy CPU us/request", "c1", "f1", False, True),
     ("conn_rate", "new TCP conn/s (Connection: close)", "conn", "k", True, False),
     ("conn_cpu", "  proxy CPU us/connection", "conn", "f1", False, True),
+    ("lb2_rate", "new conn/s, 2 targets (round-robin)", "lb2", "k", True, True),
+    ("lb2_cpu", "  proxy CPU us/connection", "lb2", "f1", False, True),
+    ("lb100_rate", "new conn/s, 100 targets (least-conn)", "lb100", "k", True, True),
+    ("lb100_cpu", "  proxy CPU us/connection", "lb100", "f1", False, True),
     ("bulk1_gbps", "bulk Gbit/s, 1 stream (iperf3)", "bulk1", "f2", True, False),
     ("bulk1_cpu", "  proxy CPU ms/GB", "bulk1", "f0", False, True),
     ("bulk4_gbps", "bulk Gbit/s, 4 streams (iperf3 -P4)", "bulk4", "f2", True, False),
@@ -290,6 +304,7 @@ class Target:
         self.pname = pname or name  # the name of its process in Procs
         self.proc = None  # Popen of the main process (CPU/RSS are summed over its tree)
         self.http_port = self.iperf_port = self.tls_port = None
+        self.lb_ports = {}  # balancing group -> the port balanced over its targets
 
     def pids(self):
         if self.proc is None:
@@ -394,11 +409,13 @@ class Bench:
         self.backend_http = self.port()
         self.backend_https = self.port()
         self.backend_iperf = self.port()
+        self.backend_lb = [self.port() for _ in range(LB_BACKENDS)]
+        lb_listen = "\n".join(f"        listen 127.0.0.1:{p};" for p in self.backend_lb)
         os.makedirs(os.path.join(self.work, "nginx-backend-tmp"), exist_ok=True)
         conf = self.fill("nginx-backend.conf", "nginx-backend.conf", {
             "WORKERS": WORKERS, "WORK": self.work, "BACKEND_HTTP": self.backend_http,
             "BACKEND_HTTPS": self.backend_https, "CERT": self.cert, "KEY": self.key,
-            "BODY": BODY})
+            "BODY": BODY, "BACKEND_LB_LISTEN": lb_listen})
         self.backend = Target("backend")
         self.backend.proc = self.procs.start(
             "nginx-backend", ["nginx", "-e", os.path.join(self.work, "nginx-backend.error.log"),
@@ -408,7 +425,8 @@ class Bench:
         self.iperf.proc = self.procs.start(
             "iperf3-server", ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(self.backend_iperf)],
             os.path.join(self.work, "iperf3-server.log"))
-        wait_until(lambda: port_open(self.backend_http) and port_open(self.backend_https),
+        wait_until(lambda: all(port_open(p) for p in
+                               [self.backend_http, self.backend_https] + self.backend_lb),
                    15, "the nginx backend")
         wait_until(lambda: port_open(self.backend_iperf), 15, "the iperf3 server")
         d = Target("direct")
@@ -418,14 +436,43 @@ class Bench:
 
     def proxy_ports(self, t):
         t.http_port, t.iperf_port, t.tls_port = self.port(), self.port(), self.port()
+        t.lb_ports = {g: self.port() for g in LB_GROUPS}
         return {"WORKERS": WORKERS, "WORK": self.work, "PORT_HTTP": t.http_port,
                 "PORT_IPERF": t.iperf_port, "PORT_TLS": t.tls_port,
                 "BACKEND_HTTP": self.backend_http, "BACKEND_IPERF": self.backend_iperf,
                 "CERT": self.cert, "KEY": self.key, "CERT_PEM": self.pem}
 
+    def lb_servers(self, group):
+        """The backend ports a balancing group's upstream spreads over."""
+        return self.backend_lb[:LB_GROUPS[group][0]]
+
+    def haproxy_lb(self, t):
+        """A frontend and a backend per balancing group (no health checks, as the others)."""
+        out = []
+        for g, (_n, balance, _nginx, _strait) in LB_GROUPS.items():
+            out += [f"frontend {g}", f"    bind 127.0.0.1:{t.lb_ports[g]}",
+                    f"    default_backend {g}", "", f"backend {g}", f"    balance {balance}"]
+            out += [f"    server t{i} 127.0.0.1:{p}" for i, p in enumerate(self.lb_servers(g), 1)]
+            out.append("")
+        return "\n".join(out)
+
+    def nginx_lb(self, t):
+        """An upstream block and a server per balancing group."""
+        out = []
+        for g, (_n, _haproxy, directive, _strait) in LB_GROUPS.items():
+            out.append(f"    upstream {g} {{")
+            if directive:
+                out.append(f"        {directive}")
+            out += [f"        server 127.0.0.1:{p};" for p in self.lb_servers(g)]
+            out += ["    }", "    server {", f"        listen 127.0.0.1:{t.lb_ports[g]};",
+                    f"        proxy_pass {g};", "    }"]
+        return "\n".join(out)
+
     def start_haproxy(self, name, template):
         t = Target(name)
-        conf = self.fill(template, template, self.proxy_ports(t))
+        vals = self.proxy_ports(t)
+        vals["LB_BLOCKS"] = self.haproxy_lb(t)
+        conf = self.fill(template, template, vals)
         r = subprocess.run(["haproxy", "-c", "-f", conf], capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"haproxy -c {conf}: {r.stdout}{r.stderr}")
@@ -437,6 +484,7 @@ class Bench:
         t = Target("nginx", "nginx-proxy")
         vals = self.proxy_ports(t)
         vals["STREAM_MODULE"] = self.stream_module
+        vals["LB_BLOCKS"] = self.nginx_lb(t)
         conf = self.fill("nginx-proxy.conf", "nginx-proxy.conf", vals)
         t.proc = self.procs.start(
             "nginx-proxy", ["nginx", "-e", os.path.join(self.work, "nginx-proxy.error.log"),
@@ -450,7 +498,8 @@ class Bench:
         self.cp_admin, self.cp_cluster, self.dp_status = self.port(), self.port(), self.port()
         vals.update({"CP_ADMIN": self.cp_admin, "CP_CLUSTER": self.cp_cluster,
                      "DP_STATUS": self.dp_status, "CLUSTER_CERT": self.cluster_cert,
-                     "CLUSTER_KEY": self.cluster_key})
+                     "CLUSTER_KEY": self.cluster_key,
+                     "LB_LISTEN": ", ".join(f"127.0.0.1:{p}" for p in t.lb_ports.values())})
         cp_conf = self.fill("strait-cp.conf", "strait-cp.conf", vals)
         dp_conf = self.fill("strait-dp.conf", "strait-dp.conf", vals)
         self.cp_prefix = os.path.join(self.work, "strait-cp")
@@ -485,6 +534,18 @@ class Bench:
         api("POST", "/certificates", {"cert": cert_pem, "key": key_pem, "snis": [SNI]})
         api("POST", "/routes", {"name": "bench-tls", "protocols": ["tls"], "snis": [SNI],
                                 "service": {"id": s_http["id"]}})
+        # balancing (issue 16): an upstream per group with its targets, a service whose host
+        # is the upstream's name (its port is then ignored) and a route on the group's port
+        for g, (_n, _haproxy, _nginx, algorithm) in LB_GROUPS.items():
+            up = f"{g}.bench"
+            api("POST", "/upstreams", {"name": up, "algorithm": algorithm})
+            for p in self.lb_servers(g):
+                api("POST", f"/upstreams/{up}/targets", {"target": f"127.0.0.1:{p}"})
+            s = api("POST", "/services", {"name": f"bench-{g}", "protocol": "tcp", "host": up,
+                                          "port": 1})
+            api("POST", "/routes", {"name": f"bench-{g}", "protocols": ["tcp"],
+                                    "destinations": [{"port": t.lb_ports[g]}],
+                                    "service": {"id": s["id"]}})
         if not self.unshare:
             api("POST", "/routes", {"name": "bench-tls-port", "protocols": ["tls"],
                                     "destinations": [{"port": t.tls_port}],
@@ -532,7 +593,8 @@ class Bench:
                 if t.proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {t.proc.returncode} at start; see "
                                        f"its log in {self.work}")
-                return all(port_open(p) for p in (t.http_port, t.iperf_port, t.tls_port))
+                return all(port_open(p) for p in [t.http_port, t.iperf_port, t.tls_port]
+                           + list(t.lb_ports.values()))
             wait_until(up, 20, f"{name}'s listeners")
 
     def restart_fresh(self, target):
@@ -566,6 +628,13 @@ class Bench:
             r = iperf_run(t, 1, 1)
             if not r.get("bytes"):
                 raise RuntimeError(f"{name}: iperf path does not work: {r}")
+            for g, port in t.lb_ports.items():
+                # 20 connections must reach at least 2 of the group's targets, and no other
+                seen = {backend_port_of(port) for _ in range(20)}
+                if not seen <= set(self.lb_servers(g)) or len(seen) < 2:
+                    raise RuntimeError(f"{name}: {g} is not balanced over its targets: "
+                                       f"20 connections reached backend ports {sorted(seen)}")
+                log(f"sanity: {name} {g}: 20 connections reached {len(seen)} targets")
         log("sanity: every path of every target answers")
 
     # -- the measurements
@@ -597,6 +666,14 @@ class Bench:
             rec.update(r)
             self.add("conn_rate", target, r["rps"])
             units = ("conn_cpu", r["requests"], 1e6)
+        elif group in LB_GROUPS:
+            if not proxy:
+                return None  # the balancing rows are proxy-only
+            r = wrk_run(self, t, "http", 2, 50, a.duration, ["Connection: close"],
+                        t.lb_ports[group])
+            rec.update(r)
+            self.add(f"{group}_rate", target, r["rps"])
+            units = (f"{group}_cpu", r["requests"], 1e6)
         elif group in ("bulk1", "bulk4"):
             streams = 1 if group == "bulk1" else 4
             r = iperf_run(t, streams, a.duration)
@@ -667,7 +744,7 @@ class Bench:
         out = {"1": [], "1000": []}
         for n in ("1", "1000"):
             if n == "1000":
-                used = {t.http_port, t.iperf_port, t.tls_port}
+                used = {t.http_port, t.iperf_port, t.tls_port, *t.lb_ports.values()}
                 t0 = time.monotonic()
                 port, made = 20000, 0
                 while made < 999:
@@ -772,9 +849,9 @@ def parse_ms(v):
     return float(m.group(1)) * UNIT_MS[m.group(2)] if m else None
 
 
-def wrk_run(bench, t, scheme, threads, conns, duration, headers):
+def wrk_run(bench, t, scheme, threads, conns, duration, headers, port=None):
     if scheme == "http":
-        url = f"http://127.0.0.1:{t.http_port}/"
+        url = f"http://127.0.0.1:{port or t.http_port}/"
         prefix = []
     else:
         host = SNI if bench.unshare else "127.0.0.1"
@@ -814,6 +891,21 @@ def wrk_run(bench, t, scheme, threads, conns, duration, headers):
     if "Requests/sec" not in out:
         r["errors"]["no_result"] = 1
     return r
+
+
+def backend_port_of(port):
+    """One Connection: close request through port: the backend port that answered it (the
+    backend names it in X-Backend-Port on its balancing ports), or None."""
+    got = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        while True:
+            c = s.recv(4096)
+            if not c:
+                break
+            got += c
+    m = re.search(rb"\r\nX-Backend-Port: (\d+)\r\n", got)
+    return int(m.group(1)) if m else None
 
 
 def iperf_run(t, streams, duration):

@@ -8,7 +8,7 @@
 # --no-build), then runs bench/bench.py, which does everything else and writes
 # bench/results/last.txt and bench/results/last.json. Options for bench.py, e.g.:
 #   --quick                      1 round, 2 s runs, 1000 held connections
-#   --metrics ka,conn,bulk1      only these groups (ka c1 conn bulk1 bulk4 tls_ka tls_full
+#   --metrics ka,conn,bulk1      only these groups (ka c1 conn lb2 lb100 bulk1 bulk4 tls_ka tls_full
 #                                tls_resume rss routes)
 #   --targets haproxy,strait     only these proxies (direct is always measured)
 #   --rounds N --duration S --hold N
