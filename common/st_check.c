@@ -468,30 +468,31 @@ host_part(const char *s, char *buf, size_t size)
     st_snprintf(buf, size, "%.*s", (int)n, s);
 }
 
+/* What typedefs.sni and wildcard_host say of a host that must be a name without a port. */
+static json_t *
+name_without_port(const char *s)
+{
+    bool has_port;
+    enum st_host_kind kind = host_classify(s, &has_port);
+
+    if (kind == ST_HOST_INVALID) {
+        return st_check_errf("invalid value: %s", s);
+    }
+    if (kind != ST_HOST_NAME) {
+        return json_string("must not be an IP");
+    }
+    return has_port ? json_string("must not have a port") : NULL;
+}
+
 /* typedefs.sni: a host name without a port. */
 json_t *
 st_check_sni(json_t *obj, const struct st_field *f, json_t *v)
 {
     json_t *e = st_check_str(v);
-    enum st_host_kind kind;
-    bool has_port;
 
     (void)obj;
     (void)f;
-    if (e != NULL) {
-        return e;
-    }
-    kind = host_classify(json_string_value(v), &has_port);
-    if (kind == ST_HOST_INVALID) {
-        return st_check_errf("invalid value: %s", json_string_value(v));
-    }
-    if (kind != ST_HOST_NAME) {
-        return json_string("must not be an IP");
-    }
-    if (has_port) {
-        return json_string("must not have a port");
-    }
-    return NULL;
+    return e != NULL ? e : name_without_port(json_string_value(v));
 }
 
 /* typedefs.host_with_optional_port: normalize_ip's own messages. */
@@ -616,8 +617,6 @@ st_check_wildcard_host(json_t *v)
     const char *star;
     char mock[512];
     size_t o = 0;
-    bool has_port;
-    enum st_host_kind kind;
 
     if (e != NULL) {
         return e;
@@ -639,17 +638,7 @@ st_check_wildcard_host(json_t *v)
         }
     }
     mock[o] = '\0';
-    kind = host_classify(mock, &has_port);
-    if (kind == ST_HOST_INVALID) {
-        return st_check_errf("invalid value: %s", mock);
-    }
-    if (kind != ST_HOST_NAME) {
-        return json_string("must not be an IP");
-    }
-    if (has_port) {
-        return json_string("must not have a port");
-    }
-    return NULL;
+    return name_without_port(mock);
 }
 
 /* typedefs.path: only its own shape; services' conditional decides null-ness. */

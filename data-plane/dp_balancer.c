@@ -655,7 +655,12 @@ void
 dp_balancer_observe(struct dp_balancer *b, int i, uint32_t connect_us)
 {
     atomic_uint_fast32_t *e = &b->peers[i].ewma_us;
-    uint32_t old = atomic_load_explicit(e, memory_order_relaxed);
+    uint32_t old;
+
+    if (b->alg != ALG_LATENCY) {
+        return; /* the other algorithms do not read it: no shared write per connection */
+    }
+    old = atomic_load_explicit(e, memory_order_relaxed);
 
     /* an exponentially weighted average (1/8 of each new sample); racing workers may
      * lose a sample, which an average can afford */
