@@ -295,7 +295,7 @@ run(size_t n)
     dp_tls_certs_free(certs);
 
     t = now_ms();
-    if (dp_runtime_new(snap, NULL, &rt, &err) != 0) {
+    if (dp_runtime_new(snap, NULL, NULL, &rt, &err) != 0) {
         die("dp_runtime_new", &err);
     }
     t_rt = now_ms() - t;
@@ -311,7 +311,7 @@ run(size_t n)
     }
     t_parse2 = now_ms() - t;
     t = now_ms();
-    if (dp_runtime_new(snap2, rt, &rt2, &err) != 0) {
+    if (dp_runtime_new(snap2, rt, NULL, &rt2, &err) != 0) {
         die("dp_runtime_new", &err);
     }
     t_rt2 = now_ms() - t;

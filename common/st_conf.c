@@ -11,6 +11,7 @@
  * look inside certificate files. */
 #include "st_conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "st_cidr.h"
@@ -52,6 +54,8 @@ enum conf_type {
     T_TOKEN,
     T_AUTO_INT, /* "auto" (stored as 0: derived at start) or a number in min..max */
     T_SYNCHRONOUS,
+    T_NAMESERVERS, /* "ip[:port],..." */
+    T_DNS_ORDER,   /* "LAST,SRV,A,CNAME" */
 };
 
 struct conf_def {
@@ -173,6 +177,25 @@ static const struct conf_def conf_defs[] = {
      "ms for a ClientHello or PROXY header to arrive", 1, INT_MAX, NULL, 0},
     {"drain_timeout", T_INT, OFF(drain_timeout), "30", ST_PLANE_DP,
      "seconds open sessions may finish after SIGQUIT", 0, INT_MAX, NULL, 0},
+    {"dns_resolver", T_NAMESERVERS, OFF(dns_resolver), NULL, ST_PLANE_DP,
+     "name servers, ip[:port][,ip[:port]...] (default: those of /etc/resolv.conf)", 0, 0,
+     NULL, 0},
+    {"dns_hostsfile", T_STR, OFF(dns_hostsfile), "/etc/hosts", ST_PLANE_DP,
+     "hosts file consulted before the name servers", 0, 0, NULL, 0},
+    {"dns_order", T_DNS_ORDER, OFF(dns_order), "LAST,SRV,A,CNAME", ST_PLANE_DP,
+     "record types tried in order (LAST: the type that last answered for the name)", 0, 0,
+     NULL, 0},
+    {"dns_valid_ttl", T_INT, OFF(dns_valid_ttl), NULL, ST_PLANE_DP,
+     "seconds every answer is kept, instead of its TTL (unset: the records' TTL)", 1,
+     INT_MAX, NULL, 0},
+    {"dns_stale_ttl", T_INT, OFF(dns_stale_ttl), "3600", ST_PLANE_DP,
+     "seconds past its TTL an answer is still used while the name servers fail", 0,
+     INT_MAX, NULL, 0},
+    {"dns_not_found_ttl", T_INT, OFF(dns_not_found_ttl), "30", ST_PLANE_DP,
+     "seconds before a name that does not exist (or has no records) is asked again", 0,
+     INT_MAX, NULL, 0},
+    {"dns_error_ttl", T_INT, OFF(dns_error_ttl), "1", ST_PLANE_DP,
+     "seconds before a name whose lookup failed is asked again", 0, INT_MAX, NULL, 0},
 
     {"cluster_mtls", T_MTLS, OFF(cluster_mtls), "shared", ST_PLANE_BOTH,
      "shared (one certificate for all), pki (signed by cluster_ca_cert), or off "
@@ -561,11 +584,11 @@ is_host_port(const char *s)
     return true;
 }
 
-/* cluster_control_plane: "host:port[,host:port...]", the control planes a DP may use
- * (failover, dp_sync.c). Stored trimmed and joined by ',' (no spaces); an empty entry, a
- * bad one or one listed twice is refused, naming it. */
+/* A comma list each of whose entries passes ok (what: the form an entry must have,
+ * form: the list's), stored trimmed and joined by ',' (no spaces); an empty entry, a bad
+ * one or one listed twice is refused, naming it. */
 static int
-conv_hostports(struct conv *cv)
+conv_list(struct conv *cv, bool (*ok)(const char *), const char *what, const char *form)
 {
     char *copy = st_xstrdup(cv->text);
     char *out = st_xmalloc(strlen(cv->text) + 1);
@@ -583,17 +606,17 @@ conv_hostports(struct conv *cv)
         t = st_str_trim(p);
         n++;
         if (*t == '\0') {
-            rc = conv_why(cv, "entry %zu of the list is empty (host:port[,host:port...])", n);
+            rc = conv_why(cv, "entry %zu of the list is empty (%s)", n, form);
             break;
         }
-        if (!is_host_port(t)) {
-            rc = conv_why(cv, "'%s' is not host:port (port 1-65535)", t);
+        if (!ok(t)) {
+            rc = conv_why(cv, "'%s' is not %s", t, what);
             break;
         }
         for (const char *q = out; q < out + len;) {
             size_t qn = strcspn(q, ",");
 
-            if (qn == strlen(t) && strncmp(q, t, qn) == 0) {
+            if (qn == strlen(t) && strncasecmp(q, t, qn) == 0) {
                 rc = conv_why(cv, "'%s' is listed twice", t);
                 break;
             }
@@ -619,6 +642,70 @@ conv_hostports(struct conv *cv)
     }
     *(char **)cv->field = out;
     return 0;
+}
+
+/* cluster_control_plane: "host:port[,host:port...]", the control planes a DP may use
+ * (failover, dp_sync.c). */
+static int
+conv_hostports(struct conv *cv)
+{
+    return conv_list(cv, is_host_port, "host:port (port 1-65535)", "host:port[,host:port...]");
+}
+
+/* An IP literal, alone or with ":port" ([v6]:port), as c-ares takes a name server. */
+static bool
+is_nameserver(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    size_t n;
+
+    if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1) {
+        return true;
+    }
+    if (colon == NULL || !is_host_port(s)) {
+        return false;
+    }
+    n = (size_t)(colon - s);
+    if (s[0] == '[') {
+        s++;
+        n -= 2;
+    }
+    if (n >= sizeof(host)) {
+        return false;
+    }
+    memcpy(host, s, n);
+    host[n] = '\0';
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* dns_resolver: Kong's "ip[:port],..." name servers (port 53 when omitted). */
+static int
+conv_nameservers(struct conv *cv)
+{
+    return conv_list(cv, is_nameserver, "an IP address with an optional :port",
+                     "ip[:port][,ip[:port]...]");
+}
+
+static bool
+is_dns_type(const char *s)
+{
+    static const char *const types[] = {"LAST", "SRV", "A", "AAAA", "CNAME"};
+
+    for (size_t i = 0; i < ST_ARRAY_SIZE(types); i++) {
+        if (strcasecmp(s, types[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* dns_order: Kong's record types to try, in order (case-insensitive). */
+static int
+conv_dns_order(struct conv *cv)
+{
+    return conv_list(cv, is_dns_type, "one of LAST, SRV, A, AAAA, CNAME", "type[,type...]");
 }
 
 static int
@@ -692,13 +779,16 @@ static conv_fn *const conv_by_type[] = {
     [T_TOKEN] = conv_token,
     [T_AUTO_INT] = conv_auto_int,
     [T_SYNCHRONOUS] = conv_choice,
+    [T_NAMESERVERS] = conv_nameservers,
+    [T_DNS_ORDER] = conv_dns_order,
 };
 
 /* String-valued types: an empty value means unset (NULL). */
 static bool
 is_string_type(enum conf_type t)
 {
-    return t == T_STR || t == T_HOSTPORTS || t == T_CIDRS || t == T_TOKEN;
+    return t == T_STR || t == T_HOSTPORTS || t == T_CIDRS || t == T_TOKEN || t == T_NAMESERVERS ||
+           t == T_DNS_ORDER;
 }
 
 static int

@@ -67,6 +67,9 @@ struct st_conf {
     int worker_processes;    /* resolved: "auto" -> number of cores */
     int preread_timeout;     /* ms */
     int drain_timeout;       /* s */
+    /* DNS (dp_dns.c): Kong's keys; TTLs in s, dns_valid_ttl 0: unset */
+    char *dns_resolver, *dns_hostsfile, *dns_order;
+    int dns_valid_ttl, dns_stale_ttl, dns_not_found_ttl, dns_error_ttl;
 
     /* both */
     char *cluster_cert, *cluster_cert_key, *cluster_ca_cert;

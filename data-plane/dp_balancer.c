@@ -258,7 +258,9 @@ dp_balancer_sig(const struct st_upstream *u, const struct dp_peer_spec *peers, s
         h = hash_bytes(&port, sizeof(port), h);
         h = hash_bytes(&peers[i].weight, sizeof(peers[i].weight), h);
         h = sig_str(h, peers[i].target);
+        h = sig_str(h, peers[i].srv_name);
     }
+    h = hash_bytes(&u->use_srv_name, sizeof(u->use_srv_name), h);
     return h;
 }
 
@@ -306,11 +308,13 @@ ring_build(struct dp_balancer *b)
 }
 
 /* The name a tls service's upstream handshake uses for a peer of u: u's host_header,
- * else the target's host (an IP address sends no SNI and is verified as an address:
- * dp_tls_upstream_prepare), as Kong does. */
+ * else, with use_srv_name, the SRV record's target name, else the target's host (an IP
+ * address sends no SNI and is verified as an address: dp_tls_upstream_prepare), as Kong
+ * does. */
 static char *
-peer_sni(const struct st_upstream *u, const char *target)
+peer_sni(const struct st_upstream *u, const struct dp_peer_spec *spec)
 {
+    const char *target = spec->target;
     const char *colon = strrchr(target, ':');
     size_t n = colon != NULL ? (size_t)(colon - target) : strlen(target);
     char *host;
@@ -318,15 +322,83 @@ peer_sni(const struct st_upstream *u, const char *target)
     if (u->host_header != NULL) {
         return st_xstrdup(u->host_header);
     }
+    if (u->use_srv_name && spec->srv_name != NULL) {
+        return st_xstrdup(spec->srv_name);
+    }
     host = st_xmalloc(n + 1);
     memcpy(host, target, n);
     host[n] = '\0';
     return host;
 }
 
+/* The key a peer is known by from one balancer to the next. */
+static uint64_t
+peer_key(const struct peer *p)
+{
+    const void *ab;
+    size_t an = addr_bytes((const struct sockaddr *)&p->addr, &ab);
+    uint16_t port = addr_port(&p->addr);
+
+    return sig_str(hash_bytes(ab, an, port), p->target);
+}
+
+static bool
+peer_same(const struct peer *a, const struct peer *b)
+{
+    const void *x, *y;
+    size_t nx = addr_bytes((const struct sockaddr *)&a->addr, &x);
+    size_t ny = addr_bytes((const struct sockaddr *)&b->addr, &y);
+
+    return nx == ny && memcmp(x, y, nx) == 0 && addr_port(&a->addr) == addr_port(&b->addr) &&
+           strcmp(a->target, b->target) == 0;
+}
+
+/* b's peers that prev also has start from prev's health (a DNS answer or a target that
+ * changed does not reset the others). A table of prev's peers by key: O(n). */
+static void
+health_carry(struct dp_balancer *b, const struct dp_balancer *prev)
+{
+    size_t cap = 16, *slot;
+    uint64_t down = 0;
+
+    while (cap < prev->n * 2) {
+        cap *= 2;
+    }
+    slot = st_xcalloc(cap, sizeof(*slot)); /* prev's index + 1, 0: free */
+    for (size_t i = 0; i < prev->n; i++) {
+        size_t h = (size_t)peer_key(&prev->peers[i]) & (cap - 1);
+
+        while (slot[h] != 0) {
+            h = (h + 1) & (cap - 1);
+        }
+        slot[h] = i + 1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct peer *p = &b->peers[i];
+
+        for (size_t h = (size_t)peer_key(p) & (cap - 1); slot[h] != 0; h = (h + 1) & (cap - 1)) {
+            const struct peer *o = &prev->peers[slot[h] - 1];
+
+            if (peer_same(p, o)) {
+                atomic_store(&p->healthy, atomic_load(&o->healthy));
+                atomic_store(&p->successes, atomic_load(&o->successes));
+                atomic_store(&p->tcp_failures, atomic_load(&o->tcp_failures));
+                atomic_store(&p->timeouts, atomic_load(&o->timeouts));
+                atomic_store(&p->ewma_us, atomic_load(&o->ewma_us));
+                break;
+            }
+        }
+        if (!atomic_load(&p->healthy)) {
+            down += p->weight;
+        }
+    }
+    atomic_store(&b->unhealthy_weight, down);
+    free(slot);
+}
+
 struct dp_balancer *
 dp_balancer_new(const struct st_upstream *u, const struct dp_peer_spec *peers, size_t n,
-                uint64_t sig)
+                uint64_t sig, const struct dp_balancer *prev)
 {
     struct dp_balancer *b = st_xcalloc(1, sizeof(*b));
     uint64_t g = 0;
@@ -347,7 +419,7 @@ dp_balancer_new(const struct st_upstream *u, const struct dp_peer_spec *peers, s
         b->peers[i].addr = peers[i].addr;
         b->peers[i].weight = peers[i].weight;
         b->peers[i].target = st_xstrdup(peers[i].target);
-        b->peers[i].sni = peer_sni(u, peers[i].target);
+        b->peers[i].sni = peer_sni(u, &peers[i]);
         atomic_init(&b->peers[i].active, 0);
         atomic_init(&b->peers[i].ewma_us, 0);
         atomic_init(&b->peers[i].healthy, true); /* as Kong: healthy until shown not */
@@ -377,6 +449,9 @@ dp_balancer_new(const struct st_upstream *u, const struct dp_peer_spec *peers, s
         if (b->alg == ALG_CONSISTENT_HASHING) {
             ring_build(b);
         }
+    }
+    if (prev != NULL) {
+        health_carry(b, prev);
     }
     return b;
 }

@@ -40,9 +40,10 @@ enum dp_health_event { DP_HEALTH_SUCCESS = 0, DP_HEALTH_TCP_FAILURE, DP_HEALTH_T
 
 /* One address of a target, as dp_runtime resolved it. */
 struct dp_peer_spec {
-    struct sockaddr_storage addr; /* with the target's port */
+    struct sockaddr_storage addr; /* with the target's port (an SRV record's: its own) */
     uint32_t weight;
-    const char *target; /* "host:port" as configured (the snapshot's string) */
+    const char *target;   /* "host:port" as configured (the snapshot's string) */
+    const char *srv_name; /* the SRV record's target name, NULL: not from SRV */
 };
 
 /* What a connection offers to hash on (consistent-hashing). */
@@ -61,9 +62,11 @@ struct dp_balancer_tried {
 };
 
 /* Builds u's balancer over n peers (copied); sig identifies u's settings and peers (a
- * runtime reuses a balancer whose sig has not changed, with its health and counts). */
+ * runtime reuses a balancer whose sig has not changed, with its health and counts).
+ * A peer also in prev (the upstream's previous balancer, NULL: none; same address,
+ * port and target) starts with prev's health, counters and latency. */
 struct dp_balancer *dp_balancer_new(const struct st_upstream *u, const struct dp_peer_spec *peers,
-                                    size_t n, uint64_t sig);
+                                    size_t n, uint64_t sig, const struct dp_balancer *prev);
 
 /* The signature dp_balancer_new wants for u over peers. */
 uint64_t dp_balancer_sig(const struct st_upstream *u, const struct dp_peer_spec *peers, size_t n);

@@ -109,3 +109,25 @@ dp_ctx_publish(struct dp_ctx *ctx, struct dp_runtime *rt)
     pthread_mutex_unlock(&ctx->lock);
     dp_runtime_unref(old);
 }
+
+void
+dp_ctx_rebuild(void *arg)
+{
+    struct dp_ctx *ctx = arg;
+    struct dp_runtime *prev, *rt;
+
+    pthread_mutex_lock(&ctx->build_lock);
+    pthread_mutex_lock(&ctx->lock);
+    prev = ctx->rt != NULL ? dp_runtime_ref(ctx->rt) : NULL;
+    pthread_mutex_unlock(&ctx->lock);
+    if (prev != NULL) {
+        rt = dp_runtime_rebuild(prev, ctx->dns);
+        dp_runtime_unref(prev);
+        st_log(ST_LOG_NOTICE, 0,
+               "configuration version %llu: addresses rebuilt (DNS answers "
+               "changed)",
+               (unsigned long long)dp_runtime_version(rt));
+        dp_ctx_publish(ctx, rt);
+    }
+    pthread_mutex_unlock(&ctx->build_lock);
+}

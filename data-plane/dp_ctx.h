@@ -14,6 +14,7 @@ struct dp_worker;
 struct dp_sync;
 struct dp_status;
 struct dp_logger;
+struct dp_dns;
 
 /* Per-worker counters: written by their worker with relaxed atomics, summed on read. */
 struct dp_counters {
@@ -56,6 +57,11 @@ struct dp_ctx {
     atomic_int_fast64_t cap_warned_ms; /* st_mono_ms() of the last "reached" line */
     atomic_uint_fast64_t cap_reached;  /* episodes (for /status and /metrics) */
 
+    struct dp_dns *dns; /* the names' answers every runtime build reads */
+    /* Held while a runtime is built and published (dp_sync_apply, dp_ctx_rebuild), so
+     * that a build never publishes over a newer one. Workers never take it. */
+    pthread_mutex_t build_lock;
+
     /* Counts the changes of any peer's health (workers' passive checks, the health
      * thread's probes): the health thread tells the sync client to report them. */
     atomic_uint_fast64_t health_epoch;
@@ -97,5 +103,9 @@ void dp_ctx_counters(struct dp_ctx *ctx, struct dp_counters_sum *out);
  * up on its next loop turn), ctx->rt and the status fields are updated, and the
  * previous runtime loses ctx's reference. Takes ownership of one reference of rt. */
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_runtime *rt);
+
+/* Rebuilds the current runtime's addresses and balancers from ctx->dns's answers and
+ * publishes it (the DNS refresher's callback; arg is the ctx). */
+void dp_ctx_rebuild(void *arg);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "dp_cache.h"
 #include "dp_ctx.h"
+#include "dp_dns.h"
 #include "dp_health.h"
 #include "dp_log.h"
 #include "dp_runtime.h"
@@ -191,6 +192,7 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
     read_test_knobs(ctx);
     dp_ctx_max_sessions_init(ctx, n); /* after st_file_raise_nofile(): auto reads the limit */
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->build_lock, NULL);
     memset(ctx->hash, '0', 64);
     if (gethostname(ctx->hostname, sizeof(ctx->hostname) - 1) == -1) {
         (void)st_snprintf(ctx->hostname, sizeof(ctx->hostname), "unknown");
@@ -207,6 +209,10 @@ proc_build(struct dp_proc *p, const struct st_conf *conf, struct st_err *err)
     rc = dp_tls_init(conf, ctx->ticket_rotate_ms, err); /* before any runtime is built */
     if (rc < 0) {
         return rc;
+    }
+    ctx->dns = dp_dns_new(conf, err); /* before any thread starts (dp_dns.h) */
+    if (ctx->dns == NULL) {
+        return -ST_ECONF;
     }
     p->sync = dp_sync_new(ctx, err);
     if (p->sync == NULL) {
@@ -243,6 +249,10 @@ proc_start(struct dp_proc *p, struct st_err *err)
     if (rc < 0) {
         return st_err_set(err, rc, NULL, "cannot start sync: %s", strerror(-rc));
     }
+    rc = dp_dns_start(p->ctx.dns, dp_ctx_rebuild, &p->ctx);
+    if (rc < 0) {
+        return st_err_set(err, rc, NULL, "cannot start the DNS refresher: %s", strerror(-rc));
+    }
     p->health = dp_health_start(&p->ctx, p->sync, err);
     return p->health != NULL ? 0 : -ST_ECONF;
 }
@@ -267,6 +277,10 @@ proc_free(struct dp_proc *p)
         dp_sync_free(p->sync);
         p->sync = NULL;
     }
+    st_log(ST_LOG_DEBUG, 0, "stopping: DNS");
+    dp_dns_free(ctx->dns); /* after the sync's last build; before the workers its rebuilds
+                            * publish to are freed */
+    ctx->dns = NULL;
     st_log(ST_LOG_DEBUG, 0, "stopping: workers");
     for (size_t i = 0; i < ctx->n_workers; i++) {
         dp_worker_join(ctx->workers[i]); /* all, before any is freed: they wake each other */
@@ -284,6 +298,7 @@ proc_free(struct dp_proc *p)
     ctx->rt = NULL;
     dp_tls_fini();
     pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->build_lock);
 }
 
 static bool

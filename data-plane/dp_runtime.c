@@ -1,13 +1,14 @@
 /* Runtime build and lifetime. A runtime never changes once built; a new snapshot
- * makes a new runtime, published by dp_ctx_publish(). The last reference may go on a
- * worker thread, so a runtime is a few large blocks (the snapshot's arena, one array
- * of addresses, the router's and the TLS table's) and frees in a couple of ms even
- * with 100k routes. */
+ * makes a new runtime, published by dp_ctx_publish(), and so does a change of DNS
+ * answers (dp_runtime_rebuild), which shares the snapshot, router and certificates of
+ * the runtime it replaces and redoes only the addresses and balancers. The last
+ * reference may go on a worker thread, so a runtime is a few large blocks (the
+ * snapshot's arena, one array of addresses, the router's and the TLS table's) and frees
+ * in a couple of ms even with 100k routes. */
 #include "dp_runtime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "dp_balancer.h"
+#include "dp_dns.h"
 #include "dp_router.h"
 #include "dp_tls.h"
 #include "st_entity.h"
@@ -24,16 +26,35 @@
 #include "st_snapshot.h"
 #include "st_util.h"
 
-struct dp_runtime {
+/* What a snapshot alone decides, shared by the runtimes built from it. */
+struct rt_base {
     atomic_int refs;
     struct st_snapshot *snap;
     struct dp_router *router;
+    struct dp_tls_certs *certs; /* server contexts by SNI */
+};
+
+struct dp_runtime {
+    atomic_int refs;
+    struct rt_base *base;
+    const struct st_snapshot *snap;        /* base->snap */
     struct dp_service_ep *eps;             /* one per service */
     const struct dp_service_ep **route_ep; /* one per route: its service's endpoint */
-    struct dp_tls_certs *certs;            /* server contexts by SNI */
-    struct sockaddr_storage *addrs;        /* every upstream's addresses, one block */
+    struct sockaddr_storage *addrs;        /* every service's addresses, one block */
     struct dp_balancer **bals;             /* one per upstream */
 };
+
+static void
+base_unref(struct rt_base *b)
+{
+    if (b == NULL || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    dp_tls_certs_free(b->certs);
+    dp_router_free(b->router);
+    st_snapshot_free(b->snap);
+    free(b);
+}
 
 static void
 runtime_free(struct dp_runtime *rt)
@@ -43,7 +64,6 @@ runtime_free(struct dp_runtime *rt)
             dp_tls_ctx_unref(rt->eps[i].tls);
         }
     }
-    dp_tls_certs_free(rt->certs);
     for (size_t i = 0; rt->bals != NULL && i < rt->snap->n_upstreams; i++) {
         dp_balancer_unref(rt->bals[i]);
     }
@@ -51,8 +71,7 @@ runtime_free(struct dp_runtime *rt)
     free(rt->addrs);
     free(rt->eps);
     free(rt->route_ep);
-    dp_router_free(rt->router);
-    st_snapshot_free(rt->snap);
+    base_unref(rt->base);
     free(rt);
 }
 
@@ -64,7 +83,7 @@ runtime_free(struct dp_runtime *rt)
 struct memo_ent {
     char *key;              /* NULL: free slot */
     size_t off, n;          /* host: its addresses in the pool, [off, off + n) */
-    int rc;                 /* host: getaddrinfo's error, 0: none */
+    int rc;                 /* host: dp_dns_get's error, 0: none */
     struct ssl_ctx_st *ctx; /* TLS settings: the context (NULL: failed, why) */
     char *why;
 };
@@ -134,23 +153,46 @@ memo_fini(struct memo *m)
     memset(m, 0, sizeof(*m));
 }
 
-/* The addresses of every service, gathered in one array (one block once built). */
-struct addrs {
-    struct sockaddr_storage *v;
-    size_t n, cap;
-    size_t *off; /* per service: first address in v */
+/* One build's state: the DNS cache it reads, the runtime it replaces, and the memos that
+ * make each host, TLS setting and upstream name cost one lookup however many services
+ * name it. */
+struct build {
+    struct dp_runtime *rt;
+    const struct dp_runtime *prev;
+    bool rebuild;       /* prev has rt's snapshot: its TLS contexts are taken as they are */
+    struct dp_dns *dns; /* NULL: IP literals only (unit tests) */
+    struct memo hosts;  /* host -> its records in pool: [off, off + n), or rc */
+    struct memo tlsm;   /* TLS settings -> context */
+    struct memo ups;    /* upstream name -> its index + 1 */
+    struct {
+        struct dp_dns_rec *v; /* every host's records (the pool owns their names) */
+        size_t n, cap;
+    } pool;
+    struct {
+        struct sockaddr_storage *v; /* every service's addresses (one block once built) */
+        size_t n, cap;
+        size_t *off; /* per service: its first address in v */
+    } a;
 };
 
 static void
-addrs_push(struct addrs *a, const void *sa, size_t len)
+pool_push(struct build *bd, const struct dp_dns_rec *rec)
 {
-    if (a->n == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 1024;
-        a->v = st_xrealloc(a->v, a->cap * sizeof(*a->v));
+    if (bd->pool.n == bd->pool.cap) {
+        bd->pool.cap = bd->pool.cap ? bd->pool.cap * 2 : 256;
+        bd->pool.v = st_xrealloc(bd->pool.v, bd->pool.cap * sizeof(*bd->pool.v));
     }
-    memset(&a->v[a->n], 0, sizeof(a->v[a->n]));
-    memcpy(&a->v[a->n], sa, len);
-    a->n++;
+    bd->pool.v[bd->pool.n++] = *rec;
+}
+
+static void
+addrs_push(struct build *bd, const struct sockaddr_storage *ss)
+{
+    if (bd->a.n == bd->a.cap) {
+        bd->a.cap = bd->a.cap ? bd->a.cap * 2 : 1024;
+        bd->a.v = st_xrealloc(bd->a.v, bd->a.cap * sizeof(*bd->a.v));
+    }
+    bd->a.v[bd->a.n++] = *ss;
 }
 
 static void
@@ -163,78 +205,87 @@ sa_set_port(struct sockaddr_storage *ss, uint16_t port)
     }
 }
 
-/* Resolves host (getaddrinfo) into a->v; returns the count, with *rc 0 or getaddrinfo's
- * error. An IP literal is taken as it is, which is what getaddrinfo would return. */
-static size_t
-host_resolve(struct addrs *a, const char *host, int *rc)
+/* host as an IP address (no DNS), into rec; false for a name. */
+static bool
+host_literal(const char *host, struct dp_dns_rec *rec)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-    struct sockaddr_in sin;
-    struct sockaddr_in6 sin6;
-    size_t n = 0;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&rec->addr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&rec->addr;
 
-    *rc = 0;
-    memset(&sin, 0, sizeof(sin));
-    memset(&sin6, 0, sizeof(sin6));
-    if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        addrs_push(a, &sin, sizeof(sin));
-        return 1;
+    memset(rec, 0, sizeof(*rec));
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        return true;
     }
-    if (strchr(host, '%') == NULL && inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        addrs_push(a, &sin6, sizeof(sin6));
-        return 1;
+    if (strchr(host, '%') == NULL && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        return true;
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    *rc = getaddrinfo(host, "0", &hints, &res);
-    if (*rc != 0) {
-        return 0;
-    }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_addrlen <= sizeof(struct sockaddr_storage)) {
-            addrs_push(a, ai->ai_addr, ai->ai_addrlen);
-            n++;
-        }
-    }
-    freeaddrinfo(res);
-    return n;
+    return false;
 }
 
-/* Resolves svc's host:port into ep's slice of a (pointers fixed once a is complete);
- * a failure leaves the service without addresses (its sessions close with 503) rather
- * than refusing the whole configuration. Each host is resolved once per build, into
- * pool (without port). */
-static void
-ep_resolve(struct memo *hosts, struct addrs *pool, struct addrs *a, size_t i,
-           struct dp_service_ep *ep)
+/* host's records, once per build: an IP literal as it is, a name from the DNS cache
+ * (dp_dns_prepare asked for it already). The entry's rc says why it has none. */
+static const struct memo_ent *
+host_lookup(struct build *bd, const char *host)
 {
-    const struct st_service *svc = ep->svc;
     struct memo_ent *e;
+    struct dp_dns_rec lit, *v = NULL;
+    size_t n = 0;
     bool added;
 
-    a->off[i] = a->n;
+    e = memo_get(&bd->hosts, host, &added);
+    if (!added) {
+        return e;
+    }
+    e->off = bd->pool.n;
+    if (host_literal(host, &lit)) {
+        pool_push(bd, &lit);
+        e->n = 1;
+        return e;
+    }
+    e->rc = bd->dns != NULL ? dp_dns_get(bd->dns, host, &v, &n) : -ST_ENOTFOUND;
+    for (size_t k = 0; k < n; k++) {
+        pool_push(bd, &v[k]); /* the pool takes the names */
+    }
+    free(v);
+    e->n = n;
+    return e;
+}
+
+static const char *
+lookup_why(int rc)
+{
+    return rc == -EIO ? "the DNS lookup failed" : "no such name, or no address for it";
+}
+
+/* Resolves svc's host:port into ep's slice of bd->a (pointers fixed once it is whole);
+ * a failure leaves the service without addresses (its sessions close with 503, "name
+ * resolution failed") rather than refusing the whole configuration. An SRV answer
+ * brings its own ports, as in Kong. */
+static void
+ep_resolve(struct build *bd, size_t i, struct dp_service_ep *ep)
+{
+    const struct st_service *svc = ep->svc;
+    const struct memo_ent *e;
+
+    bd->a.off[i] = bd->a.n;
     if (svc->host == NULL) {
         return;
     }
-    e = memo_get(hosts, svc->host, &added);
-    if (added) {
-        e->off = pool->n;
-        e->n = host_resolve(pool, svc->host, &e->rc);
-    }
+    e = host_lookup(bd, svc->host);
     if (e->rc != 0) {
         st_log(ST_LOG_WARN, 0, "service %s (%s): cannot resolve '%s': %s", svc->id,
-               svc->name ? svc->name : "-", svc->host, gai_strerror(e->rc));
+               svc->name ? svc->name : "-", svc->host, lookup_why(e->rc));
         return;
     }
     for (size_t k = 0; k < e->n; k++) {
-        struct sockaddr_storage ss = pool->v[e->off + k];
+        struct sockaddr_storage ss = bd->pool.v[e->off + k].addr;
 
-        sa_set_port(&ss, svc->port);
-        addrs_push(a, &ss, sizeof(ss));
+        if (bd->pool.v[e->off + k].weight == 0) { /* not an SRV record: the service's port */
+            sa_set_port(&ss, svc->port);
+        }
+        addrs_push(bd, &ss);
     }
     ep->n_addrs = e->n;
 }
@@ -261,9 +312,10 @@ tls_key(const struct st_service *svc, char *buf, size_t size)
  * sessions close with 502) rather than refusing the whole configuration. Services
  * with the same settings share one context. */
 static void
-ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
+ep_tls(struct build *bd, size_t i, struct dp_service_ep *ep)
 {
     const struct st_service *svc = ep->svc;
+    struct memo *tlsm = &bd->tlsm;
     struct ssl_ctx_st *ctx = NULL;
     struct memo_ent *e;
     struct st_err err;
@@ -271,6 +323,13 @@ ep_tls(struct memo *tlsm, struct dp_service_ep *ep)
     bool added;
 
     if (svc->protocol != ST_PROTO_TLS) {
+        return;
+    }
+    if (bd->rebuild) { /* the same snapshot: the same settings */
+        ep->tls = bd->prev->eps[i].tls;
+        if (ep->tls != NULL) {
+            dp_tls_ctx_ref(ep->tls);
+        }
         return;
     }
     tls_key(svc, key, sizeof(key));
@@ -321,13 +380,9 @@ target_split(const char *target, char *host, size_t size, uint16_t *port)
     return true;
 }
 
-/* Each upstream's balancer over its targets' addresses (a host name resolved here, once
- * per build: each of its addresses is a peer with the target's weight). A target whose
- * name does not resolve is left out, with a warning. */
-/* prev's balancer of upstream id when its signature is sig (reused with a reference:
- * its health and live counts carry over), else NULL. */
+/* prev's balancer of upstream id, or NULL. */
 static struct dp_balancer *
-balancer_reuse(const struct dp_runtime *prev, const char *id, uint64_t sig)
+balancer_prev(const struct dp_runtime *prev, const char *id)
 {
     size_t lo = 0, hi = prev != NULL ? prev->snap->n_upstreams : 0;
 
@@ -336,8 +391,7 @@ balancer_reuse(const struct dp_runtime *prev, const char *id, uint64_t sig)
         int c = strcmp(prev->snap->upstreams[mid].id, id);
 
         if (c == 0) {
-            return dp_balancer_get_sig(prev->bals[mid]) == sig ? dp_balancer_ref(prev->bals[mid])
-                                                               : NULL;
+            return prev->bals[mid];
         }
         if (c < 0) {
             lo = mid + 1;
@@ -348,13 +402,55 @@ balancer_reuse(const struct dp_runtime *prev, const char *id, uint64_t sig)
     return NULL;
 }
 
-static void
-balancers_build(struct dp_runtime *rt, const struct dp_runtime *prev, struct memo *hosts,
-                struct addrs *pool)
+/* Appends tg's peers to *specs: one per address of its host (an SRV record brings its
+ * port and weight, a zero target weight still disables the target). */
+static size_t
+target_peers(struct build *bd, const struct st_upstream *up, const struct st_target *tg,
+             struct dp_peer_spec **specs, size_t n, size_t *cap)
 {
+    const struct memo_ent *e;
+    char host[512];
+    uint16_t port;
+
+    if (!target_split(tg->target, host, sizeof(host), &port)) {
+        return n;
+    }
+    e = host_lookup(bd, host);
+    if (e->rc != 0) {
+        st_log(ST_LOG_WARN, 0, "upstream %s: target %s: cannot resolve '%s': %s", up->name,
+               tg->target, host, lookup_why(e->rc));
+        return n;
+    }
+    for (size_t k = 0; k < e->n; k++) {
+        const struct dp_dns_rec *r = &bd->pool.v[e->off + k];
+        struct dp_peer_spec *sp;
+
+        if (n == *cap) {
+            *cap *= 2;
+            *specs = st_xrealloc(*specs, *cap * sizeof(**specs));
+        }
+        sp = &(*specs)[n++];
+        *sp = (struct dp_peer_spec){r->addr, tg->weight, tg->target, r->name};
+        if (r->weight > 0) {
+            sp->weight = tg->weight > 0 ? r->weight : 0;
+        } else {
+            sa_set_port(&sp->addr, port);
+        }
+    }
+    return n;
+}
+
+/* Each upstream's balancer over its targets' addresses. A target whose name does not
+ * resolve is left out, with a warning (its health reads DNS_ERROR). An upstream whose
+ * settings and peers did not change keeps prev's balancer; one that changed gets a new
+ * balancer that keeps the health of the peers it still has. */
+static void
+balancers_build(struct build *bd)
+{
+    struct dp_runtime *rt = bd->rt;
     const struct st_snapshot *snap = rt->snap;
-    struct dp_peer_spec *specs = st_xcalloc(snap->n_targets + 1, sizeof(*specs));
     size_t cap = snap->n_targets + 1;
+    struct dp_peer_spec *specs = st_xcalloc(cap, sizeof(*specs));
     /* the targets by upstream, in one pass: first[u] heads a list threaded by next[] */
     size_t *first = st_xcalloc(snap->n_upstreams + 1, sizeof(*first));
     size_t *next = st_xcalloc(snap->n_targets + 1, sizeof(*next));
@@ -370,69 +466,75 @@ balancers_build(struct dp_runtime *rt, const struct dp_runtime *prev, struct mem
     rt->bals = st_xcalloc(snap->n_upstreams + 1, sizeof(*rt->bals));
     for (size_t u = 0; u < snap->n_upstreams; u++) {
         const struct st_upstream *up = &snap->upstreams[u];
+        struct dp_balancer *old = balancer_prev(bd->prev, up->id);
         size_t n = 0;
+        uint64_t sig;
 
         for (size_t t1 = first[u]; t1 != 0; t1 = next[t1 - 1]) {
-            const struct st_target *tg = &snap->targets[t1 - 1];
-            char host[512];
-            uint16_t port;
-            struct memo_ent *e;
-            bool added;
-
-            if (!target_split(tg->target, host, sizeof(host), &port)) {
-                continue;
-            }
-            e = memo_get(hosts, host, &added);
-            if (added) {
-                e->off = pool->n;
-                e->n = host_resolve(pool, host, &e->rc);
-            }
-            if (e->rc != 0) {
-                st_log(ST_LOG_WARN, 0, "upstream %s: target %s: cannot resolve '%s': %s", up->name,
-                       tg->target, host, gai_strerror(e->rc));
-                continue;
-            }
-            for (size_t k = 0; k < e->n; k++) {
-                if (n == cap) {
-                    cap *= 2;
-                    specs = st_xrealloc(specs, cap * sizeof(*specs));
-                }
-                specs[n] = (struct dp_peer_spec){pool->v[e->off + k], tg->weight, tg->target};
-                sa_set_port(&specs[n].addr, port);
-                n++;
-            }
+            n = target_peers(bd, up, &snap->targets[t1 - 1], &specs, n, &cap);
         }
-        uint64_t sig = dp_balancer_sig(up, specs, n);
-
-        rt->bals[u] = balancer_reuse(prev, up->id, sig);
-        if (rt->bals[u] == NULL) {
-            rt->bals[u] = dp_balancer_new(up, specs, n, sig);
-        }
+        sig = dp_balancer_sig(up, specs, n);
+        rt->bals[u] = old != NULL && dp_balancer_get_sig(old) == sig
+                          ? dp_balancer_ref(old)
+                          : dp_balancer_new(up, specs, n, sig, old);
     }
     free(specs);
     free(first);
     free(next);
 }
 
-/* The balancer of the upstream named host, or NULL (names: upstream names to their
- * index + 1, filled on first use). */
-static struct dp_balancer *
-balancer_named(const struct dp_runtime *rt, struct memo *names, const char *host)
+/* The index + 1 of the upstream named host, or 0. */
+static size_t
+upstream_named(struct build *bd, const char *host)
 {
-    const struct st_snapshot *snap = rt->snap;
-    struct memo_ent *e;
+    const struct st_snapshot *snap = bd->rt->snap;
     bool added;
 
     if (host == NULL || snap->n_upstreams == 0) {
-        return NULL;
+        return 0;
     }
-    if (names->n == 0) {
+    if (bd->ups.n == 0) {
         for (size_t u = 0; u < snap->n_upstreams; u++) {
-            memo_get(names, snap->upstreams[u].name, &added)->off = u + 1;
+            memo_get(&bd->ups, snap->upstreams[u].name, &added)->off = u + 1;
         }
     }
-    e = memo_get(names, host, &added);
-    return e->off > 0 ? rt->bals[e->off - 1] : NULL;
+    return memo_get(&bd->ups, host, &added)->off;
+}
+
+/* Hands the DNS cache every name this build will read (services' hosts that name no
+ * upstream, targets' hosts), so that new names are asked all at once. */
+static void
+dns_prepare(struct build *bd)
+{
+    const struct st_snapshot *snap = bd->rt->snap;
+    const char **names = st_xcalloc(snap->n_services + snap->n_targets + 1, sizeof(*names));
+    char **owned = st_xcalloc(snap->n_targets + 1, sizeof(*owned));
+    size_t n = 0, n_owned = 0;
+    struct dp_dns_rec lit;
+
+    for (size_t i = 0; i < snap->n_services; i++) {
+        const struct st_service *svc = &snap->services[i];
+
+        if (svc->enabled && svc->host != NULL && upstream_named(bd, svc->host) == 0 &&
+            !host_literal(svc->host, &lit)) {
+            names[n++] = svc->host;
+        }
+    }
+    for (size_t t = 0; t < snap->n_targets; t++) {
+        char host[512];
+        uint16_t port;
+
+        if (target_split(snap->targets[t].target, host, sizeof(host), &port) &&
+            !host_literal(host, &lit)) {
+            names[n++] = owned[n_owned++] = st_xstrdup(host);
+        }
+    }
+    dp_dns_prepare(bd->dns, names, n);
+    for (size_t i = 0; i < n_owned; i++) {
+        free(owned[i]);
+    }
+    free(owned);
+    free(names);
 }
 
 static const struct dp_service_ep *
@@ -454,63 +556,104 @@ route_ep_find(const struct dp_runtime *rt, const struct st_route *r)
     return NULL;
 }
 
-int
-dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_runtime **out,
-               struct st_err *err)
+/* Fills rt's balancers, service endpoints and route table for base's snapshot. */
+static void
+endpoints_build(struct build *bd)
 {
-    struct dp_runtime *rt = st_xcalloc(1, sizeof(*rt));
-    int rc;
+    struct dp_runtime *rt = bd->rt;
+    const struct st_snapshot *snap = rt->snap;
 
-    struct memo hosts = {0}, tlsm = {0}, names = {0};
-    struct addrs pool = {0}, a = {0};
-
-    atomic_init(&rt->refs, 1);
-    rt->snap = snap;
+    if (bd->dns != NULL) {
+        dns_prepare(bd);
+    }
     rt->eps = st_xcalloc(snap->n_services ? snap->n_services : 1, sizeof(*rt->eps));
-    a.off = st_xcalloc(snap->n_services + 1, sizeof(*a.off));
-    balancers_build(rt, prev, &hosts, &pool);
+    bd->a.off = st_xcalloc(snap->n_services + 1, sizeof(*bd->a.off));
+    balancers_build(bd);
     for (size_t i = 0; i < snap->n_services; i++) {
+        size_t u;
+
         rt->eps[i].svc = &snap->services[i];
-        if (snap->services[i].enabled) {
-            /* a host naming an upstream is balanced over its targets (Kong: the service
-             * port is then ignored); any other host resolves */
-            rt->eps[i].bal = balancer_named(rt, &names, snap->services[i].host);
-            if (rt->eps[i].bal == NULL) {
-                ep_resolve(&hosts, &pool, &a, i, &rt->eps[i]);
-            } else {
-                a.off[i] = a.n;
-            }
-            ep_tls(&tlsm, &rt->eps[i]);
+        bd->a.off[i] = bd->a.n;
+        if (!snap->services[i].enabled) {
+            continue;
         }
+        /* a host naming an upstream is balanced over its targets (Kong: the service port
+         * is then ignored); any other host resolves */
+        u = upstream_named(bd, snap->services[i].host);
+        if (u > 0) {
+            rt->eps[i].bal = rt->bals[u - 1];
+        } else {
+            ep_resolve(bd, i, &rt->eps[i]);
+        }
+        ep_tls(bd, i, &rt->eps[i]);
     }
-    rt->addrs = a.n > 0 ? st_xrealloc(a.v, a.n * sizeof(*a.v)) : NULL;
-    if (a.n == 0) {
-        free(a.v);
+    rt->addrs = bd->a.n > 0 ? st_xrealloc(bd->a.v, bd->a.n * sizeof(*bd->a.v)) : NULL;
+    if (bd->a.n == 0) {
+        free(bd->a.v);
     }
     for (size_t i = 0; i < snap->n_services; i++) {
-        rt->eps[i].addrs = rt->eps[i].n_addrs > 0 ? rt->addrs + a.off[i] : NULL;
+        rt->eps[i].addrs = rt->eps[i].n_addrs > 0 ? rt->addrs + bd->a.off[i] : NULL;
     }
-    free(a.off);
-    free(pool.v);
-    memo_fini(&hosts);
-    memo_fini(&tlsm);
-    memo_fini(&names);
-    rc = dp_tls_certs_new(snap, &rt->certs, err);
-    if (rc != 0) {
-        runtime_free(rt);
-        return rc;
+    free(bd->a.off);
+    for (size_t k = 0; k < bd->pool.n; k++) {
+        free(bd->pool.v[k].name);
     }
+    free(bd->pool.v);
+    memo_fini(&bd->hosts);
+    memo_fini(&bd->tlsm);
+    memo_fini(&bd->ups);
     rt->route_ep = st_xcalloc(snap->n_routes ? snap->n_routes : 1, sizeof(*rt->route_ep));
     for (size_t i = 0; i < snap->n_routes; i++) {
         rt->route_ep[i] = route_ep_find(rt, &snap->routes[i]);
     }
-    rt->router = dp_router_new(snap->routes, snap->n_routes);
-    if (rt->router == NULL) {
-        runtime_free(rt);
+}
+
+static struct dp_runtime *
+runtime_alloc(struct rt_base *base)
+{
+    struct dp_runtime *rt = st_xcalloc(1, sizeof(*rt));
+
+    atomic_init(&rt->refs, 1);
+    rt->base = base;
+    rt->snap = base->snap;
+    return rt;
+}
+
+int
+dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_dns *dns,
+               struct dp_runtime **out, struct st_err *err)
+{
+    struct rt_base *base = st_xcalloc(1, sizeof(*base));
+    struct build bd = {.prev = prev, .dns = dns};
+    int rc;
+
+    atomic_init(&base->refs, 1);
+    base->snap = snap;
+    rc = dp_tls_certs_new(snap, &base->certs, err);
+    if (rc != 0) {
+        base_unref(base);
+        return rc;
+    }
+    base->router = dp_router_new(snap->routes, snap->n_routes);
+    if (base->router == NULL) {
+        base_unref(base);
         return st_err_set(err, -ENOMEM, NULL, "out of memory building the router");
     }
-    *out = rt;
+    bd.rt = runtime_alloc(base);
+    endpoints_build(&bd);
+    *out = bd.rt;
     return 0;
+}
+
+struct dp_runtime *
+dp_runtime_rebuild(const struct dp_runtime *prev, struct dp_dns *dns)
+{
+    struct build bd = {.prev = prev, .rebuild = true, .dns = dns};
+
+    atomic_fetch_add_explicit(&prev->base->refs, 1, memory_order_relaxed);
+    bd.rt = runtime_alloc(prev->base);
+    endpoints_build(&bd);
+    return bd.rt;
 }
 
 struct dp_runtime *
@@ -553,7 +696,7 @@ int
 dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
                  const struct st_route **route, const struct dp_service_ep **ep)
 {
-    ssize_t i = dp_router_match(rt->router, k);
+    ssize_t i = dp_router_match(rt->base->router, k);
 
     if (i < 0 || rt->route_ep[i] == NULL) {
         return -ST_ENOTFOUND;
@@ -579,5 +722,5 @@ dp_runtime_balancers(const struct dp_runtime *rt, struct dp_balancer *const **ou
 struct ssl_ctx_st *
 dp_runtime_server_ctx(const struct dp_runtime *rt, const char *sni)
 {
-    return dp_tls_certs_select(rt->certs, sni);
+    return dp_tls_certs_select(rt->base->certs, sni);
 }

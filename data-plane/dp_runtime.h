@@ -1,9 +1,9 @@
 /* The immutable runtime the workers serve from: a verified snapshot, its router and
- * the services' resolved addresses. Built on the sync thread (DNS happens there, never
- * on a worker), refcounted with atomics: a session refs the runtime at accept and
- * unrefs it once proxying starts (or at free, if it ends before), so sessions being
- * routed and connected keep the runtime they started with, and an established
- * connection does not keep an old runtime alive. */
+ * the services' resolved addresses. Built on the sync thread or, when DNS answers
+ * change, the DNS refresher's (never on a worker; names come from dp_dns's cache), refcounted with
+ * atomics: a session refs the runtime at accept and unrefs it once proxying starts (or at free, if
+ * it ends before), so sessions being routed and connected keep the runtime they started with, and
+ * an established connection does not keep an old runtime alive. */
 #ifndef STRAIT_DP_RUNTIME_H
 #define STRAIT_DP_RUNTIME_H
 
@@ -18,6 +18,7 @@ struct st_snapshot;
 struct dp_router_key;
 struct dp_runtime;
 struct dp_balancer;
+struct dp_dns;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 /* A service as the workers connect to it: its resolved addresses and TLS client context.
@@ -32,11 +33,17 @@ struct dp_service_ep {
 };
 
 /* Builds a runtime from a parsed snapshot, resolving every enabled service's host and
- * every target. An upstream whose settings and peers are what they were in prev (NULL:
- * none) keeps prev's balancer, with its health and live counts. Always takes ownership
- * of snap. Returns 0 and *out with one reference, or a negative code with err filled. */
-int dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_runtime **out,
-                   struct st_err *err);
+ * every target through dns (NULL: IP addresses only). An upstream whose settings and
+ * peers are what they were in prev (NULL: none) keeps prev's balancer, with its health
+ * and live counts; one whose peers changed keeps the health of those it still has.
+ * Always takes ownership of snap. Returns 0 and *out with one reference, or a negative
+ * code with err filled. */
+int dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct dp_dns *dns,
+                   struct dp_runtime **out, struct st_err *err);
+
+/* A runtime like prev (its snapshot, router and certificates shared, not rebuilt) with
+ * the addresses and balancers made again from dns's current answers. One reference. */
+struct dp_runtime *dp_runtime_rebuild(const struct dp_runtime *prev, struct dp_dns *dns);
 
 struct dp_runtime *dp_runtime_ref(struct dp_runtime *rt);
 

@@ -652,8 +652,9 @@ session_route(struct dp_session *s, enum dp_sess_event ev)
         return step_end(s, DP_ERROR, 500, "out of memory");
     }
     if (s->ep->n_addrs == 0 && s->ep->bal == NULL) {
-        dp_sess_log(s, ST_LOG_ERR, 0, "service host '%s' has no address", s->ep->svc->host);
-        return step_end(s, DP_ERROR, 503, "no upstream address");
+        dp_sess_log(s, ST_LOG_ERR, 0, "name resolution failed: service host '%s' has no address",
+                    s->ep->svc->host);
+        return step_end(s, DP_ERROR, 503, "name resolution failed");
     }
     if (s->ep->svc->protocol == ST_PROTO_TLS && s->ep->tls == NULL) {
         dp_sess_log(s, ST_LOG_ERR, 0, "service has no TLS context (see the configuration log)");

@@ -118,18 +118,21 @@ dp_sync_apply(struct dp_sync *s, const uint8_t *p, size_t len, bool from_cache, 
     if (rc < 0) {
         return rc;
     }
+    pthread_mutex_lock(&ctx->build_lock);
     pthread_mutex_lock(&ctx->lock);
     prev = ctx->rt != NULL ? dp_runtime_ref(ctx->rt) : NULL;
     pthread_mutex_unlock(&ctx->lock);
-    rc = dp_runtime_new(snap, prev, &rt, err);
+    rc = dp_runtime_new(snap, prev, ctx->dns, &rt, err);
     dp_runtime_unref(prev);
     if (rc < 0) {
+        pthread_mutex_unlock(&ctx->build_lock);
         return rc;
     }
     st_log(ST_LOG_NOTICE, 0, "configuration version %llu applied%s (hash %s, %zu routes)",
            (unsigned long long)dp_runtime_version(rt), from_cache ? " from config.cache" : "",
            dp_runtime_hash(rt), snap->n_routes);
     dp_ctx_publish(ctx, rt);
+    pthread_mutex_unlock(&ctx->build_lock);
     if (!from_cache && dp_cache_write(ctx->conf->prefix, p, len, &cerr) < 0) {
         st_log(ST_LOG_ERR, 0, "config.cache: not written: %s", cerr.msg);
     }

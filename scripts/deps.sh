@@ -12,8 +12,9 @@ PACKAGES=(
     libnng-dev
     libpq-dev libsqlite3-dev
     libmicrohttpd-dev libgnutls28-dev libjansson-dev libyaml-dev
+    libc-ares-dev
     # tests and lint
-    libcmocka-dev python3 python3-pytest python3-yaml clang-format
+    libcmocka-dev python3 python3-pytest python3-yaml python3-dnspython clang-format
     # libFuzzer targets (build-fuzz/): clang, and the runtime that holds libFuzzer
     clang libclang-rt-14-dev
     # Postgres server for the store tests (issue 6); the test script starts it itself

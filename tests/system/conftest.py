@@ -469,13 +469,14 @@ class Dp(Proc):
 
 
 class EchoServer:
-    """A threaded TCP echo upstream on 127.0.0.1 that remembers what it received.
+    """A threaded TCP echo upstream (on 127.0.0.1 unless host says another loopback
+    address) that remembers what it received.
 
     Each connection gets back exactly its bytes; when the client half-closes, the
     server finishes and shuts its own write side. `conns` holds one record per
     connection: {"peer", "data" (bytes received), "eof" (saw the client's FIN)}."""
 
-    def __init__(self, name="echo", port=0):
+    def __init__(self, name="echo", port=0, host="127.0.0.1"):
         self.name = name
         self.conns = []
         self.lock = threading.Lock()
@@ -507,11 +508,12 @@ class EchoServer:
                     pass
 
         class Server(socketserver.ThreadingTCPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
             allow_reuse_address = True
             daemon_threads = True
             request_queue_size = 1024
 
-        self.srv = Server(("127.0.0.1", port), Handler)
+        self.srv = Server((host, port), Handler)
         self.port = self.srv.server_address[1]
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
@@ -526,6 +528,33 @@ class EchoServer:
 
 
 # ----------------------------------------------------------------------------- clients
+
+
+def pinged(port, payload=b"ping\n", src=None):
+    """One connection through a DP on 127.0.0.1:port (from src, if given): True when the
+    payload came back."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(scaled(10))
+    try:
+        if src is not None:
+            s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(payload)
+        return recv_exact(s, len(payload)) == payload
+    except (OSError, AssertionError):
+        return False
+    finally:
+        s.close()
+
+
+def free_port(st):
+    """A port nothing listens on (claimed from the harness: no other test takes it)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    st.ports.claim(port)
+    return port
 
 
 def recv_exact(sock, n, timeout=10):

@@ -11,23 +11,7 @@ import socket
 
 import pytest
 
-from conftest import EchoServer, recv_exact, scaled, wait_for
-
-
-def pinged(port, src=None, payload=b"ping\n"):
-    """One connection through the DP: True when the payload came back."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(scaled(10))
-    try:
-        if src is not None:
-            s.bind((src, 0))
-        s.connect(("127.0.0.1", port))
-        s.sendall(payload)
-        return recv_exact(s, len(payload)) == payload
-    except (OSError, AssertionError):
-        return False
-    finally:
-        s.close()
+from conftest import EchoServer, pinged, recv_exact, scaled, wait_for
 
 
 def held(port, tag):

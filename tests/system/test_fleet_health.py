@@ -7,29 +7,9 @@
 # one DP) disagree, and the CP shows both. On Postgres, a CP counts the DPs of every CP of
 # the database. /clustering/data-planes stays Kong's shape.
 
-import socket
-
-from conftest import EchoServer, pg_bootstrap, recv_exact, scaled, wait_for
+from conftest import EchoServer, free_port, pg_bootstrap, pinged, scaled, wait_for
 
 HC = {"passive": {"unhealthy": {"tcp_failures": 1}}}
-
-
-def pinged(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=scaled(10)) as s:
-            s.sendall(b"ping\n")
-            return recv_exact(s, 5) == b"ping\n"
-    except (OSError, AssertionError):
-        return False
-
-
-def free_port(st):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    st.ports.claim(port)
-    return port
 
 
 def make_pool(st, cps):

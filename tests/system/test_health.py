@@ -10,32 +10,13 @@
 
 import socket
 
-from conftest import EchoServer, recv_exact, scaled, wait_for
-
-
-def pinged(port, payload=b"ping\n"):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=scaled(10)) as s:
-            s.sendall(payload)
-            return recv_exact(s, len(payload)) == payload
-    except (OSError, AssertionError):
-        return False
+from conftest import EchoServer, free_port, pinged, scaled, wait_for
 
 
 def served(e):
     """Client connections an echo server served (probes send nothing, or PING)."""
     with e.lock:
         return sum(1 for c in e.conns if bytes(c["data"]).startswith(b"ping"))
-
-
-def free_port(st):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    st.ports.claim(port)
-    return port
-
 
 def echo(st, port=0, name="echo"):
     e = EchoServer(name, port=port)

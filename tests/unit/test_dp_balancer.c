@@ -20,15 +20,12 @@
 
 #define PEERS_MAX 10000
 
-/* Peers on 10.0.0.1.. (n of them), port 8000 + i % 1000, with the given weights. */
+/* u's balancer over peers on 10.0.0.1.. (n of them), port 8000 + i % 1000, with the
+ * given weights, following prev (NULL: none). */
 static struct dp_balancer *
-make(const char *algorithm, const char *hash_on, const uint32_t *weights, size_t n)
+make_after(const struct st_upstream *u, const uint32_t *weights, size_t n,
+           const struct dp_balancer *prev)
 {
-    struct st_upstream u = {.name = "pool.test",
-                            .algorithm = algorithm,
-                            .hash_on = hash_on ? hash_on : "none",
-                            .hash_fallback = "none",
-                            .slots = 10000};
     static struct dp_peer_spec specs[PEERS_MAX];
     static char names[PEERS_MAX][32];
 
@@ -46,7 +43,19 @@ make(const char *algorithm, const char *hash_on, const uint32_t *weights, size_t
         specs[i].weight = weights[i];
         specs[i].target = names[i];
     }
-    return dp_balancer_new(&u, specs, n, 0);
+    return dp_balancer_new(u, specs, n, 0, prev);
+}
+
+static struct dp_balancer *
+make(const char *algorithm, const char *hash_on, const uint32_t *weights, size_t n)
+{
+    struct st_upstream u = {.name = "pool.test",
+                            .algorithm = algorithm,
+                            .hash_on = hash_on ? hash_on : "none",
+                            .hash_fallback = "none",
+                            .slots = 10000};
+
+    return make_after(&u, weights, n, NULL);
 }
 
 static int
@@ -293,10 +302,43 @@ test_ten_thousand_peers(void **state)
     }
 }
 
+/* A new balancer of the same upstream (a DNS answer or a target changed) starts its
+ * peers that stayed from the old one's health: an unhealthy peer stays out, the new
+ * peer is healthy, and the unhealthy weight is the stayed peer's alone. */
+static void
+test_health_carried_to_next_balancer(void **state)
+{
+    static const uint32_t w[] = {100, 100, 100};
+    struct st_upstream u = {.name = "pool.test",
+                            .algorithm = "round-robin",
+                            .hash_on = "none",
+                            .hash_fallback = "none",
+                            .slots = 10000,
+                            .healthchecks = "{\"passive\":{\"healthy\":{\"successes\":1},"
+                                            "\"unhealthy\":{\"tcp_failures\":1}}}"};
+    struct dp_balancer *b1 = make_after(&u, w, 2, NULL), *b2;
+
+    (void)state;
+    assert_int_equal(dp_balancer_report(b1, 1, DP_HEALTH_TCP_FAILURE, false), -1);
+    assert_false(dp_balancer_healthy(b1, 1));
+    b2 = make_after(&u, w, 3, b1); /* peers 0 and 1 stay, 2 is new */
+    assert_true(dp_balancer_healthy(b2, 0));
+    assert_false(dp_balancer_healthy(b2, 1));
+    assert_true(dp_balancer_healthy(b2, 2));
+    for (int c = 0; c < 30; c++) {
+        assert_int_not_equal(pick1(b2, NULL), 1);
+    }
+    /* a success mends it on the new balancer, whose unhealthy weight was 100 */
+    assert_int_equal(dp_balancer_report(b2, 1, DP_HEALTH_SUCCESS, false), 1);
+    dp_balancer_unref(b1);
+    dp_balancer_unref(b2);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_carried_to_next_balancer),
         cmocka_unit_test(test_round_robin_weights),
         cmocka_unit_test(test_least_connections),
         cmocka_unit_test(test_ring_stable_and_minimal_moves),

@@ -68,7 +68,7 @@ build(char hash[65])
     lists[ST_ENT_ROUTE] = routes;
     assert_int_equal(st_snapshot_build(7, lists, &bytes, &len, hash, &err), 0);
     assert_int_equal(st_snapshot_parse(bytes, len, NULL, &snap, &err), 0);
-    assert_int_equal(dp_runtime_new(snap, NULL, &rt, &err), 0);
+    assert_int_equal(dp_runtime_new(snap, NULL, NULL, &rt, &err), 0);
     free(bytes);
     json_decref(services);
     json_decref(routes);

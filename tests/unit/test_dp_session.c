@@ -119,7 +119,7 @@ build(const struct rig *r, uint64_t version, const char *route_name)
     memset(&err, 0, sizeof(err));
     assert_int_equal(st_snapshot_build(version, lists, &bytes, &len, hash, &err), 0);
     assert_int_equal(st_snapshot_parse(bytes, len, NULL, &snap, &err), 0);
-    assert_int_equal(dp_runtime_new(snap, NULL, &rt, &err), 0);
+    assert_int_equal(dp_runtime_new(snap, NULL, NULL, &rt, &err), 0);
     free(bytes);
     json_decref(lists[ST_ENT_SERVICE]);
     json_decref(lists[ST_ENT_ROUTE]);

@@ -160,6 +160,14 @@ test_defaults(void **state)
     assert_false(c.admin_allow_insecure);
     assert_int_equal(c.cluster_data_plane_purge_delay, 1209600);
     assert_null(c.cluster_control_plane);
+    /* Kong's DNS defaults */
+    assert_null(c.dns_resolver);
+    assert_string_equal(c.dns_hostsfile, "/etc/hosts");
+    assert_string_equal(c.dns_order, "LAST,SRV,A,CNAME");
+    assert_int_equal(c.dns_valid_ttl, 0);
+    assert_int_equal(c.dns_stale_ttl, 3600);
+    assert_int_equal(c.dns_not_found_ttl, 30);
+    assert_int_equal(c.dns_error_ttl, 1);
     assert_int_equal(c.stream_listen.n, 0);
     assert_string_equal(c.ssl_protocols, "TLSv1.2 TLSv1.3");
     assert_string_equal(c.ssl_cipher_suite, "intermediate");
@@ -383,11 +391,46 @@ test_bad_values(void **state)
         {"cluster_mtls = off\nssl_cipher_suite = weak\n", "ssl_cipher_suite",
          "strait.conf:2: ssl_cipher_suite: 'weak' is not one of"},
         {"cluster_mtls = off\nprefix =\n", "prefix", "strait.conf:2: prefix: empty value"},
+        {"cluster_mtls = off\ndns_resolver = 127.0.0.1:53, dns.example:53\n", "dns_resolver",
+         "strait.conf:2: dns_resolver: 'dns.example:53' is not an IP address with an optional "
+         ":port"},
+        {"cluster_mtls = off\ndns_resolver = 127.0.0.1:0\n", "dns_resolver",
+         "strait.conf:2: dns_resolver: '127.0.0.1:0' is not an IP address"},
+        {"cluster_mtls = off\ndns_resolver = 127.0.0.1,,::1\n", "dns_resolver",
+         "strait.conf:2: dns_resolver: entry 2 of the list is empty"},
+        {"cluster_mtls = off\ndns_order = LAST,MX\n", "dns_order",
+         "strait.conf:2: dns_order: 'MX' is not one of LAST, SRV, A, AAAA, CNAME"},
+        {"cluster_mtls = off\ndns_order = A,a\n", "dns_order",
+         "strait.conf:2: dns_order: 'a' is listed twice"},
+        {"cluster_mtls = off\ndns_valid_ttl = 0\n", "dns_valid_ttl",
+         "strait.conf:2: dns_valid_ttl: must be 1 or greater"},
+        {"cluster_mtls = off\ndns_stale_ttl = -1\n", "dns_stale_ttl",
+         "strait.conf:2: dns_stale_ttl: must be 0 or greater"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         expect_error(fx, cases[i].text, ST_PLANE_CP, cases[i].field, cases[i].msg);
     }
+}
+
+/* Kong's DNS keys: name servers with or without a port, record types in any case. */
+static void
+test_dns_keys(void **state)
+{
+    struct fixture *fx = *state;
+    struct st_conf c;
+    struct st_err err;
+
+    assert_int_equal(load(fx,
+                          "cluster_mtls = off\ncluster_control_plane = cp.example:8005\n"
+                          "dns_resolver = 127.0.0.1:5353 , [::1]:53,::1\n"
+                          "dns_order = last, srv ,A\ndns_valid_ttl = 7\n",
+                          ST_PLANE_DP, &c, &err),
+                     0);
+    assert_string_equal(c.dns_resolver, "127.0.0.1:5353,[::1]:53,::1");
+    assert_string_equal(c.dns_order, "last,srv,A");
+    assert_int_equal(c.dns_valid_ttl, 7);
+    st_conf_fini(&c);
 }
 
 static void
@@ -856,6 +899,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dns_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_wins, setup, teardown),
