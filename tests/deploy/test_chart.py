@@ -357,23 +357,32 @@ def test_config_really_runs(helm, tmp_path):
     token = cp.env["STRAIT_ADMIN_TOKEN"]
     assert len(token) >= 32 and job.env["STRAIT_ADMIN_TOKEN"] == token
 
-    # what one machine must change: loopback ports for the pod addresses, the bundled
-    # Postgres's Service name -> the test's throwaway Postgres
-    admin, cluster, status = (launch.free_port() for _ in range(3))
-    streams = [s for s in dp.env["STRAIT_STREAM_LISTEN"].split(", ")]
-    assert streams[0] == "0.0.0.0:5555", streams
-    stream = launch.free_port()
+    # what one machine must change: each listener's pod address to a free loopback port
+    # (its flags kept as rendered), the DPs' CP address, the bundled Postgres's Service
+    # name -> the test's throwaway Postgres
+    moved = {}
+
+    def loopback(value):
+        out = []
+        for entry in value.split(","):
+            addr, _, flags = entry.strip().partition(" ")
+            assert addr.startswith("0.0.0.0:"), value
+            moved[addr] = launch.free_port()
+            out.append(f"127.0.0.1:{moved[addr]}" + (" " + flags if flags else ""))
+        return ", ".join(out)
+
+    assert dp.env["STRAIT_STREAM_LISTEN"] == "0.0.0.0:5555, 0.0.0.0:5556 ssl"
     db = launch.pg_database()
     db.pop("STRAIT_DATABASE")
     assert cp.env["STRAIT_DATABASE"] == "postgres" and cp.env["STRAIT_PG_HOST"] == \
         f"{RELEASE}-strait-postgres"
-    cp_over = dict(db, STRAIT_ADMIN_LISTEN=f"127.0.0.1:{admin}",
-                   STRAIT_CLUSTER_LISTEN=f"127.0.0.1:{cluster}")
-    dp_over = {"STRAIT_CLUSTER_CONTROL_PLANE": f"127.0.0.1:{cluster}",
-               "STRAIT_STATUS_LISTEN": f"127.0.0.1:{status}",
-               "STRAIT_STREAM_LISTEN": f"127.0.0.1:{stream}"}
+    cp_over = dict(db, **{k: loopback(cp.env[k]) for k in ("STRAIT_ADMIN_LISTEN",
+                                                            "STRAIT_CLUSTER_LISTEN")})
+    dp_over = {k: loopback(dp.env[k]) for k in ("STRAIT_STATUS_LISTEN", "STRAIT_STREAM_LISTEN")}
     assert dp.env["STRAIT_CLUSTER_CONTROL_PLANE"] == \
         f"{RELEASE}-strait-cluster.{NAMESPACE}.svc:8005"
+    dp_over["STRAIT_CLUSTER_CONTROL_PLANE"] = f"127.0.0.1:{moved['0.0.0.0:8005']}"
+    admin, status, stream = moved["0.0.0.0:8001"], moved["0.0.0.0:8007"], moved["0.0.0.0:5555"]
 
     # the install's bootstrap Job, as rendered, on an empty database
     p = run_job(job, cp_over)
