@@ -340,13 +340,41 @@ def run_job(pod, overrides):
                           capture_output=True, text=True, timeout=launch.scaled(120))
 
 
-def test_config_really_runs(helm, tmp_path):
-    objs = objects(render(helm, "all-in-one"))
-    # the cluster pair the profile names (cluster.secretName): made as the docs say,
-    # with gen_cert
-    crt, key = launch.gen_cert(str(tmp_path))
-    external = {"strait-cluster-cert": {"tls.crt": open(crt, "rb").read(),
-                                        "tls.key": open(key, "rb").read()}}
+def pki_secret(folder, name):
+    """What cert-manager's Certificate of the pki profile puts in its Secret: tls.crt and
+    tls.key (CN and DNS name `name`, server and client auth) and ca.crt, its CA."""
+    def sh(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True,
+                       timeout=60)
+    sh("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes",
+       "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-cluster-ca",
+       "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    sh("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes",
+       "-keyout", "tls.key", "-out", "tls.csr", "-subj", f"/CN={name}")
+    with open(os.path.join(folder, "ext.cnf"), "w") as f:
+        f.write(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth,clientAuth\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n")
+    sh("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+       "-CAcreateserial", "-out", "tls.crt", "-days", "2", "-extfile", "ext.cnf")
+    return {k: open(os.path.join(folder, k), "rb").read() for k in ("tls.crt", "tls.key",
+                                                                    "ca.crt")}
+
+
+@pytest.mark.parametrize("name", ["all-in-one", "pki-cert-manager"])
+def test_config_really_runs(helm, tmp_path, name):
+    objs = objects(render(helm, name))
+    if name == "all-in-one":
+        # the cluster pair the profile names (cluster.secretName): made as the docs
+        # say, with gen_cert
+        crt, key = launch.gen_cert(str(tmp_path))
+        external = {"strait-cluster-cert": {"tls.crt": open(crt, "rb").read(),
+                                            "tls.key": open(key, "rb").read()}}
+    else:
+        # the Secret that cert-manager makes from the rendered Certificate
+        cert = find(objs, "Certificate", "-cluster")
+        assert cert["spec"]["dnsNames"] == [cert["spec"]["commonName"]]
+        external = {cert["spec"]["secretName"]: pki_secret(str(tmp_path),
+                                                           cert["spec"]["commonName"])}
     cpd = find(objs, "Deployment", "-cp")
     dpd = find(objs, "Deployment", "-dp")
     boot = find(objs, "Job", "-migrations-bootstrap")
@@ -371,7 +399,8 @@ def test_config_really_runs(helm, tmp_path):
             out.append(f"127.0.0.1:{moved[addr]}" + (" " + flags if flags else ""))
         return ", ".join(out)
 
-    assert dp.env["STRAIT_STREAM_LISTEN"] == "0.0.0.0:5555, 0.0.0.0:5556 ssl"
+    if name == "all-in-one":
+        assert dp.env["STRAIT_STREAM_LISTEN"] == "0.0.0.0:5555, 0.0.0.0:5556 ssl"
     db = launch.pg_database()
     db.pop("STRAIT_DATABASE")
     assert cp.env["STRAIT_DATABASE"] == "postgres" and cp.env["STRAIT_PG_HOST"] == \
