@@ -176,7 +176,7 @@ imagePullPolicy: {{ .Values.image.pullPolicy }}
 securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 env:
-  {{- include "strait.cpEnv" . | nindent 2 }}
+  {{- include "strait.cpEnv" . | trim | nindent 2 }}
 volumeMounts:
   {{- include "strait.cpVolumeMounts" . | nindent 2 }}
 {{- end -}}
