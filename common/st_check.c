@@ -897,6 +897,9 @@ st_check_default(const struct st_field *f)
 {
     json_t *v = f->dflt != NULL ? json_loads(f->dflt, JSON_DECODE_ANY, NULL) : NULL;
 
+    if (f->type == ST_FT_RECORD && f->sub == NULL) {
+        return v != NULL ? v : json_object(); /* abstract (plugins' config): its check fills it */
+    }
     if (f->type == ST_FT_RECORD) {
         json_t *e;
 

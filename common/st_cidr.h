@@ -4,6 +4,7 @@
 #define STRAIT_ST_CIDR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -21,5 +22,27 @@ int st_cidr_parse(const char *s, struct st_cidr *out);
 /* True when sa (AF_INET or AF_INET6; a v4-mapped v6 address matches v4 blocks)
  * lies inside c. */
 bool st_cidr_match(const struct st_cidr *c, const struct sockaddr *sa);
+
+/* A set of CIDR blocks for matching many at once (ip-restriction's allow and deny lists):
+ * every block as a range of 128-bit keys (IPv4 as its v4-mapped IPv6 form, so a
+ * v4-mapped client matches IPv4 blocks), sorted and merged; a match is a binary search,
+ * O(log n), with no allocation. */
+struct st_cidr_range {
+    uint64_t lo_hi, lo_lo; /* first key: high and low 64 bits */
+    uint64_t hi_hi, hi_lo; /* last key */
+};
+
+struct st_cidr_set {
+    struct st_cidr_range *r; /* sorted by first key, disjoint, not adjacent */
+    size_t n;
+};
+
+/* Builds s from n blocks (n may be 0: an empty set). Returns 0 or -ENOMEM. */
+int st_cidr_set_build(struct st_cidr_set *s, const struct st_cidr *blocks, size_t n);
+
+/* True when sa (AF_INET or AF_INET6) lies in one of s's blocks. */
+bool st_cidr_set_match(const struct st_cidr_set *s, const struct sockaddr *sa);
+
+void st_cidr_set_free(struct st_cidr_set *s);
 
 #endif

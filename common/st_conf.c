@@ -24,6 +24,7 @@
 
 #include "st_cidr.h"
 #include "st_err.h"
+#include "st_plugin.h"
 #include "st_str.h"
 #include "st_util.h"
 
@@ -56,6 +57,7 @@ enum conf_type {
     T_SYNCHRONOUS,
     T_NAMESERVERS, /* "ip[:port],..." */
     T_DNS_ORDER,   /* "LAST,SRV,A,CNAME" */
+    T_PLUGINS,     /* "bundled", "off" or names (st_plugin.h) */
 };
 
 struct conf_def {
@@ -197,6 +199,10 @@ static const struct conf_def conf_defs[] = {
     {"dns_error_ttl", T_INT, OFF(dns_error_ttl), "1", ST_PLANE_DP,
      "seconds before a name whose lookup failed is asked again", 0, INT_MAX, NULL, 0},
 
+    {"plugins", T_PLUGINS, OFF(plugins), "bundled", ST_PLANE_BOTH,
+     "plugins this node runs: bundled (every built-in one: ip-restriction), names separated "
+     "by commas, or off; a plugin entity naming another is refused",
+     0, 0, NULL, 0},
     {"cluster_mtls", T_MTLS, OFF(cluster_mtls), "shared", ST_PLANE_BOTH,
      "shared (one certificate for all), pki (signed by cluster_ca_cert), or off "
      "(plaintext, local development only)", 0, 0, NULL, 0},
@@ -731,6 +737,19 @@ conv_cidrs(struct conv *cv)
     return rc;
 }
 
+/* plugins: checked against the built-in plugins (st_plugin.h) */
+static int
+conv_plugins(struct conv *cv)
+{
+    char why[256];
+
+    if (st_plugin_conf_check(cv->text, why, sizeof(why)) != 0) {
+        return conv_why(cv, "%s", why);
+    }
+    *(char **)cv->field = st_xstrdup(cv->text);
+    return 0;
+}
+
 /* A token travels in an HTTP header (and as a Bearer token): visible ASCII, no spaces. */
 static int
 conv_token(struct conv *cv)
@@ -781,6 +800,7 @@ static conv_fn *const conv_by_type[] = {
     [T_SYNCHRONOUS] = conv_choice,
     [T_NAMESERVERS] = conv_nameservers,
     [T_DNS_ORDER] = conv_dns_order,
+    [T_PLUGINS] = conv_plugins,
 };
 
 /* String-valued types: an empty value means unset (NULL). */
@@ -788,7 +808,7 @@ static bool
 is_string_type(enum conf_type t)
 {
     return t == T_STR || t == T_HOSTPORTS || t == T_CIDRS || t == T_TOKEN || t == T_NAMESERVERS ||
-           t == T_DNS_ORDER;
+           t == T_DNS_ORDER || t == T_PLUGINS;
 }
 
 static int
@@ -1171,6 +1191,8 @@ out:
         return rc;
     }
     *c = tmp;
+    /* the plugins this process enables: read by every entity check from now on */
+    st_plugin_conf_apply(c->plugins);
     return 0;
 }
 

@@ -72,6 +72,7 @@ struct st_conf {
     int dns_valid_ttl, dns_stale_ttl, dns_not_found_ttl, dns_error_ttl;
 
     /* both */
+    char *plugins; /* NULL: unset (bundled) */
     char *cluster_cert, *cluster_cert_key, *cluster_ca_cert;
     enum st_mtls cluster_mtls;
     char *cluster_server_name;

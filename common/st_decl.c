@@ -68,7 +68,6 @@
 
 /* Top-level collections of Kong's declarative format Strait does not have yet. */
 static const char *const later_collections[] = {
-    "plugins",
     "consumers",
     "vaults",
     "acls",

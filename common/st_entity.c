@@ -13,6 +13,7 @@ const struct st_entity_desc *const st_entities[ST_ENT__COUNT] = {
     [ST_ENT_CA_CERTIFICATE] = &st_ent_ca_certificate,
     [ST_ENT_UPSTREAM] = &st_ent_upstream,
     [ST_ENT_TARGET] = &st_ent_target,
+    [ST_ENT_PLUGIN] = &st_ent_plugin,
 };
 
 const char *
@@ -69,6 +70,17 @@ const struct st_field *
 st_entity_parent(enum st_entity_kind k)
 {
     return field_flagged(k, ST_FIELD_F_PARENT);
+}
+
+const struct st_field *
+st_entity_parent_in(enum st_entity_kind k, enum st_entity_kind parent)
+{
+    for (const struct st_field *f = st_entities[k]->fields; f->name != NULL; f++) {
+        if ((f->flags & ST_FIELD_F_PARENT) && f->type == ST_FT_FOREIGN && f->ref->kind == parent) {
+            return f;
+        }
+    }
+    return NULL;
 }
 
 const struct st_entity_desc *

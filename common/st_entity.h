@@ -24,6 +24,7 @@ enum st_entity_kind {
     ST_ENT_CA_CERTIFICATE,
     ST_ENT_UPSTREAM,
     ST_ENT_TARGET,
+    ST_ENT_PLUGIN,
     ST_ENT__COUNT,
 };
 
@@ -146,6 +147,7 @@ extern const struct st_entity_desc st_ent_sni;
 extern const struct st_entity_desc st_ent_ca_certificate;
 extern const struct st_entity_desc st_ent_upstream;
 extern const struct st_entity_desc st_ent_target;
+extern const struct st_entity_desc st_ent_plugin;
 
 /* Indexed by kind, every slot set (tests/unit/test_st_entity.c walks it). */
 extern const struct st_entity_desc *const st_entities[ST_ENT__COUNT];
@@ -167,6 +169,10 @@ const struct st_field *st_entity_endpoint(enum st_entity_kind k);
 /* The foreign key that nests kind k under another (ST_FIELD_F_PARENT: routes' `service`,
  * snis' `certificate`), or NULL. */
 const struct st_field *st_entity_parent(enum st_entity_kind k);
+
+/* The PARENT foreign key of kind k that nests it under kind parent (plugins: `route`
+ * under routes, `service` under services), or NULL. */
+const struct st_field *st_entity_parent_in(enum st_entity_kind k, enum st_entity_kind parent);
 
 /* The kind a foreign key field of kind k references (FOREIGN or FOREIGN_SET), or NULL
  * when k has no such field. */
@@ -292,6 +298,20 @@ struct st_target {
     const struct st_upstream *upstream; /* resolved */
 };
 
+struct st_plugin {
+    const char *id;
+    int64_t created_at_ms;
+    const char *name;
+    const char *instance_name; /* NULL: none */
+    const char *route_id;      /* NULL: none */
+    const struct st_route *route;
+    const char *service_id; /* NULL: none */
+    const struct st_service *service;
+    const char *config; /* the config record as JSON (compact, sorted keys) */
+    unsigned protocols; /* the ST_PROTO_* among its protocols (HTTP ones are no flag) */
+    bool enabled;
+};
+
 /* Each kind's array in a parsed snapshot (struct st_snapshot), in enum st_entity_kind
  * order: st_snapshot.h lays these names over its array of lists by kind, so a kind added
  * here is both named for the DP's code and reached by kind by the generic codec. */
@@ -309,6 +329,8 @@ struct st_target {
     struct st_upstream *upstreams;                                                                 \
     size_t n_upstreams;                                                                            \
     struct st_target *targets; /* target->upstream resolved */                                     \
-    size_t n_targets;
+    size_t n_targets;                                                                              \
+    struct st_plugin *plugins; /* plugin->route, plugin->service resolved */                       \
+    size_t n_plugins;
 
 #endif

@@ -297,6 +297,7 @@ struct match {
     char **s;
     int n;
     enum st_entity_kind kind;
+    const struct st_field *parent; /* a nested kind's foreign key to the first kind */
 };
 
 static json_t *
@@ -330,7 +331,8 @@ r_root(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
     json_object_set_new(o, "node_id", json_string(cx->node_id));
     json_object_set_new(o, "configuration", configuration(cx));
     json_object_set_new(o, "plugins",
-                        json_pack("{s:{},s:[]}", "available_on_server", "enabled_in_cluster"));
+                        json_pack("{s:o,s:[]}", "available_on_server",
+                                  cp_admin__plugins_available(), "enabled_in_cluster"));
     json_object_set_new(o, "pids", json_pack("{s:i,s:[]}", "master", (int)getpid(), "workers"));
     cp_admin__reply(rs, 200, o);
 }
@@ -548,6 +550,26 @@ r_schema_validate(struct cp_ctx *cx, const struct cp_request *rq, struct cp_resp
     cp_admin__schema_validate(rq, rs, m->s[1]);
 }
 
+/* GET /schemas/plugins/{name}: the plugin's own schema */
+static void
+r_plugin_schema(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                const struct match *m)
+{
+    (void)cx;
+    (void)rq;
+    cp_admin__plugin_schema_get(rs, m->s[2]);
+}
+
+static void
+r_plugins_enabled(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
+                  const struct match *m)
+{
+    (void)cx;
+    (void)rq;
+    (void)m;
+    cp_admin__plugins_enabled(rs);
+}
+
 static void
 r_tags(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
        const struct match *m)
@@ -590,7 +612,9 @@ static void
 r_collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
              const struct match *m)
 {
-    cp_admin__collection(cx, rq, rs, m->kind, m->n == 3 ? m->s[1] : NULL);
+    struct cp_admin_parent p = {m->parent, m->n == 3 ? m->s[1] : NULL};
+
+    cp_admin__collection(cx, rq, rs, m->kind, p.key != NULL ? &p : NULL);
 }
 
 /* /<kind>/{key} and /<parent>/{p}/<kind>/{key} */
@@ -598,7 +622,9 @@ static void
 r_entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
          const struct match *m)
 {
-    cp_admin__entity(cx, rq, rs, m->kind, m->s[m->n - 1], m->n == 4 ? m->s[1] : NULL);
+    struct cp_admin_parent p = {m->parent, m->n == 4 ? m->s[1] : NULL};
+
+    cp_admin__entity(cx, rq, rs, m->kind, m->s[m->n - 1], p.key != NULL ? &p : NULL);
 }
 
 static const struct route routes[] = {
@@ -609,6 +635,8 @@ static const struct route routes[] = {
     {"/endpoints", M_GET, r_endpoints},
     {"/schemas/{name}", M_GET, r_schema},
     {"/schemas/{db_entity_name}/validate", "OPTIONS, POST", r_schema_validate},
+    {"/schemas/plugins/{name}", M_GET, r_plugin_schema},
+    {"/plugins/enabled", M_GET, r_plugins_enabled},
     {"/tags", M_GET, r_tags},
     {"/tags/{tags}", M_GET, r_tags},
     {"/config", M_GET_POST, r_config},
@@ -658,12 +686,10 @@ split_path(char *buf, char **segs, int max)
 static bool
 kinds_fit(const enum st_entity_kind *kinds, int nk)
 {
-    const struct st_field *pf = nk == 2 ? st_entity_parent(kinds[1]) : NULL;
-
     if (nk == 1) {
         return !st_entities[kinds[0]]->nested_only;
     }
-    return nk == 0 || (pf != NULL && pf->ref->kind == kinds[0]);
+    return nk == 0 || st_entity_parent_in(kinds[1], kinds[0]) != NULL;
 }
 
 /* Whether the n segments s match route r; fills *m. */
@@ -694,7 +720,8 @@ route_match(const struct route *r, char **s, int n, struct match *m)
     if (i != n || !kinds_fit(kinds, nk)) {
         return false;
     }
-    *m = (struct match){s, n, nk > 0 ? kinds[nk - 1] : ST_ENT__COUNT};
+    *m = (struct match){s, n, nk > 0 ? kinds[nk - 1] : ST_ENT__COUNT,
+                        nk == 2 ? st_entity_parent_in(kinds[1], kinds[0]) : NULL};
     return true;
 }
 

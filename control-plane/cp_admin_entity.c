@@ -29,9 +29,9 @@ enum write_op {
 struct write_req {
     enum st_entity_kind k;
     enum write_op op;
-    const char *key;    /* PUT/PATCH: the id or endpoint key in the path */
-    const char *parent; /* nested under /<parent kind>/{parent} */
-    json_t *body;       /* taken */
+    const char *key;                      /* PUT/PATCH: the id or endpoint key in the path */
+    const struct cp_admin_parent *parent; /* nested under /<parent kind>/{parent} */
+    json_t *body;                         /* taken */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -52,6 +52,7 @@ ref_id(const json_t *o, const char *field)
 /* The kinds with hooks (cp_admin_int.h). */
 static const struct cp_admin_hooks *const kind_hooks[ST_ENT__COUNT] = {
     [ST_ENT_CERTIFICATE] = &cp_admin__cert_hooks,
+    [ST_ENT_PLUGIN] = &cp_admin__plugin_hooks,
 };
 
 const struct cp_admin_hooks *
@@ -60,13 +61,6 @@ cp_admin__hooks(enum st_entity_kind k)
     static const struct cp_admin_hooks none = {0};
 
     return kind_hooks[k] != NULL ? kind_hooks[k] : &none;
-}
-
-/* The kind a nested collection of kind k hangs under (k has a PARENT foreign key). */
-static enum st_entity_kind
-parent_kind(enum st_entity_kind k)
-{
-    return st_entity_parent(k)->ref->kind;
 }
 
 /* Kong's select_by_/update_by_/upsert_by_/delete_by_<endpoint key> refuse such a key
@@ -185,7 +179,7 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
     /* whole seconds, as the API shows them: an export re-imported hashes the same */
     int64_t now = st_time_ms() / 1000 * 1000;
     const struct st_field *ep = st_entity_endpoint(w->k);
-    const struct st_field *pf = st_entity_parent(w->k);
+    const struct st_field *pf = w->parent != NULL ? w->parent->field : NULL;
     json_t *o;
 
     if (w->op == OP_PATCH) {
@@ -239,7 +233,7 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     *parent = NULL;
     *existing = NULL;
     if (w->parent != NULL) {
-        rc = get_keyed(st, parent_kind(w->k), w->parent, parent, err);
+        rc = get_keyed(st, w->parent->field->ref->kind, w->parent->key, parent, err);
         if (rc < 0) {
             return rc;
         }
@@ -249,7 +243,8 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     }
     if (*parent != NULL && st_entities[w->k]->nested_only) {
         /* its endpoint key is unique only under its parent (targets) */
-        rc = cp_store_get_in(st, w->k, NULL, obj_str(*parent, "id"), w->key, existing);
+        rc = cp_store_get_in(st, w->k, w->parent->field->name, obj_str(*parent, "id"), w->key,
+                             existing);
     } else {
         rc = get_keyed(st, w->k, w->key, existing, err);
     }
@@ -263,7 +258,7 @@ load(struct cp_store *st, const struct write_req *w, json_t **parent, json_t **e
     if (*parent != NULL && w->op != OP_UPSERT) {
         /* GET, PATCH, DELETE: not this parent's child is 404. Kong's nested PUT upserts
          * with the parent from the path whoever owned the child (it moves). */
-        const char *pid = ref_id(*existing, st_entity_parent(w->k)->name);
+        const char *pid = ref_id(*existing, w->parent->field->name);
 
         if (pid == NULL || strcmp(pid, obj_str(*parent, "id")) != 0) {
             json_decref(*existing);
@@ -306,6 +301,9 @@ store_one(struct cp_store *st, const struct write_req *w, json_t **out, json_t *
     }
     if (rc == 0) {
         rc = st_schema_validate(w->k, o, fields);
+    }
+    if (rc == 0 && h->validated != NULL) {
+        rc = h->validated(st, o, fields);
     }
     if (rc == 0) {
         rc = existing != NULL ? cp_store_update(st, w->k, o, err)
@@ -394,8 +392,8 @@ write_entity(struct cp_ctx *cx, const struct cp_request *rq, struct write_req *w
 }
 
 static void
-delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char *parent,
-              struct cp_response *rs)
+delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key,
+              const struct cp_admin_parent *parent, struct cp_response *rs)
 {
     struct cp_store *st;
     struct write_req w = {.k = k, .op = OP_PATCH, .key = key, .parent = parent};
@@ -435,8 +433,8 @@ delete_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const c
 /* reads */
 
 static void
-get_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key, const char *parent,
-           struct cp_response *rs)
+get_entity(struct cp_ctx *cx, enum st_entity_kind k, const char *key,
+           const struct cp_admin_parent *parent, struct cp_response *rs)
 {
     struct cp_store *st;
     struct write_req w = {.k = k, .op = OP_PATCH, .key = key, .parent = parent};
@@ -644,7 +642,7 @@ cp_admin__offset_error(struct cp_response *rs, const char *offset, const char *m
 
 static void
 list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enum st_entity_kind k,
-     const char *parent)
+     const struct cp_admin_parent *parent)
 {
     struct cp_store *st;
     struct cp_page_opts o = {0};
@@ -662,8 +660,9 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
     o.offset = json_string_value(json_object_get(rq->query, "offset"));
     st = cp_store_pool_get(cx->pool);
     if (parent != NULL) {
-        rc = get_keyed(st, parent_kind(k), parent, &par, &err);
+        rc = get_keyed(st, parent->field->ref->kind, parent->key, &par, &err);
         o.parent_id = rc == 0 ? obj_str(par, "id") : NULL;
+        o.parent_field = parent->field->name;
     }
     if (rc == 0) {
         rc = cp_store_page(st, k, &o, &data, &next, &err);
@@ -709,7 +708,7 @@ list(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs, enu
 
 void
 cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-                     enum st_entity_kind k, const char *parent)
+                     enum st_entity_kind k, const struct cp_admin_parent *parent)
 {
     struct write_req w = {.k = k, .op = OP_CREATE, .parent = parent};
 
@@ -722,7 +721,7 @@ cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_r
 
 void
 cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-                 enum st_entity_kind k, const char *key, const char *parent)
+                 enum st_entity_kind k, const char *key, const struct cp_admin_parent *parent)
 {
     struct write_req w = {.k = k, .key = key, .parent = parent};
 

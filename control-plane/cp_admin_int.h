@@ -50,13 +50,20 @@ bool cp_admin__is(const struct cp_request *rq, const char *method);
 /* Whether a Content-Type value names `type` (parameters after ';' ignored). */
 bool cp_admin__ct_is(const char *ct, const char *type);
 
+/* The parent of a nested path: the child's PARENT foreign key that names the parent's
+ * kind (plugins nest under routes and services) and the parent's key in the path. */
+struct cp_admin_parent {
+    const struct st_field *field;
+    const char *key;
+};
+
 /* A collection: /<kind> (parent NULL), or nested /<parent kind>/{parent}/<kind> under
- * the parent kind k's PARENT foreign key names (/services/{s}/routes). */
+ * one of kind k's PARENT foreign keys (/services/{s}/routes). */
 void cp_admin__collection(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-                          enum st_entity_kind k, const char *parent);
+                          enum st_entity_kind k, const struct cp_admin_parent *parent);
 /* One entity: /<kind>/{key} (parent NULL), or nested /<parent kind>/{parent}/<kind>/{key}. */
 void cp_admin__entity(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
-                      enum st_entity_kind k, const char *key, const char *parent);
+                      enum st_entity_kind k, const char *key, const struct cp_admin_parent *parent);
 /* The entity the foreign key `field` of the kind k entity `key` names, as /<ref kind>/{id}
  * serves it (GET, PATCH, PUT): /routes/{r}/service. */
 void cp_admin__foreign(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
@@ -127,10 +134,23 @@ struct cp_admin_hooks {
                  struct st_err *err);
     /* Adds to o, for output, what is kept outside it (a certificate's snis). */
     int (*render)(struct cp_store *st, json_t *o);
+    /* After the schema check of o, before its write: refuses what depends on other
+     * entities (a plugin's protocols and its scope's routes; -ST_ESCHEMA with *fields). */
+    int (*validated)(struct cp_store *st, const json_t *o, json_t **fields);
 };
 
 /* The certificates' hooks (cp_admin_cert.c). */
 extern const struct cp_admin_hooks cp_admin__cert_hooks;
+
+/* The plugins' hooks, endpoints and schema (cp_admin_plugin.c): GET /plugins/enabled,
+ * GET /schemas/plugins/{name}, GET /'s available_on_server. */
+extern const struct cp_admin_hooks cp_admin__plugin_hooks;
+void cp_admin__plugins_enabled(struct cp_response *rs);
+void cp_admin__plugin_schema_get(struct cp_response *rs, const char *name);
+json_t *cp_admin__plugins_available(void);
+struct st_plugin_desc;
+/* Kong's JSON form of plugin p's schema (cp_admin_schemas.c), or NULL (logged). */
+json_t *cp_admin__plugin_schema_describe(const struct st_plugin_desc *p);
 
 /* The hooks of kind k (cp_admin_entity.c): every member NULL for a kind without any. */
 const struct cp_admin_hooks *cp_admin__hooks(enum st_entity_kind k);

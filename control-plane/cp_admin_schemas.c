@@ -20,6 +20,7 @@
 #include "st_check.h"
 #include "st_entity.h"
 #include "st_log.h"
+#include "st_plugin.h"
 #include "st_util.h"
 
 /* Kong's name for the type of field f. */
@@ -182,7 +183,7 @@ describe_field(const struct st_field *f)
     if (f->type == ST_FT_FOREIGN) {
         json_object_set_new(d, "reference", json_string(f->ref->name));
     }
-    if (f->type == ST_FT_RECORD) {
+    if (f->type == ST_FT_RECORD && f->sub != NULL) { /* an abstract one has no fields */
         json_t *sub = describe_fields(f->sub);
 
         failed = failed || sub == NULL;
@@ -221,5 +222,34 @@ cp_admin__schema_describe(enum st_entity_kind k)
         json_decref(fields);
         return NULL;
     }
+    return json_pack("{s:o,s:o}", "fields", fields, "entity_checks", ec);
+}
+
+json_t *
+cp_admin__plugin_schema_describe(const struct st_plugin_desc *p)
+{
+    const struct st_field *consumer = st_entity_field(ST_ENT_PLUGIN, "consumer");
+    const struct st_field *proto = st_entity_field(ST_ENT_PLUGIN, "protocols");
+    const struct st_field config = {"config", ST_FT_RECORD,     ST_FIELD_F_REQUIRED, NULL,
+                                    NULL,     .sub = p->config, .dp = ST_DP_NONE};
+    json_t *fields = json_array();
+    json_t *c = describe_field(consumer);
+    json_t *pr = describe_field(proto);
+    json_t *cf = describe_field(&config);
+    json_t *ec = json_loads(p->checks_schema != NULL ? p->checks_schema : "[]", 0, NULL);
+
+    if (c == NULL || pr == NULL || cf == NULL || ec == NULL) {
+        st_log(ST_LOG_ERR, 0, "admin: cannot describe plugin %s", p->name);
+        json_decref(c);
+        json_decref(pr);
+        json_decref(cf);
+        json_decref(ec);
+        json_decref(fields);
+        return NULL;
+    }
+    json_object_set_new(pr, "default", json_loads(p->protocols_default, 0, NULL));
+    json_array_append_new(fields, json_pack("{s:o}", "consumer", c));
+    json_array_append_new(fields, json_pack("{s:o}", "protocols", pr));
+    json_array_append_new(fields, json_pack("{s:o}", "config", cf));
     return json_pack("{s:o,s:o}", "fields", fields, "entity_checks", ec);
 }

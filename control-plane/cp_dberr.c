@@ -158,6 +158,10 @@ lua_value(const json_t *v, char *buf, size_t size, size_t *o)
     json_t *sub;
     bool first = true;
 
+    if (json_is_null(v)) { /* a plugin's global scope: consumer=null,service=null */
+        *o += (size_t)snprintf(buf + *o, *o < size ? size - *o : 0, "null");
+        return;
+    }
     if (!json_is_object(v)) {
         *o += (size_t)snprintf(buf + *o, *o < size ? size - *o : 0, "\"%s\"",
                                json_is_string(v) ? json_string_value(v) : "?");

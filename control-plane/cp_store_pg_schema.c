@@ -87,6 +87,22 @@ static const struct cp_store_migration migrations[] = {
      " target TEXT COLLATE \"C\" NOT NULL);"
      "CREATE UNIQUE INDEX targets_upstream_id_target_key ON targets (upstream_id, lower(target));"
      "CREATE INDEX targets_tags_idx ON targets USING gin (tags);"},
+    /* plugins (issue 18): unique per (name, route, service, consumer) with NULLs equal, as
+     * Kong's cache_key (the store checks it under the writer's lock; the index makes the
+     * database refuse a duplicate too) */
+    {5, "004_plugins",
+     "CREATE TABLE plugins ("
+     " id TEXT COLLATE \"C\" PRIMARY KEY, created_at BIGINT NOT NULL,"
+     " updated_at BIGINT NOT NULL, tags JSONB, doc TEXT NOT NULL,"
+     " name TEXT COLLATE \"C\" NOT NULL, instance_name TEXT COLLATE \"C\" UNIQUE,"
+     " route_id TEXT COLLATE \"C\" REFERENCES routes (id) ON DELETE CASCADE,"
+     " service_id TEXT COLLATE \"C\" REFERENCES services (id) ON DELETE CASCADE,"
+     " consumer TEXT COLLATE \"C\");"
+     "CREATE UNIQUE INDEX plugins_name_route_id_service_id_consumer_key ON plugins"
+     " (name, coalesce(route_id, ''), coalesce(service_id, ''), coalesce(consumer, ''));"
+     "CREATE INDEX plugins_route_id_idx ON plugins (route_id);"
+     "CREATE INDEX plugins_service_id_idx ON plugins (service_id);"
+     "CREATE INDEX plugins_tags_idx ON plugins USING gin (tags);"},
 };
 
 #define N_MIGRATIONS ((int)ST_ARRAY_SIZE(migrations))
@@ -95,7 +111,8 @@ static const struct cp_store_migration migrations[] = {
 
 /* What `reset` drops: every table the migrations create, and their record. */
 static const char reset_sql[] =
-    "DROP TABLE IF EXISTS targets, upstreams, services_ca_certificates, routes, snis, services,"
+    "DROP TABLE IF EXISTS plugins, targets, upstreams, services_ca_certificates, routes, snis, "
+    "services,"
     " certificates,"
     " ca_certificates, clustering_data_planes, meta, schema_migrations CASCADE";
 

@@ -69,6 +69,19 @@ static const struct cp_store_migration migrations[] = {
      " tags TEXT, doc TEXT NOT NULL,"
      " upstream_id TEXT NOT NULL REFERENCES upstreams (id) ON DELETE CASCADE,"
      " target TEXT NOT NULL, UNIQUE (upstream_id, target COLLATE NOCASE));"},
+    /* plugins (issue 18): unique per (name, route, service, consumer), NULLs equal, checked
+     * by the store before each write (cp_store_sql.c key_taken); consumer stays NULL */
+    {4, "003_plugins",
+     "CREATE TABLE plugins ("
+     " id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+     " tags TEXT, doc TEXT NOT NULL,"
+     " name TEXT NOT NULL, instance_name TEXT UNIQUE,"
+     " route_id TEXT REFERENCES routes (id) ON DELETE CASCADE,"
+     " service_id TEXT REFERENCES services (id) ON DELETE CASCADE,"
+     " consumer TEXT);"
+     "CREATE INDEX plugins_route_id_idx ON plugins (route_id);"
+     "CREATE INDEX plugins_service_id_idx ON plugins (service_id);"
+     "CREATE INDEX plugins_name_idx ON plugins (name);"},
 };
 
 static struct sq_store *

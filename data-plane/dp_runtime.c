@@ -18,6 +18,7 @@
 
 #include "dp_balancer.h"
 #include "dp_dns.h"
+#include "dp_plugins.h"
 #include "dp_router.h"
 #include "dp_tls.h"
 #include "st_entity.h"
@@ -32,6 +33,7 @@ struct rt_base {
     struct st_snapshot *snap;
     struct dp_router *router;
     struct dp_tls_certs *certs; /* server contexts by SNI */
+    struct dp_plugins *plugins; /* NULL: no plugin enabled (issue 18) */
 };
 
 struct dp_runtime {
@@ -51,6 +53,7 @@ base_unref(struct rt_base *b)
         return;
     }
     dp_tls_certs_free(b->certs);
+    dp_plugins_free(b->plugins);
     dp_router_free(b->router);
     st_snapshot_free(b->snap);
     free(b);
@@ -639,6 +642,11 @@ dp_runtime_new(struct st_snapshot *snap, const struct dp_runtime *prev, struct d
         base_unref(base);
         return st_err_set(err, -ENOMEM, NULL, "out of memory building the router");
     }
+    rc = dp_plugins_new(snap, &base->plugins, err);
+    if (rc != 0) {
+        base_unref(base);
+        return rc;
+    }
     bd.rt = runtime_alloc(base);
     endpoints_build(&bd);
     *out = bd.rt;
@@ -704,6 +712,14 @@ dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
     *route = &rt->snap->routes[i];
     *ep = rt->route_ep[i];
     return 0;
+}
+
+const struct dp_ipr *
+dp_runtime_ipr(const struct dp_runtime *rt, const struct st_route *route)
+{
+    const struct dp_plugins *p = rt->base->plugins;
+
+    return p == NULL ? NULL : dp_plugins_ipr(p, (size_t)(route - rt->snap->routes));
 }
 
 const struct st_snapshot *

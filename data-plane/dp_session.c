@@ -54,6 +54,7 @@
 #include "dp_fwd.h"
 #include "dp_log.h"
 #include "dp_loop.h"
+#include "dp_plugins.h"
 #include "dp_preread.h"
 #include "dp_router.h"
 #include "dp_runtime.h"
@@ -630,6 +631,30 @@ session_preread(struct dp_session *s, enum dp_sess_event ev)
 
 /* ---------------------------------------------------------------- ROUTE */
 
+/* The plugins' preread, after routing (issue 18): the ip-restriction instance Kong's
+ * precedence chose for the route, when its protocols include the session's. Without any
+ * plugin in the configuration this is one NULL check. Returns 0 (go on) or -1 with the
+ * session's end recorded (Kong closes the connection; the log line has the status). */
+static int
+session_plugins(struct dp_session *s, bool tls_listener)
+{
+    const struct dp_ipr *ipr = dp_runtime_ipr(s->rt, s->route);
+    unsigned proto;
+
+    if (ipr == NULL) {
+        return 0;
+    }
+    proto = !tls_listener                               ? ST_PROTO_TCP
+            : (s->route->protocols & ST_PROTO_TLS) != 0 ? ST_PROTO_TLS
+                                                        : ST_PROTO_TLS_PASSTHROUGH;
+    if ((ipr->protocols & proto) == 0 || !dp_ipr_refuses(ipr, &s->client.sa)) {
+        return 0;
+    }
+    dp_sess_log(s, ST_LOG_WARN, 0, "ip-restriction: %s",
+                ipr->message != NULL ? ipr->message : "IP address not allowed");
+    return session_fail(s, ipr->status, "ip-restriction");
+}
+
 static struct dp_step
 session_route(struct dp_session *s, enum dp_sess_event ev)
 {
@@ -650,6 +675,9 @@ session_route(struct dp_session *s, enum dp_sess_event ev)
     if (session_keep_route(s) < 0) {
         dp_sess_log(s, ST_LOG_WARN, ENOMEM, "cannot keep the route's name");
         return step_end(s, DP_ERROR, 500, "out of memory");
+    }
+    if (session_plugins(s, key.tls) < 0) {
+        return step_failed();
     }
     if (s->ep->n_addrs == 0 && s->ep->bal == NULL) {
         dp_sess_log(s, ST_LOG_ERR, 0, "name resolution failed: service host '%s' has no address",

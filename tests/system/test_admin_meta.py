@@ -11,9 +11,9 @@ import pytest
 
 UNIT = {"services": "svc", "routes": "rt", "certificates": "c", "snis": "s.test",
         "ca_certificates": "ca", "name": "services", "db_entity_name": "services",
-        "tags": "t", "upstreams": "u.test", "targets": "127.0.0.1:80"}
+        "tags": "t", "upstreams": "u.test", "targets": "127.0.0.1:80", "plugins": "p"}
 ENTITIES = ("services", "routes", "certificates", "snis", "ca_certificates", "upstreams",
-            "targets")
+            "targets", "plugins")
 
 
 def kong_sorted(paths):
@@ -104,6 +104,7 @@ def bodies(pki):
         "upstreams": {"name": "schemas-pool.test"},
         "targets": {"target": "127.0.0.1:80",
                     "upstream": {"id": "00000000-0000-4000-8000-000000000001"}},
+        "plugins": {"name": "ip-restriction", "config": {"deny": ["192.0.2.1"]}},
     }
 
 
@@ -144,7 +145,7 @@ def test_schema_shape(st):
     assert rt["protocols"]["default"] == ["tcp"]
     # HEAD, the 404 of Kong, and no writes
     assert cp.api("HEAD", "/schemas/routes").status == 200
-    for name in ("nope", "plugins", "consumers", "tags"):
+    for name in ("nope", "consumers", "tags"):
         r = cp.get("/schemas/" + name)
         assert (r.status, r.json) == (404, {"message": f"No entity named '{name}'"}), r
     r = cp.api("POST", "/schemas/services", json_body={})
@@ -251,12 +252,13 @@ def test_status_counts_entities(st, bodies):
     cp.ok("POST", "/ca_certificates", json_body=bodies["ca_certificates"])
     up = cp.ok("POST", "/upstreams", json_body=bodies["upstreams"])
     cp.ok("POST", f"/upstreams/{up['id']}/targets", json_body={"target": "127.0.0.1"})
+    cp.ok("POST", f"/routes/{rt['id']}/plugins", json_body=bodies["plugins"])
     assert counts() == {"services": 1, "routes": 2, "certificates": 1, "snis": 2,
-                        "ca_certificates": 1, "upstreams": 1, "targets": 1}
+                        "ca_certificates": 1, "upstreams": 1, "targets": 1, "plugins": 1}
     # a refused write counts nothing
     r = cp.api("POST", "/services", json_body={"host": "x", "port": 70000})
     assert r.status == 400
     cp.ok("DELETE", f"/routes/{rt['id']}", expect=204)
     cp.ok("DELETE", f"/certificates/{cert['id']}", expect=204)
     assert counts() == {"services": 1, "routes": 1, "certificates": 0, "snis": 0,
-                        "ca_certificates": 1, "upstreams": 1, "targets": 1}
+                        "ca_certificates": 1, "upstreams": 1, "targets": 1, "plugins": 0}

@@ -221,10 +221,9 @@ def test_paths_equal_get_endpoints(st, spec):
 KONG_PATHS = [
     "/upstreams/u/targets/t/healthy", "/upstreams/u/targets/t/unhealthy",
     "/upstreams/u/targets/t/a/healthy", "/upstreams/u/targets/t/a/unhealthy",
-    "/targets", "/targets/t", "/targets/t/upstream", "/plugins", "/plugins/p",
-    "/plugins/enabled", "/plugins/schema/p", "/schemas/plugins/p",
-    "/consumers", "/consumers/c", "/services/s/plugins",
-    "/routes/r/plugins", "/routes/r/plugins/p", "/services/s/client_certificate",
+    "/targets", "/targets/t", "/targets/t/upstream", "/plugins/schema/p",
+    "/plugins/p/route", "/plugins/p/service", "/consumers/c/plugins",
+    "/consumers", "/consumers/c", "/services/s/client_certificate",
     "/snis/s/certificate", "/certificates/c/services", "/ca_certificates/c/services",
     "/cache", "/cache/k", "/timers", "/status/ready", "/metrics", "/debug/node/log-level",
     "/clustering", "/clustering/nope", "/vaults", "/keys", "/key-sets", "/filter-chains",
@@ -282,21 +281,30 @@ class Probe:
                                               "tags": ["probe"]})
         self.put("/upstreams/up.probe.test/targets/127.0.0.1:8001",
                  {"weight": 10, "tags": ["probe"]})
-        self.ids = {"service": svc["id"], "certificate": cert["id"]}
+        rt = self.cp.get("/routes/rt").json
+        # issue 18: one plugin scoped to both the probe route and service, so that it is
+        # found under /plugins, /services/svc/plugins and /routes/rt/plugins
+        self.put("/plugins/probe-ipr", {"name": "ip-restriction", "route": {"id": rt["id"]},
+                                        "service": {"id": svc["id"]},
+                                        "config": {"deny": ["192.0.2.1"]}, "tags": ["probe"]})
+        self.ids = {"service": svc["id"], "certificate": cert["id"], "route": rt["id"]}
 
     # the concrete value of each path parameter (named as GET /endpoints names them)
     PARAMS = {"services": "svc", "routes": "rt", "certificates": "probe.test",
               "snis": "sni.probe.test", "ca_certificates": CA_ID,
               "upstreams": "up.probe.test", "targets": "127.0.0.1:8001", "name": "services",
-              "db_entity_name": "services", "tags": "probe"}
+              "db_entity_name": "services", "tags": "probe", "plugins": "probe-ipr"}
 
     def url(self, path):
+        if path.startswith("/schemas/plugins/"):
+            return "/schemas/plugins/ip-restriction"
         return re.sub(r"\{(\w+)\}", lambda m: self.PARAMS[m.group(1)], path)
 
     def body(self, path, method):
         """A valid JSON body for a documented write, and the status it must get."""
         cert_body = {"cert": self.cert, "key": self.key}
         route = {"protocols": ["tcp"], "destinations": [{"port": 6000 + self.n}]}
+        ipr = {"name": "ip-restriction", "config": {"deny": ["192.0.2.2"]}}
         table = {
             ("/services", "POST"): ({"name": self.uniq("s"), "host": "127.0.0.1",
                                      "port": 9}, 201),
@@ -338,6 +346,18 @@ class Probe:
             ("/upstreams/{upstreams}/targets/{targets}", "PUT"): ({"weight": 20}, 200),
             ("/upstreams/{upstreams}/targets/{targets}", "PATCH"): ({"tags": ["x"]}, 200),
             ("/schemas/{db_entity_name}/validate", "POST"): ({"host": "example.test"}, 200),
+            ("/plugins", "POST"): (ipr, 201),
+            ("/plugins/{plugins}", "PUT"): (dict(ipr, route={"id": self.ids["route"]},
+                                                 service={"id": self.ids["service"]}), 200),
+            ("/plugins/{plugins}", "PATCH"): ({"tags": ["x"]}, 200),
+            ("/services/{services}/plugins", "POST"): (ipr, 201),
+            ("/services/{services}/plugins/{plugins}", "PUT"): (
+                dict(ipr, route={"id": self.ids["route"]}), 200),
+            ("/services/{services}/plugins/{plugins}", "PATCH"): ({"enabled": False}, 200),
+            ("/routes/{routes}/plugins", "POST"): (ipr, 201),
+            ("/routes/{routes}/plugins/{plugins}", "PUT"): (
+                dict(ipr, service={"id": self.ids["service"]}), 200),
+            ("/routes/{routes}/plugins/{plugins}", "PATCH"): ({"protocols": ["tcp"]}, 200),
         }
         if (path, method) == ("/config", "POST"):
             # the configuration as it is, loaded again: the same entities afterwards
@@ -353,6 +373,11 @@ class Probe:
             # a service that routes use is not deleted (400, code 4)
             for r in self.cp.get("/services/svc/routes").json["data"]:
                 assert self.cp.api("DELETE", f"/routes/{r['id']}").status == 204
+        if method == "POST" and path.endswith("/plugins"):
+            # one plugin of a name per scope: only the probe's stays
+            for p in self.cp.get("/plugins?size=1000").json["data"]:
+                if p["instance_name"] != "probe-ipr":
+                    assert self.cp.api("DELETE", f"/plugins/{p['id']}").status == 204
         if (path, method) == ("/ca_certificates", "POST"):
             # the same certificate cannot be added twice (unique digest)
             for c in self.cp.get("/ca_certificates?size=1000").json["data"]:

@@ -642,11 +642,11 @@ test_err_unknown_and_unsupported(void **state)
                            "{\"foo\": \"unknown field\", \"bar-baz\": \"unknown field\"}",
                            INVALID "{[\"bar-baz\"]=\"unknown field\",foo=\"unknown field\"}"));
     json_decref(expect_err("_format_version: '3.0'\nconsumers:\n- username: x\n"
-                           "plugins:\n- name: tcp-log\n",
+                           "vaults:\n- prefix: x\n",
                            "{\"consumers\": \"'consumers' is not supported yet\","
-                           " \"plugins\": \"'plugins' is not supported yet\"}",
+                           " \"vaults\": \"'vaults' is not supported yet\"}",
                            INVALID "{consumers=\"'consumers' is not supported yet\","
-                                   "plugins=\"'plugins' is not supported yet\"}"));
+                                   "vaults=\"'vaults' is not supported yet\"}"));
     json_decref(expect_err("_format_version: '3.0'\nservices: {name: x}\n",
                            "{\"services\": \"expected an array\"}",
                            INVALID "{services=\"expected an array\"}"));

@@ -56,7 +56,9 @@ check_rows(const char *kind, const struct st_field *fields, size_t dp_size)
         if ((f->flags & (ST_FIELD_F_PARENT | ST_FIELD_F_CASCADE)) && f->type != ST_FT_FOREIGN) {
             fail_msg("%s.%s: PARENT and CASCADE are for FOREIGN fields", kind, f->name);
         }
-        if ((f->type == ST_FT_RECORDS || f->type == ST_FT_RECORD) != (f->sub != NULL)) {
+        /* an abstract record (plugins' config) has no `sub`: its own check names them */
+        if ((f->type == ST_FT_RECORDS || (f->type == ST_FT_RECORD && f->check == NULL)) !=
+            (f->sub != NULL)) {
             fail_msg("%s.%s: RECORDS and RECORD need `sub`, and only they have it", kind, f->name);
         }
         if (f->type == ST_FT_RECORD) {
@@ -212,15 +214,19 @@ test_every_slot(void **state)
             if ((f->flags & ST_FIELD_F_PARENT) && f->ref == d) {
                 fail_msg("%s.%s: a kind nested under itself", d->name, f->name);
             }
+            if ((f->flags & ST_FIELD_F_PARENT) &&
+                st_entity_parent_in((enum st_entity_kind)k, f->ref->kind) != f) {
+                fail_msg("%s.%s: two parent keys to one kind", d->name, f->name);
+            }
         }
         assert_true(foreign <= ST_ENTITY_FOREIGN_MAX);
         assert_true(endpoints <= 1);
-        assert_true(parents <= 1);
+        assert_true(parents <= 2); /* plugins: under routes and under services */
         if (d->nested_only && parents == 0) {
             fail_msg("%s: nested only, under no parent", d->name);
         }
         if ((endpoints == 1) != (st_entity_endpoint((enum st_entity_kind)k) != NULL) ||
-            (parents == 1) != (st_entity_parent((enum st_entity_kind)k) != NULL)) {
+            (parents >= 1) != (st_entity_parent((enum st_entity_kind)k) != NULL)) {
             fail_msg("%s: the endpoint or parent lookup disagrees with the rows", d->name);
         }
         for (const char *const *u = d->unique; u != NULL && *u != NULL; u++) {
@@ -244,7 +250,7 @@ test_lookups(void **state)
         assert_true(st_entity_by_name(st_entity_name((enum st_entity_kind)i), &k));
         assert_int_equal(k, i);
     }
-    assert_false(st_entity_by_name("plugins", &k));
+    assert_false(st_entity_by_name("consumers", &k));
     assert_false(st_entity_by_name("service", &k));
     assert_string_equal(st_entity_name(ST_ENT__COUNT), "unknown");
     assert_string_equal(st_entity_endpoint(ST_ENT_SERVICE)->name, "name");
@@ -264,6 +270,12 @@ test_lookups(void **state)
     assert_true(st_entity_parent(ST_ENT_TARGET)->flags & ST_FIELD_F_CASCADE);
     assert_true(st_ent_target.nested_only);
     assert_false(st_ent_upstream.nested_only);
+    /* issue 18: plugins, found by instance_name, nested under routes and services */
+    assert_string_equal(st_entity_endpoint(ST_ENT_PLUGIN)->name, "instance_name");
+    assert_string_equal(st_entity_parent(ST_ENT_PLUGIN)->name, "route");
+    assert_ptr_equal(st_entity_ref(ST_ENT_PLUGIN, "service"), &st_ent_service);
+    assert_true(st_entity_field(ST_ENT_PLUGIN, "service")->flags & ST_FIELD_F_PARENT);
+    assert_true(st_entity_field(ST_ENT_PLUGIN, "service")->flags & ST_FIELD_F_CASCADE);
 }
 
 /* Kong's nesting in declarative documents: through every foreign key, the admin API's
@@ -274,9 +286,11 @@ test_nests(void **state)
     struct st_entity_nest n[ST_ENTITY_NESTS_MAX];
 
     (void)state;
-    assert_int_equal(st_entity_nests(ST_ENT_SERVICE, n), 1);
+    assert_int_equal(st_entity_nests(ST_ENT_SERVICE, n), 2);
     assert_ptr_equal(n[0].child, &st_ent_route);
     assert_string_equal(n[0].field->name, "service");
+    assert_ptr_equal(n[1].child, &st_ent_plugin);
+    assert_string_equal(n[1].field->name, "service");
     assert_int_equal(st_entity_nests(ST_ENT_CERTIFICATE, n), 3);
     assert_ptr_equal(n[0].child, &st_ent_sni);
     assert_ptr_equal(n[1].child, &st_ent_service);
@@ -286,7 +300,9 @@ test_nests(void **state)
     assert_ptr_equal(n[0].child, &st_ent_target);
     assert_string_equal(n[0].field->name, "upstream");
     assert_int_equal(st_entity_nests(ST_ENT_CA_CERTIFICATE, n), 0);
-    assert_int_equal(st_entity_nests(ST_ENT_ROUTE, n), 0);
+    assert_int_equal(st_entity_nests(ST_ENT_ROUTE, n), 1);
+    assert_ptr_equal(n[0].child, &st_ent_plugin);
+    assert_string_equal(n[0].field->name, "route");
 }
 
 /* Every kind once, each after the kinds it references; for today's kinds, the order in
@@ -349,6 +365,7 @@ test_snapshot_lists(void **state)
     EXPECT_LIST(ST_ENT_CA_CERTIFICATE, ca_certificates, n_ca_certificates);
     EXPECT_LIST(ST_ENT_UPSTREAM, upstreams, n_upstreams);
     EXPECT_LIST(ST_ENT_TARGET, targets, n_targets);
+    EXPECT_LIST(ST_ENT_PLUGIN, plugins, n_plugins);
     assert_int_equal(seen, ST_ENT__COUNT); /* a kind added: name its list here */
 }
 
