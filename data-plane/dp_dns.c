@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,8 @@ struct dp_dns {
     struct entry *v; /* sorted by name */
     size_t n, cap;
     pthread_t thread;
-    bool started, stop;
+    bool started;
+    atomic_bool stop; /* dp_dns_free: the refresher ends, its lookups are cancelled */
     void (*changed)(void *);
     void *changed_arg;
 };
@@ -303,17 +305,6 @@ is_failure(int status)
     return status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND;
 }
 
-static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
-
-static void
-ask(struct job *j, const char *name, int type, ares_callback cb, void *arg)
-{
-    static const int qtype[] = {[RT_SRV] = ns_t_srv, [RT_A] = ns_t_a, [RT_AAAA] = ns_t_aaaa};
-
-    j->b->out++;
-    ares_search(j->b->ch, name, ns_c_in, qtype[type], cb, arg);
-}
-
 /* One SRV target's addresses (hosts file, else A then AAAA as dns_order lists them). */
 struct srv_addr_q {
     struct job *j;
@@ -322,6 +313,27 @@ struct srv_addr_q {
     uint32_t weight;
     int type;
 };
+
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+static void on_srv_target(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+
+static void
+ask(struct job *j, const char *name, int type, ares_callback cb, void *arg)
+{
+    static const int qtype[] = {[RT_SRV] = ns_t_srv, [RT_A] = ns_t_a, [RT_AAAA] = ns_t_aaaa};
+
+    if (atomic_load_explicit(&j->b->d->stop, memory_order_relaxed)) {
+        j->failed = true; /* stopping: no new question (the job ends as failed) */
+        if (cb == on_srv_target) {
+            free(((struct srv_addr_q *)arg)->name);
+            free(arg);
+            j->pending--;
+        }
+        return;
+    }
+    j->b->out++;
+    ares_search(j->b->ch, name, ns_c_in, qtype[type], cb, arg);
+}
 
 static void
 on_srv_target(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -518,8 +530,13 @@ batch_run(struct batch *b)
                 pfd[nfd++] = (struct pollfd){.fd = socks[i], .events = ev};
             }
         }
+        if (atomic_load_explicit(&b->d->stop, memory_order_relaxed)) {
+            ares_cancel(b->ch); /* every callback runs now, with ARES_ECANCELLED */
+            continue;
+        }
         tvp = ares_timeout(b->ch, NULL, &tv);
         ms = tvp != NULL ? (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000) + 1 : 100;
+        ms = ms > 100 ? 100 : ms; /* sees a stop within 0.1 s */
         ready = poll(pfd, nfd, ms);
         if (ready <= 0) {
             ares_process_fd(b->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD); /* timeouts */
@@ -766,7 +783,7 @@ refresher_main(void *arg)
     struct dp_dns *d = arg;
 
     pthread_mutex_lock(&d->lock);
-    while (!d->stop) {
+    while (!atomic_load(&d->stop)) {
         int64_t now = st_mono_ms(), next = now + 1000;
         char **names = st_xcalloc(d->n + 1, sizeof(*names));
         size_t n = 0;
@@ -842,7 +859,7 @@ dp_dns_free(struct dp_dns *d)
     }
     if (d->started) {
         pthread_mutex_lock(&d->lock);
-        d->stop = true;
+        atomic_store(&d->stop, true);
         pthread_cond_signal(&d->cond);
         pthread_mutex_unlock(&d->lock);
         pthread_join(d->thread, NULL);

@@ -5,17 +5,19 @@
 # and runtime swap, the logger, the store pool, the snapshot builder, wait_for_sync, and
 # the sync system tests, with tests/tsan.supp);
 # then builds the libFuzzer targets with clang (build-fuzz/) and runs each for a bounded
-# time (ctest -L fuzz: every parser that reads outside bytes, 20 s each, two at a time).
+# time (ctest -L fuzz: every parser that reads outside bytes, 20 s each, two at a time);
+# then the deploy/ tests once, with the Release binaries (tests/deploy/run.sh: the units,
+# the chart, the images and Compose).
 # Exits non-zero if anything fails. This is the README's test command and what .ci/run runs.
 #
 #   bash scripts/test.sh            all four builds
-#   STRAIT_TEST_BUILDS=release bash scripts/test.sh    only some (release asan tsan fuzz)
+#   STRAIT_TEST_BUILDS=release bash scripts/test.sh    only some (release asan tsan fuzz deploy)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=${STRAIT_JOBS:-2}
-builds=${STRAIT_TEST_BUILDS:-"release asan tsan fuzz"}
+builds=${STRAIT_TEST_BUILDS:-"release asan tsan fuzz deploy"}
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -105,8 +107,17 @@ for b in $builds; do
     fuzz)
         run_fuzz "$top/build-fuzz"
         ;;
+    deploy)
+        # after release (it uses build/'s binaries; builds them if that stage did not run)
+        say "deploy: tests/deploy/run.sh"
+        if ! cmake -S "$top" -B "$top/build" -DPYTHON3="$python" -DCMAKE_BUILD_TYPE=Release \
+            >/dev/null || ! cmake --build "$top/build" -j"$jobs" ||
+            ! bash tests/deploy/run.sh "$top/build"; then
+            failed+=("deploy: tests")
+        fi
+        ;;
     *)
-        echo "test: unknown build '$b' (release | asan | tsan | fuzz)" >&2
+        echo "test: unknown build '$b' (release | asan | tsan | fuzz | deploy)" >&2
         exit 2
         ;;
     esac

@@ -280,9 +280,11 @@ class Proc:
         def found():
             with open(self.log_path, "rb") as f:
                 f.seek(since)
-                for line in f.read().decode(errors="replace").splitlines():
-                    if rx.search(line):
-                        return line
+                text = f.read().decode(errors="replace")
+            # whole lines only: a line being written may show its head alone
+            for line in text[:text.rfind("\n") + 1].splitlines():
+                if rx.search(line):
+                    return line
             return None
 
         try:
