@@ -161,8 +161,8 @@ def base_tarball():
     if not os.path.exists(tar):
         # like debian:bookworm-slim: minbase, merged /usr without the usrmerge package,
         # no docs, man pages or locales
-        tmp = tar + ".part"
-        must(["mmdebstrap", "--variant=minbase", "--quiet",
+        tmp = tar[:-len(".tar")] + ".part.tar"
+        must(["mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
               "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
               "--dpkgopt=path-exclude=/usr/share/doc/*",
               "--dpkgopt=path-include=/usr/share/doc/*/copyright",
