@@ -150,6 +150,9 @@ class Cluster:
             host, port = entry.strip().rsplit(":", 1)
             assert self.svcs.get(host, {}).get("command", [None])[0] == "strait-cp", \
                 f"cluster_control_plane names {host!r}, not a CP service"
+            listen = self.svcs[host]["environment"]["STRAIT_CLUSTER_LISTEN"]
+            assert listen.split()[0].rsplit(":", 1)[1] == port, \
+                f"cluster_control_plane: {host}:{port}, but {host} listens on {listen}"
             out.append(f"127.0.0.1:{self.local_port(host, port)}")
         return ", ".join(out)
 
@@ -259,6 +262,15 @@ def test_compose_cluster_really_runs(compose, tmp_path, https_to_admin):
             for n in cps:
                 st, body = launch.http("GET", f"{admin[n]}/routes", headers=token)
                 assert st == 200 and len(body["data"]) == 2, (n, st, body)
+            # failover: with cp1 stopped (the image's stop signal: exit 0), every DP moves
+            # to cp2, the next entry of its list, and keeps carrying traffic
+            assert running[cps[0]].stop(stop_signal()) == 0, running[cps[0]].output()
+            cp2_addr = envs[cps[1]]["STRAIT_CLUSTER_LISTEN"]
+            for n in dps:
+                status = f"http://{envs[n]['STRAIT_STATUS_LISTEN']}/status"
+                launch.wait_for(lambda: launch.http("GET", status)[1].get("control_plane")
+                                == cp2_addr, 30, f"{n} on {cps[1]}")
+                assert launch.echoed(stream[n]), n
         finally:
             e.close()
             e2.close()
