@@ -1,6 +1,7 @@
 /* strait-cp: the control plane's main(). Parses the command line, loads the
  * configuration and runs the command; `start` wires store, snapshot builder, sync
- * server and admin API together and waits for SIGTERM/SIGINT. */
+ * server and admin API together and waits for SIGTERM/SIGINT/SIGQUIT (all a clean stop:
+ * SIGQUIT is a container's stop signal, the DP's drain, and the CP has nothing to drain). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -192,6 +193,7 @@ cmd_start(const struct cp_args *a)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_mutex_init(&cx->config_mu, NULL);
     ctx_identity(cx);
@@ -201,7 +203,10 @@ cmd_start(const struct cp_args *a)
         st_log(ST_LOG_NOTICE, 0, "strait-cp %s started (node %s, prefix %s)", STRAIT_VERSION,
                cx->node_id, cx->conf.prefix);
         sigwait(&set, &sig);
-        st_log(ST_LOG_NOTICE, 0, "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        st_log(ST_LOG_NOTICE, 0, "received %s, stopping",
+               sig == SIGINT    ? "SIGINT"
+               : sig == SIGQUIT ? "SIGQUIT"
+                                : "SIGTERM");
     }
     if (stop_all(cx)) {
         pthread_mutex_destroy(&cx->config_mu);

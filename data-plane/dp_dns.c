@@ -518,13 +518,15 @@ batch_run(struct batch *b)
         ares_socket_t socks[ARES_GETSOCK_MAXNUM];
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
         struct timeval tv, *tvp;
-        int bits = ares_getsock(b->ch, socks, ARES_GETSOCK_MAXNUM);
+        /* the bits as ARES_GETSOCK_READABLE/WRITABLE read them, unsigned: their int shift
+         * by 31 for the last socket is undefined */
+        unsigned bits = (unsigned)ares_getsock(b->ch, socks, ARES_GETSOCK_MAXNUM);
         nfds_t nfd = 0;
         int ms, ready;
 
-        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                               (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+        for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+            short ev = (short)((bits & (1u << i) ? POLLIN : 0) |
+                               (bits & (1u << (i + ARES_GETSOCK_MAXNUM)) ? POLLOUT : 0));
 
             if (ev != 0) {
                 pfd[nfd++] = (struct pollfd){.fd = socks[i], .events = ev};
@@ -891,8 +893,10 @@ dp_dns_prepare(struct dp_dns *d, const char *const *names, size_t n)
     char **ask_now = st_xcalloc(n + 1, sizeof(*ask_now));
     size_t n_ask = 0, w = 0, old;
 
-    memcpy(sorted, names, n * sizeof(*names));
-    qsort(sorted, n, sizeof(*sorted), name_cmp);
+    if (n > 0) {
+        memcpy(sorted, names, n * sizeof(*names));
+        qsort(sorted, n, sizeof(*sorted), name_cmp);
+    }
     pthread_mutex_lock(&d->lock);
     old = d->n;
     for (size_t i = 0; i < d->n; i++) {
@@ -924,7 +928,9 @@ dp_dns_prepare(struct dp_dns *d, const char *const *names, size_t n)
         }
     }
     d->n = w;
-    qsort(d->v, d->n, sizeof(*d->v), entry_sort_cmp);
+    if (d->n > 1) { /* qsort's base must not be NULL, even for 0 elements */
+        qsort(d->v, d->n, sizeof(*d->v), entry_sort_cmp);
+    }
     pthread_mutex_unlock(&d->lock);
     free(sorted);
     resolve(d, ask_now, n_ask);

@@ -3,9 +3,12 @@
 # exit code 2 and one line naming it; a `udp` or `proxy_protocol` listener (not built
 # yet) is refused with a clear message instead of being ignored; an `ssl` listener starts;
 # bad ssl_* values are refused; --help, --version and `cluster gen_cert` work.
+# Issue 17 (images): SIGQUIT, the image's STOPSIGNAL, is a clean stop with exit 0 for
+# both planes (the DP drains; the CP stops as on SIGTERM).
 
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -148,6 +151,24 @@ def test_ssl_listener_starts(st):
     for name in ("strait-default.crt", "strait-default.key", "strait-default-ecdsa.crt",
                  "strait-default-ecdsa.key"):
         assert os.path.exists(os.path.join(dp.prefix, "ssl", name)), name
+
+
+@pytest.mark.parametrize("kind", ["cp", "dp"])
+def test_sigquit_is_a_clean_stop(kind, st):
+    # issue 17: containers stop with SIGQUIT (the image's STOPSIGNAL, the DP's drain); a
+    # CP must take it as a clean stop too, not die of the default action (core, 131).
+    cp = st.cp()
+    p = cp if kind == "cp" else st.dp(cp)
+    p.p.send_signal(signal.SIGQUIT)
+    try:
+        rc = p.p.wait(timeout=scaled(15))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{kind} still running 15 s after SIGQUIT:\n{p.log_tail()}")
+    assert rc == 0, f"{kind} exited {rc} after SIGQUIT; log tail:\n{p.log_tail()}"
+    log = p.log_text(since_start=True)
+    assert "received SIGQUIT" in log, log
+    if kind == "cp":
+        assert "strait-cp stopped" in log, log
 
 
 @pytest.mark.parametrize("key,value", [("ssl_protocols", "TLSv1.9"),
