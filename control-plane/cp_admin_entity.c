@@ -170,6 +170,28 @@ new_id(json_t *o)
 /* ------------------------------------------------------------------------ */
 /* writes */
 
+/* Kong's merge_values for a PATCH of a plugin: the body's config record is merged into
+ * the stored one (PATCH {"config": {"deny": [...]}} keeps `allow`), as Kong's plugins
+ * DAO does with the plugin's subschema. Only abstract records (plugins' config) are
+ * merged here: the other records keep Strait's behaviour (issue 16's healthchecks). */
+static void
+merge_records(const json_t *stored, json_t *body, const struct st_field *fields)
+{
+    for (const struct st_field *f = fields; f->name != NULL; f++) {
+        json_t *b = json_object_get(body, f->name);
+        const json_t *old = json_object_get(stored, f->name);
+        json_t *merged;
+
+        if (f->type != ST_FT_RECORD || f->sub != NULL || !json_is_object(b) ||
+            !json_is_object(old)) {
+            continue;
+        }
+        merged = json_deep_copy(old);
+        json_object_update(merged, b);
+        json_object_set_new(body, f->name, merged);
+    }
+}
+
 /* Builds the entity to store from the body and the existing one (NULL: none), with
  * id, created_at, updated_at, the endpoint key of a PUT by it and a nested entity's
  * parent set. Returns a new object. */
@@ -194,6 +216,7 @@ prepare(const struct write_req *w, const json_t *existing, const char *parent_id
         json_t *body = json_deep_copy(w->body);
 
         st_schema_input(w->k, body);
+        merge_records(o, body, st_entities[w->k]->fields);
         json_object_update(o, body);
         json_decref(body);
     } else {

@@ -10,6 +10,7 @@
 
 #include "st_entity.h"
 #include "st_err.h"
+#include "st_plugin.h"
 #include "st_util.h"
 
 #define FORM_MAX_DEPTH 8
@@ -67,6 +68,29 @@ is_field(const char *name, unsigned types)
 {
     for (int k = 0; k < ST_ENT__COUNT; k++) {
         if (field_typed(st_entities[k]->fields, name, types)) {
+            return true;
+        }
+    }
+    /* the plugins' config records (the plugins kind's is abstract): config.status=401 */
+    for (size_t i = 0; i < st_plugins_bundled_n; i++) {
+        if (field_typed(st_plugins_bundled[i]->config, name, types)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether segs (n of them) name an array field of a plugin's config record:
+ * config.allow=1.2.3.4 is a one-element array, as in Kong. */
+static bool
+is_config_array(const struct seg *segs, int n)
+{
+    if (n != 2 || segs[0].type != SEG_KEY || strcmp(segs[0].name, "config") != 0 ||
+        segs[1].type != SEG_KEY) {
+        return false;
+    }
+    for (size_t i = 0; i < st_plugins_bundled_n; i++) {
+        if (field_typed(st_plugins_bundled[i]->config, segs[1].name, ARRAY_TYPES)) {
             return true;
         }
     }
@@ -438,7 +462,7 @@ add_path(struct cp_form *f, const struct seg *segs, int n, json_t *v)
         json_decref(v);
         return rc;
     }
-    return set_leaf(f, cur, &segs[n - 1], v, n == 1);
+    return set_leaf(f, cur, &segs[n - 1], v, n == 1 || is_config_array(segs, n));
 }
 
 struct cp_form *

@@ -263,3 +263,17 @@ def test_declarative_round_trip(cp):
     assert r.status == 400, r
     assert NOT_ENABLED.format("tcp-log") in r.raw.decode()
     assert store_of(cp) == before
+
+
+def test_form_bodies(cp):
+    # Kong's documented form: config.allow=... repeated (a single one is an array too),
+    # config.status=401 a number, as the plugin's own schema types them
+    p = cp.ok("POST", "/plugins", form=[("name", "ip-restriction"),
+                                         ("config.allow", "10.0.0.0/8"),
+                                         ("config.allow", "192.168.1.7"),
+                                         ("config.status", "401")])
+    assert p["config"]["allow"] == ["10.0.0.0/8", "192.168.1.7"]
+    assert p["config"]["status"] == 401
+    p = cp.ok("PATCH", f"/plugins/{p['id']}", form=[("config.deny", "10.1.0.0/16")])
+    assert p["config"]["deny"] == ["10.1.0.0/16"]
+    assert p["config"]["allow"] == ["10.0.0.0/8", "192.168.1.7"]
