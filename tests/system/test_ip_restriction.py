@@ -124,3 +124,21 @@ def test_no_plugin_no_refusal_and_other_routes(c):
     r2 = cp.route(svc2, name="r2", destinations=[{"port": 1}])
     ipr(cp, dp, f"/routes/{r2['id']}/plugins", config={"deny": ["127.0.0.0/8"]})
     assert pinged(dp.port, src="127.0.0.2")
+
+
+def test_dp_without_the_plugin_refuses_the_configuration(st, echo):
+    # a DP whose `plugins` key leaves ip-restriction out never takes a configuration
+    # using it (it would ignore it): it keeps its last configuration and says why
+    cp = st.cp()
+    dp = st.dp(cp, conf={"plugins": "off"}, start=False)
+    svc = cp.service("echo", echo.port)
+    route = cp.route(svc, name="r-echo", destinations=[{"port": dp.port}])
+    dp.start()
+    h = dp.wait_synced()
+    mark = dp.log_size()
+    cp.ok("POST", f"/routes/{route['id']}/plugins",
+          json_body={"name": "ip-restriction", "config": {"deny": ["127.0.0.2"]}})
+    dp.wait_log(r"sync: refused configuration version .*plugin 'ip-restriction' not enabled",
+                since=mark)
+    assert dp.status_hash() == h != cp.status_hash()
+    assert pinged(dp.port, src="127.0.0.2")
