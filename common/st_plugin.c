@@ -8,7 +8,7 @@
 
 #include <float.h>
 #include <jansson.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "st_check.h"

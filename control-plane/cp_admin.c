@@ -331,8 +331,8 @@ r_root(struct cp_ctx *cx, const struct cp_request *rq, struct cp_response *rs,
     json_object_set_new(o, "node_id", json_string(cx->node_id));
     json_object_set_new(o, "configuration", configuration(cx));
     json_object_set_new(o, "plugins",
-                        json_pack("{s:o,s:[]}", "available_on_server",
-                                  cp_admin__plugins_available(), "enabled_in_cluster"));
+                        json_pack("{s:o,s:o}", "available_on_server", cp_admin__plugins_available(),
+                                  "enabled_in_cluster", cp_admin__plugins_in_use(cx)));
     json_object_set_new(o, "pids", json_pack("{s:i,s:[]}", "master", (int)getpid(), "workers"));
     cp_admin__reply(rs, 200, o);
 }

@@ -148,6 +148,8 @@ extern const struct cp_admin_hooks cp_admin__plugin_hooks;
 void cp_admin__plugins_enabled(struct cp_response *rs);
 void cp_admin__plugin_schema_get(struct cp_response *rs, const char *name);
 json_t *cp_admin__plugins_available(void);
+/* GET /'s enabled_in_cluster: the distinct names of the stored plugins, sorted. */
+json_t *cp_admin__plugins_in_use(struct cp_ctx *cx);
 struct st_plugin_desc;
 /* Kong's JSON form of plugin p's schema (cp_admin_schemas.c), or NULL (logged). */
 json_t *cp_admin__plugin_schema_describe(const struct st_plugin_desc *p);

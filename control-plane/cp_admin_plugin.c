@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "cp_admin_int.h"
+#include "cp_ctx.h"
 #include "cp_store.h"
+#include "cp_store_pool.h"
 #include "st_err.h"
 #include "st_plugin.h"
 #include "st_util.h"
@@ -153,4 +155,69 @@ cp_admin__plugins_available(void)
         }
     }
     return o;
+}
+
+/* strcmp for qsort over json_t strings */
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+json_t *
+cp_admin__plugins_in_use(struct cp_ctx *cx)
+{
+    struct cp_page_opts o = {.size = CP_PAGE_SIZE_MAX};
+    struct st_err err = {0};
+    struct cp_store *st = cp_store_pool_get(cx->pool);
+    json_t *set = json_object();
+    json_t *out = json_array();
+    char *next = NULL;
+    const char *name;
+    json_t *v;
+    int rc;
+
+    do {
+        json_t *data = NULL;
+        size_t i;
+
+        free(next);
+        next = NULL;
+        rc = cp_store_page(st, ST_ENT_PLUGIN, &o, &data, &next, &err);
+        json_array_foreach(data, i, v)
+        {
+            name = json_string_value(json_object_get(v, "name"));
+            if (name != NULL) {
+                json_object_set_new(set, name, json_true());
+            }
+        }
+        json_decref(data);
+        o.offset = next;
+    } while (rc == 0 && next != NULL);
+    free(next);
+    cp_store_pool_put(cx->pool, st);
+    /* Kong lists the distinct names of the plugins stored; a store failure lists none
+     * rather than fail GET / */
+    json_object_foreach(set, name, v)
+    {
+        json_array_append_new(out, json_string(name));
+    }
+    json_decref(set);
+    if (json_array_size(out) > 1) {
+        size_t n = json_array_size(out);
+        json_t **a = st_xcalloc(n, sizeof(*a));
+        json_t *sorted = json_array();
+
+        for (size_t i = 0; i < n; i++) {
+            a[i] = json_array_get(out, i);
+        }
+        qsort(a, n, sizeof(*a), cmp_names);
+        for (size_t i = 0; i < n; i++) {
+            json_array_append(sorted, a[i]);
+        }
+        free(a);
+        json_decref(out);
+        out = sorted;
+    }
+    return out;
 }

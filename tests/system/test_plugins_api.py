@@ -189,6 +189,10 @@ def test_enabled_schema_and_root(cp):
     assert (r.status, r.json) == (404, {"message": "No plugin named 'tcp-log'"})
     root = cp.get("/").json
     assert root["plugins"]["available_on_server"]["ip-restriction"]["priority"] == 990
+    assert root["plugins"]["enabled_in_cluster"] == []
+    cp.ok("POST", "/plugins", json_body={"name": "ip-restriction",
+                                         "config": {"deny": ["192.0.2.1"]}})
+    assert cp.get("/").json["plugins"]["enabled_in_cluster"] == ["ip-restriction"]
     # the generic validate endpoint runs the plugin's own schema
     r = cp.api("POST", "/schemas/plugins/validate", json_body={"name": "ip-restriction"})
     assert r.status == 400 and "at least one of" in r.json["message"]
