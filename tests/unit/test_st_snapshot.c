@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "st_err.h"
+#include "st_plugin.h"
 #include "st_schema.h"
 #include "st_snapshot.h"
 #include "st_ssl.h"
@@ -335,6 +336,65 @@ test_round_trip(void **state)
     st_snapshot_free(s);
     free(b.bytes);
     st_snapshot_free(NULL);
+}
+
+/* Issue 18: plugins in the snapshot: the config record as sorted compact JSON, the
+ * protocols as flags (HTTP ones are none), route and service resolved, and a snapshot
+ * with a plugin the DP does not enable refused with Kong's message. */
+static void
+test_plugins(void **state)
+{
+    json_t *lists[ST_ENT__COUNT] = {NULL};
+    struct built b;
+    struct st_snapshot *s = NULL;
+    struct st_err err = {0};
+    const struct st_plugin *p;
+
+    (void)state;
+    lists[ST_ENT_SERVICE] = pair(ST_ENT_SERVICE, SVC2, SVC1);
+    lists[ST_ENT_ROUTE] = pair(ST_ENT_ROUTE, RT2, RT1);
+    lists[ST_ENT_PLUGIN] = json_array();
+    json_array_append_new(
+        lists[ST_ENT_PLUGIN],
+        entity(ST_ENT_PLUGIN, "{\"id\": \"" N1 "\", \"created_at\": 1700000000005, "
+                              "\"name\": \"ip-restriction\", \"instance_name\": \"i\", "
+                              "\"route\": {\"id\": \"" R1 "\"}, \"service\": {\"id\": \"" S1 "\"}, "
+                              "\"config\": {\"deny\": [\"10.0.0.0/8\"], \"status\": 401}}"));
+    json_array_append_new(lists[ST_ENT_PLUGIN],
+                          entity(ST_ENT_PLUGIN,
+                                 "{\"id\": \"" N2 "\", \"created_at\": 1700000000006, "
+                                 "\"name\": \"ip-restriction\", \"enabled\": false, "
+                                 "\"protocols\": [\"tls_passthrough\"], "
+                                 "\"config\": {\"allow\": [\"::1\"]}}"));
+    assert_int_equal(st_snapshot_build(3, lists, &b.bytes, &b.len, b.hash, &err), 0);
+    assert_int_equal(st_snapshot_parse(b.bytes, b.len, NULL, &s, &err), 0);
+    assert_int_equal(s->n_plugins, 2);
+    p = &s->plugins[0];
+    assert_string_equal(p->id, N1);
+    assert_string_equal(p->name, "ip-restriction");
+    assert_string_equal(p->instance_name, "i");
+    assert_ptr_equal(p->route, &s->routes[0]);
+    assert_ptr_equal(p->service, &s->services[0]);
+    assert_string_equal(
+        p->config, "{\"allow\":null,\"deny\":[\"10.0.0.0/8\"],\"message\":null,\"status\":401}");
+    assert_int_equal(p->protocols, ST_PROTO_TCP | ST_PROTO_TLS);
+    assert_true(p->enabled);
+    p = &s->plugins[1];
+    assert_null(p->route);
+    assert_null(p->service_id);
+    assert_false(p->enabled);
+    assert_int_equal(p->protocols, ST_PROTO_TLS_PASSTHROUGH);
+    st_snapshot_free(s);
+
+    /* a DP that does not enable ip-restriction refuses the snapshot */
+    st_plugin_conf_apply("off");
+    assert_int_not_equal(st_snapshot_parse(b.bytes, b.len, NULL, &s, &err), 0);
+    assert_non_null(strstr(err.msg, "plugin 'ip-restriction' not enabled"));
+    st_plugin_conf_apply(NULL);
+    free(b.bytes);
+    for (int k = 0; k < ST_ENT__COUNT; k++) {
+        json_decref(lists[k]);
+    }
 }
 
 static void
@@ -1250,6 +1310,7 @@ main(void)
         cmocka_unit_test(test_same_config_same_hash),
         cmocka_unit_test(test_any_change_changes_hash),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_plugins),
         cmocka_unit_test(test_empty_config),
         cmocka_unit_test(test_hash_text_mismatch),
         cmocka_unit_test(test_flipped_config_byte),
