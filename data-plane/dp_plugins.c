@@ -22,8 +22,10 @@
 struct dp_plugins {
     struct dp_ipr *iprs; /* one per enabled ip-restriction instance */
     size_t n_iprs;
-    json_t **configs;                /* their parsed configs (messages point into them) */
-    const struct dp_ipr **route_ipr; /* per route: the instance that applies, or NULL */
+    json_t **configs; /* their parsed configs (messages point into them) */
+    /* per route and session protocol (route * DP_PLUGINS_PROTOS + the protocol's slot):
+     * the instance that applies, or NULL */
+    const struct dp_ipr **route_ipr;
     size_t n_routes;
 };
 
@@ -99,15 +101,64 @@ dp_plugins_free(struct dp_plugins *p)
     free(p);
 }
 
-/* Kong's precedence, most specific first. */
-enum scope { SC_ROUTE_SERVICE = 0, SC_ROUTE, SC_SERVICE, SC_GLOBAL, SC__N };
+/* The session protocols a plugin can run on, in route_ipr's order. */
+static const unsigned protos[DP_PLUGINS_PROTOS] = {ST_PROTO_TCP, ST_PROTO_TLS,
+                                                   ST_PROTO_TLS_PASSTHROUGH};
+
+/* For protocol proto: each route's instance by Kong's precedence among the enabled ones
+ * whose protocols include proto (Kong leaves out, before choosing, the instances that do
+ * not run in the subsystem; Strait per protocol). */
+static void
+resolve(const struct st_snapshot *snap, struct dp_plugins *p, unsigned proto, size_t slot,
+        const struct dp_ipr **by_rs, const struct dp_ipr **by_r, const struct dp_ipr **by_s)
+{
+    const struct dp_ipr *global = NULL;
+    size_t n = 0;
+
+    memset(by_rs, 0, (snap->n_routes + 1) * sizeof(*by_rs));
+    memset(by_r, 0, (snap->n_routes + 1) * sizeof(*by_r));
+    memset(by_s, 0, (snap->n_services + 1) * sizeof(*by_s));
+    for (size_t i = 0; i < snap->n_plugins; i++) {
+        const struct st_plugin *pl = &snap->plugins[i];
+        const struct dp_ipr *ipr;
+
+        if (!pl->enabled || strcmp(pl->name, IPR_NAME) != 0) {
+            continue;
+        }
+        ipr = &p->iprs[n++]; /* built in the same order */
+        if ((ipr->protocols & proto) == 0) {
+            continue;
+        }
+        /* one instance per name and scope (the CP's unique key): no tie to break */
+        if (pl->route != NULL && pl->service != NULL) {
+            size_t r = (size_t)(pl->route - snap->routes);
+
+            if (snap->routes[r].service == pl->service) {
+                by_rs[r] = ipr; /* applies only to that route with that service */
+            }
+        } else if (pl->route != NULL) {
+            by_r[pl->route - snap->routes] = ipr;
+        } else if (pl->service != NULL) {
+            by_s[pl->service - snap->services] = ipr;
+        } else if (pl->route_id == NULL && pl->service_id == NULL) {
+            global = ipr;
+        }
+    }
+    for (size_t r = 0; r < snap->n_routes; r++) {
+        const struct st_service *svc = snap->routes[r].service;
+        const struct dp_ipr *best = by_rs[r];
+
+        best = best != NULL ? best : by_r[r];
+        best = best != NULL || svc == NULL ? best : by_s[svc - snap->services];
+        p->route_ipr[r * DP_PLUGINS_PROTOS + slot] = best != NULL ? best : global;
+    }
+}
 
 int
 dp_plugins_new(const struct st_snapshot *snap, struct dp_plugins **out, struct st_err *err)
 {
     struct dp_plugins *p;
-    /* by scope: per route (route+service, route), per service, global */
-    const struct dp_ipr **by_rs, **by_r, **by_s, *global = NULL;
+    const struct dp_ipr **by_rs, **by_r, **by_s;
     size_t n = 0;
     int rc = 0;
 
@@ -122,60 +173,41 @@ dp_plugins_new(const struct st_snapshot *snap, struct dp_plugins **out, struct s
     p->iprs = st_xcalloc(n, sizeof(*p->iprs));
     p->configs = st_xcalloc(n, sizeof(*p->configs));
     p->n_routes = snap->n_routes;
-    p->route_ipr = st_xcalloc(snap->n_routes + 1, sizeof(*p->route_ipr));
-    by_rs = st_xcalloc(snap->n_routes + 1, sizeof(*by_rs));
-    by_r = st_xcalloc(snap->n_routes + 1, sizeof(*by_r));
-    by_s = st_xcalloc(snap->n_services + 1, sizeof(*by_s));
+    p->route_ipr = st_xcalloc(snap->n_routes * DP_PLUGINS_PROTOS + 1, sizeof(*p->route_ipr));
     for (size_t i = 0; i < snap->n_plugins && rc == 0; i++) {
         const struct st_plugin *pl = &snap->plugins[i];
-        struct dp_ipr *ipr;
 
-        if (!pl->enabled || strcmp(pl->name, IPR_NAME) != 0) {
-            continue;
-        }
-        ipr = &p->iprs[p->n_iprs];
-        rc = ipr_build(pl, ipr, &p->configs[p->n_iprs], err);
-        p->n_iprs++;
-        if (rc != 0) {
-            break;
-        }
-        /* one instance per name and scope (the CP's unique key): no tie to break */
-        if (pl->route != NULL && pl->service != NULL) {
-            size_t r = (size_t)(pl->route - snap->routes);
-            if (snap->routes[r].service == pl->service) {
-                by_rs[r] = ipr; /* applies only to that route with that service */
-            }
-        } else if (pl->route != NULL) {
-            by_r[pl->route - snap->routes] = ipr;
-        } else if (pl->service != NULL) {
-            by_s[pl->service - snap->services] = ipr;
-        } else if (pl->route_id == NULL && pl->service_id == NULL) {
-            global = ipr;
+        if (pl->enabled && strcmp(pl->name, IPR_NAME) == 0) {
+            rc = ipr_build(pl, &p->iprs[p->n_iprs], &p->configs[p->n_iprs], err);
+            p->n_iprs++;
         }
     }
-    for (size_t r = 0; r < snap->n_routes && rc == 0; r++) {
-        const struct st_service *svc = snap->routes[r].service;
-        const struct dp_ipr *best = by_rs[r];
-
-        best = best != NULL ? best : by_r[r];
-        best = best != NULL || svc == NULL ? best : by_s[svc - snap->services];
-        p->route_ipr[r] = best != NULL ? best : global;
-    }
-    free(by_rs);
-    free(by_r);
-    free(by_s);
     if (rc != 0) {
         dp_plugins_free(p);
         return rc;
     }
+    by_rs = st_xcalloc(snap->n_routes + 1, sizeof(*by_rs));
+    by_r = st_xcalloc(snap->n_routes + 1, sizeof(*by_r));
+    by_s = st_xcalloc(snap->n_services + 1, sizeof(*by_s));
+    for (size_t k = 0; k < DP_PLUGINS_PROTOS; k++) {
+        resolve(snap, p, protos[k], k, by_rs, by_r, by_s);
+    }
+    free(by_rs);
+    free(by_r);
+    free(by_s);
     *out = p;
     return 0;
 }
 
 const struct dp_ipr *
-dp_plugins_ipr(const struct dp_plugins *p, size_t route)
+dp_plugins_ipr(const struct dp_plugins *p, size_t route, unsigned proto)
 {
-    return route < p->n_routes ? p->route_ipr[route] : NULL;
+    for (size_t k = 0; route < p->n_routes && k < DP_PLUGINS_PROTOS; k++) {
+        if (protos[k] == proto) {
+            return p->route_ipr[route * DP_PLUGINS_PROTOS + k];
+        }
+    }
+    return NULL;
 }
 
 bool

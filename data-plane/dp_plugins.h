@@ -1,7 +1,8 @@
 /* The plugins of a runtime (issue 18): built once per snapshot on the sync thread, read by
  * the workers. For each route, the plugin instance that applies to its sessions, chosen
  * with Kong's scope precedence (route + service, route, service, global) among the enabled
- * ones; a session asks with one NULL check when the configuration has no plugin. Only
+ * ones whose protocols include the session's; a session asks with one NULL check when the
+ * configuration has no plugin. Only
  * ip-restriction exists so far; its lists are matched in O(log n) (st_cidr_set). */
 #ifndef STRAIT_DP_PLUGINS_H
 #define STRAIT_DP_PLUGINS_H
@@ -33,8 +34,13 @@ int dp_plugins_new(const struct st_snapshot *snap, struct dp_plugins **out, stru
 
 void dp_plugins_free(struct dp_plugins *p);
 
-/* The ip-restriction instance for sessions of route index i, or NULL. */
-const struct dp_ipr *dp_plugins_ipr(const struct dp_plugins *p, size_t route);
+/* The session protocols plugins are chosen for: tcp, tls, tls_passthrough. */
+#define DP_PLUGINS_PROTOS 3
+
+/* The ip-restriction instance for sessions of route index `route` whose protocol is proto
+ * (one ST_PROTO_*), or NULL. Instances whose protocols leave proto out are not candidates,
+ * so a less specific one applies instead (as Kong leaves out those of another subsystem). */
+const struct dp_ipr *dp_plugins_ipr(const struct dp_plugins *p, size_t route, unsigned proto);
 
 /* Whether ip-restriction refuses client address sa: deny first, then allow (Kong's
  * handler). */

@@ -714,12 +714,18 @@ dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
     return 0;
 }
 
+bool
+dp_runtime_has_plugins(const struct dp_runtime *rt)
+{
+    return rt->base->plugins != NULL;
+}
+
 const struct dp_ipr *
-dp_runtime_ipr(const struct dp_runtime *rt, const struct st_route *route)
+dp_runtime_ipr(const struct dp_runtime *rt, const struct st_route *route, unsigned proto)
 {
     const struct dp_plugins *p = rt->base->plugins;
 
-    return p == NULL ? NULL : dp_plugins_ipr(p, (size_t)(route - rt->snap->routes));
+    return p == NULL ? NULL : dp_plugins_ipr(p, (size_t)(route - rt->snap->routes), proto);
 }
 
 const struct st_snapshot *

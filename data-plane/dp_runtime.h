@@ -7,6 +7,7 @@
 #ifndef STRAIT_DP_RUNTIME_H
 #define STRAIT_DP_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -61,10 +62,14 @@ uint64_t dp_runtime_version(const struct dp_runtime *rt);
 int dp_runtime_match(const struct dp_runtime *rt, const struct dp_router_key *k,
                      const struct st_route **route, const struct dp_service_ep **ep);
 
-/* The ip-restriction instance for sessions on route (one of rt's), or NULL: with no
- * plugin in the configuration, one NULL check (issue 18). */
+/* Whether rt's configuration has an enabled plugin: a session without asks nothing more. */
+bool dp_runtime_has_plugins(const struct dp_runtime *rt);
+
+/* The ip-restriction instance for sessions on route (one of rt's) of protocol proto (one
+ * ST_PROTO_*), or NULL: with no plugin in the configuration, one NULL check (issue 18). */
 struct dp_ipr;
-const struct dp_ipr *dp_runtime_ipr(const struct dp_runtime *rt, const struct st_route *route);
+const struct dp_ipr *dp_runtime_ipr(const struct dp_runtime *rt, const struct st_route *route,
+                                    unsigned proto);
 
 /* The snapshot rt was built from (valid while the caller holds its reference). */
 const struct st_snapshot *dp_runtime_snapshot(const struct dp_runtime *rt);

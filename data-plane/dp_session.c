@@ -632,22 +632,24 @@ session_preread(struct dp_session *s, enum dp_sess_event ev)
 /* ---------------------------------------------------------------- ROUTE */
 
 /* The plugins' preread, after routing (issue 18): the ip-restriction instance Kong's
- * precedence chose for the route, when its protocols include the session's. Without any
+ * precedence chose for the route among those whose protocols include the session's
+ * (dp_plugins.h). Without any
  * plugin in the configuration this is one NULL check. Returns 0 (go on) or -1 with the
  * session's end recorded (Kong closes the connection; the log line has the status). */
 static int
 session_plugins(struct dp_session *s, bool tls_listener)
 {
-    const struct dp_ipr *ipr = dp_runtime_ipr(s->rt, s->route);
+    const struct dp_ipr *ipr;
     unsigned proto;
 
-    if (ipr == NULL) {
+    if (!dp_runtime_has_plugins(s->rt)) {
         return 0;
     }
     proto = !tls_listener                               ? ST_PROTO_TCP
             : (s->route->protocols & ST_PROTO_TLS) != 0 ? ST_PROTO_TLS
                                                         : ST_PROTO_TLS_PASSTHROUGH;
-    if ((ipr->protocols & proto) == 0 || !dp_ipr_refuses(ipr, &s->client.sa)) {
+    ipr = dp_runtime_ipr(s->rt, s->route, proto);
+    if (ipr == NULL || !dp_ipr_refuses(ipr, &s->client.sa)) {
         return 0;
     }
     dp_sess_log(s, ST_LOG_WARN, 0, "ip-restriction: %s",

@@ -103,6 +103,13 @@ def test_protocols_per_connection(c):
     assert refused(dp, "127.0.0.2")
     change(cp, dp, "PATCH", f"/plugins/{g['id']}", {"protocols": ["http", "https"]})
     assert pinged(dp.port, src="127.0.0.2")
+    # a route instance for tls only does not hide the global one on a tcp session
+    change(cp, dp, "PATCH", f"/plugins/{g['id']}",
+           {"protocols": ["tcp"], "config": {"deny": ["127.0.0.2"]}})
+    change(cp, dp, "PATCH", f"/routes/{route['id']}", {"protocols": ["tcp", "tls"]})
+    ipr(cp, dp, f"/routes/{route['id']}/plugins", protocols=["tls"],
+        config={"deny": ["127.0.0.3"]})
+    assert refused(dp, "127.0.0.2") and pinged(dp.port, src="127.0.0.3")
 
 
 def test_ipv6_and_many_entries(c):

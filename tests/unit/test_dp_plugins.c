@@ -1,8 +1,9 @@
 /* Unit tests for issue 18's dp_plugins: Kong's scope precedence resolved per route
  * (route + service, route, service, global), a route + service instance naming another
- * service never applying, disabled instances left out (a less specific one applies
- * instead), no plugin at all giving NULL (the sessions' one NULL check), and
- * ip-restriction's verdict: deny first, then allow, the status and message. */
+ * service never applying, disabled instances and those whose protocols leave the
+ * session's out not candidates (a less specific one applies instead), no plugin at all giving NULL
+ * (the sessions' one NULL check), and ip-restriction's verdict: deny first, then allow, the status
+ * and message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,7 +61,7 @@ snap_of(struct st_plugin *pl, size_t n)
 static const char *
 id_for(const struct dp_plugins *p, size_t route)
 {
-    const struct dp_ipr *i = dp_plugins_ipr(p, route);
+    const struct dp_ipr *i = dp_plugins_ipr(p, route, ST_PROTO_TCP);
 
     return i != NULL ? i->id : "-";
 }
@@ -104,6 +105,39 @@ test_precedence(void **state)
     assert_null(p);
 }
 
+/* An instance whose protocols leave the session's out is no candidate: the next scope's
+ * applies (Kong leaves out, before choosing, those of another subsystem). */
+static void
+test_protocols(void **state)
+{
+    const char *cfg = "{\"deny\": [\"10.0.0.0/8\"]}";
+    struct st_plugin pl[] = {
+        ipr("global", NULL, NULL, true, cfg),
+        ipr("r0-tls", &routes[0], NULL, true, cfg),
+    };
+    struct st_snapshot s = snap_of(pl, 2);
+    struct dp_plugins *p = NULL;
+    struct st_err err = {0};
+
+    (void)state;
+    pl[0].protocols = ST_PROTO_TCP | ST_PROTO_TLS_PASSTHROUGH;
+    pl[1].protocols = ST_PROTO_TLS;
+    assert_int_equal(dp_plugins_new(&s, &p, &err), 0);
+    assert_string_equal(dp_plugins_ipr(p, 0, ST_PROTO_TLS)->id, "r0-tls");
+    assert_string_equal(dp_plugins_ipr(p, 0, ST_PROTO_TCP)->id, "global");
+    assert_string_equal(dp_plugins_ipr(p, 0, ST_PROTO_TLS_PASSTHROUGH)->id, "global");
+    assert_null(dp_plugins_ipr(p, 1, ST_PROTO_TLS));
+    assert_null(dp_plugins_ipr(p, 1, ST_PROTO_UDP));
+    assert_null(dp_plugins_ipr(p, 9, ST_PROTO_TCP));
+    dp_plugins_free(p);
+    /* only HTTP protocols: present, yet never a candidate */
+    pl[0].protocols = 0;
+    s.n_plugins = 1;
+    assert_int_equal(dp_plugins_new(&s, &p, &err), 0);
+    assert_null(dp_plugins_ipr(p, 0, ST_PROTO_TCP));
+    dp_plugins_free(p);
+}
+
 static bool
 refuses(const struct dp_ipr *i, const char *ip)
 {
@@ -128,7 +162,7 @@ test_verdict(void **state)
 
     (void)state;
     assert_int_equal(dp_plugins_new(&s, &p, &err), 0);
-    i = dp_plugins_ipr(p, 0);
+    i = dp_plugins_ipr(p, 0, ST_PROTO_TCP);
     assert_non_null(i);
     assert_false(refuses(i, "10.2.3.4"));
     assert_true(refuses(i, "10.1.3.4")); /* deny first */
@@ -140,7 +174,7 @@ test_verdict(void **state)
 
     pl[0].config = "{\"deny\": [\"10.1.0.0/16\"], \"allow\": null}";
     assert_int_equal(dp_plugins_new(&s, &p, &err), 0);
-    i = dp_plugins_ipr(p, 0);
+    i = dp_plugins_ipr(p, 0, ST_PROTO_TCP);
     assert_false(refuses(i, "11.0.0.1"));
     assert_true(refuses(i, "10.1.0.1"));
     assert_int_equal(i->status, 403);
@@ -153,6 +187,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_protocols),
         cmocka_unit_test(test_verdict),
     };
 
