@@ -13,6 +13,7 @@
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -91,22 +92,32 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 class PortAllocator:
-    """Hands out free loopback ports, never the same one twice in a session."""
+    """Hands out free loopback ports, never the same one twice in a session, below the
+    kernel's ephemeral range (32768+ by default): a port taken from that range could be
+    given to some process's outgoing connection (a DP's upstream connects, a probe)
+    between the check and the listener's bind, and the listener would then fail with
+    EADDRINUSE. 20000..20999 stay out too (test_balancing's dead targets)."""
+
+    LOW, HIGH = 21000, 32000
 
     def __init__(self):
         self.used = set()
+        self.rng = random.Random(os.getpid())
 
     def get(self):
-        for _ in range(100):
+        for _ in range(1000):
+            port = self.rng.randrange(self.LOW, self.HIGH)
+            if port in self.used:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
             finally:
                 s.close()
-            if port not in self.used:
-                self.used.add(port)
-                return port
+            self.used.add(port)
+            return port
         raise RuntimeError("no free port")
 
     def claim(self, port):
