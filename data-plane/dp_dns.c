@@ -168,7 +168,6 @@ struct job {
     int64_t ttl_ms;
     unsigned pending; /* SRV: its targets' lookups still out */
     bool failed;      /* some server failed (vs. no such records) */
-    bool done;
 };
 
 struct batch {
@@ -178,6 +177,18 @@ struct batch {
 };
 
 static void job_next(struct job *j);
+
+/* An SRV answer whose targets are all resolved: the job's answer if any address came,
+ * else the next type of its order. */
+static void
+srv_finish(struct job *j)
+{
+    if (j->n > 0) {
+        j->answered = RT_SRV;
+    } else {
+        job_next(j);
+    }
+}
 
 static void
 job_push(struct job *j, const void *sa, size_t len, uint16_t port, uint32_t weight,
@@ -356,12 +367,7 @@ on_srv_target(void *arg, int status, int timeouts, unsigned char *abuf, int alen
     free(q->name);
     free(q);
     if (--j->pending == 0) {
-        if (j->n > 0) {
-            j->answered = RT_SRV;
-            j->done = true;
-        } else {
-            job_next(j);
-        }
+        srv_finish(j);
     }
 }
 
@@ -419,7 +425,6 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
     if (j->type != RT_SRV) {
         if (parse_addrs(j, j->type, abuf, alen, 0, 0, NULL) > 0) {
             j->answered = j->type;
-            j->done = true;
         } else {
             job_next(j);
         }
@@ -433,26 +438,19 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
     srv_targets(j, srv);
     ares_free_data(srv);
     if (j->pending == 0) { /* every target was in the hosts file, or none was usable */
-        if (j->n > 0) {
-            j->answered = RT_SRV;
-            j->done = true;
-        } else {
-            job_next(j);
-        }
+        srv_finish(j);
     }
 }
 
-/* Asks the next type of j's order, or ends j. */
+/* Asks the next type of j's order; past its end, j has no answer (store() reads why). */
 static void
 job_next(struct job *j)
 {
-    while (j->pos < j->n_order) {
+    if (j->pos < j->n_order) {
         j->type = j->order[j->pos++];
         j->ttl_ms = -1;
         ask(j, j->name, j->type, on_answer, j);
-        return;
     }
-    j->done = true;
 }
 
 /* A name in the hosts file answers from it, whatever dns_order says first (Kong makes
@@ -466,7 +464,6 @@ job_hosts(struct job *j)
         if ((t == RT_A || t == RT_AAAA) &&
             hosts_lookup(j, j->name, t == RT_A ? AF_INET : AF_INET6, 0, 0, NULL)) {
             j->answered = t;
-            j->done = true;
             return true;
         }
     }
